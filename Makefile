@@ -1,0 +1,66 @@
+# PaiTIENT Secure Model Service — every command a developer or CI runs.
+# `make demo` sets everything up and runs the main job; `make test` runs every test.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(CURDIR)/.local/bin
+export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help setup demo cluster cluster-down cluster-status cluster-clean-cache \
+        lint typecheck unit integration test clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(BIN)/kubectl $(BIN)/helm:
+	scripts/install-kube-tools.sh $(BIN)
+
+setup: $(VENV)/.installed $(BIN)/kubectl ## create .venv, install the packages, kubectl and helm
+
+demo: setup ## build (first run only) and start the local cluster, then show its nodes
+	@$(VENV)/bin/paitient-localcluster up >/dev/null
+	@KUBECONFIG=$(CURDIR)/.local/cluster/admin.kubeconfig kubectl get nodes -L nvidia.com/gpu.product,nvidia.com/gpu.count
+	@echo
+	@echo "The cluster keeps running. Use it with:"
+	@echo "  export KUBECONFIG=$(CURDIR)/.local/cluster/admin.kubeconfig PATH=$(BIN):\$$PATH"
+	@echo "Stop it with: make cluster-down"
+
+cluster: setup ## start (or reuse) the local control plane; the last line is the kubeconfig path
+	@$(VENV)/bin/paitient-localcluster up
+
+cluster-down: ## stop every process of the local cluster
+	@$(VENV)/bin/paitient-localcluster down
+
+cluster-status: ## which control-plane processes run
+	@$(VENV)/bin/paitient-localcluster status
+
+cluster-clean-cache: ## delete the cached control-plane binaries (the next `make cluster` rebuilds)
+	rm -rf "$${PAITIENT_CACHE_DIR:-$${XDG_CACHE_HOME:-$$HOME/.cache}/paitient-localcluster}"
+
+lint: setup ## ruff
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup ## mypy (strict)
+	$(VENV)/bin/mypy
+
+unit: setup ## unit tests only (no cluster)
+	$(VENV)/bin/pytest tests/unit -q
+
+integration: setup ## integration tests against the local control plane (started if needed)
+	$(VENV)/bin/pytest tests/integration -q
+
+test: setup lint typecheck ## lint, type checks and every test (starts the local cluster when none runs)
+	$(VENV)/bin/pytest -q
+
+clean: ## remove the virtualenv and local state (not the binary cache)
+	-$(VENV)/bin/paitient-localcluster down
+	rm -rf $(VENV) .local .mypy_cache .ruff_cache .pytest_cache

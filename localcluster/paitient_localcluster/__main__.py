@@ -1,0 +1,45 @@
+"""``paitient-localcluster up|down|status``: the local control plane from the command line.
+
+``up`` prints progress, then the absolute kubeconfig path as its last line, so scripts can do
+``KUBECONFIG=$(paitient-localcluster up | tail -n1)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .cluster import LocalCluster
+from .errors import ClusterError
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="paitient-localcluster", description=__doc__)
+    parser.add_argument("command", choices=["up", "down", "status", "nodes"])
+    args = parser.parse_args(argv)
+    cluster = LocalCluster(log=_log)
+    try:
+        if args.command == "up":
+            print(cluster.up(), flush=True)
+        elif args.command == "down":
+            cluster.down()
+        elif args.command == "status":
+            for name, pid in cluster.running().items():
+                print(f"{name:<26} {'running (pid ' + str(pid) + ')' if pid else 'stopped'}")
+            print(f"kubeconfig: {cluster.kubeconfig}" if cluster.is_healthy() else "not ready")
+        else:
+            for node in cluster.node_summary():
+                state = "Ready" if node["ready"] else "NotReady"
+                print(f"{node['name']:<14} {state:<9} gpus={node['gpus']} taints={node['taints']}")
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""Bring the local control plane up and down: build, certificates, processes, nodes.
+
+``up()`` is idempotent: a healthy running cluster is reused; leftovers of a dead one (stale pid
+files, half-started processes) are stopped and the cluster is started afresh.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import ssl
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import commands
+from .build import ensure_built
+from .commands import Layout, Ports
+from .errors import ClusterError
+from .kubeconfig import build_kubeconfig, write_kubeconfig
+from .nodes import default_nodes
+from .pki import CLIENTS, ensure_pki
+from .processes import Managed, port_owner
+from .versions import REPO_ROOT
+
+Log = Callable[[str], None]
+# Start order; stopped in reverse.
+PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+KWOK_CONFIG = {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokConfiguration"}
+
+
+def default_run_dir() -> Path:
+    """``$PAITIENT_CLUSTER_DIR`` or ``<repo>/.local/cluster``."""
+    override = os.environ.get("PAITIENT_CLUSTER_DIR")
+    return Path(override).resolve() if override else REPO_ROOT / ".local" / "cluster"
+
+
+@dataclass
+class LocalCluster:
+    """A control plane on loopback whose state lives in ``run_dir``."""
+
+    run_dir: Path = field(default_factory=default_run_dir)
+    ports: Ports = field(default_factory=Ports.from_env)
+    log: Log = print
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.run_dir)
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.layout.admin_kubeconfig
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.ports.apiserver}"
+
+    def process(self, name: str) -> Managed:
+        return Managed(name, self.run_dir)
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def running(self) -> dict[str, int | None]:
+        return {name: self.process(name).read_pid() for name in PROCESSES}
+
+    def is_healthy(self) -> bool:
+        """Every process alive and the apiserver ready."""
+        if any(pid is None for pid in self.running().values()):
+            return False
+        return self._apiserver_ready()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def up(self) -> Path:
+        """Start (or reuse) the cluster; return the admin kubeconfig path."""
+        started = time.monotonic()
+        binaries = ensure_built(self.log)
+        if self.is_healthy():
+            self.log(f"[cluster] already running, reusing it ({self.run_dir})")
+            self._wait_nodes_ready(timeout=60)
+            return self.kubeconfig
+        leftovers = [n for n, pid in self.running().items() if pid is not None]
+        if leftovers:
+            self.log(f"[cluster] stopping leftovers of an earlier run: {', '.join(leftovers)}")
+        self.down(quiet=True)
+        self._check_ports_free()
+        self._prepare_files()
+        try:
+            self._start_all(binaries)
+        except BaseException:
+            self.log("[cluster] start failed; stopping what was started")
+            self.down(quiet=True)
+            raise
+        self._write_state(time.monotonic() - started)
+        self.log(f"[cluster] ready in {time.monotonic() - started:.1f} s")
+        return self.kubeconfig
+
+    def down(self, quiet: bool = False) -> list[str]:
+        """Stop every process this cluster started; return their names."""
+        stopped = [n for n in reversed(PROCESSES) if self.process(n).stop()]
+        if not quiet:
+            self.log(
+                f"[cluster] stopped {', '.join(stopped)}" if stopped else "[cluster] not running"
+            )
+        busy = {n: o for n, p in self.ports.all().items() if (o := port_owner(p))}
+        if busy and not quiet:
+            self.log(f"[cluster] warning: ports still bound after stop: {busy}")
+        return stopped
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def _check_ports_free(self) -> None:
+        busy = {
+            f"{name} port {p}": o for name, p in self.ports.all().items() if (o := port_owner(p))
+        }
+        if busy:
+            detail = "; ".join(f"{k} is used by {v}" for k, v in busy.items())
+            raise ClusterError(
+                f"cannot start the local cluster: {detail}. Stop that process, or run "
+                "`make cluster-down` if it is an earlier cluster of another checkout, or choose "
+                "other ports with PAITIENT_CLUSTER_PORT_BASE=<n>."
+            )
+
+    def _prepare_files(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.layout.etcd_data, ignore_errors=True)  # every fresh start is empty
+        pki = ensure_pki(self.layout.pki.directory)
+        for identity in CLIENTS:
+            doc = build_kubeconfig(
+                self.server, pki.ca_cert, pki.client_cert(identity), pki.client_key(identity)
+            )
+            write_kubeconfig(self.layout.kubeconfig(identity), doc)
+        (self.run_dir / "kwok.yaml").write_text(yaml.safe_dump(KWOK_CONFIG))
+
+    def _start_all(self, binaries: dict[str, Path]) -> None:
+        lay, ports = self.layout, self.ports
+        self._start("etcd", commands.etcd_argv(binaries["etcd"], lay, ports))
+        self._wait("etcd", self._etcd_healthy, 30)
+        self._start(
+            "kube-apiserver", commands.apiserver_argv(binaries["kube-apiserver"], lay, ports)
+        )
+        self._wait("kube-apiserver", self._apiserver_ready, 90)
+        self._start(
+            "kube-controller-manager",
+            commands.controller_manager_argv(binaries["kube-controller-manager"], lay, ports),
+        )
+        self._start(
+            "kube-scheduler", commands.scheduler_argv(binaries["kube-scheduler"], lay, ports)
+        )
+        self._start("kwok", commands.kwok_argv(binaries["kwok"], lay, ports))
+        self._wait("kube-controller-manager", lambda: self._healthz(ports.controller_manager), 60)
+        self._wait("kube-scheduler", lambda: self._healthz(ports.scheduler), 60)
+        self._create_nodes()
+        self._wait_nodes_ready(timeout=90)
+
+    def _start(self, name: str, argv: list[str]) -> None:
+        pid = self.process(name).start(argv)
+        self.log(f"[cluster] started {name} (pid {pid})")
+
+    def _wait(self, name: str, check: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        proc = self.process(name)
+        while time.monotonic() < deadline:
+            proc.ensure_alive()
+            if check():
+                return
+            time.sleep(0.25)
+        raise ClusterError(
+            f"{name} did not become ready within {timeout:.0f} s. Last lines of "
+            f"{proc.log_file}:\n{proc.log_tail()}"
+        )
+
+    # -- health ------------------------------------------------------------------------------
+
+    def _etcd_healthy(self) -> bool:
+        body = _get(f"http://127.0.0.1:{self.ports.etcd_client}/health", None)
+        return body is not None and '"health":"true"' in body.replace(" ", "")
+
+    def _admin_ssl(self) -> ssl.SSLContext:
+        pki = self.layout.pki
+        ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
+        ctx.load_cert_chain(str(pki.client_cert("admin")), str(pki.client_key("admin")))
+        return ctx
+
+    def _apiserver_ready(self) -> bool:
+        if not self.layout.pki.exists():
+            return False
+        return _get(f"{self.server}/readyz", self._admin_ssl()) == "ok"
+
+    def _healthz(self, port: int) -> bool:
+        # Their serving certificates are self-signed at start; /healthz is open to anyone.
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return _get(f"https://127.0.0.1:{port}/healthz", ctx) == "ok"
+
+    # -- nodes -------------------------------------------------------------------------------
+
+    def _api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"{self.server}{path}", data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, context=self._admin_ssl(), timeout=30) as resp:
+            return json.loads(resp.read())
+
+    def _create_nodes(self) -> None:
+        for node in default_nodes():
+            try:
+                self._api("POST", "/api/v1/nodes", node)
+            except urllib.error.HTTPError as exc:
+                if exc.code != 409:
+                    raise ClusterError(f"creating node {node['metadata']['name']}: {exc}") from exc
+
+    def node_summary(self) -> list[dict[str, Any]]:
+        nodes = self._api("GET", "/api/v1/nodes")["items"]
+        return [
+            {
+                "name": n["metadata"]["name"],
+                "ready": any(
+                    c["type"] == "Ready" and c["status"] == "True"
+                    for c in n.get("status", {}).get("conditions", [])
+                ),
+                "taints": [t["key"] for t in n.get("spec", {}).get("taints", [])],
+                "gpus": n.get("status", {}).get("allocatable", {}).get("nvidia.com/gpu", "0"),
+            }
+            for n in nodes
+        ]
+
+    def _wait_nodes_ready(self, timeout: float) -> None:
+        def ready() -> bool:
+            nodes = self.node_summary()
+            # The node-lifecycle controller removes the not-ready taint once KWOK reports Ready;
+            # until then nothing can be scheduled.
+            return bool(nodes) and all(
+                n["ready"] and "node.kubernetes.io/not-ready" not in n["taints"] for n in nodes
+            )
+
+        self._wait("kwok", ready, timeout)
+
+    def _write_state(self, seconds: float) -> None:
+        state = {
+            "server": self.server,
+            "kubeconfig": str(self.kubeconfig),
+            "pids": self.running(),
+            "start_seconds": round(seconds, 2),
+        }
+        (self.run_dir / "state.json").write_text(json.dumps(state, indent=2))
+
+
+def _get(url: str, ctx: ssl.SSLContext | None) -> str | None:
+    try:
+        with urllib.request.urlopen(url, context=ctx, timeout=5) as resp:
+            return str(resp.read().decode())
+    except (urllib.error.URLError, OSError, ssl.SSLError):
+        return None

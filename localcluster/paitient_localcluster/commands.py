@@ -1,0 +1,170 @@
+"""The command lines of the control-plane programs (pure: paths and ports in, argv out).
+
+Every listener binds to 127.0.0.1 only. Flags follow what upstream's envtest and kubeadm pass,
+trimmed to what a single-machine test cluster needs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .pki import Pki
+
+SERVICE_CIDR = "10.0.0.0/24"
+POD_CIDR = "10.244.0.1/16"
+ADMISSION_PLUGINS = ("NodeRestriction", "PodSecurity", "ResourceQuota", "LimitRanger")
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Loopback ports; ``PAITIENT_CLUSTER_PORT_BASE`` shifts them all (default keeps clear of
+    the well-known 2379/6443/10257/10259 of a real cluster on the same machine)."""
+
+    etcd_client: int
+    etcd_peer: int
+    apiserver: int
+    controller_manager: int
+    scheduler: int
+    kwok: int
+
+    @classmethod
+    def from_base(cls, base: int) -> Ports:
+        return cls(base + 79, base + 80, base + 43, base + 57, base + 59, base + 88)
+
+    @classmethod
+    def from_env(cls) -> Ports:
+        return cls.from_base(int(os.environ.get("PAITIENT_CLUSTER_PORT_BASE", "16400")))
+
+    def all(self) -> dict[str, int]:
+        return {
+            "etcd": self.etcd_client,
+            "etcd (peer)": self.etcd_peer,
+            "kube-apiserver": self.apiserver,
+            "kube-controller-manager": self.controller_manager,
+            "kube-scheduler": self.scheduler,
+            "kwok": self.kwok,
+        }
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where one running cluster keeps its state."""
+
+    run_dir: Path
+
+    @property
+    def pki(self) -> Pki:
+        return Pki(self.run_dir / "pki")
+
+    @property
+    def etcd_data(self) -> Path:
+        return self.run_dir / "etcd-data"
+
+    def kubeconfig(self, identity: str) -> Path:
+        return self.run_dir / f"{identity}.kubeconfig"
+
+    @property
+    def admin_kubeconfig(self) -> Path:
+        return self.kubeconfig("admin")
+
+
+def etcd_argv(binary: Path, layout: Layout, ports: Ports) -> list[str]:
+    client = f"http://127.0.0.1:{ports.etcd_client}"
+    peer = f"http://127.0.0.1:{ports.etcd_peer}"
+    return [
+        str(binary),
+        "--name=paitient-local",
+        f"--data-dir={layout.etcd_data}",
+        f"--listen-client-urls={client}",
+        f"--advertise-client-urls={client}",
+        f"--listen-peer-urls={peer}",
+        f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster=paitient-local={peer}",
+        # A throwaway test store: durability is not worth an fsync per write here.
+        "--unsafe-no-fsync=true",
+        "--quota-backend-bytes=4294967296",
+        "--log-level=warn",
+    ]
+
+
+def apiserver_argv(binary: Path, layout: Layout, ports: Ports) -> list[str]:
+    pki = layout.pki
+    return [
+        str(binary),
+        f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
+        "--bind-address=127.0.0.1",
+        # Without an advertise address and no default route the apiserver refuses to start.
+        "--advertise-address=127.0.0.1",
+        f"--secure-port={ports.apiserver}",
+        f"--tls-cert-file={pki.serving_cert}",
+        f"--tls-private-key-file={pki.serving_key}",
+        f"--client-ca-file={pki.ca_cert}",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        f"--service-account-key-file={pki.service_account_key}",
+        f"--service-account-signing-key-file={pki.service_account_key}",
+        "--authorization-mode=Node,RBAC",
+        f"--enable-admission-plugins={','.join(ADMISSION_PLUGINS)}",
+        # Privileged pods are allowed by the apiserver itself so that Pod Security admission,
+        # not a global switch, is what refuses them in restricted namespaces.
+        "--allow-privileged=true",
+        "--profiling=false",
+        "--event-ttl=30m",
+        # One etcd, hundreds of objects at once in the benchmarks: lift the default in-flight caps.
+        "--max-requests-inflight=1000",
+        "--max-mutating-requests-inflight=500",
+    ]
+
+
+def controller_manager_argv(binary: Path, layout: Layout, ports: Ports) -> list[str]:
+    kubeconfig = layout.kubeconfig("controller-manager")
+    return [
+        str(binary),
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        "--leader-elect=false",
+        "--controllers=*",
+        "--use-service-account-credentials=true",
+        f"--service-account-private-key-file={layout.pki.service_account_key}",
+        f"--root-ca-file={layout.pki.ca_cert}",
+        f"--cluster-signing-cert-file={layout.pki.ca_cert}",
+        f"--cluster-signing-key-file={layout.pki.ca_key}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={ports.controller_manager}",
+        "--profiling=false",
+        # Faster than the 30 s default so garbage collection of custom-resource owners is
+        # noticed quickly in tests.
+        "--concurrent-gc-syncs=20",
+    ]
+
+
+def scheduler_argv(binary: Path, layout: Layout, ports: Ports) -> list[str]:
+    kubeconfig = layout.kubeconfig("scheduler")
+    return [
+        str(binary),
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        "--leader-elect=false",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={ports.scheduler}",
+        "--profiling=false",
+    ]
+
+
+def kwok_argv(binary: Path, layout: Layout, ports: Ports) -> list[str]:
+    return [
+        str(binary),
+        f"--kubeconfig={layout.kubeconfig('kwok')}",
+        # An explicit empty config list keeps a stray ~/.kwok/kwok.yaml out of the cluster;
+        # kwok then uses its built-in stages (nodes Ready, pods Running with an IP).
+        f"--config={layout.run_dir / 'kwok.yaml'}",
+        "--manage-all-nodes=false",
+        "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+        f"--cidr={POD_CIDR}",
+        "--node-ip=127.0.0.1",
+        f"--server-address=127.0.0.1:{ports.kwok}",
+    ]

@@ -1,0 +1,173 @@
+"""Certificates and keys of the local control plane: one CA, a serving certificate, client
+identities and the service-account signing key.
+
+Each component gets its own identity (as kubeadm does), so RBAC is exercised the way it is on a
+real cluster; the admin identity is in group ``system:masters``, as envtest does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+# The apiserver's in-cluster address is the first IP of the service range (10.0.0.0/24).
+SERVING_IPS = ("127.0.0.1", "10.0.0.1")
+SERVING_NAMES = (
+    "localhost",
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+)
+CLIENTS = {
+    # file stem: (common name, organisation)
+    "admin": ("paitient-admin", "system:masters"),
+    "controller-manager": ("system:kube-controller-manager", None),
+    "scheduler": ("system:kube-scheduler", None),
+    "kwok": ("paitient-kwok", "system:masters"),
+}
+_VALIDITY = dt.timedelta(days=365)
+
+
+@dataclass(frozen=True)
+class Pki:
+    """Paths of everything the control plane reads from ``directory``."""
+
+    directory: Path
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.directory / "ca.crt"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.directory / "ca.key"
+
+    @property
+    def serving_cert(self) -> Path:
+        return self.directory / "apiserver.crt"
+
+    @property
+    def serving_key(self) -> Path:
+        return self.directory / "apiserver.key"
+
+    @property
+    def service_account_key(self) -> Path:
+        return self.directory / "sa.key"
+
+    def client_cert(self, name: str) -> Path:
+        return self.directory / f"{name}.crt"
+
+    def client_key(self, name: str) -> Path:
+        return self.directory / f"{name}.key"
+
+    def exists(self) -> bool:
+        files = [self.ca_cert, self.serving_cert, self.service_account_key]
+        files += [self.client_cert(n) for n in CLIENTS]
+        return all(f.is_file() for f in files)
+
+
+def ensure_pki(directory: Path) -> Pki:
+    """Create the PKI in ``directory`` unless a complete one is already there."""
+    pki = Pki(directory)
+    if pki.exists():
+        return pki
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    ca_key = _ec_key()
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "paitient-localcluster-ca")])
+    ca_cert = (
+        _builder(ca_name, ca_name, ca_key)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    _write(pki.ca_cert, pki.ca_key, ca_cert, ca_key)
+
+    serving_key = _ec_key()
+    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in SERVING_NAMES]
+    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in SERVING_IPS]
+    serving = (
+        _builder(_name("kube-apiserver"), ca_name, serving_key)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    _write(pki.serving_cert, pki.serving_key, serving, serving_key)
+
+    for stem, (cn, org) in CLIENTS.items():
+        key = _ec_key()
+        cert = (
+            _builder(_name(cn, org), ca_name, key)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        _write(pki.client_cert(stem), pki.client_key(stem), cert, key)
+
+    # Service-account tokens are signed with RSA (RS256 is what every verifier accepts).
+    sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pki.service_account_key.write_bytes(_private_pem(sa_key))
+    pki.service_account_key.chmod(0o600)
+    return pki
+
+
+def _ec_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _name(common_name: str, organisation: str | None = None) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organisation:
+        attrs.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation))
+    return x509.Name(attrs)
+
+
+def _builder(
+    subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey
+) -> x509.CertificateBuilder:
+    now = dt.datetime.now(dt.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + _VALIDITY)
+    )
+
+
+def _private_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _write(
+    cert_path: Path, key_path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
+) -> None:
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(_private_pem(key))
+    key_path.chmod(0o600)

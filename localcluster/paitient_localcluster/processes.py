@@ -1,0 +1,157 @@
+"""Start, watch and stop the control plane's processes, remembering them in pid files.
+
+A pid file records the pid and the executable, so a pid reused by an unrelated program after a
+reboot is never signalled: only processes this package started are stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ClusterError
+
+
+@dataclass(frozen=True)
+class Managed:
+    """One process of the control plane and the files that describe it."""
+
+    name: str
+    run_dir: Path
+
+    @property
+    def pid_file(self) -> Path:
+        return self.run_dir / f"{self.name}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.run_dir / "logs" / f"{self.name}.log"
+
+    def read_pid(self) -> int | None:
+        """The pid if the recorded process still runs the recorded executable, else None."""
+        try:
+            record = json.loads(self.pid_file.read_text())
+            pid, exe = int(record["pid"]), str(record["exe"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return pid if _runs(pid, exe) else None
+
+    def start(self, argv: list[str]) -> int:
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as log:
+            log.write(f"\n--- starting {' '.join(argv)}\n".encode())
+            log.flush()
+            # A session of its own: the cluster outlives `make cluster` and a Ctrl-C in the
+            # terminal that started it.
+            proc = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, close_fds=True,
+            )  # fmt: skip
+        self.pid_file.write_text(json.dumps({"pid": proc.pid, "exe": os.path.realpath(argv[0])}))
+        return proc.pid
+
+    def stop(self, timeout: float = 15.0) -> bool:
+        """SIGTERM, then SIGKILL after ``timeout``; True if a process was stopped."""
+        pid = self.read_pid()
+        stopped = False
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            if not _wait_gone(pid, timeout):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                _wait_gone(pid, 5)
+            stopped = True
+        self.pid_file.unlink(missing_ok=True)
+        return stopped
+
+    def log_tail(self, lines: int = 25) -> str:
+        try:
+            text = self.log_file.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+    def ensure_alive(self) -> None:
+        """Raise with the tail of the log if the process has exited."""
+        if self.read_pid() is None:
+            raise ClusterError(
+                f"{self.name} exited during start. Last lines of {self.log_file}:\n"
+                f"{self.log_tail()}"
+            )
+
+
+def _runs(pid: int, exe: str) -> bool:
+    try:
+        actual = os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return False
+    if actual.removesuffix(" (deleted)") != exe:
+        return False
+    # A zombie (exited, not yet reaped by its parent) is not running.
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
+        if not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def port_owner(port: int) -> str | None:
+    """A description of whoever listens on 127.0.0.1:``port``, or None when it is free."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            pass
+        else:
+            return None
+    return _describe_listener(port) or "an unknown process"
+
+
+def _describe_listener(port: int) -> str | None:
+    """Find the listening process through /proc (no lsof/ss needed)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+                    inodes.add(fields[9])
+    if not inodes:
+        return None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (proc / "fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:120]
+                    return f"pid {proc.name} ({cmd.strip()})"
+    return None

@@ -1,0 +1,1 @@
+"""The ModelDeployment and Tenant operator (kopf): typed resources, pure builders, thin handlers."""
