@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from . import commands
+from . import audit, commands
 from .build import ensure_built
 from .commands import Layout, Ports
 from .errors import ClusterError
@@ -28,11 +28,19 @@ from .kubeconfig import build_kubeconfig, write_kubeconfig
 from .nodes import default_nodes
 from .pki import CLIENTS, ensure_pki
 from .processes import Managed, port_owner
+from .provisioner import storage_classes
 from .versions import REPO_ROOT
 
 Log = Callable[[str], None]
 # Start order; stopped in reverse.
-PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+PROCESSES = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "volume-provisioner",
+)
 KWOK_CONFIG = {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokConfiguration"}
 
 
@@ -84,6 +92,7 @@ class LocalCluster:
         binaries = ensure_built(self.log)
         if self.is_healthy():
             self.log(f"[cluster] already running, reusing it ({self.run_dir})")
+            self._write_kubeconfigs()
             self._wait_nodes_ready(timeout=60)
             return self.kubeconfig
         leftovers = [n for n, pid in self.running().items() if pid is not None]
@@ -131,13 +140,19 @@ class LocalCluster:
     def _prepare_files(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.layout.etcd_data, ignore_errors=True)  # every fresh start is empty
+        self._write_kubeconfigs()
+        (self.run_dir / "kwok.yaml").write_text(yaml.safe_dump(KWOK_CONFIG))
+        self.layout.audit_policy.write_text(yaml.safe_dump(audit.POLICY, sort_keys=False))
+        self.layout.audit_log.parent.mkdir(parents=True, exist_ok=True)
+
+    def _write_kubeconfigs(self) -> None:
+        """One kubeconfig per identity (cheap, so also redone when a cluster is reused)."""
         pki = ensure_pki(self.layout.pki.directory)
         for identity in CLIENTS:
             doc = build_kubeconfig(
                 self.server, pki.ca_cert, pki.client_cert(identity), pki.client_key(identity)
             )
             write_kubeconfig(self.layout.kubeconfig(identity), doc)
-        (self.run_dir / "kwok.yaml").write_text(yaml.safe_dump(KWOK_CONFIG))
 
     def _start_all(self, binaries: dict[str, Path]) -> None:
         lay, ports = self.layout, self.ports
@@ -157,8 +172,10 @@ class LocalCluster:
         self._start("kwok", commands.kwok_argv(binaries["kwok"], lay, ports))
         self._wait("kube-controller-manager", lambda: self._healthz(ports.controller_manager), 60)
         self._wait("kube-scheduler", lambda: self._healthz(ports.scheduler), 60)
+        self._start("volume-provisioner", commands.provisioner_argv(lay))
         self._create_nodes()
         self._wait_nodes_ready(timeout=90)
+        self._wait("volume-provisioner", self._storage_classes_exist, 30)
 
     def _start(self, name: str, argv: list[str]) -> None:
         pid = self.process(name).start(argv)
@@ -217,6 +234,11 @@ class LocalCluster:
             except urllib.error.HTTPError as exc:
                 if exc.code != 409:
                     raise ClusterError(f"creating node {node['metadata']['name']}: {exc}") from exc
+
+    def _storage_classes_exist(self) -> bool:
+        names = {sc["metadata"]["name"] for sc in storage_classes()}
+        found = self._api("GET", "/apis/storage.k8s.io/v1/storageclasses")["items"]
+        return names <= {sc["metadata"]["name"] for sc in found}
 
     def node_summary(self) -> list[dict[str, Any]]:
         nodes = self._api("GET", "/api/v1/nodes")["items"]

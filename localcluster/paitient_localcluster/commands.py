@@ -7,6 +7,7 @@ trimmed to what a single-machine test cluster needs.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +70,14 @@ class Layout:
     def admin_kubeconfig(self) -> Path:
         return self.kubeconfig("admin")
 
+    @property
+    def audit_policy(self) -> Path:
+        return self.run_dir / "audit-policy.yaml"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.run_dir / "logs" / "audit.log"
+
 
 def etcd_argv(binary: Path, layout: Layout, ports: Ports) -> list[str]:
     client = f"http://127.0.0.1:{ports.etcd_client}"
@@ -112,6 +121,13 @@ def apiserver_argv(binary: Path, layout: Layout, ports: Ports) -> list[str]:
         "--allow-privileged=true",
         "--profiling=false",
         "--event-ttl=30m",
+        # Every request of a non-system identity (tests, operator, CLI) is written to the audit
+        # log, so tests and benchmarks can count exactly what the operator asks of the API.
+        f"--audit-policy-file={layout.audit_policy}",
+        f"--audit-log-path={layout.audit_log}",
+        "--audit-log-format=json",
+        "--audit-log-maxsize=200",
+        "--audit-log-maxbackup=1",
         # One etcd, hundreds of objects at once in the benchmarks: lift the default in-flight caps.
         "--max-requests-inflight=1000",
         "--max-mutating-requests-inflight=500",
@@ -168,3 +184,10 @@ def kwok_argv(binary: Path, layout: Layout, ports: Ports) -> list[str]:
         "--node-ip=127.0.0.1",
         f"--server-address=127.0.0.1:{ports.kwok}",
     ]
+
+
+def provisioner_argv(layout: Layout) -> list[str]:
+    # The stand-in provisioner is simulated infrastructure, like KWOK: it shares KWOK's identity,
+    # which the audit policy leaves out, so the audit log holds only the project's requests.
+    kubeconfig = layout.kubeconfig("kwok")
+    return [sys.executable, "-m", "paitient_localcluster.provisioner", str(kubeconfig)]

@@ -32,6 +32,9 @@ CLIENTS = {
     "controller-manager": ("system:kube-controller-manager", None),
     "scheduler": ("system:kube-scheduler", None),
     "kwok": ("paitient-kwok", "system:masters"),
+    # The operator runs with an identity of its own so the audit log tells its requests apart;
+    # the Helm chart gives it least-privilege RBAC, the local cluster simply trusts it.
+    "operator": ("paitient-operator", "system:masters"),
 }
 _VALIDITY = dt.timedelta(days=365)
 
@@ -75,60 +78,81 @@ class Pki:
 
 
 def ensure_pki(directory: Path) -> Pki:
-    """Create the PKI in ``directory`` unless a complete one is already there."""
+    """Create what is missing of the PKI in ``directory``.
+
+    An existing CA is kept (a running cluster keeps trusting its certificates); identities added
+    to ``CLIENTS`` since it was made are issued by it.
+    """
     pki = Pki(directory)
     if pki.exists():
         return pki
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
+    if pki.ca_cert.is_file() and pki.ca_key.is_file() and pki.service_account_key.is_file():
+        ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+        loaded = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+        assert isinstance(loaded, ec.EllipticCurvePrivateKey)
+        ca_key, ca_name = loaded, ca_cert.subject
+    else:
+        ca_key, ca_name = _new_ca(pki)
+        _new_serving_cert(pki, ca_key, ca_name)
+        # Service-account tokens are signed with RSA (RS256 is what every verifier accepts).
+        sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pki.service_account_key.write_bytes(_private_pem(sa_key))
+        pki.service_account_key.chmod(0o600)
+    for stem, (cn, org) in CLIENTS.items():
+        if not pki.client_cert(stem).is_file():
+            _new_client_cert(pki, stem, _name(cn, org), ca_key, ca_name)
+    return pki
+
+
+def _new_ca(pki: Pki) -> tuple[ec.EllipticCurvePrivateKey, x509.Name]:
     ca_key = _ec_key()
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "paitient-localcluster-ca")])
+    usage = x509.KeyUsage(
+        digital_signature=True,
+        key_cert_sign=True,
+        crl_sign=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
     ca_cert = (
         _builder(ca_name, ca_name, ca_key)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(usage, critical=True)
         .sign(ca_key, hashes.SHA256())
     )
     _write(pki.ca_cert, pki.ca_key, ca_cert, ca_key)
+    return ca_key, ca_name
 
-    serving_key = _ec_key()
+
+def _new_serving_cert(pki: Pki, ca_key: ec.EllipticCurvePrivateKey, ca_name: x509.Name) -> None:
+    key = _ec_key()
     sans: list[x509.GeneralName] = [x509.DNSName(n) for n in SERVING_NAMES]
     sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in SERVING_IPS]
-    serving = (
-        _builder(_name("kube-apiserver"), ca_name, serving_key)
+    cert = (
+        _builder(_name("kube-apiserver"), ca_name, key)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    _write(pki.serving_cert, pki.serving_key, serving, serving_key)
+    _write(pki.serving_cert, pki.serving_key, cert, key)
 
-    for stem, (cn, org) in CLIENTS.items():
-        key = _ec_key()
-        cert = (
-            _builder(_name(cn, org), ca_name, key)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-            .sign(ca_key, hashes.SHA256())
-        )
-        _write(pki.client_cert(stem), pki.client_key(stem), cert, key)
 
-    # Service-account tokens are signed with RSA (RS256 is what every verifier accepts).
-    sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pki.service_account_key.write_bytes(_private_pem(sa_key))
-    pki.service_account_key.chmod(0o600)
-    return pki
+def _new_client_cert(
+    pki: Pki, stem: str, subject: x509.Name, ca_key: ec.EllipticCurvePrivateKey, ca_name: x509.Name
+) -> None:
+    key = _ec_key()
+    cert = (
+        _builder(subject, ca_name, key)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    _write(pki.client_cert(stem), pki.client_key(stem), cert, key)
 
 
 def _ec_key() -> ec.EllipticCurvePrivateKey:
