@@ -183,6 +183,10 @@ def kwok_argv(binary: Path, layout: Layout, ports: Ports) -> list[str]:
         f"--cidr={POD_CIDR}",
         "--node-ip=127.0.0.1",
         f"--server-address=127.0.0.1:{ports.kwok}",
+        # Renew node Leases as kubelets do. Without them KWOK heartbeats through node status
+        # every 20-45 s, which races the controller manager's 50 s grace period: nodes flap
+        # NotReady and their pods lose readiness.
+        "--node-lease-duration-seconds=40",
     ]
 
 

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from paitient_localcluster.cluster import PROCESSES, LocalCluster
 from paitient_localcluster.commands import Ports
 from paitient_localcluster.errors import ClusterError
 from paitient_localcluster.processes import Managed, port_owner
-
 from tests.integration.waiting import wait_for
 
 

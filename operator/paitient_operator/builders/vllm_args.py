@@ -1,0 +1,145 @@
+"""The vLLM server's command-line arguments, from the spec, and the check on ``extraArgs``.
+
+vLLM listens on 127.0.0.1 only: the gateway sidecar is the pod's one listener, so anything
+that would move, widen or duplicate that listener (or its auth, CORS, TLS) is refused, as are
+flags the spec already sets (two values for one flag would make the spec lie).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Final
+
+from paitient_operator.config import OperatorConfig
+from paitient_operator.errors import ForbiddenRuntimeArgument
+from paitient_operator.resources.modeldeployment import ModelDeployment
+
+VLLM_HOST: Final = "127.0.0.1"
+
+# Flags that would weaken the security model, with the reason shown to the user.
+_LISTENER = "vLLM listens on 127.0.0.1 only, behind the gateway"
+_CORS = "CORS is the gateway's job"
+_TLS = "TLS and client certificates are the gateway's job"
+FORBIDDEN_FLAGS: Final[dict[str, str]] = {
+    "host": _LISTENER,
+    "port": _LISTENER,
+    "uds": _LISTENER,
+    "api-key": "callers are authenticated by the gateway",
+    "allowed-origins": _CORS,
+    "allowed-methods": _CORS,
+    "allowed-headers": _CORS,
+    "allow-credentials": _CORS,
+    "ssl-keyfile": _TLS,
+    "ssl-certfile": _TLS,
+    "ssl-ca-certs": _TLS,
+    "ssl-cert-reqs": _TLS,
+    "enable-ssl-refresh": _TLS,
+    "root-path": "the gateway owns the URL space",
+    "middleware": "it loads arbitrary code into the server",
+    "config": "a config file could set any refused flag",
+    "allowed-local-media-path": "it lets requests read files inside the pod",
+    "enable-log-requests": "it logs prompt text, which may be patient data",
+}
+# Families matched by pattern: --ssl-*, --enable-*-api / -endpoint(s), profiler switches.
+FORBIDDEN_PATTERNS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
+    (re.compile(r"^ssl-"), _TLS),
+    (
+        re.compile(r"^enable-.*-(api|apis|endpoint|endpoints)$"),
+        "admin, debug and profiling endpoints stay closed",
+    ),
+    (re.compile(r"^profil"), "admin, debug and profiling endpoints stay closed"),
+)
+# Flags the spec owns: the user sets the field named here instead.
+OWNED_FLAGS: Final[dict[str, str]] = {
+    "model": "spec.model.name or spec.model.uri",
+    "served-model-name": "spec.model.name",
+    "revision": "spec.model.revision",
+    "download-dir": "the operator (the model cache volume)",
+    "load-format": "the operator (from spec.model.uri)",
+    "tensor-parallel-size": "spec.gpu.count",
+    "max-model-len": "spec.runtime.maxModelLen",
+    "gpu-memory-utilization": "spec.runtime.gpuMemoryUtilization",
+    "dtype": "spec.runtime.dtype",
+    "quantization": "spec.runtime.quantization",
+}
+_SHORT_FLAGS: Final = {"tp": "tensor-parallel-size", "q": "quantization"}
+
+
+def _flag_name(arg: str) -> str | None:
+    """The long name a token would set (``--Max_Len=3`` -> ``max-len``), or None for values."""
+    if not arg.startswith("-") or arg in ("-", "--"):
+        return None
+    body = arg.lstrip("-")
+    # "--host=0.0.0.0" and "--host 0.0.0.0" (one token) both name "host".
+    name = re.split(r"[=\s]", body, maxsplit=1)[0].replace("_", "-")
+    if not arg.startswith("--"):
+        name = _SHORT_FLAGS.get(name, name)
+    return name
+
+
+def _refusal(name: str) -> str | None:
+    if name in FORBIDDEN_FLAGS:
+        return FORBIDDEN_FLAGS[name]
+    for pattern, reason in FORBIDDEN_PATTERNS:
+        if pattern.search(name):
+            return reason
+    if name in OWNED_FLAGS:
+        return f"set {OWNED_FLAGS[name]} instead"
+    # argparse accepts unambiguous prefixes: "--ho" would be "--host".
+    for full in (*FORBIDDEN_FLAGS, *OWNED_FLAGS):
+        if len(name) >= 2 and full.startswith(name):
+            return f"it abbreviates --{full}"
+    return None
+
+
+def check_extra_args(extra_args: Sequence[str]) -> None:
+    """Raise ``ForbiddenRuntimeArgument`` naming every refused entry of ``extraArgs``."""
+    problems = []
+    for arg in extra_args:
+        name = _flag_name(arg)
+        reason = _refusal(name) if name else None
+        if reason:
+            problems.append(f"{arg.split('=', 1)[0].split()[0]} ({reason})")
+    if problems:
+        raise ForbiddenRuntimeArgument(
+            "spec.runtime.extraArgs contains flags the operator does not allow: "
+            + "; ".join(problems)
+        )
+
+
+def model_argument(md: ModelDeployment, config: OperatorConfig) -> str:
+    """What vLLM loads: the repo id, the mounted path of a pvc:// source, or the s3:// URI."""
+    source = md.spec.model
+    pvc = source.pvc_claim_and_path()
+    if pvc is not None:
+        _claim, path = pvc
+        return f"{config.model_source_mount_path.rstrip('/')}/{path}".rstrip("/")
+    if source.uri is not None:
+        return source.uri
+    assert source.name is not None  # guaranteed by ModelSource's exactly-one rule
+    return source.name
+
+
+def build_vllm_args(md: ModelDeployment, config: OperatorConfig) -> list[str]:
+    """The full argument list of the vLLM container; ``ForbiddenRuntimeArgument`` if
+    ``extraArgs`` breaks the rules above."""
+    spec, runtime, source = md.spec, md.spec.runtime, md.spec.model
+    check_extra_args(runtime.extra_args)
+    args = ["--host", VLLM_HOST, "--port", str(config.vllm_port)]
+    args += ["--model", model_argument(md, config)]
+    if source.name is not None:
+        args += ["--revision", source.revision]
+    elif source.uri is not None and source.uri.startswith("s3://"):
+        args += ["--load-format", "runai_streamer"]  # vLLM streams s3:// weights this way
+    args += ["--served-model-name", md.served_model_name]
+    args += ["--download-dir", config.model_cache_mount_path]
+    if spec.use_gpu:
+        args += ["--tensor-parallel-size", str(spec.gpu_count)]
+        args += ["--gpu-memory-utilization", str(runtime.gpu_memory_utilization)]
+    if runtime.max_model_len is not None:
+        args += ["--max-model-len", str(runtime.max_model_len)]
+    args += ["--dtype", runtime.dtype]
+    if runtime.quantization is not None:
+        args += ["--quantization", runtime.quantization]
+    return args + list(runtime.extra_args)

@@ -1,0 +1,42 @@
+"""Why the operator refuses a resource: exceptions the pure layer raises for the handlers.
+
+    OperatorError
+    └── InvalidSpec                    the spec cannot be served as written (phase Failed)
+        ├── ForbiddenRuntimeArgument   runtime.extraArgs would weaken the security model
+        └── StorageNotEncrypted        the model cache would land on a class not known encrypted
+
+Each carries the condition ``reason`` a handler writes into status, so the mapping from
+exception to condition lives here once instead of in every handler.
+"""
+
+from __future__ import annotations
+
+from paitient_operator import conditions
+
+
+class OperatorError(Exception):
+    """Base of every refusal raised by the operator's pure layer."""
+
+    reason: str = conditions.REASON_INVALID_SPEC
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidSpec(OperatorError):
+    """The spec is well-formed YAML but cannot be served; time will not fix it."""
+
+    reason = conditions.REASON_INVALID_SPEC
+
+
+class ForbiddenRuntimeArgument(InvalidSpec):
+    """An entry of ``spec.runtime.extraArgs`` is a flag the operator owns or forbids."""
+
+    reason = conditions.REASON_INVALID_SPEC
+
+
+class StorageNotEncrypted(InvalidSpec):
+    """The model cache's StorageClass is not one the operator's policy knows to be encrypted."""
+
+    reason = conditions.REASON_STORAGE_NOT_ENCRYPTED

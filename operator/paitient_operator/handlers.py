@@ -1,0 +1,94 @@
+"""kopf wiring: which events run the reconciler. Thin by design; the work is in reconciler.py.
+
+- A ModelDeployment created, changed or found at start-up is reconciled.
+- A change to one of its children (edited or deleted by hand, a Deployment's rollout progress)
+  or to one of its pods (scheduled, unschedulable, ready) reconciles the owning ModelDeployment,
+  which repairs drift and refreshes status.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+import kopf
+
+from paitient_common.kubeapi import Kube, Obj
+from paitient_operator.builders.metadata import MANAGED_BY, MD_LABEL
+from paitient_operator.config import load_config
+from paitient_operator.reconciler import Reconciler
+from paitient_operator.resources.modeldeployment import GROUP, KIND, PLURAL, VERSION
+
+CHILDREN = (
+    ("apps", "v1", "deployments"),
+    ("", "v1", "services"),
+    ("", "v1", "serviceaccounts"),
+    ("", "v1", "persistentvolumeclaims"),
+    ("networking.k8s.io", "v1", "networkpolicies"),
+)
+MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
+
+
+def _post_event(body: Obj, type_: str, reason: str, message: str) -> None:
+    # kopf only reads apiVersion, kind and metadata from the body: a plain dict serves.
+    kopf.event(cast(kopf.Body, body), type=type_, reason=reason, message=message[:1024])
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # kopf would post every handler's success as an Event (a write per reconcile); we post
+    # our own, only when something changes. Its warnings and errors still go out.
+    settings.posting.level = logging.WARNING
+    settings.persistence.finalizer = f"{GROUP}/operator"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.watching.server_timeout = 300
+    settings.execution.max_workers = 16
+    memo.reconciler = Reconciler(Kube.from_kubeconfig(), load_config(), _post_event)
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    return kopf.login_with_kubeconfig(**kwargs) or kopf.login_with_service_account(**kwargs)
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL)
+def reconcile_model_deployment(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.reconciler.reconcile(_plain(body))
+
+
+def _on_child_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if event.get("type") is None:  # the initial listing: resume handlers cover it
+        return
+    for ref in body.get("metadata", {}).get("ownerReferences", []) or []:
+        if ref.get("kind") == KIND and ref.get("controller"):
+            memo.reconciler.reconcile_named(body["metadata"]["namespace"], ref["name"])
+
+
+for _group, _version, _plural in CHILDREN:
+    kopf.on.event(_group, _version, _plural, labels=MANAGED)(_on_child_event)
+
+
+@kopf.on.event("", "v1", "pods", labels={MD_LABEL: kopf.PRESENT})
+def pod_changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if event.get("type") is None:
+        return
+    memo.reconciler.reconcile_named(
+        body["metadata"]["namespace"], body["metadata"]["labels"][MD_LABEL]
+    )
+
+
+def _plain(body: kopf.Body) -> Obj:
+    return {k: _thaw(v) for k, v in body.items()}
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_thaw(v) for v in value]
+    return value

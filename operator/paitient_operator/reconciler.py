@@ -1,0 +1,182 @@
+"""The ModelDeployment reconciler: a straight list of render-and-sync steps, then status.
+
+Pure builders render the children; ``sync_child`` writes only what differs; the status is
+computed from what the cluster shows and written only when it changed. A refusal (invalid spec,
+unencrypted storage, tier rules) creates nothing and sets phase Failed with its reason: time will
+not fix it, so it is not retried until the spec changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from paitient_common.kubeapi import Kube, KubeError, Obj
+from paitient_operator import builders
+from paitient_operator.builders.metadata import selector_string
+from paitient_operator.children import adopt, sync_child
+from paitient_operator.config import OperatorConfig
+from paitient_operator.errors import InvalidSpec, OperatorError
+from paitient_operator.resources.modeldeployment import (
+    API_VERSION,
+    KIND,
+    ModelDeployment,
+    parse_model_deployment,
+)
+from paitient_operator.status import observed_status, refused_status, status_changes
+from paitient_operator.storage_policy import resolve_storage_class
+
+log = logging.getLogger(__name__)
+
+# (type, reason, message) -> posted as a Kubernetes Event on the ModelDeployment.
+EventSink = Callable[[Obj, str, str, str], None]
+
+
+@dataclass
+class Reconciler:
+    """Brings one ModelDeployment's children and status in line with its spec."""
+
+    kube: Kube
+    config: OperatorConfig
+    post_event: EventSink
+    _locks: dict[tuple[str, str], threading.Lock] = field(default_factory=dict)
+    # The last status written per object uid. The operator is the only writer of status, and
+    # the bodies handed to it by watch events can be older than its own last write: comparing
+    # with those would rewrite the same status again and again.
+    _written: dict[str, Obj] = field(default_factory=dict)
+    _locks_guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def _lock(self, namespace: str, name: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault((namespace, name), threading.Lock())
+
+    def reconcile_named(self, namespace: str, name: str) -> None:
+        """Reconcile by name (a child changed); nothing to do if the owner is gone."""
+        body = self.kube.get(API_VERSION, KIND, name, namespace=namespace)
+        if body is None:
+            return
+        if body["metadata"].get("deletionTimestamp"):
+            self._written.pop(body["metadata"]["uid"], None)
+            return
+        self.reconcile(body)
+
+    def reconcile(self, body: Obj) -> Obj:
+        """Run every step for ``body``; return the status it ends with."""
+        meta = body["metadata"]
+        with self._lock(meta["namespace"], meta["name"]):
+            previous = self._written.get(meta["uid"]) or body.get("status") or {}
+            try:
+                md = parse_model_deployment(body)
+                children = self._render(md, body)
+            except OperatorError as refusal:
+                new = refused_status(refusal, meta.get("generation"), previous, _now())
+                self._write_status(body, previous, new, refusal)
+                return new
+            outcomes: dict[str, str] = {}
+            live: dict[str, Obj] = {}
+            for child in children:
+                try:
+                    outcome, obj = sync_child(self.kube, child)
+                except KubeError as exc:
+                    if _going_away(exc):
+                        return previous  # namespace or owner being deleted: nothing to keep
+                    if exc.status == 422:  # the API server refuses the change (immutable field)
+                        immutable = InvalidSpec(
+                            f"{child['kind']} {child['metadata']['name']} cannot take this "
+                            f"change: {exc.message}"
+                        )
+                        new = refused_status(immutable, meta.get("generation"), previous, _now())
+                        self._write_status(body, previous, new, immutable)
+                        return new
+                    raise
+                outcomes[child["kind"]] = outcome
+                live[child["kind"]] = obj
+            self._announce(body, outcomes)
+            pods = self.kube.list(
+                "v1", "Pod", namespace=md.namespace, label_selector=selector_string(md)
+            )
+            new = observed_status(md, live.get("Deployment"), pods, previous, self.config, _now())
+            self._write_status(body, previous, new, None)
+            return new
+
+    def _render(self, md: ModelDeployment, body: Obj) -> list[Obj]:
+        """Every child, adopted; raises OperatorError for what cannot be served."""
+        classes = self.kube.list("storage.k8s.io/v1", "StorageClass")
+        storage_class = resolve_storage_class(
+            md.spec.storage.storage_class_name, classes, self.config
+        )
+        rendered = [
+            builders.build_service_account(md),
+            builders.build_pvc(md, self.config, storage_class),
+            builders.build_service(md, self.config),
+            builders.build_network_policy(md, self.config),
+            builders.build_deployment(md, self.config, include_replicas=not self._autoscaled(md)),
+        ]
+        return [adopt(child, body) for child in rendered]
+
+    def _autoscaled(self, md: ModelDeployment) -> bool:
+        """True if a HorizontalPodAutoscaler targets the Deployment itself: then it owns
+        ``replicas`` and the operator leaves them alone. (An autoscaler targeting the
+        ModelDeployment's scale subresource changes ``spec.replicas``, which flows through.)"""
+        hpas = self.kube.list("autoscaling/v2", "HorizontalPodAutoscaler", namespace=md.namespace)
+        return any(
+            h.get("spec", {}).get("scaleTargetRef", {}).get("kind") == "Deployment"
+            and h["spec"]["scaleTargetRef"].get("name") == md.name
+            for h in hpas
+        )
+
+    def _announce(self, body: Obj, outcomes: dict[str, str]) -> None:
+        created = sorted(k for k, v in outcomes.items() if v == "created")
+        updated = sorted(k for k, v in outcomes.items() if v == "updated")
+        if created:
+            self.post_event(body, "Normal", "Created", f"Created {', '.join(created)}")
+        if updated:
+            self.post_event(
+                body, "Normal", "Updated", f"Updated {', '.join(updated)} to match the spec"
+            )
+
+    def _write_status(
+        self, body: Obj, previous: Obj, new: Obj, refusal: OperatorError | None
+    ) -> None:
+        changes = status_changes(previous, new)
+        meta = body["metadata"]
+        if changes is None:
+            return
+        self._written[meta["uid"]] = new
+        log.info(
+            "status of %s/%s: phase %s (changed: %s)",
+            meta["namespace"], meta["name"], new.get("phase"), ", ".join(sorted(changes)),
+        )  # fmt: skip
+        try:
+            self.kube.patch(
+                API_VERSION,
+                KIND,
+                meta["name"],
+                {"status": changes},
+                namespace=meta["namespace"],
+                subresource="status",
+            )
+        except KubeError as exc:
+            if _going_away(exc):
+                return
+            raise
+        if previous.get("phase") != new.get("phase"):
+            kind = (
+                "Warning"
+                if refusal is not None or new.get("phase") in ("Failed", "Degraded")
+                else "Normal"
+            )
+            reason = refusal.reason if refusal is not None else str(new.get("phase"))
+            self.post_event(body, kind, reason, str(new.get("message") or ""))
+
+
+def _going_away(exc: KubeError) -> bool:
+    """The owner was deleted, or its namespace is terminating: reconciling is moot."""
+    return exc.status == 404 or (exc.status == 403 and "being terminated" in exc.message)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,139 @@
+"""What a ModelDeployment's status says, computed from what the cluster shows (pure).
+
+Inputs are plain API objects (the live Deployment, the pods); output is the whole ``status``.
+``set_condition`` keeps ``lastTransitionTime`` when nothing flips, so an unchanged world gives an
+equal status and the handler writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from paitient_operator import conditions as c
+from paitient_operator.builders.metadata import selector_string
+from paitient_operator.builders.service import endpoint_url
+from paitient_operator.config import OperatorConfig
+from paitient_operator.errors import OperatorError, StorageNotEncrypted
+from paitient_operator.resources.modeldeployment import ModelDeployment
+
+Obj = dict[str, Any]
+
+
+def unschedulable_reason(pods: Sequence[Mapping[str, Any]]) -> tuple[str, str] | None:
+    """(reason, scheduler message) when a pod cannot be placed, else None.
+
+    GPUCapacity when the scheduler's message is about GPUs (too few free, or no node of the
+    product asked for); Unschedulable for anything else it says.
+    """
+    for pod in pods:
+        for cond in pod.get("status", {}).get("conditions", []) or []:
+            if (
+                cond.get("type") == "PodScheduled"
+                and cond.get("status") == "False"
+                and cond.get("reason") == "Unschedulable"
+            ):
+                message = str(cond.get("message", ""))
+                gpu = "nvidia.com/gpu" in message or "node affinity/selector" in message
+                return (c.REASON_GPU_CAPACITY if gpu else c.REASON_UNSCHEDULABLE, message)
+    return None
+
+
+def observed_status(
+    md: ModelDeployment,
+    deployment: Mapping[str, Any] | None,
+    pods: Sequence[Mapping[str, Any]],
+    previous: Mapping[str, Any] | None,
+    config: OperatorConfig,
+    now: datetime | str,
+) -> Obj:
+    """Status of a deployment whose children were all applied."""
+    gen = md.metadata.generation
+    conds = list((previous or {}).get("conditions", []) or [])
+    conds = c.set_condition(conds, c.TYPE_SPEC_VALID, True, c.REASON_VALID, "", gen, now)
+    conds = c.set_condition(
+        conds, c.TYPE_STORAGE_ENCRYPTED, True, c.REASON_STORAGE_ENCRYPTED,
+        "Model cache is on a StorageClass known to be encrypted.", gen, now,
+    )  # fmt: skip
+    conds = c.set_condition(
+        conds, c.TYPE_NETWORK_POLICY_APPLIED, True, c.REASON_NETWORK_POLICY_APPLIED,
+        "Ingress only to the gateway port; egress only DNS and the model source.", gen, now,
+    )  # fmt: skip
+    dep_status = (deployment or {}).get("status", {}) or {}
+    dep_spec = (deployment or {}).get("spec", {}) or {}
+    desired = int(dep_spec.get("replicas", md.spec.replicas))
+    ready = int(dep_status.get("readyReplicas", 0) or 0)
+    updated = int(dep_status.get("updatedReplicas", 0) or 0)
+    was_ready = (c.get_condition(conds, c.TYPE_READY) or {}).get("status") == "True"
+    stuck = unschedulable_reason(pods)
+
+    if stuck is not None:
+        reason, detail = stuck
+        conds = c.set_condition(conds, c.TYPE_SCHEDULED, False, reason, detail, gen, now)
+    else:
+        conds = c.set_condition(
+            conds, c.TYPE_SCHEDULED, True, c.REASON_READY, "All pods are placed.", gen, now
+        )
+
+    if desired == 0:
+        ready_status, reason, message = False, c.REASON_SCALED_TO_ZERO, "Scaled to zero replicas."
+    elif ready >= desired and updated >= desired:
+        ready_status, reason, message = True, c.REASON_READY, f"{ready}/{desired} replicas ready."
+    elif stuck is not None:
+        ready_status, reason = False, stuck[0]
+        message = f"{ready}/{desired} replicas ready; cannot be scheduled: {stuck[1]}"
+    elif was_ready and ready < desired and updated >= desired:
+        ready_status, reason = False, c.REASON_DEGRADED
+        message = f"{ready}/{desired} replicas ready."
+    else:
+        ready_status, reason = False, c.REASON_PROGRESSING
+        message = f"{ready}/{desired} replicas ready, {updated} up to date."
+    conds = c.set_condition(conds, c.TYPE_READY, ready_status, reason, message, gen, now)
+    return {
+        "phase": c.phase_from(conds),
+        "conditions": conds,
+        "observedGeneration": gen,
+        "readyReplicas": ready,
+        "replicas": int(dep_status.get("replicas", 0) or 0),
+        "selector": selector_string(md),
+        "endpoint": endpoint_url(md, config),
+        "message": message,
+    }
+
+
+def refused_status(
+    error: OperatorError,
+    generation: int | None,
+    previous: Mapping[str, Any] | None,
+    now: datetime | str,
+) -> Obj:
+    """Status of a deployment the operator refused: phase Failed, the reason, nothing created."""
+    conds = list((previous or {}).get("conditions", []) or [])
+    if isinstance(error, StorageNotEncrypted):
+        conds = c.set_condition(
+            conds, c.TYPE_STORAGE_ENCRYPTED, False, error.reason, error.message, generation, now
+        )
+    else:
+        conds = c.set_condition(
+            conds, c.TYPE_SPEC_VALID, False, error.reason, error.message, generation, now
+        )
+    conds = c.set_condition(
+        conds, c.TYPE_READY, False, error.reason, error.message, generation, now
+    )
+    return {
+        "phase": c.PHASE_FAILED,
+        "conditions": conds,
+        "observedGeneration": generation,
+        "readyReplicas": 0,
+        "replicas": 0,
+        "message": error.message,
+    }
+
+
+def status_changes(previous: Mapping[str, Any] | None, new: Mapping[str, Any]) -> Obj | None:
+    """The fields of ``new`` that differ from ``previous`` (kopf's own keys left alone); None
+    when nothing changed, so a resync writes nothing."""
+    previous = previous or {}
+    changed = {k: v for k, v in new.items() if previous.get(k) != v}
+    return changed or None

@@ -1,0 +1,103 @@
+"""Run the real operator (``paitient-operator``) as a process for integration tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from paitient_common.kubeapi import Kube
+
+REPO = Path(__file__).resolve().parents[2]
+CRDS = REPO / "crds"
+
+
+def install_crds(kube: Kube) -> None:
+    """Create or update every CRD in crds/ and wait until each is served."""
+    for path in sorted(CRDS.glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        name = crd["metadata"]["name"]
+        live = kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
+        if live is None:
+            kube.create(crd)
+        else:
+            kube.patch(
+                "apiextensions.k8s.io/v1", "CustomResourceDefinition", name, {"spec": crd["spec"]}
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            live = kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name) or {}
+            conds = live.get("status", {}).get("conditions", [])
+            if any(c["type"] == "Established" and c["status"] == "True" for c in conds):
+                break
+            time.sleep(0.2)
+
+
+class OperatorProcess:
+    """``paitient-operator`` against a kubeconfig, logging to a file; always stopped by the
+    fixture that starts it."""
+
+    def __init__(self, kubeconfig: Path, log: Path, env: dict[str, str] | None = None) -> None:
+        self.kubeconfig = kubeconfig
+        self.log = log
+        self.env = env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.liveness_url = f"http://127.0.0.1:{_free_port()}/healthz"
+
+    def start(self) -> None:
+        env = {**os.environ, **self.env, "KUBECONFIG": str(self.kubeconfig)}
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "paitient_operator.main", "--liveness", self.liveness_url],
+                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            )  # fmt: skip
+        self.wait_started()
+
+    def wait_started(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"operator exited {self.proc.returncode}:\n{self.tail()}")
+            # kopf answers its liveness probe once start-up handlers have run.
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(self.liveness_url, timeout=2) as resp,
+            ):
+                if resp.status == 200:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"operator not live after {timeout} s:\n{self.tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to clean up, as on a node failure."""
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def tail(self, lines: int = 40) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

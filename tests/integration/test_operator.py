@@ -1,0 +1,363 @@
+"""The operator on the real local control plane: a ModelDeployment becomes a running, locked-down
+model server, and its status tells the truth."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from paitient_common.kubeapi import Kube, KubeError
+from paitient_localcluster import audit
+from tests.integration.operator_process import OperatorProcess, install_crds
+from tests.integration.waiting import wait_for
+from tests.unit.operator.factories import make_md
+
+MD = ("paitient.ai/v1alpha1", "ModelDeployment")
+CHILD_KINDS = [
+    ("apps/v1", "Deployment"),
+    ("v1", "Service"),
+    ("v1", "ServiceAccount"),
+    ("v1", "PersistentVolumeClaim"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+]
+REPO = Path(__file__).resolve().parents[2]
+KUBECTL = REPO / ".local" / "bin" / "kubectl"
+
+
+@pytest.fixture(scope="module")
+def kube(kubeconfig: Path) -> Kube:
+    return Kube.from_kubeconfig(str(kubeconfig))
+
+
+@pytest.fixture(scope="module")
+def operator(
+    kubeconfig: Path, kube: Kube, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    install_crds(kube)
+    own = kubeconfig.parent / "operator.kubeconfig"  # its own identity, for the audit log
+    proc = OperatorProcess(
+        own if own.is_file() else kubeconfig, tmp_path_factory.mktemp("op") / "operator.log"
+    )
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def tenant_ns(kube: Kube, namespace: str) -> str:
+    """The test namespace, enforcing Pod Security `restricted` as tenant namespaces do."""
+    kube.patch(
+        "v1",
+        "Namespace",
+        namespace,
+        {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}},
+    )
+    return namespace
+
+
+def _md(kube: Kube, ns: str, name: str) -> dict[str, Any]:
+    obj = kube.get(*MD, name, namespace=ns)
+    assert obj is not None
+    return obj
+
+
+def _phase(kube: Kube, ns: str, name: str) -> str | None:
+    return _md(kube, ns, name).get("status", {}).get("phase")
+
+
+def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == type_), {})
+
+
+def _wait_phase(kube: Kube, ns: str, name: str, phase: str, timeout: float = 60) -> dict[str, Any]:
+    wait_for(lambda: _phase(kube, ns, name) == phase, timeout=timeout, what=f"{name} phase {phase}")
+    return _md(kube, ns, name)
+
+
+def _apply(kube: Kube, manifest: dict[str, Any]) -> dict[str, Any]:
+    return kube.create(manifest)
+
+
+def test_gpu_deployment_becomes_ready_with_locked_down_children(
+    operator: OperatorProcess, kube: Kube, tenant_ns: str
+) -> None:
+    _apply(
+        kube,
+        make_md("gpu-model")
+        .namespace(tenant_ns)
+        .gpus(1)
+        .storage("10Gi", "encrypted-local")
+        .manifest(),
+    )
+    md = _wait_phase(kube, tenant_ns, "gpu-model", "Ready")
+    assert md["status"]["readyReplicas"] == 1
+    assert md["status"]["endpoint"] == f"http://gpu-model.{tenant_ns}.svc:8443"
+    assert md["status"]["observedGeneration"] == md["metadata"]["generation"]
+    assert _condition(md, "Ready")["status"] == "True"
+    for api_version, kind in CHILD_KINDS:
+        child = kube.get(api_version, kind, "gpu-model", namespace=tenant_ns)
+        assert child is not None, kind
+        owner = child["metadata"]["ownerReferences"][0]
+        assert (owner["kind"], owner["uid"], owner["controller"]) == (
+            "ModelDeployment",
+            md["metadata"]["uid"],
+            True,
+        )
+    pods = kube.list(
+        "v1", "Pod", namespace=tenant_ns, label_selector="paitient.ai/modeldeployment=gpu-model"
+    )
+    assert len(pods) == 1
+    node = kube.get("v1", "Node", pods[0]["spec"]["nodeName"])
+    assert node is not None and node["metadata"]["labels"]["nvidia.com/gpu.present"] == "true"
+    service = kube.get("v1", "Service", "gpu-model", namespace=tenant_ns)
+    assert service is not None and [p["port"] for p in service["spec"]["ports"]] == [8443]
+    pvc = kube.get("v1", "PersistentVolumeClaim", "gpu-model", namespace=tenant_ns)
+    assert pvc is not None and pvc["status"]["phase"] == "Bound"
+
+
+def test_kubectl_shows_columns_and_waits_for_ready(
+    operator: OperatorProcess, kube: Kube, tenant_ns: str, kubeconfig: Path
+) -> None:
+    _apply(
+        kube,
+        make_md("cpu-model")
+        .namespace(tenant_ns)
+        .cpu_only()
+        .storage("5Gi", "encrypted-local")
+        .manifest(),
+    )
+    done = subprocess.run(
+        [str(KUBECTL), "--kubeconfig", str(kubeconfig), "-n", tenant_ns, "wait", "--for=condition=Ready", "md/cpu-model", "--timeout=60s"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    table = subprocess.run(
+        [str(KUBECTL), "--kubeconfig", str(kubeconfig), "-n", tenant_ns, "get", "md"],
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    assert table[0].split() == ["NAME", "MODEL", "GPUS", "READY", "PHASE", "AGE"]
+    # A CPU deployment has no GPUs column value: spec.gpu is unset.
+    assert table[1].split()[:4] == ["cpu-model", "ZimaBlueAI/HuatuoGPT-o1-8B", "1", "Ready"]
+    pod = kube.list(
+        "v1", "Pod", namespace=tenant_ns, label_selector="paitient.ai/modeldeployment=cpu-model"
+    )[0]
+    assert "nvidia.com/gpu" not in json.dumps(pod["spec"]["containers"])
+    node = kube.get("v1", "Node", pod["spec"]["nodeName"])
+    assert node is not None and "nvidia.com/gpu.present" not in node["metadata"]["labels"]
+
+
+def test_unschedulable_gpu_request_is_reported_in_status(
+    operator: OperatorProcess, kube: Kube, tenant_ns: str
+) -> None:
+    _apply(
+        kube,
+        make_md("no-such-gpu")
+        .namespace(tenant_ns)
+        .gpus(1)
+        .product("NVIDIA-B200")
+        .storage("5Gi", "encrypted-local")
+        .manifest(),
+    )
+    started = time.monotonic()
+    md = _wait_phase(kube, tenant_ns, "no-such-gpu", "Pending", timeout=30)
+    wait_for(
+        lambda: (
+            _condition(_md(kube, tenant_ns, "no-such-gpu"), "Ready").get("reason") == "GPUCapacity"
+        ),
+        timeout=30,
+    )
+    md = _md(kube, tenant_ns, "no-such-gpu")
+    ready = _condition(md, "Ready")
+    assert ready["status"] == "False"
+    assert "node affinity/selector" in ready["message"] or "nvidia.com/gpu" in ready["message"]
+    assert time.monotonic() - started < 30
+
+
+def test_unencrypted_storage_class_is_refused_and_nothing_is_created(
+    operator: OperatorProcess, kube: Kube, tenant_ns: str
+) -> None:
+    _apply(
+        kube, make_md("plain").namespace(tenant_ns).gpus(1).storage("5Gi", "plain-local").manifest()
+    )
+    md = _wait_phase(kube, tenant_ns, "plain", "Failed")
+    assert _condition(md, "Ready")["reason"] == "StorageNotEncrypted"
+    assert "plain-local" in md["status"]["message"] and "encrypted-local" in md["status"]["message"]
+    events = kube.list("v1", "Event", namespace=tenant_ns)
+    assert any(
+        e["reason"] == "StorageNotEncrypted" and e["involvedObject"]["name"] == "plain"
+        for e in events
+    )
+    for api_version, kind in CHILD_KINDS:
+        assert kube.get(api_version, kind, "plain", namespace=tenant_ns) is None, kind
+
+
+def test_forbidden_extra_args_fail_with_a_clear_message(
+    operator: OperatorProcess, kube: Kube, tenant_ns: str
+) -> None:
+    _apply(
+        kube,
+        make_md("bad-args")
+        .namespace(tenant_ns)
+        .cpu_only()
+        .extra_args("--host=0.0.0.0")
+        .storage("5Gi", "encrypted-local")
+        .manifest(),
+    )
+    md = _wait_phase(kube, tenant_ns, "bad-args", "Failed")
+    assert _condition(md, "Ready")["reason"] == "InvalidSpec"
+    assert "--host" in md["status"]["message"]
+    assert kube.get("apps/v1", "Deployment", "bad-args", namespace=tenant_ns) is None
+
+
+def test_schema_rejects_what_a_schema_can_say(
+    operator: OperatorProcess, kube: Kube, tenant_ns: str
+) -> None:
+    manifest = make_md("both").namespace(tenant_ns).cpu_only().manifest()
+    manifest["spec"]["gpu"] = {"count": 1}  # gpu only with useGpu
+    with pytest.raises(KubeError) as refused:
+        kube.create(manifest)
+    assert refused.value.status == 422
+    manifest = make_md("nine").namespace(tenant_ns).gpus(9).manifest()
+    with pytest.raises(KubeError) as refused:
+        kube.create(manifest)
+    assert refused.value.status == 422
+
+
+def test_drift_is_repaired_and_updates_roll(
+    operator: OperatorProcess, kube: Kube, tenant_ns: str
+) -> None:
+    _apply(
+        kube,
+        make_md("drift")
+        .namespace(tenant_ns)
+        .cpu_only()
+        .storage("5Gi", "encrypted-local")
+        .manifest(),
+    )
+    _wait_phase(kube, tenant_ns, "drift", "Ready")
+    kube.delete("networking.k8s.io/v1", "NetworkPolicy", "drift", namespace=tenant_ns)
+    kube.patch(
+        "v1",
+        "Service",
+        "drift",
+        {"spec": {"ports": [{"name": "x", "port": 9999, "targetPort": 9999}]}},
+        namespace=tenant_ns,
+    )
+    wait_for(
+        lambda: kube.get("networking.k8s.io/v1", "NetworkPolicy", "drift", namespace=tenant_ns),
+        what="policy back",
+    )
+    wait_for(
+        lambda: (
+            [
+                p["port"]
+                for p in (kube.get("v1", "Service", "drift", namespace=tenant_ns) or {})["spec"][
+                    "ports"
+                ]
+            ]
+            == [8443]
+        ),
+        what="service port restored",
+    )
+    kube.patch(
+        *MD,
+        "drift",
+        {"spec": {"replicas": 2, "runtime": {"maxModelLen": 4096}}},
+        namespace=tenant_ns,
+    )
+
+    def rolled() -> bool:
+        dep = kube.get("apps/v1", "Deployment", "drift", namespace=tenant_ns) or {}
+        args = json.dumps(dep["spec"]["template"]["spec"]["containers"])
+        return dep["spec"]["replicas"] == 2 and "4096" in args
+
+    wait_for(rolled, what="Deployment updated in place")
+    md = wait_for(
+        lambda: (m := _md(kube, tenant_ns, "drift"))["status"].get("readyReplicas") == 2 and m["status"]["phase"] == "Ready" and m,
+        timeout=60, what="2 ready replicas",
+    )  # fmt: skip
+    assert md["status"]["observedGeneration"] == md["metadata"]["generation"]
+
+
+def test_deletion_leaves_nothing_behind(
+    operator: OperatorProcess, kube: Kube, tenant_ns: str
+) -> None:
+    _apply(
+        kube,
+        make_md("doomed")
+        .namespace(tenant_ns)
+        .cpu_only()
+        .storage("5Gi", "encrypted-local")
+        .manifest(),
+    )
+    _wait_phase(kube, tenant_ns, "doomed", "Ready")
+    kube.delete(*MD, "doomed", namespace=tenant_ns)
+    for api_version, kind in CHILD_KINDS:
+        wait_for(
+            lambda a=api_version, k=kind: kube.get(a, k, "doomed", namespace=tenant_ns) is None,
+            timeout=60,
+            what=f"{kind} collected",
+        )
+    wait_for(
+        lambda: (
+            not kube.list(
+                "v1",
+                "Pod",
+                namespace=tenant_ns,
+                label_selector="paitient.ai/modeldeployment=doomed",
+            )
+        ),
+        timeout=60,
+    )
+
+
+def test_a_quiet_cluster_gets_no_writes_from_the_operator(
+    operator: OperatorProcess, kube: Kube, tenant_ns: str, kubeconfig: Path
+) -> None:
+    log = kubeconfig.parent / "logs" / "audit.log"
+    if not log.is_file():
+        pytest.skip("needs the local cluster's audit log")
+    _apply(
+        kube,
+        make_md("quiet")
+        .namespace(tenant_ns)
+        .cpu_only()
+        .storage("5Gi", "encrypted-local")
+        .manifest(),
+    )
+    _wait_phase(kube, tenant_ns, "quiet", "Ready")
+    time.sleep(3)  # let the last events of the rollout settle
+    offset = audit.log_size(log)
+    time.sleep(10)
+    writes = audit.writes_by(audit.read_events(log, offset), "paitient-operator")
+    assert writes == []
+
+
+def test_operator_killed_mid_reconcile_converges_after_restart(
+    operator: OperatorProcess, kube: Kube, tenant_ns: str
+) -> None:
+    _apply(
+        kube,
+        make_md("crash").namespace(tenant_ns).gpus(1).storage("5Gi", "encrypted-local").manifest(),
+    )
+    # Kill it as soon as the first child exists: the rest of the reconcile has not happened.
+    wait_for(
+        lambda: kube.get("v1", "ServiceAccount", "crash", namespace=tenant_ns),
+        timeout=30,
+        interval=0.02,
+    )
+    operator.kill()
+    operator.start()
+    md = _wait_phase(kube, tenant_ns, "crash", "Ready")
+    for api_version, kind in CHILD_KINDS:
+        assert kube.get(api_version, kind, "crash", namespace=tenant_ns) is not None, kind
+    assert md["status"]["readyReplicas"] == 1
