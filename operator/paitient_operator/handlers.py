@@ -39,6 +39,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # kopf would post every handler's success as an Event (a write per reconcile); we post
     # our own, only when something changes. Its warnings and errors still go out.
     settings.posting.level = logging.WARNING
+    # An Event is a courtesy: one retry, not eight, when its namespace is being deleted.
+    settings.posting.default_backoffs = (2,)
     settings.persistence.finalizer = f"{GROUP}/operator"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(

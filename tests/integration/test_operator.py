@@ -320,7 +320,7 @@ def test_deletion_leaves_nothing_behind(
     )
 
 
-def test_a_quiet_cluster_gets_no_writes_from_the_operator(
+def test_a_resync_of_an_unchanged_deployment_writes_nothing(
     operator: OperatorProcess, kube: Kube, tenant_ns: str, kubeconfig: Path
 ) -> None:
     log = kubeconfig.parent / "logs" / "audit.log"
@@ -337,8 +337,24 @@ def test_a_quiet_cluster_gets_no_writes_from_the_operator(
     _wait_phase(kube, tenant_ns, "quiet", "Ready")
     time.sleep(3)  # let the last events of the rollout settle
     offset = audit.log_size(log)
-    time.sleep(10)
-    writes = audit.writes_by(audit.read_events(log, offset), "paitient-operator")
+    # Events on every child make the operator reconcile; nothing it owns has changed.
+    for api_version, kind in CHILD_KINDS:
+        kube.patch(
+            api_version,
+            kind,
+            "quiet",
+            {"metadata": {"annotations": {"touched": "yes"}}},
+            namespace=tenant_ns,
+        )
+    time.sleep(8)
+    events = list(audit.read_events(log, offset))
+    reads = [
+        e
+        for e in events
+        if e.user == "paitient-operator" and e.namespace == tenant_ns and not e.is_write
+    ]
+    writes = [e for e in audit.writes_by(events, "paitient-operator") if e.namespace == tenant_ns]
+    assert reads, "the operator did reconcile"
     assert writes == []
 
 
@@ -361,3 +377,52 @@ def test_operator_killed_mid_reconcile_converges_after_restart(
     for api_version, kind in CHILD_KINDS:
         assert kube.get(api_version, kind, "crash", namespace=tenant_ns) is not None, kind
     assert md["status"]["readyReplicas"] == 1
+
+
+def test_an_autoscaler_on_the_deployment_owns_its_replicas(
+    operator: OperatorProcess, kube: Kube, tenant_ns: str
+) -> None:
+    _apply(
+        kube,
+        make_md("scaled")
+        .namespace(tenant_ns)
+        .cpu_only()
+        .storage("5Gi", "encrypted-local")
+        .manifest(),
+    )
+    _wait_phase(kube, tenant_ns, "scaled", "Ready")
+    kube.create(
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "scaled", "namespace": tenant_ns},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "scaled"},
+                "minReplicas": 1,
+                "maxReplicas": 4,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {"type": "Utilization", "averageUtilization": 80},
+                        },
+                    }
+                ],
+            },
+        }
+    )
+    kube.patch("apps/v1", "Deployment", "scaled", {"spec": {"replicas": 3}}, namespace=tenant_ns)
+    # A spec change makes the operator re-render the Deployment: replicas must stay the autoscaler's.
+    kube.patch(*MD, "scaled", {"spec": {"runtime": {"maxModelLen": 2048}}}, namespace=tenant_ns)
+    wait_for(
+        lambda: (
+            "2048"
+            in json.dumps(
+                (kube.get("apps/v1", "Deployment", "scaled", namespace=tenant_ns) or {})["spec"]
+            )
+        ),
+        what="the spec change rolled out",
+    )
+    dep = kube.get("apps/v1", "Deployment", "scaled", namespace=tenant_ns)
+    assert dep is not None and dep["spec"]["replicas"] == 3
