@@ -8,8 +8,8 @@ PY := $(VENV)/bin/python
 BIN := $(CURDIR)/.local/bin
 export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup demo cluster cluster-down cluster-status cluster-clean-cache \
-        lint typecheck unit integration test clean
+.PHONY: help setup demo cluster cluster-down cluster-status cluster-clean-cache operator \
+        bench-control-plane bench-operator lint typecheck unit integration test clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -44,6 +44,18 @@ cluster-status: ## which control-plane processes run
 
 cluster-clean-cache: ## delete the cached control-plane binaries (the next `make cluster` rebuilds)
 	rm -rf "$${PAITIENT_CACHE_DIR:-$${XDG_CACHE_HOME:-$$HOME/.cache}/paitient-localcluster}"
+
+operator: setup ## run the operator against the current kubeconfig (local cluster if KUBECONFIG is unset)
+	@if [ -z "$$KUBECONFIG" ]; then export KUBECONFIG=$(CURDIR)/.local/cluster/operator.kubeconfig; \
+	 $(VENV)/bin/paitient-localcluster up >/dev/null; \
+	 $(PY) -m paitient_operator.resources.install; fi; \
+	 $(VENV)/bin/paitient-operator
+
+bench-control-plane: setup ## figures of the local control plane (add ARGS=--cold for a cold build)
+	$(PY) benchmarks/bench_control_plane.py $(ARGS)
+
+bench-operator: setup ## 500 ModelDeployments at once on a throwaway cluster
+	$(PY) benchmarks/bench_operator.py $(ARGS)
 
 lint: setup ## ruff
 	$(VENV)/bin/ruff check .

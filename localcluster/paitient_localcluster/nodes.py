@@ -15,7 +15,15 @@ KWOK_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 
 
-def build_node(name: str, *, gpus: int = 0, product: str = GPU_PRODUCT) -> dict[str, Any]:
+def build_node(
+    name: str,
+    *,
+    gpus: int = 0,
+    product: str = GPU_PRODUCT,
+    cpu: str = "64",
+    memory: str = "512Gi",
+    pods: int = 110,
+) -> dict[str, Any]:
     """A KWOK-managed node; with ``gpus`` > 0 it looks like a GPU operator-managed node."""
     labels = {
         "kubernetes.io/hostname": name,
@@ -24,7 +32,7 @@ def build_node(name: str, *, gpus: int = 0, product: str = GPU_PRODUCT) -> dict[
         "type": "kwok",
         "paitient.ai/simulated": "true",
     }
-    capacity = {"cpu": "64", "memory": "512Gi", "pods": "110", "ephemeral-storage": "1Ti"}
+    capacity = {"cpu": cpu, "memory": memory, "pods": str(pods), "ephemeral-storage": "1Ti"}
     spec: dict[str, Any] = {}
     if gpus:
         labels |= {

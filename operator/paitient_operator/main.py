@@ -12,6 +12,7 @@ import os
 import sys
 
 import kopf
+import prometheus_client
 
 from paitient_operator import handlers as _handlers  # noqa: F401  (registers the handlers)
 
@@ -25,6 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--liveness", default=None, help="serve liveness, e.g. http://0.0.0.0:8080/healthz"
     )
+    parser.add_argument(
+        "--metrics-address",
+        default=None,
+        help="serve Prometheus metrics at HOST:PORT (e.g. 0.0.0.0:8081); off when unset",
+    )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     if args.kubeconfig:
@@ -36,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if args.metrics_address:
+        host, _, port = args.metrics_address.rpartition(":")
+        prometheus_client.start_http_server(int(port), addr=host or "0.0.0.0")  # noqa: S104
     # standalone: one operator per cluster, no peering objects (the Helm chart runs one replica).
     kopf.run(standalone=True, clusterwide=True, liveness_endpoint=args.liveness)
     return 0

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from paitient_common.kubeapi import Kube, KubeError, Obj
-from paitient_operator import builders
+from paitient_operator import builders, metrics
 from paitient_operator.builders.metadata import selector_string
 from paitient_operator.children import adopt, sync_child
 from paitient_operator.config import OperatorConfig
@@ -65,6 +65,17 @@ class Reconciler:
 
     def reconcile(self, body: Obj) -> Obj:
         """Run every step for ``body``; return the status it ends with."""
+        with metrics.RECONCILE_SECONDS.labels(KIND).time():
+            try:
+                status = self._reconcile(body)
+            except Exception:
+                metrics.RECONCILES.labels(KIND, "error").inc()
+                raise
+        result = "refused" if status.get("phase") == "Failed" else "ok"
+        metrics.RECONCILES.labels(KIND, result).inc()
+        return status
+
+    def _reconcile(self, body: Obj) -> Obj:
         meta = body["metadata"]
         with self._lock(meta["namespace"], meta["name"]):
             previous = self._written.get(meta["uid"]) or body.get("status") or {}
@@ -93,6 +104,8 @@ class Reconciler:
                         return new
                     raise
                 outcomes[child["kind"]] = outcome
+                if outcome != "unchanged":
+                    metrics.CHILD_WRITES.labels(child["kind"], outcome).inc()
                 live[child["kind"]] = obj
             self._announce(body, outcomes)
             pods = self.kube.list(
@@ -150,6 +163,7 @@ class Reconciler:
             "status of %s/%s: phase %s (changed: %s)",
             meta["namespace"], meta["name"], new.get("phase"), ", ".join(sorted(changes)),
         )  # fmt: skip
+        metrics.STATUS_WRITES.labels(KIND).inc()
         try:
             self.kube.patch(
                 API_VERSION,

@@ -12,33 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-import yaml
-
-from paitient_common.kubeapi import Kube
-
 REPO = Path(__file__).resolve().parents[2]
-CRDS = REPO / "crds"
-
-
-def install_crds(kube: Kube) -> None:
-    """Create or update every CRD in crds/ and wait until each is served."""
-    for path in sorted(CRDS.glob("*.yaml")):
-        crd = yaml.safe_load(path.read_text())
-        name = crd["metadata"]["name"]
-        live = kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
-        if live is None:
-            kube.create(crd)
-        else:
-            kube.patch(
-                "apiextensions.k8s.io/v1", "CustomResourceDefinition", name, {"spec": crd["spec"]}
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            live = kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name) or {}
-            conds = live.get("status", {}).get("conditions", [])
-            if any(c["type"] == "Established" and c["status"] == "True" for c in conds):
-                break
-            time.sleep(0.2)
 
 
 class OperatorProcess:

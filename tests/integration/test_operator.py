@@ -14,7 +14,8 @@ import pytest
 
 from paitient_common.kubeapi import Kube, KubeError
 from paitient_localcluster import audit
-from tests.integration.operator_process import OperatorProcess, install_crds
+from paitient_operator.resources.install import install_crds
+from tests.integration.operator_process import OperatorProcess
 from tests.integration.waiting import wait_for
 from tests.unit.operator.factories import make_md
 

@@ -1,0 +1,162 @@
+"""500 ModelDeployments applied at once on a throwaway local cluster, until all are Ready.
+
+    python benchmarks/bench_operator.py [--count 500] [--quiet 30]
+
+Prints: wall time until every ModelDeployment is Ready; the operator's API requests (from the
+API server's audit log) per ModelDeployment and per reconcile; its writes during a quiet period
+after all are Ready (goal: zero); its resident memory. CPU-only deployments with small requests
+on three large simulated nodes, so the scheduler has room for every pod.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from paitient_common.kubeapi import Kube  # noqa: E402
+from paitient_localcluster import audit  # noqa: E402
+from paitient_localcluster.cluster import LocalCluster  # noqa: E402
+from paitient_localcluster.commands import Ports  # noqa: E402
+from paitient_localcluster.nodes import build_node  # noqa: E402
+from paitient_operator.resources.install import install_crds  # noqa: E402
+
+NAMESPACE = "bench"
+METRICS_PORT = 46499
+
+
+def manifest(i: int) -> dict[str, object]:
+    return {
+        "apiVersion": "paitient.ai/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": f"md-{i:04d}", "namespace": NAMESPACE},
+        "spec": {
+            "model": {"name": "ZimaBlueAI/HuatuoGPT-o1-8B"},
+            "useGpu": False,
+            "resources": {"cpu": "100m", "memory": "256Mi"},
+            "storage": {"size": "1Gi", "storageClassName": "encrypted-local"},
+        },
+    }
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def reconciles(url: str) -> float:
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("paitient_operator_reconciles_total{")
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--count", type=int, default=500)
+    parser.add_argument("--quiet", type=float, default=30.0, help="quiet period, seconds")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="paitient-bench-op-") as tmp:
+        cluster = LocalCluster(
+            run_dir=Path(tmp) / "cluster", ports=Ports.from_base(46400), log=lambda _m: None
+        )
+        operator: subprocess.Popen[bytes] | None = None
+        try:
+            cluster.up()
+            kube = Kube.from_kubeconfig(str(cluster.kubeconfig))
+            for n in range(3):
+                kube.create(build_node(f"bench-node-{n}", cpu="1000", memory="8Ti", pods=250))
+            kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+            install_crds(kube)
+            time.sleep(5)  # let the new nodes turn Ready
+            log_path = Path(tmp) / "operator.log"
+            env = {**os.environ, "KUBECONFIG": str(cluster.layout.kubeconfig("operator"))}
+            with log_path.open("wb") as out:
+                operator = subprocess.Popen(
+                    [sys.executable, "-m", "paitient_operator.main", "--metrics-address", f"127.0.0.1:{METRICS_PORT}"],
+                    stdout=out, stderr=subprocess.STDOUT, env=env,
+                )  # fmt: skip
+            time.sleep(3)
+            offset = audit.log_size(cluster.layout.audit_log)
+            started = time.monotonic()
+            with ThreadPoolExecutor(max_workers=16) as pool:
+                list(pool.map(lambda i: kube.create(manifest(i)), range(args.count)))
+            applied = time.monotonic() - started
+            ready = 0
+            while time.monotonic() - started < 1800:
+                items = kube.list("paitient.ai/v1alpha1", "ModelDeployment", namespace=NAMESPACE)
+                ready = sum(1 for m in items if m.get("status", {}).get("phase") == "Ready")
+                if ready == args.count:
+                    break
+                time.sleep(1)
+            wall = time.monotonic() - started
+            time.sleep(3)
+            settled = audit.log_size(cluster.layout.audit_log)
+            events = [
+                e
+                for e in audit.read_events(cluster.layout.audit_log, offset)
+                if e.user == "paitient-operator"
+            ]
+            count_reconciles = reconciles(f"http://127.0.0.1:{METRICS_PORT}/metrics")
+            time.sleep(args.quiet)
+            quiet_writes = audit.writes_by(
+                audit.read_events(cluster.layout.audit_log, settled), "paitient-operator"
+            )
+            by_kind = collections.Counter(
+                (e.verb, e.resource + (f"/{e.subresource}" if e.subresource else ""))
+                for e in events
+            )
+            print(f"ModelDeployments: {args.count} (applied in {applied:.1f} s)")
+            print(
+                f"all Ready after: {wall:.1f} s"
+                if ready == args.count
+                else f"only {ready} Ready after {wall:.0f} s"
+            )
+            print(
+                f"operator API requests: {len(events)} = {len(events) / args.count:.1f} per ModelDeployment"
+            )
+            print(
+                f"reconciles: {count_reconciles:.0f} = {count_reconciles / args.count:.1f} per ModelDeployment; {len(events) / max(count_reconciles, 1):.1f} API requests per reconcile"
+            )
+            print(
+                f"operator writes during {args.quiet:.0f} s quiet period after all Ready: {len(quiet_writes)}"
+            )
+            print(f"operator resident memory: {rss_mib(operator.pid):.0f} MiB")
+            print("requests by verb and resource:")
+            for (verb, resource), n in by_kind.most_common():
+                print(f"  {n:6d}  {verb:<7} {resource}")
+            print(
+                json.dumps(
+                    {
+                        "wall_s": round(wall, 1),
+                        "requests": len(events),
+                        "reconciles": count_reconciles,
+                        "quiet_writes": len(quiet_writes),
+                    }
+                )
+            )
+        finally:
+            if operator is not None:
+                operator.terminate()
+                operator.wait(timeout=30)
+            cluster.down(quiet=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""Prometheus metrics of the operator: how often it reconciles, what it writes, how long it takes.
+
+Labels are bounded: a kind and an outcome, never an object's name.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+RECONCILES = Counter(
+    "paitient_operator_reconciles_total",
+    "Reconciles run, by kind and result (ok, refused, error).",
+    ["kind", "result"],
+)
+CHILD_WRITES = Counter(
+    "paitient_operator_child_writes_total",
+    "Child objects written, by child kind and outcome (created, updated).",
+    ["child_kind", "outcome"],
+)
+STATUS_WRITES = Counter(
+    "paitient_operator_status_writes_total", "Status patches sent, by kind.", ["kind"]
+)
+RECONCILE_SECONDS = Histogram(
+    "paitient_operator_reconcile_duration_seconds",
+    "Wall time of one reconcile.",
+    ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
