@@ -66,6 +66,45 @@ def reconciles(url: str) -> float:
     )
 
 
+def prepare(cluster: LocalCluster) -> Kube:
+    """Start the throwaway cluster with room for every pod, and the CRDs."""
+    cluster.up()
+    kube = Kube.from_kubeconfig(str(cluster.kubeconfig))
+    for n in range(3):
+        kube.create(build_node(f"bench-node-{n}", cpu="1000", memory="8Ti", pods=250))
+    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+    install_crds(kube)
+    time.sleep(5)  # let the new nodes turn Ready
+    return kube
+
+
+def start_operator(cluster: LocalCluster, log_path: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "KUBECONFIG": str(cluster.layout.kubeconfig("operator"))}
+    with log_path.open("wb") as out:
+        operator = subprocess.Popen(
+            [sys.executable, "-m", "paitient_operator.main", "--metrics-address", f"127.0.0.1:{METRICS_PORT}"],
+            stdout=out, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+    time.sleep(3)
+    return operator
+
+
+def apply_and_wait(kube: Kube, count: int) -> tuple[float, float, int]:
+    """Apply ``count`` ModelDeployments at once; (seconds to apply, seconds to Ready, ready)."""
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda i: kube.create(manifest(i)), range(count)))
+    applied = time.monotonic() - started
+    ready = 0
+    while time.monotonic() - started < 1800:
+        items = kube.list("paitient.ai/v1alpha1", "ModelDeployment", namespace=NAMESPACE)
+        ready = sum(1 for m in items if m.get("status", {}).get("phase") == "Ready")
+        if ready == count:
+            break
+        time.sleep(1)
+    return applied, time.monotonic() - started, ready
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=500)
@@ -78,34 +117,10 @@ def main() -> None:
         )
         operator: subprocess.Popen[bytes] | None = None
         try:
-            cluster.up()
-            kube = Kube.from_kubeconfig(str(cluster.kubeconfig))
-            for n in range(3):
-                kube.create(build_node(f"bench-node-{n}", cpu="1000", memory="8Ti", pods=250))
-            kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-            install_crds(kube)
-            time.sleep(5)  # let the new nodes turn Ready
-            log_path = Path(tmp) / "operator.log"
-            env = {**os.environ, "KUBECONFIG": str(cluster.layout.kubeconfig("operator"))}
-            with log_path.open("wb") as out:
-                operator = subprocess.Popen(
-                    [sys.executable, "-m", "paitient_operator.main", "--metrics-address", f"127.0.0.1:{METRICS_PORT}"],
-                    stdout=out, stderr=subprocess.STDOUT, env=env,
-                )  # fmt: skip
-            time.sleep(3)
+            kube = prepare(cluster)
+            operator = start_operator(cluster, Path(tmp) / "operator.log")
             offset = audit.log_size(cluster.layout.audit_log)
-            started = time.monotonic()
-            with ThreadPoolExecutor(max_workers=16) as pool:
-                list(pool.map(lambda i: kube.create(manifest(i)), range(args.count)))
-            applied = time.monotonic() - started
-            ready = 0
-            while time.monotonic() - started < 1800:
-                items = kube.list("paitient.ai/v1alpha1", "ModelDeployment", namespace=NAMESPACE)
-                ready = sum(1 for m in items if m.get("status", {}).get("phase") == "Ready")
-                if ready == args.count:
-                    break
-                time.sleep(1)
-            wall = time.monotonic() - started
+            applied, wall, ready = apply_and_wait(kube, args.count)
             time.sleep(3)
             settled = audit.log_size(cluster.layout.audit_log)
             events = [
@@ -118,44 +133,56 @@ def main() -> None:
             quiet_writes = audit.writes_by(
                 audit.read_events(cluster.layout.audit_log, settled), "paitient-operator"
             )
-            by_kind = collections.Counter(
-                (e.verb, e.resource + (f"/{e.subresource}" if e.subresource else ""))
-                for e in events
-            )
-            print(f"ModelDeployments: {args.count} (applied in {applied:.1f} s)")
-            print(
-                f"all Ready after: {wall:.1f} s"
-                if ready == args.count
-                else f"only {ready} Ready after {wall:.0f} s"
-            )
-            print(
-                f"operator API requests: {len(events)} = {len(events) / args.count:.1f} per ModelDeployment"
-            )
-            print(
-                f"reconciles: {count_reconciles:.0f} = {count_reconciles / args.count:.1f} per ModelDeployment; {len(events) / max(count_reconciles, 1):.1f} API requests per reconcile"
-            )
-            print(
-                f"operator writes during {args.quiet:.0f} s quiet period after all Ready: {len(quiet_writes)}"
-            )
-            print(f"operator resident memory: {rss_mib(operator.pid):.0f} MiB")
-            print("requests by verb and resource:")
-            for (verb, resource), n in by_kind.most_common():
-                print(f"  {n:6d}  {verb:<7} {resource}")
-            print(
-                json.dumps(
-                    {
-                        "wall_s": round(wall, 1),
-                        "requests": len(events),
-                        "reconciles": count_reconciles,
-                        "quiet_writes": len(quiet_writes),
-                    }
-                )
+            report(
+                args.count,
+                applied,
+                wall,
+                ready,
+                events,
+                count_reconciles,
+                quiet_writes,
+                args.quiet,
+                operator.pid,
             )
         finally:
             if operator is not None:
                 operator.terminate()
                 operator.wait(timeout=30)
             cluster.down(quiet=True)
+
+
+def report(
+    count: int,
+    applied: float,
+    wall: float,
+    ready: int,
+    events: list[audit.AuditEvent],
+    count_reconciles: float,
+    quiet_writes: list[audit.AuditEvent],
+    quiet: float,
+    pid: int,
+) -> None:
+    by_kind = collections.Counter(
+        (e.verb, e.resource + (f"/{e.subresource}" if e.subresource else "")) for e in events
+    )
+    print(f"ModelDeployments: {count} (applied in {applied:.1f} s)")
+    print(
+        f"all Ready after: {wall:.1f} s"
+        if ready == count
+        else f"only {ready} Ready after {wall:.0f} s"
+    )
+    print(f"operator API requests: {len(events)} = {len(events) / count:.1f} per ModelDeployment")
+    print(
+        f"reconciles: {count_reconciles:.0f} = {count_reconciles / count:.1f} per ModelDeployment; "
+        f"{len(events) / max(count_reconciles, 1):.1f} API requests per reconcile"
+    )
+    print(f"operator writes during {quiet:.0f} s quiet period after all Ready: {len(quiet_writes)}")
+    print(f"operator resident memory: {rss_mib(pid):.0f} MiB")
+    print("requests by verb and resource:")
+    for (verb, resource), n in by_kind.most_common():
+        print(f"  {n:6d}  {verb:<7} {resource}")
+    summary = {"wall_s": round(wall, 1), "requests": len(events), "reconciles": count_reconciles}
+    print(json.dumps({**summary, "quiet_writes": len(quiet_writes)}))
 
 
 if __name__ == "__main__":
