@@ -73,15 +73,21 @@ class Kube:
     api: client.ApiClient
 
     @classmethod
-    def from_kubeconfig(cls, path: str | None = None) -> Kube:
-        """Load ``path``, else ``$KUBECONFIG``/``~/.kube/config``, else the in-cluster config."""
-        if path:
-            return cls(config.new_client_from_config(config_file=path))
+    def from_kubeconfig(cls, path: str | None = None, pool_size: int = 32) -> Kube:
+        """Load ``path``, else ``$KUBECONFIG``/``~/.kube/config``, else the in-cluster config.
+
+        ``pool_size`` connections are kept open: the client's default of 10 is smaller than the
+        operator's worker pool, and every extra connection would pay a new TLS handshake.
+        """
+        configuration = client.Configuration()
         try:
-            return cls(config.new_client_from_config())
+            config.load_kube_config(config_file=path, client_configuration=configuration)
         except config.ConfigException:
-            config.load_incluster_config()
-            return cls(client.ApiClient())
+            if path:
+                raise
+            config.load_incluster_config(client_configuration=configuration)
+        configuration.connection_pool_maxsize = pool_size
+        return cls(client.ApiClient(configuration))
 
     def request(
         self,

@@ -19,6 +19,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from paitient_common.tiers import DEFAULT_TIERS, Tier
+
 CONFIG_PATH_ENV: Final = "PAITIENT_OPERATOR_CONFIG"
 ENV_PREFIX: Final = "PAITIENT_"
 
@@ -121,6 +123,14 @@ class OperatorConfig(_Settings):
         default="ReadWriteOnce",
         description="Access mode of the model-cache PVC (ReadWriteMany lets replicas spread "
         "over nodes, where the class supports it).",
+    )
+    system_namespace: str = Field(
+        "paitient-system",
+        description="Namespace of the operator, the front door, the API-key Secrets and the pepper.",
+    )
+    tiers: dict[str, Tier] = Field(
+        default_factory=lambda: dict(DEFAULT_TIERS),
+        description="Subscription tiers by name (free, standard, enterprise by default).",
     )
     front_door_namespace: str = Field(
         default="paitient-system", description="Namespace of the front door, always let in."

@@ -3,7 +3,8 @@
     OperatorError
     └── InvalidSpec                    the spec cannot be served as written (phase Failed)
         ├── ForbiddenRuntimeArgument   runtime.extraArgs would weaken the security model
-        └── StorageNotEncrypted        the model cache would land on a class not known encrypted
+        ├── StorageNotEncrypted        the model cache would land on a class not known encrypted
+        └── TierLimitExceeded          the tenant's tier does not allow it
 
 Each carries the condition ``reason`` a handler writes into status, so the mapping from
 exception to condition lives here once instead of in every handler.
@@ -40,3 +41,10 @@ class StorageNotEncrypted(InvalidSpec):
     """The model cache's StorageClass is not one the operator's policy knows to be encrypted."""
 
     reason = conditions.REASON_STORAGE_NOT_ENCRYPTED
+
+
+class TierLimitExceeded(InvalidSpec):
+    """The deployment breaks its tenant's tier: GPUs on a tier without them, or more GPUs or
+    deployments than the tier allows."""
+
+    reason = conditions.REASON_TIER_LIMIT_EXCEEDED

@@ -17,7 +17,12 @@ from paitient_common.kubeapi import Kube, Obj
 from paitient_operator.builders.metadata import MANAGED_BY, MD_LABEL
 from paitient_operator.config import load_config
 from paitient_operator.reconciler import Reconciler
+from paitient_operator.resources import tenant as tn
+from paitient_operator.resources import usagereport as ur
+from paitient_operator.resources.common import plain
 from paitient_operator.resources.modeldeployment import GROUP, KIND, PLURAL, VERSION
+from paitient_operator.tenant_reconciler import TenantReconciler
+from paitient_operator.usage import tenants_in
 
 CHILDREN = (
     ("apps", "v1", "deployments"),
@@ -48,7 +53,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     )
     settings.watching.server_timeout = 300
     settings.execution.max_workers = 16
-    memo.reconciler = Reconciler(Kube.from_kubeconfig(), load_config(), _post_event)
+    kube, config = Kube.from_kubeconfig(), load_config()
+    memo.reconciler = Reconciler(kube, config, _post_event)
+    memo.tenants = TenantReconciler(kube, config, _post_event)
 
 
 @kopf.on.login()
@@ -84,13 +91,58 @@ def pod_changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any
     )
 
 
+# -- Tenants -----------------------------------------------------------------------------------
+
+
+@kopf.on.resume(tn.GROUP, tn.VERSION, tn.PLURAL)
+@kopf.on.create(tn.GROUP, tn.VERSION, tn.PLURAL)
+@kopf.on.update(tn.GROUP, tn.VERSION, tn.PLURAL)
+def reconcile_tenant(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.tenants.reconcile(_plain(body))
+
+
+@kopf.timer(tn.GROUP, tn.VERSION, tn.PLURAL, interval=60, idle=30)
+def roll_tenant_period(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A new billing period starts at a time, not on an event: look once a minute (no write
+    unless the status changes)."""
+    memo.tenants.reconcile_named(body["metadata"]["name"])
+
+
+@kopf.on.delete(tn.GROUP, tn.VERSION, tn.PLURAL)
+def refuse_deleting_a_tenant_in_use(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A tenant with ModelDeployments is not deleted unless annotated paitient.ai/force-delete;
+    its namespace (and so its deployments) goes with it through owner references."""
+    tenant = tn.parse_tenant(_plain(body))
+    remaining = memo.tenants.deployments_of(tenant)
+    if remaining and not tenant.force_delete:
+        names = ", ".join(sorted(d["metadata"]["name"] for d in remaining)[:5])
+        raise kopf.TemporaryError(
+            f"tenant {tenant.name} still has {len(remaining)} ModelDeployments ({names}); "
+            f"delete them first, or annotate {tn.FORCE_DELETE_ANNOTATION}=true to delete "
+            "everything",
+            delay=15,
+        )
+
+
+@kopf.on.event(ur.GROUP, ur.VERSION, ur.PLURAL)
+def usage_reported(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if event.get("type") is None:
+        return
+    for tenant in sorted(tenants_in(_plain(body))):
+        memo.tenants.reconcile_named(tenant)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def deployment_count_changed(
+    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
+    if event.get("type") not in ("ADDED", "DELETED"):
+        return
+    for tenant in memo.tenants.kube.list(tn.API_VERSION, tn.KIND):
+        if (tenant.get("status") or {}).get("namespace") == body["metadata"]["namespace"]:
+            memo.tenants.reconcile_named(tenant["metadata"]["name"])
+
+
 def _plain(body: kopf.Body) -> Obj:
-    return {k: _thaw(v) for k, v in body.items()}
-
-
-def _thaw(value: Any) -> Any:
-    if isinstance(value, dict) or hasattr(value, "items"):
-        return {k: _thaw(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_thaw(v) for v in value]
-    return value
+    plain_body: Obj = plain(body)
+    return plain_body

@@ -19,7 +19,8 @@ from paitient_operator import builders, metrics
 from paitient_operator.builders.metadata import selector_string
 from paitient_operator.children import adopt, sync_child
 from paitient_operator.config import OperatorConfig
-from paitient_operator.errors import InvalidSpec, OperatorError
+from paitient_operator.errors import InvalidSpec, OperatorError, TierLimitExceeded
+from paitient_operator.resources import tenant as tenant_res
 from paitient_operator.resources.modeldeployment import (
     API_VERSION,
     KIND,
@@ -28,6 +29,7 @@ from paitient_operator.resources.modeldeployment import (
 )
 from paitient_operator.status import observed_status, refused_status, status_changes
 from paitient_operator.storage_policy import resolve_storage_class
+from paitient_operator.tier_rules import check_tier
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,7 @@ class Reconciler:
 
     def _render(self, md: ModelDeployment, body: Obj) -> list[Obj]:
         """Every child, adopted; raises OperatorError for what cannot be served."""
+        self._check_tier(md, body)
         classes = self.kube.list("storage.k8s.io/v1", "StorageClass")
         storage_class = resolve_storage_class(
             md.spec.storage.storage_class_name, classes, self.config
@@ -129,6 +132,20 @@ class Reconciler:
             builders.build_deployment(md, self.config, include_replicas=not self._autoscaled(md)),
         ]
         return [adopt(child, body) for child in rendered]
+
+    def _check_tier(self, md: ModelDeployment, body: Obj) -> None:
+        """Tier rules, when the namespace belongs to a Tenant (other namespaces have none)."""
+        for tenant in self.kube.list(tenant_res.API_VERSION, tenant_res.KIND):
+            if (tenant.get("status") or {}).get("namespace") != md.namespace:
+                continue
+            tier_name = str(tenant.get("spec", {}).get("tier", ""))
+            tier = self.config.tiers.get(tier_name)
+            if tier is None:
+                raise TierLimitExceeded(f"the tenant's tier {tier_name!r} is not defined")
+            others = self.kube.list(API_VERSION, KIND, namespace=md.namespace)
+            created = str(body["metadata"].get("creationTimestamp", ""))
+            check_tier(md, tier_name, tier, others, created)
+            return
 
     def _autoscaled(self, md: ModelDeployment) -> bool:
         """True if a HorizontalPodAutoscaler targets the Deployment itself: then it owns

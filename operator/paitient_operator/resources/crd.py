@@ -17,6 +17,8 @@ import yaml
 from pydantic import BaseModel
 
 from paitient_operator.resources import modeldeployment as md
+from paitient_operator.resources import tenant as tn
+from paitient_operator.resources import usagereport as ur
 from paitient_operator.resources._openapi import Schema, to_structural
 
 Scope = Literal["Namespaced", "Cluster"]
@@ -188,8 +190,57 @@ def modeldeployment_crd() -> CRD:
     )
 
 
-# One entry per kind this operator owns; the Tenant CRD joins here.
-CRD_BUILDERS: tuple[Callable[[], CRD], ...] = (modeldeployment_crd,)
+def tenant_crd() -> CRD:
+    """The Tenant CRD (cluster-scoped)."""
+    return build_crd(
+        group=tn.GROUP,
+        version=tn.VERSION,
+        kind=tn.KIND,
+        plural=tn.PLURAL,
+        singular=tn.SINGULAR,
+        spec_model=tn.TenantSpec,
+        status_model=tn.TenantStatus,
+        scope="Cluster",
+        short_names=tn.SHORT_NAMES,
+        categories=tn.CATEGORIES,
+        description=(tn.Tenant.__doc__ or "").strip(),
+        name_pattern=tn.NAME_PATTERN,
+        name_max_length=tn.NAME_MAX,
+        printer_columns=[
+            printer_column("Client ID", ".spec.clientId"),
+            printer_column("Tier", ".status.tier"),
+            printer_column("Usage", ".status.currentUsage", "integer", "Tokens this period"),
+            printer_column("Limit", ".status.usageLimit", "integer", "Tokens per period"),
+            printer_column("Suspended", ".spec.suspended", "boolean"),
+            printer_column("Namespace", ".status.namespace", priority=1),
+            printer_column("Age", ".metadata.creationTimestamp", "date"),
+        ],
+    )
+
+
+def usagereport_crd() -> CRD:
+    """The UsageReport CRD (namespaced, one per gateway pod)."""
+    return build_crd(
+        group=ur.GROUP,
+        version=ur.VERSION,
+        kind=ur.KIND,
+        plural=ur.PLURAL,
+        singular=ur.SINGULAR,
+        spec_model=ur.UsageReportSpec,
+        scope="Namespaced",
+        short_names=ur.SHORT_NAMES,
+        categories=ur.CATEGORIES,
+        description=(ur.UsageReport.__doc__ or "").strip(),
+        printer_columns=[
+            printer_column("Pod", ".spec.pod"),
+            printer_column("Deployment", ".spec.modelDeployment"),
+            printer_column("Age", ".metadata.creationTimestamp", "date"),
+        ],
+    )
+
+
+# One entry per kind this operator owns.
+CRD_BUILDERS: tuple[Callable[[], CRD], ...] = (modeldeployment_crd, tenant_crd, usagereport_crd)
 
 
 def crd_filename(crd: CRD) -> str:

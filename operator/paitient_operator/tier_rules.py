@@ -1,0 +1,58 @@
+"""A ModelDeployment against its tenant's tier (pure): GPUs allowed, GPU and deployment counts.
+
+The oldest deployments keep their place: when a namespace holds more than the tier allows, the
+newest ones are refused, so a new deployment can never push out a running one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from paitient_common.tiers import Tier
+from paitient_operator.errors import TierLimitExceeded
+from paitient_operator.resources.modeldeployment import ModelDeployment
+
+
+def _gpus(body: Mapping[str, Any]) -> int:
+    spec = body.get("spec", {})
+    if not spec.get("useGpu", True):
+        return 0
+    return int((spec.get("gpu") or {}).get("count", 1)) * int(spec.get("replicas", 1))
+
+
+def _age(body: Mapping[str, Any]) -> tuple[str, str]:
+    meta = body.get("metadata", {})
+    return (str(meta.get("creationTimestamp", "")), str(meta.get("name", "")))
+
+
+def check_tier(
+    md: ModelDeployment,
+    tier_name: str,
+    tier: Tier,
+    namespace_deployments: Sequence[Mapping[str, Any]],
+    created: str,
+) -> None:
+    """Raise ``TierLimitExceeded`` if ``md`` breaks ``tier`` given the namespace's deployments
+    (``md`` itself may be among them; ``created`` is its creationTimestamp)."""
+    own_gpus = md.spec.gpu_count * md.spec.replicas
+    if own_gpus and not tier.gpus_allowed:
+        raise TierLimitExceeded(
+            f"tier {tier_name!r} does not allow GPUs; set useGpu: false or move to a tier with GPUs"
+        )
+    me = (created, md.name)
+    older = [
+        d for d in namespace_deployments
+        if d.get("metadata", {}).get("name") != md.name and _age(d) < me
+    ]  # fmt: skip
+    if len(older) + 1 > tier.max_deployments:
+        raise TierLimitExceeded(
+            f"tier {tier_name!r} allows {tier.max_deployments} deployments and "
+            f"{len(older)} already exist"
+        )
+    used = sum(_gpus(d) for d in older)
+    if used + own_gpus > tier.max_gpus:
+        raise TierLimitExceeded(
+            f"tier {tier_name!r} allows {tier.max_gpus} GPUs; {used} are in use and this "
+            f"deployment asks for {own_gpus}"
+        )
