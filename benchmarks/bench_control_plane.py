@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -54,6 +55,8 @@ def main() -> None:
     parser.add_argument("--cold", action="store_true", help="also time a cold build (~7 min)")
     parser.add_argument("--rest", type=float, default=30.0, help="seconds at rest before RSS")
     args = parser.parse_args()
+    # A SIGTERM (timeout, Ctrl-C in make) must still run the clean-up below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     if args.cold:
         print(

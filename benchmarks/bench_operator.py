@@ -14,6 +14,7 @@ import argparse
 import collections
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -110,6 +111,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--quiet", type=float, default=30.0, help="quiet period, seconds")
     args = parser.parse_args()
+    # A SIGTERM (timeout, Ctrl-C in make) must still run the clean-up below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     with tempfile.TemporaryDirectory(prefix="paitient-bench-op-") as tmp:
         cluster = LocalCluster(

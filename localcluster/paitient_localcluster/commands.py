@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .pki import Pki
 
-SERVICE_CIDR = "10.0.0.0/24"
+SERVICE_CIDR = "10.0.0.0/16"  # room for thousands of Services (benchmarks)
 POD_CIDR = "10.244.0.1/16"
 ADMISSION_PLUGINS = ("NodeRestriction", "PodSecurity", "ResourceQuota", "LimitRanger")
 

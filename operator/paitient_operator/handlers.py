@@ -14,6 +14,7 @@ from typing import Any, cast
 import kopf
 
 from paitient_common.kubeapi import Kube, Obj
+from paitient_operator.bootstrap import ensure_system_objects
 from paitient_operator.builders.metadata import MANAGED_BY, MD_LABEL
 from paitient_operator.config import load_config
 from paitient_operator.reconciler import Reconciler
@@ -54,6 +55,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.server_timeout = 300
     settings.execution.max_workers = 16
     kube, config = Kube.from_kubeconfig(), load_config()
+    ensure_system_objects(kube, config)
     memo.reconciler = Reconciler(kube, config, _post_event)
     memo.tenants = TenantReconciler(kube, config, _post_event)
 

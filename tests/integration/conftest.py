@@ -9,6 +9,10 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
+from paitient_common.kubeapi import Kube
+from paitient_operator.resources.install import install_crds
+from tests.integration.operator_process import OperatorProcess
+
 pytestmark = pytest.mark.integration
 
 
@@ -40,3 +44,24 @@ def namespace(core: client.CoreV1Api, request: pytest.FixtureRequest) -> Iterato
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name
     core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def kube(kubeconfig: Path) -> Kube:
+    return Kube.from_kubeconfig(str(kubeconfig))
+
+
+@pytest.fixture(scope="session")
+def operator(
+    kubeconfig: Path, kube: Kube, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    install_crds(kube)
+    own = kubeconfig.parent / "operator.kubeconfig"  # its own identity, for the audit log
+    proc = OperatorProcess(
+        own if own.is_file() else kubeconfig, tmp_path_factory.mktemp("op") / "operator.log"
+    )
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,6 @@ import pytest
 
 from paitient_common.kubeapi import Kube, KubeError
 from paitient_localcluster import audit
-from paitient_operator.resources.install import install_crds
 from tests.integration.operator_process import OperatorProcess
 from tests.integration.waiting import wait_for
 from tests.unit.operator.factories import make_md
@@ -29,27 +27,6 @@ CHILD_KINDS = [
 ]
 REPO = Path(__file__).resolve().parents[2]
 KUBECTL = REPO / ".local" / "bin" / "kubectl"
-
-
-@pytest.fixture(scope="module")
-def kube(kubeconfig: Path) -> Kube:
-    return Kube.from_kubeconfig(str(kubeconfig))
-
-
-@pytest.fixture(scope="module")
-def operator(
-    kubeconfig: Path, kube: Kube, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    install_crds(kube)
-    own = kubeconfig.parent / "operator.kubeconfig"  # its own identity, for the audit log
-    proc = OperatorProcess(
-        own if own.is_file() else kubeconfig, tmp_path_factory.mktemp("op") / "operator.log"
-    )
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from paitient_common.secrets import KEYS_LABEL, keys_secret_name
 from paitient_common.tiers import Tier
 from paitient_operator.resources.tenant import Tenant
 
@@ -16,7 +17,6 @@ Manifest = dict[str, Any]
 
 TENANT_LABEL: Final = "paitient.ai/tenant"
 MANAGED_BY: Final = "paitient-operator"
-KEYS_LABEL: Final = "paitient.ai/api-keys"
 QUOTA_NAME: Final = "paitient-tier"
 DEFAULT_DENY_NAME: Final = "paitient-default-deny"
 # Storage a tier's deployments may claim: a model cache each, generously sized.
@@ -81,10 +81,6 @@ def build_quota(tenant: Tenant, tier: Tier) -> Manifest:
         },
         "spec": {"hard": hard},
     }
-
-
-def keys_secret_name(tenant_name: str) -> str:
-    return f"paitient-api-keys-{tenant_name}"
 
 
 def build_keys_secret(tenant: Tenant, system_namespace: str) -> Manifest:

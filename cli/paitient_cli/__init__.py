@@ -1,0 +1,1 @@
+"""``paitient``: the admin CLI for tenants and API keys, against the current kubeconfig."""

@@ -1,0 +1,387 @@
+"""Tenants, API keys and subscriptions on the real local control plane, driven through the
+admin CLI as an administrator would."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from paitient_common import apikeys
+from paitient_common.kubeapi import Kube
+from paitient_common.secrets import PEPPER_KEY, PEPPER_SECRET, keys_secret_name
+from paitient_common.tiers import format_time, period_bounds
+from tests.integration.operator_process import OperatorProcess
+from tests.integration.waiting import wait_for
+from tests.unit.operator.factories import make_md
+
+TENANT = ("paitient.ai/v1alpha1", "Tenant")
+MD = ("paitient.ai/v1alpha1", "ModelDeployment")
+SYSTEM = "paitient-system"
+
+
+def cli(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "paitient_cli.main", "--kubeconfig", str(kubeconfig), *args],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def tenant(operator: OperatorProcess, kube: Kube, kubeconfig: Path) -> Iterator[dict[str, str]]:
+    """A tenant made with the CLI, force-deleted afterwards."""
+    name = f"t{uuid.uuid4().hex[:8]}"
+    info = {"name": name, "client_id": f"{name}-clinic", "namespace": f"tenant-{name}"}
+    done = cli(
+        kubeconfig,
+        "tenants",
+        "create",
+        name,
+        "--client-id",
+        info["client_id"],
+        "--tier",
+        "standard",
+    )
+    assert done.returncode == 0, done.stderr
+    wait_for(
+        lambda: _status(kube, name).get("namespace") == info["namespace"],
+        timeout=30,
+        what="tenant ready",
+    )
+    yield info
+    cli(kubeconfig, "tenants", "delete", name, "--force")
+
+
+def _status(kube: Kube, name: str) -> dict[str, Any]:
+    return (kube.get(*TENANT, name) or {}).get("status") or {}
+
+
+def _store(kube: Kube) -> apikeys.KeyStore:
+    """What a gateway would load: every key record, the pepper, the tenants."""
+    pepper = base64.b64decode(
+        (kube.get("v1", "Secret", PEPPER_SECRET, namespace=SYSTEM) or {})["data"][PEPPER_KEY]
+    )
+    store = apikeys.KeyStore(pepper)
+    secrets = kube.list(
+        "v1", "Secret", namespace=SYSTEM, label_selector="paitient.ai/api-keys=true"
+    )
+    store.replace_records(
+        [r for s in secrets for r in apikeys.records_from_secret_data(s.get("data"))]
+    )
+    store.replace_tenants(
+        apikeys.TenantInfo(
+            t["metadata"]["name"],
+            t["spec"]["clientId"],
+            (t.get("status") or {}).get("namespace", ""),
+            t["spec"].get("tier", ""),
+            bool(t["spec"].get("suspended")),
+        )
+        for t in kube.list(*TENANT)
+    )
+    return store
+
+
+def test_a_tenant_gets_a_restricted_namespace_default_deny_quota_and_key_secret(
+    tenant: dict[str, str], kube: Kube
+) -> None:
+    ns = kube.get("v1", "Namespace", tenant["namespace"])
+    assert ns is not None
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    policy = kube.get(
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
+        "paitient-default-deny",
+        namespace=tenant["namespace"],
+    )
+    assert policy is not None and policy["spec"] == {
+        "podSelector": {},
+        "policyTypes": ["Ingress", "Egress"],
+    }
+    quota = kube.get("v1", "ResourceQuota", "paitient-tier", namespace=tenant["namespace"])
+    assert quota is not None
+    assert quota["spec"]["hard"]["requests.nvidia.com/gpu"] == "8"
+    assert quota["spec"]["hard"]["count/modeldeployments.paitient.ai"] == "5"
+    assert kube.get("v1", "Secret", keys_secret_name(tenant["name"]), namespace=SYSTEM) is not None
+    status = _status(kube, tenant["name"])
+    start, end = period_bounds(datetime.now(UTC))
+    assert status["tier"] == "standard" and status["usageLimit"] == 10_000_000
+    assert (status["currentUsage"], status["deployments"]) == (0, 0)
+    assert (status["periodStart"], status["periodEnd"]) == (format_time(start), format_time(end))
+
+
+def test_changing_the_tier_updates_the_quota(tenant: dict[str, str], kube: Kube) -> None:
+    kube.patch(*TENANT, tenant["name"], {"spec": {"tier": "free"}})
+
+    def quota_gpus() -> str:
+        quota = (
+            kube.get("v1", "ResourceQuota", "paitient-tier", namespace=tenant["namespace"]) or {}
+        )
+        return str(quota.get("spec", {}).get("hard", {}).get("requests.nvidia.com/gpu"))
+
+    wait_for(lambda: quota_gpus() == "0", what="quota from the free tier")
+    wait_for(
+        lambda: _status(kube, tenant["name"]).get("usageLimit") == 1_000_000,
+        what="free usage limit",
+    )
+
+
+def test_keys_create_verify_rotate_expire_and_revoke(
+    tenant: dict[str, str], kube: Kube, kubeconfig: Path
+) -> None:
+    first = cli(
+        kubeconfig, "keys", "create", "--client-id", tenant["client_id"], "--expires", "90d"
+    )
+    assert first.returncode == 0, first.stderr
+    key = first.stdout.splitlines()[0]
+    assert key.startswith("psk_") and "only time the key is shown" in first.stdout
+    second = cli(
+        kubeconfig, "keys", "create", "--client-id", tenant["client_id"]
+    ).stdout.splitlines()[0]
+    store = _store(kube)
+    for k in (key, second):  # rotation: both keys valid at once
+        assert isinstance(
+            store.verify(f"Bearer {k}", tenant["client_id"]), apikeys.VerifiedIdentity
+        )
+    assert isinstance(store.verify(f"Bearer {key}", "someone-else"), apikeys.AuthFailure)
+    later = datetime.now(UTC) + timedelta(days=91)
+    assert store.verify(f"Bearer {key}", tenant["client_id"], later) == apikeys.AuthFailure(
+        "expired"
+    )
+
+    listed = cli(kubeconfig, "keys", "list", "--client-id", tenant["client_id"]).stdout
+    key_id = key.split("_")[1]
+    assert key_id in listed and key not in listed and "active" in listed
+    revoked = cli(kubeconfig, "keys", "revoke", key_id)
+    assert revoked.returncode == 0, revoked.stderr
+    store = _store(kube)
+    assert store.verify(f"Bearer {key}", tenant["client_id"]) == apikeys.AuthFailure("revoked")
+    assert isinstance(
+        store.verify(f"Bearer {second}", tenant["client_id"]), apikeys.VerifiedIdentity
+    )
+
+
+def test_no_plaintext_key_exists_anywhere_in_the_cluster(
+    tenant: dict[str, str], kube: Kube, kubeconfig: Path
+) -> None:
+    key = cli(kubeconfig, "keys", "create", "--client-id", tenant["client_id"]).stdout.splitlines()[
+        0
+    ]
+    secret_part = key.split("_", 2)[2]
+    for kind in ("Secret", "ConfigMap"):
+        for obj in kube.list("v1", kind):
+            text = json.dumps(obj)
+            decoded = " ".join(
+                base64.b64decode(v).decode(errors="replace")
+                for v in (obj.get("data") or {}).values()
+                if kind == "Secret"
+            )
+            assert secret_part not in text and secret_part not in decoded, obj["metadata"]["name"]
+    for t in kube.list(*TENANT):
+        assert secret_part not in json.dumps(t)
+
+
+def _phase(kube: Kube, ns: str, name: str) -> str | None:
+    return ((kube.get(*MD, name, namespace=ns) or {}).get("status") or {}).get("phase")
+
+
+def _cpu_md(name: str, ns: str) -> dict[str, Any]:
+    return (
+        make_md(name)
+        .namespace(ns)
+        .cpu_only()
+        .resources("1", "2Gi")
+        .storage("5Gi", "encrypted-local")
+        .manifest()
+    )
+
+
+def test_a_gpu_deployment_on_a_tier_without_gpus_fails_and_creates_nothing(
+    tenant: dict[str, str], kube: Kube
+) -> None:
+    kube.patch(*TENANT, tenant["name"], {"spec": {"tier": "free"}})
+    wait_for(lambda: _status(kube, tenant["name"]).get("tier") == "free", what="free tier")
+    ns = tenant["namespace"]
+    _wait_quota_counted(kube, ns)
+    kube.create(make_md("gpu").namespace(ns).gpus(1).storage("5Gi", "encrypted-local").manifest())
+    wait_for(lambda: _phase(kube, ns, "gpu") == "Failed", what="refused")
+    md = kube.get(*MD, "gpu", namespace=ns) or {}
+    ready = next(c for c in md["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "TierLimitExceeded" and "does not allow GPUs" in ready["message"]
+    for api_version, kind in (
+        ("apps/v1", "Deployment"),
+        ("v1", "Service"),
+        ("v1", "PersistentVolumeClaim"),
+    ):
+        assert kube.get(api_version, kind, "gpu", namespace=ns) is None
+
+
+def test_after_a_downgrade_the_newest_deployments_beyond_the_tier_fail(
+    tenant: dict[str, str], kube: Kube
+) -> None:
+    ns = tenant["namespace"]
+    _wait_quota_counted(kube, ns)
+    kube.create(_cpu_md("first", ns))
+    wait_for(lambda: _phase(kube, ns, "first") == "Ready", timeout=60, what="first Ready")
+    kube.create(_cpu_md("second", ns))
+    wait_for(lambda: _phase(kube, ns, "second") == "Ready", timeout=60, what="second Ready")
+    wait_for(lambda: _status(kube, tenant["name"]).get("deployments") == 2, what="deployment count")
+    # The quota refuses new objects over the limit at the API; existing ones are the
+    # operator's to judge: the oldest keeps its place.
+    kube.patch(*TENANT, tenant["name"], {"spec": {"tier": "free"}})
+    kube.patch(*MD, "second", {"metadata": {"annotations": {"nudge": "1"}}}, namespace=ns)
+    wait_for(lambda: _phase(kube, ns, "second") == "Failed", what="second refused")
+    second = kube.get(*MD, "second", namespace=ns) or {}
+    assert "allows 1 deployments" in second["status"]["message"]
+    assert _phase(kube, ns, "first") == "Ready"
+
+
+def _wait_quota_counted(kube: Kube, namespace: str) -> None:
+    """The quota controller must have counted a changed quota before creates pass it."""
+
+    def counted() -> bool:
+        quota = kube.get("v1", "ResourceQuota", "paitient-tier", namespace=namespace) or {}
+        return bool(quota) and quota.get("status", {}).get("hard") == quota["spec"]["hard"]
+
+    wait_for(counted, what="quota status")
+
+
+def _report(name: str, ns: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "apiVersion": "paitient.ai/v1alpha1",
+        "kind": "UsageReport",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"pod": name, "modelDeployment": "m", "entries": entries},
+    }
+
+
+def test_usage_reports_roll_up_and_past_periods_stay_readable(
+    tenant: dict[str, str], kube: Kube
+) -> None:
+    start, _ = period_bounds(datetime.now(UTC))
+    previous, _ = period_bounds(start - timedelta(seconds=1))
+    now_p, prev_p = format_time(start), format_time(previous)
+    t, ns = tenant["name"], tenant["namespace"]
+    kube.create(_report("gw-a", ns, [
+        {"tenant": t, "periodStart": now_p, "promptTokens": 100, "completionTokens": 50, "requests": 3},
+        {"tenant": t, "periodStart": prev_p, "promptTokens": 7000, "completionTokens": 3000, "requests": 40},
+        {"tenant": "someone-else", "periodStart": now_p, "promptTokens": 999, "completionTokens": 999, "requests": 9},
+    ]))  # fmt: skip
+    kube.create(
+        _report(
+            "gw-b",
+            ns,
+            [
+                {
+                    "tenant": t,
+                    "periodStart": now_p,
+                    "promptTokens": 20,
+                    "completionTokens": 30,
+                    "requests": 1,
+                }
+            ],
+        )
+    )
+    wait_for(
+        lambda: _status(kube, t).get("currentUsage") == 200, what="usage of two reports summed"
+    )
+    status = _status(kube, t)
+    assert (status["promptTokens"], status["completionTokens"], status["requests"]) == (120, 80, 4)
+    assert status["history"][0] == {
+        "periodStart": prev_p, "periodEnd": now_p, "promptTokens": 7000, "completionTokens": 3000, "requests": 40,
+    }  # fmt: skip
+    # Cumulative counters: rewriting a report with higher totals replaces, never adds.
+    kube.patch("paitient.ai/v1alpha1", "UsageReport", "gw-b", {"spec": {"entries": [
+        {"tenant": t, "periodStart": now_p, "promptTokens": 40, "completionTokens": 60, "requests": 2}]}}, namespace=ns)  # fmt: skip
+    wait_for(
+        lambda: _status(kube, t).get("currentUsage") == 250, what="usage after a cumulative rewrite"
+    )
+
+
+def test_suspend_and_resume(tenant: dict[str, str], kube: Kube, kubeconfig: Path) -> None:
+    assert cli(kubeconfig, "tenants", "suspend", tenant["name"]).returncode == 0
+    wait_for(lambda: _status(kube, tenant["name"]).get("suspended") is True, what="suspended")
+    assert kube.get("v1", "Namespace", tenant["namespace"]) is not None  # data kept
+    assert cli(kubeconfig, "tenants", "resume", tenant["name"]).returncode == 0
+    wait_for(lambda: _status(kube, tenant["name"]).get("suspended") is False, what="resumed")
+
+
+def test_deleting_a_tenant_with_deployments_is_refused_unless_forced(
+    tenant: dict[str, str], kube: Kube, kubeconfig: Path
+) -> None:
+    ns = tenant["namespace"]
+    kube.create(
+        make_md("keep")
+        .namespace(ns)
+        .cpu_only()
+        .resources("1", "2Gi")
+        .storage("5Gi", "encrypted-local")
+        .manifest()
+    )
+    refused = cli(kubeconfig, "tenants", "delete", tenant["name"])
+    assert refused.returncode == 1 and "still has 1 ModelDeployments" in refused.stderr
+    # Past the CLI (kubectl delete), the operator's finalizer holds the tenant back.
+    kube.delete(*TENANT, tenant["name"])
+    wait_for(
+        lambda: (
+            (kube.get(*TENANT, tenant["name"]) or {}).get("metadata", {}).get("deletionTimestamp")
+        )
+    )
+    assert kube.get(*MD, "keep", namespace=ns) is not None
+    forced = cli(kubeconfig, "tenants", "delete", tenant["name"], "--force")
+    assert forced.returncode == 0, forced.stderr
+    wait_for(lambda: kube.get(*TENANT, tenant["name"]) is None, timeout=60, what="tenant gone")
+    wait_for(
+        lambda: (
+            (kube.get("v1", "Namespace", ns) or {}).get("status", {}).get("phase")
+            in (None, "Terminating")
+        ),
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["tenants", "create", "dup", "--client-id", "CLIENT", "--tier", "standard"],
+            "is already used by tenant",
+        ),
+        (
+            ["tenants", "create", "x1", "--client-id", "x1-id", "--tier", "platinum"],
+            "unknown tier 'platinum'",
+        ),
+        (["tenants", "suspend", "no-such-tenant"], "unknown tenant 'no-such-tenant'"),
+        (["keys", "create", "--client-id", "no-such-client"], "unknown client ID 'no-such-client'"),
+        (["keys", "revoke", "aaaaaaaaaaaa"], "unknown key id"),
+        (["keys", "create", "--client-id", "CLIENT", "--expires", "soon"], "invalid duration"),
+    ],
+)
+def test_cli_errors_are_one_clear_line(
+    tenant: dict[str, str], kubeconfig: Path, args: list[str], message: str
+) -> None:
+    done = cli(kubeconfig, *[a.replace("CLIENT", tenant["client_id"]) for a in args])
+    assert done.returncode != 0
+    error_lines = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(error_lines) == 1 and message in error_lines[0]  # argparse adds usage lines
+
+
+def test_cli_says_when_no_cluster_is_reachable(tmp_path: Path, kubeconfig: Path) -> None:
+    # Port 9 (discard) is closed on this machine.
+    text = re.sub(r"https://127\.0\.0\.1:\d+", "https://127.0.0.1:9", kubeconfig.read_text())
+    dead = tmp_path / "dead.kubeconfig"
+    dead.write_text(text)
+    done = subprocess.run(
+        [sys.executable, "-m", "paitient_cli.main", "--kubeconfig", str(dead), "tenants", "list"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: no cluster reachable")
