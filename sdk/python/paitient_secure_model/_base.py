@@ -270,7 +270,7 @@ def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -
 
 def backoff_delay(attempt: int, rand: Callable[[], float] = random.random) -> float:
     """Full jitter: uniform in [0, min(cap, base * 2**attempt)], ``attempt`` counting from 0."""
-    return rand() * min(MAX_RETRY_DELAY, INITIAL_RETRY_DELAY * (2**attempt))
+    return rand() * min(MAX_RETRY_DELAY, INITIAL_RETRY_DELAY * 2.0**attempt)
 
 
 def retry_delay(
@@ -397,9 +397,7 @@ class BaseClient:
         )
         return delay
 
-    def _retry_delay_after_exception(
-        self, exc: httpx.TransportError, attempt: int
-    ) -> float | None:
+    def _retry_delay_after_exception(self, exc: httpx.TransportError, attempt: int) -> float | None:
         """Seconds to wait before retrying after a failure without a response, or None."""
         if attempt >= self.max_retries or not is_retryable_exception(exc):
             return None

@@ -249,6 +249,11 @@ class SecureModelClient(BaseClient):
             request = self._http.build_request(**args)
             try:
                 response = self._http.send(request, stream=spec.stream)
+                if not response.is_success:
+                    try:
+                        response.read()
+                    finally:
+                        response.close()
             except httpx.TransportError as exc:
                 delay = self._retry_delay_after_exception(exc, attempt)
                 if delay is None:
@@ -256,10 +261,6 @@ class SecureModelClient(BaseClient):
             else:
                 if response.is_success:
                     return response
-                try:
-                    response.read()
-                finally:
-                    response.close()
                 delay = self._retry_delay_after_response(response, attempt)
                 if delay is None:
                     raise self._status_error(response)

@@ -195,7 +195,9 @@ class DeletedDeployment:
     def from_json(cls, data: Any) -> DeletedDeployment:
         """Parse the answer of ``DELETE /deployments/{id}``."""
         obj = _obj(data, "delete answer")
-        return cls(id=_req(obj, "id", str, "delete answer"), deleted=_opt(obj, "deleted", bool, True))
+        return cls(
+            id=_req(obj, "id", str, "delete answer"), deleted=_opt(obj, "deleted", bool, True)
+        )
 
 
 @dataclass(frozen=True)

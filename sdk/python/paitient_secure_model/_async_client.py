@@ -1,0 +1,275 @@
+"""The asynchronous client: the same surface as SecureModelClient, every call awaited."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable
+from types import TracebackType
+from typing import Any, Callable, Literal, overload
+
+import httpx
+
+from . import _base
+from ._base import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    BaseClient,
+    ProgressCallback,
+    ReadinessWait,
+    RequestSpec,
+    TimeoutTypes,
+)
+from ._streaming import AsyncGenerationStream
+from ._types import (
+    DeletedDeployment,
+    Deployment,
+    DeploymentStatus,
+    GenerationResult,
+    Subscription,
+)
+
+__all__ = ["AsyncSecureModelClient"]
+
+
+def _new_http_client(timeout: TimeoutTypes) -> httpx.AsyncClient:
+    """The httpx client used when the caller brings none (a seam the tests replace)."""
+    return httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+
+
+class AsyncSecureModelClient(BaseClient):
+    """Async client for the PaiTIENT Secure Model Service.
+
+    Same arguments and methods as SecureModelClient; every method is awaited and streams are
+    read with ``async for``. Use ``async with``, or ``await client.close()``.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        client_id: str | None = None,
+        base_url: str | None = None,
+        timeout: TimeoutTypes = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(api_key, client_id, base_url, timeout, max_retries)
+        # A client the caller passed in is theirs to close.
+        self._owns_http_client = http_client is None
+        self._http = http_client if http_client is not None else _new_http_client(timeout)
+        self._sleep: Callable[[float], Awaitable[object]] = asyncio.sleep
+
+    # -- lifecycle
+
+    async def close(self) -> None:
+        """Close the underlying connection pool (unless it was passed in as ``http_client``)."""
+        if self._owns_http_client:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncSecureModelClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- deployments
+
+    async def deploy_model(
+        self,
+        model_name: str,
+        deployment_name: str | None = None,
+        use_gpu: bool = True,
+        gpu_count: int | None = None,
+        replicas: int | None = None,
+        *,
+        timeout: TimeoutTypes | None = None,
+        **extra: Any,
+    ) -> Deployment:
+        """Deploy ``model_name``; returns at once with the deployment ``pending``.
+
+        ``extra`` fields (``max_model_len``, ``gpu_product``) go into the request body.
+        """
+        spec = _base.deploy_model_request(
+            model_name, deployment_name, use_gpu, gpu_count, replicas, extra
+        )
+        return Deployment.from_json(await self._request(spec, timeout))
+
+    async def list_deployments(self, *, timeout: TimeoutTypes | None = None) -> list[Deployment]:
+        """Every deployment of this client."""
+        data = await self._request(_base.list_deployments_request(), timeout)
+        return [Deployment.from_json(item) for item in _base.deployments_from_list(data)]
+
+    async def get_deployment(
+        self, deployment_id: str, *, timeout: TimeoutTypes | None = None
+    ) -> Deployment:
+        """One deployment by id (its name)."""
+        return Deployment.from_json(
+            await self._request(_base.get_deployment_request(deployment_id), timeout)
+        )
+
+    async def get_deployment_status(
+        self, deployment_id: str, *, timeout: TimeoutTypes | None = None
+    ) -> DeploymentStatus:
+        """Status, replica counts and conditions of one deployment."""
+        return DeploymentStatus.from_json(
+            await self._request(_base.get_deployment_status_request(deployment_id), timeout)
+        )
+
+    async def update_deployment(
+        self,
+        deployment_id: str,
+        *,
+        replicas: int | None = None,
+        max_model_len: int | None = None,
+        timeout: TimeoutTypes | None = None,
+        **extra: Any,
+    ) -> Deployment:
+        """Change a deployment's ``replicas`` and/or ``max_model_len``."""
+        spec = _base.update_deployment_request(deployment_id, replicas, max_model_len, extra)
+        return Deployment.from_json(await self._request(spec, timeout))
+
+    async def delete_deployment(
+        self, deployment_id: str, *, timeout: TimeoutTypes | None = None
+    ) -> DeletedDeployment:
+        """Delete a deployment; the teardown continues in the background."""
+        return DeletedDeployment.from_json(
+            await self._request(_base.delete_deployment_request(deployment_id), timeout)
+        )
+
+    async def wait_until_ready(
+        self,
+        deployment_id: str,
+        timeout: float = 600,
+        poll_interval: float = 2,
+        on_progress: ProgressCallback | None = None,
+    ) -> DeploymentStatus:
+        """Poll the status until it is ``ready`` and return it.
+
+        Raises ResourceError (with the deployment's message) when it is ``failed``, and
+        WaitTimeoutError when ``timeout`` seconds pass first. ``on_progress`` gets every status
+        (and is awaited if it returns an awaitable).
+        """
+        wait = ReadinessWait(deployment_id, timeout, poll_interval, self._clock)
+        while True:
+            status = await self.get_deployment_status(deployment_id)
+            if on_progress is not None:
+                outcome = on_progress(status)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            delay = wait.next_delay(status)
+            if delay is None:
+                return status
+            await self._sleep(delay)
+
+    # -- generation
+
+    @overload
+    async def generate(
+        self,
+        deployment_id: str,
+        prompt: str,
+        max_tokens: int = ...,
+        temperature: float = ...,
+        stream: Literal[False] = ...,
+        timeout: TimeoutTypes | None = ...,
+    ) -> GenerationResult: ...
+
+    @overload
+    async def generate(
+        self,
+        deployment_id: str,
+        prompt: str,
+        max_tokens: int = ...,
+        temperature: float = ...,
+        *,
+        stream: Literal[True],
+        timeout: TimeoutTypes | None = ...,
+    ) -> AsyncGenerationStream: ...
+
+    @overload
+    async def generate(
+        self,
+        deployment_id: str,
+        prompt: str,
+        max_tokens: int = ...,
+        temperature: float = ...,
+        stream: bool = ...,
+        timeout: TimeoutTypes | None = ...,
+    ) -> GenerationResult | AsyncGenerationStream: ...
+
+    async def generate(
+        self,
+        deployment_id: str,
+        prompt: str,
+        max_tokens: int = 256,
+        temperature: float = 1.0,
+        stream: bool = False,
+        timeout: TimeoutTypes | None = None,
+    ) -> GenerationResult | AsyncGenerationStream:
+        """Generate text from ``prompt`` with a ready deployment.
+
+        With ``stream=True`` returns a AsyncGenerationStream of chunks instead of the whole result.
+        """
+        if stream:
+            return await self.generate_stream(
+                deployment_id, prompt, max_tokens, temperature, timeout
+            )
+        spec = _base.generate_request(deployment_id, prompt, max_tokens, temperature, False)
+        return GenerationResult.from_json(await self._request(spec, timeout))
+
+    async def generate_stream(
+        self,
+        deployment_id: str,
+        prompt: str,
+        max_tokens: int = 256,
+        temperature: float = 1.0,
+        timeout: TimeoutTypes | None = None,
+    ) -> AsyncGenerationStream:
+        """Generate text chunk by chunk; the last chunk carries ``finish_reason`` and ``usage``."""
+        spec = _base.generate_request(deployment_id, prompt, max_tokens, temperature, True)
+        return AsyncGenerationStream(await self._send(spec, timeout), self)
+
+    # -- subscription
+
+    async def get_subscription(self, *, timeout: TimeoutTypes | None = None) -> Subscription:
+        """The plan, usage and limit of the current billing period."""
+        return Subscription.from_json(await self._request(_base.subscription_request(), timeout))
+
+    # -- transport
+
+    async def _request(self, spec: RequestSpec, timeout: TimeoutTypes | None) -> Any:
+        return self._parse_json(await self._send(spec, timeout))
+
+    async def _send(self, spec: RequestSpec, timeout: TimeoutTypes | None) -> httpx.Response:
+        """Send with the shared retry policy; return a 2xx response or raise its error.
+
+        A streaming response is returned unread, so it is only retried before its body starts.
+        """
+        args = self._request_args(spec, timeout)
+        attempt = 0
+        while True:
+            request = self._http.build_request(**args)
+            try:
+                response = await self._http.send(request, stream=spec.stream)
+                if not response.is_success:
+                    try:
+                        await response.aread()
+                    finally:
+                        await response.aclose()
+            except httpx.TransportError as exc:
+                delay = self._retry_delay_after_exception(exc, attempt)
+                if delay is None:
+                    raise self._connection_error(exc) from exc
+            else:
+                if response.is_success:
+                    return response
+                delay = self._retry_delay_after_response(response, attempt)
+                if delay is None:
+                    raise self._status_error(response)
+            await self._sleep(delay)
+            attempt += 1
