@@ -390,6 +390,7 @@ def test_an_autoscaler_on_the_deployment_owns_its_replicas(
             },
         }
     )
+    time.sleep(2)  # a reconcile already in flight may not have seen the autoscaler yet
     kube.patch("apps/v1", "Deployment", "scaled", {"spec": {"replicas": 3}}, namespace=tenant_ns)
     # A spec change makes the operator re-render the Deployment: replicas must stay the autoscaler's.
     kube.patch(*MD, "scaled", {"spec": {"runtime": {"maxModelLen": 2048}}}, namespace=tenant_ns)
