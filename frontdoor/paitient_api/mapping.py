@@ -1,0 +1,105 @@
+"""Between the API's shapes and ModelDeployment objects (pure)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+
+from paitient_api.schemas import (
+    Condition,
+    CreateDeployment,
+    Deployment,
+    DeploymentStatus,
+    UpdateDeployment,
+)
+
+API_VERSION = "paitient.ai/v1alpha1"
+KIND = "ModelDeployment"
+CREATED_BY = "paitient.ai/created-by"
+
+
+def default_name(model_name: str) -> str:
+    """``ZimaBlueAI/HuatuoGPT-o1-8B`` -> ``huatuogpt-o1-8b-x7k2p9``: readable and unique."""
+    base = re.sub(r"[^a-z0-9-]+", "-", model_name.rsplit("/", 1)[-1].lower()).strip("-")
+    base = re.sub(r"^[^a-z]+", "", base)[:50].rstrip("-") or "model"
+    return f"{base}-{secrets.token_hex(3)}"
+
+
+def build_model_deployment(
+    request: CreateDeployment, namespace: str, client_id: str
+) -> dict[str, Any]:
+    name = request.deployment_name or default_name(request.model_name)
+    spec: dict[str, Any] = {
+        "model": {"name": request.model_name},
+        "useGpu": request.use_gpu,
+        "replicas": request.replicas,
+    }
+    if request.use_gpu:
+        spec["gpu"] = {"count": request.gpu_count or 1}
+        if request.gpu_product:
+            spec["gpu"]["product"] = request.gpu_product
+    if request.max_model_len:
+        spec["runtime"] = {"maxModelLen": request.max_model_len}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": name, "namespace": namespace, "annotations": {CREATED_BY: client_id}},
+        "spec": spec,
+    }
+
+
+def update_patch(request: UpdateDeployment) -> dict[str, Any]:
+    spec: dict[str, Any] = {}
+    if request.replicas is not None:
+        spec["replicas"] = request.replicas
+    if request.max_model_len is not None:
+        spec["runtime"] = {"maxModelLen": request.max_model_len}
+    return {"spec": spec}
+
+
+def _status(md: dict[str, Any]) -> str:
+    phase = str((md.get("status") or {}).get("phase") or "Pending")
+    return (
+        phase.lower()
+        if phase in ("Pending", "Progressing", "Ready", "Degraded", "Failed")
+        else "pending"
+    )
+
+
+def to_deployment(md: dict[str, Any]) -> Deployment:
+    spec, status, meta = md.get("spec", {}), md.get("status") or {}, md["metadata"]
+    use_gpu = bool(spec.get("useGpu", True))
+    return Deployment(
+        id=meta["name"],
+        name=meta["name"],
+        model_name=(spec.get("model") or {}).get("name"),
+        status=_status(md),  # type: ignore[arg-type]
+        use_gpu=use_gpu,
+        gpu_count=int((spec.get("gpu") or {}).get("count", 1)) if use_gpu else 0,
+        replicas=int(spec.get("replicas", 1)),
+        ready_replicas=int(status.get("readyReplicas") or 0),
+        endpoint=status.get("endpoint"),
+        message=str(status.get("message") or ""),
+        created_at=meta.get("creationTimestamp"),
+    )
+
+
+def to_status(md: dict[str, Any]) -> DeploymentStatus:
+    status = md.get("status") or {}
+    return DeploymentStatus(
+        id=md["metadata"]["name"],
+        status=_status(md),  # type: ignore[arg-type]
+        ready_replicas=int(status.get("readyReplicas") or 0),
+        replicas=int(status.get("replicas") or 0),
+        message=str(status.get("message") or ""),
+        conditions=[
+            Condition(
+                type=c.get("type", ""),
+                status=c.get("status", ""),
+                reason=c.get("reason", ""),
+                message=c.get("message", ""),
+            )
+            for c in status.get("conditions") or []
+        ],
+    )

@@ -1,0 +1,236 @@
+"""The /v1 API on the real local cluster: deployments, subscription, and who may see what."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from paitient_cli import admin
+from paitient_common.kubeapi import Kube
+from tests.integration.frontdoor_process import ApiProcess, call
+from tests.integration.operator_process import OperatorProcess
+from tests.integration.waiting import wait_for
+
+
+@pytest.fixture(scope="module")
+def api(
+    operator: OperatorProcess, kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiProcess]:
+    proc = ApiProcess(kubeconfig, tmp_path_factory.mktemp("api") / "api.log")
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def make_tenant(kube: Kube, tier: str = "standard") -> dict[str, str]:
+    name = f"fd{uuid.uuid4().hex[:8]}"
+    client_id = f"{name}-clinic"
+    admin.create_tenant(kube, name, client_id, tier, None, {tier})
+    wait_for(
+        lambda: ((kube.get("paitient.ai/v1alpha1", "Tenant", name) or {}).get("status") or {}).get(
+            "namespace"
+        ),
+        what="tenant",
+    )
+    wait_for(
+        lambda: kube.get("v1", "Secret", f"paitient-api-keys-{name}", namespace="paitient-system"),
+        what="key secret",
+    )
+    key = admin.create_key(kube, client_id, None, "", "paitient-system")[0]
+    return {"name": name, "client_id": client_id, "key": key, "namespace": f"tenant-{name}"}
+
+
+@pytest.fixture(scope="module")
+def acme(kube: Kube, operator: OperatorProcess) -> Iterator[dict[str, str]]:
+    tenant = make_tenant(kube)
+    yield tenant
+    admin.delete_tenant(kube, tenant["name"], force=True)
+
+
+@pytest.fixture(scope="module")
+def beta(kube: Kube, operator: OperatorProcess) -> Iterator[dict[str, str]]:
+    tenant = make_tenant(kube)
+    yield tenant
+    admin.delete_tenant(kube, tenant["name"], force=True)
+
+
+def auth(tenant: dict[str, str]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tenant['key']}", "X-Client-ID": tenant["client_id"]}
+
+
+def wait_authorised(api: ApiProcess, tenant: dict[str, str]) -> None:
+    """New keys reach the front door on its next poll (about 2 s)."""
+    wait_for(
+        lambda: call("GET", f"{api.base_url}/subscription", headers=auth(tenant))[0] == 200,
+        what="key known",
+    )
+
+
+def test_deployments_lifecycle_through_the_api(
+    api: ApiProcess, acme: dict[str, str], kube: Kube
+) -> None:
+    wait_authorised(api, acme)
+    status, headers, body = call(
+        "POST", f"{api.base_url}/deployments",
+        {"model_name": "ZimaBlueAI/HuatuoGPT-o1-8B", "deployment_name": "my-secure-model", "use_gpu": False},
+        auth(acme),
+    )  # fmt: skip
+    assert status == 202, body
+    assert headers.get("x-request-id", "").startswith("req_")
+    assert body["id"] == "my-secure-model" and body["model_name"] == "ZimaBlueAI/HuatuoGPT-o1-8B"
+    assert body["status"] == "pending" and body["use_gpu"] is False
+    md = kube.get(
+        "paitient.ai/v1alpha1", "ModelDeployment", "my-secure-model", namespace=acme["namespace"]
+    )
+    assert md is not None
+
+    # The operator cannot provision on this tenant's (unset) storage class default: the local
+    # cluster has no encrypted default, so the deployment reports Failed with the reason.
+    def final() -> Any:
+        s = call("GET", f"{api.base_url}/deployments/my-secure-model/status", headers=auth(acme))[2]
+        return s if s["status"] in ("ready", "failed") else None
+
+    status_body = wait_for(final, timeout=60, what="a final status")
+    assert status_body["id"] == "my-secure-model"
+    assert {c["type"] for c in status_body["conditions"]} >= {"Ready"}
+    listed = call("GET", f"{api.base_url}/deployments", headers=auth(acme))[2]
+    assert [d["id"] for d in listed["data"]] == ["my-secure-model"]
+    patched = call(
+        "PATCH", f"{api.base_url}/deployments/my-secure-model", {"replicas": 2}, auth(acme)
+    )
+    assert patched[0] == 200 and patched[2]["replicas"] == 2
+    deleted = call("DELETE", f"{api.base_url}/deployments/my-secure-model", headers=auth(acme))
+    assert deleted[0] == 202 and deleted[2] == {"id": "my-secure-model", "deleted": True}
+    wait_for(
+        lambda: (
+            call("GET", f"{api.base_url}/deployments/my-secure-model", headers=auth(acme))[0] == 404
+        )
+    )
+
+
+def test_a_tenant_never_sees_another_tenants_deployment(
+    api: ApiProcess, acme: dict[str, str], beta: dict[str, str]
+) -> None:
+    wait_authorised(api, acme)
+    wait_authorised(api, beta)
+    created = call(
+        "POST",
+        f"{api.base_url}/deployments",
+        {"model_name": "org/model", "deployment_name": "private", "use_gpu": False},
+        auth(acme),
+    )
+    assert created[0] == 202
+    for method, path in (
+        ("GET", "/deployments/private"),
+        ("GET", "/deployments/private/status"),
+        ("DELETE", "/deployments/private"),
+        ("PATCH", "/deployments/private"),
+    ):
+        status, _, body = call(
+            method,
+            f"{api.base_url}{path}",
+            {"replicas": 0} if method == "PATCH" else None,
+            auth(beta),
+        )
+        missing = call(
+            method,
+            f"{api.base_url}{path.replace('private', 'nothing-here')}",
+            {"replicas": 0} if method == "PATCH" else None,
+            auth(beta),
+        )
+        assert status == 404 and body["error"]["type"] == "not_found_error"
+        assert (missing[0], missing[2]["error"]["message"]) == (status, body["error"]["message"])
+    assert call("GET", f"{api.base_url}/deployments", headers=auth(beta))[2] == {"data": []}
+
+
+def test_subscription_reports_tier_and_usage(api: ApiProcess, acme: dict[str, str]) -> None:
+    wait_authorised(api, acme)
+    status, _, body = call("GET", f"{api.base_url}/subscription", headers=auth(acme))
+    assert status == 200
+    assert body["tier"] == "standard" and body["usage_limit"] == 10_000_000
+    assert body["current_usage"] == 0 and body["period_start"] and body["period_end"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, 401),
+        ({"Authorization": "Bearer ", "X-Client-ID": "x"}, 401),
+        ({"Authorization": "Bearer psk_aaaaaaaaaaaa_" + "A" * 43, "X-Client-ID": "x"}, 401),
+        ({"Authorization": "Bearer " + "x" * 5000, "X-Client-ID": "x"}, 401),
+    ],
+)
+def test_bad_credentials_are_401_with_one_message(
+    api: ApiProcess, headers: dict[str, str], expected: int
+) -> None:
+    status, hdrs, body = call("GET", f"{api.base_url}/deployments", headers=headers)
+    assert status == expected
+    assert body["error"] == {
+        "type": "authentication_error",
+        "message": "invalid API key or client ID",
+        "request_id": hdrs["x-request-id"],
+    }
+
+
+def test_a_key_with_another_tenants_client_id_is_401(
+    api: ApiProcess, acme: dict[str, str], beta: dict[str, str]
+) -> None:
+    wait_authorised(api, acme)
+    status, _, body = call(
+        "GET",
+        f"{api.base_url}/deployments",
+        headers={"Authorization": f"Bearer {acme['key']}", "X-Client-ID": beta["client_id"]},
+    )
+    assert status == 401 and body["error"]["message"] == "invalid API key or client ID"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "model_name"),
+        ({"model_name": "../../etc/passwd"}, "model_name"),
+        ({"model_name": "org/m", "deployment_name": "Bad_Name"}, "deployment_name"),
+        ({"model_name": "org/m", "use_gpu": False, "gpu_count": 2}, "gpu_count"),
+        ({"model_name": "org/m", "replicas": -1}, "replicas"),
+        ({"model_name": "org/m", "surprise": 1}, "surprise"),
+    ],
+)
+def test_invalid_requests_are_422_naming_the_field(
+    api: ApiProcess, acme: dict[str, str], body: dict[str, Any], field: str
+) -> None:
+    wait_authorised(api, acme)
+    status, _, answer = call("POST", f"{api.base_url}/deployments", body, auth(acme))
+    assert status == 422
+    assert answer["error"]["type"] == "validation_error" and field in answer["error"]["message"]
+
+
+def test_unreadable_bodies_are_400(api: ApiProcess, acme: dict[str, str]) -> None:
+    wait_authorised(api, acme)
+    status, _, body = call(
+        "POST", f"{api.base_url}/deployments", headers=auth(acme), raw=b"\xff\xfe not json"
+    )
+    assert status == 400 and body["error"]["type"] == "validation_error"
+
+
+def test_headers_beyond_the_http_limit_are_refused_without_a_server_error(api: ApiProcess) -> None:
+    status, _, _ = call(
+        "GET",
+        f"{api.base_url}/deployments",
+        headers={"Authorization": "Bearer " + "x" * 20000, "X-Client-ID": "x"},
+    )
+    assert 400 <= status < 500
+
+
+def test_openapi_document_is_served_and_matches_docs(api: ApiProcess) -> None:
+    status, _, body = call("GET", f"{api.base_url}/openapi.json")
+    assert status == 200
+    assert body == json.loads(
+        (Path(__file__).resolve().parents[2] / "docs" / "openapi.json").read_text()
+    )
