@@ -9,15 +9,15 @@ BIN := $(CURDIR)/.local/bin
 export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help setup demo cluster cluster-down cluster-status cluster-clean-cache operator \
-        bench-control-plane bench-operator lint typecheck unit integration test clean
+        bench-control-plane bench-operator lint typecheck unit integration sdk-test test clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml sdk/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' -e 'sdk/python[dev]'
 	touch $@
 
 $(BIN)/kubectl $(BIN)/helm:
@@ -70,7 +70,12 @@ unit: setup ## unit tests only (no cluster)
 integration: setup ## integration tests against the local control plane (started if needed)
 	$(VENV)/bin/pytest tests/integration -q
 
-test: setup lint typecheck ## lint, type checks and every test (starts the local cluster when none runs)
+sdk-test: setup ## the SDKs' own lint, types and tests (Python and JavaScript)
+	cd sdk/python && ../../$(VENV)/bin/ruff check . && ../../$(VENV)/bin/ruff format --check . \
+	  && ../../$(VENV)/bin/mypy --strict paitient_secure_model && ../../$(VENV)/bin/pytest -q -p no:cacheprovider
+	cd sdk/js && npm test
+
+test: setup lint typecheck sdk-test ## lint, type checks and every test (starts the local cluster when none runs)
 	$(VENV)/bin/pytest -q
 
 clean: ## remove the virtualenv and local state (not the binary cache)

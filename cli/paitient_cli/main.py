@@ -16,7 +16,7 @@ from kubernetes.config import ConfigException
 from urllib3.exceptions import HTTPError as TransportError
 
 from paitient_cli import admin
-from paitient_cli.durations import parse_duration
+from paitient_common.durations import parse_duration
 from paitient_common.kubeapi import Kube, KubeError
 
 

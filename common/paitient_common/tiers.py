@@ -68,6 +68,9 @@ def period_bounds(now: datetime, period: Period = "monthly") -> tuple[datetime, 
     if now.tzinfo is None:
         raise ValueError("period_bounds needs a timezone-aware time")
     now = now.astimezone(UTC)
+    if period not in ("monthly", "daily"):
+        # Falling back to monthly would silently meter a misconfigured tier on the wrong clock.
+        raise ValueError(f"unknown period {period!r}: use 'monthly' or 'daily'")
     if period == "daily":
         start = now.replace(hour=0, minute=0, second=0, microsecond=0)
         return start, start + timedelta(days=1)

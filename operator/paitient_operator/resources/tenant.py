@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from pydantic import Field, ValidationError
 
+from paitient_common.apikeys import CLIENT_ID_PATTERN
 from paitient_operator.errors import InvalidSpec
 from paitient_operator.resources._base import OpenModel, WireModel
 from paitient_operator.resources.common import LABEL_NAME_PATTERN, Condition, ObjectMeta, plain
@@ -26,7 +27,6 @@ CATEGORIES: Final = ("paitient",)
 # The tenant's name prefixes its namespace (tenant-<name>): a DNS label with room for the prefix.
 NAME_PATTERN: Final = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 NAME_MAX: Final = 56
-CLIENT_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,126}[A-Za-z0-9]$"
 FORCE_DELETE_ANNOTATION: Final = "paitient.ai/force-delete"
 
 

@@ -8,8 +8,8 @@ check the subscription, through the /v1 REST API.
 """
 
 from ._async_client import AsyncSecureModelClient
-from ._base import DEFAULT_BASE_URL
 from ._client import SecureModelClient
+from ._config import DEFAULT_BASE_URL
 from ._exceptions import (
     APIConnectionError,
     APITimeoutError,

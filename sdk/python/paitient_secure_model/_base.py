@@ -1,5 +1,5 @@
-"""Everything the sync and async clients share: configuration, request building, the retry
-policy, error mapping and response parsing. The two clients only add I/O on top."""
+"""Everything the sync and async clients share: request building, the retry policy, error
+mapping, response parsing and the readiness wait. The two clients only add I/O on top."""
 
 from __future__ import annotations
 
@@ -7,23 +7,22 @@ import email.utils
 import json
 import logging
 import math
-import os
 import random
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timezone
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable
 from urllib.parse import quote
 
 import httpx
 
+from ._config import USER_AGENT, ClientConfig, TimeoutTypes
 from ._exceptions import (
     APIConnectionError,
     APITimeoutError,
     AuthenticationError,
-    ConfigurationError,
     ConflictError,
     NotFoundError,
     PaitientError,
@@ -35,26 +34,15 @@ from ._exceptions import (
     WaitTimeoutError,
 )
 from ._types import DeploymentStatus, GenerationChunk
-from ._version import __version__
 
 log = logging.getLogger("paitient_secure_model")
 
-DEFAULT_BASE_URL = "https://api.paitient.ai/v1"
-DEFAULT_TIMEOUT = 60.0
-DEFAULT_MAX_RETRIES = 2
-ENV_API_KEY = "PAITIENT_API_KEY"
-ENV_CLIENT_ID = "PAITIENT_CLIENT_ID"
-ENV_BASE_URL = "PAITIENT_BASE_URL"
-USER_AGENT = f"paitient-secure-model-python/{__version__}"
-
-# The retry policy, identical in the JavaScript SDK.
+# The retry policy. The JavaScript SDK must use the same numbers (STYLE.md: one policy).
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
 MAX_RETRY_AFTER = 60.0
 
-# Type aliases (Optional/Union because they are evaluated at runtime on Python 3.9).
-TimeoutTypes = Union[float, httpx.Timeout]
 ProgressCallback = Callable[[DeploymentStatus], object]
 Json = Any
 
@@ -79,64 +67,6 @@ _TYPE_ERRORS: dict[str, type[PaitientError]] = {
 }
 
 
-# --------------------------------------------------------------------------- configuration
-
-
-@dataclass(frozen=True)
-class ClientConfig:
-    """Resolved client settings; ``api_key`` is kept out of ``repr``."""
-
-    api_key: str
-    client_id: str
-    base_url: str
-    timeout: TimeoutTypes
-    max_retries: int
-
-    def __repr__(self) -> str:
-        return f"ClientConfig(client_id={self.client_id!r}, base_url={self.base_url!r})"
-
-    @classmethod
-    def resolve(
-        cls,
-        api_key: str | None,
-        client_id: str | None,
-        base_url: str | None,
-        timeout: TimeoutTypes,
-        max_retries: int,
-    ) -> ClientConfig:
-        """Merge arguments with the environment; raise ConfigurationError naming what is missing."""
-        api_key = api_key or os.environ.get(ENV_API_KEY) or None
-        if not api_key:
-            raise ConfigurationError(
-                f"No API key given: pass api_key=... or set the {ENV_API_KEY} environment variable."
-            )
-        client_id = client_id or os.environ.get(ENV_CLIENT_ID) or None
-        if not client_id:
-            raise ConfigurationError(
-                "No client ID given: pass client_id=... or set the "
-                f"{ENV_CLIENT_ID} environment variable."
-            )
-        base_url = (base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
-        try:
-            url = httpx.URL(base_url)
-        except httpx.InvalidURL as exc:
-            raise ConfigurationError(f"Invalid base URL {base_url!r}: {exc}") from None
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ConfigurationError(
-                f"Invalid base URL {base_url!r}: expected http(s)://host[/path] "
-                f"(from base_url= or {ENV_BASE_URL})."
-            )
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float, httpx.Timeout)):
-            raise ConfigurationError(f"timeout must be a number of seconds, not {timeout!r}")
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigurationError(f"max_retries must be an integer >= 0, not {max_retries!r}")
-        return cls(api_key, client_id, base_url, timeout, max_retries)
-
-    def redact(self, text: str) -> str:
-        """Remove the API key from text that may end up in an exception or a log."""
-        return text.replace(self.api_key, "[redacted]") if self.api_key in text else text
-
-
 # --------------------------------------------------------------------------- requests
 
 
@@ -146,7 +76,7 @@ class RequestSpec:
 
     method: str
     path: str
-    body: Optional[Mapping[str, Any]] = None  # noqa: UP045 - evaluated on 3.9
+    body: Mapping[str, Any] | None = None
     stream: bool = False
 
 
@@ -306,11 +236,11 @@ def _error_payload(body: Json) -> Mapping[str, Any]:
     return {}
 
 
-def _decode_body(response: httpx.Response) -> Json:
+def _decode_body(text: str) -> Json:
     try:
-        return response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return response.text or None
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text or None
 
 
 class BaseClient:
@@ -421,7 +351,8 @@ class BaseClient:
 
     def _status_error(self, response: httpx.Response) -> PaitientError:
         """The error for a non-2xx response whose body has been read."""
-        body = _decode_body(response)
+        # The body is redacted too: a server echoing the key must not put it into a traceback.
+        body = _decode_body(self._config.redact(response.text))
         payload = _error_payload(body)
         message = payload.get("message")
         if not isinstance(message, str) or not message:
@@ -444,7 +375,7 @@ class BaseClient:
         }
         if issubclass(cls, RateLimitError):
             kwargs["retry_after"] = parse_retry_after(response.headers.get("retry-after"))
-        return cls(self._config.redact(message), **kwargs)
+        return cls(message, **kwargs)
 
     def _parse_json(self, response: httpx.Response) -> Json:
         try:

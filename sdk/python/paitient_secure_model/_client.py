@@ -9,15 +9,8 @@ from typing import Any, Callable, Literal, overload
 import httpx
 
 from . import _base
-from ._base import (
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_TIMEOUT,
-    BaseClient,
-    ProgressCallback,
-    ReadinessWait,
-    RequestSpec,
-    TimeoutTypes,
-)
+from ._base import BaseClient, ProgressCallback, ReadinessWait, RequestSpec
+from ._config import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, TimeoutTypes
 from ._streaming import GenerationStream
 from ._types import (
     DeletedDeployment,

@@ -1,0 +1,78 @@
+"""Client settings: defaults, the environment variables, and their resolution."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Union
+
+import httpx
+
+from ._exceptions import ConfigurationError
+from ._version import __version__
+
+DEFAULT_BASE_URL = "https://api.paitient.ai/v1"
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_MAX_RETRIES = 2
+ENV_API_KEY = "PAITIENT_API_KEY"
+ENV_CLIENT_ID = "PAITIENT_CLIENT_ID"
+ENV_BASE_URL = "PAITIENT_BASE_URL"
+USER_AGENT = f"paitient-secure-model-python/{__version__}"
+
+# A Union because the alias is evaluated at runtime, on Python 3.9 too.
+TimeoutTypes = Union[float, httpx.Timeout]
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Resolved client settings; ``api_key`` is kept out of ``repr``."""
+
+    api_key: str
+    client_id: str
+    base_url: str
+    timeout: TimeoutTypes
+    max_retries: int
+
+    def __repr__(self) -> str:
+        return f"ClientConfig(client_id={self.client_id!r}, base_url={self.base_url!r})"
+
+    @classmethod
+    def resolve(
+        cls,
+        api_key: str | None,
+        client_id: str | None,
+        base_url: str | None,
+        timeout: TimeoutTypes,
+        max_retries: int,
+    ) -> ClientConfig:
+        """Merge arguments with the environment; raise ConfigurationError naming what is missing."""
+        api_key = api_key or os.environ.get(ENV_API_KEY) or None
+        if not api_key:
+            raise ConfigurationError(
+                f"No API key given: pass api_key=... or set the {ENV_API_KEY} environment variable."
+            )
+        client_id = client_id or os.environ.get(ENV_CLIENT_ID) or None
+        if not client_id:
+            raise ConfigurationError(
+                "No client ID given: pass client_id=... or set the "
+                f"{ENV_CLIENT_ID} environment variable."
+            )
+        base_url = (base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
+        try:
+            url = httpx.URL(base_url)
+        except httpx.InvalidURL as exc:
+            raise ConfigurationError(f"Invalid base URL {base_url!r}: {exc}") from None
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ConfigurationError(
+                f"Invalid base URL {base_url!r}: expected http(s)://host[/path] "
+                f"(from base_url= or {ENV_BASE_URL})."
+            )
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float, httpx.Timeout)):
+            raise ConfigurationError(f"timeout must be a number of seconds, not {timeout!r}")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigurationError(f"max_retries must be an integer >= 0, not {max_retries!r}")
+        return cls(api_key, client_id, base_url, timeout, max_retries)
+
+    def redact(self, text: str) -> str:
+        """Remove the API key from text that may end up in an exception or a log."""
+        return text.replace(self.api_key, "[redacted]") if self.api_key in text else text

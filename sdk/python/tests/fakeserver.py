@@ -1,0 +1,198 @@
+"""An in-memory emulation of the /v1 contract (docs/rest-api.md) behind httpx.MockTransport."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+BASE_URL = "http://paitient.test/v1"
+API_KEY = "your-api-key"
+CLIENT_ID = "your-client-id"
+
+_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def error(status: int, type_: str, message: str, request_id: str = "req-fake") -> httpx.Response:
+    body = {"error": {"type": type_, "message": message, "request_id": request_id}}
+    return httpx.Response(status, json=body, headers={"x-request-id": request_id})
+
+
+def sse(*events: Any) -> bytes:
+    """A text/event-stream body: dicts become JSON data events, strings are sent as-is."""
+    out = []
+    for event in events:
+        data = event if isinstance(event, str) else json.dumps(event)
+        out.append(f"data: {data}\n\n")
+    return "".join(out).encode()
+
+
+@dataclass
+class FakeServer:
+    """Deployments, generation and a subscription for one tenant; records every request."""
+
+    credentials: dict[str, str] = field(default_factory=lambda: {API_KEY: CLIENT_ID})
+    deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: list[httpx.Request] = field(default_factory=list)
+    usage: int = 1234
+    # Each status poll moves a pending deployment on (pending -> progressing -> ready).
+    auto_progress: bool = False
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def __post_init__(self) -> None:
+        self.add_deployment("deployment-123", status="ready")
+
+    def add_deployment(self, name: str, status: str = "pending", **fields: Any) -> dict[str, Any]:
+        deployment = {
+            "id": name,
+            "name": name,
+            "model_name": "ZimaBlueAI/HuatuoGPT-o1-8B",
+            "status": status,
+            "use_gpu": True,
+            "gpu_count": 1,
+            "replicas": 1,
+            "ready_replicas": 1 if status == "ready" else 0,
+            "endpoint": None,
+            "message": "",
+            "created_at": "2026-11-26T12:00:00Z",
+            **fields,
+        }
+        self.deployments[name] = deployment
+        return deployment
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    @property
+    def bodies(self) -> list[Any]:
+        return [json.loads(r.content) if r.content else None for r in self.requests]
+
+    # -- the contract
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        auth = request.headers.get("authorization", "")
+        key = auth.removeprefix("Bearer ")
+        if self.credentials.get(key) != request.headers.get("x-client-id"):
+            return error(401, "authentication_error", "Invalid API key or client ID")
+        path = request.url.path.removeprefix("/v1")
+        body = json.loads(request.content) if request.content else {}
+        route = (request.method, path)
+        if route == ("POST", "/deployments"):
+            return self._create(body)
+        if route == ("GET", "/deployments"):
+            return self._ok({"data": list(self.deployments.values())})
+        if route == ("POST", "/generate"):
+            return self._generate(body)
+        if route == ("GET", "/subscription"):
+            return self._ok(
+                {
+                    "tier": "standard",
+                    "current_usage": self.usage,
+                    "usage_limit": 10000000,
+                    "period_start": "2026-11-01T00:00:00Z",
+                    "period_end": "2026-12-01T00:00:00Z",
+                }
+            )
+        match = re.fullmatch(r"/deployments/([^/]+)(/status)?", path)
+        if match:
+            deployment = self.deployments.get(match.group(1))
+            if deployment is None:
+                return error(404, "not_found_error", f"Deployment {match.group(1)!r} not found")
+            if request.method == "GET" and match.group(2):
+                if self.auto_progress and deployment["status"] in ("pending", "progressing"):
+                    ready = deployment["status"] == "progressing"
+                    deployment["status"] = "ready" if ready else "progressing"
+                    deployment["ready_replicas"] = deployment["replicas"] if ready else 0
+                return self._ok(self._status(deployment))
+            if request.method == "GET":
+                return self._ok(deployment)
+            if request.method == "PATCH":
+                deployment.update(
+                    {k: v for k, v in body.items() if k in ("replicas", "max_model_len")}
+                )
+                return self._ok(deployment)
+            if request.method == "DELETE":
+                del self.deployments[deployment["id"]]
+                return self._ok({"id": deployment["id"], "deleted": True}, 202)
+        return error(404, "not_found_error", f"No route {request.method} {path}")
+
+    def _ok(self, body: Any, status: int = 200) -> httpx.Response:
+        return httpx.Response(status, json=body, headers={"x-request-id": "req-fake"})
+
+    def _create(self, body: dict[str, Any]) -> httpx.Response:
+        model = body.get("model_name")
+        if not isinstance(model, str) or not model:
+            return error(422, "validation_error", "model_name is required")
+        name = body.get("deployment_name") or (
+            re.sub(r"[^a-z0-9]+", "-", model.lower().split("/")[-1]).strip("-") + "-x1y2z"
+        )
+        if not _NAME.match(name):
+            return error(422, "validation_error", f"deployment_name {name!r} is not a valid name")
+        if name in self.deployments:
+            return error(409, "conflict_error", f"Deployment {name!r} already exists")
+        use_gpu = body.get("use_gpu", True)
+        deployment = self.add_deployment(
+            name,
+            model_name=model,
+            use_gpu=use_gpu,
+            gpu_count=body.get("gpu_count", 1) if use_gpu else None,
+            replicas=body.get("replicas", 1),
+        )
+        return self._ok(deployment, 202)
+
+    def _status(self, deployment: dict[str, Any]) -> dict[str, Any]:
+        ready = deployment["status"] == "ready"
+        return {
+            "id": deployment["id"],
+            "status": deployment["status"],
+            "ready_replicas": deployment["ready_replicas"],
+            "replicas": deployment["replicas"],
+            "message": deployment["message"],
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True" if ready else "False",
+                    "reason": "Ready" if ready else "Progressing",
+                    "message": deployment["message"],
+                }
+            ],
+        }
+
+    def _generate(self, body: dict[str, Any]) -> httpx.Response:
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str) or not prompt:
+            return error(422, "validation_error", "prompt must be a non-empty string")
+        max_tokens = body.get("max_tokens", 256)
+        if not isinstance(max_tokens, int) or not 1 <= max_tokens <= 32768:
+            return error(422, "validation_error", "max_tokens must be between 1 and 32768")
+        temperature = body.get("temperature", 1.0)
+        if not 0 <= temperature <= 2:
+            return error(422, "validation_error", "temperature must be between 0 and 2")
+        deployment = self.deployments.get(body.get("deployment_id", ""))
+        if deployment is None:
+            return error(404, "not_found_error", "Deployment not found")
+        words = ["HIPAA", " compliance", " protects", " patients."]
+        usage = {"prompt_tokens": 12, "completion_tokens": 4, "total_tokens": 16}
+        if body.get("stream"):
+            content = sse(
+                *({"text": w} for w in words), {"finish_reason": "stop", "usage": usage}, "[DONE]"
+            )
+            return httpx.Response(
+                200,
+                content=content,
+                headers={"content-type": "text/event-stream", "x-request-id": "req-fake"},
+            )
+        return self._ok(
+            {
+                "id": f"gen-{next(self._ids)}",
+                "deployment_id": deployment["id"],
+                "text": "".join(words),
+                "finish_reason": "stop",
+                "usage": usage,
+            }
+        )
