@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 BIN := $(CURDIR)/.local/bin
 export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup demo cluster cluster-down cluster-status cluster-clean-cache operator \
+.PHONY: help setup demo up down cluster cluster-down cluster-status cluster-clean-cache operator \
         bench-control-plane bench-operator lint typecheck unit integration sdk-test test clean
 
 help: ## list the targets
@@ -25,13 +25,16 @@ $(BIN)/kubectl $(BIN)/helm:
 
 setup: $(VENV)/.installed $(BIN)/kubectl ## create .venv, install the packages, kubectl and helm
 
-demo: setup ## build (first run only) and start the local cluster, then show its nodes
-	@$(VENV)/bin/paitient-localcluster up >/dev/null
+demo: setup ## everything on this machine: cluster, operator, front door, gateways; deploy and generate via the SDK
+	@$(PY) -m paitient_localcluster.stack demo
 	@KUBECONFIG=$(CURDIR)/.local/cluster/admin.kubeconfig kubectl get nodes -L nvidia.com/gpu.product,nvidia.com/gpu.count
-	@echo
-	@echo "The cluster keeps running. Use it with:"
-	@echo "  export KUBECONFIG=$(CURDIR)/.local/cluster/admin.kubeconfig PATH=$(BIN):\$$PATH"
-	@echo "Stop it with: make cluster-down"
+	@KUBECONFIG=$(CURDIR)/.local/cluster/admin.kubeconfig kubectl get md -A
+
+up: setup ## start the whole stack in the background; prints export lines
+	@$(PY) -m paitient_localcluster.stack up
+
+down: ## stop everything `make up` or `make demo` started
+	@$(PY) -m paitient_localcluster.stack down
 
 cluster: setup ## start (or reuse) the local control plane; the last line is the kubeconfig path
 	@$(VENV)/bin/paitient-localcluster up

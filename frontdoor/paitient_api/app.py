@@ -277,7 +277,10 @@ async def generate(request: web.Request) -> web.StreamResponse:
         )
     door: FrontDoor = request.app["door"]
     assert door.http is not None
-    url = door.route.url(md["metadata"]["name"], md["metadata"]["namespace"]) + "/v1/completions"
+    base = door.route.url(md["metadata"]["name"], md["metadata"]["namespace"])
+    if base is None:
+        raise ServiceError(f"deployment {deployment_id} has no gateway yet", status=503)
+    url = base + "/v1/completions"
     served = (md.get("spec", {}).get("model") or {}).get("name") or md["metadata"]["name"]
     headers = {
         "Authorization": request.headers["Authorization"],

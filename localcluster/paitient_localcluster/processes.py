@@ -43,7 +43,7 @@ class Managed:
             return None
         return pid if _runs(pid, exe) else None
 
-    def start(self, argv: list[str]) -> int:
+    def start(self, argv: list[str], env: dict[str, str] | None = None) -> int:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
             log.write(f"\n--- starting {' '.join(argv)}\n".encode())
@@ -52,7 +52,7 @@ class Managed:
             # terminal that started it.
             proc = subprocess.Popen(
                 argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, close_fds=True,
+                start_new_session=True, close_fds=True, env=env,
             )  # fmt: skip
         self.pid_file.write_text(json.dumps({"pid": proc.pid, "exe": os.path.realpath(argv[0])}))
         return proc.pid
