@@ -35,6 +35,7 @@ from paitient_common.apikeys import AuthFailure, KeyStore, TenantInfo
 from paitient_common.errors import (
     ApiError,
     AuthenticationError,
+    ConflictError,
     NotFoundError,
     PermissionDeniedError,
     RequestValidationError,
@@ -164,7 +165,7 @@ def _kube_error(exc: KubeError) -> ApiError:
     if exc.status == 404:
         return NotFoundError("deployment not found")
     if exc.status == 409:
-        return RequestValidationError("a deployment with this name already exists", status=422)
+        return ConflictError("a deployment with this name already exists")
     if exc.status == 422:
         return RequestValidationError(exc.message.split(": ", 1)[-1][:500], status=422)
     if exc.status == 403 and "exceeded quota" in exc.message:
@@ -318,6 +319,7 @@ async def _relay_stream(
         if name.lower().startswith("x-ratelimit-"):
             response.headers[name] = value
     await response.prepare(request)
+    final: dict[str, Any] = {}
     try:
         async for data in _sse_data(upstream.content):
             if data == "[DONE]":
@@ -327,10 +329,15 @@ async def _relay_stream(
                 await response.write(translate.sse({"error": chunk["error"]}))
                 break
             for event in translate.stream_event(chunk):
-                await response.write(translate.sse(event))
+                if "text" in event:
+                    await response.write(translate.sse(event))
+                else:  # finish_reason and usage travel together in the last event
+                    final.update(event)
     except (aiohttp.ClientError, TimeoutError, ValueError):
         err = ServiceError("the stream from the deployment was interrupted", status=502)
         await response.write(translate.sse(error_body(err, request["request_id"])))
+    if final:
+        await response.write(translate.sse(final))
     await response.write(translate.sse("[DONE]"))
     await response.write_eof()
     return response
