@@ -86,11 +86,11 @@ class PermissionDeniedError(ApiError):
 
 
 class RequestValidationError(ApiError):
-    """400 (unreadable request) or 422 (well-formed but invalid)."""
+    """400 (unreadable request), 405 (method not allowed), 413 (too large) or 422 (invalid)."""
 
     status = 400
     type = "validation_error"
-    _allowed_statuses = frozenset({400, 422})
+    _allowed_statuses = frozenset({400, 405, 413, 422})
     default_message = "invalid request"
 
     @classmethod

@@ -28,6 +28,7 @@ from paitient_api.schemas import (
     CreateDeployment,
     DeploymentList,
     Generate,
+    GenerateForDeployment,
     Subscription,
     UpdateDeployment,
 )
@@ -87,7 +88,10 @@ async def errors_and_ids(request: web.Request, handler: Handler) -> web.StreamRe
         )
     except web.HTTPException as exc:  # aiohttp's own (404 route, 405 method, 413 size)
         mapped = _from_http(exc)
-        response = web.json_response(error_body(mapped, request_id), status=mapped.status)
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
+        response = web.json_response(
+            error_body(mapped, request_id), status=mapped.status, headers=allow
+        )
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.rel_url.path)
         response = web.json_response(error_body(ServiceError(), request_id), status=500)
@@ -118,9 +122,9 @@ def _from_http(exc: web.HTTPException) -> ApiError:
     if exc.status == 404:
         return NotFoundError("no such route")
     if exc.status == 405:
-        return NotFoundError("method not allowed on this route")
+        return RequestValidationError("method not allowed on this route", status=405)
     if exc.status == 413:
-        return RequestValidationError("request body too large", status=400)
+        return RequestValidationError("request body too large", status=413)
     return RequestValidationError(exc.reason or "bad request", status=400)
 
 
@@ -265,10 +269,11 @@ async def subscription(request: web.Request) -> web.Response:
 
 
 async def generate(request: web.Request) -> web.StreamResponse:
-    body: Generate = await _json(request, Generate)
-    deployment_id = request.match_info.get("id") or body.deployment_id
-    if not deployment_id:
-        raise RequestValidationError("deployment_id: field required", status=422)
+    in_path = request.match_info.get("id")
+    body: GenerateForDeployment = await _json(
+        request, GenerateForDeployment if in_path else Generate
+    )
+    deployment_id = in_path or body.deployment_id  # type: ignore[attr-defined]
     md = await _get_md(request, deployment_id)
     phase = (md.get("status") or {}).get("phase")
     if phase != "Ready":

@@ -21,6 +21,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     schemas.CreateDeployment,
     schemas.UpdateDeployment,
     schemas.Generate,
+    schemas.GenerateForDeployment,
     schemas.Deployment,
     schemas.DeploymentList,
     schemas.DeploymentStatus,
@@ -34,6 +35,9 @@ ERRORS = {
     "401": "authentication_error: invalid API key or client ID",
     "403": "permission_error: suspended, or over the tier",
     "404": "not_found_error",
+    "405": "validation_error: method not allowed",
+    "409": "conflict_error: the name is taken",
+    "413": "validation_error: body too large",
     "422": "validation_error: invalid field",
     "429": "rate_limit_error",
     "500": "service_error",
@@ -105,7 +109,12 @@ def openapi_document() -> dict[str, Any]:
         },
         "/deployments/{id}/generate": {
             "parameters": id_param,
-            "post": _op("Generate text", ("200", schemas.Generation), schemas.Generate, sse=True),
+            "post": _op(
+                "Generate text",
+                ("200", schemas.Generation),
+                schemas.GenerateForDeployment,
+                sse=True,
+            ),
         },
         "/generate": {
             "post": _op("Generate text", ("200", schemas.Generation), schemas.Generate, sse=True)

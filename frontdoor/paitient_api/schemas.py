@@ -5,23 +5,54 @@ docs/rest-api.md describes the same contract in prose; both SDKs follow it.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
-MODEL_PATTERN = r"^([A-Za-z0-9][A-Za-z0-9._-]*/)?[A-Za-z0-9][A-Za-z0-9._-]*$"
+from paitient_operator.resources import modeldeployment as md
+
+# The ModelDeployment's own rules, so the API refuses what the CRD would.
+NAME_PATTERN = md.NAME_PATTERN
+MODEL_PATTERN = md.HF_REPO_PATTERN
 MAX_PROMPT_BYTES = 1024 * 1024
+
 
 Status = Literal["pending", "progressing", "ready", "degraded", "failed"]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+    # Strict: the documented JSON types only (no "1" for 1, no 0 for false).
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _integral_floats(cls, data: Any) -> Any:
+        # JSON Schema counts 3.0 as an integer; strict pydantic alone would refuse it.
+        if not isinstance(data, dict):
+            return data
+        ints = {
+            n
+            for n, f in cls.model_fields.items()
+            if f.annotation is int or int in get_args(f.annotation)
+        }
+        return {
+            k: int(v) if k in ints and isinstance(v, float) and v.is_integer() else v
+            for k, v in data.items()
+        }
 
 
 class CreateDeployment(_Body):
     """POST /v1/deployments."""
+
+    # The CRD's "gpu only with useGpu", said in the schema too, so clients see it.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"use_gpu": {"const": False}}, "required": ["use_gpu"]},
+            "then": {
+                "properties": {"gpu_count": {"type": "null"}, "gpu_product": {"type": "null"}}
+            },
+        }
+    )
 
     model_name: str = Field(
         max_length=200, pattern=MODEL_PATTERN, description="Hugging Face repo id."
@@ -34,16 +65,15 @@ class CreateDeployment(_Body):
     )
     use_gpu: bool = Field(default=True, description="false: CPU build of vLLM.")
     gpu_count: int | None = Field(default=None, ge=1, le=8, description="GPUs per replica.")
-    gpu_product: str | None = Field(default=None, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")
+    gpu_product: str | None = Field(default=None, max_length=63, pattern=md.GPU_PRODUCT_PATTERN)
     replicas: int = Field(default=1, ge=0, le=16)
     max_model_len: int | None = Field(default=None, ge=1, le=1_048_576)
 
-    @field_validator("gpu_count")
-    @classmethod
-    def _gpu_count_needs_gpu(cls, value: int | None, info: Any) -> int | None:
-        if value is not None and info.data.get("use_gpu") is False:
-            raise ValueError("gpu_count may only be set when use_gpu is true")
-        return value
+    @model_validator(mode="after")
+    def _gpu_settings_need_gpu(self) -> CreateDeployment:
+        if not self.use_gpu and (self.gpu_count is not None or self.gpu_product is not None):
+            raise ValueError("gpu_count and gpu_product may only be set when use_gpu is true")
+        return self
 
 
 class UpdateDeployment(_Body):
@@ -53,10 +83,9 @@ class UpdateDeployment(_Body):
     max_model_len: int | None = Field(default=None, ge=1, le=1_048_576)
 
 
-class Generate(_Body):
-    """POST /v1/generate (and /v1/deployments/{id}/generate without deployment_id)."""
+class GenerateForDeployment(_Body):
+    """POST /v1/deployments/{id}/generate: the deployment is in the path."""
 
-    deployment_id: str | None = Field(default=None, max_length=63, pattern=NAME_PATTERN)
     prompt: str = Field(min_length=1, description="Text to continue; at most 1 MiB.")
     max_tokens: int = Field(default=256, ge=1, le=32768)
     temperature: float = Field(default=1.0, ge=0.0, le=2.0)
@@ -68,6 +97,12 @@ class Generate(_Body):
         if len(value.encode("utf-8", errors="surrogatepass")) > MAX_PROMPT_BYTES:
             raise ValueError("prompt is larger than 1 MiB")
         return value
+
+
+class Generate(GenerateForDeployment):
+    """POST /v1/generate."""
+
+    deployment_id: str = Field(max_length=63, pattern=NAME_PATTERN, description="Deployment id.")
 
 
 class Usage(BaseModel):

@@ -6,10 +6,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from paitient_api.schemas import Generate, Generation, Usage
+from paitient_api.schemas import GenerateForDeployment, Generation, Usage
 
 
-def completion_request(request: Generate, served_model: str) -> dict[str, Any]:
+def completion_request(request: GenerateForDeployment, served_model: str) -> dict[str, Any]:
     return {
         "model": served_model,
         "prompt": request.prompt,

@@ -1,1 +1,18 @@
-"""The gateway sidecar: the only way into a model pod (auth, limits, metering, audit)."""
+"""The gateway sidecar: the only listener in a model pod (auth, limits, metering, audit)."""
+
+from __future__ import annotations
+
+from paitient_gateway.app import Gateway, create_app
+from paitient_gateway.config import GatewayConfig
+from paitient_gateway.keysource import Directory, FileKeySource, KubernetesKeySource
+from paitient_gateway.ledger import UsageLedger
+
+__all__ = [
+    "Directory",
+    "FileKeySource",
+    "Gateway",
+    "GatewayConfig",
+    "KubernetesKeySource",
+    "UsageLedger",
+    "create_app",
+]

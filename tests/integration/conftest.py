@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import paitient_secure_model as sdk
 import pytest
 from kubernetes import client, config
 
+from paitient_cli import admin
 from paitient_common.kubeapi import Kube
 from paitient_operator.resources.install import install_crds
+from tests.integration.frontdoor_process import ApiProcess
 from tests.integration.operator_process import OperatorProcess
+from tests.integration.stack_helpers import REPO, authorised, generates, make_tenant
+from tests.integration.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -65,3 +72,52 @@ def operator(
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(
+    operator: OperatorProcess,
+    kubeconfig: Path,
+    kube: Kube,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ApiProcess]:
+    """Front door routing generate through the local data plane's gateways."""
+    tmp = tmp_path_factory.mktemp("stack")
+    routes = tmp / "routes.json"
+    plane = subprocess.Popen(
+        [sys.executable, "-m", "paitient_localcluster.dataplane", "--kubeconfig", str(kubeconfig),
+         "--routes", str(routes), "--state-dir", str(tmp / "dataplane")],
+        cwd=REPO, stdout=(tmp / "dataplane.log").open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    api = ApiProcess(kubeconfig, tmp / "api.log", gateway_url=f"file:{routes}")
+    try:
+        api.start()
+        yield api
+    finally:
+        api.stop()
+        plane.terminate()
+        plane.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def stack_tenant(stack: ApiProcess, kube: Kube) -> Iterator[dict[str, str]]:
+    """A tenant with a key and a Ready deployment "deployment-123" (the name the reference's
+    generate example uses), served through the local data plane."""
+    info = make_tenant(kube)
+    client = sdk.SecureModelClient(
+        api_key=info["key"], client_id=info["client_id"], base_url=stack.base_url
+    )
+    wait_for(lambda: authorised(client), what="the front door to know the key")
+    # The generate example names "deployment-123": make it exist, on the encrypted class.
+    kube.create(
+        {
+            "apiVersion": "paitient.ai/v1alpha1", "kind": "ModelDeployment",
+            "metadata": {"name": "deployment-123", "namespace": info["namespace"]},
+            "spec": {"model": {"name": "ZimaBlueAI/HuatuoGPT-o1-8B"}, "useGpu": True, "gpu": {"count": 1},
+                     "storage": {"size": "10Gi", "storageClassName": "encrypted-local"}},
+        }
+    )  # fmt: skip
+    client.wait_until_ready("deployment-123", timeout=120, poll_interval=0.5)
+    wait_for(lambda: generates(client), timeout=60, what="the deployment's gateway")
+    yield info
+    admin.delete_tenant(kube, info["name"], force=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from paitient_cli import admin
 from paitient_common.kubeapi import Kube
 from tests.integration.frontdoor_process import ApiProcess, call
 from tests.integration.operator_process import OperatorProcess
+from tests.integration.stack_helpers import make_tenant
 from tests.integration.waiting import wait_for
 
 
@@ -27,24 +27,6 @@ def api(
         yield proc
     finally:
         proc.stop()
-
-
-def make_tenant(kube: Kube, tier: str = "standard") -> dict[str, str]:
-    name = f"fd{uuid.uuid4().hex[:8]}"
-    client_id = f"{name}-clinic"
-    admin.create_tenant(kube, name, client_id, tier, None, {tier})
-    wait_for(
-        lambda: ((kube.get("paitient.ai/v1alpha1", "Tenant", name) or {}).get("status") or {}).get(
-            "namespace"
-        ),
-        what="tenant",
-    )
-    wait_for(
-        lambda: kube.get("v1", "Secret", f"paitient-api-keys-{name}", namespace="paitient-system"),
-        what="key secret",
-    )
-    key = admin.create_key(kube, client_id, None, "", "paitient-system")[0]
-    return {"name": name, "client_id": client_id, "key": key, "namespace": f"tenant-{name}"}
 
 
 @pytest.fixture(scope="module")

@@ -9,16 +9,12 @@ import importlib.util
 import io
 import os
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from paitient_common.kubeapi import Kube
 from tests.integration.frontdoor_process import ApiProcess
-from tests.integration.operator_process import OperatorProcess
-from tests.integration.test_frontdoor import make_tenant
 from tests.integration.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,71 +25,6 @@ assert SEED is not None and SEED.loader is not None
 seed_examples = importlib.util.module_from_spec(SEED)
 SEED.loader.exec_module(seed_examples)
 sdk = pytest.importorskip("paitient_secure_model")
-
-
-@pytest.fixture(scope="module")
-def stack(
-    operator: OperatorProcess,
-    kubeconfig: Path,
-    kube: Kube,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[ApiProcess]:
-    """Front door routing generate through the local data plane's gateways."""
-    tmp = tmp_path_factory.mktemp("stack")
-    routes = tmp / "routes.json"
-    plane = subprocess.Popen(
-        [sys.executable, "-m", "paitient_localcluster.dataplane", "--kubeconfig", str(kubeconfig),
-         "--routes", str(routes), "--state-dir", str(tmp / "dataplane")],
-        cwd=REPO, stdout=(tmp / "dataplane.log").open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    api = ApiProcess(kubeconfig, tmp / "api.log", gateway_url=f"file:{routes}")
-    try:
-        api.start()
-        yield api
-    finally:
-        api.stop()
-        plane.terminate()
-        plane.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def tenant(stack: ApiProcess, kube: Kube) -> Iterator[dict[str, str]]:
-    from paitient_cli import admin  # noqa: PLC0415
-
-    info = make_tenant(kube)
-    client = sdk.SecureModelClient(
-        api_key=info["key"], client_id=info["client_id"], base_url=stack.base_url
-    )
-    wait_for(lambda: _authorised(client), what="the front door to know the key")
-    # The generate example names "deployment-123": make it exist, on the encrypted class.
-    kube.create(
-        {
-            "apiVersion": "paitient.ai/v1alpha1", "kind": "ModelDeployment",
-            "metadata": {"name": "deployment-123", "namespace": info["namespace"]},
-            "spec": {"model": {"name": "ZimaBlueAI/HuatuoGPT-o1-8B"}, "useGpu": True, "gpu": {"count": 1},
-                     "storage": {"size": "10Gi", "storageClassName": "encrypted-local"}},
-        }
-    )  # fmt: skip
-    client.wait_until_ready("deployment-123", timeout=120, poll_interval=0.5)
-    wait_for(lambda: _generates(client), timeout=60, what="the deployment's gateway")
-    yield info
-    admin.delete_tenant(kube, info["name"], force=True)
-
-
-def _authorised(client: object) -> bool:
-    try:
-        client.get_subscription()  # type: ignore[attr-defined]
-    except sdk.AuthenticationError:
-        return False
-    return True
-
-
-def _generates(client: object) -> bool:
-    try:
-        client.generate(deployment_id="deployment-123", prompt="ping", max_tokens=2)  # type: ignore[attr-defined]
-    except sdk.ServiceError:
-        return False
-    return True
 
 
 def _seed_python(tenant: dict[str, str]) -> list[str]:
@@ -110,10 +41,10 @@ def _seed_python(tenant: dict[str, str]) -> list[str]:
 
 
 def test_python_seed_examples_run_as_written(
-    stack: ApiProcess, tenant: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    stack: ApiProcess, stack_tenant: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PAITIENT_BASE_URL", stack.base_url)
-    lines = _seed_python(tenant)
+    lines = _seed_python(stack_tenant)
     assert len(lines) == 4, lines
     generated, tier, usage, auth_error = lines
     assert generated.startswith("Explain the importance of HIPAA compliance")  # the stand-in echoes
@@ -123,11 +54,14 @@ def test_python_seed_examples_run_as_written(
 
 
 def test_javascript_seed_examples_run_as_written(
-    stack: ApiProcess, tenant: dict[str, str], kube: Kube
+    stack: ApiProcess, stack_tenant: dict[str, str], kube: Kube
 ) -> None:
     # The Python run created my-secure-model in the same tenant: start from a clean slate.
     kube.delete(
-        "paitient.ai/v1alpha1", "ModelDeployment", "my-secure-model", namespace=tenant["namespace"]
+        "paitient.ai/v1alpha1",
+        "ModelDeployment",
+        "my-secure-model",
+        namespace=stack_tenant["namespace"],
     )
     wait_for(
         lambda: (
@@ -135,7 +69,7 @@ def test_javascript_seed_examples_run_as_written(
                 "paitient.ai/v1alpha1",
                 "ModelDeployment",
                 "my-secure-model",
-                namespace=tenant["namespace"],
+                namespace=stack_tenant["namespace"],
             )
             is None
         )
@@ -143,8 +77,8 @@ def test_javascript_seed_examples_run_as_written(
     env = {
         **os.environ,
         "PAITIENT_BASE_URL": stack.base_url,
-        "PAITIENT_SEED_API_KEY": tenant["key"],
-        "PAITIENT_SEED_CLIENT_ID": tenant["client_id"],
+        "PAITIENT_SEED_API_KEY": stack_tenant["key"],
+        "PAITIENT_SEED_CLIENT_ID": stack_tenant["client_id"],
     }
     done = subprocess.run(
         ["node", str(REPO / "tests/integration/seed_runner.js")],
@@ -161,10 +95,10 @@ def test_javascript_seed_examples_run_as_written(
 
 
 def test_invalid_requests_raise_validation_error_in_both_languages(
-    stack: ApiProcess, tenant: dict[str, str]
+    stack: ApiProcess, stack_tenant: dict[str, str]
 ) -> None:
     client = sdk.SecureModelClient(
-        api_key=tenant["key"], client_id=tenant["client_id"], base_url=stack.base_url
+        api_key=stack_tenant["key"], client_id=stack_tenant["client_id"], base_url=stack.base_url
     )
     with pytest.raises(sdk.ValidationError):
         client.generate(deployment_id="deployment-123", prompt="x", max_tokens=-5)
@@ -176,8 +110,8 @@ def test_invalid_requests_raise_validation_error_in_both_languages(
     env = {
         **os.environ,
         "PAITIENT_BASE_URL": stack.base_url,
-        "PAITIENT_API_KEY": tenant["key"],
-        "PAITIENT_CLIENT_ID": tenant["client_id"],
+        "PAITIENT_API_KEY": stack_tenant["key"],
+        "PAITIENT_CLIENT_ID": stack_tenant["client_id"],
     }
     assert (
         subprocess.run(["node", "-e", script, str(REPO / "sdk/js")], env=env, timeout=60).returncode
@@ -185,9 +119,11 @@ def test_invalid_requests_raise_validation_error_in_both_languages(
     )
 
 
-def test_streaming_generate_through_the_stack(stack: ApiProcess, tenant: dict[str, str]) -> None:
+def test_streaming_generate_through_the_stack(
+    stack: ApiProcess, stack_tenant: dict[str, str]
+) -> None:
     client = sdk.SecureModelClient(
-        api_key=tenant["key"], client_id=tenant["client_id"], base_url=stack.base_url
+        api_key=stack_tenant["key"], client_id=stack_tenant["client_id"], base_url=stack.base_url
     )
     chunks = list(
         client.generate_stream(deployment_id="deployment-123", prompt="one two three", max_tokens=6)

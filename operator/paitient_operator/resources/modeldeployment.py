@@ -37,6 +37,8 @@ CATEGORIES: Final = ("paitient",)
 
 # Hugging Face repo id: optional owner, then name; no "..", no leading punctuation.
 HF_REPO_PATTERN: Final = r"^([A-Za-z0-9][A-Za-z0-9._-]*/)?[A-Za-z0-9][A-Za-z0-9._-]*$"
+# A label value: nodes are selected by nvidia.com/gpu.product.
+GPU_PRODUCT_PATTERN: Final = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 REVISION_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._/-]*$"
 # The resource's name names its children (checked by the CRD's metadata.name schema, not CEL:
 # a regex over a string of unknown length would blow CEL's cost budget) (a Service needs a DNS-1035 label) and is a label value.
@@ -186,7 +188,7 @@ class GpuSpec(WireModel):
             "e.g. NVIDIA-H100-80GB-HBM3. Any GPU when unset."
         ),
         max_length=63,
-        pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+        pattern=GPU_PRODUCT_PATTERN,
     )
 
 

@@ -1,0 +1,108 @@
+"""``python -m paitient_gateway``: the sidecar, configured by the operator's environment.
+
+Local runs add ``--keys-file`` (keys, tenants and pepper from a JSON file instead of the API)
+and ``--ledger-dir``; without a keys file the gateway reads everything from the Kubernetes API
+(in-cluster config, or ``--kubeconfig``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
+
+from aiohttp import web
+
+from paitient_common.kubeapi import Kube
+from paitient_gateway.app import Gateway, create_app, create_metrics_app
+from paitient_gateway.config import GatewayConfig
+from paitient_gateway.keysource import FileKeySource, KeySource, KubernetesKeySource
+
+uvloop: ModuleType | None
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - uvloop is a dependency, but not on every platform
+    uvloop = None
+
+log = logging.getLogger("paitient.gateway")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="paitient_gateway", description=__doc__)
+    p.add_argument("--keys-file", type=Path, help="JSON keys file (local runs, tests)")
+    p.add_argument("--ledger-dir", type=Path, help="usage ledger directory")
+    p.add_argument("--kubeconfig", help="kubeconfig (default: in-cluster)")
+    p.add_argument("--host", help="listen address (default 0.0.0.0)")
+    p.add_argument("--port", type=int, help="listen port (default $PAITIENT_GATEWAY_PORT)")
+    p.add_argument("--upstream-url", help="vLLM base URL (default $PAITIENT_UPSTREAM_URL)")
+    p.add_argument("--served-model-name", help="default $PAITIENT_SERVED_MODEL_NAME")
+    return p.parse_args(argv)
+
+
+def build(args: argparse.Namespace) -> Gateway:
+    config = GatewayConfig.from_env(
+        host=args.host,
+        port=args.port,
+        upstream_url=args.upstream_url,
+        served_model_name=args.served_model_name,
+        ledger_dir=args.ledger_dir,
+        keys_file=args.keys_file,
+        kubeconfig=args.kubeconfig,
+    )
+    kube: Kube | None = None
+    source: KeySource
+    if config.keys_file is not None:
+        source = FileKeySource(config.keys_file)
+        if config.kubeconfig:  # usage reports still go to a cluster when one is named
+            kube = Kube.from_kubeconfig(config.kubeconfig, pool_size=4)
+    else:
+        kube = Kube.from_kubeconfig(config.kubeconfig, pool_size=4)
+        source = KubernetesKeySource(
+            kube,
+            config.system_namespace,
+            config.namespace,
+            config.deployment,
+            config.key_poll_interval,
+        )
+    return Gateway(config, source, kube)
+
+
+async def serve(gateway: Gateway) -> None:
+    config = gateway.config
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    # No access log: the audit line is the access log, without anything it must not hold.
+    runners = [web.AppRunner(create_app(gateway), access_log=None, shutdown_timeout=30)]
+    if config.metrics_port is not None:
+        runners.append(web.AppRunner(create_metrics_app(gateway), access_log=None))
+    try:
+        await runners[0].setup()
+        await web.TCPSite(runners[0], config.host, config.port).start()
+        if len(runners) > 1:
+            await runners[1].setup()
+            await web.TCPSite(runners[1], config.host, config.metrics_port).start()
+        log.info("gateway listening on %s:%d", config.host, config.port)
+        await stop.wait()
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    gateway = build(parse_args(argv))
+    factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
+    if uvloop is not None:  # a faster event loop for the same code, where it is installed
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(serve(gateway))
+
+
+if __name__ == "__main__":
+    main()

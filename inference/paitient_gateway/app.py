@@ -1,0 +1,283 @@
+"""The gateway application: routes, the error/request-id/audit/metrics frame, and its lifecycle.
+
+Only the routes below exist; every other path and method answers 404 ``not_found_error``, so
+vLLM's ``/tokenize``, ``/detokenize``, admin and profiling routes are never reachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Final
+
+import aiohttp
+from aiohttp import web
+
+from paitient_common.errors import ApiError, NotFoundError, error_body
+from paitient_common.kubeapi import Kube
+from paitient_gateway import proxy
+from paitient_gateway.audit import AuditRecord, audit_logger, write_audit
+from paitient_gateway.config import GatewayConfig
+from paitient_gateway.errors import (
+    REQUEST_ID_HEADER,
+    LimitExceeded,
+    error_for_status,
+    request_id_from,
+    unavailable,
+    upstream_failed,
+    upstream_timeout,
+)
+from paitient_gateway.keysource import Directory, KeySource
+from paitient_gateway.ledger import UsageLedger
+from paitient_gateway.limits import RateLimiter, UsageGuard
+from paitient_gateway.metrics import CONTENT_TYPE, GatewayMetrics, operation_name
+from paitient_gateway.report import UsageReporter
+from paitient_gateway.usage import CHAT_COMPLETIONS, COMPLETIONS, Usage
+
+log = logging.getLogger("paitient.gateway")
+
+ROUTES: Final = frozenset({COMPLETIONS, CHAT_COMPLETIONS, "/v1/models"})
+_REJECTION_BY_TYPE: Final = {
+    "authentication_error": "authentication",
+    "permission_error": "permission",
+    "validation_error": "invalid_request",
+    "not_found_error": "not_found",
+    "rate_limit_error": "rate_limit",
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Gateway:
+    """The gateway's state, shared by every handler through ``app["gateway"]``."""
+
+    def __init__(
+        self, config: GatewayConfig, key_source: KeySource, kube: Kube | None = None
+    ) -> None:
+        self.config = config
+        self.key_source = key_source
+        self.directory = Directory()
+        self.metrics = GatewayMetrics()
+        self.limiter = RateLimiter(
+            config.deployment_requests_per_minute, config.deployment_tokens_per_minute
+        )
+        self.guard = UsageGuard()
+        self.ledger = UsageLedger(
+            config.ledger_dir, config.ledger_sync_interval, config.ledger_sync_batch
+        )
+        self.reporter = UsageReporter(
+            kube, config.pod_name, config.namespace, config.deployment, self.ledger.counters
+        )
+        self.audit = audit_logger()
+        self.started = int(time.time())
+        self.session: aiohttp.ClientSession | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- upstream ------------------------------------------------------------------------------
+
+    async def open_upstream(self, path: str, body: bytes) -> aiohttp.ClientResponse:
+        assert self.session is not None
+        try:
+            return await self.session.post(
+                self.config.upstream_url + path,
+                data=body,
+                headers={"Content-Type": "application/json"},
+            )
+        except TimeoutError:
+            raise upstream_timeout() from None
+        except aiohttp.ClientError:
+            raise upstream_failed() from None
+
+    async def upstream_healthy(self) -> bool:
+        assert self.session is not None
+        try:
+            async with self.session.get(
+                self.config.upstream_url + "/health", timeout=aiohttp.ClientTimeout(total=3)
+            ) as response:
+                return response.status == 200
+        except (TimeoutError, aiohttp.ClientError):
+            return False
+
+    # -- accounting ----------------------------------------------------------------------------
+
+    def observe_usage(self, route: str, usage: Usage) -> None:
+        op = operation_name(route)
+        m = self.metrics
+        m.token_usage.labels(op, "input").observe(usage.prompt_tokens)
+        m.token_usage.labels(op, "output").observe(usage.completion_tokens)
+        m.tokens.labels("input").inc(usage.prompt_tokens)
+        m.tokens.labels("output").inc(usage.completion_tokens)
+        self._ledger_gauges()
+
+    def _ledger_gauges(self) -> None:
+        entries = self.ledger.counters.entries.values()
+        self.metrics.ledger_tokens.labels("input").set(sum(c.prompt_tokens for c in entries))
+        self.metrics.ledger_tokens.labels("output").set(sum(c.completion_tokens for c in entries))
+        self.metrics.ledger_requests.set(sum(c.requests for c in entries))
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def lifecycle(self, _app: web.Application) -> AsyncIterator[None]:
+        replayed = self.ledger.open()
+        self._ledger_gauges()
+        log.info("usage ledger replayed: %d requests", replayed)
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=self.config.upstream_pool_size, keepalive_timeout=30
+            ),
+            timeout=aiohttp.ClientTimeout(
+                total=None,
+                sock_connect=self.config.connect_timeout,
+                sock_read=self.config.read_timeout,
+            ),
+        )
+        self._tasks = [
+            asyncio.create_task(self.key_source.run(self.directory)),
+            asyncio.create_task(self.ledger.run_syncer()),
+            asyncio.create_task(
+                self.reporter.run(self.config.report_interval, self.metrics.report_failures.inc)
+            ),
+        ]
+        try:
+            yield
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            with contextlib.suppress(Exception):  # best effort: the ledger has it anyway
+                await asyncio.wait_for(self.reporter.flush(), 5)
+            self.ledger.close()
+            await self.session.close()
+
+
+# -- the frame around every request ----------------------------------------------------------------
+
+
+def _log_unexpected(exc: BaseException) -> None:
+    # Type and frames only: an exception's message may quote request content.
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = "; ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in frames[-5:])
+    log.error("unexpected %s at %s", type(exc).__name__, where)
+
+
+@web.middleware
+async def frame(request: web.Request, handler: Handler) -> web.StreamResponse:
+    gw: Gateway = request.app["gateway"]
+    request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+    request["request_id"] = request_id
+    request["started"] = time.perf_counter()
+    route = request.path if request.path in ROUTES else "other"
+    audited = not request.path.startswith(("/healthz/", "/metrics"))
+    request["audit"] = AuditRecord(request_id, route, gw.config.deployment)
+    gw.metrics.in_flight.inc()
+    status = 500
+    try:
+        try:
+            response = await handler(request)
+        except ApiError as exc:
+            response = _error_response(gw, request, exc)
+        except web.HTTPException as exc:  # aiohttp's own (e.g. a malformed request line)
+            response = _error_response(gw, request, error_for_status(exc.status))
+        except Exception as exc:
+            _log_unexpected(exc)
+            response = _error_response(gw, request, ApiError())
+        status = request.get("status", response.status)
+        return response
+    except asyncio.CancelledError:
+        status = request.get("status", 499)
+        raise
+    finally:
+        gw.metrics.in_flight.dec()
+        elapsed = time.perf_counter() - request["started"]
+        if route != "other" or audited:
+            gw.metrics.requests.labels(route, str(status)).inc()
+        if route in (COMPLETIONS, CHAT_COMPLETIONS):
+            gw.metrics.duration.labels(operation_name(route)).observe(elapsed)
+        if audited:
+            record: AuditRecord = request["audit"]
+            record.status, record.latency_ms = status, elapsed * 1000
+            write_audit(gw.audit, record)
+
+
+def _error_response(gw: Gateway, request: web.Request, exc: ApiError) -> web.Response:
+    reason = _REJECTION_BY_TYPE.get(exc.type)
+    if exc.status == 413:
+        reason = "body_too_large"
+    elif isinstance(exc, LimitExceeded):
+        reason = exc.reason
+    elif exc.type == "service_error":
+        reason = {502: "upstream_error", 503: "not_ready", 504: "upstream_timeout"}.get(exc.status)
+    if reason is not None:
+        gw.metrics.rejections.labels(reason).inc()
+    request["audit"].error_type = exc.type
+    headers = {**request.get("ratelimit_headers", {}), **exc.headers}
+    return web.json_response(
+        error_body(exc, request["request_id"]), status=exc.status, headers=headers
+    )
+
+
+async def _add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[REQUEST_ID_HEADER] = request.get("request_id") or request_id_from(None)
+
+
+# -- health and metrics ----------------------------------------------------------------------------
+
+
+async def live(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def upstream_health(request: web.Request) -> web.Response:
+    gw: Gateway = request.app["gateway"]
+    if not await gw.upstream_healthy():
+        raise unavailable("the model server is not healthy")
+    return web.json_response({"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    gw: Gateway = request.app["gateway"]
+    if not gw.directory.loaded:
+        raise unavailable("keys are not loaded yet")
+    if not await gw.upstream_healthy():
+        raise unavailable("the model server is not healthy")
+    return web.json_response({"status": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    gw: Gateway = request.app["gateway"]
+    return web.Response(body=gw.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+
+async def not_found(_request: web.Request) -> web.Response:
+    raise NotFoundError("no such route")
+
+
+def create_app(gateway: Gateway) -> web.Application:
+    # The body limit is enforced by the handlers (with our error shape); this is a backstop.
+    app = web.Application(middlewares=[frame], client_max_size=gateway.config.body_limit + 1)
+    app["gateway"] = gateway
+    app.router.add_post(COMPLETIONS, proxy.completions)
+    app.router.add_post(CHAT_COMPLETIONS, proxy.completions)
+    app.router.add_get("/v1/models", proxy.models)
+    app.router.add_get("/healthz/live", live)
+    app.router.add_get("/healthz/ready", ready)
+    app.router.add_get("/healthz/upstream", upstream_health)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_route("*", "/{tail:.*}", not_found)
+    app.on_response_prepare.append(_add_request_id)
+    app.cleanup_ctx.append(gateway.lifecycle)
+    return app
+
+
+def create_metrics_app(gateway: Gateway) -> web.Application:
+    """The optional separate metrics listener (``PAITIENT_METRICS_PORT``)."""
+    app = web.Application(middlewares=[frame])
+    app["gateway"] = gateway
+    app.router.add_get("/metrics", metrics)
+    app.router.add_route("*", "/{tail:.*}", not_found)
+    app.on_response_prepare.append(_add_request_id)
+    return app

@@ -1,0 +1,90 @@
+"""The gateway's settings: the environment the operator gives the sidecar, plus local flags."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+DEFAULT_PORT: Final = 8443
+DEFAULT_BODY_LIMIT: Final = 1024 * 1024
+DEFAULT_LEDGER_DIR: Final = "/tmp/paitient-gateway/ledger"  # noqa: S108 - the pod's emptyDir
+DEFAULT_SYSTEM_NAMESPACE: Final = "paitient-system"
+
+
+def _int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    value = int(raw)
+    if value < 0:
+        raise ValueError(f"{name} must not be negative")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    return float(raw) if raw else default
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Everything the gateway needs to start; ``from_env`` reads the operator's contract."""
+
+    upstream_url: str
+    served_model_name: str
+    namespace: str
+    deployment: str
+    pod_name: str = "local"
+    host: str = "0.0.0.0"  # noqa: S104 - the pod's only listener; set 127.0.0.1 for local runs
+    port: int = DEFAULT_PORT
+    metrics_port: int | None = None
+    system_namespace: str = DEFAULT_SYSTEM_NAMESPACE
+    deployment_requests_per_minute: int | None = None
+    deployment_tokens_per_minute: int | None = None
+    body_limit: int = DEFAULT_BODY_LIMIT
+    connect_timeout: float = 5.0
+    # Between two bytes from vLLM: a long generation is fine, a silent one is not.
+    read_timeout: float = 120.0
+    upstream_pool_size: int = 256
+    default_max_tokens: int = 4096
+    ledger_dir: Path = field(default_factory=lambda: Path(DEFAULT_LEDGER_DIR))
+    ledger_sync_interval: float = 0.05
+    ledger_sync_batch: int = 64
+    report_interval: float = 5.0
+    key_poll_interval: float = 2.0
+    keys_file: Path | None = None
+    kubeconfig: str | None = None
+    use_kubernetes: bool = True
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> GatewayConfig:
+        env = os.environ if env is None else env
+        values: dict[str, object] = {
+            "upstream_url": env.get("PAITIENT_UPSTREAM_URL", "http://127.0.0.1:8000"),
+            "served_model_name": env.get("PAITIENT_SERVED_MODEL_NAME", "model"),
+            "namespace": env.get("PAITIENT_MODELDEPLOYMENT_NAMESPACE", "default"),
+            "deployment": env.get("PAITIENT_MODELDEPLOYMENT_NAME", "local"),
+            "pod_name": env.get("PAITIENT_POD_NAME", "local"),
+            "host": env.get("PAITIENT_GATEWAY_HOST", "0.0.0.0"),  # noqa: S104
+            "port": _int(env, "PAITIENT_GATEWAY_PORT", DEFAULT_PORT),
+            "metrics_port": _int(env, "PAITIENT_METRICS_PORT", None),
+            "system_namespace": env.get("PAITIENT_SYSTEM_NAMESPACE", DEFAULT_SYSTEM_NAMESPACE),
+            "deployment_requests_per_minute": _int(
+                env, "PAITIENT_RATE_LIMIT_REQUESTS_PER_MINUTE", None
+            ),
+            "deployment_tokens_per_minute": _int(
+                env, "PAITIENT_RATE_LIMIT_TOKENS_PER_MINUTE", None
+            ),
+            "body_limit": _int(env, "PAITIENT_BODY_LIMIT_BYTES", DEFAULT_BODY_LIMIT),
+            "connect_timeout": _float(env, "PAITIENT_UPSTREAM_CONNECT_TIMEOUT", 5.0),
+            "read_timeout": _float(env, "PAITIENT_UPSTREAM_READ_TIMEOUT", 120.0),
+            "default_max_tokens": _int(env, "PAITIENT_DEFAULT_MAX_TOKENS", 4096),
+            "ledger_dir": Path(env.get("PAITIENT_LEDGER_DIR", DEFAULT_LEDGER_DIR)),
+            "report_interval": _float(env, "PAITIENT_USAGE_REPORT_INTERVAL", 5.0),
+            "key_poll_interval": _float(env, "PAITIENT_KEY_POLL_INTERVAL", 2.0),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]

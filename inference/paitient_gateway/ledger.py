@@ -1,0 +1,188 @@
+"""The usage ledger: every request's usage on disk before it counts, and the counters built from it.
+
+Each settled request appends one JSON line (keyed by its request id) with ``os.write`` on an
+``O_APPEND`` descriptor before the client gets the last byte of its answer: once written, the
+line is in the kernel's page cache and survives the gateway being killed. A background task
+``fsync``s in small batches (every ``sync_interval`` seconds or ``sync_batch`` lines), which only
+matters for a kernel or node crash. On start the files are replayed, torn last lines skipped and
+request ids de-duplicated, so the counters resume exactly where they were.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("paitient.gateway.ledger")
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    """One request's usage, as billed."""
+
+    request_id: str
+    tenant: str
+    key_id: str
+    period_start: str
+    prompt_tokens: int
+    completion_tokens: int
+    time: str
+
+    @property
+    def total(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_line(self) -> bytes:
+        return (json.dumps(asdict(self), separators=(",", ":")) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> UsageRecord:
+        return cls(
+            request_id=str(data["request_id"]),
+            tenant=str(data["tenant"]),
+            key_id=str(data.get("key_id", "")),
+            period_start=str(data["period_start"]),
+            prompt_tokens=int(data["prompt_tokens"]),
+            completion_tokens=int(data["completion_tokens"]),
+            time=str(data["time"]),
+        )
+
+
+@dataclass
+class Counter:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    requests: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class UsageCounters:
+    """Cumulative counters per (tenant, period start), and the last use of each key (pure)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str], Counter] = {}
+        self.key_last_used: dict[str, str] = {}
+        self._seen: set[str] = set()
+
+    def add(self, record: UsageRecord) -> bool:
+        """Count a record once; False for a request id already counted."""
+        if record.request_id in self._seen:
+            return False
+        self._seen.add(record.request_id)
+        counter = self.entries.setdefault((record.tenant, record.period_start), Counter())
+        counter.prompt_tokens += record.prompt_tokens
+        counter.completion_tokens += record.completion_tokens
+        counter.requests += 1
+        if record.key_id and record.time > self.key_last_used.get(record.key_id, ""):
+            self.key_last_used[record.key_id] = record.time
+        return True
+
+    def seen(self, request_id: str) -> bool:
+        return request_id in self._seen
+
+    def total(self, tenant: str, period_start: str) -> int:
+        counter = self.entries.get((tenant, period_start))
+        return counter.total if counter is not None else 0
+
+
+def read_ledger_lines(raw: bytes) -> list[UsageRecord]:
+    """Records of one file; a torn or foreign line is skipped, not fatal."""
+    records = []
+    for line in raw.splitlines():
+        if not line.strip():
+            continue
+        try:
+            records.append(UsageRecord.from_json(json.loads(line)))
+        except (ValueError, KeyError, TypeError):
+            log.warning("skipping an unreadable ledger line (%d bytes)", len(line))
+    return records
+
+
+class UsageLedger:
+    """Append-only JSON-lines files in ``directory`` (one per UTC day), and their counters."""
+
+    def __init__(self, directory: Path, sync_interval: float = 0.05, sync_batch: int = 64) -> None:
+        self.directory = directory
+        self.sync_interval = sync_interval
+        self.sync_batch = sync_batch
+        self.counters = UsageCounters()
+        self._fd: int | None = None
+        self._fd_day = ""
+        self._unsynced = 0
+        self._wake = asyncio.Event()
+        self.last_sync_seconds = 0.0
+
+    def open(self) -> int:
+        """Create the directory and replay every file; returns the records replayed."""
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        replayed = 0
+        for path in sorted(self.directory.glob("usage-*.jsonl")):
+            raw = path.read_bytes()
+            if raw and not raw.endswith(b"\n"):
+                # A torn last line (power loss mid-write): end it so the next append stays whole.
+                with path.open("ab") as f:
+                    f.write(b"\n")
+            for record in read_ledger_lines(raw):
+                replayed += self.counters.add(record)
+        return replayed
+
+    def _descriptor(self, now: datetime) -> int:
+        day = now.strftime("%Y-%m-%d")
+        if self._fd is None or day != self._fd_day:
+            if self._fd is not None:
+                os.fsync(self._fd)
+                os.close(self._fd)
+            path = self.directory / f"usage-{day}.jsonl"
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._fd_day = day
+        return self._fd
+
+    def append(self, record: UsageRecord) -> bool:
+        """Write, then count. False (and nothing written) for a request id already counted."""
+        if self.counters.seen(record.request_id):
+            return False
+        line = record.to_line()
+        fd = self._descriptor(datetime.now(UTC))
+        written = os.write(fd, line)
+        while written < len(line):  # a regular file writes whole, but do not rely on it
+            written += os.write(fd, line[written:])
+        self.counters.add(record)
+        self._unsynced += 1
+        if self._unsynced >= self.sync_batch:
+            self._wake.set()
+        return True
+
+    def sync(self) -> None:
+        if self._fd is not None and self._unsynced:
+            self._unsynced = 0
+            os.fsync(self._fd)
+
+    async def run_syncer(self) -> None:
+        """fsync every ``sync_interval`` seconds, or sooner when a batch fills."""
+        loop = asyncio.get_running_loop()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.sync_interval)
+            self._wake.clear()
+            if self._fd is not None and self._unsynced:
+                self._unsynced = 0
+                start = loop.time()
+                with contextlib.suppress(OSError):  # the day's file rotated meanwhile
+                    await asyncio.to_thread(os.fsync, self._fd)
+                self.last_sync_seconds = loop.time() - start
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,48 @@
+"""Helpers for tests against the whole stack: a tenant with a key, and readiness probes."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import paitient_secure_model as sdk
+
+from paitient_cli import admin
+from paitient_common.kubeapi import Kube
+from tests.integration.waiting import wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make_tenant(kube: Kube, tier: str = "standard") -> dict[str, str]:
+    name = f"fd{uuid.uuid4().hex[:8]}"
+    client_id = f"{name}-clinic"
+    admin.create_tenant(kube, name, client_id, tier, None, {tier})
+    wait_for(
+        lambda: ((kube.get("paitient.ai/v1alpha1", "Tenant", name) or {}).get("status") or {}).get(
+            "namespace"
+        ),
+        what="tenant",
+    )
+    wait_for(
+        lambda: kube.get("v1", "Secret", f"paitient-api-keys-{name}", namespace="paitient-system"),
+        what="key secret",
+    )
+    key = admin.create_key(kube, client_id, None, "", "paitient-system")[0]
+    return {"name": name, "client_id": client_id, "key": key, "namespace": f"tenant-{name}"}
+
+
+def authorised(client: object) -> bool:
+    try:
+        client.get_subscription()  # type: ignore[attr-defined]
+    except sdk.AuthenticationError:
+        return False
+    return True
+
+
+def generates(client: object) -> bool:
+    try:
+        client.generate(deployment_id="deployment-123", prompt="ping", max_tokens=2)  # type: ignore[attr-defined]
+    except sdk.ServiceError:
+        return False
+    return True

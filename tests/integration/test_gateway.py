@@ -1,0 +1,360 @@
+"""The gateway as a real process in front of the vLLM stand-in, both on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.standins.client import Answer, call, run, sync_call
+from tests.standins.processes import (
+    Caller,
+    Proc,
+    configure_standin,
+    start_gateway,
+    start_standin,
+    write_keys_file,
+)
+
+TINY_TIER = {
+    "tokenLimit": 1_000_000,
+    "requestsPerMinute": 2,
+    "tokensPerMinute": 100_000,
+    "maxDeployments": 1,
+    "maxGpus": 0,
+    "gpusAllowed": False,
+}
+
+
+@dataclass
+class Stack:
+    standin: Proc
+    gateway: Proc
+    callers: dict[str, Caller]
+    keys_file: Path
+
+    def url(self, path: str) -> str:
+        return self.gateway.url + path
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("gateway")
+    standin = start_standin(tmp)
+    gateway = None
+    try:
+        keys = tmp / "keys.json"
+        callers = write_keys_file(
+            keys,
+            [
+                {"name": "acme", "clientId": "acme-app", "namespace": "tenant-acme"},
+                {"name": "partner", "clientId": "partner-app", "namespace": "tenant-partner"},
+                {"name": "outsider", "clientId": "outsider-app", "namespace": "tenant-out"},
+                {
+                    "name": "frozen",
+                    "clientId": "frozen-app",
+                    "suspended": True,
+                    "namespace": "tenant-acme",
+                },
+                {
+                    "name": "tiny",
+                    "clientId": "tiny-app",
+                    "tier": "tiny",
+                    "namespace": "tenant-acme",
+                },
+                {
+                    "name": "capped",
+                    "clientId": "capped-app",
+                    "usageLimit": 60,
+                    "namespace": "tenant-acme",
+                },
+                {"name": "streamer", "clientId": "streamer-app", "namespace": "tenant-acme"},
+            ],
+            allowed_namespaces=["tenant-partner"],
+        )
+        data = json.loads(keys.read_text())
+        data["tiers"] = {"tiny": TINY_TIER}
+        keys.write_text(json.dumps(data))
+        gateway = start_gateway(
+            tmp,
+            keys,
+            tmp / "ledger",
+            standin.url,
+            env={"PAITIENT_UPSTREAM_READ_TIMEOUT": "1.5", "PAITIENT_KEY_POLL_INTERVAL": "0.5"},
+        )
+        yield Stack(standin, gateway, callers, keys)
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        standin.stop()
+
+
+@pytest.fixture(autouse=True)
+def reset_standin(stack: Stack) -> Iterator[None]:
+    yield
+    configure_standin(stack.standin, fail=None, latency=0, tokens_per_second=0)
+
+
+def post(stack: Stack, path: str, body: object, caller: str = "acme") -> Answer:
+    return sync_call("POST", stack.url(path), body, headers=stack.callers[caller].headers())
+
+
+def upstream_last(stack: Stack) -> dict[str, object]:
+    answer = sync_call("GET", f"{stack.standin.url}/standin/last")
+    last: dict[str, object] = answer.json()["last"]
+    return last
+
+
+def test_a_completion_is_forwarded_with_the_served_model_and_rate_headers(stack: Stack) -> None:
+    answer = post(stack, "/v1/completions", {"model": "gpt-4", "prompt": "a b c", "max_tokens": 4})
+    assert answer.status == 200
+    assert answer.json()["usage"] == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+    assert upstream_last(stack)["model"] == "standin-model"
+    assert re.fullmatch(r"req_[0-9a-f]{32}", answer.headers["x-request-id"])
+    for name in ("requests", "tokens"):
+        for what in ("limit", "remaining", "reset"):
+            assert f"x-ratelimit-{what}-{name}" in answer.headers
+
+
+def test_a_stream_passes_chunk_by_chunk_without_usage_the_client_did_not_ask_for(
+    stack: Stack,
+) -> None:
+    configure_standin(stack.standin, tokens_per_second=20)
+    body = {"messages": [{"role": "user", "content": "one two"}], "max_tokens": 5, "stream": True}
+    answer = post(stack, "/v1/chat/completions", body)
+    assert answer.status == 200
+    assert answer.headers["Content-Type"].startswith("text/event-stream")
+    assert "x-ratelimit-remaining-tokens" in answer.headers
+    assert upstream_last(stack)["stream_options"] == {
+        "include_usage": True,
+        "continuous_usage_stats": True,
+    }
+    events = answer.events()
+    assert events[-1] == "[DONE]"
+    assert all("usage" not in e for e in events[:-1])
+    text = "".join(e["choices"][0]["delta"].get("content", "") for e in events[:-1])
+    assert text.split() == ["one", "two", "one", "two", "one"]
+    # Paced at 20 tokens/s upstream, the chunks reach the client spread out, not in one lump.
+    assert len(answer.chunks) >= 4
+    assert answer.chunks[-1][0] - answer.chunks[0][0] > 0.12
+
+
+def test_a_client_that_asks_for_usage_gets_the_usage_chunk(stack: Stack) -> None:
+    body = {
+        "prompt": "one two three",
+        "max_tokens": 3,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    events = post(stack, "/v1/completions", body).events()
+    assert events[-2]["choices"] == []
+    assert events[-2]["usage"]["completion_tokens"] == 3
+    assert all("usage" not in e for e in events[:-2])
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/tokenize"),
+        ("POST", "/detokenize"),
+        ("GET", "/version"),
+        ("POST", "/start_profile"),
+        ("POST", "/reset_prefix_cache"),
+        ("GET", "/health"),
+        ("POST", "/standin/config"),
+        ("POST", "/v1/embeddings"),
+        ("GET", "/v1/completions"),
+        ("GET", "/v1/../tokenize"),
+    ],
+)
+def test_vllms_other_routes_are_not_reachable(stack: Stack, method: str, path: str) -> None:
+    answer = sync_call(
+        method, stack.url(path), {"prompt": "x"}, headers=stack.callers["acme"].headers()
+    )
+    assert answer.status == 404
+    assert answer.json()["error"]["type"] == "not_found_error"
+    assert answer.json()["error"]["request_id"] == answer.headers["x-request-id"]
+
+
+def test_every_authentication_failure_looks_the_same(stack: Stack) -> None:
+    acme, partner = stack.callers["acme"], stack.callers["partner"]
+    attempts = [
+        {},
+        {"Authorization": f"Bearer {acme.key}"},
+        {"Authorization": f"Bearer {acme.key}", "X-Client-ID": "partner-app"},
+        {"Authorization": f"Bearer {acme.key[:-1]}x", "X-Client-ID": "acme-app"},
+        {"Authorization": f"Bearer {partner.key}", "X-Client-ID": "acme-app"},
+        {"Authorization": "Basic Zm9vOmJhcg==", "X-Client-ID": "acme-app"},
+    ]
+    bodies = set()
+    for headers in attempts:
+        answer = sync_call("POST", stack.url("/v1/completions"), {"prompt": "x"}, headers=headers)
+        assert answer.status == 401
+        error = answer.json()["error"]
+        bodies.add((error["type"], error["message"]))
+    assert bodies == {("authentication_error", "invalid API key or client ID")}
+
+
+def test_suspended_and_foreign_tenants_are_refused_and_allowed_namespaces_served(
+    stack: Stack,
+) -> None:
+    body = {"prompt": "x", "max_tokens": 1}
+    for caller in ("frozen", "outsider"):
+        answer = post(stack, "/v1/completions", body, caller)
+        assert answer.status == 403, caller
+        assert answer.json()["error"]["type"] == "permission_error"
+    assert post(stack, "/v1/completions", body, "partner").status == 200
+    models = sync_call("GET", stack.url("/v1/models"), headers=stack.callers["partner"].headers())
+    assert [m["id"] for m in models.json()["data"]] == ["standin-model"]
+
+
+def test_a_body_over_the_limit_is_refused(stack: Stack) -> None:
+    raw = json.dumps({"prompt": "x" * (1024 * 1024 + 10)}).encode()
+    answer = sync_call(
+        "POST", stack.url("/v1/completions"), raw=raw, headers=stack.callers["acme"].headers()
+    )
+    assert answer.status == 413
+    assert answer.json()["error"]["type"] == "validation_error"
+
+
+def test_upstream_failures_are_service_errors_without_detail(stack: Stack) -> None:
+    configure_standin(stack.standin, fail="status500")
+    answer = post(stack, "/v1/completions", {"prompt": "x", "max_tokens": 1})
+    assert answer.status == 502
+    assert answer.json()["error"]["type"] == "service_error"
+    assert b"STANDIN" not in answer.body and b"Traceback" not in answer.body
+
+    configure_standin(stack.standin, fail="hang")
+    started = time.monotonic()
+    answer = post(stack, "/v1/completions", {"prompt": "x", "max_tokens": 1})
+    assert answer.status == 504
+    assert answer.json()["error"]["type"] == "service_error"
+    assert time.monotonic() - started < 5
+
+    configure_standin(stack.standin, fail="cut_stream")
+    answer = post(stack, "/v1/completions", {"prompt": "a b", "max_tokens": 9, "stream": True})
+    assert answer.status == 200  # the headers had gone: the error is the last event
+    assert answer.events()[-1]["error"]["type"] == "service_error"
+
+
+def test_health_follows_the_upstream(stack: Stack) -> None:
+    for path in ("/healthz/live", "/healthz/ready", "/healthz/upstream"):
+        assert sync_call("GET", stack.url(path)).status == 200
+    configure_standin(stack.standin, fail="unhealthy")
+    assert sync_call("GET", stack.url("/healthz/live")).status == 200
+    for path in ("/healthz/ready", "/healthz/upstream"):
+        answer = sync_call("GET", stack.url(path))
+        assert answer.status == 503
+        assert answer.json()["error"]["type"] == "service_error"
+
+
+def test_metrics_use_genai_names(stack: Stack) -> None:
+    post(stack, "/v1/completions", {"prompt": "x", "max_tokens": 1})
+    text = sync_call("GET", stack.url("/metrics")).body.decode()
+    for name in (
+        "gen_ai_client_token_usage_bucket",
+        "gen_ai_server_request_duration_seconds_bucket",
+        "gen_ai_server_time_to_first_token_seconds",
+        "paitient_gateway_requests_total",
+        'paitient_gateway_rejections_total{reason="rate_limit"}',
+        "paitient_gateway_in_flight_requests",
+        'paitient_gateway_tokens_total{gen_ai_token_type="output"}',
+    ):
+        assert name in text
+
+
+def test_a_tenant_over_its_rate_gets_429_with_headers(stack: Stack) -> None:
+    body = {"prompt": "x", "max_tokens": 1, "stream": True}
+    answers = [post(stack, "/v1/completions", body, "tiny") for _ in range(3)]
+    assert [a.status for a in answers] == [200, 200, 429]
+    assert answers[0].headers["x-ratelimit-limit-requests"] == "2"
+    refused = answers[2]
+    assert refused.json()["error"]["type"] == "rate_limit_error"
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+
+
+def test_concurrent_requests_cannot_overshoot_the_usage_limit(stack: Stack) -> None:
+    # "a b c" is estimated at 3 tokens, so each request reserves 3 + 10 of the 60 allowed.
+    configure_standin(stack.standin, latency=0.3)
+    body = {"prompt": "a b c", "max_tokens": 10}
+
+    async def burst() -> list[Answer]:
+        headers = stack.callers["capped"].headers()
+        url = stack.url("/v1/completions")
+        return list(await asyncio.gather(*(call("POST", url, body, headers) for _ in range(8))))
+
+    answers = run(burst())
+    ok = [a for a in answers if a.status == 200]
+    refused = [a for a in answers if a.status == 429]
+    assert len(ok) == 4 and len(refused) == 4
+    assert sum(a.json()["usage"]["total_tokens"] for a in ok) <= 60
+    assert refused[0].json()["error"]["message"] == "usage limit for the period reached"
+
+
+def ledger_tokens(stack: Stack) -> tuple[float, float]:
+    text = sync_call("GET", stack.url("/metrics")).body.decode()
+    found = dict(
+        re.findall(r'paitient_gateway_ledger_tokens\{gen_ai_token_type="(\w+)"\} (\S+)', text)
+    )
+    return float(found["input"]), float(found["output"])
+
+
+def test_a_client_that_leaves_mid_stream_is_billed_for_what_was_generated(stack: Stack) -> None:
+    configure_standin(stack.standin, tokens_per_second=20)
+    before = ledger_tokens(stack)
+
+    async def leave_early() -> int:
+        body = {"prompt": "w1 w2 w3 w4", "max_tokens": 40, "stream": True}
+        seen = 0
+        async with (
+            aiohttp.ClientSession() as s,
+            s.post(
+                stack.url("/v1/completions"),
+                json=body,
+                headers=stack.callers["streamer"].headers(),
+            ) as r,
+        ):
+            async for chunk in r.content.iter_any():
+                seen += chunk.count(b'"text"')
+                if seen >= 3:
+                    break
+        return seen
+
+    seen = run(leave_early())
+    deadline = time.monotonic() + 5
+    while ledger_tokens(stack) == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    prompt, completion = (a - b for a, b in zip(ledger_tokens(stack), before, strict=True))
+    assert prompt == 4
+    assert seen <= completion < 40
+
+
+def test_key_changes_reach_the_gateway_within_seconds(stack: Stack) -> None:
+    original = stack.keys_file.read_text()
+    data = json.loads(original)
+    for tenant in data["tenants"]:
+        if tenant["name"] == "partner":
+            tenant["suspended"] = True
+    try:
+        tmp = stack.keys_file.with_suffix(".new")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(stack.keys_file)
+        started = time.monotonic()
+        while (
+            post(stack, "/v1/completions", {"prompt": "x", "max_tokens": 1}, "partner").status
+            == 200
+        ):
+            assert time.monotonic() - started < 5
+            time.sleep(0.1)
+        assert post(stack, "/v1/completions", {"prompt": "x"}, "partner").status == 403
+    finally:
+        tmp.write_text(original)
+        tmp.replace(stack.keys_file)

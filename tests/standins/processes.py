@@ -1,0 +1,183 @@
+"""Start the vLLM stand-in and the gateway as real processes on 127.0.0.1, and stop them.
+
+Every process is started in its own session and stopped (SIGTERM, then SIGKILL) by ``stop``;
+the fixtures that use these call ``stop`` in their teardown.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from paitient_common.apikeys import generate_api_key, new_record
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Proc:
+    """A started process, with its output captured in files."""
+
+    popen: subprocess.Popen[bytes]
+    port: int
+    stdout: Path
+    stderr: Path
+    _files: list[IO[bytes]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return self.stdout.read_text(errors="replace") + self.stderr.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL, no goodbye: what a crash or node loss looks like to the process."""
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(10)
+        self._close()
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(10)
+        self._close()
+
+    def _close(self) -> None:
+        for f in self._files:
+            f.close()
+        self._files.clear()
+
+
+def _start(args: list[str], port: int, logs: Path, name: str, env: dict[str, str]) -> Proc:
+    logs.mkdir(parents=True, exist_ok=True)
+    out, err = logs / f"{name}.stdout", logs / f"{name}.stderr"
+    fo, fe = out.open("ab"), err.open("ab")
+    popen = subprocess.Popen(
+        args, cwd=ROOT, stdout=fo, stderr=fe, env={**os.environ, **env}, start_new_session=True
+    )
+    return Proc(popen, port, out, err, [fo, fe])
+
+
+def wait_http(url: str, timeout: float = 20.0, proc: Proc | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.popen.poll() is not None:
+            raise RuntimeError(f"process exited: {proc.output()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout}s")
+
+
+def start_standin(logs: Path, model: str = "standin-model") -> Proc:
+    port = free_port()
+    args = [PYTHON, "-m", "tests.standins.vllm_standin", "--port", str(port)]
+    proc = _start([*args, "--served-model-name", model], port, logs, f"standin-{port}", {})
+    wait_http(f"{proc.url}/health", proc=proc)
+    return proc
+
+
+def start_gateway(
+    logs: Path,
+    keys_file: Path,
+    ledger_dir: Path,
+    upstream: str,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+) -> Proc:
+    port = port or free_port()
+    base = {
+        "PAITIENT_GATEWAY_HOST": "127.0.0.1",
+        "PAITIENT_GATEWAY_PORT": str(port),
+        "PAITIENT_UPSTREAM_URL": upstream,
+        "PAITIENT_MODELDEPLOYMENT_NAMESPACE": "tenant-acme",
+        "PAITIENT_MODELDEPLOYMENT_NAME": "demo",
+        "PAITIENT_SERVED_MODEL_NAME": "standin-model",
+        "PAITIENT_POD_NAME": "demo-pod-1",
+    }
+    args = [PYTHON, "-m", "paitient_gateway", "--keys-file", str(keys_file)]
+    args += ["--ledger-dir", str(ledger_dir)]
+    proc = _start(args, port, logs, f"gateway-{port}", {**base, **(env or {})})
+    wait_http(f"{proc.url}/healthz/ready", proc=proc)
+    return proc
+
+
+def configure_standin(standin: Proc, **settings: Any) -> None:
+    request = urllib.request.Request(
+        f"{standin.url}/standin/config",
+        data=json.dumps(settings).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=5):
+        pass
+
+
+@dataclass
+class Caller:
+    tenant: str
+    client_id: str
+    key: str = field(repr=False)
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}", "X-Client-ID": self.client_id}
+
+
+def write_keys_file(
+    path: Path, tenants: list[dict[str, Any]], allowed_namespaces: list[str] | None = None
+) -> dict[str, Caller]:
+    """A keys file with one key per tenant; returns the callers by tenant name.
+
+    ``tenants``: ``{"name", "clientId", "namespace"?, "tier"?, "suspended"?, "usageLimit"?}``.
+    """
+    pepper = secrets.token_bytes(32)
+    now = datetime.now(UTC)
+    callers, records = {}, []
+    for t in tenants:
+        key = generate_api_key()
+        records.append(
+            new_record(key, pepper, t["name"], t["clientId"], now).model_dump(
+                mode="json", by_alias=True
+            )
+        )
+        callers[t["name"]] = Caller(t["name"], t["clientId"], key.plaintext)
+    data = {
+        "pepper": base64.b64encode(pepper).decode(),
+        "records": records,
+        "tenants": tenants,
+        "allowedNamespaces": allowed_namespaces or [],
+    }
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)
+    return callers

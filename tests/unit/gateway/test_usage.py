@@ -1,0 +1,110 @@
+"""Request rewriting and usage in streamed and whole responses."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from paitient_common.errors import RequestValidationError
+from paitient_gateway.usage import (
+    CHAT_COMPLETIONS,
+    COMPLETIONS,
+    StreamMeter,
+    Usage,
+    prepare_request,
+    usage_from,
+)
+
+
+def chunk(choices: list[object], usage: dict[str, int] | None = None) -> bytes:
+    body: dict[str, object] = {"id": "c", "choices": choices}
+    if usage is not None:
+        body["usage"] = usage
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+def u(p: int, c: int) -> dict[str, int]:
+    return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+
+
+def test_the_model_is_forced_and_streams_always_ask_for_usage() -> None:
+    raw = json.dumps(
+        {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    ).encode()
+    prepared = prepare_request(CHAT_COMPLETIONS, raw, "served", 256)
+    body = json.loads(prepared.body)
+    assert body["model"] == "served"
+    assert body["stream_options"] == {"include_usage": True, "continuous_usage_stats": True}
+    assert body["max_tokens"] == 256
+    assert prepared.stream and not prepared.client_include_usage
+    assert prepared.reserve == prepared.prompt_estimate + 256
+
+
+def test_the_clients_own_max_tokens_and_n_bound_the_reservation() -> None:
+    raw = json.dumps({"prompt": "one two three", "max_tokens": 10, "n": 2}).encode()
+    prepared = prepare_request(COMPLETIONS, raw, "served", 256)
+    assert prepared.max_completion == 20
+    assert json.loads(prepared.body)["max_tokens"] == 10
+    assert "stream_options" not in json.loads(prepared.body)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"not json",
+        b"[]",
+        b'{"prompt": ""}',
+        b'{"prompt": "x", "max_tokens": -1}',
+        b'{"prompt": "x", "max_tokens": true}',
+        b'{"prompt": "x", "stream": "yes"}',
+    ],
+)
+def test_unusable_requests_are_validation_errors(raw: bytes) -> None:
+    with pytest.raises(RequestValidationError):
+        prepare_request(COMPLETIONS, raw, "served", 16)
+
+
+def test_chat_needs_messages() -> None:
+    with pytest.raises(RequestValidationError):
+        prepare_request(CHAT_COMPLETIONS, b'{"messages": []}', "served", 16)
+
+
+def test_usage_fields_the_client_did_not_ask_for_are_stripped() -> None:
+    meter = StreamMeter(include_usage=False, continuous_usage=False)
+    out = meter.feed(chunk([{"text": "a"}], u(3, 1)) + chunk([{"text": "b"}], u(3, 2)))
+    assert all(b"usage" not in o for o in out) and len(out) == 2
+    assert meter.usage == Usage(3, 2) and not meter.final
+    assert meter.feed(chunk([], u(3, 2))) == []  # the usage-only chunk
+    assert meter.final and not meter.done
+    assert meter.feed(b"data: [DONE]\n\n") == [b"data: [DONE]\n\n"]
+    assert meter.done
+
+
+def test_a_client_that_asked_gets_the_usage_chunk_and_continuous_stats() -> None:
+    meter = StreamMeter(include_usage=True, continuous_usage=True)
+    first = chunk([{"text": "a"}], u(3, 1))
+    last = chunk([], u(3, 1))
+    assert meter.feed(first + last) == [first, last]
+
+
+def test_events_split_across_reads_are_reassembled() -> None:
+    meter = StreamMeter(include_usage=True, continuous_usage=True)
+    data = chunk([{"text": "a"}], u(2, 1)) + b"data: [DONE]\n\n"
+    out = []
+    for i in range(len(data)):
+        out += meter.feed(data[i : i + 1])
+    assert b"".join(out) == data
+    assert meter.usage == Usage(2, 1) and meter.done
+
+
+def test_an_upstream_error_event_is_not_forwarded() -> None:
+    meter = StreamMeter(include_usage=False, continuous_usage=False)
+    assert meter.feed(b'data: {"error": {"message": "secret detail"}}\n\n') == []
+    assert meter.upstream_error
+
+
+def test_usage_from_ignores_malformed_usage() -> None:
+    assert usage_from({"usage": {"prompt_tokens": "3"}}) is None
+    assert usage_from({"usage": None}) is None
+    assert usage_from({"usage": u(1, 2)}) == Usage(1, 2)
