@@ -92,20 +92,25 @@ class DataPlane:
         for key in sorted(set(self.pods) - set(ready)):
             self.pods.pop(key).stop()
         for key in sorted(set(ready) - set(self.pods)):
-            self.pods[key] = self._start(key, ready[key])
+            self._start(key, ready[key])
         self._write_routes()
 
-    def _start(self, key: str, deployment: dict[str, Any]) -> ModelPod:
+    def _start(self, key: str, deployment: dict[str, Any]) -> None:
+        """Start the pod's processes, recording each as soon as it exists, so a stop at any
+        moment (SIGTERM mid-start) still stops every one of them."""
         namespace, name = key.split("/")
         env = gateway_env(deployment, pod_name=f"local-{name}")
         standin_port, gateway_port = _free_port(), _free_port()
         logs = self.state_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         served = env.get("PAITIENT_SERVED_MODEL_NAME", name)
+        pod = ModelPod(key, f"http://127.0.0.1:{gateway_port}")
+        self.pods[key] = pod
         standin = self._spawn(
             [sys.executable, "-m", "tests.standins.vllm_standin", "--port", str(standin_port), "--served-model-name", served],
             os.environ.copy(), logs / f"standin-{namespace}-{name}.log",
         )  # fmt: skip
+        pod.processes.append(standin)
         gw_env = {**os.environ, **env, "PAITIENT_UPSTREAM_URL": f"http://127.0.0.1:{standin_port}"}
         gateway = self._spawn(
             [
@@ -115,14 +120,13 @@ class DataPlane:
             ],
             gw_env, logs / f"gateway-{namespace}-{name}.log",
         )  # fmt: skip
-        pod = ModelPod(key, f"http://127.0.0.1:{gateway_port}", [gateway, standin])
+        pod.processes.insert(0, gateway)
         _wait_http(f"{pod.url}/healthz/live", 30)
         print(
             f"[dataplane] {key}: gateway {pod.url} -> stand-in :{standin_port}",
             file=sys.stderr,
             flush=True,
         )
-        return pod
 
     def _spawn(self, argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         with log.open("ab") as out:
