@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 
 from paitient_api import mapping, translate
+from paitient_api.idempotency import MAX_KEY_LENGTH, IdempotencyTable
 from paitient_api.openapi import openapi_document
 from paitient_api.routing import GatewayRoute
 from paitient_api.schemas import (
@@ -52,6 +53,7 @@ audit = logging.getLogger("paitient.api.audit")
 MD = (mapping.API_VERSION, mapping.KIND)
 TENANT = ("paitient.ai/v1alpha1", "Tenant")
 MAX_BODY = 2 * 1024 * 1024
+K8S_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
 ID_RE = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -67,7 +69,30 @@ class FrontDoor:
     http: aiohttp.ClientSession | None = None
 
     async def k8s(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        """Call the Kubernetes API off the event loop, riding out what the API server says is
+        momentary (429 while a new resource's storage initialises, 5xx, an uncounted quota)."""
+        for delay in (*K8S_RETRY_DELAYS, None):
+            try:
+                return await asyncio.to_thread(fn, *args, **kwargs)
+            except KubeError as exc:
+                if delay is None or not _transient(exc):
+                    raise
+                log.warning(
+                    "kubernetes API answered %s %s; retrying in %.1f s",
+                    exc.status,
+                    exc.reason,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+
+def _transient(exc: KubeError) -> bool:
+    return (
+        exc.status == 429
+        or exc.status >= 500
+        or (exc.status == 403 and "status unknown for quota" in exc.message)
+    )
 
 
 def _tenant(request: web.Request) -> TenantInfo:
@@ -126,6 +151,48 @@ def _from_http(exc: web.HTTPException) -> ApiError:
     if exc.status == 413:
         return RequestValidationError("request body too large", status=413)
     return RequestValidationError(exc.reason or "bad request", status=400)
+
+
+@web.middleware
+async def idempotent(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Replay the first answer to a retried write that carries the same Idempotency-Key."""
+    key = request.headers.get("Idempotency-Key")
+    tenant = request.get("tenant")
+    if request.method not in ("POST", "PATCH", "DELETE") or not key or tenant is None:
+        return await handler(request)
+    if len(key) > MAX_KEY_LENGTH:
+        raise RequestValidationError("Idempotency-Key is longer than 128 characters", status=400)
+    table: IdempotencyTable = request.app["idempotency"]
+    slot = f"{request.method} {request.path} {key}"
+    entry, first = table.claim(tenant.name, slot)
+    if not first:
+        await entry.done.wait()
+        if entry.status > 0:
+            return web.Response(
+                status=entry.status, body=entry.body, content_type=entry.content_type
+            )
+        return await handler(request)  # the first attempt left nothing to replay
+    try:
+        response = await handler(request)
+    except ApiError as err:
+        if err.status < 500:
+            body = json.dumps(error_body(err, request["request_id"])).encode()
+            table.complete(entry, err.status, body, "application/json")
+        else:
+            table.abandon(tenant.name, slot, entry)
+        raise
+    except BaseException:
+        table.abandon(tenant.name, slot, entry)
+        raise
+    if (
+        isinstance(response, web.Response)
+        and response.status < 500
+        and isinstance(response.body, bytes)
+    ):
+        table.complete(entry, response.status, response.body, response.content_type)
+    else:
+        table.abandon(tenant.name, slot, entry)
+    return response
 
 
 @web.middleware
@@ -375,8 +442,11 @@ async def openapi(_: web.Request) -> web.Response:
 
 
 def create_app(door: FrontDoor) -> web.Application:
-    app = web.Application(middlewares=[errors_and_ids, authenticate], client_max_size=MAX_BODY)
+    app = web.Application(
+        middlewares=[errors_and_ids, authenticate, idempotent], client_max_size=MAX_BODY
+    )
     app["door"] = door
+    app["idempotency"] = IdempotencyTable()
     app.router.add_post("/v1/deployments", create_deployment)
     app.router.add_get("/v1/deployments", list_deployments)
     app.router.add_get("/v1/deployments/{id}", get_deployment)

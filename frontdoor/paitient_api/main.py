@@ -20,6 +20,7 @@ from aiohttp import web
 from paitient_api.app import FrontDoor, create_app
 from paitient_api.routing import IN_CLUSTER, GatewayRoute
 from paitient_common.kubeapi import Kube
+from paitient_common.logs import quiet_http_parser_logs
 from paitient_gateway.keysource import Directory, KubernetesKeySource
 
 
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    quiet_http_parser_logs()
     kube = Kube.from_kubeconfig(args.kubeconfig)
     directory = Directory()
     door = FrontDoor(

@@ -18,6 +18,7 @@ from types import ModuleType
 from aiohttp import web
 
 from paitient_common.kubeapi import Kube
+from paitient_common.logs import quiet_http_parser_logs
 from paitient_gateway.app import Gateway, create_app, create_metrics_app
 from paitient_gateway.config import GatewayConfig
 from paitient_gateway.keysource import FileKeySource, KeySource, KubernetesKeySource
@@ -96,6 +97,7 @@ async def serve(gateway: Gateway) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    quiet_http_parser_logs()
     gateway = build(parse_args(argv))
     factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
     if uvloop is not None:  # a faster event loop for the same code, where it is installed

@@ -145,6 +145,13 @@ def deployment_count_changed(
             memo.tenants.reconcile_named(tenant["metadata"]["name"])
 
 
+@kopf.on.event("", "v1", "resourcequotas", labels={"paitient.ai/tenant": kopf.PRESENT, **MANAGED})
+def quota_changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A tenant is Ready only once its quota is counted: look again when the quota changes."""
+    if event.get("type") in ("ADDED", "MODIFIED"):
+        memo.tenants.reconcile_named(body["metadata"]["labels"]["paitient.ai/tenant"])
+
+
 def _plain(body: kopf.Body) -> Obj:
     plain_body: Obj = plain(body)
     return plain_body

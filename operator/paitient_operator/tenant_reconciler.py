@@ -62,11 +62,14 @@ class TenantReconciler:
                 self._write_status(body, previous, new)
                 metrics.RECONCILES.labels(KIND, "refused").inc()
                 return new
+            live: dict[str, Obj] = {}
             for child in self._render(tenant, tier):
-                outcome, _ = sync_child(self.kube, adopt(child, body))
+                outcome, obj = sync_child(self.kube, adopt(child, body))
+                live[child["kind"]] = obj
                 if outcome != "unchanged":
                     metrics.CHILD_WRITES.labels(child["kind"], outcome).inc()
-            new = self._observe(tenant, tier, previous, meta.get("generation"))
+            counted = quota_counted(live.get("ResourceQuota"))
+            new = self._observe(tenant, tier, previous, meta.get("generation"), counted)
             self._write_status(body, previous, new)
             metrics.RECONCILES.labels(KIND, "ok").inc()
             return new
@@ -106,7 +109,9 @@ class TenantReconciler:
             build.build_keys_secret(tenant, self.config.system_namespace),
         ]
 
-    def _observe(self, tenant: Tenant, tier: Tier, previous: Obj, generation: int | None) -> Obj:
+    def _observe(
+        self, tenant: Tenant, tier: Tier, previous: Obj, generation: int | None, counted: bool
+    ) -> Obj:
         now = self.clock()
         start, end = period_bounds(now, tier.period)
         reports = self.kube.list(ur_res.API_VERSION, ur_res.KIND)
@@ -128,9 +133,29 @@ class TenantReconciler:
         limit = tier.token_limit if limit is None else limit
         state = "suspended" if tenant.spec.suspended else "active"
         message = f"{state}; {current.tokens}/{limit} tokens this period; {deployments} deployments"
-        conds = c.set_condition(
-            previous.get("conditions"), c.TYPE_READY, True, c.REASON_READY, message, generation, now
-        )
+        if counted:
+            conds = c.set_condition(
+                previous.get("conditions"),
+                c.TYPE_READY,
+                True,
+                c.REASON_READY,
+                message,
+                generation,
+                now,
+            )
+        else:
+            # Until the quota controller has counted the new quota, the API server refuses
+            # every ModelDeployment in the namespace ("status unknown for quota").
+            waiting = "waiting for the quota controller to count the tier's ResourceQuota"
+            conds = c.set_condition(
+                previous.get("conditions"),
+                c.TYPE_READY,
+                False,
+                c.REASON_PROGRESSING,
+                waiting,
+                generation,
+                now,
+            )
         return {
             "tier": tenant.spec.tier,
             "namespace": tenant.namespace,
@@ -168,6 +193,13 @@ class TenantReconciler:
             ready = c.get_condition(new["conditions"], c.TYPE_READY) or {}
             if ready.get("status") == "False":
                 self.post_event(body, "Warning", str(ready.get("reason")), str(new.get("message")))
+
+
+def quota_counted(quota: Obj | None) -> bool:
+    """True once the quota controller has counted ``quota`` (its status mirrors its spec)."""
+    if not quota:
+        return False
+    return bool((quota.get("status") or {}).get("hard") == (quota.get("spec") or {}).get("hard"))
 
 
 def _refused(refusal: OperatorError, generation: int | None, previous: Obj, now: datetime) -> Obj:

@@ -14,16 +14,18 @@ from tests.integration.waiting import wait_for
 REPO = Path(__file__).resolve().parents[2]
 
 
+def tenant_ready(kube: Kube, name: str) -> bool:
+    conditions = ((kube.get("paitient.ai/v1alpha1", "Tenant", name) or {}).get("status") or {}).get(
+        "conditions"
+    ) or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
 def make_tenant(kube: Kube, tier: str = "standard") -> dict[str, str]:
     name = f"fd{uuid.uuid4().hex[:8]}"
     client_id = f"{name}-clinic"
     admin.create_tenant(kube, name, client_id, tier, None, {tier})
-    wait_for(
-        lambda: ((kube.get("paitient.ai/v1alpha1", "Tenant", name) or {}).get("status") or {}).get(
-            "namespace"
-        ),
-        what="tenant",
-    )
+    wait_for(lambda: tenant_ready(kube, name), what="tenant Ready")
     wait_for(
         lambda: kube.get("v1", "Secret", f"paitient-api-keys-{name}", namespace="paitient-system"),
         what="key secret",

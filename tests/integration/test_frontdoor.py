@@ -216,3 +216,23 @@ def test_openapi_document_is_served_and_matches_docs(api: ApiProcess) -> None:
     assert body == json.loads(
         (Path(__file__).resolve().parents[2] / "docs" / "openapi.json").read_text()
     )
+
+
+def test_a_retried_create_with_the_same_idempotency_key_creates_one_deployment(
+    api: ApiProcess, beta: dict[str, str]
+) -> None:
+    wait_authorised(api, beta)
+    headers = {**auth(beta), "Idempotency-Key": "retry-1"}
+    body = {"model_name": "org/retried-model", "use_gpu": False}
+    first = call("POST", f"{api.base_url}/deployments", body, headers)
+    second = call("POST", f"{api.base_url}/deployments", body, headers)
+    assert first[0] == second[0] == 202
+    assert first[2]["id"] == second[2]["id"]
+    ids = [
+        d["id"] for d in call("GET", f"{api.base_url}/deployments", headers=auth(beta))[2]["data"]
+    ]
+    assert ids.count(first[2]["id"]) == 1
+    third = call(
+        "POST", f"{api.base_url}/deployments", body, {**auth(beta), "Idempotency-Key": "retry-2"}
+    )
+    assert third[0] == 202 and third[2]["id"] != first[2]["id"]

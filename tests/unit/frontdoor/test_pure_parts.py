@@ -1,0 +1,141 @@
+"""The front door's pure parts: request schemas, mapping to ModelDeployments, stream translation,
+idempotency table, routing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from paitient_api import mapping, translate
+from paitient_api.idempotency import IdempotencyTable
+from paitient_api.openapi import DOC_PATH, render
+from paitient_api.routing import GatewayRoute
+from paitient_api.schemas import CreateDeployment, Generate, UpdateDeployment
+
+
+def test_a_create_request_becomes_a_model_deployment_in_the_callers_namespace() -> None:
+    md = mapping.build_model_deployment(
+        CreateDeployment(model_name="ZimaBlueAI/HuatuoGPT-o1-8B", deployment_name="m", gpu_count=2),
+        "tenant-a",
+        "a-clinic",
+    )
+    assert md["metadata"] == {
+        "name": "m",
+        "namespace": "tenant-a",
+        "annotations": {"paitient.ai/created-by": "a-clinic"},
+    }
+    assert md["spec"] == {
+        "model": {"name": "ZimaBlueAI/HuatuoGPT-o1-8B"},
+        "useGpu": True,
+        "replicas": 1,
+        "gpu": {"count": 2},
+    }
+
+
+def test_default_names_are_valid_kubernetes_names_and_unique() -> None:
+    names = {mapping.default_name("ZimaBlueAI/HuatuoGPT-o1-8B") for _ in range(50)}
+    assert len(names) == 50
+    assert all(n.startswith("huatuogpt-o1-8b-") and len(n) <= 63 for n in names)
+    assert mapping.default_name("org/123-model").startswith("model-")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model_name": "m", "use_gpu": False, "gpu_count": 1},
+        {"model_name": "m", "use_gpu": 0},
+        {"model_name": "m", "replicas": "1"},
+        {"model_name": "m", "extra": True},
+        {"model_name": "../x"},
+    ],
+)
+def test_invalid_create_requests_are_refused(body: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        CreateDeployment.model_validate(body)
+
+
+def test_integral_floats_count_as_integers_as_json_schema_says() -> None:
+    assert CreateDeployment.model_validate({"model_name": "m", "replicas": 2.0}).replicas == 2
+    with pytest.raises(ValidationError):
+        CreateDeployment.model_validate({"model_name": "m", "replicas": 2.5})
+
+
+def test_generate_bounds() -> None:
+    Generate(deployment_id="d", prompt="p", max_tokens=32768, temperature=2.0)
+    for bad in ({"max_tokens": 0}, {"max_tokens": 32769}, {"temperature": 2.01}, {"prompt": ""}):
+        with pytest.raises(ValidationError):
+            Generate.model_validate({"deployment_id": "d", "prompt": "p", **bad})
+    with pytest.raises(ValidationError, match="1 MiB"):
+        Generate(deployment_id="d", prompt="x" * (1024 * 1024 + 1))
+
+
+def test_update_patch_only_touches_what_was_given() -> None:
+    assert mapping.update_patch(UpdateDeployment(replicas=3)) == {"spec": {"replicas": 3}}
+
+
+def test_a_status_maps_to_lowercase_phases() -> None:
+    md = {
+        "metadata": {"name": "m"},
+        "spec": {"useGpu": False},
+        "status": {"phase": "Ready", "readyReplicas": 1},
+    }
+    dep = mapping.to_deployment(md)
+    assert (dep.status, dep.gpu_count, dep.ready_replicas) == ("ready", 0, 1)
+    assert mapping.to_deployment({"metadata": {"name": "m"}, "spec": {}}).status == "pending"
+
+
+def test_stream_chunks_become_text_events_and_one_final_event() -> None:
+    assert translate.stream_event({"choices": [{"text": "Hi", "finish_reason": None}]}) == [
+        {"text": "Hi"}
+    ]
+    assert translate.stream_event({"choices": [{"text": "", "finish_reason": "length"}]}) == [
+        {"finish_reason": "length"}
+    ]
+    usage = translate.stream_event(
+        {"choices": [], "usage": {"prompt_tokens": 2, "completion_tokens": 3}}
+    )
+    assert usage == [{"usage": {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5}}]
+    assert translate.sse({"a": 1}) == b'data: {"a":1}\n\n'
+
+
+def test_routes_from_a_template_or_a_file(tmp_path) -> None:
+    assert GatewayRoute().url("m", "ns") == "http://m.ns.svc:8443"
+    routes = tmp_path / "routes.json"
+    routes.write_text(json.dumps({"ns/m": "http://127.0.0.1:1234"}))
+    route = GatewayRoute(f"file:{routes}")
+    assert route.url("m", "ns") == "http://127.0.0.1:1234"
+    assert route.url("other", "ns") is None
+
+
+def test_a_duplicate_waits_for_the_first_answer_and_gets_it() -> None:
+    async def scenario() -> tuple[bool, bool, int]:
+        table = IdempotencyTable()
+        first, owns = table.claim("acme", "POST /v1/deployments k1")
+        second, owns_too = table.claim("acme", "POST /v1/deployments k1")
+        other, owns_other = table.claim("beta", "POST /v1/deployments k1")
+        table.complete(first, 202, b"{}", "application/json")
+        await asyncio.wait_for(second.done.wait(), 1)
+        assert owns_other and other is not first
+        return owns, owns_too, second.status
+
+    assert asyncio.run(scenario()) == (True, False, 202)
+
+
+def test_an_abandoned_first_attempt_lets_the_retry_run() -> None:
+    table = IdempotencyTable()
+    entry, _ = table.claim("acme", "k")
+    table.abandon("acme", "k", entry)
+    assert entry.status == -1 and table.claim("acme", "k")[1] is True
+
+
+def test_entries_expire() -> None:
+    table = IdempotencyTable(ttl=-1)
+    table.claim("acme", "k")
+    assert table.claim("acme", "k")[1] is True
+
+
+def test_the_openapi_document_in_docs_is_current() -> None:
+    assert DOC_PATH.read_text() == render(), "run: python -m paitient_api.openapi"
