@@ -41,6 +41,7 @@ PROCESSES = (
     "kwok",
     "volume-provisioner",
 )
+CRDS = REPO_ROOT / "crds"
 KWOK_CONFIG = {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokConfiguration"}
 
 
@@ -162,6 +163,9 @@ class LocalCluster:
             "kube-apiserver", commands.apiserver_argv(binaries["kube-apiserver"], lay, ports)
         )
         self._wait("kube-apiserver", self._apiserver_ready, 90)
+        # The project's CRDs go in before the controller manager starts: its quota and garbage
+        # collectors only rediscover resource types every 30 s.
+        self._install_crds()
         self._start(
             "kube-controller-manager",
             commands.controller_manager_argv(binaries["kube-controller-manager"], lay, ports),
@@ -226,6 +230,18 @@ class LocalCluster:
         req.add_header("Content-Type", "application/json")
         with urllib.request.urlopen(req, context=self._admin_ssl(), timeout=30) as resp:
             return json.loads(resp.read())
+
+    def _install_crds(self) -> None:
+        for path in sorted(CRDS.glob("*.yaml")):
+            try:
+                self._api(
+                    "POST",
+                    "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+                    yaml.safe_load(path.read_text()),
+                )
+            except urllib.error.HTTPError as exc:
+                if exc.code != 409:
+                    raise ClusterError(f"installing {path.name}: {exc}") from exc
 
     def _create_nodes(self) -> None:
         for node in default_nodes():

@@ -196,10 +196,13 @@ class TenantReconciler:
 
 
 def quota_counted(quota: Obj | None) -> bool:
-    """True once the quota controller has counted ``quota`` (its status mirrors its spec)."""
+    """True once the quota controller has counted ``quota``: its status mirrors the spec's
+    limits and has a usage for each (a resource it has not discovered yet has none)."""
     if not quota:
         return False
-    return bool((quota.get("status") or {}).get("hard") == (quota.get("spec") or {}).get("hard"))
+    hard = (quota.get("spec") or {}).get("hard") or {}
+    status = quota.get("status") or {}
+    return bool(status.get("hard") == hard and set(hard) <= set(status.get("used") or {}))
 
 
 def _refused(refusal: OperatorError, generation: int | None, previous: Obj, now: datetime) -> Obj:

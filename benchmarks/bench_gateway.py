@@ -1,0 +1,784 @@
+"""Gateway overhead and throughput against the vLLM stand-in, and against LiteLLM's proxy.
+
+``make bench-gateway`` (tools from ``scripts/install-bench-tools.sh``). In one run, with the same
+stand-in backend and the same load generator, it measures ``POST /v1/completions`` (JSON and
+SSE) three ways:
+
+- ``direct``: wrk → the stand-in;
+- ``gateway``: wrk → ``paitient_gateway`` (key auth, a tier with limits far above the load, the
+  usage ledger and the audit line on) → the stand-in;
+- ``litellm``: wrk → LiteLLM's proxy (``litellm[proxy]==1.100.0``, master-key auth, no database,
+  no callbacks, no access log) → the stand-in.
+
+Placement on the 2 cores: wrk is pinned to core 0 (``taskset``); the server under test (gateway
+or LiteLLM) to core 1, alone; the stand-in to core 0 beside wrk in every run, so the backend is
+the same process in the same place for all three and never takes CPU from the server under test.
+The stand-in runs on uvloop with no added latency and no token pacing.
+
+For each target and mode: the highest throughput wrk reaches with a few connections (closed
+loop), then latency at fixed request rates (wrk 4 has no ``-R``: ``benchmarks/wrk/completions.lua``
+paces sends on a constant schedule; see there). A rate above 80 % of a target's measured maximum
+is not run for it. Every measurement is bounded (``--duration``, default 10 s) and records the
+CPU used on the machine by processes that are not ours (a test suite may share the cores).
+Then py-spy samples the gateway under closed-loop load and the script prints where its time goes.
+
+Every server listens on 127.0.0.1 and every process started here is stopped in a ``finally``,
+also on SIGTERM/SIGINT and when the whole run exceeds ``--budget`` seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import os
+import resource
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from paitient_common.apikeys import generate_api_key, new_record
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_DIR = ROOT / ".local" / "bench"
+LITELLM = BENCH_DIR / "litellm-venv" / "bin" / "litellm"
+PYSPY = BENCH_DIR / "tools-venv" / "bin" / "py-spy"
+LUA = ROOT / "benchmarks" / "wrk" / "completions.lua"
+RESULTS = BENCH_DIR / "gateway-results.json"
+PYTHON = sys.executable
+MODEL = "bench-model"
+LOAD_CORE, SERVER_CORE = 0, 1
+TENANT, CLIENT_ID, NAMESPACE = "bench", "bench-client", "tenant-bench"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+# Never handed to a server here: LiteLLM would try a database, the gateway a cluster.
+UNSET = frozenset({"DATABASE_URL", "KUBECONFIG"})
+GOAL_ADDED_P50_MS, GOAL_ADDED_P99_MS, GOAL_THROUGHPUT_X = 1.0, 5.0, 5.0
+
+# The stand-in as it is, on uvloop (the gateway and LiteLLM use uvloop too).
+STANDIN_BOOT = (
+    "import asyncio, runpy, sys, uvloop\n"
+    "asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())\n"
+    "sys.argv = ['vllm_standin', *sys.argv[1:]]\n"
+    "runpy.run_module('tests.standins.vllm_standin', run_name='__main__')\n"
+)
+
+
+class Interrupted(BaseException):
+    """SIGTERM, SIGINT or the run's time budget: unwinds through every ``finally``."""
+
+
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+# -- processes -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    port: int
+    log: Path
+    file: IO[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def tail(self, n: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-n:]
+
+
+class Procs:
+    """Every process this run starts, each in its own session, all stopped by ``stop_all``."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.items: list[Proc] = []
+
+    def start(
+        self, name: str, args: list[str], core: int, port: int, env: dict[str, str] | None = None
+    ) -> Proc:
+        log = self.logs / f"{name}.log"
+        f = log.open("ab")
+        popen = subprocess.Popen(
+            ["taskset", "-c", str(core), *args],
+            cwd=ROOT,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={k: v for k, v in {**os.environ, **(env or {})}.items() if k not in UNSET},
+            start_new_session=True,
+        )
+        proc = Proc(name, popen, port, log, f)
+        self.items.append(proc)
+        return proc
+
+    def stop(self, proc: Proc) -> None:
+        if proc.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.popen.pid, signal.SIGTERM)
+            try:
+                proc.popen.wait(15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.popen.pid, signal.SIGKILL)
+                proc.popen.wait(10)
+        # Children the server may have left in its session (none expected).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.popen.pid, signal.SIGKILL)
+        proc.file.close()
+        if proc in self.items:
+            self.items.remove(proc)
+
+    def stop_all(self) -> None:
+        for proc in reversed(list(self.items)):
+            with contextlib.suppress(Exception):
+                self.stop(proc)
+
+
+def wait_http(url: str, proc: Proc, timeout: float, headers: dict[str, str] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.popen.poll() is not None:
+            raise RuntimeError(f"{proc.name} exited:\n{proc.tail()}")
+        with contextlib.suppress(OSError):
+            request = urllib.request.Request(url, headers=headers or {})
+            with urllib.request.urlopen(request, timeout=2) as r:
+                if r.status == 200:
+                    return
+        time.sleep(0.2)
+    raise TimeoutError(f"{proc.name}: {url} did not answer 200 within {timeout:.0f} s")
+
+
+# -- CPU accounting --------------------------------------------------------------------------------
+
+
+def core_jiffies() -> dict[str, tuple[int, int]]:
+    """(busy, total) jiffies per core from /proc/stat."""
+    out = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("cpu") and line[3:4].isdigit():
+            name, *vals = line.split()
+            v = [int(x) for x in vals[:8]]
+            idle = v[3] + v[4]
+            out[name] = (sum(v) - idle, sum(v))
+    return out
+
+
+def session_cpu(sid: int) -> float:
+    """CPU seconds (user + system) of every live process in session ``sid``."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[3]) == sid:  # field 6: session
+            total += int(fields[11]) + int(fields[12])  # fields 14, 15: utime, stime
+    return total / CLK_TCK
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+@dataclass
+class CpuWindow:
+    """CPU use during one measurement, in % of one core."""
+
+    server: float = 0.0
+    standin: float = 0.0
+    wrk: float = 0.0
+    others: float = 0.0  # everything on the machine that this run did not start
+    core0_busy: float = 0.0
+    core1_busy: float = 0.0
+
+
+@contextlib.contextmanager
+def cpu_window(server: Proc | None, standin: Proc) -> Iterator[CpuWindow]:
+    win = CpuWindow()
+    t0, j0 = time.monotonic(), core_jiffies()
+    s0 = session_cpu(server.popen.pid) if server else 0.0
+    b0 = session_cpu(standin.popen.pid)
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    yield win
+    wall = time.monotonic() - t0
+    j1 = core_jiffies()
+    s1 = session_cpu(server.popen.pid) if server else 0.0
+    b1 = session_cpu(standin.popen.pid)
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+    busy = {k: (j1[k][0] - j0[k][0]) / CLK_TCK for k in j1}
+    win.server, win.standin, win.wrk = (
+        100 * (s1 - s0) / wall,
+        100 * (b1 - b0) / wall,
+        100 * wrk_cpu / wall,
+    )
+    win.core0_busy = 100 * busy.get("cpu0", 0.0) / wall
+    win.core1_busy = 100 * busy.get("cpu1", 0.0) / wall
+    ours = (s1 - s0) + (b1 - b0) + wrk_cpu
+    win.others = max(0.0, 100 * (sum(busy.values()) - ours) / wall)
+
+
+# -- load ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    name: str
+    url: str
+    auth: str
+    server: Proc | None  # None for direct: the stand-in is the server
+
+
+@dataclass
+class Measurement:
+    target: str
+    mode: str  # "json" or "stream"
+    kind: str  # "max" or "rate"
+    connections: int
+    rate: float  # target rate, 0 for closed loop
+    rps: float
+    requests: int
+    errors: int
+    late: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    p999_ms: float
+    max_ms: float
+    cpu: CpuWindow = field(default_factory=CpuWindow)
+
+
+def run_wrk(
+    target: Target, stream: bool, connections: int, seconds: float, rate: float = 0.0
+) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        "BENCH_MODEL": MODEL,
+        "BENCH_STREAM": "1" if stream else "0",
+        "BENCH_AUTH": target.auth,
+        "BENCH_CLIENT_ID": CLIENT_ID,
+        "BENCH_RATE": str(rate),
+        "BENCH_THREADS": "1",
+    }
+    cmd = ["taskset", "-c", str(LOAD_CORE), "wrk", "-t1", f"-c{connections}"]
+    cmd += [f"-d{seconds:g}s", "--timeout", "5s", "-s", str(LUA), target.url]
+    done = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, timeout=seconds + 30, check=False
+    )
+    for line in done.stdout.splitlines():
+        if line.startswith("BENCH_RESULT "):
+            result: dict[str, Any] = json.loads(line.removeprefix("BENCH_RESULT "))
+            return result
+    raise RuntimeError(f"wrk gave no result (exit {done.returncode}):\n{done.stdout}{done.stderr}")
+
+
+def measure(
+    target: Target,
+    standin: Proc,
+    mode: str,
+    kind: str,
+    connections: int,
+    seconds: float,
+    rate: float = 0.0,
+) -> Measurement:
+    with cpu_window(target.server, standin) as cpu:
+        r = run_wrk(target, mode == "stream", connections, seconds, rate)
+    errors = sum(
+        r[k] for k in ("err_connect", "err_read", "err_write", "err_status", "err_timeout")
+    )
+    m = Measurement(
+        target=target.name,
+        mode=mode,
+        kind=kind,
+        connections=connections,
+        rate=rate,
+        rps=r["requests"] / (r["duration_us"] / 1e6),
+        requests=r["requests"],
+        errors=errors,
+        late=r["late"],
+        p50_ms=r["p50_us"] / 1000,
+        p90_ms=r["p90_us"] / 1000,
+        p99_ms=r["p99_us"] / 1000,
+        p999_ms=r["p999_us"] / 1000,
+        max_ms=r["max_us"] / 1000,
+        cpu=cpu,
+    )
+    what = f"rate {rate:g}/s" if kind == "rate" else "closed loop"
+    print(
+        f"  {target.name:8} {mode:6} {what:14} c={connections:<3} {m.rps:8.0f} req/s  "
+        f"p50 {m.p50_ms:7.3f} ms  p99 {m.p99_ms:7.3f} ms  errors {errors}  late {m.late}  "
+        f"| CPU server {cpu.server:3.0f}% stand-in {cpu.standin:3.0f}% wrk {cpu.wrk:3.0f}% "
+        f"others {cpu.others:3.0f}%",
+        flush=True,
+    )
+    return m
+
+
+def check_target(target: Target) -> None:
+    """One JSON and one SSE completion must come back whole before any load."""
+    headers = {"Authorization": f"Bearer {target.auth}", "X-Client-ID": CLIENT_ID}
+    headers["Content-Type"] = "application/json"
+    for stream in (False, True):
+        body = {"model": MODEL, "prompt": "the quick brown fox", "max_tokens": 4, "stream": stream}
+        request = urllib.request.Request(
+            f"{target.url}/v1/completions", data=json.dumps(body).encode(), headers=headers
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as r:
+                text = r.read().decode()
+        except urllib.error.HTTPError as exc:
+            raise RuntimeError(
+                f"{target.name}: HTTP {exc.code} {exc.read()[:500]!r} (stream={stream})"
+            ) from None
+        if "quick" not in text or (stream and "[DONE]" not in text):
+            raise RuntimeError(f"{target.name}: unexpected answer (stream={stream}): {text[:500]}")
+
+
+def bench_target(
+    target: Target, standin: Proc, args: argparse.Namespace, out: list[Measurement]
+) -> None:
+    print(f"\n== {target.name} ({target.url})", flush=True)
+    check_target(target)
+    for mode in ("json", "stream"):
+        run_wrk(target, mode == "stream", 4, args.warmup)  # warm-up, discarded
+        best = 0.0
+        for c in args.connections:
+            m = measure(target, standin, mode, "max", c, args.duration)
+            out.append(m)
+            if m.errors == 0:
+                best = max(best, m.rps)
+        for rate in args.rates:
+            if rate > 0.8 * best:
+                print(
+                    f"  {target.name:8} {mode:6} rate {rate:g}/s skipped: above 80% of {best:.0f}"
+                )
+                continue
+            out.append(
+                measure(target, standin, mode, "rate", args.rate_connections, args.duration, rate)
+            )
+
+
+# -- the three targets -----------------------------------------------------------------------------
+
+
+def write_keys_file(path: Path) -> str:
+    """A keys file with one tenant on a tier whose limits are far above any load here."""
+    pepper = secrets.token_bytes(32)
+    key = generate_api_key()
+    record = new_record(key, pepper, TENANT, CLIENT_ID, datetime.now(UTC))
+    data = {
+        "pepper": base64.b64encode(pepper).decode(),
+        "records": [record.model_dump(mode="json", by_alias=True)],
+        "tenants": [
+            {"name": TENANT, "clientId": CLIENT_ID, "namespace": NAMESPACE, "tier": "bench"}
+        ],
+        "allowedNamespaces": [],
+        "tiers": {
+            "bench": {
+                "tokenLimit": 10**15,
+                "period": "monthly",
+                "requestsPerMinute": 10**9,
+                "tokensPerMinute": 10**12,
+                "maxDeployments": 1,
+                "maxGpus": 0,
+                "gpusAllowed": False,
+            }
+        },
+    }
+    path.write_text(json.dumps(data))
+    return key.plaintext
+
+
+def start_standin(procs: Procs) -> Proc:
+    port = free_port()
+    args = [PYTHON, "-c", STANDIN_BOOT, "--port", str(port), "--served-model-name", MODEL]
+    proc = procs.start("standin", args, LOAD_CORE, port)
+    wait_http(f"{proc.url}/health", proc, 30)
+    return proc
+
+
+def start_gateway(procs: Procs, work: Path, upstream: str, key_file: Path) -> Proc:
+    port = free_port()
+    env = {
+        "PAITIENT_MODELDEPLOYMENT_NAMESPACE": NAMESPACE,
+        "PAITIENT_MODELDEPLOYMENT_NAME": "bench",
+        "PAITIENT_POD_NAME": "bench-pod",
+    }
+    args = [PYTHON, "-m", "paitient_gateway", "--keys-file", str(key_file)]
+    args += ["--ledger-dir", str(work / "ledger"), "--host", "127.0.0.1", "--port", str(port)]
+    args += ["--upstream-url", upstream, "--served-model-name", MODEL]
+    proc = procs.start("gateway", args, SERVER_CORE, port, env)
+    wait_http(f"{proc.url}/healthz/ready", proc, 30)
+    return proc
+
+
+def litellm_config(work: Path, upstream: str, master_key: str) -> tuple[Path, Path]:
+    """As close to the gateway as LiteLLM allows without a database (see docs/benchmarks.md)."""
+    config = {
+        "model_list": [
+            {
+                "model_name": MODEL,
+                "litellm_params": {
+                    # The text-completion provider: LiteLLM calls the stand-in's /v1/completions.
+                    "model": f"text-completion-openai/{MODEL}",
+                    "api_base": f"{upstream}/v1",
+                    "api_key": "stand-in-needs-no-key",
+                },
+            }
+        ],
+        "litellm_settings": {
+            "set_verbose": False,
+            "json_logs": False,
+            "callbacks": [],
+            "success_callback": [],
+            "failure_callback": [],
+            "turn_off_message_logging": True,
+            "drop_params": True,
+        },
+        "general_settings": {
+            "master_key": master_key,
+            "disable_spend_logs": True,
+            "disable_error_logs": True,
+            "background_health_checks": False,
+        },
+    }
+    config_path, log_path = work / "litellm.json", work / "litellm-logging.json"
+    config_path.write_text(json.dumps(config, indent=2))  # YAML is a superset of JSON
+    log_config = {  # uvicorn's access log off: the gateway writes no access log either
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "%(levelname)s %(name)s %(message)s"}},
+        "handlers": {"err": {"class": "logging.StreamHandler", "formatter": "plain"}},
+        "loggers": {
+            "uvicorn": {"level": "WARNING", "handlers": ["err"], "propagate": False},
+            "uvicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
+        },
+    }
+    log_path.write_text(json.dumps(log_config))
+    return config_path, log_path
+
+
+def start_litellm(procs: Procs, work: Path, upstream: str, master_key: str) -> Proc:
+    if not LITELLM.exists():
+        raise RuntimeError(f"{LITELLM} missing: run scripts/install-bench-tools.sh")
+    config, log_config = litellm_config(work, upstream, master_key)
+    port = free_port()
+    args = [str(LITELLM), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
+    args += ["--num_workers", "1", "--telemetry", "False", "--log_config", str(log_config)]
+    env = {
+        "LITELLM_LOG": "ERROR",
+        "LITELLM_MODE": "PRODUCTION",
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no fetch of the cost map from the internet
+        "NO_DOCS": "True",
+    }
+    proc = procs.start("litellm", args, SERVER_CORE, port, env)
+    wait_http(f"{proc.url}/health/liveliness", proc, 180)
+    return proc
+
+
+# -- profile ---------------------------------------------------------------------------------------
+
+
+def _component(frame: str) -> str:
+    where = frame[frame.rfind("(") + 1 :]
+    for key, name in (
+        ("paitient_gateway", "paitient_gateway"),
+        ("paitient_common", "paitient_common"),
+        ("aiohttp", "aiohttp"),
+        ("multidict", "aiohttp"),
+        ("yarl", "aiohttp"),
+        ("prometheus_client", "prometheus_client"),
+        ("pydantic", "pydantic"),
+        ("logging", "logging"),
+        ("json", "json"),
+        ("hmac", "hmac/hashlib"),
+        ("asyncio", "asyncio/uvloop"),
+        ("uvloop", "asyncio/uvloop"),
+    ):
+        if key in where:
+            return name
+    return "other (stdlib etc.)"
+
+
+def profile_gateway(
+    target: Target, standin: Proc, mode: str, seconds: float, work: Path
+) -> dict[str, Any]:
+    """py-spy samples the gateway while wrk drives it closed-loop; the time by function."""
+    assert target.server is not None
+    raw = work / f"profile-{mode}.txt"
+    env = {
+        **os.environ,
+        "BENCH_MODEL": MODEL,
+        "BENCH_STREAM": "1" if mode == "stream" else "0",
+        "BENCH_AUTH": target.auth,
+        "BENCH_CLIENT_ID": CLIENT_ID,
+        "BENCH_RATE": "0",
+    }
+    cmd = ["taskset", "-c", str(LOAD_CORE), "wrk", "-t1", "-c16", f"-d{seconds + 4:g}s"]
+    cmd += ["-s", str(LUA), target.url]
+    load = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(1)
+        spy = [str(PYSPY), "record", "--pid", str(target.server.popen.pid), "--duration"]
+        spy += [f"{seconds:g}", "--rate", "200", "--function", "--nonblocking"]
+        spy += ["--format", "raw", "--output", str(raw)]
+        done = subprocess.run(
+            ["taskset", "-c", str(LOAD_CORE), *spy],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 30,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"py-spy failed: {done.stderr[-1000:]}")
+    finally:
+        if load.poll() is None:
+            load.terminate()
+        load.communicate(timeout=30)
+    self_time: Counter[str] = Counter()
+    total_time: Counter[str] = Counter()
+    components: Counter[str] = Counter()
+    samples = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        frames = stack.split(";")
+        samples += count
+        self_time[frames[-1]] += count
+        components[_component(frames[-1])] += count
+        for frame in set(frames):
+            total_time[frame] += count
+    return {
+        "mode": mode,
+        "samples": samples,
+        "busy_share": samples / (200 * seconds),
+        "self": self_time.most_common(20),
+        "total": total_time.most_common(40),
+        "components": components.most_common(),
+    }
+
+
+def print_profile(p: dict[str, Any]) -> None:
+    n = max(1, p["samples"])
+    print(
+        f"\n-- gateway profile, {p['mode']}: {p['samples']} samples "
+        f"(busy in Python {100 * p['busy_share']:.0f}% of the time)"
+    )
+    print("  self time by component:")
+    for name, count in p["components"]:
+        print(f"    {100 * count / n:5.1f}%  {name}")
+    print("  top functions by self time:")
+    for frame, count in p["self"][:15]:
+        print(f"    {100 * count / n:5.1f}%  {frame}")
+    print("  top functions by inclusive time (paitient_* and aiohttp):")
+    shown = 0
+    for frame, count in p["total"]:
+        if any(k in frame for k in ("paitient_", "aiohttp/")) and shown < 20:
+            print(f"    {100 * count / n:5.1f}%  {frame}")
+            shown += 1
+
+
+# -- report ----------------------------------------------------------------------------------------
+
+
+def _find(ms: list[Measurement], target: str, mode: str, kind: str, rate: float = 0.0) -> Any:
+    for m in ms:
+        if (m.target, m.mode, m.kind) == (target, mode, kind) and (kind == "max" or m.rate == rate):
+            return m
+    return None
+
+
+def _best(ms: list[Measurement], target: str, mode: str) -> Measurement | None:
+    runs = [m for m in ms if (m.target, m.mode, m.kind) == (target, mode, "max") and not m.errors]
+    return max(runs, key=lambda m: m.rps, default=None)
+
+
+def report(ms: list[Measurement], rates: list[float]) -> list[str]:
+    lines = [
+        "| target | mode | load | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms "
+        "| errors | late | server CPU | others' CPU |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for mode in ("json", "stream"):
+        for target in ("direct", "gateway", "litellm"):
+            for rate in rates:
+                m = _find(ms, target, mode, "rate", rate)
+                if m is None:
+                    continue
+                base = _find(ms, "direct", mode, "rate", rate)
+                added = (
+                    (f"{m.p50_ms - base.p50_ms:+.3f}", f"{m.p99_ms - base.p99_ms:+.3f}")
+                    if base is not None and target != "direct"
+                    else ("", "")
+                )
+                lines.append(
+                    f"| {target} | {mode} | {rate:g}/s, {m.connections} conns | {m.rps:.0f} "
+                    f"| {m.p50_ms:.3f} | {m.p99_ms:.3f} | {added[0]} | {added[1]} | {m.errors} "
+                    f"| {m.late} | {m.cpu.server:.0f}% | {m.cpu.others:.0f}% |"
+                )
+            for m in ms:
+                if (m.target, m.mode, m.kind) != (target, mode, "max"):
+                    continue
+                lines.append(
+                    f"| {target} | {mode} | max, {m.connections} conns | **{m.rps:.0f}** "
+                    f"| {m.p50_ms:.3f} | {m.p99_ms:.3f} | | | {m.errors} | | "
+                    f"{m.cpu.server:.0f}% | {m.cpu.others:.0f}% |"
+                )
+    lines.append("")
+    lines.append("Goals:")
+    for mode in ("json", "stream"):
+        for rate in rates:
+            gw, base = (
+                _find(ms, "gateway", mode, "rate", rate),
+                _find(ms, "direct", mode, "rate", rate),
+            )
+            if gw is None or base is None:
+                continue
+            a50, a99 = gw.p50_ms - base.p50_ms, gw.p99_ms - base.p99_ms
+            ok = a50 <= GOAL_ADDED_P50_MS and a99 <= GOAL_ADDED_P99_MS and not gw.late
+            lines.append(
+                f"- {mode} at {rate:g}/s: gateway adds p50 {a50:+.3f} ms (goal ≤ 1), "
+                f"p99 {a99:+.3f} ms (goal ≤ 5): {'met' if ok else 'NOT met'}"
+            )
+        gw_best, ll_best = _best(ms, "gateway", mode), _best(ms, "litellm", mode)
+        if gw_best and ll_best:
+            x = gw_best.rps / ll_best.rps
+            lines.append(
+                f"- {mode} throughput on one core: gateway {gw_best.rps:.0f} req/s, LiteLLM "
+                f"{ll_best.rps:.0f} req/s = {x:.1f}x (goal ≥ 5x): "
+                f"{'met' if x >= GOAL_THROUGHPUT_X else 'NOT met'}"
+            )
+    return lines
+
+
+# -- main ------------------------------------------------------------------------------------------
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
+    p.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per mode")
+    p.add_argument("--rates", default="100,1000", help="fixed rates (req/s), comma-separated")
+    p.add_argument("--rate-connections", type=int, default=16, help="connections at fixed rate")
+    p.add_argument("--connections", default="4,16", help="connections for max throughput")
+    p.add_argument("--profile-seconds", type=float, default=8.0, help="0 skips the profile")
+    p.add_argument("--skip-litellm", action="store_true")
+    p.add_argument("--budget", type=int, default=1200, help="abort the whole run after this")
+    args = p.parse_args()
+    args.rates = [float(r) for r in args.rates.split(",") if r]
+    args.connections = [int(c) for c in args.connections.split(",") if c]
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
+        signal.signal(sig, _interrupt)
+    signal.alarm(args.budget)
+    for tool in ("wrk", "taskset"):
+        if subprocess.run(["which", tool], capture_output=True, check=False).returncode:
+            print(f"{tool} missing: run scripts/install-bench-tools.sh", file=sys.stderr)
+            return 2
+    measurements: list[Measurement] = []
+    profiles: list[dict[str, Any]] = []
+    load_before = loadavg()
+    started = time.monotonic()
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
+        work = Path(tmp)
+        procs = Procs(work)
+        try:
+            key = write_keys_file(work / "keys.json")
+            standin = start_standin(procs)
+            print(f"machine: {os.cpu_count()} cores, load average {load_before}")
+            print(
+                f"wrk on core {LOAD_CORE} with the stand-in; server under test on core {SERVER_CORE}"
+            )
+            direct = Target("direct", standin.url, key, None)
+            bench_target(direct, standin, args, measurements)
+
+            gateway = start_gateway(procs, work, standin.url, work / "keys.json")
+            gw_target = Target("gateway", gateway.url, key, gateway)
+            bench_target(gw_target, standin, args, measurements)
+            if args.profile_seconds > 0:
+                if PYSPY.exists():
+                    for mode in ("json", "stream"):
+                        profiles.append(
+                            profile_gateway(gw_target, standin, mode, args.profile_seconds, work)
+                        )
+                else:
+                    print(f"{PYSPY} missing: no profile (run scripts/install-bench-tools.sh)")
+            procs.stop(gateway)
+
+            if not args.skip_litellm:
+                master_key = "sk-bench-" + secrets.token_urlsafe(16)
+                litellm = start_litellm(procs, work, standin.url, master_key)
+                ll_target = Target("litellm", litellm.url, master_key, litellm)
+                bench_target(ll_target, standin, args, measurements)
+                procs.stop(litellm)
+        except Interrupted as exc:
+            print(f"\ninterrupted ({exc}); stopping everything", file=sys.stderr)
+            return 130
+        finally:
+            signal.alarm(0)
+            logs = {p.name: p.tail(1500) for p in procs.items if p.popen.poll() is not None}
+            procs.stop_all()
+            for name, tail in logs.items():
+                print(f"{name} had exited; its last output:\n{tail}", file=sys.stderr)
+    load_after = loadavg()
+    print(
+        f"\n== results ({time.monotonic() - started:.0f} s; load average before {load_before}, "
+        f"after {load_after}; 'others' = CPU used by processes this run did not start, "
+        "in % of one core)\n"
+    )
+    lines = report(measurements, args.rates)
+    print("\n".join(lines))
+    for p in profiles:
+        print_profile(p)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "load_before": load_before,
+                "load_after": load_after,
+                "measurements": [asdict(m) for m in measurements],
+                "profiles": profiles,
+            },
+            indent=1,
+        )
+    )
+    print(f"\nraw figures: {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
