@@ -688,7 +688,7 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per mode")
-    p.add_argument("--rates", default="100,1000", help="fixed rates (req/s), comma-separated")
+    p.add_argument("--rates", default="100,500", help="fixed rates (req/s), comma-separated")
     p.add_argument("--rate-connections", type=int, default=16, help="connections at fixed rate")
     p.add_argument("--connections", default="4,16", help="connections for max throughput")
     p.add_argument("--profile-seconds", type=float, default=8.0, help="0 skips the profile")

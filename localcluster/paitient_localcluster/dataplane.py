@@ -17,17 +17,17 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from paitient_common.kubeapi import Kube
+
+from .processes import free_port, wait_http_ok
 
 REPO = Path(__file__).resolve().parents[2]
 MANAGED = "app.kubernetes.io/managed-by=paitient-operator"
@@ -48,12 +48,6 @@ def gateway_env(deployment: dict[str, Any], pod_name: str) -> dict[str, str]:
         elif item.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
             env[item["name"]] = deployment["metadata"]["namespace"]
     return env
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -100,7 +94,7 @@ class DataPlane:
         moment (SIGTERM mid-start) still stops every one of them."""
         namespace, name = key.split("/")
         env = gateway_env(deployment, pod_name=f"local-{name}")
-        standin_port, gateway_port = _free_port(), _free_port()
+        standin_port, gateway_port = free_port(), free_port()
         logs = self.state_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         served = env.get("PAITIENT_SERVED_MODEL_NAME", name)
@@ -121,7 +115,7 @@ class DataPlane:
             gw_env, logs / f"gateway-{namespace}-{name}.log",
         )  # fmt: skip
         pod.processes.insert(0, gateway)
-        _wait_http(f"{pod.url}/healthz/live", 30)
+        wait_http_ok(f"{pod.url}/healthz/live", 30)
         print(
             f"[dataplane] {key}: gateway {pod.url} -> stand-in :{standin_port}",
             file=sys.stderr,
@@ -144,14 +138,6 @@ class DataPlane:
         self.pods.clear()
         with contextlib.suppress(OSError):
             self._write_routes()
-
-
-def _wait_http(url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2):
-            return
-        time.sleep(0.2)
 
 
 def main(argv: list[str] | None = None) -> int:

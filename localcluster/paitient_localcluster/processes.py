@@ -13,6 +13,8 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,3 +157,28 @@ def _describe_listener(port: int) -> str | None:
                     cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:120]
                     return f"pid {proc.name} ({cmd.strip()})"
     return None
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_http_ok(url: str, timeout: float, alive: Callable[[], None] | None = None) -> bool:
+    """Poll ``url`` until it answers 200; ``alive`` raises if the server died meanwhile.
+    True when it answered, False on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if alive is not None:
+            alive()
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return False

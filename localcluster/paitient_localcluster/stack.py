@@ -11,15 +11,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 from paitient_common.kubeapi import Kube
 
 from .cluster import LocalCluster
 from .errors import ClusterError
-from .processes import Managed, port_owner
+from .processes import Managed, port_owner, wait_http_ok
 
 API_PORT = int(os.environ.get("PAITIENT_API_PORT", "18080"))
 SERVICES = ("operator", "dataplane", "paitient-api")
@@ -30,17 +28,8 @@ def _log(message: str) -> None:
 
 
 def _wait_url(url: str, what: str, proc: Managed, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        proc.ensure_alive()
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise ClusterError(f"{what} did not become ready in {timeout:.0f} s:\n{proc.log_tail()}")
+    if not wait_http_ok(url, timeout, alive=proc.ensure_alive):
+        raise ClusterError(f"{what} did not become ready in {timeout:.0f} s:\n{proc.log_tail()}")
 
 
 def up() -> tuple[str, Path]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
+
+from paitient_localcluster.processes import free_port, wait_http_ok
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,7 +24,7 @@ class OperatorProcess:
         self.log = log
         self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
-        self.liveness_url = f"http://127.0.0.1:{_free_port()}/healthz"
+        self.liveness_url = f"http://127.0.0.1:{free_port()}/healthz"
 
     def start(self) -> None:
         env = {**os.environ, **self.env, "KUBECONFIG": str(self.kubeconfig)}
@@ -42,13 +42,8 @@ class OperatorProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"operator exited {self.proc.returncode}:\n{self.tail()}")
             # kopf answers its liveness probe once start-up handlers have run.
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(self.liveness_url, timeout=2) as resp,
-            ):
-                if resp.status == 200:
-                    return
-            time.sleep(0.2)
+            if wait_http_ok(self.liveness_url, 0.5):
+                return
         raise RuntimeError(f"operator not live after {timeout} s:\n{self.tail()}")
 
     def kill(self) -> None:
@@ -69,9 +64,3 @@ class OperatorProcess:
         with contextlib.suppress(OSError):
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         return ""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -11,10 +11,8 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,16 +20,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from paitient_common.apikeys import generate_api_key, new_record
+from paitient_localcluster.processes import free_port, wait_http_ok
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -85,18 +77,12 @@ def _start(args: list[str], port: int, logs: Path, name: str, env: dict[str, str
 
 
 def wait_http(url: str, timeout: float = 20.0, proc: Proc | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def alive() -> None:
         if proc is not None and proc.popen.poll() is not None:
             raise RuntimeError(f"process exited: {proc.output()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer 200 within {timeout}s")
+
+    if not wait_http_ok(url, timeout, alive):
+        raise TimeoutError(f"{url} did not answer 200 within {timeout}s")
 
 
 def start_standin(logs: Path, model: str = "standin-model") -> Proc:
