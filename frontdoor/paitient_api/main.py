@@ -17,7 +17,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from paitient_api.app import FrontDoor, create_app
+from paitient_api.app import create_app
+from paitient_api.door import FrontDoor
 from paitient_api.routing import IN_CLUSTER, GatewayRoute
 from paitient_common.kubeapi import Kube
 from paitient_common.logs import quiet_http_parser_logs

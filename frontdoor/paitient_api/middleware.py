@@ -1,0 +1,142 @@
+"""The middleware every request passes: request ids, one error shape and the audit line;
+authentication; Idempotency-Key replay."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from paitient_api.door import FrontDoor
+from paitient_api.idempotency import MAX_KEY_LENGTH, IdempotencyTable
+from paitient_common.apikeys import AuthFailure
+from paitient_common.errors import (
+    ApiError,
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+    RequestValidationError,
+    ServiceError,
+    error_body,
+)
+
+log = logging.getLogger("paitient.api")
+audit = logging.getLogger("paitient.api.audit")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def errors_and_ids(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = f"req_{uuid.uuid4().hex}"
+    request["request_id"] = request_id
+    started = time.monotonic()
+    try:
+        response = await handler(request)
+    except ApiError as err:
+        response = web.json_response(
+            error_body(err, request_id), status=err.status, headers=err.headers
+        )
+    except web.HTTPException as exc:  # aiohttp's own (404 route, 405 method, 413 size)
+        mapped = _from_http(exc)
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
+        response = web.json_response(
+            error_body(mapped, request_id), status=mapped.status, headers=allow
+        )
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.rel_url.path)
+        response = web.json_response(error_body(ServiceError(), request_id), status=500)
+    if not response.prepared:
+        response.headers["x-request-id"] = request_id
+    tenant = request.get("tenant")
+    audit.info(
+        json.dumps(
+            {
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "request_id": request_id,
+                "tenant": tenant.name if tenant else None,
+                "client_id": tenant.client_id if tenant else None,
+                "key_id": request.get("key_id"),
+                "route": request.match_info.route.resource.canonical
+                if request.match_info.route.resource
+                else None,
+                "method": request.method,
+                "status": response.status,
+                "latency_ms": round((time.monotonic() - started) * 1000, 2),
+            }
+        )
+    )
+    return response
+
+
+def _from_http(exc: web.HTTPException) -> ApiError:
+    if exc.status == 404:
+        return NotFoundError("no such route")
+    if exc.status == 405:
+        return RequestValidationError("method not allowed on this route", status=405)
+    if exc.status == 413:
+        return RequestValidationError("request body too large", status=413)
+    return RequestValidationError(exc.reason or "bad request", status=400)
+
+
+@web.middleware
+async def idempotent(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Replay the first answer to a retried write that carries the same Idempotency-Key."""
+    key = request.headers.get("Idempotency-Key")
+    tenant = request.get("tenant")
+    if request.method not in ("POST", "PATCH", "DELETE") or not key or tenant is None:
+        return await handler(request)
+    if len(key) > MAX_KEY_LENGTH:
+        raise RequestValidationError("Idempotency-Key is longer than 128 characters", status=400)
+    table: IdempotencyTable = request.app["idempotency"]
+    slot = f"{request.method} {request.path} {key}"
+    entry, first = table.claim(tenant.name, slot)
+    if not first:
+        await entry.done.wait()
+        if entry.status > 0:
+            return web.Response(
+                status=entry.status, body=entry.body, content_type=entry.content_type
+            )
+        return await handler(request)  # the first attempt left nothing to replay
+    try:
+        response = await handler(request)
+    except ApiError as err:
+        if err.status < 500:
+            body = json.dumps(error_body(err, request["request_id"])).encode()
+            table.complete(entry, err.status, body, "application/json")
+        else:
+            table.abandon(tenant.name, slot, entry)
+        raise
+    except BaseException:
+        table.abandon(tenant.name, slot, entry)
+        raise
+    if (
+        isinstance(response, web.Response)
+        and response.status < 500
+        and isinstance(response.body, bytes)
+    ):
+        table.complete(entry, response.status, response.body, response.content_type)
+    else:
+        table.abandon(tenant.name, slot, entry)
+    return response
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith("/v1/") or request.path == "/v1/openapi.json":
+        return await handler(request)
+    door: FrontDoor = request.app["door"]
+    headers = request.headers
+    if len(headers.getall("Authorization", [])) != 1 or len(headers.getall("X-Client-ID", [])) != 1:
+        raise AuthenticationError()
+    result = door.keys.verify(headers.get("Authorization"), headers.get("X-Client-ID"))
+    if isinstance(result, AuthFailure):
+        raise AuthenticationError()
+    if result.suspended:
+        raise PermissionDeniedError("this client's subscription is suspended")
+    request["tenant"] = result.tenant
+    request["key_id"] = result.key_id
+    return await handler(request)
