@@ -35,6 +35,7 @@ import json
 import os
 import resource
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -274,6 +275,14 @@ class Measurement:
     p999_ms: float
     max_ms: float
     cpu: CpuWindow = field(default_factory=CpuWindow)
+    attempts: int = 1
+
+    @property
+    def per_core(self) -> float:
+        """Requests per second per core of CPU the server under test used (the stand-in when
+        direct): throughput normalised for the CPU other processes took from it."""
+        cpu = self.cpu.server if self.target != "direct" else self.cpu.standin
+        return self.rps * 100 / cpu if cpu > 0 else 0.0
 
 
 def run_wrk(
@@ -342,6 +351,23 @@ def measure(
     return m
 
 
+def measure_quietest(
+    target: Target, standin: Proc, mode: str, args: argparse.Namespace, rate: float
+) -> Measurement:
+    """A fixed-rate run, repeated (up to ``--attempts``) while other processes used more than
+    ``--quiet`` % of a core during it; the quietest attempt counts. Tail latency on 2 shared
+    cores is mostly other processes' scheduling, which this keeps out of the comparison."""
+    runs: list[Measurement] = []
+    for _ in range(args.attempts):
+        conns = args.rate_connections
+        runs.append(measure(target, standin, mode, "rate", conns, args.duration, rate))
+        if runs[-1].cpu.others <= args.quiet:
+            break
+    best = min(runs, key=lambda m: m.cpu.others)
+    best.attempts = len(runs)
+    return best
+
+
 def check_target(target: Target) -> None:
     """One JSON and one SSE completion must come back whole before any load."""
     headers = {"Authorization": f"Bearer {target.auth}", "X-Client-ID": CLIENT_ID}
@@ -381,9 +407,7 @@ def bench_target(
                     f"  {target.name:8} {mode:6} rate {rate:g}/s skipped: above 80% of {best:.0f}"
                 )
                 continue
-            out.append(
-                measure(target, standin, mode, "rate", args.rate_connections, args.duration, rate)
-            )
+            out.append(measure_quietest(target, standin, mode, args, rate))
 
 
 # -- the three targets -----------------------------------------------------------------------------
@@ -508,6 +532,8 @@ def start_litellm(procs: Procs, work: Path, upstream: str, master_key: str) -> P
 
 
 def _component(frame: str) -> str:
+    if frame.startswith("Runner.run "):  # the Python frame below uvloop's C code
+        return "event loop (uvloop, C)"
     where = frame[frame.rfind("(") + 1 :]
     for key, name in (
         ("paitient_gateway", "paitient_gateway"),
@@ -578,6 +604,7 @@ def profile_gateway(
         components[_component(frames[-1])] += count
         for frame in set(frames):
             total_time[frame] += count
+    shutil.copy(raw, BENCH_DIR / raw.name)  # collapsed stacks, e.g. for a flame graph
     return {
         "mode": mode,
         "samples": samples,
@@ -603,6 +630,8 @@ def print_profile(p: dict[str, Any]) -> None:
     print("  top functions by inclusive time (paitient_* and aiohttp):")
     shown = 0
     for frame, count in p["total"]:
+        if "__main__" in frame:  # coroutines resumed by uvloop do not show main below them
+            continue
         if any(k in frame for k in ("paitient_", "aiohttp/")) and shown < 20:
             print(f"    {100 * count / n:5.1f}%  {frame}")
             shown += 1
@@ -623,11 +652,16 @@ def _best(ms: list[Measurement], target: str, mode: str) -> Measurement | None:
     return max(runs, key=lambda m: m.rps, default=None)
 
 
+def _per_core(ms: list[Measurement], target: str, mode: str) -> float:
+    runs = [m for m in ms if (m.target, m.mode, m.kind) == (target, mode, "max") and not m.errors]
+    return max((m.per_core for m in runs), default=0.0)
+
+
 def report(ms: list[Measurement], rates: list[float]) -> list[str]:
     lines = [
-        "| target | mode | load | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms "
-        "| errors | late | server CPU | others' CPU |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| target | mode | load | req/s | req/s per core | p50 ms | p99 ms | added p50 ms "
+        "| added p99 ms | errors | late | server CPU | others' CPU |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for mode in ("json", "stream"):
         for target in ("direct", "gateway", "litellm"):
@@ -642,7 +676,7 @@ def report(ms: list[Measurement], rates: list[float]) -> list[str]:
                     else ("", "")
                 )
                 lines.append(
-                    f"| {target} | {mode} | {rate:g}/s, {m.connections} conns | {m.rps:.0f} "
+                    f"| {target} | {mode} | {rate:g}/s, {m.connections} conns | {m.rps:.0f} | "
                     f"| {m.p50_ms:.3f} | {m.p99_ms:.3f} | {added[0]} | {added[1]} | {m.errors} "
                     f"| {m.late} | {m.cpu.server:.0f}% | {m.cpu.others:.0f}% |"
                 )
@@ -651,7 +685,7 @@ def report(ms: list[Measurement], rates: list[float]) -> list[str]:
                     continue
                 lines.append(
                     f"| {target} | {mode} | max, {m.connections} conns | **{m.rps:.0f}** "
-                    f"| {m.p50_ms:.3f} | {m.p99_ms:.3f} | | | {m.errors} | | "
+                    f"| {m.per_core:.0f} | {m.p50_ms:.3f} | {m.p99_ms:.3f} | | | {m.errors} | | "
                     f"{m.cpu.server:.0f}% | {m.cpu.others:.0f}% |"
                 )
     lines.append("")
@@ -673,10 +707,13 @@ def report(ms: list[Measurement], rates: list[float]) -> list[str]:
         gw_best, ll_best = _best(ms, "gateway", mode), _best(ms, "litellm", mode)
         if gw_best and ll_best:
             x = gw_best.rps / ll_best.rps
+            gw_core, ll_core = _per_core(ms, "gateway", mode), _per_core(ms, "litellm", mode)
+            xc = gw_core / ll_core if ll_core else 0.0
             lines.append(
                 f"- {mode} throughput on one core: gateway {gw_best.rps:.0f} req/s, LiteLLM "
-                f"{ll_best.rps:.0f} req/s = {x:.1f}x (goal ≥ 5x): "
-                f"{'met' if x >= GOAL_THROUGHPUT_X else 'NOT met'}"
+                f"{ll_best.rps:.0f} req/s = {x:.1f}x; per core of CPU used {gw_core:.0f} vs "
+                f"{ll_core:.0f} = {xc:.1f}x (goal ≥ 5x): "
+                f"{'met' if min(x, xc) >= GOAL_THROUGHPUT_X else 'NOT met'}"
             )
     return lines
 
@@ -691,6 +728,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--rates", default="100,500", help="fixed rates (req/s), comma-separated")
     p.add_argument("--rate-connections", type=int, default=16, help="connections at fixed rate")
     p.add_argument("--connections", default="4,16", help="connections for max throughput")
+    p.add_argument("--attempts", type=int, default=3, help="tries per fixed-rate run (quietest)")
+    p.add_argument("--quiet", type=float, default=25.0, help="others' CPU %% that is quiet enough")
     p.add_argument("--profile-seconds", type=float, default=8.0, help="0 skips the profile")
     p.add_argument("--skip-litellm", action="store_true")
     p.add_argument("--budget", type=int, default=1200, help="abort the whole run after this")
@@ -770,7 +809,7 @@ def main() -> int:
             {
                 "load_before": load_before,
                 "load_after": load_after,
-                "measurements": [asdict(m) for m in measurements],
+                "measurements": [{**asdict(m), "per_core": m.per_core} for m in measurements],
                 "profiles": profiles,
             },
             indent=1,
