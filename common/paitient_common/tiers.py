@@ -7,6 +7,7 @@ none. The usage limit is in tokens (prompt + completion) per period.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -81,6 +82,20 @@ def period_bounds(now: datetime, period: Period = "monthly") -> tuple[datetime, 
         else start.replace(month=start.month + 1)
     )
     return start, end
+
+
+@lru_cache(maxsize=64)
+def _cached_bounds(
+    period: Period, year: int, month: int, day: int
+) -> tuple[datetime, datetime, str]:
+    start, end = period_bounds(datetime(year, month, day, 12, tzinfo=UTC), period)
+    return start, end, format_time(start)
+
+
+def current_period(now: datetime, period: Period = "monthly") -> tuple[datetime, datetime, str]:
+    """``period_bounds`` plus the start as text, cached per day: gateways ask on every request."""
+    utc = now.astimezone(UTC)
+    return _cached_bounds(period, utc.year, utc.month, utc.day)
 
 
 def format_time(moment: datetime) -> str:

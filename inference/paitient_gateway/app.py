@@ -111,7 +111,10 @@ class Gateway:
         m.token_usage.labels(op, "output").observe(usage.completion_tokens)
         m.tokens.labels("input").inc(usage.prompt_tokens)
         m.tokens.labels("output").inc(usage.completion_tokens)
-        self._ledger_gauges()
+        # Running totals: re-summing every counter on each request grows with the ledger.
+        m.ledger_tokens.labels("input").inc(usage.prompt_tokens)
+        m.ledger_tokens.labels("output").inc(usage.completion_tokens)
+        m.ledger_requests.inc()
 
     def _ledger_gauges(self) -> None:
         entries = self.ledger.counters.entries.values()

@@ -27,7 +27,7 @@ from paitient_common.errors import (
     ServiceError,
     error_body,
 )
-from paitient_common.tiers import format_time, period_bounds
+from paitient_common.tiers import current_period, format_time
 from paitient_gateway.audit import AuditRecord
 from paitient_gateway.errors import (
     LimitExceeded,
@@ -108,8 +108,7 @@ def admit(gw: Gateway, identity: VerifiedIdentity, prepared: PreparedRequest) ->
     tenant = identity.tenant
     tier = gw.directory.tier(tenant.tier)
     now = datetime.now(UTC)
-    start, end = period_bounds(now, tier.period)
-    period_start = format_time(start)
+    _, end, period_start = current_period(now, tier.period)
     admission = gw.limiter.admit(
         tenant.name, tier.requests_per_minute, tier.tokens_per_minute, prepared.reserve
     )
