@@ -13,6 +13,11 @@ from pydantic import Field
 
 from paitient_operator.resources._base import OpenModel, WireModel
 
+# The API group and version every kind of the operator is served under.
+GROUP: Final = "paitient.ai"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+
 # Kubernetes quantity without sign ("8", "500m", "64Gi", "1e3"): a string, as in the core API.
 QUANTITY_PATTERN: Final = r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[mkMGTPE]|[eE][0-9]+)?$"
 K8S_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"

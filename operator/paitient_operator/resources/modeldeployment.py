@@ -15,6 +15,10 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator, model_
 
 from paitient_operator.errors import InvalidSpec
 from paitient_operator.resources._base import OpenModel, WireModel, cel, cel_rules
+
+# Re-exported: callers read the group and version from each kind's module.
+from paitient_operator.resources.common import API_VERSION as API_VERSION
+from paitient_operator.resources.common import GROUP as GROUP
 from paitient_operator.resources.common import (
     K8S_NAME_PATTERN,
     LABEL_NAME_PATTERN,
@@ -25,10 +29,8 @@ from paitient_operator.resources.common import (
     nested_object,
     plain,
 )
+from paitient_operator.resources.common import VERSION as VERSION
 
-GROUP: Final = "paitient.ai"
-VERSION: Final = "v1alpha1"
-API_VERSION: Final = f"{GROUP}/{VERSION}"
 KIND: Final = "ModelDeployment"
 PLURAL: Final = "modeldeployments"
 SINGULAR: Final = "modeldeployment"

@@ -14,11 +14,18 @@ from pydantic import Field, ValidationError
 from paitient_common.apikeys import CLIENT_ID_PATTERN
 from paitient_operator.errors import InvalidSpec
 from paitient_operator.resources._base import OpenModel, WireModel
-from paitient_operator.resources.common import LABEL_NAME_PATTERN, Condition, ObjectMeta, plain
 
-GROUP: Final = "paitient.ai"
-VERSION: Final = "v1alpha1"
-API_VERSION: Final = f"{GROUP}/{VERSION}"
+# Re-exported: callers read the group and version from each kind's module.
+from paitient_operator.resources.common import API_VERSION as API_VERSION
+from paitient_operator.resources.common import GROUP as GROUP
+from paitient_operator.resources.common import (
+    LABEL_NAME_PATTERN,
+    Condition,
+    ObjectMeta,
+    plain,
+)
+from paitient_operator.resources.common import VERSION as VERSION
+
 KIND: Final = "Tenant"
 PLURAL: Final = "tenants"
 SINGULAR: Final = "tenant"
