@@ -33,6 +33,9 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
+_USAGE_KEY = b',"usage":'
+
+
 def usage_from(obj: Any) -> Usage | None:
     """The ``usage`` of a response or chunk, if it has a well-formed one."""
     if not isinstance(obj, dict):
@@ -177,6 +180,9 @@ class StreamMeter:
         if payload == _DONE:
             self.final = self.done = True
             return event
+        fast = self._content_chunk_fast(event, payload)
+        if fast is not None:
+            return fast
         try:
             chunk = json.loads(payload)
         except ValueError:
@@ -199,6 +205,29 @@ class StreamMeter:
             del chunk["usage"]
             return b"data: " + json.dumps(chunk, separators=(",", ":")).encode()
         return event
+
+    def _content_chunk_fast(self, event: bytes, payload: bytes) -> bytes | None:
+        """The common case without a full JSON round trip: a content chunk whose last key is
+        the per-chunk ``usage`` vLLM adds for ``continuous_usage_stats``. Only the small usage
+        object is parsed, and it is cut out of the bytes when the client did not ask for it.
+        Anything else (no usage, usage-only, errors, another key order) returns None and takes
+        the full parse."""
+        cut = payload.rfind(_USAGE_KEY)
+        if cut == -1 or not payload.endswith(b"}") or b'"choices":[]' in payload:
+            return None
+        if b'"choices":[{' not in payload[:cut]:
+            return None
+        try:
+            usage = usage_from({"usage": json.loads(payload[cut + len(_USAGE_KEY) : -1])})
+        except ValueError:
+            return None  # "usage" was not the last key: the full parse handles it
+        if usage is None:
+            return None
+        self.usage = usage
+        self.first_content = True
+        if self.continuous_usage:
+            return event
+        return b"data: " + payload[:cut] + b"}"
 
 
 def error_event(body: dict[str, Any]) -> bytes:

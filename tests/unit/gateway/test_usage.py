@@ -108,3 +108,33 @@ def test_usage_from_ignores_malformed_usage() -> None:
     assert usage_from({"usage": {"prompt_tokens": "3"}}) is None
     assert usage_from({"usage": None}) is None
     assert usage_from({"usage": u(1, 2)}) == Usage(1, 2)
+
+
+def _chunk(text: str, usage_last: bool = True) -> bytes:
+    usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    body = {"id": "c", "choices": [{"index": 0, "text": text}], "usage": usage}
+    if not usage_last:
+        body = {"usage": usage, "id": "c", "choices": [{"index": 0, "text": text}]}
+    return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
+
+
+@pytest.mark.parametrize("text", ["plain", 'tricky ,"usage":{"prompt_tokens":999} inside'])
+@pytest.mark.parametrize("usage_last", [True, False])
+def test_the_fast_path_strips_per_chunk_usage_exactly_like_the_full_parse(
+    text: str, usage_last: bool
+) -> None:
+    meter = StreamMeter(include_usage=False, continuous_usage=False)
+    [out] = meter.feed(_chunk(text, usage_last))
+    forwarded = json.loads(out.removeprefix(b"data: ").strip())
+    assert forwarded == {"id": "c", "choices": [{"index": 0, "text": text}]}
+    assert meter.usage is not None and (
+        meter.usage.prompt_tokens,
+        meter.usage.completion_tokens,
+    ) == (3, 2)
+    assert meter.first_content
+
+
+def test_the_fast_path_keeps_usage_when_the_client_asked_for_it() -> None:
+    meter = StreamMeter(include_usage=True, continuous_usage=True)
+    event = _chunk("x")
+    assert meter.feed(event) == [event]
