@@ -236,3 +236,23 @@ def test_a_retried_create_with_the_same_idempotency_key_creates_one_deployment(
         "POST", f"{api.base_url}/deployments", body, {**auth(beta), "Idempotency-Key": "retry-2"}
     )
     assert third[0] == 202 and third[2]["id"] != first[2]["id"]
+
+
+def test_a_suspended_tenant_gets_403_and_its_data_stays(
+    api: ApiProcess, beta: dict[str, str], kube: Kube
+) -> None:
+    wait_authorised(api, beta)
+    admin.set_suspended(kube, beta["name"], True)
+    try:
+        _, _, body = wait_for(
+            lambda: (
+                (r := call("GET", f"{api.base_url}/deployments", headers=auth(beta)))[0] == 403
+                and r
+            ),
+            what="403 for the suspended tenant",
+        )
+        assert body["error"]["type"] == "permission_error"
+        assert kube.get("v1", "Namespace", beta["namespace"]) is not None
+    finally:
+        admin.set_suspended(kube, beta["name"], False)
+    wait_authorised(api, beta)
