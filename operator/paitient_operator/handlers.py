@@ -16,6 +16,7 @@ import kopf
 from paitient_common.kubeapi import Kube, Obj
 from paitient_operator.bootstrap import ensure_system_objects
 from paitient_operator.builders.metadata import MANAGED_BY, MD_LABEL
+from paitient_operator.cluster_view import IndexView, hpa_target
 from paitient_operator.config import load_config
 from paitient_operator.reconciler import Reconciler
 from paitient_operator.resources import tenant as tn
@@ -68,16 +69,18 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL)
-def reconcile_model_deployment(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo.reconciler.reconcile(_plain(body))
+def reconcile_model_deployment(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    memo.reconciler.reconcile(_plain(body), _view(kwargs))
 
 
-def _on_child_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+def _on_child_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     if event.get("type") is None:  # the initial listing: resume handlers cover it
         return
     for ref in body.get("metadata", {}).get("ownerReferences", []) or []:
         if ref.get("kind") == KIND and ref.get("controller"):
-            memo.reconciler.reconcile_named(body["metadata"]["namespace"], ref["name"])
+            memo.reconciler.reconcile_named(
+                body["metadata"]["namespace"], ref["name"], _view(kwargs)
+            )
 
 
 for _group, _version, _plural in CHILDREN:
@@ -85,11 +88,36 @@ for _group, _version, _plural in CHILDREN:
 
 
 @kopf.on.event("", "v1", "pods", labels={MD_LABEL: kopf.PRESENT})
-def pod_changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+def pod_changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     if event.get("type") is None:
         return
-    memo.reconciler.reconcile_named(
-        body["metadata"]["namespace"], body["metadata"]["labels"][MD_LABEL]
+    namespace, owner = body["metadata"]["namespace"], body["metadata"]["labels"][MD_LABEL]
+    memo.reconciler.reconcile_named(namespace, owner, _view(kwargs))
+
+
+# -- watch-fed indices: what reconciles read besides their children, without a request -------
+
+
+@kopf.index("storage.k8s.io", "v1", "storageclasses")
+def storage_class_index(body: kopf.Body, **_: Any) -> dict[None, Obj]:
+    return {None: _plain(body)}
+
+
+@kopf.index(tn.GROUP, tn.VERSION, tn.PLURAL)
+def tenant_index(body: kopf.Body, **_: Any) -> dict[str, Obj] | None:
+    namespace = (body.get("status") or {}).get("namespace")
+    return {namespace: _plain(body)} if namespace else None
+
+
+@kopf.index("autoscaling", "v2", "horizontalpodautoscalers")
+def autoscaler_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], bool] | None:
+    target = hpa_target(_plain(body))
+    return {(body["metadata"]["namespace"], target): True} if target else None
+
+
+def _view(kwargs: dict[str, Any]) -> IndexView:
+    return IndexView(
+        kwargs["storage_class_index"], kwargs["tenant_index"], kwargs["autoscaler_index"]
     )
 
 

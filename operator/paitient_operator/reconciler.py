@@ -18,9 +18,9 @@ from paitient_common.kubeapi import Kube, KubeError, Obj
 from paitient_operator import builders, metrics
 from paitient_operator.builders.metadata import selector_string
 from paitient_operator.children import adopt, sync_child
+from paitient_operator.cluster_view import ApiView, ClusterView
 from paitient_operator.config import OperatorConfig
 from paitient_operator.errors import InvalidSpec, OperatorError, TierLimitExceeded
-from paitient_operator.resources import tenant as tenant_res
 from paitient_operator.resources.modeldeployment import (
     API_VERSION,
     KIND,
@@ -55,7 +55,7 @@ class Reconciler:
         with self._locks_guard:
             return self._locks.setdefault((namespace, name), threading.Lock())
 
-    def reconcile_named(self, namespace: str, name: str) -> None:
+    def reconcile_named(self, namespace: str, name: str, view: ClusterView | None = None) -> None:
         """Reconcile by name (a child changed); nothing to do if the owner is gone."""
         body = self.kube.get(API_VERSION, KIND, name, namespace=namespace)
         if body is None:
@@ -63,13 +63,14 @@ class Reconciler:
         if body["metadata"].get("deletionTimestamp"):
             self._written.pop(body["metadata"]["uid"], None)
             return
-        self.reconcile(body)
+        self.reconcile(body, view)
 
-    def reconcile(self, body: Obj) -> Obj:
-        """Run every step for ``body``; return the status it ends with."""
+    def reconcile(self, body: Obj, view: ClusterView | None = None) -> Obj:
+        """Run every step for ``body``; return the status it ends with. ``view`` answers the
+        reads beyond the children (the API itself when not given)."""
         with metrics.RECONCILE_SECONDS.labels(KIND).time():
             try:
-                status = self._reconcile(body)
+                status = self._reconcile(body, view or ApiView(self.kube))
             except Exception:
                 metrics.RECONCILES.labels(KIND, "error").inc()
                 raise
@@ -77,13 +78,13 @@ class Reconciler:
         metrics.RECONCILES.labels(KIND, result).inc()
         return status
 
-    def _reconcile(self, body: Obj) -> Obj:
+    def _reconcile(self, body: Obj, view: ClusterView) -> Obj:
         meta = body["metadata"]
         with self._lock(meta["namespace"], meta["name"]):
             previous = self._written.get(meta["uid"]) or body.get("status") or {}
             try:
                 md = parse_model_deployment(body)
-                children = self._render(md, body)
+                children = self._render(md, body, view)
             except OperatorError as refusal:
                 new = refused_status(refusal, meta.get("generation"), previous, _now())
                 self._write_status(body, previous, new, refusal)
@@ -117,10 +118,10 @@ class Reconciler:
             self._write_status(body, previous, new, None)
             return new
 
-    def _render(self, md: ModelDeployment, body: Obj) -> list[Obj]:
+    def _render(self, md: ModelDeployment, body: Obj, view: ClusterView) -> list[Obj]:
         """Every child, adopted; raises OperatorError for what cannot be served."""
-        self._check_tier(md, body)
-        classes = self.kube.list("storage.k8s.io/v1", "StorageClass")
+        self._check_tier(md, body, view.tenant_of(md.namespace))
+        classes = view.storage_classes()
         storage_class = resolve_storage_class(
             md.spec.storage.storage_class_name, classes, self.config
         )
@@ -129,34 +130,25 @@ class Reconciler:
             builders.build_pvc(md, self.config, storage_class),
             builders.build_service(md, self.config),
             builders.build_network_policy(md, self.config),
-            builders.build_deployment(md, self.config, include_replicas=not self._autoscaled(md)),
+            # An autoscaler on the Deployment owns replicas; one on the ModelDeployment's scale
+            # subresource changes spec.replicas, which flows through.
+            builders.build_deployment(
+                md, self.config, include_replicas=not view.autoscaled(md.namespace, md.name)
+            ),
         ]
         return [adopt(child, body) for child in rendered]
 
-    def _check_tier(self, md: ModelDeployment, body: Obj) -> None:
+    def _check_tier(self, md: ModelDeployment, body: Obj, tenant: Obj | None) -> None:
         """Tier rules, when the namespace belongs to a Tenant (other namespaces have none)."""
-        for tenant in self.kube.list(tenant_res.API_VERSION, tenant_res.KIND):
-            if (tenant.get("status") or {}).get("namespace") != md.namespace:
-                continue
-            tier_name = str(tenant.get("spec", {}).get("tier", ""))
-            tier = self.config.tiers.get(tier_name)
-            if tier is None:
-                raise TierLimitExceeded(f"the tenant's tier {tier_name!r} is not defined")
-            others = self.kube.list(API_VERSION, KIND, namespace=md.namespace)
-            created = str(body["metadata"].get("creationTimestamp", ""))
-            check_tier(md, tier_name, tier, others, created)
+        if tenant is None:
             return
-
-    def _autoscaled(self, md: ModelDeployment) -> bool:
-        """True if a HorizontalPodAutoscaler targets the Deployment itself: then it owns
-        ``replicas`` and the operator leaves them alone. (An autoscaler targeting the
-        ModelDeployment's scale subresource changes ``spec.replicas``, which flows through.)"""
-        hpas = self.kube.list("autoscaling/v2", "HorizontalPodAutoscaler", namespace=md.namespace)
-        return any(
-            h.get("spec", {}).get("scaleTargetRef", {}).get("kind") == "Deployment"
-            and h["spec"]["scaleTargetRef"].get("name") == md.name
-            for h in hpas
-        )
+        tier_name = str(tenant.get("spec", {}).get("tier", ""))
+        tier = self.config.tiers.get(tier_name)
+        if tier is None:
+            raise TierLimitExceeded(f"the tenant's tier {tier_name!r} is not defined")
+        others = self.kube.list(API_VERSION, KIND, namespace=md.namespace)
+        created = str(body["metadata"].get("creationTimestamp", ""))
+        check_tier(md, tier_name, tier, others, created)
 
     def _announce(self, body: Obj, outcomes: dict[str, str]) -> None:
         created = sorted(k for k, v in outcomes.items() if v == "created")

@@ -1,0 +1,64 @@
+"""What the reconciler reads besides its own children: StorageClasses, the namespace's Tenant,
+autoscalers. Two ways to read them: straight from the API (``ApiView``: tools, tests), or from
+kopf's indices, in-memory copies kept current by watches (``IndexView``: the running operator,
+so a reconcile spends no request on them)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from paitient_common.kubeapi import Kube, Obj
+from paitient_operator.resources import tenant as tenant_res
+
+
+class ClusterView(Protocol):
+    def storage_classes(self) -> list[Obj]: ...
+
+    def tenant_of(self, namespace: str) -> Obj | None: ...
+
+    def autoscaled(self, namespace: str, deployment: str) -> bool: ...
+
+
+def hpa_target(hpa: Mapping[str, Any]) -> str | None:
+    """The Deployment an autoscaler scales, if it scales one (pure)."""
+    ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+    return str(ref["name"]) if ref.get("kind") == "Deployment" and ref.get("name") else None
+
+
+@dataclass
+class ApiView:
+    kube: Kube
+
+    def storage_classes(self) -> list[Obj]:
+        return self.kube.list("storage.k8s.io/v1", "StorageClass")
+
+    def tenant_of(self, namespace: str) -> Obj | None:
+        tenants = self.kube.list(tenant_res.API_VERSION, tenant_res.KIND)
+        return next(
+            (t for t in tenants if (t.get("status") or {}).get("namespace") == namespace), None
+        )
+
+    def autoscaled(self, namespace: str, deployment: str) -> bool:
+        hpas = self.kube.list("autoscaling/v2", "HorizontalPodAutoscaler", namespace=namespace)
+        return any(hpa_target(h) == deployment for h in hpas)
+
+
+@dataclass
+class IndexView:
+    """Over kopf indices: ``storage_classes`` keyed by None, ``tenants`` by namespace,
+    ``autoscalers`` by (namespace, deployment)."""
+
+    storage_class_index: Mapping[Any, Iterable[Obj]]
+    tenant_index: Mapping[Any, Iterable[Obj]]
+    autoscaler_index: Mapping[Any, Iterable[Obj]]
+
+    def storage_classes(self) -> list[Obj]:
+        return [dict(sc) for sc in self.storage_class_index.get(None, ())]
+
+    def tenant_of(self, namespace: str) -> Obj | None:
+        return next((dict(t) for t in self.tenant_index.get(namespace, ())), None)
+
+    def autoscaled(self, namespace: str, deployment: str) -> bool:
+        return any(True for _ in self.autoscaler_index.get((namespace, deployment), ()))

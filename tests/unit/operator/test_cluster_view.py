@@ -1,0 +1,25 @@
+"""The reads a reconcile makes besides its children, from kopf's indices (pure)."""
+
+from __future__ import annotations
+
+from paitient_operator.cluster_view import IndexView, hpa_target
+
+
+def test_an_autoscaler_counts_only_when_it_scales_a_deployment() -> None:
+    assert hpa_target({"spec": {"scaleTargetRef": {"kind": "Deployment", "name": "m"}}}) == "m"
+    assert (
+        hpa_target({"spec": {"scaleTargetRef": {"kind": "ModelDeployment", "name": "m"}}}) is None
+    )
+    assert hpa_target({}) is None
+
+
+def test_the_index_view_answers_from_the_indices() -> None:
+    view = IndexView(
+        storage_class_index={None: [{"metadata": {"name": "encrypted-local"}}]},
+        tenant_index={"tenant-acme": [{"metadata": {"name": "acme"}}]},
+        autoscaler_index={("tenant-acme", "m"): [True]},
+    )
+    assert [sc["metadata"]["name"] for sc in view.storage_classes()] == ["encrypted-local"]
+    assert view.tenant_of("tenant-acme") == {"metadata": {"name": "acme"}}
+    assert view.tenant_of("elsewhere") is None
+    assert view.autoscaled("tenant-acme", "m") and not view.autoscaled("tenant-acme", "other")
