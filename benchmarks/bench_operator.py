@@ -180,6 +180,10 @@ def report(
         f"{len(events) / max(count_reconciles, 1):.1f} API requests per reconcile"
     )
     print(f"operator writes during {quiet:.0f} s quiet period after all Ready: {len(quiet_writes)}")
+    for e in quiet_writes[:20]:
+        print(
+            f"    quiet write: {e.verb} {e.resource}{'/' + e.subresource if e.subresource else ''} {e.namespace}/{e.name} -> {e.code}"
+        )
     print(f"operator resident memory: {rss_mib(pid):.0f} MiB")
     print("requests by verb and resource:")
     for (verb, resource), n in by_kind.most_common():
