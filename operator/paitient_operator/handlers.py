@@ -164,13 +164,13 @@ def usage_reported(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 def deployment_count_changed(
-    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any
+    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **kwargs: Any
 ) -> None:
     if event.get("type") not in ("ADDED", "DELETED"):
         return
-    for tenant in memo.tenants.kube.list(tn.API_VERSION, tn.KIND):
-        if (tenant.get("status") or {}).get("namespace") == body["metadata"]["namespace"]:
-            memo.tenants.reconcile_named(tenant["metadata"]["name"])
+    tenant = _view(kwargs).tenant_of(body["metadata"]["namespace"])
+    if tenant is not None:
+        memo.tenants.reconcile_named(tenant["metadata"]["name"])
 
 
 @kopf.on.event("", "v1", "resourcequotas", labels={"paitient.ai/tenant": kopf.PRESENT, **MANAGED})
