@@ -79,11 +79,14 @@ def prepare(cluster: LocalCluster) -> Kube:
     return kube
 
 
-def start_operator(cluster: LocalCluster, log_path: Path) -> subprocess.Popen[bytes]:
+def start_operator(
+    cluster: LocalCluster, log_path: Path, verbose: bool = False
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, "KUBECONFIG": str(cluster.layout.kubeconfig("operator"))}
     with log_path.open("wb") as out:
         operator = subprocess.Popen(
-            [sys.executable, "-m", "paitient_operator.main", "--metrics-address", f"127.0.0.1:{METRICS_PORT}"],
+            [sys.executable, "-m", "paitient_operator.main", "--metrics-address", f"127.0.0.1:{METRICS_PORT}"]
+            + (["--verbose"] if verbose else []),
             stdout=out, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
     time.sleep(3)
@@ -110,6 +113,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--quiet", type=float, default=30.0, help="quiet period, seconds")
+    parser.add_argument(
+        "--operator-log", type=Path, help="keep the operator's debug log at this path"
+    )
     args = parser.parse_args()
     # A SIGTERM (timeout, Ctrl-C in make) must still run the clean-up below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -121,7 +127,8 @@ def main() -> None:
         operator: subprocess.Popen[bytes] | None = None
         try:
             kube = prepare(cluster)
-            operator = start_operator(cluster, Path(tmp) / "operator.log")
+            log_path = args.operator_log or Path(tmp) / "operator.log"
+            operator = start_operator(cluster, log_path, verbose=args.operator_log is not None)
             offset = audit.log_size(cluster.layout.audit_log)
             applied, wall, ready = apply_and_wait(kube, args.count)
             time.sleep(3)

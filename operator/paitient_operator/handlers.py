@@ -54,6 +54,11 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         prefix=GROUP, key="last-handled-configuration"
     )
     settings.watching.server_timeout = 300
+    # After its own bookkeeping patch, kopf waits for the watch to show that patch before it
+    # looks at the object again. Under a burst (hundreds of MDs at once) the watch lags by more
+    # than kopf's default 5 s; kopf would then see the object without its annotation, take it for
+    # new and run the create handler a second time, writing again long after all are Ready.
+    settings.persistence.consistency_timeout = 60
     settings.execution.max_workers = 16
     kube, config = Kube.from_kubeconfig(), load_config()
     ensure_system_objects(kube, config)
