@@ -1,0 +1,99 @@
+{{/* Names, labels, images and the operator's configuration, shared by every template. */}}
+
+{{- define "paitient.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* "<release>-<chart>", or the release name when it already holds the chart name. */}}
+{{- define "paitient.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Object names of the two components (53 + "-operator" stays within 63). */}}
+{{- define "paitient.operator.fullname" -}}
+{{- printf "%s-operator" (include "paitient.fullname" . | trunc 54 | trimSuffix "-") -}}
+{{- end -}}
+
+{{- define "paitient.frontDoor.fullname" -}}
+{{- printf "%s-api" (include "paitient.fullname" . | trunc 59 | trimSuffix "-") -}}
+{{- end -}}
+
+{{- define "paitient.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels of every object; pass (dict "ctx" $ "component" "operator"). */}}
+{{- define "paitient.labels" -}}
+helm.sh/chart: {{ include "paitient.chart" .ctx }}
+{{ include "paitient.selectorLabels" . }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+app.kubernetes.io/part-of: paitient
+{{- with .ctx.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "paitient.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "paitient.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "paitient.operator.serviceAccountName" -}}
+{{- if .Values.operator.serviceAccount.create -}}
+{{- default (include "paitient.operator.fullname" .) .Values.operator.serviceAccount.name -}}
+{{- else -}}
+{{- required "operator.serviceAccount.name is required when operator.serviceAccount.create is false" .Values.operator.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "paitient.frontDoor.serviceAccountName" -}}
+{{- if .Values.frontDoor.serviceAccount.create -}}
+{{- default (include "paitient.frontDoor.fullname" .) .Values.frontDoor.serviceAccount.name -}}
+{{- else -}}
+{{- required "frontDoor.serviceAccount.name is required when frontDoor.serviceAccount.create is false" .Values.frontDoor.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "repository:tag" with the tag defaulting to appVersion; pass (dict "ctx" $ "image" .Values.x.image). */}}
+{{- define "paitient.image" -}}
+{{- printf "%s:%s" .image.repository (.image.tag | default .ctx.Chart.AppVersion | toString) -}}
+{{- end -}}
+
+{{/* The port every model gateway serves on: the operator's gateway.port, 8443 by default. */}}
+{{- define "paitient.gatewayPort" -}}
+{{- $gateway := .Values.operator.config.gateway | default dict -}}
+{{- $gateway.port | default 8443 | int -}}
+{{- end -}}
+
+{{/*
+The operator's configuration file (read by paitient_operator.config.load_config). Empty
+optional settings are left out, so the operator's defaults apply; the system namespace is the
+release namespace, where the RBAC for Secrets and the tiers ConfigMap is granted.
+*/}}
+{{- define "paitient.operator.config" -}}
+{{- $config := deepCopy (.Values.operator.config | default dict) -}}
+{{- range $key := list "tiers" "defaultStorageClass" "encryptedStorageClasses" -}}
+{{- if not (get $config $key) -}}
+{{- $_ := unset $config $key -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $config "systemNamespace" .Release.Namespace -}}
+{{- if not $config.frontDoorNamespace -}}
+{{- $_ := set $config "frontDoorNamespace" .Release.Namespace -}}
+{{- end -}}
+{{- $gateway := deepCopy ($config.gateway | default dict) -}}
+{{- $_ := set $gateway "image" (include "paitient.image" (dict "ctx" . "image" .Values.gateway.image)) -}}
+{{- $_ := set $config "gateway" $gateway -}}
+{{- toYaml $config -}}
+{{- end -}}
