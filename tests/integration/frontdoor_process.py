@@ -17,11 +17,16 @@ from paitient_localcluster.processes import free_port, wait_http_ok
 
 class ApiProcess:
     def __init__(
-        self, kubeconfig: Path, log: Path, gateway_url: str = "http://127.0.0.1:9"
+        self,
+        kubeconfig: Path,
+        log: Path,
+        gateway_url: str = "http://127.0.0.1:9",
+        system_namespace: str | None = None,
     ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self.kubeconfig, self.log, self.gateway_url = kubeconfig, log, gateway_url
+        self.system_namespace = system_namespace
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> None:
@@ -29,6 +34,8 @@ class ApiProcess:
             sys.executable, "-m", "paitient_api.main", "--host", "127.0.0.1", "--port", str(self.port),
             "--kubeconfig", str(self.kubeconfig), "--gateway-url", self.gateway_url,
         ]  # fmt: skip
+        if self.system_namespace:
+            argv += ["--system-namespace", self.system_namespace]
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True

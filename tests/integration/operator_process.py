@@ -8,7 +8,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 from paitient_localcluster.processes import free_port, wait_http_ok
 
@@ -18,6 +20,10 @@ REPO = Path(__file__).resolve().parents[2]
 class OperatorProcess:
     """``paitient-operator`` against a kubeconfig, logging to a file; always stopped by the
     fixture that starts it."""
+
+    # Every one this test session started and has not stopped: only one operator may reconcile
+    # the cluster at a time, so a test running an operator of its own pauses these.
+    _running: ClassVar[list[OperatorProcess]] = []
 
     def __init__(self, kubeconfig: Path, log: Path, env: dict[str, str] | None = None) -> None:
         self.kubeconfig = kubeconfig
@@ -33,6 +39,7 @@ class OperatorProcess:
                 [sys.executable, "-m", "paitient_operator.main", "--liveness", self.liveness_url],
                 stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
             )  # fmt: skip
+        OperatorProcess._running.append(self)
         self.wait_started()
 
     def wait_started(self, timeout: float = 30) -> None:
@@ -51,6 +58,7 @@ class OperatorProcess:
         if self.proc and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+        self._forget()
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -59,6 +67,25 @@ class OperatorProcess:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
+        self._forget()
+
+    def _forget(self) -> None:
+        if self in OperatorProcess._running:
+            OperatorProcess._running.remove(self)
+
+    @classmethod
+    @contextlib.contextmanager
+    def others_paused(cls) -> Iterator[None]:
+        """Stop the operators this session runs (e.g. the session fixture's) and start them
+        again afterwards, also when the body fails."""
+        paused = list(cls._running)
+        for proc in paused:
+            proc.stop()
+        try:
+            yield
+        finally:
+            for proc in paused:
+                proc.start()
 
     def tail(self, lines: int = 40) -> str:
         with contextlib.suppress(OSError):
