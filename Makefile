@@ -9,7 +9,7 @@ BIN := $(CURDIR)/.local/bin
 export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help setup demo up down cluster cluster-down cluster-status cluster-clean-cache operator \
-        bench-control-plane bench-operator bench-gateway lint typecheck unit integration sdk-test test clean
+        bench-control-plane bench-operator bench-gateway lint typecheck unit integration sdk-test chart-lint test clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -76,6 +76,9 @@ unit: setup ## unit tests only (no cluster)
 
 integration: setup ## integration tests against the local control plane (started if needed)
 	$(VENV)/bin/pytest tests/integration -q
+
+chart-lint: setup ## the Helm chart: helm lint --strict, rendered objects against the Kubernetes schemas, RBAC, Argo CD check
+	$(VENV)/bin/pytest tests/unit/test_helm_chart.py -q
 
 sdk-test: setup ## the SDKs' own lint, types and tests (Python and JavaScript)
 	cd sdk/python && ../../$(VENV)/bin/ruff check . && ../../$(VENV)/bin/ruff format --check . \
