@@ -299,6 +299,12 @@ def test_operator_and_front_door_do_their_job_with_the_charts_rbac_alone(
             assert [d.id for d in client.list_deployments()] == ["cpu-model"]
             md = kube.get(*MD, "cpu-model", namespace=f"tenant-{name}") or {}
             assert md["status"]["phase"] == "Ready"
+            # Its gateway will look for keys where this release keeps them.
+            pod = (
+                kube.get("apps/v1", "Deployment", "cpu-model", namespace=f"tenant-{name}") or {}
+            )["spec"]["template"]["spec"]
+            env = {e["name"]: e.get("value") for c in pod["containers"] for e in c.get("env", [])}
+            assert env["PAITIENT_SYSTEM_NAMESPACE"] == release.namespace
             client.close()
             # Before the clean-up: deleting a namespace makes Event posts in it fail, on purpose.
             events = list(audit.read_events(audit_log, offset))

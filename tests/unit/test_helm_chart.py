@@ -17,7 +17,9 @@ import yaml
 from lupa import lua51
 
 from paitient_common.tiers import Tier
+from paitient_operator.builders.deployment import build_deployment
 from paitient_operator.config import GatewayConfig, OperatorConfig, load_config
+from tests.unit.operator.factories import make_md
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "paitient"
@@ -245,9 +247,27 @@ def test_default_operator_config_is_the_operators_defaults_in_the_release_namesp
     expected = OperatorConfig(
         system_namespace=NAMESPACE,
         front_door_namespace=NAMESPACE,
-        gateway=GatewayConfig(image="ghcr.io/paitient/paitient-gateway:0.1.0"),
+        gateway=GatewayConfig(
+            image="ghcr.io/paitient/paitient-gateway:0.1.0",
+            env={"PAITIENT_SYSTEM_NAMESPACE": NAMESPACE},
+        ),
     )
     assert config == expected
+
+
+def test_gateways_in_model_pods_look_for_keys_in_the_release_namespace(tmp_path: Path) -> None:
+    """The operator does not tell gateways its system namespace (they default to
+    paitient-system): the chart does, through gateway.env, unless the user set it."""
+    config = operator_config(render({}), tmp_path, "paitient-operator")
+    deployment = build_deployment(make_md("m").namespace("tenant-a").obj(), config)
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    gateway = next(c for c in containers if c["image"] == config.gateway.image)
+    env = {e["name"]: e.get("value") for e in gateway["env"]}
+    assert env["PAITIENT_SYSTEM_NAMESPACE"] == NAMESPACE
+    own = {"operator": {"config": {"gateway": {"env": {"PAITIENT_SYSTEM_NAMESPACE": "keys"}}}}}
+    assert operator_config(render(own), tmp_path, "paitient-operator").gateway.env == {
+        "PAITIENT_SYSTEM_NAMESPACE": "keys"
+    }
 
 
 def test_custom_operator_config_reaches_the_operator(tmp_path: Path) -> None:
@@ -257,7 +277,7 @@ def test_custom_operator_config_reaches_the_operator(tmp_path: Path) -> None:
     assert config.tiers == {name: Tier.model_validate(t) for name, t in CUSTOM_TIERS.items()}
     assert config.tiers["clinic"].token_limit == 2_000_000_000  # no float rounding on the way
     assert config.gateway.port == 9443
-    assert config.gateway.env == {"LOG_LEVEL": "debug"}
+    assert config.gateway.env == {"LOG_LEVEL": "debug", "PAITIENT_SYSTEM_NAMESPACE": NAMESPACE}
     assert config.gateway.image == "registry.local/gw:7"
     assert config.dns_namespace == ""
     assert config.gpu_runtime_class_name == "nvidia"

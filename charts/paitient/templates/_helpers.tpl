@@ -79,7 +79,8 @@ app.kubernetes.io/component: {{ .component }}
 {{/*
 The operator's configuration file (read by paitient_operator.config.load_config). Empty
 optional settings are left out, so the operator's defaults apply; the system namespace is the
-release namespace, where the RBAC for Secrets and the tiers ConfigMap is granted.
+release namespace, where the RBAC for Secrets and the tiers ConfigMap is granted, and the
+gateways are told so through their environment.
 */}}
 {{- define "paitient.operator.config" -}}
 {{- $config := deepCopy (.Values.operator.config | default dict) -}}
@@ -94,6 +95,12 @@ release namespace, where the RBAC for Secrets and the tiers ConfigMap is granted
 {{- end -}}
 {{- $gateway := deepCopy ($config.gateway | default dict) -}}
 {{- $_ := set $gateway "image" (include "paitient.image" (dict "ctx" . "image" .Values.gateway.image)) -}}
+{{- /* Gateways read key Secrets from the system namespace; the operator does not pass it on. */ -}}
+{{- $env := deepCopy ($gateway.env | default dict) -}}
+{{- if not (hasKey $env "PAITIENT_SYSTEM_NAMESPACE") -}}
+{{- $_ := set $env "PAITIENT_SYSTEM_NAMESPACE" .Release.Namespace -}}
+{{- end -}}
+{{- $_ := set $gateway "env" $env -}}
 {{- $_ := set $config "gateway" $gateway -}}
 {{- toYaml $config -}}
 {{- end -}}
