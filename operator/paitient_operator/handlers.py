@@ -18,6 +18,7 @@ from paitient_operator.bootstrap import ensure_system_objects
 from paitient_operator.builders.metadata import MANAGED_BY, MD_LABEL
 from paitient_operator.cluster_view import IndexView, hpa_target
 from paitient_operator.config import load_config
+from paitient_operator.diffbase import InMemoryDiffBaseStorage
 from paitient_operator.reconciler import Reconciler
 from paitient_operator.resources import tenant as tn
 from paitient_operator.resources import usagereport as ur
@@ -50,15 +51,11 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.posting.default_backoffs = (2,)
     settings.persistence.finalizer = f"{GROUP}/operator"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )
+    # "The spec last handled" lives in memory: no bookkeeping patch per change, and no second
+    # handling of an object when a lagging watch hands kopf a copy older than that patch.
+    memo.diffbase = InMemoryDiffBaseStorage()
+    settings.persistence.diffbase_storage = memo.diffbase
     settings.watching.server_timeout = 300
-    # After its own bookkeeping patch, kopf waits for the watch to show that patch before it
-    # looks at the object again. Under a burst (hundreds of MDs at once) the watch lags by more
-    # than kopf's default 5 s; kopf would then see the object without its annotation, take it for
-    # new and run the create handler a second time, writing again long after all are Ready.
-    settings.persistence.consistency_timeout = 60
     settings.execution.max_workers = 16
     kube, config = Kube.from_kubeconfig(), load_config()
     ensure_system_objects(kube, config)
@@ -143,6 +140,12 @@ def roll_tenant_period(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     memo.tenants.reconcile_named(body["metadata"]["name"])
 
 
+@kopf.on.event(tn.GROUP, tn.VERSION, tn.PLURAL)
+def tenant_gone(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if event.get("type") == "DELETED":
+        memo.diffbase.forget(body["metadata"]["uid"])
+
+
 @kopf.on.delete(tn.GROUP, tn.VERSION, tn.PLURAL)
 def refuse_deleting_a_tenant_in_use(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A tenant with ModelDeployments is not deleted unless annotated paitient.ai/force-delete;
@@ -173,6 +176,9 @@ def deployment_count_changed(
 ) -> None:
     if event.get("type") not in ("ADDED", "DELETED"):
         return
+    if event.get("type") == "DELETED":
+        memo.diffbase.forget(body["metadata"]["uid"])
+        memo.reconciler.forget(body["metadata"]["uid"])
     tenant = _view(kwargs).tenant_of(body["metadata"]["namespace"])
     if tenant is not None:
         memo.tenants.reconcile_named(tenant["metadata"]["name"])

@@ -55,6 +55,10 @@ class Reconciler:
         with self._locks_guard:
             return self._locks.setdefault((namespace, name), threading.Lock())
 
+    def forget(self, uid: str) -> None:
+        """Drop what is kept about a deleted ModelDeployment."""
+        self._written.pop(uid, None)
+
     def reconcile_named(self, namespace: str, name: str, view: ClusterView | None = None) -> None:
         """Reconcile by name (a child changed); nothing to do if the owner is gone."""
         body = self.kube.get(API_VERSION, KIND, name, namespace=namespace)
