@@ -1,5 +1,6 @@
-"""What the operator makes once, at start: its system namespace, the API-key pepper, and the
-ConfigMap that publishes the tiers (read by the admin CLI and the front door).
+"""What the operator makes once, at start: its system namespace, the API-key pepper, the
+ConfigMap that publishes the tiers (read by the admin CLI and the front door), and the roles the
+gateways are bound to (where the Helm chart has not installed them already).
 
 The pepper is created once with 32 random bytes and never rewritten: every stored key hash
 depends on it.
@@ -8,12 +9,16 @@ depends on it.
 from __future__ import annotations
 
 import base64
+import logging
 import secrets
 
 from paitient_common.kubeapi import Kube, KubeError, Obj
 from paitient_common.secrets import PEPPER_KEY, PEPPER_SECRET, TIERS_CONFIGMAP
+from paitient_operator.builders.gateway_rbac import build_gateway_roles
 from paitient_operator.children import sync_child
 from paitient_operator.config import OperatorConfig
+
+log = logging.getLogger(__name__)
 
 LABELS = {
     "app.kubernetes.io/managed-by": "paitient-operator",
@@ -57,6 +62,35 @@ def ensure_system_objects(kube: Kube, config: OperatorConfig) -> None:
     if kube.get("v1", "Secret", PEPPER_SECRET, namespace=config.system_namespace) is None:
         _create_if_absent(kube, build_pepper_secret(config, secrets.token_bytes(32)))
     sync_child(kube, build_tiers_configmap(config))
+    for role in build_gateway_roles(config.system_namespace):
+        _ensure_role(kube, role)
+
+
+def _ensure_role(kube: Kube, role: Obj) -> None:
+    """Create the role, or bring its rules up to date. Where the Helm chart installed it, the
+    operator may only read and bind it (writing would need RBAC's escalate right): then a
+    difference is reported, not fixed."""
+    kind, meta = role["kind"], role["metadata"]
+    try:
+        live = kube.get(role["apiVersion"], kind, meta["name"], namespace=meta.get("namespace"))
+        if live is None:
+            _create_if_absent(kube, role)
+        elif live.get("rules") != role["rules"]:
+            kube.patch(
+                role["apiVersion"],
+                kind,
+                meta["name"],
+                {"rules": role["rules"]},
+                namespace=meta.get("namespace"),
+            )
+    except KubeError as exc:
+        if exc.status != 403:
+            raise
+        log.warning(
+            "%s %s is missing or differs from what gateways need, and this operator may not "
+            "write it (%s): install or upgrade the Helm chart, which ships it",
+            kind, meta["name"], exc.reason,
+        )  # fmt: skip
 
 
 def _create_if_absent(kube: Kube, obj: Obj) -> None:

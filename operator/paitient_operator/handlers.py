@@ -15,10 +15,12 @@ import kopf
 
 from paitient_common.kubeapi import Kube, Obj
 from paitient_operator.bootstrap import ensure_system_objects
+from paitient_operator.builders.gateway_rbac import GATEWAY_BINDING_LABEL, MD_NAMESPACE_LABEL
 from paitient_operator.builders.metadata import MANAGED_BY, MD_LABEL
 from paitient_operator.cluster_view import IndexView, hpa_target
 from paitient_operator.config import load_config
 from paitient_operator.diffbase import InMemoryDiffBaseStorage
+from paitient_operator.gateway_bindings import sweep_gateway_bindings
 from paitient_operator.reconciler import Reconciler
 from paitient_operator.resources import tenant as tn
 from paitient_operator.resources import usagereport as ur
@@ -33,6 +35,7 @@ CHILDREN = (
     ("", "v1", "serviceaccounts"),
     ("", "v1", "persistentvolumeclaims"),
     ("networking.k8s.io", "v1", "networkpolicies"),
+    ("rbac.authorization.k8s.io", "v1", "rolebindings"),
 )
 MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
 
@@ -59,6 +62,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.execution.max_workers = 16
     kube, config = Kube.from_kubeconfig(), load_config()
     ensure_system_objects(kube, config)
+    swept = sweep_gateway_bindings(kube, config.system_namespace)
+    if swept:
+        logging.getLogger(__name__).info("deleted %d bindings of deleted ModelDeployments", swept)
     memo.reconciler = Reconciler(kube, config, _post_event)
     memo.tenants = TenantReconciler(kube, config, _post_event)
 
@@ -87,6 +93,23 @@ def _on_child_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **kw
 
 for _group, _version, _plural in CHILDREN:
     kopf.on.event(_group, _version, _plural, labels=MANAGED)(_on_child_event)
+
+
+def _on_gateway_binding_event(
+    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **kwargs: Any
+) -> None:
+    """A gateway binding outside its deployment's namespace changed or went: reconcile the
+    deployment it names (if it is gone, nothing happens)."""
+    if event.get("type") is None:
+        return
+    labels = body["metadata"]["labels"]
+    memo.reconciler.reconcile_named(labels[MD_NAMESPACE_LABEL], labels[MD_LABEL], _view(kwargs))
+
+
+for _kind in ("rolebindings", "clusterrolebindings"):
+    kopf.on.event("rbac.authorization.k8s.io", "v1", _kind, labels={GATEWAY_BINDING_LABEL: "true"})(
+        _on_gateway_binding_event
+    )
 
 
 @kopf.on.event("", "v1", "pods", labels={MD_LABEL: kopf.PRESENT})
@@ -178,7 +201,7 @@ def deployment_count_changed(
         return
     if event.get("type") == "DELETED":
         memo.diffbase.forget(body["metadata"]["uid"])
-        memo.reconciler.forget(body["metadata"]["uid"])
+        memo.reconciler.deleted(_plain(body))
     tenant = _view(kwargs).tenant_of(body["metadata"]["namespace"])
     if tenant is not None:
         memo.tenants.reconcile_named(tenant["metadata"]["name"])

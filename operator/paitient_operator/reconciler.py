@@ -21,6 +21,7 @@ from paitient_operator.children import adopt, sync_child
 from paitient_operator.cluster_view import ApiView, ClusterView
 from paitient_operator.config import OperatorConfig
 from paitient_operator.errors import InvalidSpec, OperatorError, TierLimitExceeded
+from paitient_operator.gateway_bindings import delete_gateway_bindings
 from paitient_operator.resources.modeldeployment import (
     API_VERSION,
     KIND,
@@ -32,6 +33,7 @@ from paitient_operator.storage_policy import resolve_storage_class
 from paitient_operator.tier_rules import check_tier
 
 log = logging.getLogger(__name__)
+GONE_REMEMBERED = 10_000
 
 # (type, reason, message) -> posted as a Kubernetes Event on the ModelDeployment.
 EventSink = Callable[[Obj, str, str, str], None]
@@ -50,14 +52,32 @@ class Reconciler:
     # with those would rewrite the same status again and again.
     _written: dict[str, Obj] = field(default_factory=dict)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock)
+    # uids of deleted ModelDeployments (insertion-ordered, oldest dropped first).
+    _gone: dict[str, None] = field(default_factory=dict)
 
     def _lock(self, namespace: str, name: str) -> threading.Lock:
         with self._locks_guard:
             return self._locks.setdefault((namespace, name), threading.Lock())
 
-    def forget(self, uid: str) -> None:
-        """Drop what is kept about a deleted ModelDeployment."""
-        self._written.pop(uid, None)
+    def deleted(self, body: Obj) -> None:
+        """A ModelDeployment is gone: delete its bindings outside the namespace (nothing else
+        collects them) and drop what is kept about it. Under its lock, after any reconcile in
+        flight, and remembered, so a reconcile holding an older copy cannot put them back."""
+        meta = body["metadata"]
+        with self._lock(meta["namespace"], meta["name"]):
+            self._gone[meta["uid"]] = None
+            while len(self._gone) > GONE_REMEMBERED:
+                self._gone.pop(next(iter(self._gone)))
+            self._written.pop(meta["uid"], None)
+            delete_gateway_bindings(
+                self.kube,
+                self.config.system_namespace,
+                meta["namespace"],
+                meta["name"],
+                meta["uid"],
+            )
+        with self._locks_guard:
+            self._locks.pop((meta["namespace"], meta["name"]), None)
 
     def reconcile_named(self, namespace: str, name: str, view: ClusterView | None = None) -> None:
         """Reconcile by name (a child changed); nothing to do if the owner is gone."""
@@ -86,6 +106,8 @@ class Reconciler:
         meta = body["metadata"]
         with self._lock(meta["namespace"], meta["name"]):
             previous = self._written.get(meta["uid"]) or body.get("status") or {}
+            if meta["uid"] in self._gone:  # an older copy, handled after the deletion
+                return dict(previous)
             try:
                 md = parse_model_deployment(body)
                 children = self._render(md, body, view)
@@ -110,10 +132,11 @@ class Reconciler:
                         self._write_status(body, previous, new, immutable)
                         return new
                     raise
-                outcomes[child["kind"]] = outcome
+                outcomes[_describe(child, md.namespace)] = outcome
                 if outcome != "unchanged":
                     metrics.CHILD_WRITES.labels(child["kind"], outcome).inc()
-                live[child["kind"]] = obj
+                if child["metadata"].get("namespace") == md.namespace:
+                    live[child["kind"]] = obj
             self._announce(body, outcomes)
             pods = self.kube.list(
                 "v1", "Pod", namespace=md.namespace, label_selector=selector_string(md)
@@ -123,24 +146,31 @@ class Reconciler:
             return new
 
     def _render(self, md: ModelDeployment, body: Obj, view: ClusterView) -> list[Obj]:
-        """Every child, adopted; raises OperatorError for what cannot be served."""
+        """Every child (owned ones adopted); raises OperatorError for what cannot be served."""
         self._check_tier(md, body, view.tenant_of(md.namespace))
         classes = view.storage_classes()
         storage_class = resolve_storage_class(
             md.spec.storage.storage_class_name, classes, self.config
         )
-        rendered = [
-            builders.build_service_account(md),
-            builders.build_pvc(md, self.config, storage_class),
-            builders.build_service(md, self.config),
-            builders.build_network_policy(md, self.config),
+        uid = body["metadata"]["uid"]
+        return [
+            adopt(builders.build_service_account(md), body),
+            adopt(builders.build_gateway_role_binding(md), body),
+            # Bindings outside the namespace cannot be owned by the ModelDeployment: they are
+            # labelled with its uid instead, and deleted by the operator when it goes.
+            *builders.build_gateway_cross_namespace_bindings(md, uid, self.config.system_namespace),
+            adopt(builders.build_pvc(md, self.config, storage_class), body),
+            adopt(builders.build_service(md, self.config), body),
+            adopt(builders.build_network_policy(md, self.config), body),
             # An autoscaler on the Deployment owns replicas; one on the ModelDeployment's scale
             # subresource changes spec.replicas, which flows through.
-            builders.build_deployment(
-                md, self.config, include_replicas=not view.autoscaled(md.namespace, md.name)
+            adopt(
+                builders.build_deployment(
+                    md, self.config, include_replicas=not view.autoscaled(md.namespace, md.name)
+                ),
+                body,
             ),
         ]
-        return [adopt(child, body) for child in rendered]
 
     def _check_tier(self, md: ModelDeployment, body: Obj, tenant: Obj | None) -> None:
         """Tier rules, when the namespace belongs to a Tenant (other namespaces have none)."""
@@ -198,6 +228,16 @@ class Reconciler:
             )
             reason = refusal.reason if refusal is not None else str(new.get("phase"))
             self.post_event(body, kind, reason, str(new.get("message") or ""))
+
+
+def _describe(child: Obj, namespace: str) -> str:
+    """``Service`` for a child in the deployment's namespace, ``RoleBinding paitient-system/x``
+    or ``ClusterRoleBinding x`` for the ones elsewhere."""
+    meta = child["metadata"]
+    if meta.get("namespace") == namespace:
+        return str(child["kind"])
+    where = f"{meta['namespace']}/" if meta.get("namespace") else ""
+    return f"{child['kind']} {where}{meta['name']}"
 
 
 def _going_away(exc: KubeError) -> bool:

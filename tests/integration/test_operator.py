@@ -24,7 +24,10 @@ CHILD_KINDS = [
     ("v1", "ServiceAccount"),
     ("v1", "PersistentVolumeClaim"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
 ]
+RBAC = "rbac.authorization.k8s.io/v1"
+SYSTEM_NAMESPACE = "paitient-system"
 REPO = Path(__file__).resolve().parents[2]
 KUBECTL = REPO / ".local" / "bin" / "kubectl"
 
@@ -266,6 +269,99 @@ def test_drift_is_repaired_and_updates_roll(
     assert md["status"]["observedGeneration"] == md["metadata"]["generation"]
 
 
+def _gateway_bindings(kube: Kube, ns: str, name: str) -> list[dict[str, Any] | None]:
+    binding = f"paitient-gateway.{ns}.{name}"
+    return [
+        kube.get(RBAC, "RoleBinding", binding, namespace=SYSTEM_NAMESPACE),
+        kube.get(RBAC, "ClusterRoleBinding", binding),
+    ]
+
+
+def _can(kubeconfig: Path, who: str, *args: str) -> bool:
+    result = subprocess.run(
+        [str(KUBECTL), "--kubeconfig", str(kubeconfig), "auth", "can-i", f"--as={who}", *args],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.stdout.strip() in ("yes", "no"), result.stderr
+    return result.stdout.strip() == "yes"
+
+
+def test_gateway_account_may_read_keys_and_write_its_usage_and_nothing_more(
+    operator: OperatorProcess, kube: Kube, tenant_ns: str, kubeconfig: Path
+) -> None:
+    _apply(
+        kube,
+        make_md("guarded")
+        .namespace(tenant_ns)
+        .cpu_only()
+        .storage("5Gi", "encrypted-local")
+        .manifest(),
+    )
+    md = _wait_phase(kube, tenant_ns, "guarded", "Ready")
+    for binding in _gateway_bindings(kube, tenant_ns, "guarded"):
+        assert binding is not None
+        assert (
+            binding["metadata"]["labels"]["paitient.ai/modeldeployment-uid"]
+            == md["metadata"]["uid"]
+        )
+    gateway = f"system:serviceaccount:{tenant_ns}:guarded"
+    allowed = [
+        ("get", "modeldeployments.paitient.ai/guarded", "-n", tenant_ns),
+        ("create", "usagereports.paitient.ai", "-n", tenant_ns),
+        ("patch", "usagereports.paitient.ai", "-n", tenant_ns),
+        ("list", "tenants.paitient.ai"),
+        ("list", "secrets", "-n", SYSTEM_NAMESPACE),
+        ("get", "secrets/paitient-api-key-pepper", "-n", SYSTEM_NAMESPACE),
+        ("get", "configmaps/paitient-tiers", "-n", SYSTEM_NAMESPACE),
+    ]
+    refused = [
+        ("list", "secrets", "-n", tenant_ns),
+        ("get", "secrets", "-n", "kube-system"),
+        ("create", "usagereports.paitient.ai", "-n", "default"),
+        ("patch", "modeldeployments.paitient.ai/guarded", "-n", tenant_ns),
+        ("delete", "tenants.paitient.ai"),
+        ("list", "configmaps", "-n", SYSTEM_NAMESPACE),
+        ("create", "secrets", "-n", SYSTEM_NAMESPACE),
+    ]
+    assert [a for a in allowed if not _can(kubeconfig, gateway, *a)] == []
+    assert [r for r in refused if _can(kubeconfig, gateway, *r)] == []
+    # Another deployment's account in the same namespace gets none of it through this one.
+    assert not _can(
+        kubeconfig,
+        f"system:serviceaccount:{tenant_ns}:default",
+        "list",
+        "secrets",
+        "-n",
+        SYSTEM_NAMESPACE,
+    )
+
+
+def test_bindings_of_a_deployment_deleted_while_the_operator_was_down_are_swept(
+    operator: OperatorProcess, kube: Kube, tenant_ns: str
+) -> None:
+    _apply(
+        kube,
+        make_md("orphan")
+        .namespace(tenant_ns)
+        .cpu_only()
+        .storage("5Gi", "encrypted-local")
+        .manifest(),
+    )
+    _wait_phase(kube, tenant_ns, "orphan", "Ready")
+    operator.stop()
+    try:
+        kube.delete(*MD, "orphan", namespace=tenant_ns)
+        wait_for(lambda: kube.get(*MD, "orphan", namespace=tenant_ns) is None, timeout=30)
+        assert all(b is not None for b in _gateway_bindings(kube, tenant_ns, "orphan"))
+    finally:
+        operator.start()
+    wait_for(
+        lambda: _gateway_bindings(kube, tenant_ns, "orphan") == [None, None],
+        timeout=60,
+        what="bindings of the deleted deployment swept at start",
+    )
+
+
 def test_deletion_leaves_nothing_behind(
     operator: OperatorProcess, kube: Kube, tenant_ns: str
 ) -> None:
@@ -279,6 +375,12 @@ def test_deletion_leaves_nothing_behind(
     )
     _wait_phase(kube, tenant_ns, "doomed", "Ready")
     kube.delete(*MD, "doomed", namespace=tenant_ns)
+    # The bindings outside the namespace, which no owner reference can collect, go too.
+    wait_for(
+        lambda: _gateway_bindings(kube, tenant_ns, "doomed") == [None, None],
+        timeout=60,
+        what="gateway bindings deleted",
+    )
     for api_version, kind in CHILD_KINDS:
         wait_for(
             lambda a=api_version, k=kind: kube.get(a, k, "doomed", namespace=tenant_ns) is None,

@@ -18,6 +18,7 @@ from lupa import lua51
 
 from paitient_common.tiers import Tier
 from paitient_operator.builders.deployment import build_deployment
+from paitient_operator.builders.gateway_rbac import build_gateway_roles
 from paitient_operator.config import GatewayConfig, OperatorConfig, load_config
 from tests.unit.operator.factories import make_md
 
@@ -156,6 +157,13 @@ def test_every_rendered_object_is_valid_kubernetes(variant: str, tmp_path: Path)
             pytest.fail(f"{variant}: {where}: {exc.message}")
 
 
+GATEWAY_ROLES = [
+    ("ClusterRole", "paitient-gateway"),
+    ("ClusterRole", "paitient-gateway-tenants"),
+    ("Role", "paitient-gateway-keys"),
+]
+
+
 def test_default_install_holds_crds_operator_and_front_door(tmp_path: Path) -> None:
     objects = render({})
     kinds = sorted((o["kind"], o["metadata"]["name"]) for o in objects)
@@ -174,6 +182,7 @@ def test_default_install_holds_crds_operator_and_front_door(tmp_path: Path) -> N
                 for kind in ("ServiceAccount", "Deployment", "Service", "NetworkPolicy",
                              "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
             ],
+            *GATEWAY_ROLES,
         ]
     )  # fmt: skip
     for obj in objects:
@@ -185,7 +194,7 @@ def test_default_install_holds_crds_operator_and_front_door(tmp_path: Path) -> N
 def test_front_door_disabled_leaves_only_the_operator(tmp_path: Path) -> None:
     objects = render({"frontDoor": {"enabled": False}})
     names = {o["metadata"]["name"] for o in objects if o["kind"] != "CustomResourceDefinition"}
-    assert names == {"paitient-operator"}
+    assert names == {"paitient-operator"} | {name for _, name in GATEWAY_ROLES}
 
 
 def test_crds_in_the_chart_are_the_generated_ones() -> None:
@@ -249,25 +258,22 @@ def test_default_operator_config_is_the_operators_defaults_in_the_release_namesp
         front_door_namespace=NAMESPACE,
         gateway=GatewayConfig(
             image="ghcr.io/paitient/paitient-gateway:0.1.0",
-            env={"PAITIENT_SYSTEM_NAMESPACE": NAMESPACE},
         ),
     )
     assert config == expected
 
 
 def test_gateways_in_model_pods_look_for_keys_in_the_release_namespace(tmp_path: Path) -> None:
-    """The operator does not tell gateways its system namespace (they default to
-    paitient-system): the chart does, through gateway.env, unless the user set it."""
-    config = operator_config(render({}), tmp_path, "paitient-operator")
-    deployment = build_deployment(make_md("m").namespace("tenant-a").obj(), config)
-    containers = deployment["spec"]["template"]["spec"]["containers"]
-    gateway = next(c for c in containers if c["image"] == config.gateway.image)
-    env = {e["name"]: e.get("value") for e in gateway["env"]}
-    assert env["PAITIENT_SYSTEM_NAMESPACE"] == NAMESPACE
+    """The operator tells each gateway its system namespace, which the chart sets to the
+    release namespace; a user's gateway.env cannot point gateways elsewhere."""
     own = {"operator": {"config": {"gateway": {"env": {"PAITIENT_SYSTEM_NAMESPACE": "keys"}}}}}
-    assert operator_config(render(own), tmp_path, "paitient-operator").gateway.env == {
-        "PAITIENT_SYSTEM_NAMESPACE": "keys"
-    }
+    for values in ({}, own):
+        config = operator_config(render(values), tmp_path, "paitient-operator")
+        deployment = build_deployment(make_md("m").namespace("tenant-a").obj(), config)
+        containers = deployment["spec"]["template"]["spec"]["containers"]
+        gateway = next(c for c in containers if c["image"] == config.gateway.image)
+        env = [(e["name"], e.get("value")) for e in gateway["env"]]
+        assert [v for k, v in env if k == "PAITIENT_SYSTEM_NAMESPACE"] == [NAMESPACE]
 
 
 def test_custom_operator_config_reaches_the_operator(tmp_path: Path) -> None:
@@ -277,7 +283,7 @@ def test_custom_operator_config_reaches_the_operator(tmp_path: Path) -> None:
     assert config.tiers == {name: Tier.model_validate(t) for name, t in CUSTOM_TIERS.items()}
     assert config.tiers["clinic"].token_limit == 2_000_000_000  # no float rounding on the way
     assert config.gateway.port == 9443
-    assert config.gateway.env == {"LOG_LEVEL": "debug", "PAITIENT_SYSTEM_NAMESPACE": NAMESPACE}
+    assert config.gateway.env == {"LOG_LEVEL": "debug"}
     assert config.gateway.image == "registry.local/gw:7"
     assert config.dns_namespace == ""
     assert config.gpu_runtime_class_name == "nvidia"
@@ -412,7 +418,12 @@ def test_rbac_has_no_wildcards_and_binds_the_right_accounts(tmp_path: Path) -> N
     for obj in by_kind(objects, "ClusterRole") + by_kind(objects, "Role"):
         for rule in obj["rules"]:
             assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], obj
-            assert not {"escalate", "bind", "impersonate", "deletecollection"} & set(rule["verbs"])
+            assert not {"escalate", "impersonate", "deletecollection"} & set(rule["verbs"])
+            if "bind" in rule["verbs"]:  # only the gateway roles, named one by one
+                assert set(rule["resources"]) <= {"roles", "clusterroles"}, obj
+                assert set(rule["resourceNames"]) <= {
+                    "paitient-gateway", "paitient-gateway-tenants", "paitient-gateway-keys",
+                }  # fmt: skip
     for binding in by_kind(objects, "ClusterRoleBinding") + by_kind(objects, "RoleBinding"):
         (subject,) = binding["subjects"]
         assert subject["namespace"] == NAMESPACE
@@ -443,8 +454,12 @@ def test_operator_never_deletes_and_front_door_only_touches_model_deployments(
 ) -> None:
     objects = render({})
     operator = _grants(_rules(objects, "ClusterRole", "paitient-operator"))
-    # Children go with their owner (garbage collection): the operator deletes nothing.
-    assert not {g for g in operator if g[2] in ("delete", "update") and "/" not in g[1]}
+    # Children go with their owner (garbage collection): the operator deletes only the gateway
+    # bindings outside a deployment's namespace, which no owner can collect.
+    assert {g for g in operator if g[2] in ("delete", "update") and "/" not in g[1]} == {
+        ("rbac.authorization.k8s.io", "rolebindings", "delete"),
+        ("rbac.authorization.k8s.io", "clusterrolebindings", "delete"),
+    }
     assert ("paitient.ai", "modeldeployments/status", "patch") in operator
     assert ("", "events", "create") in operator
     front = _grants(_rules(objects, "ClusterRole", "paitient-api"))
@@ -560,3 +575,15 @@ def test_docs_describe_every_value() -> None:
     docs = (REPO / "docs" / "helm.md").read_text()
     missing = [key for key in _value_keys(values) if f"`{key}`" not in docs]
     assert not missing, f"docs/helm.md does not describe: {missing}"
+
+
+def test_gateway_roles_are_the_ones_the_operator_binds() -> None:
+    objects = render({})
+    for role in build_gateway_roles(NAMESPACE):
+        shipped = one(objects, role["kind"], role["metadata"]["name"])
+        assert shipped["rules"] == role["rules"], role["metadata"]["name"]
+        assert shipped["metadata"].get("namespace") == role["metadata"].get("namespace")
+    keys = _grants(_rules(objects, "Role", "paitient-gateway-keys"))
+    assert ("", "secrets", "list") in keys  # in the release namespace only
+    for name in ("paitient-gateway", "paitient-gateway-tenants"):
+        assert not {g for g in _grants(_rules(objects, "ClusterRole", name)) if g[0] == ""}

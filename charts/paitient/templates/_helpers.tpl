@@ -95,12 +95,6 @@ gateways are told so through their environment.
 {{- end -}}
 {{- $gateway := deepCopy ($config.gateway | default dict) -}}
 {{- $_ := set $gateway "image" (include "paitient.image" (dict "ctx" . "image" .Values.gateway.image)) -}}
-{{- /* Gateways read key Secrets from the system namespace; the operator does not pass it on. */ -}}
-{{- $env := deepCopy ($gateway.env | default dict) -}}
-{{- if not (hasKey $env "PAITIENT_SYSTEM_NAMESPACE") -}}
-{{- $_ := set $env "PAITIENT_SYSTEM_NAMESPACE" .Release.Namespace -}}
-{{- end -}}
-{{- $_ := set $gateway "env" $env -}}
 {{- $_ := set $config "gateway" $gateway -}}
 {{- toYaml $config -}}
 {{- end -}}

@@ -6,6 +6,11 @@ No cluster access and no owner references here: the handlers adopt and apply wha
 from __future__ import annotations
 
 from paitient_operator.builders.deployment import build_deployment
+from paitient_operator.builders.gateway_rbac import (
+    build_gateway_cross_namespace_bindings,
+    build_gateway_role_binding,
+    build_gateway_roles,
+)
 from paitient_operator.builders.metadata import (
     common_labels,
     selector_labels,
@@ -21,6 +26,9 @@ from paitient_operator.builders.vllm_args import build_vllm_args, check_extra_ar
 
 __all__ = [
     "build_deployment",
+    "build_gateway_cross_namespace_bindings",
+    "build_gateway_role_binding",
+    "build_gateway_roles",
     "build_network_policy",
     "build_pvc",
     "build_service",

@@ -157,6 +157,8 @@ def gateway_env(md: ModelDeployment, config: OperatorConfig) -> list[dict[str, A
         "PAITIENT_MODELDEPLOYMENT_NAMESPACE": md.namespace,
         "PAITIENT_MODELDEPLOYMENT_NAME": md.name,
         "PAITIENT_SERVED_MODEL_NAME": md.served_model_name,
+        # Where the key records, the pepper and the tiers are: the operator's own namespace.
+        "PAITIENT_SYSTEM_NAMESPACE": config.system_namespace,
     }
     if config.gateway.metrics_port is not None:
         own["PAITIENT_METRICS_PORT"] = str(config.gateway.metrics_port)

@@ -1,0 +1,158 @@
+"""What a model pod's gateway may do with the Kubernetes API, and the bindings that grant it.
+
+The gateway runs as its ModelDeployment's ServiceAccount. It reads the key records, the pepper
+and the tiers in the operator's system namespace, lists Tenants (client IDs, suspension), reads
+its own ModelDeployment (access list, limits) and writes its UsageReport. Three roles hold those
+rights, each as narrow as RBAC allows; three bindings per ModelDeployment give them to exactly its
+ServiceAccount:
+
+- a RoleBinding in the deployment's namespace (its own ModelDeployment, its UsageReports), an
+  owned child like the others;
+- a RoleBinding in the system namespace (key Secrets, pepper, tiers) and a ClusterRoleBinding
+  (Tenants). Those cannot be owned by a namespaced ModelDeployment, so they carry its namespace,
+  name and uid in labels, and the operator deletes them when the ModelDeployment goes
+  (``gateway_bindings_to_delete``).
+
+The roles are static: the Helm chart ships them; the operator creates them on a cluster without
+the chart (local runs), where it may.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from paitient_common.secrets import PEPPER_SECRET, TIERS_CONFIGMAP
+from paitient_operator.builders.metadata import MANAGED_BY, MD_LABEL, Manifest, object_meta
+from paitient_operator.resources.common import GROUP
+from paitient_operator.resources.modeldeployment import ModelDeployment
+
+RBAC_API: Final = "rbac.authorization.k8s.io/v1"
+NAMESPACE_ROLE: Final = "paitient-gateway"  # ClusterRole, bound per namespace
+TENANTS_ROLE: Final = "paitient-gateway-tenants"  # ClusterRole, bound cluster-wide
+KEYS_ROLE: Final = "paitient-gateway-keys"  # Role in the system namespace
+GATEWAY_BINDING_LABEL: Final = "paitient.ai/gateway-binding"
+MD_NAMESPACE_LABEL: Final = "paitient.ai/modeldeployment-namespace"
+MD_UID_LABEL: Final = "paitient.ai/modeldeployment-uid"
+ROLE_LABELS: Final = {
+    "app.kubernetes.io/managed-by": MANAGED_BY,
+    "app.kubernetes.io/part-of": "paitient",
+}
+
+
+def build_gateway_roles(system_namespace: str) -> list[Manifest]:
+    """The three roles (pure). Listing Secrets cannot be narrowed by label in RBAC, so the
+    system namespace should hold nothing but the operator's own Secrets."""
+    return [
+        {
+            "apiVersion": RBAC_API,
+            "kind": "ClusterRole",
+            "metadata": {"name": NAMESPACE_ROLE, "labels": ROLE_LABELS},
+            "rules": [
+                {"apiGroups": [GROUP], "resources": ["modeldeployments"], "verbs": ["get"]},
+                {
+                    "apiGroups": [GROUP],
+                    "resources": ["usagereports"],
+                    "verbs": ["get", "create", "patch"],
+                },
+            ],
+        },
+        {
+            "apiVersion": RBAC_API,
+            "kind": "ClusterRole",
+            "metadata": {"name": TENANTS_ROLE, "labels": ROLE_LABELS},
+            "rules": [{"apiGroups": [GROUP], "resources": ["tenants"], "verbs": ["list"]}],
+        },
+        {
+            "apiVersion": RBAC_API,
+            "kind": "Role",
+            "metadata": {"name": KEYS_ROLE, "namespace": system_namespace, "labels": ROLE_LABELS},
+            "rules": [
+                {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]},
+                {
+                    "apiGroups": [""],
+                    "resources": ["secrets"],
+                    "resourceNames": [PEPPER_SECRET],
+                    "verbs": ["get"],
+                },
+                {
+                    "apiGroups": [""],
+                    "resources": ["configmaps"],
+                    "resourceNames": [TIERS_CONFIGMAP],
+                    "verbs": ["get"],
+                },
+            ],
+        },
+    ]
+
+
+def _subject(md: ModelDeployment) -> list[dict[str, str]]:
+    return [{"kind": "ServiceAccount", "name": md.name, "namespace": md.namespace}]
+
+
+def _role_ref(kind: str, name: str) -> dict[str, str]:
+    return {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name}
+
+
+def build_gateway_role_binding(md: ModelDeployment) -> Manifest:
+    """In the deployment's namespace, owned by it: its ModelDeployment, its UsageReports."""
+    return {
+        "apiVersion": RBAC_API,
+        "kind": "RoleBinding",
+        "metadata": object_meta(md),
+        "roleRef": _role_ref("ClusterRole", NAMESPACE_ROLE),
+        "subjects": _subject(md),
+    }
+
+
+def cross_namespace_binding_name(namespace: str, name: str) -> str:
+    """``paitient-gateway.<namespace>.<name>``: a namespace name has no dots, so two
+    ModelDeployments never share it."""
+    return f"paitient-gateway.{namespace}.{name}"
+
+
+def _cross_namespace_labels(md: ModelDeployment, uid: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        GATEWAY_BINDING_LABEL: "true",
+        MD_LABEL: md.name,
+        MD_NAMESPACE_LABEL: md.namespace,
+        MD_UID_LABEL: uid,
+    }
+
+
+def build_gateway_cross_namespace_bindings(
+    md: ModelDeployment, uid: str, system_namespace: str
+) -> list[Manifest]:
+    """The RoleBinding in the system namespace and the ClusterRoleBinding (pure)."""
+    name = cross_namespace_binding_name(md.namespace, md.name)
+    labels = _cross_namespace_labels(md, uid)
+    return [
+        {
+            "apiVersion": RBAC_API,
+            "kind": "RoleBinding",
+            "metadata": {"name": name, "namespace": system_namespace, "labels": labels},
+            "roleRef": _role_ref("Role", KEYS_ROLE),
+            "subjects": _subject(md),
+        },
+        {
+            "apiVersion": RBAC_API,
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name, "labels": labels},
+            "roleRef": _role_ref("ClusterRole", TENANTS_ROLE),
+            "subjects": _subject(md),
+        },
+    ]
+
+
+def gateway_bindings_to_delete(
+    bindings: Iterable[Mapping[str, Any]], live_uids: Iterable[str]
+) -> list[Mapping[str, Any]]:
+    """The cross-namespace bindings whose ModelDeployment no longer exists (pure)."""
+    alive = set(live_uids)
+    return [
+        b
+        for b in bindings
+        if (b.get("metadata", {}).get("labels") or {}).get(GATEWAY_BINDING_LABEL) == "true"
+        and (b["metadata"]["labels"].get(MD_UID_LABEL) not in alive)
+    ]

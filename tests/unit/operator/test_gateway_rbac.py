@@ -1,0 +1,82 @@
+"""The gateway's roles and the bindings that give them to exactly one ServiceAccount (pure)."""
+
+from __future__ import annotations
+
+from paitient_operator.builders.gateway_rbac import (
+    KEYS_ROLE,
+    MD_UID_LABEL,
+    NAMESPACE_ROLE,
+    TENANTS_ROLE,
+    build_gateway_cross_namespace_bindings,
+    build_gateway_role_binding,
+    build_gateway_roles,
+    gateway_bindings_to_delete,
+)
+from tests.unit.operator.factories import make_md
+
+
+def grants(role: dict) -> set[tuple[str, str, str, str]]:
+    return {
+        (group, resource, verb, ",".join(rule.get("resourceNames", [])))
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def test_roles_grant_only_what_the_gateway_reads_and_writes() -> None:
+    namespace_role, tenants_role, keys_role = build_gateway_roles("paitient-system")
+    assert grants(namespace_role) == {
+        ("paitient.ai", "modeldeployments", "get", ""),
+        ("paitient.ai", "usagereports", "get", ""),
+        ("paitient.ai", "usagereports", "create", ""),
+        ("paitient.ai", "usagereports", "patch", ""),
+    }
+    assert grants(tenants_role) == {("paitient.ai", "tenants", "list", "")}
+    assert keys_role["kind"] == "Role" and keys_role["metadata"]["namespace"] == "paitient-system"
+    assert grants(keys_role) == {
+        ("", "secrets", "list", ""),
+        ("", "secrets", "get", "paitient-api-key-pepper"),
+        ("", "configmaps", "get", "paitient-tiers"),
+    }
+
+
+def test_namespace_binding_gives_the_namespaced_role_to_the_deployments_account_only() -> None:
+    binding = build_gateway_role_binding(make_md("chat").obj())
+    assert binding["kind"] == "RoleBinding" and binding["metadata"]["name"] == "chat"
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAMESPACE_ROLE,
+    }  # fmt: skip
+    namespace = binding["metadata"]["namespace"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "chat", "namespace": namespace}
+    ]
+
+
+def test_cross_namespace_bindings_are_labelled_with_their_deployment() -> None:
+    md = make_md("chat").obj()
+    role_binding, cluster_binding = build_gateway_cross_namespace_bindings(md, "uid-1", "sys")
+    name = f"paitient-gateway.{md.namespace}.chat"
+    assert role_binding["metadata"]["name"] == cluster_binding["metadata"]["name"] == name
+    assert role_binding["metadata"]["namespace"] == "sys"
+    assert "namespace" not in cluster_binding["metadata"]
+    assert role_binding["roleRef"]["name"] == KEYS_ROLE
+    assert cluster_binding["roleRef"]["name"] == TENANTS_ROLE
+    for binding in (role_binding, cluster_binding):
+        assert binding["metadata"]["labels"][MD_UID_LABEL] == "uid-1"
+        assert "ownerReferences" not in binding["metadata"]
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "chat", "namespace": md.namespace}
+        ]
+
+
+def test_only_bindings_of_deleted_deployments_are_deleted() -> None:
+    alive, gone = make_md("alive").obj(), make_md("gone").obj()
+    bindings = [
+        *build_gateway_cross_namespace_bindings(alive, "uid-alive", "sys"),
+        *build_gateway_cross_namespace_bindings(gone, "uid-gone", "sys"),
+        {"metadata": {"name": "someone-elses", "labels": {"team": "x"}}},
+    ]
+    doomed = gateway_bindings_to_delete(bindings, ["uid-alive"])
+    assert [b["metadata"]["labels"][MD_UID_LABEL] for b in doomed] == ["uid-gone", "uid-gone"]
