@@ -1,12 +1,12 @@
 """What the reconciler reads besides its own children: StorageClasses, the namespace's Tenant,
-autoscalers. Two ways to read them: straight from the API (``ApiView``: tools, tests), or from
+autoscalers, the API server's addresses. Two ways to read them: straight from the API (``ApiView``: tools, tests), or from
 kopf's indices, in-memory copies kept current by watches (``IndexView``: the running operator,
 so a reconcile spends no request on them)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from paitient_common.kubeapi import Kube, Obj
@@ -19,6 +19,26 @@ class ClusterView(Protocol):
     def tenant_of(self, namespace: str) -> Obj | None: ...
 
     def autoscaled(self, namespace: str, deployment: str) -> bool: ...
+
+    def api_server_endpoints(self) -> list[tuple[str, int]]: ...
+
+
+API_SERVER_SLICE_NAMESPACE = "default"
+API_SERVER_SLICE_LABEL = "kubernetes.io/service-name"  # = "kubernetes" for the API server
+
+
+def slice_endpoints(endpoint_slice: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """(ip, port) pairs of an EndpointSlice of the ``kubernetes`` Service (pure): the API
+    server's own addresses, which a NetworkPolicy must allow for the gateway to reach it. Empty
+    where the API server publishes none (a control plane on loopback, like the local one)."""
+    ports = [int(p["port"]) for p in endpoint_slice.get("ports") or [] if p.get("port")]
+    return sorted(
+        (address, port)
+        for endpoint in endpoint_slice.get("endpoints") or []
+        if (endpoint.get("conditions") or {}).get("ready", True) is not False
+        for address in endpoint.get("addresses") or []
+        for port in ports
+    )
 
 
 def hpa_target(hpa: Mapping[str, Any]) -> str | None:
@@ -44,15 +64,25 @@ class ApiView:
         hpas = self.kube.list("autoscaling/v2", "HorizontalPodAutoscaler", namespace=namespace)
         return any(hpa_target(h) == deployment for h in hpas)
 
+    def api_server_endpoints(self) -> list[tuple[str, int]]:
+        slices = self.kube.list(
+            "discovery.k8s.io/v1",
+            "EndpointSlice",
+            namespace=API_SERVER_SLICE_NAMESPACE,
+            label_selector=f"{API_SERVER_SLICE_LABEL}=kubernetes",
+        )
+        return sorted({e for s in slices for e in slice_endpoints(s)})
+
 
 @dataclass
 class IndexView:
     """Over kopf indices: ``storage_classes`` keyed by None, ``tenants`` by namespace,
-    ``autoscalers`` by (namespace, deployment)."""
+    ``autoscalers`` by (namespace, deployment), the API server's (ip, port) pairs by None."""
 
     storage_class_index: Mapping[Any, Iterable[Obj]]
     tenant_index: Mapping[Any, Iterable[Obj]]
     autoscaler_index: Mapping[Any, Iterable[Obj]]
+    api_server_index: Mapping[Any, Iterable[tuple[str, int]]] = field(default_factory=dict)
 
     def storage_classes(self) -> list[Obj]:
         return [dict(sc) for sc in self.storage_class_index.get(None, ())]
@@ -62,3 +92,6 @@ class IndexView:
 
     def autoscaled(self, namespace: str, deployment: str) -> bool:
         return any(True for _ in self.autoscaler_index.get((namespace, deployment), ()))
+
+    def api_server_endpoints(self) -> list[tuple[str, int]]:
+        return sorted(set(self.api_server_index.get(None, ())))

@@ -17,7 +17,13 @@ from paitient_common.kubeapi import Kube, Obj
 from paitient_operator.bootstrap import ensure_system_objects
 from paitient_operator.builders.gateway_rbac import GATEWAY_BINDING_LABEL, MD_NAMESPACE_LABEL
 from paitient_operator.builders.metadata import MANAGED_BY, MD_LABEL
-from paitient_operator.cluster_view import IndexView, hpa_target
+from paitient_operator.cluster_view import (
+    API_SERVER_SLICE_LABEL,
+    API_SERVER_SLICE_NAMESPACE,
+    IndexView,
+    hpa_target,
+    slice_endpoints,
+)
 from paitient_operator.config import load_config
 from paitient_operator.diffbase import InMemoryDiffBaseStorage
 from paitient_operator.gateway_bindings import sweep_gateway_bindings
@@ -140,9 +146,24 @@ def autoscaler_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], bool] |
     return {(body["metadata"]["namespace"], target): True} if target else None
 
 
+@kopf.index(
+    "discovery.k8s.io",
+    "v1",
+    "endpointslices",
+    labels={API_SERVER_SLICE_LABEL: "kubernetes"},
+    when=lambda namespace, **_: namespace == API_SERVER_SLICE_NAMESPACE,
+)
+def api_server_index(body: kopf.Body, **_: Any) -> dict[None, list[tuple[str, int]]]:
+    return {None: slice_endpoints(_plain(body))}
+
+
 def _view(kwargs: dict[str, Any]) -> IndexView:
+    endpoints = {None: [e for group in kwargs["api_server_index"].get(None, ()) for e in group]}
     return IndexView(
-        kwargs["storage_class_index"], kwargs["tenant_index"], kwargs["autoscaler_index"]
+        kwargs["storage_class_index"],
+        kwargs["tenant_index"],
+        kwargs["autoscaler_index"],
+        endpoints,
     )
 
 

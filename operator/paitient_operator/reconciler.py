@@ -161,7 +161,12 @@ class Reconciler:
             *builders.build_gateway_cross_namespace_bindings(md, uid, self.config.system_namespace),
             adopt(builders.build_pvc(md, self.config, storage_class), body),
             adopt(builders.build_service(md, self.config), body),
-            adopt(builders.build_network_policy(md, self.config), body),
+            adopt(
+                builders.build_network_policy(
+                    md, self.config, api_server_endpoints=view.api_server_endpoints()
+                ),
+                body,
+            ),
             # An autoscaler on the Deployment owns replicas; one on the ModelDeployment's scale
             # subresource changes spec.replicas, which flows through.
             adopt(

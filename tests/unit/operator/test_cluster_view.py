@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from paitient_operator.cluster_view import IndexView, hpa_target
+from paitient_operator.cluster_view import IndexView, hpa_target, slice_endpoints
 
 
 def test_an_autoscaler_counts_only_when_it_scales_a_deployment() -> None:
@@ -23,3 +23,19 @@ def test_the_index_view_answers_from_the_indices() -> None:
     assert view.tenant_of("tenant-acme") == {"metadata": {"name": "acme"}}
     assert view.tenant_of("elsewhere") is None
     assert view.autoscaled("tenant-acme", "m") and not view.autoscaled("tenant-acme", "other")
+
+
+def test_api_server_addresses_come_from_the_kubernetes_endpoint_slice() -> None:
+    endpoint_slice = {
+        "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}],
+        "endpoints": [
+            {"addresses": ["10.0.0.12"], "conditions": {"ready": True}},
+            {"addresses": ["10.0.0.11"]},
+            {"addresses": ["10.0.0.13"], "conditions": {"ready": False}},  # going away
+        ],
+    }
+    assert slice_endpoints(endpoint_slice) == [("10.0.0.11", 6443), ("10.0.0.12", 6443)]
+    assert slice_endpoints({"metadata": {"name": "kubernetes"}}) == []  # loopback: none
+    view = IndexView({}, {}, {}, {None: [("10.0.0.11", 6443), ("10.0.0.11", 6443)]})
+    assert view.api_server_endpoints() == [("10.0.0.11", 6443)]
+    assert IndexView({}, {}, {}).api_server_endpoints() == []
