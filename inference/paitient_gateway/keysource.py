@@ -233,7 +233,10 @@ class KubernetesKeySource:
             kube.list("v1", "Secret", namespace=system, label_selector=f"{KEYS_LABEL}=true"),
             kube.get("v1", "Secret", PEPPER_SECRET, namespace=system),
             kube.list(*TENANT),
-            kube.get(*MODEL_DEPLOYMENT, self.deployment, namespace=self.namespace),
+            # The front door serves no one deployment: it has no access list to read.
+            kube.get(*MODEL_DEPLOYMENT, self.deployment, namespace=self.namespace)
+            if self.deployment
+            else None,
             kube.get("v1", "ConfigMap", TIERS_CONFIGMAP, namespace=system),
         )
 
