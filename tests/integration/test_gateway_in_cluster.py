@@ -1,5 +1,6 @@
 """The gateway as the operator renders it, on the local cluster: keys, suspension and
-ownership come from the Kubernetes API without a restart, and usage reaches the Tenant."""
+ownership come from the Kubernetes API without a restart, usage reaches the Tenant, and all of
+it is done with nothing but the pod's ServiceAccount token (the data plane mints one per pod)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from paitient_cli import admin
 from paitient_common.kubeapi import Kube
+from paitient_common.secrets import PEPPER_SECRET, TIERS_CONFIGMAP
+from paitient_localcluster import audit
+from paitient_localcluster.dataplane import gateway_env
+from paitient_localcluster.sa_kubeconfig import service_account_user
 from tests.integration.frontdoor_process import ApiProcess, call
 from tests.integration.stack_helpers import make_tenant
 from tests.integration.waiting import wait_for
@@ -118,3 +125,112 @@ def test_usage_flows_from_the_gateway_to_the_tenants_subscription(
         lambda: int(((kube.get("paitient.ai/v1alpha1", "Tenant", stack_tenant["name"]) or {}).get("status") or {}).get("currentUsage") or 0) >= before + spent,
         timeout=30, what="the tenant's usage to include the call",
     )  # fmt: skip
+
+
+def test_the_gateway_uses_only_its_pods_service_account_and_is_never_refused(
+    stack: ApiProcess, kube: Kube, kubeconfig: Path
+) -> None:
+    """Every request the gateway makes (key Secrets, pepper, tiers, Tenants, its own
+    ModelDeployment, its UsageReport) is made as ``system:serviceaccount:<ns>:<sa>``, the
+    account its Deployment names, and the API server allows every one: the rights the operator
+    grants that account are enough, as they must be on a real cluster."""
+    log = kubeconfig.parent / "logs" / "audit.log"
+    if not log.is_file():
+        pytest.skip("needs the local cluster's audit log")
+    offset = audit.log_size(log)
+    tenant = make_tenant(kube)
+    namespace, name = tenant["namespace"], "audited"
+    routes = Path(stack.gateway_url.removeprefix("file:"))
+    gateway_log = routes.parent / "dataplane" / "logs" / f"gateway-{namespace}-{name}.log"
+    try:
+        kube.create(
+            {
+                "apiVersion": "paitient.ai/v1alpha1", "kind": "ModelDeployment",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {"model": {"name": "ZimaBlueAI/HuatuoGPT-o1-8B"}, "useGpu": False,
+                         "storage": {"size": "5Gi", "storageClassName": "encrypted-local"}},
+            }
+        )  # fmt: skip
+        url = str(
+            wait_for(
+                lambda: (
+                    json.loads(routes.read_text()).get(f"{namespace}/{name}")
+                    if routes.exists()
+                    else None
+                ),
+                timeout=120,
+                what="the data plane to run the deployment's gateway",
+            )
+        )
+        deployment = kube.get("apps/v1", "Deployment", name, namespace=namespace) or {}
+        account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+        user = service_account_user(namespace, account)
+        system = gateway_env(deployment, "x").get("PAITIENT_SYSTEM_NAMESPACE", SYSTEM)
+
+        def seen() -> list[audit.AuditEvent]:
+            return [e for e in audit.read_events(log, offset) if e.user == user]
+
+        def not_refused() -> None:
+            refused = _refused(seen())
+            assert not refused, f"the API refused {refused}; gateway log:\n{_tail(gateway_log)}"
+
+        # The gateway polls every ~2 s, each poll stopping at its first refused request: wait
+        # for every read, or for a refusal (logged like any request), whichever comes first.
+        reads = {
+            ("list", "secrets", system, ""),
+            ("get", "secrets", system, PEPPER_SECRET),
+            ("get", "configmaps", system, TIERS_CONFIGMAP),
+            ("list", "tenants", "", ""),
+            ("get", "modeldeployments", namespace, name),
+        }
+        wait_for(
+            lambda: (
+                _refused(seen()) or reads <= {(e.verb, e.resource, e.namespace, e.name) for e in seen()}
+            ),
+            timeout=30,
+            what=f"the gateway's reads as {user} in the audit log",
+        )  # fmt: skip
+        not_refused()
+
+        # Its keys came through that account: a call is served and shows up in its UsageReport.
+        wait_for(
+            lambda: _complete(url, tenant["key"], tenant["client_id"])[0] == 200,
+            timeout=PROPAGATION_BOUND,
+            what="the gateway to serve the tenant's key",
+        )
+        report = f"local-{name}"  # the data plane's pod name
+        wait_for(
+            lambda: _refused(seen()) or any(
+                e.resource == "usagereports" and e.is_write and e.code < 400 for e in seen()
+            ),
+            timeout=60,
+            what=f"the gateway to write its UsageReport as {user}",
+        )  # fmt: skip
+        not_refused()
+        # Before the clean-up: a gateway whose namespace is going away may be refused, rightly.
+        events = list(audit.read_events(log, offset))
+    finally:
+        admin.delete_tenant(kube, tenant["name"], force=True)
+    refused = _refused([e for e in events if e.user == user])
+    assert not refused, refused
+    # Nobody wrote this pod's UsageReport with another identity (the admin kubeconfig, say).
+    writers = {
+        e.user
+        for e in events
+        if e.resource == "usagereports" and e.verb in ("create", "update", "patch")
+        and e.namespace == namespace and e.name in ("", report)
+    }  # fmt: skip
+    assert writers == {user}
+
+
+def _refused(events: list[audit.AuditEvent]) -> list[str]:
+    return [
+        f"{e.user} {e.verb} {e.resource}{'/' + e.subresource if e.subresource else ''} "
+        f"{e.namespace or '(cluster)'}/{e.name or '*'}"
+        for e in events
+        if e.code == 403
+    ]
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    return "\n".join(path.read_text().splitlines()[-lines:]) if path.is_file() else "(none)"
