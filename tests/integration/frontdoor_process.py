@@ -48,10 +48,6 @@ class ApiProcess:
         if self.proc is not None and self.proc.poll() is not None:
             raise RuntimeError(f"paitient-api exited: {self.log.read_text()[-2000:]}")
 
-    def _alive(self) -> None:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"paitient-api exited: {self.log.read_text()[-2000:]}")
-
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)

@@ -206,8 +206,20 @@ def _attacks(
     ]
 
 
-def test_attack_table(stack: ApiProcess, stack_tenant: dict[str, str], kube: Any) -> None:
-    beta = make_tenant(kube)
+@pytest.fixture
+def beta_tenant(kube: Any) -> Iterator[dict[str, str]]:
+    """A second tenant for the cross-tenant attacks, deleted afterwards."""
+    from paitient_cli import admin  # noqa: PLC0415
+
+    tenant = make_tenant(kube)
+    yield tenant
+    admin.delete_tenant(kube, tenant["name"], force=True)
+
+
+def test_attack_table(
+    stack: ApiProcess, stack_tenant: dict[str, str], beta_tenant: dict[str, str]
+) -> None:
+    beta = beta_tenant
     failures = []
     for name, method, path, headers, body, status, error_type in _attacks(stack_tenant, beta):
         got, hdrs, answer = call(method, f"{stack.base_url}{path}", body, headers)
