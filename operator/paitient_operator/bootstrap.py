@@ -1,6 +1,6 @@
 """What the operator makes once, at start: its system namespace, the API-key pepper, the
 ConfigMap that publishes the tiers (read by the admin CLI and the front door), and the roles the
-gateways are bound to (where the Helm chart has not installed them already).
+gateways are bound to.
 
 The pepper is created once with 32 random bytes and never rewritten: every stored key hash
 depends on it.
@@ -67,30 +67,26 @@ def ensure_system_objects(kube: Kube, config: OperatorConfig) -> None:
 
 
 def _ensure_role(kube: Kube, role: Obj) -> None:
-    """Create the role, or bring its rules up to date. Where the Helm chart installed it, the
-    operator may only read and bind it (writing would need RBAC's escalate right): then a
-    difference is reported, not fixed."""
+    """Create the role, or bring its rules up to date. RBAC allows that without "escalate"
+    because the operator holds every right the role grants (the Helm chart gives it those)."""
     kind, meta = role["kind"], role["metadata"]
+    where = meta.get("namespace")
     try:
-        live = kube.get(role["apiVersion"], kind, meta["name"], namespace=meta.get("namespace"))
+        live = kube.get(role["apiVersion"], kind, meta["name"], namespace=where)
         if live is None:
             _create_if_absent(kube, role)
         elif live.get("rules") != role["rules"]:
             kube.patch(
-                role["apiVersion"],
-                kind,
-                meta["name"],
-                {"rules": role["rules"]},
-                namespace=meta.get("namespace"),
+                role["apiVersion"], kind, meta["name"], {"rules": role["rules"]}, namespace=where
             )
     except KubeError as exc:
-        if exc.status != 403:
-            raise
-        log.warning(
-            "%s %s is missing or differs from what gateways need, and this operator may not "
-            "write it (%s): install or upgrade the Helm chart, which ships it",
-            kind, meta["name"], exc.reason,
-        )  # fmt: skip
+        if exc.status == 403:
+            log.error(
+                "the operator may not create or update %s %s, which the gateways need (%s): "
+                "give it the RBAC of the Helm chart (docs/helm.md#rbac)",
+                kind, meta["name"], exc.message,
+            )  # fmt: skip
+        raise
 
 
 def _create_if_absent(kube: Kube, obj: Obj) -> None:

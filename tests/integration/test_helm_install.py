@@ -159,6 +159,11 @@ def test_rbac_grants_what_the_code_needs_and_nothing_beyond(release: Release) ->
             ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
             ("create", "namespaces"),
             ("create", "events", "-n", "any-tenant"),
+            # the gateways' roles and, per ModelDeployment, their bindings
+            ("patch", "clusterroles.rbac.authorization.k8s.io/paitient-gateway"),
+            ("patch", "roles.rbac.authorization.k8s.io/paitient-gateway-keys", "-n", ns),
+            ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
+            ("delete", "rolebindings.rbac.authorization.k8s.io", "-n", ns),
         ],
         api: [
             ("list", "secrets", "-n", ns),
@@ -180,8 +185,11 @@ def test_rbac_grants_what_the_code_needs_and_nothing_beyond(release: Release) ->
             ("create", "pods", "-n", "any-tenant"),
             ("create", md, "-n", "any-tenant"),
             ("update", md, "-n", "any-tenant"),
-            ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
             ("list", "namespaces"),
+            ("bind", "clusterroles.rbac.authorization.k8s.io"),
+            ("escalate", "clusterroles.rbac.authorization.k8s.io"),
+            ("patch", "clusterroles.rbac.authorization.k8s.io/admin"),
+            ("patch", "roles.rbac.authorization.k8s.io/other", "-n", ns),
         ],
         api: [
             ("get", "secrets", "-n", "kube-system"),

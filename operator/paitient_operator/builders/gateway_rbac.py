@@ -13,8 +13,8 @@ ServiceAccount:
   name and uid in labels, and the operator deletes them when the ModelDeployment goes
   (``gateway_bindings_to_delete``).
 
-The roles are static: the Helm chart ships them; the operator creates them on a cluster without
-the chart (local runs), where it may.
+The roles are static and the operator creates them at start (``bootstrap.py``); it may, without
+RBAC's escalate right, because it holds every right they grant.
 """
 
 from __future__ import annotations
