@@ -47,6 +47,13 @@ class AuditEvent:
     namespace: str
     name: str
     code: int
+    message: str = ""  # the API server's message, on failures
+
+    @property
+    def refused_by_rbac(self) -> bool:
+        """A 403 from authorization, not one from admission (e.g. a namespace that is being
+        terminated refuses new objects with 403 too)."""
+        return self.code == 403 and "being terminated" not in self.message
 
     @property
     def is_write(self) -> bool:
@@ -88,4 +95,5 @@ def _parse(line: bytes) -> Iterator[AuditEvent]:
         namespace=ref.get("namespace", ""),
         name=ref.get("name", ""),
         code=int(raw.get("responseStatus", {}).get("code", 0)),
+        message=str(raw.get("responseStatus", {}).get("message", "")),
     )

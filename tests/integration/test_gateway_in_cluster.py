@@ -228,7 +228,7 @@ def _refused(events: list[audit.AuditEvent]) -> list[str]:
         f"{e.user} {e.verb} {e.resource}{'/' + e.subresource if e.subresource else ''} "
         f"{e.namespace or '(cluster)'}/{e.name or '*'}"
         for e in events
-        if e.code == 403
+        if e.refused_by_rbac
     ]
 
 

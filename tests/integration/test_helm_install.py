@@ -321,11 +321,18 @@ def test_operator_and_front_door_do_their_job_with_the_charts_rbac_alone(
             front_door.stop()
             _delete_tenant(kube, name)
             operator.stop()
-    assert "Forbidden" not in logs and "Not enough permissions" not in logs, logs[-3000:]
+    # A namespace being deleted (another test's) refuses Events with 403 too: not RBAC.
+    refusals = [
+        line
+        for line in logs.splitlines()
+        if ("Forbidden" in line or "Not enough permissions" in line)
+        and "being terminated" not in line
+    ]
+    assert not refusals, "\n".join(refusals[:5])
     if not audit_log.is_file():
         return  # another cluster (PAITIENT_TEST_KUBECONFIG): the logs are all there is
     op_user, api_user = release.user(release.operator), release.user(release.api)
-    refused = [e for e in events if e.user in (op_user, api_user) and e.code == 403]
+    refused = [e for e in events if e.user in (op_user, api_user) and e.refused_by_rbac]
     assert not refused
     # The work was done under the chart's accounts, not by someone else's operator.
     op_writes = {(e.verb, e.resource, e.subresource) for e in audit.writes_by(events, op_user)}
