@@ -155,10 +155,17 @@ def main() -> None:
                 operator.pid,
             )
         finally:
-            if operator is not None:
-                operator.terminate()
-                operator.wait(timeout=30)
-            cluster.down(quiet=True)
+            try:
+                if operator is not None:
+                    operator.terminate()
+                    try:
+                        operator.wait(timeout=60)
+                    except subprocess.TimeoutExpired:
+                        print("operator did not stop within 60 s of SIGTERM: killed")
+                        operator.kill()
+                        operator.wait()
+            finally:
+                cluster.down(quiet=True)
 
 
 def report(
