@@ -55,12 +55,18 @@ def is_subset(desired: Any, live: Any) -> bool:
     return bool(desired == live)
 
 
-def sync_child(kube: Kube, desired: Obj) -> tuple[Outcome, Obj]:
-    """Create ``desired`` or merge-patch the live object to it; no write when it matches."""
+def sync_child(
+    kube: Kube, desired: Obj, cached: Obj | Literal[False] | None = False
+) -> tuple[Outcome, Obj]:
+    """Create ``desired`` or merge-patch the live object to it; no write when it matches.
+
+    ``cached`` is the live object as a watch cache last saw it (None: absent), read instead of
+    a GET. A stale cache costs at most a needless patch, or a create answered 409, after which
+    the object is read from the API."""
     meta = desired["metadata"]
     api_version, kind, name = desired["apiVersion"], desired["kind"], meta["name"]
     namespace = meta.get("namespace")
-    live = kube.get(api_version, kind, name, namespace=namespace)
+    live = kube.get(api_version, kind, name, namespace=namespace) if cached is False else cached
     if live is None:
         try:
             return "created", kube.create(desired)

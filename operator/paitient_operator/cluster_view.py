@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from paitient_common.kubeapi import Kube, Obj
 from paitient_operator.resources import tenant as tenant_res
@@ -21,6 +21,11 @@ class ClusterView(Protocol):
     def autoscaled(self, namespace: str, deployment: str) -> bool: ...
 
     def api_server_endpoints(self) -> list[tuple[str, int]]: ...
+
+    def gateway_binding(self, kind: str, name: str) -> Obj | Literal[False] | None:
+        """A gateway binding outside the deployment's namespace as last seen, None if absent,
+        False if this view has no copy (then the caller reads it from the API)."""
+        ...
 
 
 API_SERVER_SLICE_NAMESPACE = "default"
@@ -64,6 +69,9 @@ class ApiView:
         hpas = self.kube.list("autoscaling/v2", "HorizontalPodAutoscaler", namespace=namespace)
         return any(hpa_target(h) == deployment for h in hpas)
 
+    def gateway_binding(self, kind: str, name: str) -> Obj | Literal[False] | None:
+        return False
+
     def api_server_endpoints(self) -> list[tuple[str, int]]:
         slices = self.kube.list(
             "discovery.k8s.io/v1",
@@ -77,12 +85,14 @@ class ApiView:
 @dataclass
 class IndexView:
     """Over kopf indices: ``storage_classes`` keyed by None, ``tenants`` by namespace,
-    ``autoscalers`` by (namespace, deployment), the API server's (ip, port) pairs by None."""
+    ``autoscalers`` by (namespace, deployment), the API server's (ip, port) pairs by None, and
+    per kind (RoleBinding, ClusterRoleBinding) the gateway bindings by name."""
 
     storage_class_index: Mapping[Any, Iterable[Obj]]
     tenant_index: Mapping[Any, Iterable[Obj]]
     autoscaler_index: Mapping[Any, Iterable[Obj]]
     api_server_index: Mapping[Any, Iterable[tuple[str, int]]] = field(default_factory=dict)
+    gateway_binding_indices: Mapping[str, Mapping[Any, Iterable[Obj]]] | None = None
 
     def storage_classes(self) -> list[Obj]:
         return [dict(sc) for sc in self.storage_class_index.get(None, ())]
@@ -95,3 +105,9 @@ class IndexView:
 
     def api_server_endpoints(self) -> list[tuple[str, int]]:
         return sorted(set(self.api_server_index.get(None, ())))
+
+    def gateway_binding(self, kind: str, name: str) -> Obj | Literal[False] | None:
+        if self.gateway_binding_indices is None or kind not in self.gateway_binding_indices:
+            return False
+        index = self.gateway_binding_indices[kind]
+        return next((dict(b) for b in index.get(name, ())), None)

@@ -44,6 +44,7 @@ CHILDREN = (
     ("rbac.authorization.k8s.io", "v1", "rolebindings"),
 )
 MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
+GATEWAY_BINDINGS = {GATEWAY_BINDING_LABEL: "true"}
 
 
 def _post_event(body: Obj, type_: str, reason: str, message: str) -> None:
@@ -157,6 +158,16 @@ def api_server_index(body: kopf.Body, **_: Any) -> dict[None, list[tuple[str, in
     return {None: slice_endpoints(_plain(body))}
 
 
+@kopf.index("rbac.authorization.k8s.io", "v1", "rolebindings", labels=GATEWAY_BINDINGS)
+def gateway_role_binding_index(body: kopf.Body, **_: Any) -> dict[str, Obj]:
+    return {str(body["metadata"]["name"]): _plain(body)}
+
+
+@kopf.index("rbac.authorization.k8s.io", "v1", "clusterrolebindings", labels=GATEWAY_BINDINGS)
+def gateway_cluster_role_binding_index(body: kopf.Body, **_: Any) -> dict[str, Obj]:
+    return {str(body["metadata"]["name"]): _plain(body)}
+
+
 def _view(kwargs: dict[str, Any]) -> IndexView:
     endpoints = {None: [e for group in kwargs["api_server_index"].get(None, ()) for e in group]}
     return IndexView(
@@ -164,6 +175,10 @@ def _view(kwargs: dict[str, Any]) -> IndexView:
         kwargs["tenant_index"],
         kwargs["autoscaler_index"],
         endpoints,
+        {
+            "RoleBinding": kwargs["gateway_role_binding_index"],
+            "ClusterRoleBinding": kwargs["gateway_cluster_role_binding_index"],
+        },
     )
 
 

@@ -118,8 +118,14 @@ class Reconciler:
             outcomes: dict[str, str] = {}
             live: dict[str, Obj] = {}
             for child in children:
+                elsewhere = child["metadata"].get("namespace") != md.namespace
+                cached = (
+                    view.gateway_binding(child["kind"], child["metadata"]["name"])
+                    if elsewhere
+                    else False
+                )
                 try:
-                    outcome, obj = sync_child(self.kube, child)
+                    outcome, obj = sync_child(self.kube, child, cached)
                 except KubeError as exc:
                     if _going_away(exc):
                         return previous  # namespace or owner being deleted: nothing to keep
@@ -135,7 +141,7 @@ class Reconciler:
                 outcomes[_describe(child, md.namespace)] = outcome
                 if outcome != "unchanged":
                     metrics.CHILD_WRITES.labels(child["kind"], outcome).inc()
-                if child["metadata"].get("namespace") == md.namespace:
+                if not elsewhere:
                     live[child["kind"]] = obj
             self._announce(body, outcomes)
             pods = self.kube.list(

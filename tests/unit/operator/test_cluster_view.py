@@ -39,3 +39,19 @@ def test_api_server_addresses_come_from_the_kubernetes_endpoint_slice() -> None:
     view = IndexView({}, {}, {}, {None: [("10.0.0.11", 6443), ("10.0.0.11", 6443)]})
     assert view.api_server_endpoints() == [("10.0.0.11", 6443)]
     assert IndexView({}, {}, {}).api_server_endpoints() == []
+
+
+def test_gateway_bindings_come_from_their_index_when_the_view_has_one() -> None:
+    binding = {"kind": "ClusterRoleBinding", "metadata": {"name": "paitient-gateway.ns.m"}}
+    view = IndexView(
+        {},
+        {},
+        {},
+        {},
+        {"RoleBinding": {}, "ClusterRoleBinding": {"paitient-gateway.ns.m": [binding]}},
+    )
+    assert view.gateway_binding("ClusterRoleBinding", "paitient-gateway.ns.m") == binding
+    assert view.gateway_binding("RoleBinding", "paitient-gateway.ns.m") is None  # absent
+    assert (
+        IndexView({}, {}, {}).gateway_binding("RoleBinding", "x") is False
+    )  # no copy: ask the API
