@@ -114,7 +114,7 @@ def _on_gateway_binding_event(
 
 
 for _kind in ("rolebindings", "clusterrolebindings"):
-    kopf.on.event("rbac.authorization.k8s.io", "v1", _kind, labels={GATEWAY_BINDING_LABEL: "true"})(
+    kopf.on.event("rbac.authorization.k8s.io", "v1", _kind, labels=GATEWAY_BINDINGS)(
         _on_gateway_binding_event
     )
 
@@ -230,14 +230,21 @@ def usage_reported(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: 
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
+def model_deployment_deleted(
+    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
+    """Garbage collection takes the owned children; the operator removes the rest."""
+    if event.get("type") == "DELETED":
+        memo.diffbase.forget(body["metadata"]["uid"])
+        memo.reconciler.deleted(_plain(body))
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
 def deployment_count_changed(
     event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **kwargs: Any
 ) -> None:
     if event.get("type") not in ("ADDED", "DELETED"):
         return
-    if event.get("type") == "DELETED":
-        memo.diffbase.forget(body["metadata"]["uid"])
-        memo.reconciler.deleted(_plain(body))
     tenant = _view(kwargs).tenant_of(body["metadata"]["namespace"])
     if tenant is not None:
         memo.tenants.reconcile_named(tenant["metadata"]["name"])
