@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from paitient_common.kubeapi import Kube, KubeError, Obj
 from paitient_operator import builders, metrics
+from paitient_operator.builders.gateway_rbac import cross_namespace_binding_name
 from paitient_operator.builders.metadata import selector_string
 from paitient_operator.children import adopt, sync_child
 from paitient_operator.cluster_view import ApiView, ClusterView
@@ -54,6 +55,8 @@ class Reconciler:
     _locks_guard: threading.Lock = field(default_factory=threading.Lock)
     # uids of deleted ModelDeployments (insertion-ordered, oldest dropped first).
     _gone: dict[str, None] = field(default_factory=dict)
+    # (kind, name) of the gateway bindings outside a namespace known to exist.
+    _bindings_made: set[tuple[str, str]] = field(default_factory=set)
 
     def _lock(self, namespace: str, name: str) -> threading.Lock:
         with self._locks_guard:
@@ -69,6 +72,10 @@ class Reconciler:
             while len(self._gone) > GONE_REMEMBERED:
                 self._gone.pop(next(iter(self._gone)))
             self._written.pop(meta["uid"], None)
+            name = cross_namespace_binding_name(meta["namespace"], meta["name"])
+            self._bindings_made.difference_update(
+                {("RoleBinding", name), ("ClusterRoleBinding", name)}
+            )
             delete_gateway_bindings(
                 self.kube,
                 self.config.system_namespace,
@@ -119,11 +126,10 @@ class Reconciler:
             live: dict[str, Obj] = {}
             for child in children:
                 elsewhere = child["metadata"].get("namespace") != md.namespace
-                cached = (
-                    view.gateway_binding(child["kind"], child["metadata"]["name"])
-                    if elsewhere
-                    else False
-                )
+                binding = (child["kind"], child["metadata"]["name"])
+                cached = view.gateway_binding(*binding) if elsewhere else False
+                if cached is None and binding in self._bindings_made:
+                    cached = False  # the index lags behind this operator's own create: ask
                 try:
                     outcome, obj = sync_child(self.kube, child, cached)
                 except KubeError as exc:
@@ -141,7 +147,9 @@ class Reconciler:
                 outcomes[_describe(child, md.namespace)] = outcome
                 if outcome != "unchanged":
                     metrics.CHILD_WRITES.labels(child["kind"], outcome).inc()
-                if not elsewhere:
+                if elsewhere:
+                    self._bindings_made.add(binding)
+                else:
                     live[child["kind"]] = obj
             self._announce(body, outcomes)
             pods = self.kube.list(
