@@ -43,12 +43,12 @@ import yaml
 
 from paitient_common.kubeapi import Kube
 
+from .kubeconfig import write_kubeconfig
 from .processes import free_port, wait_http_ok
 from .sa_kubeconfig import (
     ServiceAccountToken,
     mint_token,
     service_account_kubeconfig,
-    write_private,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -143,7 +143,7 @@ class DataPlane:
         document = service_account_kubeconfig(
             self._admin, Path(self.kubeconfig), token.token, namespace, account
         )
-        write_private(self._kubeconfig_path(namespace, name), document)
+        write_kubeconfig(self._kubeconfig_path(namespace, name), document)
         return token
 
     def _kubeconfig_path(self, namespace: str, name: str) -> Path:

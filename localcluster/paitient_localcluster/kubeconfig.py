@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +38,17 @@ def build_kubeconfig(
     }
 
 
-def write_kubeconfig(path: Path, document: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    path.chmod(0o600)
+def write_kubeconfig(path: Path, document: Mapping[str, Any]) -> Path:
+    """Write ``document`` as YAML with mode 0600 from the first byte on, replacing ``path``
+    atomically (a reader never sees half a file, nor a credential under a wider mode)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mkstemp: 0600
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(yaml.safe_dump(dict(document), sort_keys=False))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return path

@@ -5,21 +5,16 @@ On a real node the kubelet mints a token for the pod's ServiceAccount (TokenRequ
 projects it into the container, so the gateway is held to exactly what RBAC grants that account.
 Here the data plane does the same: ``mint_token`` asks the API server for a token,
 ``service_account_kubeconfig`` (pure) puts it in a kubeconfig next to the admin kubeconfig's
-server and CA, and ``write_private`` writes that file readable by its owner only.
+server and CA, and ``kubeconfig.write_kubeconfig`` writes that file readable by its owner only.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
-
-import yaml
 
 # The cluster entry's keys that say how to reach and trust the API server; nothing else of the
 # admin kubeconfig (least of all its user) goes into a ServiceAccount's kubeconfig.
@@ -133,19 +128,3 @@ def service_account_kubeconfig(
         ],
         "current-context": name,
     }
-
-
-def write_private(path: Path, document: Mapping[str, Any]) -> Path:
-    """Write ``document`` as YAML with mode 0600 from the first byte on, replacing ``path``
-    atomically (a reader never sees half a file, nor the token under a wider mode)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mkstemp: 0600
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(yaml.safe_dump(dict(document), sort_keys=False))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path

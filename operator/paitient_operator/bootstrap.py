@@ -67,24 +67,16 @@ def ensure_system_objects(kube: Kube, config: OperatorConfig) -> None:
 
 
 def _ensure_role(kube: Kube, role: Obj) -> None:
-    """Create the role, or bring its rules up to date. RBAC allows that without "escalate"
-    because the operator holds every right the role grants (the Helm chart gives it those)."""
-    kind, meta = role["kind"], role["metadata"]
-    where = meta.get("namespace")
+    """Create the role, or bring it up to date. RBAC allows that without "escalate" because the
+    operator holds every right the role grants (the Helm chart gives it those)."""
     try:
-        live = kube.get(role["apiVersion"], kind, meta["name"], namespace=where)
-        if live is None:
-            _create_if_absent(kube, role)
-        elif live.get("rules") != role["rules"]:
-            kube.patch(
-                role["apiVersion"], kind, meta["name"], {"rules": role["rules"]}, namespace=where
-            )
+        sync_child(kube, role)
     except KubeError as exc:
         if exc.status == 403:
             log.error(
                 "the operator may not create or update %s %s, which the gateways need (%s): "
                 "give it the RBAC of the Helm chart (docs/helm.md#rbac)",
-                kind, meta["name"], exc.message,
+                role["kind"], role["metadata"]["name"], exc.message,
             )  # fmt: skip
         raise
 

@@ -23,7 +23,13 @@ from paitient_cli import admin
 from paitient_common.kubeapi import Kube
 from paitient_common.secrets import PEPPER_SECRET, TIERS_CONFIGMAP, keys_secret_name
 from paitient_localcluster import audit
+from paitient_localcluster.kubeconfig import write_kubeconfig
 from paitient_localcluster.processes import Managed
+from paitient_localcluster.sa_kubeconfig import (
+    mint_token,
+    service_account_kubeconfig,
+    service_account_user,
+)
 from paitient_operator.resources.install import install_crds
 from tests.integration.frontdoor_process import ApiProcess
 from tests.integration.operator_process import OperatorProcess
@@ -53,7 +59,7 @@ class Release:
         return f"{self.name}-paitient-api"
 
     def user(self, service_account: str) -> str:
-        return f"system:serviceaccount:{self.namespace}:{service_account}"
+        return service_account_user(self.namespace, service_account)
 
 
 def run(tool: Path, *args: str, kubeconfig: Path, check: bool = True) -> str:
@@ -221,40 +227,13 @@ def test_rbac_grants_what_the_code_needs_and_nothing_beyond(release: Release) ->
 def token_kubeconfig(release: Release, account: str, path: Path) -> Path:
     """A kubeconfig holding only a TokenRequest token of ``account``, its namespace the
     release's (as in the pod)."""
-    token = run(
-        KUBECTL, "create", "token", account, "-n", release.namespace, "--duration=1h",
-        kubeconfig=release.kubeconfig,
-    ).strip()  # fmt: skip
+    admin_kube = Kube.from_kubeconfig(str(release.kubeconfig))
+    token = mint_token(admin_kube, release.namespace, account, expiration_seconds=3600)
     admin_config = yaml.safe_load(release.kubeconfig.read_text())
-    context = next(
-        c for c in admin_config["contexts"] if c["name"] == admin_config["current-context"]
+    document = service_account_kubeconfig(
+        admin_config, release.kubeconfig, token.token, release.namespace, account
     )
-    cluster = next(
-        c for c in admin_config["clusters"] if c["name"] == context["context"]["cluster"]
-    )
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [cluster],
-                "users": [{"name": account, "user": {"token": token}}],
-                "contexts": [
-                    {
-                        "name": account,
-                        "context": {
-                            "cluster": cluster["name"],
-                            "user": account,
-                            "namespace": release.namespace,
-                        },
-                    }
-                ],
-                "current-context": account,
-            }
-        )
-    )
-    path.chmod(0o600)
-    return path
+    return write_kubeconfig(path, document)
 
 
 def test_operator_and_front_door_do_their_job_with_the_charts_rbac_alone(

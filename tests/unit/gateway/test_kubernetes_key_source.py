@@ -3,7 +3,7 @@ ModelDeployment, so it never lists every one in the cluster."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from paitient_common.kubeapi import Kube
 from paitient_gateway.keysource import KubernetesKeySource
@@ -25,8 +25,7 @@ class RecordingKube:
 
 def kinds_read(deployment: str) -> list[tuple[str, str, str | None]]:
     kube = RecordingKube()
-    source = KubernetesKeySource(Kube.__new__(Kube), "paitient-system", "tenant-a", deployment)
-    source.kube = kube  # type: ignore[assignment]
+    source = KubernetesKeySource(cast(Kube, kube), "paitient-system", "tenant-a", deployment)
     source.read()
     return kube.calls
 

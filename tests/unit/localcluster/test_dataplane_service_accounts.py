@@ -14,13 +14,13 @@ import yaml
 
 from paitient_localcluster import dataplane
 from paitient_localcluster.dataplane import DataPlane, service_account_name
+from paitient_localcluster.kubeconfig import write_kubeconfig
 from paitient_localcluster.sa_kubeconfig import (
     ServiceAccountToken,
     mint_token,
     service_account_kubeconfig,
     service_account_user,
     token_request,
-    write_private,
 )
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -160,7 +160,7 @@ def test_the_file_is_owner_only_and_replaced_whole(tmp_path: Path) -> None:
     path.parent.mkdir()
     path.write_text("old")
     path.chmod(0o644)
-    write_private(path, {"users": [{"user": {"token": "t"}}]})
+    write_kubeconfig(path, {"users": [{"user": {"token": "t"}}]})
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert yaml.safe_load(path.read_text()) == {"users": [{"user": {"token": "t"}}]}
     assert [p.name for p in path.parent.iterdir()] == ["a.kubeconfig"]  # no temporary left
