@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 BIN := $(CURDIR)/.local/bin
 export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup demo up down cluster cluster-down cluster-status cluster-clean-cache operator \
+.PHONY: help setup node-packages demo up down cluster cluster-down cluster-status cluster-clean-cache operator \
         bench-control-plane bench-operator bench-gateway lint typecheck unit integration sdk-test chart-lint test clean
 
 help: ## list the targets
@@ -23,7 +23,10 @@ $(VENV)/.installed: pyproject.toml sdk/python/pyproject.toml
 $(BIN)/kubectl $(BIN)/helm:
 	scripts/install-kube-tools.sh $(BIN)
 
-setup: $(VENV)/.installed $(BIN)/kubectl ## create .venv, install the packages, kubectl and helm
+setup: $(VENV)/.installed $(BIN)/kubectl node-packages ## create .venv, install the packages, kubectl and helm, the node's Debian packages
+
+node-packages: ## the real node's Debian packages: containerd, runc, CNI plugins, iptables, ipset (apt-get; quiet when done)
+	@scripts/install-node-packages.sh
 
 demo: setup ## everything on this machine: cluster, operator, front door, gateways; deploy and generate via the SDK
 	@$(PY) -m paitient_localcluster.stack demo
@@ -36,16 +39,16 @@ up: setup ## start the whole stack in the background; prints export lines
 down: ## stop everything `make up` or `make demo` started
 	@$(PY) -m paitient_localcluster.stack down
 
-cluster: setup ## start (or reuse) the local control plane; the last line is the kubeconfig path
+cluster: setup ## start (or reuse) the local cluster (control plane, real node, simulated GPU nodes); the last line is the kubeconfig path
 	@$(VENV)/bin/paitient-localcluster up
 
-cluster-down: ## stop every process of the local cluster
+cluster-down: ## stop every process of the local cluster and remove its namespaces and cgroups
 	@$(VENV)/bin/paitient-localcluster down
 
 cluster-status: ## which control-plane processes run
 	@$(VENV)/bin/paitient-localcluster status
 
-cluster-clean-cache: ## delete the cached control-plane binaries (the next `make cluster` rebuilds)
+cluster-clean-cache: ## delete the cached cluster binaries (the next `make cluster` rebuilds)
 	rm -rf "$${PAITIENT_CACHE_DIR:-$${XDG_CACHE_HOME:-$$HOME/.cache}/paitient-localcluster}"
 
 operator: setup ## run the operator against the current kubeconfig (local cluster if KUBECONFIG is unset)

@@ -1,7 +1,12 @@
-"""Bring the local control plane up and down: build, certificates, processes, nodes.
+"""Bring the local cluster up and down: build, certificates, namespaces, processes, nodes.
+
+Everything runs inside namespaces the cluster makes (``namespaces.py``): the control plane, KWOK
+with its simulated GPU nodes, and the real node (containerd, kubelet, kube-proxy, kube-router's
+NetworkPolicy controller, CoreDNS). The host reaches the control plane's ports on 127.0.0.1
+through a relay, so every kubeconfig says ``https://127.0.0.1:<port>`` on the host and inside.
 
 ``up()`` is idempotent: a healthy running cluster is reused; leftovers of a dead one (stale pid
-files, half-started processes) are stopped and the cluster is started afresh.
+files, half-started processes, namespaces, cgroups) are removed and the cluster starts afresh.
 """
 
 from __future__ import annotations
@@ -13,27 +18,40 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import audit, commands
+from . import audit, commands, nodeconfig
+from .addresses import NODE_IP
 from .build import ensure_built
 from .commands import Layout, Ports
 from .errors import ClusterError
 from .kubeconfig import build_kubeconfig, write_kubeconfig
+from .namespaces import HOLDER, ClusterNamespaces, cluster_name
+from .node import (
+    NodeImage,
+    check_programs,
+    containerd_answers,
+    http_ok_inside,
+    import_images,
+    node_env,
+)
+from .nodeconfig import NodeLayout
 from .nodes import default_nodes
-from .pki import CLIENTS, ensure_pki
+from .pki import CLIENTS, NODE_NAME, ensure_pki
 from .processes import Managed, port_owner
 from .provisioner import storage_classes
-from .versions import REPO_ROOT
+from .relay import Mapping, relay_argv
+from .versions import CONTROL_PLANE, NODE, REPO_ROOT
 
 Log = Callable[[str], None]
-# Start order; stopped in reverse.
-PROCESSES = (
+RELAY = "relay"
+# Start order; stopped in reverse (the namespace holder first in, last out).
+CONTROL_PLANE_PROCESSES = (
     "etcd",
     "kube-apiserver",
     "kube-controller-manager",
@@ -41,8 +59,11 @@ PROCESSES = (
     "kwok",
     "volume-provisioner",
 )
+NODE_PROCESSES = ("containerd", "kubelet", "kube-proxy", "kube-router", "coredns")
 CRDS = REPO_ROOT / "crds"
 KWOK_CONFIG = {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokConfiguration"}
+# The pause image's reference in the node's containerd (the CRI's sandbox image).
+SANDBOX_IMAGE = "registry.k8s.io/pause:3.10"
 
 
 def default_run_dir() -> Path:
@@ -53,11 +74,34 @@ def default_run_dir() -> Path:
 
 @dataclass
 class LocalCluster:
-    """A control plane on loopback whose state lives in ``run_dir``."""
+    """A cluster whose state lives in ``run_dir`` and whose ports the host sees on 127.0.0.1.
+
+    ``real_node``: run the real CPU node ``cpu-node-0`` (a simulated ``cpu-node-1`` beside it
+    until the product runs there); without it KWOK simulates ``cpu-node-0``, as the operator
+    benchmark's throwaway cluster wants. ``node_images`` are imported into the
+    node's containerd at start; ``sandbox_image`` names the pause image among them.
+    """
 
     run_dir: Path = field(default_factory=default_run_dir)
     ports: Ports = field(default_factory=Ports.from_env)
     log: Log = print
+    real_node: bool = True
+    node_images: Sequence[NodeImage] = ()
+    sandbox_image: str = SANDBOX_IMAGE
+
+    @property
+    def processes(self) -> tuple[str, ...]:
+        """Every process of this cluster, in start order."""
+        node = NODE_PROCESSES if self.real_node else ()
+        return (HOLDER, RELAY, *CONTROL_PLANE_PROCESSES, *node)
+
+    @property
+    def namespaces(self) -> ClusterNamespaces:
+        return ClusterNamespaces(cluster_name(self.run_dir, self.ports.base), self.run_dir)
+
+    @property
+    def node_layout(self) -> NodeLayout:
+        return NodeLayout(self.run_dir / "node")
 
     @property
     def layout(self) -> Layout:
@@ -77,11 +121,11 @@ class LocalCluster:
     # -- queries -----------------------------------------------------------------------------
 
     def running(self) -> dict[str, int | None]:
-        return {name: self.process(name).read_pid() for name in PROCESSES}
+        return {name: self.process(name).read_pid() for name in self.processes}
 
     def is_healthy(self) -> bool:
-        """Every process alive and the apiserver ready."""
-        if any(pid is None for pid in self.running().values()):
+        """Namespaces there, every process alive and the apiserver ready."""
+        if not self.namespaces.is_up() or any(pid is None for pid in self.running().values()):
             return False
         return self._apiserver_ready()
 
@@ -90,7 +134,10 @@ class LocalCluster:
     def up(self) -> Path:
         """Start (or reuse) the cluster; return the admin kubeconfig path."""
         started = time.monotonic()
-        binaries = ensure_built(self.log)
+        components = CONTROL_PLANE + (NODE if self.real_node else ())
+        binaries = ensure_built(self.log, components)
+        if self.real_node:
+            binaries["containerd"] = Path(check_programs())
         if self.is_healthy():
             self.log(f"[cluster] already running, reusing it ({self.run_dir})")
             self._write_kubeconfigs()
@@ -113,12 +160,19 @@ class LocalCluster:
         return self.kubeconfig
 
     def down(self, quiet: bool = False) -> list[str]:
-        """Stop every process this cluster started; return their names."""
-        stopped = [n for n in reversed(PROCESSES) if self.process(n).stop()]
+        """Stop every process this cluster started, then remove its namespaces and cgroups
+        (killing what is left in them: containers, shims); return the processes' names."""
+        stopped = [n for n in reversed(self.processes[1:]) if self.process(n).stop()]
+        holder_was_up = self.process(HOLDER).read_pid() is not None
+        removed = self.namespaces.destroy()
+        if holder_was_up:
+            stopped.append(HOLDER)
         if not quiet:
             self.log(
                 f"[cluster] stopped {', '.join(stopped)}" if stopped else "[cluster] not running"
             )
+            if removed:
+                self.log(f"[cluster] removed {', '.join(removed)}")
         busy = {n: o for n, p in self.ports.all().items() if (o := port_owner(p))}
         if busy and not quiet:
             self.log(f"[cluster] warning: ports still bound after stop: {busy}")
@@ -145,6 +199,14 @@ class LocalCluster:
         (self.run_dir / "kwok.yaml").write_text(yaml.safe_dump(KWOK_CONFIG))
         self.layout.audit_policy.write_text(yaml.safe_dump(audit.POLICY, sort_keys=False))
         self.layout.audit_log.parent.mkdir(parents=True, exist_ok=True)
+        if self.real_node:
+            kubeconfigs = {i: self.layout.kubeconfig(i) for i in ("kube-proxy", "coredns")}
+            files = nodeconfig.render_files(
+                self.node_layout, self.layout.pki, NODE_IP, self.sandbox_image, kubeconfigs
+            )
+            for path, text in files.items():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
 
     def _write_kubeconfigs(self) -> None:
         """One kubeconfig per identity (cheap, so also redone when a cluster is reused)."""
@@ -157,6 +219,11 @@ class LocalCluster:
 
     def _start_all(self, binaries: dict[str, Path]) -> None:
         lay, ports = self.layout, self.ports
+        self.namespaces.create()
+        self.log(f"[cluster] namespaces {self.namespaces.name} ready")
+        mappings = [Mapping(p, "127.0.0.1", p) for p in ports.all().values()]
+        pid = self.process(RELAY).start(relay_argv(self.namespaces.netns_path, mappings))
+        self.log(f"[cluster] started relay (pid {pid}): host 127.0.0.1 -> the cluster's namespace")
         self._start("etcd", commands.etcd_argv(binaries["etcd"], lay, ports))
         self._wait("etcd", self._etcd_healthy, 30)
         self._start(
@@ -178,11 +245,54 @@ class LocalCluster:
         self._wait("kube-scheduler", lambda: self._healthz(ports.scheduler), 60)
         self._start("volume-provisioner", commands.provisioner_argv(lay))
         self._create_nodes()
+        if self.real_node:
+            self._start_node(binaries)
         self._wait_nodes_ready(timeout=90)
         self._wait("volume-provisioner", self._storage_classes_exist, 30)
 
-    def _start(self, name: str, argv: list[str]) -> None:
-        pid = self.process(name).start(argv)
+    def _start_node(self, binaries: dict[str, Path]) -> None:
+        """containerd, its images, kubelet; once the node is registered, kube-proxy,
+        kube-router and CoreDNS (kube-router reads the Node object at start)."""
+        node, lay, env = self.node_layout, self.layout, node_env()
+        started = time.monotonic()
+        enter = self.namespaces.enter(self.run_dir)
+        self._start(
+            "containerd", nodeconfig.containerd_argv(str(binaries["containerd"]), node), env
+        )
+        self._wait("containerd", lambda: containerd_answers(enter), 30)
+        if self.node_images:
+            refs = import_images(self.node_images, enter)
+            self.log(f"[cluster] imported into the node: {', '.join(refs)}")
+        self._apply(nodeconfig.node_rbac(CLIENTS["coredns"][0], CLIENTS["kube-router"][0]))
+        self._apply(nodeconfig.kube_dns_objects(NODE_IP))
+        self._start(
+            "kubelet",
+            nodeconfig.kubelet_argv(binaries["kubelet"], node, lay.kubeconfig("node"), NODE_IP),
+            env,
+        )
+        self._wait("kubelet", self._node_registered, 60)
+        self._start("kube-proxy", nodeconfig.kube_proxy_argv(binaries["kube-proxy"], node), env)
+        self._start(
+            "kube-router",
+            nodeconfig.kube_router_argv(binaries["kube-router"], lay.kubeconfig("kube-router")),
+            env,
+        )
+        self._start("coredns", nodeconfig.coredns_argv(binaries["coredns"], node), env)
+        netns = self.namespaces.netns_path
+        for name, url in (
+            ("kubelet", f"http://127.0.0.1:{nodeconfig.KUBELET_HEALTHZ_PORT}/healthz"),
+            ("kube-proxy", f"http://127.0.0.1:{nodeconfig.KUBE_PROXY_HEALTHZ_PORT}/livez"),
+            ("kube-router", f"http://127.0.0.1:{nodeconfig.KUBE_ROUTER_HEALTH_PORT}/healthz"),
+            ("coredns", f"http://127.0.0.1:{nodeconfig.COREDNS_READY_PORT}/ready"),
+        ):
+            self._wait(name, lambda u=url: http_ok_inside(netns, u), 60)  # type: ignore[misc]
+        self._wait("kubelet", lambda: self._node_ready(NODE_NAME), 60)
+        self.log(f"[cluster] real node {NODE_NAME} Ready in {time.monotonic() - started:.1f} s")
+
+    def _start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        """Start a process of the cluster inside its namespaces."""
+        enter = self.namespaces.enter(self.run_dir)
+        pid = self.process(name).start(enter.argv(argv), env=env, exe=argv[0])
         self.log(f"[cluster] started {name} (pid {pid})")
 
     def _wait(self, name: str, check: Callable[[], bool], timeout: float) -> None:
@@ -243,8 +353,32 @@ class LocalCluster:
                 if exc.code != 409:
                     raise ClusterError(f"installing {path.name}: {exc}") from exc
 
+    def _apply(self, manifests: list[dict[str, Any]]) -> None:
+        """Create each object; one that exists already is left as it is."""
+        for obj in manifests:
+            group_version, kind = obj["apiVersion"], obj["kind"]
+            namespace = obj["metadata"].get("namespace")
+            prefix = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+            scope = f"/namespaces/{namespace}" if namespace else ""
+            plural = _PLURALS[kind]
+            try:
+                self._api("POST", f"{prefix}{scope}/{plural}", obj)
+            except urllib.error.HTTPError as exc:
+                if exc.code != 409:
+                    raise ClusterError(f"creating {kind} {obj['metadata']['name']}: {exc}") from exc
+
+    def _node_ready(self, name: str) -> bool:
+        return any(n["name"] == name and n["ready"] for n in self.node_summary())
+
+    def _node_registered(self) -> bool:
+        try:
+            self._api("GET", f"/api/v1/nodes/{NODE_NAME}")
+        except urllib.error.HTTPError:
+            return False
+        return True
+
     def _create_nodes(self) -> None:
-        for node in default_nodes():
+        for node in default_nodes(first_cpu_node=1 if self.real_node else 0):
             try:
                 self._api("POST", "/api/v1/nodes", node)
             except urllib.error.HTTPError as exc:
@@ -285,11 +419,20 @@ class LocalCluster:
     def _write_state(self, seconds: float) -> None:
         state = {
             "server": self.server,
+            "namespaces": self.namespaces.name,
             "kubeconfig": str(self.kubeconfig),
             "pids": self.running(),
             "start_seconds": round(seconds, 2),
         }
         (self.run_dir / "state.json").write_text(json.dumps(state, indent=2))
+
+
+_PLURALS = {
+    "Service": "services",
+    "EndpointSlice": "endpointslices",
+    "ClusterRole": "clusterroles",
+    "ClusterRoleBinding": "clusterrolebindings",
+}
 
 
 def _get(url: str, ctx: ssl.SSLContext | None) -> str | None:

@@ -20,6 +20,9 @@ from .errors import ClusterError
 from .processes import Managed, port_owner, wait_http_ok
 
 API_PORT = int(os.environ.get("PAITIENT_API_PORT", "18080"))
+# The operator's liveness endpoint: the port after the front door's, so checkouts that set
+# PAITIENT_API_PORT apart never share it.
+OPERATOR_LIVENESS = f"http://127.0.0.1:{API_PORT + 1}/healthz"
 SERVICES = ("operator", "dataplane", "paitient-api")
 
 
@@ -55,11 +58,11 @@ def up() -> tuple[str, Path]:
                 "-m",
                 "paitient_operator.main",
                 "--liveness",
-                "http://127.0.0.1:18081/healthz",
+                OPERATOR_LIVENESS,
             ],
             env,
         )
-    _wait_url("http://127.0.0.1:18081/healthz", "the operator", operator)
+    _wait_url(OPERATOR_LIVENESS, "the operator", operator)
     routes = run / "routes.json"
     plane = Managed("dataplane", run)
     if plane.read_pid() is None:

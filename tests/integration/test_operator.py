@@ -262,11 +262,13 @@ def test_drift_is_repaired_and_updates_roll(
         return dep["spec"]["replicas"] == 2 and "4096" in args
 
     wait_for(rolled, what="Deployment updated in place")
-    md = wait_for(
-        lambda: (m := _md(kube, tenant_ns, "drift"))["status"].get("readyReplicas") == 2 and m["status"]["phase"] == "Ready" and m,
-        timeout=60, what="2 ready replicas",
+    # The status may count the new replicas (a Deployment event) before the operator has
+    # handled the new generation: wait for both.
+    wait_for(
+        lambda: (m := _md(kube, tenant_ns, "drift"))["status"].get("readyReplicas") == 2 and m["status"]["phase"] == "Ready"
+        and m["status"]["observedGeneration"] == m["metadata"]["generation"],
+        timeout=60, what="2 ready replicas of the new generation",
     )  # fmt: skip
-    assert md["status"]["observedGeneration"] == md["metadata"]["generation"]
 
 
 def _gateway_bindings(kube: Kube, ns: str, name: str) -> list[dict[str, Any] | None]:
