@@ -11,6 +11,7 @@ files, half-started processes, namespaces, cgroups) are removed and the cluster 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -285,7 +286,7 @@ class LocalCluster:
             ("kube-router", f"http://127.0.0.1:{nodeconfig.KUBE_ROUTER_HEALTH_PORT}/healthz"),
             ("coredns", f"http://127.0.0.1:{nodeconfig.COREDNS_READY_PORT}/ready"),
         ):
-            self._wait(name, lambda u=url: http_ok_inside(netns, u), 60)  # type: ignore[misc]
+            self._wait(name, functools.partial(http_ok_inside, netns, url), 60)
         self._wait("kubelet", lambda: self._node_ready(NODE_NAME), 60)
         self.log(f"[cluster] real node {NODE_NAME} Ready in {time.monotonic() - started:.1f} s")
 

@@ -34,8 +34,6 @@ NODE_LABELS = {"paitient.ai/simulated": "false", "paitient.ai/node": "real"}
 # Until the product's images run on it, the real node takes only pods that ask for it (the
 # node's own tests); the product's CPU pods go to the simulated CPU node meanwhile.
 REAL_NODE_TAINT = {"key": "paitient.ai/real-node", "value": "true", "effect": "NoSchedule"}
-REAL_NODE_TOLERATION = {"key": REAL_NODE_TAINT["key"], "operator": "Exists",
-                        "effect": REAL_NODE_TAINT["effect"]}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -67,14 +65,6 @@ class NodeLayout:
     @property
     def corefile(self) -> Path:
         return self.directory / "Corefile"
-
-    @property
-    def nodefs_state(self) -> Path:
-        return self.directory / "nodefs"
-
-    @property
-    def cgroups_record(self) -> Path:
-        return self.directory / "cgroups.json"
 
 
 def containerd_config(layout: NodeLayout, sandbox_image: str) -> str:
