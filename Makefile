@@ -23,7 +23,12 @@ $(VENV)/.installed: pyproject.toml sdk/python/pyproject.toml
 $(BIN)/kubectl $(BIN)/helm:
 	scripts/install-kube-tools.sh $(BIN)
 
-setup: $(VENV)/.installed $(BIN)/kubectl node-packages ## create .venv, install the packages, kubectl and helm, the node's Debian packages
+# The JavaScript SDK has no runtime dependencies; its devDependency (the official openai package,
+# used by the integration tests) comes from the lockfile.
+sdk/js/node_modules/.package-lock.json: sdk/js/package.json sdk/js/package-lock.json
+	cd sdk/js && npm ci --no-audit --no-fund --loglevel=error
+
+setup: $(VENV)/.installed $(BIN)/kubectl sdk/js/node_modules/.package-lock.json node-packages ## create .venv, install the packages, kubectl, helm, the JS SDK's dev packages and the node's Debian packages
 
 node-packages: ## the real node's Debian packages: containerd, runc, CNI plugins, iptables, ipset (apt-get; quiet when done)
 	@scripts/install-node-packages.sh
