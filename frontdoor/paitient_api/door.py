@@ -11,8 +11,8 @@ from typing import Any
 import aiohttp
 
 from paitient_api.routing import GatewayRoute
-from paitient_common.apikeys import KeyStore
 from paitient_common.kubeapi import Kube, KubeError
+from paitient_gateway.keysource import Directory
 
 log = logging.getLogger("paitient.api")
 K8S_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
@@ -23,9 +23,8 @@ class FrontDoor:
     """What the handlers need: the cluster, the callers' keys, and the way to the gateways."""
 
     kube: Kube
-    keys: KeyStore
+    callers: Directory  # keys and tenants, watch-fed, read through on a miss (``verify``)
     route: GatewayRoute
-    ready: Callable[[], bool]
     http: aiohttp.ClientSession | None = None
 
     async def k8s(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -174,15 +174,17 @@ def test_the_gateway_uses_only_its_pods_service_account_and_is_never_refused(
             refused = _refused(seen())
             assert not refused, f"the API refused {refused}; gateway log:\n{_tail(gateway_log)}"
 
-        # The gateway polls every ~2 s, each poll stopping at its first refused request: wait
-        # for every read, or for a refusal (logged like any request), whichever comes first.
-        reads = {
-            ("list", "secrets", system, ""),
-            ("get", "secrets", system, PEPPER_SECRET),
-            ("get", "configmaps", system, TIERS_CONFIGMAP),
-            ("list", "tenants", "", ""),
-            ("get", "modeldeployments", namespace, name),
+        # The gateway lists then watches each collection (the pepper, the tiers and its own
+        # ModelDeployment by name); wait for every one, or for a refusal (logged like any
+        # request), whichever comes first.
+        collections = {
+            ("secrets", system, ""),
+            ("secrets", system, PEPPER_SECRET),
+            ("configmaps", system, TIERS_CONFIGMAP),
+            ("tenants", "", ""),
+            ("modeldeployments", namespace, name),
         }
+        reads = {(verb, *c) for c in collections for verb in ("list", "watch")}
         wait_for(
             lambda: (
                 _refused(seen()) or reads <= {(e.verb, e.resource, e.namespace, e.name) for e in seen()}
