@@ -24,8 +24,8 @@ Clock = Callable[[], float]
 
 @dataclass
 class _Read:
-    started: float
-    task: asyncio.Task[None]
+    task: asyncio.Task[None] | None = None
+    started: float | None = None  # when the fetch itself began; None while it waits its turn
 
 
 class FreshReader:
@@ -48,24 +48,29 @@ class FreshReader:
         asked = self.clock()
         while True:
             last = self._last.get(target)
-            if last is not None and last.started >= asked:
-                await asyncio.shield(last.task)  # a read late enough: share it
-                return
-            if last is not None and not last.task.done():
-                # Too early for us: wait for it to end (whatever it found), then look again.
-                await asyncio.wait([last.task])
-                continue
-            wait = 0.0 if last is None else last.started + self.min_interval - self.clock()
+            if last is not None and last.task is not None:
+                fresh = last.started is None or last.started >= asked  # None: not begun yet
+                if fresh and not (last.task.done() and last.started is None):
+                    await asyncio.shield(last.task)  # a read late enough: share it
+                    return
+                if not last.task.done():
+                    # Too early for us: wait for it to end (whatever it found), then look again.
+                    await asyncio.wait([last.task])
+                    continue
+            began = last.started if last is not None and last.started is not None else None
+            wait = 0.0 if began is None else began + self.min_interval - self.clock()
             if wait > 0:
                 await asyncio.sleep(wait)
                 continue  # someone else may have started the read meanwhile
             self._prune()
-            task = asyncio.ensure_future(self._run(fetch))
-            task.add_done_callback(_retrieve)  # every caller may have gone: no "never retrieved"
-            self._last[target] = _Read(self.clock(), task)
+            read = _Read()
+            read.task = asyncio.ensure_future(self._run(read, fetch))
+            read.task.add_done_callback(_retrieve)  # every caller may have gone: no warning
+            self._last[target] = read
 
-    async def _run(self, fetch: Callable[[], Awaitable[None]]) -> None:
+    async def _run(self, read: _Read, fetch: Callable[[], Awaitable[None]]) -> None:
         async with self._slots:
+            read.started = self.clock()
             await fetch()
 
     def _prune(self, keep: int = 1024) -> None:
@@ -73,8 +78,9 @@ class FreshReader:
         if len(self._last) < keep:
             return
         horizon = self.clock() - self.min_interval
-        for target in [t for t, r in self._last.items() if r.task.done() and r.started < horizon]:
-            del self._last[target]
+        for target, read in list(self._last.items()):
+            if read.task is not None and read.task.done() and (read.started or 0.0) < horizon:
+                del self._last[target]
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:

@@ -36,6 +36,7 @@ from paitient_common.secrets import KEYS_LABEL, PEPPER_SECRET, TIERS_CONFIGMAP, 
 from paitient_common.tiers import DEFAULT_TIERS
 from paitient_gateway.keysource import (
     Directory,
+    Snapshot,
     parse_access,
     parse_key_secret,
     parse_pepper,
@@ -125,7 +126,7 @@ class KubernetesKeySource:
 
         return publish
 
-    def snapshot(self) -> Any:
+    def snapshot(self) -> Snapshot:
         inf = self.informers
         deployment = inf.get("deployment")
         return snapshot_from_parts(
