@@ -25,6 +25,7 @@ from .build import ensure_built
 from .commands import Layout, Ports
 from .errors import ClusterError
 from .kubeconfig import build_kubeconfig, write_kubeconfig
+from .kwok_stages import kwok_config
 from .nodes import default_nodes
 from .pki import CLIENTS, ensure_pki
 from .processes import Managed, port_owner
@@ -42,7 +43,6 @@ PROCESSES = (
     "volume-provisioner",
 )
 CRDS = REPO_ROOT / "crds"
-KWOK_CONFIG = {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokConfiguration"}
 
 
 def default_run_dir() -> Path:
@@ -142,7 +142,7 @@ class LocalCluster:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.layout.etcd_data, ignore_errors=True)  # every fresh start is empty
         self._write_kubeconfigs()
-        (self.run_dir / "kwok.yaml").write_text(yaml.safe_dump(KWOK_CONFIG))
+        (self.run_dir / "kwok.yaml").write_text(yaml.safe_dump_all(kwok_config(), sort_keys=False))
         self.layout.audit_policy.write_text(yaml.safe_dump(audit.POLICY, sort_keys=False))
         self.layout.audit_log.parent.mkdir(parents=True, exist_ok=True)
 
