@@ -65,7 +65,11 @@ def operator(
     install_crds(kube)
     own = kubeconfig.parent / "operator.kubeconfig"  # its own identity, for the audit log
     proc = OperatorProcess(
-        own if own.is_file() else kubeconfig, tmp_path_factory.mktemp("op") / "operator.log"
+        own if own.is_file() else kubeconfig,
+        tmp_path_factory.mktemp("op") / "operator.log",
+        # As `make up` runs it: the local encrypted class serves deployments made through the
+        # API (which names no class), so the SDKs' deploy -> ready -> generate flow can run.
+        env={"PAITIENT_DEFAULT_STORAGE_CLASS": "encrypted-local"},
     )
     proc.start()
     try:

@@ -1,6 +1,7 @@
-"""The gateway as the operator renders it, on the local cluster: keys, suspension and
-ownership come from the Kubernetes API without a restart, usage reaches the Tenant, and all of
-it is done with nothing but the pod's ServiceAccount token (the data plane mints one per pod)."""
+"""The gateway as the operator renders it, on the local cluster: ownership comes from the
+Kubernetes API without a restart, usage reaches the Tenant, and all of it is done with nothing
+but the pod's ServiceAccount token (the data plane mints one per pod). How fast key changes
+reach it is ``test_key_propagation.py``'s."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from tests.integration.stack_helpers import make_tenant
 from tests.integration.waiting import wait_for
 
 SYSTEM = "paitient-system"
-PROPAGATION_BOUND = 10.0  # seconds: the issue's promise for keys and suspension
+PROPAGATION_BOUND = 10.0  # seconds: generous; test_key_propagation.py measures the 1 s bound
 
 
 def _gateway_url(stack: ApiProcess, tenant: dict[str, str]) -> str:
@@ -48,28 +49,6 @@ def _within(bound: float, check: Any) -> float:
     started = time.monotonic()
     wait_for(check, timeout=bound, interval=0.2)
     return time.monotonic() - started
-
-
-def test_new_and_revoked_keys_and_suspension_reach_the_gateway_within_seconds(
-    stack: ApiProcess, stack_tenant: dict[str, str], kube: Kube
-) -> None:
-    url = _gateway_url(stack, stack_tenant)
-    client_id = stack_tenant["client_id"]
-    key = admin.create_key(kube, client_id, None, "rotation test", SYSTEM)[0]
-    _within(PROPAGATION_BOUND, lambda: _complete(url, key, client_id)[0] == 200)
-    admin.revoke_key(kube, key.split("_")[1], SYSTEM)
-    _within(PROPAGATION_BOUND, lambda: _complete(url, key, client_id)[0] == 401)
-    assert _complete(url, stack_tenant["key"], client_id)[0] == 200  # the other key still works
-
-    admin.set_suspended(kube, stack_tenant["name"], True)
-    try:
-        _within(PROPAGATION_BOUND, lambda: _complete(url, stack_tenant["key"], client_id)[0] == 403)
-        assert (
-            _complete(url, stack_tenant["key"], client_id)[1]["error"]["type"] == "permission_error"
-        )
-    finally:
-        admin.set_suspended(kube, stack_tenant["name"], False)
-    _within(PROPAGATION_BOUND, lambda: _complete(url, stack_tenant["key"], client_id)[0] == 200)
 
 
 def test_another_tenant_cannot_call_a_deployment_it_does_not_own(
