@@ -16,6 +16,10 @@ from paitient_gateway.keysource import Directory
 
 log = logging.getLogger("paitient.api")
 K8S_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
+# A gateway that refuses the connection of a deployment just reported Ready: in a cluster the
+# Service's endpoints reach kube-proxy up to its sync period (1 s by default) after the pod
+# turned Ready. Nothing was sent, so trying again is safe; 2.5 s in all covers that window.
+GATEWAY_CONNECT_RETRY_DELAYS = (0.1, 0.2, 0.4, 0.8, 1.0)
 
 
 @dataclass
@@ -42,6 +46,21 @@ class FrontDoor:
                     exc.reason,
                     delay,
                 )
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def post_to_gateway(
+        self, url: str, payload: Any, headers: dict[str, str]
+    ) -> aiohttp.ClientResponse:
+        """POST to a deployment's gateway, retrying only a refused or unresolved connection
+        (the request was never sent), for the few seconds a new endpoint takes to be routed."""
+        assert self.http is not None
+        for delay in (*GATEWAY_CONNECT_RETRY_DELAYS, None):
+            try:
+                return await self.http.post(url, json=payload, headers=headers)
+            except aiohttp.ClientConnectorError:
+                if delay is None:
+                    raise
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 

@@ -43,7 +43,7 @@ async def generate(request: web.Request) -> web.StreamResponse:
     }
     payload = translate.completion_request(body, served)
     try:
-        upstream = await door.http.post(url, json=payload, headers=headers)
+        upstream = await door.post_to_gateway(url, payload, headers)
     except (aiohttp.ClientError, TimeoutError):
         raise ServiceError("the deployment's gateway is unreachable", status=502) from None
     async with upstream:
