@@ -173,7 +173,7 @@ def report(results: dict[str, list[float]]) -> None:
     for name, values in results.items():
         p50, p99, worst = percentiles(values)
         print(
-            f"{name:<36} {len(values):>4} {p50 * 1000:>8.1f} {p99 * 1000:>8.1f} {worst * 1000:>8.1f}"
+            f"{name:<48} {len(values):>4} {p50 * 1000:>8.1f} {p99 * 1000:>8.1f} {worst * 1000:>8.1f}"
         )
         summary[name] = {
             "n": len(values),
