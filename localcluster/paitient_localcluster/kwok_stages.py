@@ -100,9 +100,12 @@ _NOT_DELETED: Final[Expression] = {"key": ".metadata.deletionTimestamp", "operat
 _NO_IP: Final[Expression] = {"key": ".status.podIP", "operator": "DoesNotExist"}
 
 
-def pod_stages() -> list[dict[str, Any]]:
+def pod_stages(model_pods_ready_at_once: bool = False) -> list[dict[str, Any]]:
     """Run (and make Ready) any pod but a model pod; run a model pod, not Ready; finish Jobs'
-    pods; delete what is deleted. Node stages stay KWOK's built-in ones."""
+    pods; delete what is deleted. Node stages stay KWOK's built-in ones.
+
+    ``model_pods_ready_at_once`` makes model pods Ready like any other, for a cluster where no
+    data plane runs their gateways (the operator's benchmark, with hundreds of deployments)."""
     model: Expression = {"key": _MODEL_LABEL_KEY, "operator": "In", "values": [MODEL_POD_LABEL[1]]}
     other: Expression = {**model, "operator": "NotIn"}
     job_running: list[Expression] = [
@@ -134,7 +137,7 @@ phase: Succeeded
         _stage(
             "model-pod-running",
             [_NOT_DELETED, _NO_IP, model],
-            {"statusTemplate": _running_template(False)},
+            {"statusTemplate": _running_template(model_pods_ready_at_once)},
         ),
         _stage("pod-complete", job_running, {"statusTemplate": complete}),
         _stage(
@@ -145,6 +148,6 @@ phase: Succeeded
     ]
 
 
-def kwok_config() -> list[dict[str, Any]]:
+def kwok_config(model_pods_ready_at_once: bool = False) -> list[dict[str, Any]]:
     """The documents of KWOK's ``--config`` file."""
-    return [dict(KWOK_CONFIGURATION), *pod_stages()]
+    return [dict(KWOK_CONFIGURATION), *pod_stages(model_pods_ready_at_once)]
