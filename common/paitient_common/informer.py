@@ -217,7 +217,12 @@ class Informer(Generic[T]):
         than it) stays."""
         previous, self.entries = self.entries, {}
         for obj in items:
-            self._put(obj, authoritative=True)
+            key = object_key(obj)
+            held = previous.get(key)
+            if held is not None and held.version == _version(obj) and held.version:
+                self.entries[key] = held  # unchanged since it was parsed: no second parse
+            else:
+                self._put(obj, authoritative=True)
         for key, held in previous.items():
             if key in self.entries:
                 newer = compare_versions(held.version, self.entries[key].version) == 1
