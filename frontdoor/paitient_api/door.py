@@ -50,14 +50,14 @@ class FrontDoor:
         raise AssertionError("unreachable")
 
     async def post_to_gateway(
-        self, url: str, payload: Any, headers: dict[str, str]
+        self, url: str, headers: dict[str, str], *, json: Any = None, data: bytes | None = None
     ) -> aiohttp.ClientResponse:
         """POST to a deployment's gateway, retrying only a refused or unresolved connection
         (the request was never sent), for the few seconds a new endpoint takes to be routed."""
         assert self.http is not None
         for delay in (*GATEWAY_CONNECT_RETRY_DELAYS, None):
             try:
-                return await self.http.post(url, json=payload, headers=headers)
+                return await self.http.post(url, json=json, data=data, headers=headers)
             except aiohttp.ClientConnectorError:
                 if delay is None:
                     raise

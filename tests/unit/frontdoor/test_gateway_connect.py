@@ -53,7 +53,7 @@ def test_a_gateway_that_starts_listening_after_a_refusal_is_reached() -> None:
         door = await _door(refused)
         try:
             url = f"http://127.0.0.1:{port}/v1/completions"
-            async with await door.post_to_gateway(url, {"prompt": "x"}, {}) as response:
+            async with await door.post_to_gateway(url, {}, json={"prompt": "x"}) as response:
                 return response.status
         finally:
             assert door.http is not None
@@ -69,7 +69,7 @@ def test_a_gateway_that_never_listens_is_given_up_on() -> None:
     async def main() -> None:
         door = await _door()
         try:
-            await door.post_to_gateway(f"http://127.0.0.1:{_free_port()}/v1/completions", {}, {})
+            await door.post_to_gateway(f"http://127.0.0.1:{_free_port()}/v1/completions", {})
         finally:
             assert door.http is not None
             await door.http.close()
