@@ -132,6 +132,11 @@ def test_a_new_tenant_and_key_work_on_their_first_request_50_times(
         finally:
             for name in names:
                 admin.delete_tenant(kube, name, force=True)
+            # Gone before the next test, which should not wait behind 50 tenants' clean-up.
+            wait_for(
+                lambda: all(kube.get(*TENANT, n) is None for n in names),
+                timeout=300, what="the 50 tenants deleted",
+            )  # fmt: skip
     assert errors == []
 
 
