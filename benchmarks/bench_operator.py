@@ -121,9 +121,12 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     with tempfile.TemporaryDirectory(prefix="paitient-bench-op-") as tmp:
+        # No data plane runs 500 gateways here: KWOK reports model pods Ready itself, as it did
+        # before readiness was left to the data plane; this measures the operator alone.
         cluster = LocalCluster(
-            run_dir=Path(tmp) / "cluster", ports=Ports.from_base(46400), log=lambda _m: None
-        )
+            run_dir=Path(tmp) / "cluster", ports=Ports.from_base(46400), log=lambda _m: None,
+            model_pods_ready_at_once=True,
+        )  # fmt: skip
         operator: subprocess.Popen[bytes] | None = None
         try:
             kube = prepare(cluster)

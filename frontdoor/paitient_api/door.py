@@ -11,11 +11,15 @@ from typing import Any
 import aiohttp
 
 from paitient_api.routing import GatewayRoute
-from paitient_common.apikeys import KeyStore
 from paitient_common.kubeapi import Kube, KubeError
+from paitient_gateway.keysource import Directory
 
 log = logging.getLogger("paitient.api")
 K8S_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
+# A gateway that refuses the connection of a deployment just reported Ready: in a cluster the
+# Service's endpoints reach kube-proxy up to its sync period (1 s by default) after the pod
+# turned Ready. Nothing was sent, so trying again is safe; 2.5 s in all covers that window.
+GATEWAY_CONNECT_RETRY_DELAYS = (0.1, 0.2, 0.4, 0.8, 1.0)
 
 
 @dataclass
@@ -23,9 +27,8 @@ class FrontDoor:
     """What the handlers need: the cluster, the callers' keys, and the way to the gateways."""
 
     kube: Kube
-    keys: KeyStore
+    callers: Directory  # keys and tenants, watch-fed, read through on a miss (``verify``)
     route: GatewayRoute
-    ready: Callable[[], bool]
     http: aiohttp.ClientSession | None = None
 
     async def k8s(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -43,6 +46,21 @@ class FrontDoor:
                     exc.reason,
                     delay,
                 )
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def post_to_gateway(
+        self, url: str, headers: dict[str, str], *, json: Any = None, data: bytes | None = None
+    ) -> aiohttp.ClientResponse:
+        """POST to a deployment's gateway, retrying only a refused or unresolved connection
+        (the request was never sent), for the few seconds a new endpoint takes to be routed."""
+        assert self.http is not None
+        for delay in (*GATEWAY_CONNECT_RETRY_DELAYS, None):
+            try:
+                return await self.http.post(url, json=json, data=data, headers=headers)
+            except aiohttp.ClientConnectorError:
+                if delay is None:
+                    raise
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 

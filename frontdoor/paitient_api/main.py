@@ -16,13 +16,16 @@ import sys
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from prometheus_client import REGISTRY
 
 from paitient_api.app import create_app
 from paitient_api.door import FrontDoor
 from paitient_api.routing import IN_CLUSTER, GatewayRoute
+from paitient_common.informer import watch_settings_from_env
 from paitient_common.kubeapi import Kube
 from paitient_common.logs import quiet_http_parser_logs
-from paitient_gateway.keysource import Directory, KubernetesKeySource
+from paitient_gateway.keysource import Directory
+from paitient_gateway.kubekeys import KubernetesKeySource
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,14 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     quiet_http_parser_logs()
     kube = Kube.from_kubeconfig(args.kubeconfig)
     directory = Directory()
-    door = FrontDoor(
-        kube=kube,
-        keys=directory.keys,
-        route=GatewayRoute(args.gateway_url),
-        ready=lambda: directory.loaded,
-    )
+    door = FrontDoor(kube=kube, callers=directory, route=GatewayRoute(args.gateway_url))
     app = create_app(door)
-    source = KubernetesKeySource(kube, args.system_namespace, namespace="", deployment="")
+    source = KubernetesKeySource(
+        args.kubeconfig, args.system_namespace, settings=watch_settings_from_env(os.environ)
+    )
+    REGISTRY.register(source.collector())
 
     async def keys(_: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(source.run(directory))

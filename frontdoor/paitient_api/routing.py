@@ -17,16 +17,20 @@ class GatewayRoute:
 
     template: str = IN_CLUSTER
     _table: dict[str, str] = field(default_factory=dict)
-    _mtime: float = -1.0
+    _seen: tuple[int, int, int] | None = None
 
     def url(self, name: str, namespace: str) -> str | None:
+        """The gateway's URL, or None when there is none yet. The routes file is looked at on
+        every call (one ``stat``): its writer replaces it whole, before any pod it routes to is
+        reported Ready, so a deployment that is ready is always found."""
         if not self.template.startswith("file:"):
             return self.template.format(name=name, namespace=namespace).rstrip("/")
         path = Path(self.template.removeprefix("file:"))
         try:
-            mtime = path.stat().st_mtime
-            if mtime != self._mtime:
-                self._table, self._mtime = json.loads(path.read_text()), mtime
+            stat = path.stat()
+            seen = (stat.st_ino, stat.st_mtime_ns, stat.st_size)  # a replaced file: a new inode
+            if seen != self._seen:
+                self._table, self._seen = json.loads(path.read_text()), seen
         except (OSError, ValueError):
             return None
         return self._table.get(f"{namespace}/{name}")

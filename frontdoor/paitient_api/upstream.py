@@ -52,7 +52,7 @@ async def open_gateway(
     if data is not None:
         headers["Content-Type"] = "application/json"
     try:
-        upstream = await door.http.post(base + path, json=json, data=data, headers=headers)
+        upstream = await door.post_to_gateway(base + path, headers, json=json, data=data)
     except (aiohttp.ClientError, TimeoutError):
         raise ServiceError("the deployment's gateway is unreachable", status=502) from None
     if upstream.status < 400:

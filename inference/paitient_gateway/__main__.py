@@ -21,7 +21,8 @@ from paitient_common.kubeapi import Kube
 from paitient_common.logs import quiet_http_parser_logs
 from paitient_gateway.app import Gateway, create_app, create_metrics_app
 from paitient_gateway.config import GatewayConfig
-from paitient_gateway.keysource import FileKeySource, KeySource, KubernetesKeySource
+from paitient_gateway.keysource import FileKeySource, KeySource
+from paitient_gateway.kubekeys import KubernetesKeySource
 
 uvloop: ModuleType | None
 try:
@@ -60,16 +61,18 @@ def build(args: argparse.Namespace) -> Gateway:
         source = FileKeySource(config.keys_file)
         if config.kubeconfig:  # usage reports still go to a cluster when one is named
             kube = Kube.from_kubeconfig(config.kubeconfig, pool_size=4)
-    else:
-        kube = Kube.from_kubeconfig(config.kubeconfig, pool_size=4)
-        source = KubernetesKeySource(
-            kube,
-            config.system_namespace,
-            config.namespace,
-            config.deployment,
-            config.key_poll_interval,
-        )
-    return Gateway(config, source, kube)
+        return Gateway(config, source, kube)
+    kube = Kube.from_kubeconfig(config.kubeconfig, pool_size=4)
+    watched = KubernetesKeySource(
+        config.kubeconfig,
+        config.system_namespace,
+        config.namespace,
+        config.deployment,
+        config.watch,
+    )
+    gateway = Gateway(config, watched, kube)
+    gateway.metrics.registry.register(watched.collector())
+    return gateway
 
 
 async def serve(gateway: Gateway) -> None:

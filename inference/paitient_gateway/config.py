@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from paitient_common.informer import WatchSettings, watch_settings_from_env
+
 DEFAULT_PORT: Final = 8443
 DEFAULT_BODY_LIMIT: Final = 1024 * 1024
 DEFAULT_LEDGER_DIR: Final = "/tmp/paitient-gateway/ledger"  # noqa: S108 - the pod's emptyDir
@@ -54,7 +56,7 @@ class GatewayConfig:
     ledger_sync_interval: float = 0.05
     ledger_sync_batch: int = 64
     report_interval: float = 5.0
-    key_poll_interval: float = 2.0
+    watch: WatchSettings = field(default_factory=WatchSettings)
     keys_file: Path | None = None
     kubeconfig: str | None = None
     use_kubernetes: bool = True
@@ -84,7 +86,7 @@ class GatewayConfig:
             "default_max_tokens": _int(env, "PAITIENT_DEFAULT_MAX_TOKENS", 4096),
             "ledger_dir": Path(env.get("PAITIENT_LEDGER_DIR", DEFAULT_LEDGER_DIR)),
             "report_interval": _float(env, "PAITIENT_USAGE_REPORT_INTERVAL", 5.0),
-            "key_poll_interval": _float(env, "PAITIENT_KEY_POLL_INTERVAL", 2.0),
+            "watch": watch_settings_from_env(env),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

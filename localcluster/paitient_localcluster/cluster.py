@@ -25,6 +25,7 @@ from .build import ensure_built
 from .commands import Layout, Ports
 from .errors import ClusterError
 from .kubeconfig import build_kubeconfig, write_kubeconfig
+from .kwok_stages import kwok_config
 from .nodes import default_nodes
 from .pki import CLIENTS, ensure_pki
 from .processes import Managed, port_owner
@@ -42,7 +43,6 @@ PROCESSES = (
     "volume-provisioner",
 )
 CRDS = REPO_ROOT / "crds"
-KWOK_CONFIG = {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokConfiguration"}
 
 
 def default_run_dir() -> Path:
@@ -58,6 +58,9 @@ class LocalCluster:
     run_dir: Path = field(default_factory=default_run_dir)
     ports: Ports = field(default_factory=Ports.from_env)
     log: Log = print
+    # Model pods wait for the data plane to report them Ready (kwok_stages.py) unless this is
+    # set: for a cluster that runs no data plane (the operator's benchmark).
+    model_pods_ready_at_once: bool = False
 
     @property
     def layout(self) -> Layout:
@@ -142,7 +145,8 @@ class LocalCluster:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.layout.etcd_data, ignore_errors=True)  # every fresh start is empty
         self._write_kubeconfigs()
-        (self.run_dir / "kwok.yaml").write_text(yaml.safe_dump(KWOK_CONFIG))
+        stages = kwok_config(self.model_pods_ready_at_once)
+        (self.run_dir / "kwok.yaml").write_text(yaml.safe_dump_all(stages, sort_keys=False))
         self.layout.audit_policy.write_text(yaml.safe_dump(audit.POLICY, sort_keys=False))
         self.layout.audit_log.parent.mkdir(parents=True, exist_ok=True)
 

@@ -175,8 +175,9 @@ def kwok_argv(binary: Path, layout: Layout, ports: Ports) -> list[str]:
     return [
         str(binary),
         f"--kubeconfig={layout.kubeconfig('kwok')}",
-        # An explicit empty config list keeps a stray ~/.kwok/kwok.yaml out of the cluster;
-        # kwok then uses its built-in stages (nodes Ready, pods Running with an IP).
+        # Our own config keeps a stray ~/.kwok/kwok.yaml out of the cluster: KWOK's node
+        # stages, and pod stages that leave a model pod's readiness to the data plane
+        # (kwok_stages.py).
         f"--config={layout.run_dir / 'kwok.yaml'}",
         "--manage-all-nodes=false",
         "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",

@@ -1,11 +1,20 @@
-"""The local data plane: run each Ready model pod's gateway for real, with the vLLM stand-in.
+"""The local data plane: run each running model pod's gateway for real, with the vLLM stand-in,
+and report the pod Ready only when that gateway answers its readiness probe.
 
 KWOK only pretends to run containers. For the demo and end-to-end tests the gateway must really
-answer, so this process plays the kubelet's part for model pods: for every ModelDeployment whose
-Deployment is ready, it starts the gateway with exactly the environment the operator rendered
-for the gateway container (read from the Deployment), points its upstream at an OpenAI-protocol
-stand-in (vLLM itself needs a GPU), and publishes ``namespace/name -> URL`` in a routes file the
-front door reads. Every process listens on 127.0.0.1; all are stopped when this one stops.
+answer, so this process plays the kubelet's part for model pods on the simulated nodes: for
+every ModelDeployment with a pod KWOK made Running, it starts the gateway with exactly the
+environment the operator rendered for the gateway container (read from the Deployment), points
+its upstream at an OpenAI-protocol stand-in (vLLM itself needs a GPU), and publishes
+``namespace/name -> URL`` in a routes file the front door reads. Every process listens on
+127.0.0.1; all are stopped when this one stops.
+
+Readiness, as a kubelet's probe gives it: KWOK leaves a model pod Ready=False
+(``kwok_stages.py``); on every sync the data plane probes the gateway's ``/healthz/ready`` and
+sets the pod's Ready (and ContainersReady) condition from the answer, after the route is in the
+routes file. So the Deployment's ``readyReplicas``, hence the ModelDeployment's Ready condition
+and the REST status, say ``ready`` only once a generate sent then reaches a gateway that
+answers. One gateway serves all the pods of a ModelDeployment (replicas share it).
 
 Each gateway talks to the API as its pod's ServiceAccount (the Deployment's
 ``serviceAccountName``), never with the admin kubeconfig this process is given: like the kubelet,
@@ -32,6 +41,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +54,7 @@ import yaml
 from paitient_common.kubeapi import Kube
 
 from .kubeconfig import write_kubeconfig
+from .kwok_stages import MODEL_POD_LABEL
 from .processes import free_port, wait_http_ok
 from .sa_kubeconfig import (
     ServiceAccountToken,
@@ -53,7 +64,11 @@ from .sa_kubeconfig import (
 
 REPO = Path(__file__).resolve().parents[2]
 MANAGED = "app.kubernetes.io/managed-by=paitient-operator"
+MODEL_PODS = f"{MODEL_POD_LABEL[0]}={MODEL_POD_LABEL[1]},{MANAGED}"
+MD_LABEL = "paitient.ai/modeldeployment"
+SIMULATED_NODES = "paitient.ai/simulated=true"
 GATEWAY_CONTAINER = "gateway"
+NOT_READY_MESSAGE = "the gateway's readiness probe (/healthz/ready) did not answer 200"
 TOKEN_LIFETIME_SECONDS = 24 * 3600  # see the module docstring: the gateway never re-reads it
 
 
@@ -80,6 +95,61 @@ def gateway_env(deployment: dict[str, Any], pod_name: str) -> dict[str, str]:
         elif item.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
             env[item["name"]] = deployment["metadata"]["namespace"]
     return env
+
+
+def running_model_pods(
+    pods: list[dict[str, Any]], simulated_nodes: set[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """Model pods KWOK runs, by ``namespace/<ModelDeployment>`` (pure): Running on a simulated
+    node and not being deleted."""
+    running: dict[str, list[dict[str, Any]]] = {}
+    for pod in pods:
+        meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+        deployment = (meta.get("labels") or {}).get(MD_LABEL)
+        if (
+            deployment
+            and status.get("phase") == "Running"
+            and not meta.get("deletionTimestamp")
+            and (pod.get("spec") or {}).get("nodeName") in simulated_nodes
+        ):
+            running.setdefault(f"{meta['namespace']}/{deployment}", []).append(pod)
+    return running
+
+
+def readiness_patch(pod: dict[str, Any], ready: bool, now: datetime) -> dict[str, Any] | None:
+    """The status patch that makes ``pod`` Ready (or not), as a kubelet's probe result would;
+    None when it already is. It carries the pod's resourceVersion, so a pod changed meanwhile
+    is refused (409) and tried again on the next sync rather than overwritten (pure)."""
+    status = pod.get("status") or {}
+    conditions = status.get("conditions") or []
+    want = "True" if ready else "False"
+    if any(c.get("type") == "Ready" and c.get("status") == want for c in conditions):
+        return None
+    changed: list[dict[str, Any]] = []
+    for kind in ("Ready", "ContainersReady"):
+        condition: dict[str, Any] = {
+            "type": kind,
+            "status": want,
+            "lastTransitionTime": f"{now:%Y-%m-%dT%H:%M:%SZ}",
+        }
+        if not ready:
+            condition |= {"reason": "ContainersNotReady", "message": NOT_READY_MESSAGE}
+        changed.append(condition)
+    kept = [c for c in conditions if c.get("type") not in ("Ready", "ContainersReady")]
+    containers = [{**c, "ready": ready} for c in status.get("containerStatuses") or []]
+    return {
+        "metadata": {"resourceVersion": pod["metadata"]["resourceVersion"]},
+        "status": {"conditions": kept + changed, "containerStatuses": containers},
+    }
+
+
+def probe_ready(url: str) -> bool:
+    """The gateway's readiness probe, as the operator renders it (``/healthz/ready``)."""
+    try:
+        with urllib.request.urlopen(f"{url}/healthz/ready", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
 
 
 @dataclass
@@ -117,23 +187,56 @@ class DataPlane:
     _admin: dict[str, Any] | None = field(default=None, init=False, repr=False)
 
     def sync(self) -> None:
-        ready = {}
+        simulated = {
+            n["metadata"]["name"]
+            for n in self.kube.list("v1", "Node", label_selector=SIMULATED_NODES)
+        }
+        running = running_model_pods(
+            self.kube.list("v1", "Pod", label_selector=MODEL_PODS), simulated
+        )
+        wanted = {}
         for dep in self.kube.list("apps/v1", "Deployment", label_selector=MANAGED):
-            if int(dep.get("status", {}).get("readyReplicas") or 0) > 0:
-                ready[f"{dep['metadata']['namespace']}/{dep['metadata']['name']}"] = dep
+            key = f"{dep['metadata']['namespace']}/{dep['metadata']['name']}"
+            if key in running:
+                wanted[key] = dep
         now = self.clock()
-        renew = {k for k, pod in self.pods.items() if k in ready and pod.token.due_for_renewal(now)}
-        for key in sorted((set(self.pods) - set(ready)) | renew):
+        renew = {
+            k for k, pod in self.pods.items() if k in wanted and pod.token.due_for_renewal(now)
+        }
+        for key in sorted((set(self.pods) - set(wanted)) | renew):
             self.pods.pop(key).stop()
         failed = []
-        for key in sorted(set(ready) - set(self.pods)):
+        for key in sorted(set(wanted) - set(self.pods)):
             try:  # one pod that cannot start (no token yet, say) must not hold up the others
-                self._start(key, ready[key])
+                self._start(key, wanted[key])
             except Exception as exc:
                 failed.append(f"{key}: {type(exc).__name__}: {exc}")
-        self._write_routes()
+        self._write_routes()  # before any pod turns Ready: the route exists first
+        failed += self._report_readiness(running, now)
         if failed:
             raise RuntimeError("; ".join(failed))
+
+    def _report_readiness(
+        self, running: dict[str, list[dict[str, Any]]], now: datetime
+    ) -> list[str]:
+        """Set each running pod's Ready condition from its gateway's probe; the failures."""
+        failed = []
+        for key, pods in sorted(running.items()):
+            gateway = self.pods.get(key)
+            ready = gateway is not None and probe_ready(gateway.url)
+            for pod in pods:
+                patch = readiness_patch(pod, ready, now)
+                if patch is None:
+                    continue
+                meta = pod["metadata"]
+                try:
+                    self.kube.patch(
+                        "v1", "Pod", meta["name"], patch, namespace=meta["namespace"],
+                        subresource="status",
+                    )  # fmt: skip
+                except Exception as exc:  # changed meanwhile (409), say: the next sync retries
+                    failed.append(f"{key}: readiness of {meta['name']}: {type(exc).__name__}")
+        return failed
 
     def _gateway_kubeconfig(self, namespace: str, name: str, account: str) -> ServiceAccountToken:
         """Mint a token for the pod's ServiceAccount and write the gateway's kubeconfig."""
@@ -180,6 +283,9 @@ class DataPlane:
         )  # fmt: skip
         pod.processes.insert(0, gateway)
         wait_http_ok(f"{pod.url}/healthz/live", 30)
+        # Its caches list in well under a second: give it that, so the same sync can report the
+        # pod Ready; a gateway slower than this is reported Ready by a later sync.
+        wait_http_ok(f"{pod.url}/healthz/ready", 5)
         print(
             f"[dataplane] {key}: gateway {pod.url} as {token.user} (token until "
             f"{token.expires_at:%Y-%m-%dT%H:%M:%SZ}) -> stand-in :{standin_port}",

@@ -41,21 +41,12 @@ def credentials(kube: Kube, run_dir: Path) -> str:
 
 
 def run_demo(base_url: str, kubeconfig: Path) -> None:
-    from paitient_secure_model import AuthenticationError, SecureModelClient  # noqa: PLC0415
+    from paitient_secure_model import SecureModelClient  # noqa: PLC0415
 
     kube = Kube.from_kubeconfig(str(kubeconfig))
     key = credentials(kube, kubeconfig.parent)
     client = SecureModelClient(api_key=key, client_id=CLIENT_ID, base_url=base_url)
-    deadline = time.monotonic() + 30
-    while True:  # the front door learns new keys on its next poll (about 2 s)
-        try:
-            client.get_subscription()
-            break
-        except AuthenticationError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-    existing = {d.id for d in client.list_deployments()}
+    existing = {d.id for d in client.list_deployments()}  # a new key works on its first request
     if DEPLOYMENT not in existing:
         deployment = client.deploy_model(
             model_name="ZimaBlueAI/HuatuoGPT-o1-8B", deployment_name=DEPLOYMENT, use_gpu=True
@@ -68,18 +59,10 @@ def run_demo(base_url: str, kubeconfig: Path) -> None:
         on_progress=lambda s: say(f"[demo] {DEPLOYMENT}: {s.status} {s.message}"),
     )
     say(f"[demo] {DEPLOYMENT} is {status.status}")
-    result = None
-    deadline = time.monotonic() + 60
-    while result is None:
-        try:
-            result = client.generate(
-                deployment_id=DEPLOYMENT, prompt=PROMPT, max_tokens=64, temperature=0.7
-            )
-        except Exception as exc:  # the local gateway may still be starting: it says 503
-            if time.monotonic() > deadline:
-                raise
-            say(f"[demo] waiting for the gateway ({type(exc).__name__})")
-            time.sleep(1)
+    # Ready means servable: its gateway answers already.
+    result = client.generate(
+        deployment_id=DEPLOYMENT, prompt=PROMPT, max_tokens=64, temperature=0.7
+    )
     say(f"[demo] generate -> {result.usage.total_tokens} tokens: {result.text[:120]!r}")
     deadline = time.monotonic() + 60
     sub = client.get_subscription()

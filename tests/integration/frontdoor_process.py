@@ -22,8 +22,10 @@ class ApiProcess:
         log: Path,
         gateway_url: str = "http://127.0.0.1:9",
         system_namespace: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.port = free_port()
+        self.env = env or {}
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self.kubeconfig, self.log, self.gateway_url = kubeconfig, log, gateway_url
         self.system_namespace = system_namespace
@@ -38,8 +40,9 @@ class ApiProcess:
             argv += ["--system-namespace", self.system_namespace]
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
+                argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, **self.env},
+            )  # fmt: skip
         if wait_http_ok(f"http://127.0.0.1:{self.port}/readyz", timeout, alive=self._alive):
             return
         raise RuntimeError(f"paitient-api not ready: {self.log.read_text()[-2000:]}")

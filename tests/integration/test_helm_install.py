@@ -237,8 +237,9 @@ def token_kubeconfig(release: Release, account: str, path: Path) -> Path:
 
 
 def test_operator_and_front_door_do_their_job_with_the_charts_rbac_alone(
-    release: Release, kube: Kube, tmp_path: Path
+    release: Release, kube: Kube, dataplane: Path, tmp_path: Path
 ) -> None:
+    """``dataplane``: the model pod turns Ready only once the data plane runs its gateway."""
     if Managed("operator", release.kubeconfig.parent).read_pid() is not None:
         pytest.skip("a `make up` operator runs on this cluster; two operators would fight")
     config = kube.get("v1", "ConfigMap", release.operator, namespace=release.namespace)

@@ -118,6 +118,32 @@ def start_gateway(
     return proc
 
 
+def start_cluster_gateway(
+    logs: Path,
+    kubeconfig: Path,
+    namespace: str,
+    upstream: str,
+    env: dict[str, str] | None = None,
+) -> Proc:
+    """A gateway reading keys and tenants from a cluster (watch-fed) for a ModelDeployment
+    ``gateway`` in ``namespace``, in front of ``upstream``; ready when it answers its probe."""
+    port = free_port()
+    base = {
+        "PAITIENT_GATEWAY_HOST": "127.0.0.1",
+        "PAITIENT_GATEWAY_PORT": str(port),
+        "PAITIENT_UPSTREAM_URL": upstream,
+        "PAITIENT_MODELDEPLOYMENT_NAMESPACE": namespace,
+        "PAITIENT_MODELDEPLOYMENT_NAME": "gateway",
+        "PAITIENT_SERVED_MODEL_NAME": "standin-model",
+        "PAITIENT_POD_NAME": f"gateway-{port}",
+    }
+    args = [PYTHON, "-m", "paitient_gateway", "--kubeconfig", str(kubeconfig)]
+    args += ["--ledger-dir", str(logs / f"ledger-{port}")]
+    proc = _start(args, port, logs, f"gateway-{port}", {**base, **(env or {})})
+    wait_http(f"{proc.url}/healthz/ready", timeout=60, proc=proc)
+    return proc
+
+
 def configure_standin(standin: Proc, **settings: Any) -> None:
     request = urllib.request.Request(
         f"{standin.url}/standin/config",

@@ -427,13 +427,14 @@ def test_secrets_are_granted_only_in_the_release_namespace(tmp_path: Path) -> No
         role = one(objects, "Role", name)
         assert role["metadata"]["namespace"] == NAMESPACE
     assert {g for g in _grants(_rules(objects, "Role", "paitient-operator")) if g[1] == "secrets"} == {
-        ("", "secrets", "get"), ("", "secrets", "list"), ("", "secrets", "create"),
-        ("", "secrets", "patch"),
+        ("", "secrets", "get"), ("", "secrets", "list"), ("", "secrets", "watch"),
+        ("", "secrets", "create"), ("", "secrets", "patch"),
     }  # fmt: skip
     front = _grants(_rules(objects, "Role", "paitient-api"))
     assert {g for g in front if g[1] == "secrets"} == {
         ("", "secrets", "get"),
         ("", "secrets", "list"),
+        ("", "secrets", "watch"),
     }
 
 
