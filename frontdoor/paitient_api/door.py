@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 
+from paitient_api.gateway_client import GatewayTrust
 from paitient_api.routing import GatewayRoute
 from paitient_common.apikeys import KeyStore
 from paitient_common.kubeapi import Kube, KubeError
@@ -26,6 +27,7 @@ class FrontDoor:
     keys: KeyStore
     route: GatewayRoute
     ready: Callable[[], bool]
+    trust: GatewayTrust
     http: aiohttp.ClientSession | None = None
 
     async def k8s(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -45,6 +47,10 @@ class FrontDoor:
                 )
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
+
+    async def config_map(self, namespace: str, name: str) -> Any:
+        """A ConfigMap, or None (the gateways' CA bundle is one)."""
+        return await self.k8s(self.kube.get, "v1", "ConfigMap", name, namespace=namespace)
 
 
 def _transient(exc: KubeError) -> bool:

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from paitient_api import translate
 from paitient_api.door import FrontDoor
+from paitient_api.gateway_client import post_to_gateway
 from paitient_api.request_context import answer, get_model_deployment, read_body
 from paitient_api.schemas import Generate, GenerateForDeployment
 from paitient_common.errors import ServiceError, error_body, error_from_body
@@ -31,10 +32,6 @@ async def generate(request: web.Request) -> web.StreamResponse:
         )
     door: FrontDoor = request.app["door"]
     assert door.http is not None
-    base = door.route.url(md["metadata"]["name"], md["metadata"]["namespace"])
-    if base is None:
-        raise ServiceError(f"deployment {deployment_id} has no gateway yet", status=503)
-    url = base + "/v1/completions"
     served = (md.get("spec", {}).get("model") or {}).get("name") or md["metadata"]["name"]
     headers = {
         "Authorization": request.headers["Authorization"],
@@ -42,10 +39,9 @@ async def generate(request: web.Request) -> web.StreamResponse:
         "x-request-id": request["request_id"],
     }
     payload = translate.completion_request(body, served)
-    try:
-        upstream = await door.http.post(url, json=payload, headers=headers)
-    except (aiohttp.ClientError, TimeoutError):
-        raise ServiceError("the deployment's gateway is unreachable", status=502) from None
+    upstream = await post_to_gateway(
+        door.http, door.route, door.trust, md, "/v1/completions", payload, headers
+    )
     async with upstream:
         if upstream.status >= 400:
             try:

@@ -4,6 +4,9 @@
 - A change to one of its children (edited or deleted by hand, a Deployment's rollout progress)
   or to one of its pods (scheduled, unschedulable, ready) reconciles the owning ModelDeployment,
   which repairs drift and refreshes status.
+- A timer reconciles it when its serving certificate is due for renewal (operator issuer); with
+  cert-manager, a change of its Certificate does (``register_certificate_handlers``: the choice
+  is configuration, so they are registered by ``main`` before kopf starts).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from paitient_operator.cluster_view import (
     hpa_target,
     slice_endpoints,
 )
-from paitient_operator.config import load_config
+from paitient_operator.config import TLSConfig, load_config
 from paitient_operator.diffbase import InMemoryDiffBaseStorage
 from paitient_operator.gateway_bindings import sweep_gateway_bindings
 from paitient_operator.reconciler import Reconciler
@@ -73,6 +76,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     if swept:
         logging.getLogger(__name__).info("deleted %d bindings of deleted ModelDeployments", swept)
     memo.reconciler = Reconciler(kube, config, _post_event)
+    memo.reconciler.certificates.prepare()
     memo.tenants = TenantReconciler(kube, config, _post_event)
 
 
@@ -117,6 +121,23 @@ for _kind in ("rolebindings", "clusterrolebindings"):
     kopf.on.event("rbac.authorization.k8s.io", "v1", _kind, labels=GATEWAY_BINDINGS)(
         _on_gateway_binding_event
     )
+
+
+def renew_serving_certificate(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    """Reconcile when the certificate the status records is due (nothing else runs, and
+    nothing is requested, on the ticks in between)."""
+    if memo.reconciler.certificate_due(_plain(body)):
+        memo.reconciler.reconcile(_plain(body), _view(kwargs))
+
+
+def register_certificate_handlers(tls: TLSConfig) -> None:
+    """The handlers the TLS configuration asks for; call before ``kopf.run``."""
+    if tls.issuer == "operator":
+        kopf.timer(GROUP, VERSION, PLURAL, interval=tls.renewal_check_seconds)(
+            renew_serving_certificate
+        )
+    else:  # the Certificate is a child: its Ready condition and times feed the status
+        kopf.on.event("cert-manager.io", "v1", "certificates", labels=MANAGED)(_on_child_event)
 
 
 @kopf.on.event("", "v1", "pods", labels={MD_LABEL: kopf.PRESENT})

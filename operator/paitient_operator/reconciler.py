@@ -1,6 +1,7 @@
 """The ModelDeployment reconciler: a straight list of render-and-sync steps, then status.
 
-Pure builders render the children; ``sync_child`` writes only what differs; the status is
+Pure builders render the children; the serving certificate is kept or re-issued from what its
+Secret holds (``certificates.issuer``); ``sync_child`` writes only what differs; the status is
 computed from what the cluster shows and written only when it changed. A refusal (invalid spec,
 unencrypted storage, tier rules) creates nothing and sets phase Failed with its reason: time will
 not fix it, so it is not retried until the spec changes.
@@ -18,6 +19,7 @@ from paitient_common.kubeapi import Kube, KubeError, Obj
 from paitient_operator import builders, metrics
 from paitient_operator.builders.gateway_rbac import cross_namespace_binding_name
 from paitient_operator.builders.metadata import selector_string
+from paitient_operator.certificates.issuer import ServingIssuer
 from paitient_operator.children import adopt, sync_child
 from paitient_operator.cluster_view import ApiView, ClusterView
 from paitient_operator.config import OperatorConfig
@@ -57,6 +59,10 @@ class Reconciler:
     _gone: dict[str, None] = field(default_factory=dict)
     # (kind, name) of the gateway bindings outside a namespace known to exist.
     _bindings_made: set[tuple[str, str]] = field(default_factory=set)
+    certificates: ServingIssuer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.certificates = ServingIssuer(self.kube, self.config)
 
     def _lock(self, namespace: str, name: str) -> threading.Lock:
         with self._locks_guard:
@@ -124,12 +130,21 @@ class Reconciler:
                 return new
             outcomes: dict[str, str] = {}
             live: dict[str, Obj] = {}
-            for child in children:
+            try:
+                # First: the pod cannot start without the Secret it mounts.
+                certificate, certificate_live = self.certificates.desired(md, body)
+            except KubeError as exc:
+                if _going_away(exc):
+                    return previous
+                raise
+            for child in [certificate, *children]:
                 elsewhere = child["metadata"].get("namespace") != md.namespace
                 binding = (child["kind"], child["metadata"]["name"])
                 cached = view.gateway_binding(*binding) if elsewhere else False
                 if cached is None and binding in self._bindings_made:
                     cached = False  # the index lags behind this operator's own create: ask
+                if child is certificate:
+                    cached = certificate_live
                 try:
                     outcome, obj = sync_child(self.kube, child, cached)
                 except KubeError as exc:
@@ -155,9 +170,26 @@ class Reconciler:
             pods = self.kube.list(
                 "v1", "Pod", namespace=md.namespace, label_selector=selector_string(md)
             )
-            new = observed_status(md, live.get("Deployment"), pods, previous, self.config, _now())
+            served = self.certificates.state(md, live.get(certificate["kind"]))
+            new = observed_status(
+                md, live.get("Deployment"), pods, previous, self.config, _now(), served
+            )
             self._write_status(body, previous, new, None)
             return new
+
+    def certificate_due(self, body: Obj, now: datetime | None = None) -> bool:
+        """True when the serving certificate the status last recorded is due for renewal (the
+        timer's cheap test, no request). Only the operator issuer renews; cert-manager
+        renews its own."""
+        if not self.certificates.by_operator:
+            return False
+        status = self._written.get(body["metadata"]["uid"]) or body.get("status") or {}
+        renew = ((status.get("servingCertificate") or {}).get("renewAfter")) or ""
+        try:
+            when = datetime.fromisoformat(str(renew).replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        return (now or _now()) >= when
 
     def _render(self, md: ModelDeployment, body: Obj, view: ClusterView) -> list[Obj]:
         """Every child (owned ones adopted); raises OperatorError for what cannot be served."""

@@ -1,0 +1,129 @@
+"""The front door's way to a deployment's gateway: HTTPS that trusts only the gateways' CA
+bundle, verifies the name its route gives, and fails closed with a ``service_error`` saying why.
+
+The bundle is the ConfigMap ``paitient-ca-bundle`` in the system namespace (published by the
+operator: its own CA, or the cert-manager issuer's), re-read every few seconds, so a CA rotation
+reaches the front door without a restart. A new bundle makes a new ``SSLContext``; connections
+are pooled per context, so the old context's idle connections simply age out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from paitient_api.routing import GatewayRoute
+from paitient_common.errors import ServiceError
+from paitient_common.kubeapi import Obj
+from paitient_common.secrets import CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY
+from paitient_common.tls import client_context
+
+log = logging.getLogger("paitient.api")
+REFRESH_SECONDS = 5.0
+
+# Reads the bundle ConfigMap: (namespace, name) -> object or None.
+ReadConfigMap = Callable[[str, str], Awaitable[Obj | None]]
+
+
+@dataclass
+class GatewayTrust:
+    """The client ``SSLContext`` for gateways, built from the CA bundle last read."""
+
+    namespace: str
+    name: str = CA_BUNDLE_CONFIGMAP
+    interval: float = REFRESH_SECONDS
+    context: ssl.SSLContext | None = None
+    _pem: str = field(default="", repr=False)
+
+    def update(self, pem: str) -> bool:
+        """Use ``pem`` from now on; True if it changed. A bundle that does not load keeps the
+        previous one (and says so)."""
+        if pem == self._pem:
+            return False
+        try:
+            context = client_context(pem)
+        except (ssl.SSLError, ValueError) as exc:
+            log.error("the CA bundle %s/%s is not usable (%s); keeping the previous one",
+                      self.namespace, self.name, exc)  # fmt: skip
+            self._pem = pem
+            return False
+        self.context, self._pem = context, pem
+        log.info("loaded the gateways' CA bundle from ConfigMap %s/%s", self.namespace, self.name)
+        return True
+
+    async def refresh(self, read: ReadConfigMap) -> None:
+        found = await read(self.namespace, self.name)
+        if found is None:
+            log.warning("ConfigMap %s/%s (the gateways' CA bundle) does not exist yet",
+                        self.namespace, self.name)  # fmt: skip
+            return
+        self.update(str((found.get("data") or {}).get(CA_BUNDLE_KEY, "")))
+
+    async def run(self, read: ReadConfigMap) -> None:
+        while True:
+            try:
+                await self.refresh(read)
+            except Exception as exc:  # the API may be away a moment: keep the last bundle
+                log.warning("could not read the gateways' CA bundle: %s", type(exc).__name__)
+            await asyncio.sleep(self.interval)
+
+
+def _certificate_problem(exc: aiohttp.ClientConnectorCertificateError) -> str:
+    error = exc.certificate_error
+    detail = getattr(error, "verify_message", "") or str(error)
+    return str(detail).rstrip(".")
+
+
+async def post_to_gateway(
+    http: aiohttp.ClientSession,
+    routes: GatewayRoute,
+    trust: GatewayTrust,
+    deployment: Obj,
+    path: str,
+    payload: dict[str, Any],
+    headers: dict[str, str],
+) -> aiohttp.ClientResponse:
+    """POST ``payload`` to ``path`` on the deployment's gateway, over verified TLS only."""
+    meta = deployment["metadata"]
+    name = meta["name"]
+    route = routes.route(name, meta["namespace"])
+    if route is None:
+        raise ServiceError(f"deployment {name} has no gateway yet", status=503)
+    if not route.is_tls:
+        raise ServiceError(
+            f"the route to deployment {name}'s gateway is not HTTPS; prompts are never sent in "
+            "plain text",
+            status=502,
+        )
+    if trust.context is None:
+        raise ServiceError(
+            "the front door has not loaded the gateways' CA bundle yet "
+            f"(ConfigMap {trust.namespace}/{trust.name})",
+            status=503,
+        )
+    try:
+        return await http.post(
+            route.url + path,
+            json=payload,
+            headers=headers,
+            ssl=trust.context,
+            server_hostname=route.server_name,
+        )
+    except aiohttp.ClientConnectorCertificateError as exc:
+        raise ServiceError(
+            f"the gateway of deployment {name} presented a certificate the front door does not "
+            f"trust ({_certificate_problem(exc)})",
+            status=502,
+        ) from None
+    except aiohttp.ClientSSLError:
+        raise ServiceError(
+            f"the TLS handshake with the gateway of deployment {name} failed", status=502
+        ) from None
+    except (aiohttp.ClientError, TimeoutError):
+        raise ServiceError(f"the gateway of deployment {name} is unreachable", status=502) from None
