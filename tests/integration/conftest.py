@@ -63,10 +63,7 @@ def operator(
     kubeconfig: Path, kube: Kube, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     install_crds(kube)
-    own = kubeconfig.parent / "operator.kubeconfig"  # its own identity, for the audit log
-    proc = OperatorProcess(
-        own if own.is_file() else kubeconfig, tmp_path_factory.mktemp("op") / "operator.log"
-    )
+    proc = OperatorProcess.for_cluster(kubeconfig, tmp_path_factory.mktemp("op") / "operator.log")
     proc.start()
     try:
         yield proc

@@ -266,9 +266,8 @@ class Load:
 def test_a_certificate_near_expiry_is_replaced_before_it_expires_and_no_request_is_lost(
     stack: ApiProcess, kube: Kube, kubeconfig: Path, tmp_path: Path
 ) -> None:
-    own = kubeconfig.parent / "operator.kubeconfig"
-    short = OperatorProcess(
-        own if own.is_file() else kubeconfig,
+    short = OperatorProcess.for_cluster(
+        kubeconfig,
         tmp_path / "operator.log",
         # 60 s certificates replaced 45 s before expiry: a renewal every ~15 s.
         env={
@@ -381,9 +380,8 @@ def test_with_cert_manager_the_operator_asks_it_for_the_certificate(
     cert_manager_crds: None, kube: Kube, kubeconfig: Path, namespace: str, tmp_path: Path
 ) -> None:
     issuer_ca = x509.new_authority("the clinic's cert-manager CA", timedelta(days=1), NOW)
-    own = kubeconfig.parent / "operator.kubeconfig"
-    operator = OperatorProcess(
-        own if own.is_file() else kubeconfig,
+    operator = OperatorProcess.for_cluster(
+        kubeconfig,
         tmp_path / "operator.log",
         env={
             "PAITIENT_TLS_ISSUER": "cert-manager",

@@ -13,18 +13,7 @@ const { loadCaBundle } = require('../lib/tls');
 const { startStandIn } = require('./support/stand-in');
 
 // A self-signed CA certificate, valid until 2126 (public material: trusting needs no key).
-const A_CA = `-----BEGIN CERTIFICATE-----
-MIIBmzCCAUGgAwIBAgIUXG6FRARqI4kcJJTdjlcDEZ2YeNgwCgYIKoZIzj0EAwIw
-KTERMA8GA1UECgwIUGFpVElFTlQxFDASBgNVBAMMC1NESyB0ZXN0IENBMCAXDTI2
-MTIwMTA4NTkyMloYDzIxMjYxMTA3MDkwNDIyWjApMREwDwYDVQQKDAhQYWlUSUVO
-VDEUMBIGA1UEAwwLU0RLIHRlc3QgQ0EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNC
-AAQR13jfxQgVDfbz7MeqJxfgUszc23pe2aIT6pJitW7zuWARu74NP1LnbPiJu0Kh
-Xka03omDM1/dDGogUVesAcmXo0UwQzASBgNVHRMBAf8ECDAGAQH/AgEAMA4GA1Ud
-DwEB/wQEAwIBhjAdBgNVHQ4EFgQUscQKDLU1mkx+JjFzzJi0/17qGxswCgYIKoZI
-zj0EAwIDSAAwRQIhAKJRRLvL+KDUwhTnp/ItaEqdWX8GfOMihPEHOffXjkYSAiAE
-PvWfGWlbpmTflzk/izEyKGtr1oa9cxbHqzA9OD/dKg==
------END CERTIFICATE-----
-`;
+const A_CA = fs.readFileSync(path.join(__dirname, 'fixtures', 'test-ca.pem'), 'utf8');
 
 const saved = process.env.PAITIENT_CA_BUNDLE;
 let standIn;

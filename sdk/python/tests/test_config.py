@@ -20,6 +20,9 @@ from paitient_secure_model._config import tls_verification
 from .conftest import make_client
 from .fakeserver import FakeServer, error
 
+# A self-signed CA certificate, valid until 2126 (public material: trusting needs no key).
+A_CA = Path(__file__).parent / "fixtures" / "test-ca.pem"
+
 
 def test_defaults() -> None:
     client = SecureModelClient(api_key="k", client_id="c")
@@ -113,7 +116,7 @@ def test_servers_are_verified_by_default_against_the_system_store() -> None:
 def test_a_ca_bundle_replaces_the_system_store_and_keeps_host_name_checks(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    pem = _A_CA
+    pem = A_CA.read_text()
     bundle = tmp_path / "ca.pem"
     bundle.write_text(pem)
     for given in (str(bundle), bundle, pem):
@@ -135,18 +138,3 @@ def test_an_unreadable_ca_bundle_or_one_beside_an_http_client_is_refused(tmp_pat
         SecureModelClient(api_key="k", client_id="c", ca_bundle=junk)
     with pytest.raises(ConfigurationError, match="not both"):
         SecureModelClient(api_key="k", client_id="c", ca_bundle=junk, http_client=httpx.Client())
-
-
-# A self-signed CA certificate, valid until 2126 (public material: trusting needs no key).
-_A_CA = """-----BEGIN CERTIFICATE-----
-MIIBmzCCAUGgAwIBAgIUXG6FRARqI4kcJJTdjlcDEZ2YeNgwCgYIKoZIzj0EAwIw
-KTERMA8GA1UECgwIUGFpVElFTlQxFDASBgNVBAMMC1NESyB0ZXN0IENBMCAXDTI2
-MTIwMTA4NTkyMloYDzIxMjYxMTA3MDkwNDIyWjApMREwDwYDVQQKDAhQYWlUSUVO
-VDEUMBIGA1UEAwwLU0RLIHRlc3QgQ0EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNC
-AAQR13jfxQgVDfbz7MeqJxfgUszc23pe2aIT6pJitW7zuWARu74NP1LnbPiJu0Kh
-Xka03omDM1/dDGogUVesAcmXo0UwQzASBgNVHRMBAf8ECDAGAQH/AgEAMA4GA1Ud
-DwEB/wQEAwIBhjAdBgNVHQ4EFgQUscQKDLU1mkx+JjFzzJi0/17qGxswCgYIKoZI
-zj0EAwIDSAAwRQIhAKJRRLvL+KDUwhTnp/ItaEqdWX8GfOMihPEHOffXjkYSAiAE
-PvWfGWlbpmTflzk/izEyKGtr1oa9cxbHqzA9OD/dKg==
------END CERTIFICATE-----
-"""
