@@ -86,10 +86,13 @@ async def post_to_gateway(
     trust: GatewayTrust,
     deployment: Obj,
     path: str,
-    payload: dict[str, Any],
     headers: dict[str, str],
+    *,
+    json: Any = None,
+    data: bytes | None = None,
 ) -> aiohttp.ClientResponse:
-    """POST ``payload`` to ``path`` on the deployment's gateway, over verified TLS only."""
+    """POST ``json`` (or the raw ``data``) to ``path`` on the deployment's gateway, over
+    verified TLS only; the response unread, whatever its status."""
     meta = deployment["metadata"]
     name = meta["name"]
     route = routes.route(name, meta["namespace"])
@@ -110,7 +113,8 @@ async def post_to_gateway(
     try:
         return await http.post(
             route.url + path,
-            json=payload,
+            json=json,
+            data=data,
             headers=headers,
             ssl=trust.context,
             server_hostname=route.server_name,
