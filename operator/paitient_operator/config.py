@@ -139,6 +139,13 @@ class TLSConfig(_Settings):
     renewal_check_seconds: float = Field(
         default=60.0, ge=0.5, description="How often each deployment's certificate is looked at."
     )
+    ca_namespace: str = Field(
+        default="",
+        max_length=63,
+        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$",
+        description="Namespace of the CA's Secret (operator issuer); <systemNamespace>-ca when "
+        "empty. Not the system namespace: gateways and the front door may list Secrets there.",
+    )
     cert_manager: CertManagerConfig = Field(
         default_factory=CertManagerConfig, description="cert-manager issuer (issuer: cert-manager)."
     )
@@ -216,6 +223,12 @@ class OperatorConfig(_Settings):
         "paitient-system",
         description="Namespace of the operator, the front door, the API-key Secrets and the pepper.",
     )
+
+    @property
+    def ca_namespace(self) -> str:
+        """Where the operator's CA key lives: never where key records are listed."""
+        return self.tls.ca_namespace or f"{self.system_namespace}-ca"
+
     tiers: dict[str, Tier] = Field(
         default_factory=lambda: dict(DEFAULT_TIERS),
         description="Subscription tiers by name (free, standard, enterprise by default).",

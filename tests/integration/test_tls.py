@@ -329,7 +329,9 @@ def test_two_operators_making_or_rotating_the_ca_at_once_end_with_one(
 
     def race(clock: datetime, fresh: bool) -> list[Any]:
         stores = [
-            AuthorityStore(Kube.from_kubeconfig(str(kubeconfig)), namespace, config, lambda: clock)
+            AuthorityStore(
+                Kube.from_kubeconfig(str(kubeconfig)), namespace, namespace, config, lambda: clock
+            )
             for _ in range(2)
         ]
         start, results = threading.Barrier(2), [None, None]
@@ -360,6 +362,37 @@ def test_two_operators_making_or_rotating_the_ca_at_once_end_with_one(
     ]
     published = kube.get("v1", "ConfigMap", CA_BUNDLE_CONFIGMAP, namespace=namespace) or {}
     assert x509.load_certificates(published["data"][CA_BUNDLE_KEY]) == list(later[0].trusted)
+
+
+def _may(kube: Kube, user: str, verb: str, namespace: str, name: str = "") -> bool:
+    review = kube.request(
+        "POST",
+        "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+        {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": user,
+                "groups": ["system:serviceaccounts", "system:authenticated"],
+                "resourceAttributes": {
+                    "verb": verb, "resource": "secrets", "namespace": namespace, "name": name,
+                },
+            },
+        },
+    )  # fmt: skip
+    return bool(review["status"].get("allowed"))
+
+
+def test_the_ca_key_is_where_no_gateway_or_front_door_can_read_it(
+    stack: ApiProcess, stack_tenant: dict[str, str], kube: Kube
+) -> None:
+    ca_namespace = f"{SYSTEM}-ca"
+    assert kube.get("v1", "Secret", CA_SECRET, namespace=SYSTEM) is None
+    assert kube.get("v1", "Secret", CA_SECRET, namespace=ca_namespace) is not None
+    gateway_user = f"system:serviceaccount:{stack_tenant['namespace']}:deployment-123"
+    assert _may(kube, gateway_user, "list", SYSTEM)  # the key records: why the CA is elsewhere
+    assert not _may(kube, gateway_user, "list", ca_namespace)
+    assert not _may(kube, gateway_user, "get", ca_namespace, CA_SECRET)
 
 
 # -- cert-manager ----------------------------------------------------------------------------------

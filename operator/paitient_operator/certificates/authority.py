@@ -1,12 +1,14 @@
-"""The operator's own CA: a Secret in the system namespace, made at first start, replaced before
+"""The operator's own CA: a Secret in a namespace of its own, made at first start, replaced before
 it expires, and the public bundle every client of a gateway trusts.
 
-The Secret ``paitient-ca`` (type ``kubernetes.io/tls``): ``tls.crt`` / ``tls.key`` are the CA that
+The Secret ``paitient-ca`` (type ``kubernetes.io/tls``) lives in ``<systemNamespace>-ca``, not in
+the system namespace, where gateways and the front door may list Secrets (the key records):
+whoever held the CA key could pose as any gateway. ``tls.crt`` / ``tls.key`` are the CA that
 signs now; ``ca.crt`` is the bundle, that CA and every earlier one not yet expired. A rotation
 makes a new CA and keeps the old one in the bundle, so certificates it signed stay trusted until
 their own renewal (a leaf never outlives its CA, so all are renewed before the old CA expires).
-The bundle is published as the ConfigMap ``paitient-ca-bundle``: public material, like
-``kube-root-ca.crt``.
+The bundle is published as the ConfigMap ``paitient-ca-bundle`` in the system namespace: public
+material, like ``kube-root-ca.crt``.
 
 Two operators at once: both find no CA and make one; the API server accepts one create, the
 other gets 409 and reads the winner's. A rotation is a patch carrying the ``resourceVersion`` it
@@ -129,7 +131,8 @@ class AuthorityStore:
     created when missing and rotated when due. Thread-safe: reconciles run in a pool."""
 
     kube: Kube
-    namespace: str
+    namespace: str  # of the CA's Secret
+    bundle_namespace: str  # of the published bundle (the system namespace)
     config: TLSConfig
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     _cached: Authority | None = field(default=None, init=False)
@@ -146,7 +149,7 @@ class AuthorityStore:
                 self._cached = self._read_or_make()
                 self._read_at = time.monotonic()
                 if self._cached.bundle_pem != self._published:
-                    publish_bundle(self.kube, self.namespace, self._cached.bundle_pem)
+                    publish_bundle(self.kube, self.bundle_namespace, self._cached.bundle_pem)
                     self._published = self._cached.bundle_pem
             return self._cached
 
@@ -155,6 +158,7 @@ class AuthorityStore:
             secret = self.kube.get("v1", "Secret", CA_SECRET, namespace=self.namespace)
             now = self.clock()
             if secret is None:
+                self._ensure_namespace()
                 made = rotate(None, self.config, now)
                 try:
                     created = self.kube.create(build_ca_secret(self.namespace, made))
@@ -187,3 +191,15 @@ class AuthorityStore:
             log.info("rotated the gateway CA; the previous one stays trusted until it expires")
             return parse_authority(patched)
         raise AuthorityUnavailable(f"Secret {self.namespace}/{CA_SECRET} keeps changing")
+
+    def _ensure_namespace(self) -> None:
+        namespace = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": self.namespace, "labels": dict(LABELS)},
+        }
+        try:
+            self.kube.create(namespace)
+        except KubeError as exc:
+            if exc.status != 409:  # there already (made by another operator, or by hand)
+                raise

@@ -38,7 +38,11 @@ class ServingIssuer:
 
     def __post_init__(self) -> None:
         self.authorities = AuthorityStore(
-            self.kube, self.config.system_namespace, self.config.tls, self.clock
+            self.kube,
+            self.config.ca_namespace,
+            self.config.system_namespace,
+            self.config.tls,
+            self.clock,
         )
 
     @property

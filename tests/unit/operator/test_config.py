@@ -74,6 +74,8 @@ def test_tls_settings_from_env_and_their_rules() -> None:
     assert config.tls.certificate_lifetime == timedelta(seconds=90)
     assert config.tls.renew_before == timedelta(seconds=60)
     assert config.tls.renewal_check_seconds == 1.0
+    assert config.ca_namespace == "paitient-system-ca"  # never the system namespace itself
+    assert load_config({"PAITIENT_TLS_CA_NAMESPACE": "vault"}).ca_namespace == "vault"
     with pytest.raises(ValidationError, match="renewBefore must be shorter"):
         load_config({"PAITIENT_TLS_RENEW_BEFORE": "30d"})
     with pytest.raises(ValidationError, match="invalid duration"):
