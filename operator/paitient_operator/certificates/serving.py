@@ -90,6 +90,8 @@ def renewal_reason(
         return "its names changed"
     if not x509.signed_by(cert, trusted):
         return "it is not signed by a trusted CA"
+    if now >= cert.not_valid_after_utc:
+        return "it has expired"  # e.g. the operator was down through the renewal window
     if now >= cert.not_valid_after_utc - renew_before:
         return "it expires soon"
     return None

@@ -69,6 +69,7 @@ def test_a_serving_certificate_names_the_service_and_never_outlives_its_ca(
     [
         (NAMES, False, timedelta(days=1), None),
         (NAMES, False, timedelta(days=21), "it expires soon"),
+        (NAMES, False, timedelta(days=31), "it has expired"),
         (["old.tenant-a.svc"], False, timedelta(days=1), "its names changed"),
         (NAMES, True, timedelta(days=1), "it is not signed by a trusted CA"),
     ],
