@@ -4,9 +4,10 @@
 - A change to one of its children (edited or deleted by hand, a Deployment's rollout progress)
   or to one of its pods (scheduled, unschedulable, ready) reconciles the owning ModelDeployment,
   which repairs drift and refreshes status.
-- A timer reconciles it when its serving certificate is due for renewal (operator issuer); with
-  cert-manager, a change of its Certificate does (``register_certificate_handlers``: the choice
-  is configuration, so they are registered by ``main`` before kopf starts).
+- When its serving certificate is due for renewal, the renewal worker reconciles it (operator
+  issuer; a thread started here, not a kopf timer, which would put a finalizer on every
+  ModelDeployment); with cert-manager, a change of its Certificate does
+  (``register_certificate_handlers``: the choice is configuration, registered by ``main``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from paitient_common.kubeapi import Kube, Obj
 from paitient_operator.bootstrap import ensure_system_objects
 from paitient_operator.builders.gateway_rbac import GATEWAY_BINDING_LABEL, MD_NAMESPACE_LABEL
 from paitient_operator.builders.metadata import MANAGED_BY, MD_LABEL
+from paitient_operator.certificates.renewals import RenewalWorker
 from paitient_operator.cluster_view import (
     API_SERVER_SLICE_LABEL,
     API_SERVER_SLICE_NAMESPACE,
@@ -77,7 +79,20 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         logging.getLogger(__name__).info("deleted %d bindings of deleted ModelDeployments", swept)
     memo.reconciler = Reconciler(kube, config, _post_event)
     memo.reconciler.certificates.prepare()
+    memo.renewals = RenewalWorker(
+        memo.reconciler.renewals,
+        memo.reconciler.reconcile_named,
+        config.tls.renewal_check_seconds,
+    )
+    memo.renewals.start()
     memo.tenants = TenantReconciler(kube, config, _post_event)
+
+
+@kopf.on.cleanup()
+def stop_renewals(memo: kopf.Memo, **_: Any) -> None:
+    worker = getattr(memo, "renewals", None)  # absent when start-up failed before it
+    if worker is not None:
+        worker.stop()
 
 
 @kopf.on.login()
@@ -123,20 +138,10 @@ for _kind in ("rolebindings", "clusterrolebindings"):
     )
 
 
-def renew_serving_certificate(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    """Reconcile when the certificate the status records is due (nothing else runs, and
-    nothing is requested, on the ticks in between)."""
-    if memo.reconciler.certificate_due(_plain(body)):
-        memo.reconciler.reconcile(_plain(body), _view(kwargs))
-
-
 def register_certificate_handlers(tls: TLSConfig) -> None:
-    """The handlers the TLS configuration asks for; call before ``kopf.run``."""
-    if tls.issuer == "operator":
-        kopf.timer(GROUP, VERSION, PLURAL, interval=tls.renewal_check_seconds)(
-            renew_serving_certificate
-        )
-    else:  # the Certificate is a child: its Ready condition and times feed the status
+    """The handlers the TLS configuration asks for; call before ``kopf.run``. With
+    cert-manager the Certificate is a child: its Ready condition and times feed the status."""
+    if tls.issuer == "cert-manager":
         kopf.on.event("cert-manager.io", "v1", "certificates", labels=MANAGED)(_on_child_event)
 
 

@@ -20,6 +20,7 @@ from paitient_operator import builders, metrics
 from paitient_operator.builders.gateway_rbac import cross_namespace_binding_name
 from paitient_operator.builders.metadata import selector_string
 from paitient_operator.certificates.issuer import ServingIssuer
+from paitient_operator.certificates.renewals import RenewalSchedule
 from paitient_operator.children import adopt, sync_child
 from paitient_operator.cluster_view import ApiView, ClusterView
 from paitient_operator.config import OperatorConfig
@@ -60,6 +61,8 @@ class Reconciler:
     # (kind, name) of the gateway bindings outside a namespace known to exist.
     _bindings_made: set[tuple[str, str]] = field(default_factory=set)
     certificates: ServingIssuer = field(init=False)
+    # When each serving certificate is due (operator issuer), for the renewal worker.
+    renewals: RenewalSchedule = field(default_factory=RenewalSchedule)
 
     def __post_init__(self) -> None:
         self.certificates = ServingIssuer(self.kube, self.config)
@@ -78,6 +81,7 @@ class Reconciler:
             while len(self._gone) > GONE_REMEMBERED:
                 self._gone.pop(next(iter(self._gone)))
             self._written.pop(meta["uid"], None)
+            self.renewals.forget(meta["namespace"], meta["name"])
             name = cross_namespace_binding_name(meta["namespace"], meta["name"])
             self._bindings_made.difference_update(
                 {("RoleBinding", name), ("ClusterRoleBinding", name)}
@@ -171,25 +175,13 @@ class Reconciler:
                 "v1", "Pod", namespace=md.namespace, label_selector=selector_string(md)
             )
             served = self.certificates.state(md, live.get(certificate["kind"]))
+            if self.certificates.by_operator:  # cert-manager renews its own
+                self.renewals.record(md.namespace, md.name, served.renew_after)
             new = observed_status(
                 md, live.get("Deployment"), pods, previous, self.config, _now(), served
             )
             self._write_status(body, previous, new, None)
             return new
-
-    def certificate_due(self, body: Obj, now: datetime | None = None) -> bool:
-        """True when the serving certificate the status last recorded is due for renewal (the
-        timer's cheap test, no request). Only the operator issuer renews; cert-manager
-        renews its own."""
-        if not self.certificates.by_operator:
-            return False
-        status = self._written.get(body["metadata"]["uid"]) or body.get("status") or {}
-        renew = ((status.get("servingCertificate") or {}).get("renewAfter")) or ""
-        try:
-            when = datetime.fromisoformat(str(renew).replace("Z", "+00:00"))
-        except ValueError:
-            return False
-        return (now or _now()) >= when
 
     def _render(self, md: ModelDeployment, body: Obj, view: ClusterView) -> list[Obj]:
         """Every child (owned ones adopted); raises OperatorError for what cannot be served."""
