@@ -10,16 +10,13 @@ from typing import Any
 
 import aiohttp
 
+from paitient_api.gateway_client import GatewayTrust
 from paitient_api.routing import GatewayRoute
 from paitient_common.kubeapi import Kube, KubeError
 from paitient_gateway.keysource import Directory
 
 log = logging.getLogger("paitient.api")
 K8S_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
-# A gateway that refuses the connection of a deployment just reported Ready: in a cluster the
-# Service's endpoints reach kube-proxy up to its sync period (1 s by default) after the pod
-# turned Ready. Nothing was sent, so trying again is safe; 2.5 s in all covers that window.
-GATEWAY_CONNECT_RETRY_DELAYS = (0.1, 0.2, 0.4, 0.8, 1.0)
 
 
 @dataclass
@@ -29,6 +26,7 @@ class FrontDoor:
     kube: Kube
     callers: Directory  # keys and tenants, watch-fed, read through on a miss (``verify``)
     route: GatewayRoute
+    trust: GatewayTrust  # the CAs the gateways' certificates must chain to
     http: aiohttp.ClientSession | None = None
 
     async def k8s(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -49,20 +47,9 @@ class FrontDoor:
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
-    async def post_to_gateway(
-        self, url: str, headers: dict[str, str], *, json: Any = None, data: bytes | None = None
-    ) -> aiohttp.ClientResponse:
-        """POST to a deployment's gateway, retrying only a refused or unresolved connection
-        (the request was never sent), for the few seconds a new endpoint takes to be routed."""
-        assert self.http is not None
-        for delay in (*GATEWAY_CONNECT_RETRY_DELAYS, None):
-            try:
-                return await self.http.post(url, json=json, data=data, headers=headers)
-            except aiohttp.ClientConnectorError:
-                if delay is None:
-                    raise
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+    async def config_map(self, namespace: str, name: str) -> Any:
+        """A ConfigMap, or None (the gateways' CA bundle is one)."""
+        return await self.k8s(self.kube.get, "v1", "ConfigMap", name, namespace=namespace)
 
 
 def _transient(exc: KubeError) -> bool:

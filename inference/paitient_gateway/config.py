@@ -31,6 +31,11 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return float(raw) if raw else default
 
 
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    return Path(raw) if raw else None
+
+
 @dataclass(frozen=True)
 class GatewayConfig:
     """Everything the gateway needs to start; ``from_env`` reads the operator's contract."""
@@ -60,6 +65,10 @@ class GatewayConfig:
     keys_file: Path | None = None
     kubeconfig: str | None = None
     use_kubernetes: bool = True
+    # The serving certificate (the operator mounts its Secret); plain HTTP only when asked for.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    insecure_plaintext: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> GatewayConfig:
@@ -87,6 +96,21 @@ class GatewayConfig:
             "ledger_dir": Path(env.get("PAITIENT_LEDGER_DIR", DEFAULT_LEDGER_DIR)),
             "report_interval": _float(env, "PAITIENT_USAGE_REPORT_INTERVAL", 5.0),
             "watch": watch_settings_from_env(env),
+            "tls_cert_file": _path(env, "PAITIENT_TLS_CERT_FILE"),
+            "tls_key_file": _path(env, "PAITIENT_TLS_KEY_FILE"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
+        config = cls(**values)  # type: ignore[arg-type]
+        config.check_transport()
+        return config
+
+    def check_transport(self) -> None:
+        """TLS needs both files; without them the gateway starts only if told to go plain."""
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("PAITIENT_TLS_CERT_FILE and PAITIENT_TLS_KEY_FILE go together")
+        if self.tls_cert_file is None and not self.insecure_plaintext:
+            raise ValueError(
+                "no serving certificate: set PAITIENT_TLS_CERT_FILE and PAITIENT_TLS_KEY_FILE "
+                "(the operator mounts them in every model pod), or pass --insecure-plaintext "
+                "for a local run that carries no patient data"
+            )

@@ -29,10 +29,11 @@ class Ports:
     controller_manager: int
     scheduler: int
     kwok: int
+    operator_liveness: int  # `make up`'s operator (not the cluster's: not in ``all``)
 
     @classmethod
     def from_base(cls, base: int) -> Ports:
-        return cls(base + 79, base + 80, base + 43, base + 57, base + 59, base + 88)
+        return cls(base + 79, base + 80, base + 43, base + 57, base + 59, base + 88, base + 81)
 
     @classmethod
     def from_env(cls) -> Ports:

@@ -22,6 +22,15 @@ the data plane mints a token for that account (TokenRequest API) and hands the g
 kubeconfig of its own holding only that token (``<state-dir>/kubeconfigs/``, mode 0600). So a
 right the operator forgot to grant shows up here as a 403, as it would on a real cluster.
 
+The Secret volumes of the gateway container (its serving certificate) are written as the
+kubelet writes them (``volumes.py``: payload directories swapped in by renaming ``..data``) under
+``<state-dir>/volumes/``, and rewritten on every sync when the Secret changed, so a renewed
+certificate reaches the running gateway the way it does in a pod. Environment values under a
+mount path are pointed at that directory instead. The gateway serves TLS on 127.0.0.1 with a
+certificate for its Service name: the routes file gives the front door both, the URL to connect
+to and the name to verify (``{"url": "https://127.0.0.1:<port>", "serverName":
+"<name>.<namespace>.svc"}``).
+
 Token lifetime: the gateway reads its kubeconfig once, at start (the Python client keeps a static
 token; it re-reads only exec and auth-provider credentials), so rewriting the file would not
 reach a running gateway. Tokens are therefore minted for 24 h, and once a pod's token is past
@@ -37,6 +46,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -55,12 +65,13 @@ from paitient_common.kubeapi import Kube
 
 from .kubeconfig import write_kubeconfig
 from .kwok_stages import MODEL_POD_LABEL
-from .processes import free_port, wait_http_ok
+from .processes import free_port, probe_context, wait_http_ok
 from .sa_kubeconfig import (
     ServiceAccountToken,
     mint_token,
     service_account_kubeconfig,
 )
+from .volumes import secret_files, write_atomically
 
 REPO = Path(__file__).resolve().parents[2]
 MANAGED = "app.kubernetes.io/managed-by=paitient-operator"
@@ -144,12 +155,49 @@ def readiness_patch(pod: dict[str, Any], ready: bool, now: datetime) -> dict[str
 
 
 def probe_ready(url: str) -> bool:
-    """The gateway's readiness probe, as the operator renders it (``/healthz/ready``)."""
+    """The gateway's readiness probe, as the operator renders it (``/healthz/ready``), and as a
+    kubelet sends it: over HTTPS without verifying the certificate."""
+    context = probe_context() if url.startswith("https://") else None
     try:
-        with urllib.request.urlopen(f"{url}/healthz/ready", timeout=2) as response:
+        with urllib.request.urlopen(f"{url}/healthz/ready", timeout=2, context=context) as response:
             return bool(response.status == 200)
     except OSError:
         return False
+
+
+@dataclass(frozen=True)
+class SecretMount:
+    """A Secret volume mounted into the gateway container."""
+
+    secret: str
+    mount_path: str
+    mode: int
+
+
+def secret_mounts(deployment: dict[str, Any]) -> list[SecretMount]:
+    """The gateway container's mounts that are Secret volumes (pure)."""
+    pod = deployment["spec"]["template"]["spec"]
+    volumes = {v["name"]: v["secret"] for v in pod.get("volumes", []) if "secret" in v}
+    gateway = next(c for c in pod["containers"] if c["name"] == GATEWAY_CONTAINER)
+    return [
+        SecretMount(
+            volumes[m["name"]]["secretName"],
+            m["mountPath"].rstrip("/"),
+            int(volumes[m["name"]].get("defaultMode", 0o644)),
+        )
+        for m in gateway.get("volumeMounts", [])
+        if m["name"] in volumes
+    ]
+
+
+def local_env(env: dict[str, str], directories: dict[str, Path]) -> dict[str, str]:
+    """``env`` with values under a mount path moved to that mount's local directory (pure)."""
+    moved = dict(env)
+    for name, value in env.items():
+        for mount_path, local in directories.items():
+            if value == mount_path or value.startswith(mount_path + "/"):
+                moved[name] = str(local) + value[len(mount_path) :]
+    return moved
 
 
 @dataclass
@@ -160,6 +208,9 @@ class ModelPod:
     url: str
     token: ServiceAccountToken
     kubeconfig: Path
+    server_name: str = ""
+    # Secret name -> (local directory, file mode), rewritten when the Secret changes.
+    volumes: dict[str, tuple[Path, int]] = field(default_factory=dict)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def stop(self) -> None:
@@ -173,6 +224,8 @@ class ModelPod:
                 proc.kill()
                 proc.wait()
         self.kubeconfig.unlink(missing_ok=True)  # the token in it lives on until it expires
+        for directory, _mode in self.volumes.values():  # a private key among them
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 @dataclass
@@ -206,6 +259,11 @@ class DataPlane:
         for key in sorted((set(self.pods) - set(wanted)) | renew):
             self.pods.pop(key).stop()
         failed = []
+        for key, pod in sorted(self.pods.items()):
+            try:
+                self._write_volumes(key.split("/")[0], pod.volumes)
+            except Exception as exc:  # the files stay as they were, as with a kubelet
+                failed.append(f"{key}: volumes: {type(exc).__name__}: {exc}")
         for key in sorted(set(wanted) - set(self.pods)):
             try:  # one pod that cannot start (no token yet, say) must not hold up the others
                 self._start(key, wanted[key])
@@ -252,19 +310,47 @@ class DataPlane:
     def _kubeconfig_path(self, namespace: str, name: str) -> Path:
         return self.state_dir / "kubeconfigs" / f"{namespace}_{name}.kubeconfig"
 
+    def _write_volumes(self, namespace: str, volumes: dict[str, tuple[Path, int]]) -> None:
+        """Bring each Secret volume up to date (a write only when the Secret changed). A
+        Secret not there yet raises: like the kubelet, the pod does not start without it."""
+        for secret_name, (directory, mode) in volumes.items():
+            secret = self.kube.get("v1", "Secret", secret_name, namespace=namespace)
+            if secret is None:
+                raise RuntimeError(f"Secret {namespace}/{secret_name} does not exist (yet)")
+            if write_atomically(directory, secret_files(secret), mode):
+                print(f"[dataplane] {namespace}: wrote Secret {secret_name} to {directory}",
+                      file=sys.stderr, flush=True)  # fmt: skip
+
     def _start(self, key: str, deployment: dict[str, Any]) -> None:
         """Start the pod's processes, recording each as soon as it exists, so a stop at any
         moment (SIGTERM mid-start) still stops every one of them. The token comes first: if it
         cannot be minted, nothing starts and the next sync tries again."""
         namespace, name = key.split("/")
-        token = self._gateway_kubeconfig(namespace, name, service_account_name(deployment))
-        env = gateway_env(deployment, pod_name=f"local-{name}")
+        mounts = secret_mounts(deployment)
+        volumes = {
+            m.secret: (self.state_dir / "volumes" / f"{namespace}_{name}" / m.secret, m.mode)
+            for m in mounts
+        }
+        try:
+            self._write_volumes(namespace, volumes)  # before anything starts, as a kubelet does
+            token = self._gateway_kubeconfig(namespace, name, service_account_name(deployment))
+        except Exception:
+            for directory, _mode in volumes.values():
+                shutil.rmtree(directory, ignore_errors=True)
+            raise
+        env = local_env(
+            gateway_env(deployment, pod_name=f"local-{name}"),
+            {m.mount_path: volumes[m.secret][0] for m in mounts},
+        )
+        tls = bool(env.get("PAITIENT_TLS_CERT_FILE"))
         standin_port, gateway_port = free_port(), free_port()
         logs = self.state_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         served = env.get("PAITIENT_SERVED_MODEL_NAME", name)
         kubeconfig = self._kubeconfig_path(namespace, name)
-        pod = ModelPod(key, f"http://127.0.0.1:{gateway_port}", token, kubeconfig)
+        url = f"{'https' if tls else 'http'}://127.0.0.1:{gateway_port}"
+        # The Service the operator renders is named like the Deployment.
+        pod = ModelPod(key, url, token, kubeconfig, f"{name}.{namespace}.svc", volumes)
         self.pods[key] = pod
         standin = self._spawn(
             [sys.executable, "-m", "tests.standins.vllm_standin", "--port", str(standin_port), "--served-model-name", served],
@@ -282,10 +368,11 @@ class DataPlane:
             gw_env, logs / f"gateway-{namespace}-{name}.log",
         )  # fmt: skip
         pod.processes.insert(0, gateway)
-        wait_http_ok(f"{pod.url}/healthz/live", 30)
+        probe = probe_context() if tls else None
+        wait_http_ok(f"{pod.url}/healthz/live", 30, context=probe)
         # Its caches list in well under a second: give it that, so the same sync can report the
         # pod Ready; a gateway slower than this is reported Ready by a later sync.
-        wait_http_ok(f"{pod.url}/healthz/ready", 5)
+        wait_http_ok(f"{pod.url}/healthz/ready", 5, context=probe)
         print(
             f"[dataplane] {key}: gateway {pod.url} as {token.user} (token until "
             f"{token.expires_at:%Y-%m-%dT%H:%M:%SZ}) -> stand-in :{standin_port}",
@@ -298,7 +385,10 @@ class DataPlane:
             return subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
 
     def _write_routes(self) -> None:
-        table = {key: pod.url for key, pod in sorted(self.pods.items())}
+        table = {
+            key: {"url": pod.url, "serverName": pod.server_name}
+            for key, pod in sorted(self.pods.items())
+        }
         tmp = self.routes.with_suffix(".tmp")
         tmp.write_text(json.dumps(table, indent=2))
         tmp.replace(self.routes)  # atomic: the front door never reads half a file

@@ -40,12 +40,14 @@ def credentials(kube: Kube, run_dir: Path) -> str:
     return store.read_text().strip()
 
 
-def run_demo(base_url: str, kubeconfig: Path) -> None:
+def run_demo(base_url: str, ca_bundle: Path, kubeconfig: Path) -> None:
     from paitient_secure_model import SecureModelClient  # noqa: PLC0415
 
     kube = Kube.from_kubeconfig(str(kubeconfig))
     key = credentials(kube, kubeconfig.parent)
-    client = SecureModelClient(api_key=key, client_id=CLIENT_ID, base_url=base_url)
+    client = SecureModelClient(
+        api_key=key, client_id=CLIENT_ID, base_url=base_url, ca_bundle=ca_bundle
+    )
     existing = {d.id for d in client.list_deployments()}  # a new key works on its first request
     if DEPLOYMENT not in existing:
         deployment = client.deploy_model(
@@ -70,12 +72,13 @@ def run_demo(base_url: str, kubeconfig: Path) -> None:
         time.sleep(1)  # gateways flush usage every few seconds; the operator sums it
         sub = client.get_subscription()
     say(f"[demo] subscription: tier {sub.tier}, usage {sub.current_usage}/{sub.usage_limit} tokens")
+    env = f"PAITIENT_BASE_URL={base_url} PAITIENT_CA_BUNDLE={ca_bundle} PAITIENT_API_KEY={key} PAITIENT_CLIENT_ID={CLIENT_ID}"
     say(
-        "\nThe stack keeps running. Call it with:\n"
-        f"  curl -s {base_url}/subscription -H 'Authorization: Bearer {key}' -H 'X-Client-ID: {CLIENT_ID}'\n"
-        f"  PAITIENT_BASE_URL={base_url} PAITIENT_API_KEY={key} PAITIENT_CLIENT_ID={CLIENT_ID} .venv/bin/python -c "
+        "\nThe stack keeps running (HTTPS, its certificate from a local CA). Call it with:\n"
+        f"  curl -s --cacert {ca_bundle} {base_url}/subscription -H 'Authorization: Bearer {key}' -H 'X-Client-ID: {CLIENT_ID}'\n"
+        f"  {env} .venv/bin/python -c "
         '"from paitient_secure_model import SecureModelClient; print(SecureModelClient().get_subscription())"\n'
-        f"  PAITIENT_BASE_URL={base_url} PAITIENT_API_KEY={key} PAITIENT_CLIENT_ID={CLIENT_ID} node -e "
+        f"  {env} node -e "
         "\"new (require('./sdk/js').SecureModelClient)().getSubscription().then(console.log)\"\n"
         "Stop everything with: make down\n"
     )

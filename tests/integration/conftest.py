@@ -81,9 +81,8 @@ def operator(
     kubeconfig: Path, kube: Kube, dataplane: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     install_crds(kube)
-    own = kubeconfig.parent / "operator.kubeconfig"  # its own identity, for the audit log
-    proc = OperatorProcess(
-        own if own.is_file() else kubeconfig,
+    proc = OperatorProcess.for_cluster(
+        kubeconfig,
         tmp_path_factory.mktemp("op") / "operator.log",
         # As `make up` runs it: the local encrypted class serves deployments made through the
         # API (which names no class), so the SDKs' deploy -> ready -> generate flow can run.

@@ -10,6 +10,7 @@ can only err towards leniency when the client lags, never blame the server for i
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +29,9 @@ class Target:
     url: str
     headers: dict[str, str]
     body: Any = None
+    # A gateway: trust only this context and verify this name (the front door's way to it).
+    context: ssl.SSLContext | None = None
+    server_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,12 @@ class Hammer:
             started = time.monotonic()
             try:
                 async with session.request(
-                    target.method, target.url, json=target.body, headers=target.headers
+                    target.method,
+                    target.url,
+                    json=target.body,
+                    headers=target.headers,
+                    ssl=target.context if target.context is not None else True,
+                    server_hostname=target.server_name,
                 ) as response:
                     await response.read()
                     status, headers = response.status, dict(response.headers)

@@ -5,7 +5,6 @@ reach it is ``test_key_propagation.py``'s."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,8 @@ from paitient_common.secrets import PEPPER_SECRET, TIERS_CONFIGMAP
 from paitient_localcluster import audit
 from paitient_localcluster.dataplane import gateway_env
 from paitient_localcluster.sa_kubeconfig import service_account_user
-from tests.integration.frontdoor_process import ApiProcess, call
+from tests.integration.frontdoor_process import ApiProcess
+from tests.integration.gateway_tls import Gateway, gateway
 from tests.integration.stack_helpers import make_tenant
 from tests.integration.waiting import wait_for
 
@@ -26,20 +26,14 @@ SYSTEM = "paitient-system"
 PROPAGATION_BOUND = 10.0  # seconds: generous; test_key_propagation.py measures the 1 s bound
 
 
-def _gateway_url(stack: ApiProcess, tenant: dict[str, str]) -> str:
+def _gateway_url(stack: ApiProcess, tenant: dict[str, str], kube: Kube) -> Gateway:
     routes = Path(stack.gateway_url.removeprefix("file:"))
-    key = f"{tenant['namespace']}/deployment-123"
-    return str(
-        wait_for(
-            lambda: json.loads(routes.read_text()).get(key) if routes.exists() else None,
-            what="a route",
-        )
-    )
+    return gateway(routes, f"{tenant['namespace']}/deployment-123", kube)
 
 
-def _complete(url: str, key: str, client_id: str) -> tuple[int, Any]:
-    status, _, body = call(
-        "POST", f"{url}/v1/completions", {"model": "x", "prompt": "hello", "max_tokens": 3},
+def _complete(url: Gateway, key: str, client_id: str) -> tuple[int, Any]:
+    status, _, body = url.call(
+        "POST", "/v1/completions", {"model": "x", "prompt": "hello", "max_tokens": 3},
         {"Authorization": f"Bearer {key}", "X-Client-ID": client_id},
     )  # fmt: skip
     return status, body
@@ -54,7 +48,7 @@ def _within(bound: float, check: Any) -> float:
 def test_another_tenant_cannot_call_a_deployment_it_does_not_own(
     stack: ApiProcess, stack_tenant: dict[str, str], kube: Kube
 ) -> None:
-    url = _gateway_url(stack, stack_tenant)
+    url = _gateway_url(stack, stack_tenant, kube)
     other = make_tenant(kube)
     try:
         wait_for(
@@ -82,7 +76,7 @@ def test_another_tenant_cannot_call_a_deployment_it_does_not_own(
 def test_usage_flows_from_the_gateway_to_the_tenants_subscription(
     stack: ApiProcess, stack_tenant: dict[str, str], kube: Kube
 ) -> None:
-    url = _gateway_url(stack, stack_tenant)
+    url = _gateway_url(stack, stack_tenant, kube)
     before = int(
         (
             (kube.get("paitient.ai/v1alpha1", "Tenant", stack_tenant["name"]) or {}).get("status")
@@ -130,17 +124,7 @@ def test_the_gateway_uses_only_its_pods_service_account_and_is_never_refused(
                          "storage": {"size": "5Gi", "storageClassName": "encrypted-local"}},
             }
         )  # fmt: skip
-        url = str(
-            wait_for(
-                lambda: (
-                    json.loads(routes.read_text()).get(f"{namespace}/{name}")
-                    if routes.exists()
-                    else None
-                ),
-                timeout=120,
-                what="the data plane to run the deployment's gateway",
-            )
-        )
+        url = gateway(routes, f"{namespace}/{name}", kube, timeout=120)
         deployment = kube.get("apps/v1", "Deployment", name, namespace=namespace) or {}
         account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
         user = service_account_user(namespace, account)

@@ -5,7 +5,6 @@ Both SDKs make the first-request calls; the load is plain HTTP, so nothing retri
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from paitient_common.apikeys import records_from_secret_data
 from paitient_common.kubeapi import Kube
 from paitient_common.secrets import keys_secret_name
 from tests.integration.frontdoor_process import ApiProcess, call
+from tests.integration.gateway_tls import Gateway, gateway
 from tests.integration.hammer import Hammer, Shot, Target, admitted_after, last_admission
 from tests.integration.sdk_js import JsSdk
 from tests.integration.stack_helpers import make_tenant
@@ -39,7 +39,7 @@ class Served:
 
     tenant: dict[str, str]
     base_url: str
-    gateways: dict[str, str]  # deployment -> gateway URL
+    gateways: dict[str, Gateway]  # deployment -> its gateway, reached as the front door does
 
     def headers(self, key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {key}", "X-Client-ID": self.tenant["client_id"]}
@@ -57,15 +57,11 @@ class Served:
             ]  # fmt: skip
         if gateways:
             found += [
-                Target(f"gateway {name}", "POST", f"{url}/v1/completions", h, body)
-                for name, url in self.gateways.items()
-            ]
+                Target(f"gateway {name}", "POST", f"{gw.url}/v1/completions", h, body,
+                       gw.context, gw.server_name)
+                for name, gw in self.gateways.items()
+            ]  # fmt: skip
         return found
-
-
-def _routes(stack: ApiProcess) -> dict[str, str]:
-    path = Path(stack.gateway_url.removeprefix("file:"))
-    return dict(json.loads(path.read_text())) if path.exists() else {}
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +76,11 @@ def served(stack: ApiProcess, kube: Kube) -> Iterator[Served]:
             client.deploy_model(model_name="ZimaBlueAI/HuatuoGPT-o1-8B", deployment_name=name)
         for name in GATEWAYS:
             client.wait_until_ready(name, timeout=180, poll_interval=0.5)
-        routes = _routes(stack)
+        routes = Path(stack.gateway_url.removeprefix("file:"))
         yield Served(
-            tenant, stack.base_url, {n: routes[f"{tenant['namespace']}/{n}"] for n in GATEWAYS}
+            tenant,
+            stack.base_url,
+            {n: gateway(routes, f"{tenant['namespace']}/{n}", kube) for n in GATEWAYS},
         )
     finally:
         client.close()
@@ -310,9 +308,9 @@ def test_keys_rotate_and_a_revoked_or_foreign_key_is_refused_everywhere(
     def statuses(key: str, client: str = client_id) -> set[int]:
         headers = {"Authorization": f"Bearer {key}", "X-Client-ID": client}
         found = {call("GET", f"{served.base_url}/subscription", headers=headers)[0]}
-        for url in served.gateways.values():
+        for gw in served.gateways.values():
             body = {"model": "x", "prompt": "ping", "max_tokens": 1}
-            found.add(call("POST", f"{url}/v1/completions", body, headers)[0])
+            found.add(gw.call("POST", "/v1/completions", body, headers)[0])
         return found
 
     assert statuses(first) == statuses(second) == {200}

@@ -80,7 +80,7 @@ def test_gpu_deployment_becomes_ready_with_locked_down_children(
     )
     md = _wait_phase(kube, tenant_ns, "gpu-model", "Ready")
     assert md["status"]["readyReplicas"] == 1
-    assert md["status"]["endpoint"] == f"http://gpu-model.{tenant_ns}.svc:8443"
+    assert md["status"]["endpoint"] == f"https://gpu-model.{tenant_ns}.svc:8443"
     assert md["status"]["observedGeneration"] == md["metadata"]["generation"]
     assert _condition(md, "Ready")["status"] == "True"
     for api_version, kind in CHILD_KINDS:

@@ -11,9 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from paitient_api.door import FrontDoor
-from paitient_api.routing import GatewayRoute
-from paitient_gateway.keysource import Directory
+from paitient_api.gateway_client import post_retrying_refusals
 
 
 def _free_port() -> int:
@@ -22,13 +20,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _door(on_refused: Any = None) -> FrontDoor:
+def _session(on_refused: Any = None) -> aiohttp.ClientSession:
     trace = aiohttp.TraceConfig()
     if on_refused is not None:
         trace.on_request_exception.append(on_refused)
-    door = FrontDoor(kube=None, callers=Directory(), route=GatewayRoute())  # type: ignore[arg-type]
-    door.http = aiohttp.ClientSession(trace_configs=[trace])
-    return door
+    return aiohttp.ClientSession(trace_configs=[trace])
 
 
 def test_a_gateway_that_starts_listening_after_a_refusal_is_reached() -> None:
@@ -50,14 +46,14 @@ def test_a_gateway_that_starts_listening_after_a_refusal_is_reached() -> None:
                 await runner.setup()
                 await web.TCPSite(runner, "127.0.0.1", port).start()
 
-        door = await _door(refused)
+        http = _session(refused)
         try:
             url = f"http://127.0.0.1:{port}/v1/completions"
-            async with await door.post_to_gateway(url, {}, json={"prompt": "x"}) as response:
+            post = lambda: http.post(url, json={"prompt": "x"})  # noqa: E731
+            async with await post_retrying_refusals(post) as response:
                 return response.status
         finally:
-            assert door.http is not None
-            await door.http.close()
+            await http.close()
             if runner is not None:
                 await runner.cleanup()
 
@@ -67,12 +63,12 @@ def test_a_gateway_that_starts_listening_after_a_refusal_is_reached() -> None:
 
 def test_a_gateway_that_never_listens_is_given_up_on() -> None:
     async def main() -> None:
-        door = await _door()
+        http = _session()
         try:
-            await door.post_to_gateway(f"http://127.0.0.1:{_free_port()}/v1/completions", {})
+            url = f"http://127.0.0.1:{_free_port()}/v1/completions"
+            await post_retrying_refusals(lambda: http.post(url))
         finally:
-            assert door.http is not None
-            await door.http.close()
+            await http.close()
 
     with pytest.raises(aiohttp.ClientConnectorError):
         asyncio.run(main())

@@ -242,7 +242,7 @@ def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Harness:
         return FakeProcess(argv)
 
     monkeypatch.setattr(DataPlane, "_spawn", spawn)
-    monkeypatch.setattr(dataplane, "wait_http_ok", lambda url, timeout: True)
+    monkeypatch.setattr(dataplane, "wait_http_ok", lambda url, timeout, **_: True)
     monkeypatch.setattr(dataplane, "probe_ready", lambda url: h.gateway_ready)
     monkeypatch.setenv("KUBECONFIG", str(admin))
     plane = DataPlane(
