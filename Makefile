@@ -9,7 +9,7 @@ BIN := $(CURDIR)/.local/bin
 export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help setup node-packages demo up down cluster cluster-down cluster-status cluster-clean-cache operator \
-        bench-control-plane bench-operator bench-gateway lint typecheck unit integration sdk-test chart-lint test clean
+        bench-control-plane bench-operator bench-keys bench-gateway lint typecheck unit integration sdk-test chart-lint test clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ bench-control-plane: setup ## figures of the local control plane (add ARGS=--col
 
 bench-operator: setup ## 500 ModelDeployments at once on a throwaway cluster
 	$(PY) benchmarks/bench_operator.py $(ARGS)
+
+bench-keys: setup ## write -> effect of key changes (revoke, suspend, tier) at the front door and a gateway
+	$(PY) benchmarks/bench_keys.py $(ARGS)
 
 bench-gateway: setup ## gateway vs. direct vs. LiteLLM proxy: latency, throughput, profile (installs wrk, LiteLLM, py-spy)
 	scripts/install-bench-tools.sh

@@ -2,11 +2,15 @@
 
 ``make bench-gateway`` (tools from ``scripts/install-bench-tools.sh``). In one run, with the same
 stand-in backend and the same load generator, it measures ``POST /v1/completions`` (JSON and
-SSE) three ways:
+SSE) four ways:
 
 - ``direct``: wrk → the stand-in;
-- ``gateway``: wrk → ``paitient_gateway`` (key auth, a tier with limits far above the load, the
-  usage ledger and the audit line on) → the stand-in;
+- ``gateway``: wrk → ``paitient_gateway`` over plain HTTP (``--insecure-plaintext``; key auth, a
+  tier with limits far above the load, the usage ledger and the audit line on) → the stand-in;
+- ``gateway-tls``: the same gateway serving TLS as in a model pod (an ECDSA P-256 certificate
+  from the operator's own X.509 code; TLS 1.3), so the two differ by TLS alone; both gateways
+  are also driven with ``Connection: close`` (a new connection, hence a full handshake, per
+  request: the worst case, as the front door keeps its connections to gateways open);
 - ``litellm``: wrk → LiteLLM's proxy (``litellm[proxy]==1.100.0``, master-key auth, no database,
   no callbacks, no access log) → the stand-in.
 
@@ -38,6 +42,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -47,12 +52,14 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
 from paitient_common.apikeys import generate_api_key, new_record
+from paitient_common.tls import client_context
+from paitient_operator.certificates import x509
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / ".local" / "bench"
@@ -67,6 +74,16 @@ TENANT, CLIENT_ID, NAMESPACE = "bench", "bench-client", "tenant-bench"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Never handed to a server here: LiteLLM would try a database, the gateway a cluster.
 UNSET = frozenset({"DATABASE_URL", "KUBECONFIG"})
+
+
+@dataclass
+class Trust:
+    """What this run's clients trust for https targets (set once the gateway's CA is made)."""
+
+    context: ssl.SSLContext | None = None
+
+
+TRUST = Trust()
 GOAL_ADDED_P50_MS, GOAL_ADDED_P99_MS, GOAL_THROUGHPUT_X = 1.0, 5.0, 5.0
 
 # The stand-in as it is, on uvloop (the gateway and LiteLLM use uvloop too).
@@ -104,9 +121,11 @@ class Proc:
     log: Path
     file: IO[bytes]
 
+    scheme: str = "http"
+
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def tail(self, n: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-n:]
@@ -167,7 +186,7 @@ def wait_http(url: str, proc: Proc, timeout: float, headers: dict[str, str] | No
             raise RuntimeError(f"{proc.name} exited:\n{proc.tail()}")
         with contextlib.suppress(OSError):
             request = urllib.request.Request(url, headers=headers or {})
-            with urllib.request.urlopen(request, timeout=2) as r:
+            with urllib.request.urlopen(request, timeout=2, context=TRUST.context) as r:
                 if r.status == 200:
                     return
         time.sleep(0.2)
@@ -256,13 +275,14 @@ class Target:
     url: str
     auth: str
     server: Proc | None  # None for direct: the stand-in is the server
+    handshakes: bool = False  # also measure a new connection per request (the gateways)
 
 
 @dataclass
 class Measurement:
     target: str
     mode: str  # "json" or "stream"
-    kind: str  # "max" or "rate"
+    kind: str  # "max", "rate", or "close" (max with a new connection per request)
     connections: int
     rate: float  # target rate, 0 for closed loop
     rps: float
@@ -286,7 +306,12 @@ class Measurement:
 
 
 def run_wrk(
-    target: Target, stream: bool, connections: int, seconds: float, rate: float = 0.0
+    target: Target,
+    stream: bool,
+    connections: int,
+    seconds: float,
+    rate: float = 0.0,
+    close: bool = False,
 ) -> dict[str, Any]:
     env = {
         **os.environ,
@@ -296,6 +321,7 @@ def run_wrk(
         "BENCH_CLIENT_ID": CLIENT_ID,
         "BENCH_RATE": str(rate),
         "BENCH_THREADS": "1",
+        "BENCH_CLOSE": "1" if close else "0",
     }
     cmd = ["taskset", "-c", str(LOAD_CORE), "wrk", "-t1", f"-c{connections}"]
     cmd += [f"-d{seconds:g}s", "--timeout", "5s", "-s", str(LUA), target.url]
@@ -319,7 +345,7 @@ def measure(
     rate: float = 0.0,
 ) -> Measurement:
     with cpu_window(target.server, standin) as cpu:
-        r = run_wrk(target, mode == "stream", connections, seconds, rate)
+        r = run_wrk(target, mode == "stream", connections, seconds, rate, close=kind == "close")
     errors = sum(
         r[k] for k in ("err_connect", "err_read", "err_write", "err_status", "err_timeout")
     )
@@ -340,9 +366,9 @@ def measure(
         max_ms=r["max_us"] / 1000,
         cpu=cpu,
     )
-    what = f"rate {rate:g}/s" if kind == "rate" else "closed loop"
+    what = {"rate": f"rate {rate:g}/s", "close": "conn per req"}.get(kind, "closed loop")
     print(
-        f"  {target.name:8} {mode:6} {what:14} c={connections:<3} {m.rps:8.0f} req/s  "
+        f"  {target.name:11} {mode:6} {what:14} c={connections:<3} {m.rps:8.0f} req/s  "
         f"p50 {m.p50_ms:7.3f} ms  p99 {m.p99_ms:7.3f} ms  errors {errors}  late {m.late}  "
         f"| CPU server {cpu.server:3.0f}% stand-in {cpu.standin:3.0f}% wrk {cpu.wrk:3.0f}% "
         f"others {cpu.others:3.0f}%",
@@ -378,7 +404,7 @@ def check_target(target: Target) -> None:
             f"{target.url}/v1/completions", data=json.dumps(body).encode(), headers=headers
         )
         try:
-            with urllib.request.urlopen(request, timeout=30) as r:
+            with urllib.request.urlopen(request, timeout=30, context=TRUST.context) as r:
                 text = r.read().decode()
         except urllib.error.HTTPError as exc:
             raise RuntimeError(
@@ -404,10 +430,12 @@ def bench_target(
         for rate in args.rates:
             if rate > 0.8 * best:
                 print(
-                    f"  {target.name:8} {mode:6} rate {rate:g}/s skipped: above 80% of {best:.0f}"
+                    f"  {target.name:11} {mode:6} rate {rate:g}/s skipped: above 80% of {best:.0f}"
                 )
                 continue
             out.append(measure_quietest(target, standin, mode, args, rate))
+        if target.handshakes and mode == "json":
+            out.append(measure(target, standin, mode, "close", 4, args.duration))
 
 
 # -- the three targets -----------------------------------------------------------------------------
@@ -449,7 +477,23 @@ def start_standin(procs: Procs) -> Proc:
     return proc
 
 
-def start_gateway(procs: Procs, work: Path, upstream: str, key_file: Path) -> Proc:
+def _trust(work: Path) -> tuple[Path, Path]:
+    """A serving certificate for 127.0.0.1 from a CA of this run (the operator's X.509 code:
+    ECDSA P-256, as every gateway gets); clients of this run trust that CA."""
+    now = datetime.now(UTC)
+    ca = x509.new_authority("bench CA", timedelta(days=1), now)
+    leaf = x509.issue(ca, ["127.0.0.1"], timedelta(days=1), now)
+    cert, key = work / "tls.crt", work / "tls.key"
+    cert.write_text(leaf.cert_pem)
+    key.touch(mode=0o600)
+    key.write_text(leaf.key_pem)
+    TRUST.context = client_context(ca.cert_pem)
+    return cert, key
+
+
+def start_gateway(
+    procs: Procs, work: Path, upstream: str, key_file: Path, tls: bool = False
+) -> Proc:
     port = free_port()
     env = {
         "PAITIENT_MODELDEPLOYMENT_NAMESPACE": NAMESPACE,
@@ -459,7 +503,13 @@ def start_gateway(procs: Procs, work: Path, upstream: str, key_file: Path) -> Pr
     args = [PYTHON, "-m", "paitient_gateway", "--keys-file", str(key_file)]
     args += ["--ledger-dir", str(work / "ledger"), "--host", "127.0.0.1", "--port", str(port)]
     args += ["--upstream-url", upstream, "--served-model-name", MODEL]
-    proc = procs.start("gateway", args, SERVER_CORE, port, env)
+    if tls:
+        cert, key = _trust(work)
+        env |= {"PAITIENT_TLS_CERT_FILE": str(cert), "PAITIENT_TLS_KEY_FILE": str(key)}
+    else:
+        args.append("--insecure-plaintext")
+    proc = procs.start("gateway-tls" if tls else "gateway", args, SERVER_CORE, port, env)
+    proc.scheme = "https" if tls else "http"
     wait_http(f"{proc.url}/healthz/ready", proc, 30)
     return proc
 
@@ -664,7 +714,7 @@ def report(ms: list[Measurement], rates: list[float]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for mode in ("json", "stream"):
-        for target in ("direct", "gateway", "litellm"):
+        for target in ("direct", "gateway", "gateway-tls", "litellm"):
             for rate in rates:
                 m = _find(ms, target, mode, "rate", rate)
                 if m is None:
@@ -681,10 +731,11 @@ def report(ms: list[Measurement], rates: list[float]) -> list[str]:
                     f"| {m.late} | {m.cpu.server:.0f}% | {m.cpu.others:.0f}% |"
                 )
             for m in ms:
-                if (m.target, m.mode, m.kind) != (target, mode, "max"):
+                if (m.target, m.mode) != (target, mode) or m.kind not in ("max", "close"):
                     continue
+                load = "conn per request" if m.kind == "close" else "max"
                 lines.append(
-                    f"| {target} | {mode} | max, {m.connections} conns | **{m.rps:.0f}** "
+                    f"| {target} | {mode} | {load}, {m.connections} conns | **{m.rps:.0f}** "
                     f"| {m.per_core:.0f} | {m.p50_ms:.3f} | {m.p99_ms:.3f} | | | {m.errors} | | "
                     f"{m.cpu.server:.0f}% | {m.cpu.others:.0f}% |"
                 )
@@ -715,10 +766,73 @@ def report(ms: list[Measurement], rates: list[float]) -> list[str]:
                 f"{ll_core:.0f} = {xc:.1f}x (goal ≥ 5x): "
                 f"{'met' if min(x, xc) >= GOAL_THROUGHPUT_X else 'NOT met'}"
             )
+    lines += tls_summary(ms, rates)
+    return lines
+
+
+def tls_summary(ms: list[Measurement], rates: list[float]) -> list[str]:
+    """What TLS adds: the TLS gateway next to the plain one, same load, same backend."""
+    lines = []
+    for mode in ("json", "stream"):
+        for rate in rates:
+            tls, plain = (
+                _find(ms, "gateway-tls", mode, "rate", rate),
+                _find(ms, "gateway", mode, "rate", rate),
+            )
+            if tls and plain:
+                lines.append(
+                    f"- TLS, {mode} at {rate:g}/s: p50 {tls.p50_ms:.3f} vs {plain.p50_ms:.3f} ms "
+                    f"({tls.p50_ms - plain.p50_ms:+.3f}), p99 {tls.p99_ms:.3f} vs "
+                    f"{plain.p99_ms:.3f} ms ({tls.p99_ms - plain.p99_ms:+.3f})"
+                )
+        tls_best, plain_best = _best(ms, "gateway-tls", mode), _best(ms, "gateway", mode)
+        if tls_best and plain_best:
+            lines.append(
+                f"- TLS, {mode} max throughput: {tls_best.rps:.0f} vs {plain_best.rps:.0f} req/s "
+                f"({100 * (tls_best.rps / plain_best.rps - 1):+.1f}%)"
+            )
+    tls_close, plain_close = (
+        _find(ms, "gateway-tls", "json", "close"),
+        _find(ms, "gateway", "json", "close"),
+    )
+    if tls_close and plain_close:
+        lines.append(
+            f"- a new connection per request (full TLS handshake each): {tls_close.rps:.0f} vs "
+            f"{plain_close.rps:.0f} req/s, p50 {tls_close.p50_ms:.3f} vs {plain_close.p50_ms:.3f} ms"
+        )
     return lines
 
 
 # -- main ------------------------------------------------------------------------------------------
+
+
+def bench_gateways(
+    procs: Procs,
+    work: Path,
+    standin: Proc,
+    key: str,
+    args: argparse.Namespace,
+    measurements: list[Measurement],
+    profiles: list[dict[str, Any]],
+) -> None:
+    """The plain gateway (and its profile), then the TLS one: the same process but for TLS."""
+    gateway = start_gateway(procs, work, standin.url, work / "keys.json")
+    gw_target = Target("gateway", gateway.url, key, gateway, handshakes=True)
+    bench_target(gw_target, standin, args, measurements)
+    if args.profile_seconds > 0:
+        if PYSPY.exists():
+            for mode in ("json", "stream"):
+                profiles.append(
+                    profile_gateway(gw_target, standin, mode, args.profile_seconds, work)
+                )
+        else:
+            print(f"{PYSPY} missing: no profile (run scripts/install-bench-tools.sh)")
+    procs.stop(gateway)
+    if not args.skip_tls:
+        secure = start_gateway(procs, work, standin.url, work / "keys.json", tls=True)
+        tls_target = Target("gateway-tls", secure.url, key, secure, handshakes=True)
+        bench_target(tls_target, standin, args, measurements)
+        procs.stop(secure)
 
 
 def parse_args() -> argparse.Namespace:
@@ -732,6 +846,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--quiet", type=float, default=25.0, help="others' CPU %% that is quiet enough")
     p.add_argument("--profile-seconds", type=float, default=8.0, help="0 skips the profile")
     p.add_argument("--skip-litellm", action="store_true")
+    p.add_argument("--skip-tls", action="store_true", help="no gateway-tls target")
     p.add_argument("--budget", type=int, default=1200, help="abort the whole run after this")
     args = p.parse_args()
     args.rates = [float(r) for r in args.rates.split(",") if r]
@@ -766,18 +881,7 @@ def main() -> int:
             direct = Target("direct", standin.url, key, None)
             bench_target(direct, standin, args, measurements)
 
-            gateway = start_gateway(procs, work, standin.url, work / "keys.json")
-            gw_target = Target("gateway", gateway.url, key, gateway)
-            bench_target(gw_target, standin, args, measurements)
-            if args.profile_seconds > 0:
-                if PYSPY.exists():
-                    for mode in ("json", "stream"):
-                        profiles.append(
-                            profile_gateway(gw_target, standin, mode, args.profile_seconds, work)
-                        )
-                else:
-                    print(f"{PYSPY} missing: no profile (run scripts/install-bench-tools.sh)")
-            procs.stop(gateway)
+            bench_gateways(procs, work, standin, key, args, measurements, profiles)
 
             if not args.skip_litellm:
                 master_key = "sk-bench-" + secrets.token_urlsafe(16)

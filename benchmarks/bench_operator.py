@@ -122,14 +122,13 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     with tempfile.TemporaryDirectory(prefix="paitient-bench-op-") as tmp:
-        # KWOK nodes only: the benchmark measures the operator, and 500 pods that become Ready
-        # without running anything are what it needs (no real node, whose one CPU could not).
+        # KWOK nodes only (no real node, whose two CPUs could not hold 500 pods), and no data plane
+        # runs 500 gateways here: KWOK reports model pods Ready itself, as it did before readiness
+        # was left to the data plane; this measures the operator alone.
         cluster = LocalCluster(
-            run_dir=Path(tmp) / "cluster",
-            ports=Ports.from_base(46400),
-            log=lambda _m: None,
-            real_node=False,
-        )
+            run_dir=Path(tmp) / "cluster", ports=Ports.from_base(46400), log=lambda _m: None,
+            real_node=False, model_pods_ready_at_once=True,
+        )  # fmt: skip
         operator: subprocess.Popen[bytes] | None = None
         try:
             kube = prepare(cluster)

@@ -6,6 +6,8 @@
 --   BENCH_AUTH        bearer token (a gateway key, LiteLLM's master key; ignored by the stand-in)
 --   BENCH_CLIENT_ID   X-Client-ID header (the gateway checks it against the key)
 --   BENCH_RATE        requests/s for the whole run (0 = closed loop, as fast as answers come)
+--   BENCH_CLOSE       "1": "Connection: close", so every request opens a new connection (and,
+--                     over https, does a full TLS handshake)
 -- Constant rate (wrk 4 has no -R; wrk2 is not packaged): delay() hands out send slots on a fixed
 -- global schedule of one slot per 1/RATE s, so requests start on time as long as a connection is
 -- free. wrk timers are whole milliseconds, so a send may start up to 1 ms early; the schedule is
@@ -62,6 +64,7 @@ function init(args)
   if auth then headers["Authorization"] = "Bearer " .. auth end
   local client = env("BENCH_CLIENT_ID", nil)
   if client then headers["X-Client-ID"] = client end
+  if env("BENCH_CLOSE", "0") == "1" then headers["Connection"] = "close" end
   req = wrk.format("POST", "/v1/completions", headers, body)
 end
 

@@ -217,7 +217,7 @@ def revoke_key(kube: Kube, key_id: str, system_namespace: str) -> list[str]:
                 {"data": apikeys.records_to_secret_data([revoked])},
                 namespace=system_namespace,
             )
-            return [f"key {key_id} revoked; every gateway refuses it within seconds"]
+            return [f"key {key_id} revoked; the front door and every gateway refuse it within 1 s"]
     raise CliError(f"unknown key id {key_id!r} (see `paitient keys list`)")
 
 

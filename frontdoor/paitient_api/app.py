@@ -30,8 +30,8 @@ async def healthz(_: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     door: FrontDoor = request.app["door"]
-    if not door.ready():
-        return web.json_response({"status": "keys not loaded"}, status=503)
+    if reason := door.callers.unready_reason():  # keys not loaded, or a cache gone stale
+        return web.json_response({"status": reason}, status=503)
     return web.json_response({"status": "ok"})
 
 

@@ -10,9 +10,10 @@ from typing import Any
 
 import aiohttp
 
+from paitient_api.gateway_client import GatewayTrust
 from paitient_api.routing import GatewayRoute
-from paitient_common.apikeys import KeyStore
 from paitient_common.kubeapi import Kube, KubeError
+from paitient_gateway.keysource import Directory
 
 log = logging.getLogger("paitient.api")
 K8S_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
@@ -23,9 +24,9 @@ class FrontDoor:
     """What the handlers need: the cluster, the callers' keys, and the way to the gateways."""
 
     kube: Kube
-    keys: KeyStore
+    callers: Directory  # keys and tenants, watch-fed, read through on a miss (``verify``)
     route: GatewayRoute
-    ready: Callable[[], bool]
+    trust: GatewayTrust  # the CAs the gateways' certificates must chain to
     http: aiohttp.ClientSession | None = None
 
     async def k8s(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -45,6 +46,10 @@ class FrontDoor:
                 )
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
+
+    async def config_map(self, namespace: str, name: str) -> Any:
+        """A ConfigMap, or None (the gateways' CA bundle is one)."""
+        return await self.k8s(self.kube.get, "v1", "ConfigMap", name, namespace=namespace)
 
 
 def _transient(exc: KubeError) -> bool:

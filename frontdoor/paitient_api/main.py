@@ -1,8 +1,10 @@
 """``paitient-api``: serve the /v1 API.
 
 In a cluster it reads keys and tenants through the API (in-cluster config) and routes generate
-to each deployment's gateway Service; locally ``--kubeconfig`` and ``--gateway-url`` point it at
-the local cluster and a local gateway.
+to each deployment's gateway Service over TLS, trusting only the CA bundle in the ConfigMap
+``--gateway-ca-configmap``; locally ``--kubeconfig`` and ``--gateway-url`` point it at the local
+cluster and a local gateway. With ``--tls-cert-file`` and ``--tls-key-file`` it serves HTTPS
+itself (the certificate is reloaded when the files change).
 """
 
 from __future__ import annotations
@@ -16,13 +18,19 @@ import sys
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from prometheus_client import REGISTRY
 
 from paitient_api.app import create_app
 from paitient_api.door import FrontDoor
+from paitient_api.gateway_client import GatewayTrust
 from paitient_api.routing import IN_CLUSTER, GatewayRoute
+from paitient_common.informer import watch_settings_from_env
 from paitient_common.kubeapi import Kube
 from paitient_common.logs import quiet_http_parser_logs
-from paitient_gateway.keysource import Directory, KubernetesKeySource
+from paitient_common.secrets import CA_BUNDLE_CONFIGMAP
+from paitient_common.tls import ReloadingCertificate
+from paitient_gateway.keysource import Directory
+from paitient_gateway.kubekeys import KubernetesKeySource
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,29 +48,67 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("PAITIENT_API_GATEWAY_URL", IN_CLUSTER),
         help="template of a deployment's gateway URL ({name}, {namespace}); default in-cluster Services",
     )
+    parser.add_argument(
+        "--gateway-ca-configmap",
+        default=os.environ.get("PAITIENT_API_GATEWAY_CA_CONFIGMAP", CA_BUNDLE_CONFIGMAP),
+        help="ConfigMap (system namespace, key ca.crt) of the CAs the gateways' certificates "
+        "must chain to",
+    )
+    parser.add_argument(
+        "--tls-cert-file",
+        default=os.environ.get("PAITIENT_API_TLS_CERT_FILE"),
+        help="serve HTTPS with this certificate (PEM chain); plain HTTP without it",
+    )
+    parser.add_argument(
+        "--tls-key-file",
+        default=os.environ.get("PAITIENT_API_TLS_KEY_FILE"),
+        help="the certificate's private key (PEM)",
+    )
     args = parser.parse_args(argv)
+    if bool(args.tls_cert_file) != bool(args.tls_key_file):
+        parser.error("--tls-cert-file and --tls-key-file go together")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     quiet_http_parser_logs()
     kube = Kube.from_kubeconfig(args.kubeconfig)
     directory = Directory()
     door = FrontDoor(
         kube=kube,
-        keys=directory.keys,
+        callers=directory,
         route=GatewayRoute(args.gateway_url),
-        ready=lambda: directory.loaded,
+        trust=GatewayTrust(args.system_namespace, args.gateway_ca_configmap),
     )
     app = create_app(door)
-    source = KubernetesKeySource(kube, args.system_namespace, namespace="", deployment="")
+    source = KubernetesKeySource(
+        args.kubeconfig, args.system_namespace, settings=watch_settings_from_env(os.environ)
+    )
+    REGISTRY.register(source.collector())
+    certificate = (
+        ReloadingCertificate(args.tls_cert_file, args.tls_key_file) if args.tls_cert_file else None
+    )
 
-    async def keys(_: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(source.run(directory))
+    async def background(_: web.Application) -> AsyncIterator[None]:
+        tasks = [
+            asyncio.create_task(source.run(directory)),
+            asyncio.create_task(door.trust.run(door.config_map)),
+        ]
+        if certificate is not None:
+            tasks.append(asyncio.create_task(certificate.run()))
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
-    app.cleanup_ctx.append(keys)
-    web.run_app(app, host=args.host, port=args.port, access_log=None, print=None)
+    app.cleanup_ctx.append(background)
+    web.run_app(
+        app,
+        host=args.host,
+        port=args.port,
+        access_log=None,
+        print=None,
+        ssl_context=certificate.context if certificate else None,
+    )
     return 0
 
 

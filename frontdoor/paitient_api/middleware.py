@@ -137,7 +137,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     headers = request.headers
     if len(headers.getall("Authorization", [])) != 1 or len(headers.getall("X-Client-ID", [])) != 1:
         raise AuthenticationError()
-    result = door.keys.verify(headers.get("Authorization"), headers.get("X-Client-ID"))
+    result = await door.callers.verify(headers.get("Authorization"), headers.get("X-Client-ID"))
     if isinstance(result, AuthFailure):
         raise AuthenticationError()
     if result.suspended:

@@ -1,6 +1,7 @@
 """The way from a handler to a deployment's gateway, shared by ``generate`` and the OpenAI routes:
-only a Ready deployment, at its route, with the caller's own credentials (the gateway
-authenticates, limits and meters again), and the gateway's refusals passed on as our errors."""
+only a Ready deployment, at its route, over verified TLS (``gateway_client``), with the caller's
+own credentials (the gateway authenticates, limits and meters again), and the gateway's
+refusals passed on as our errors."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import aiohttp
 from aiohttp import web
 
 from paitient_api.door import FrontDoor
+from paitient_api.gateway_client import post_to_gateway
 from paitient_common.errors import ServiceError, error_from_body
 from paitient_common.kubeapi import Obj
 
@@ -38,12 +40,8 @@ async def open_gateway(
 ) -> aiohttp.ClientResponse:
     """POST to ``path`` on the deployment's gateway; a 2xx response, unread, or the error."""
     require_serving(md)
-    deployment_id = md["metadata"]["name"]
     door: FrontDoor = request.app["door"]
     assert door.http is not None
-    base = door.route.url(deployment_id, md["metadata"]["namespace"])
-    if base is None:
-        raise ServiceError(f"deployment {deployment_id} has no gateway yet", status=503)
     headers = {
         "Authorization": request.headers["Authorization"],
         "X-Client-ID": request.headers["X-Client-ID"],
@@ -51,10 +49,9 @@ async def open_gateway(
     }
     if data is not None:
         headers["Content-Type"] = "application/json"
-    try:
-        upstream = await door.http.post(base + path, json=json, data=data, headers=headers)
-    except (aiohttp.ClientError, TimeoutError):
-        raise ServiceError("the deployment's gateway is unreachable", status=502) from None
+    upstream = await post_to_gateway(
+        door.http, door.route, door.trust, md, path, headers, json=json, data=data
+    )
     if upstream.status < 400:
         return upstream
     async with upstream:

@@ -1,8 +1,10 @@
 """``python -m paitient_gateway``: the sidecar, configured by the operator's environment.
 
-Local runs add ``--keys-file`` (keys, tenants and pepper from a JSON file instead of the API)
-and ``--ledger-dir``; without a keys file the gateway reads everything from the Kubernetes API
-(in-cluster config, or ``--kubeconfig``).
+It serves only TLS, with the certificate in ``PAITIENT_TLS_CERT_FILE`` / ``PAITIENT_TLS_KEY_FILE``
+(reloaded when the files change); ``--insecure-plaintext`` serves plain HTTP instead, for local
+tests and benchmarks that carry no patient data. Local runs add ``--keys-file`` (keys, tenants
+and pepper from a JSON file instead of the API) and ``--ledger-dir``; without a keys file the
+gateway reads everything from the Kubernetes API (in-cluster config, or ``--kubeconfig``).
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from aiohttp import web
 
 from paitient_common.kubeapi import Kube
 from paitient_common.logs import quiet_http_parser_logs
+from paitient_common.tls import ReloadingCertificate
 from paitient_gateway.app import Gateway, create_app, create_metrics_app
 from paitient_gateway.config import GatewayConfig
-from paitient_gateway.keysource import FileKeySource, KeySource, KubernetesKeySource
+from paitient_gateway.keysource import FileKeySource, KeySource
+from paitient_gateway.kubekeys import KubernetesKeySource
 
 uvloop: ModuleType | None
 try:
@@ -41,6 +45,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, help="listen port (default $PAITIENT_GATEWAY_PORT)")
     p.add_argument("--upstream-url", help="vLLM base URL (default $PAITIENT_UPSTREAM_URL)")
     p.add_argument("--served-model-name", help="default $PAITIENT_SERVED_MODEL_NAME")
+    p.add_argument(
+        "--insecure-plaintext",
+        action="store_true",
+        help="serve plain HTTP, no certificate (local tests only: never in a model pod)",
+    )
     return p.parse_args(argv)
 
 
@@ -53,6 +62,7 @@ def build(args: argparse.Namespace) -> Gateway:
         ledger_dir=args.ledger_dir,
         keys_file=args.keys_file,
         kubeconfig=args.kubeconfig,
+        insecure_plaintext=args.insecure_plaintext or None,
     )
     kube: Kube | None = None
     source: KeySource
@@ -60,16 +70,18 @@ def build(args: argparse.Namespace) -> Gateway:
         source = FileKeySource(config.keys_file)
         if config.kubeconfig:  # usage reports still go to a cluster when one is named
             kube = Kube.from_kubeconfig(config.kubeconfig, pool_size=4)
-    else:
-        kube = Kube.from_kubeconfig(config.kubeconfig, pool_size=4)
-        source = KubernetesKeySource(
-            kube,
-            config.system_namespace,
-            config.namespace,
-            config.deployment,
-            config.key_poll_interval,
-        )
-    return Gateway(config, source, kube)
+        return Gateway(config, source, kube)
+    kube = Kube.from_kubeconfig(config.kubeconfig, pool_size=4)
+    watched = KubernetesKeySource(
+        config.kubeconfig,
+        config.system_namespace,
+        config.namespace,
+        config.deployment,
+        config.watch,
+    )
+    gateway = Gateway(config, watched, kube)
+    gateway.metrics.registry.register(watched.collector())
+    return gateway
 
 
 async def serve(gateway: Gateway) -> None:
@@ -79,18 +91,26 @@ async def serve(gateway: Gateway) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     # No access log: the audit line is the access log, without anything it must not hold.
+    certificate = None
+    if config.tls_cert_file is not None and config.tls_key_file is not None:
+        certificate = ReloadingCertificate(config.tls_cert_file, config.tls_key_file)
     runners = [web.AppRunner(create_app(gateway), access_log=None, shutdown_timeout=30)]
     if config.metrics_port is not None:
         runners.append(web.AppRunner(create_metrics_app(gateway), access_log=None))
+    reload = asyncio.create_task(certificate.run()) if certificate else None
     try:
         await runners[0].setup()
-        await web.TCPSite(runners[0], config.host, config.port).start()
-        if len(runners) > 1:
+        ssl_context = certificate.context if certificate else None
+        await web.TCPSite(runners[0], config.host, config.port, ssl_context=ssl_context).start()
+        if len(runners) > 1:  # metrics carry no request content: plain HTTP for scrapers
             await runners[1].setup()
             await web.TCPSite(runners[1], config.host, config.metrics_port).start()
-        log.info("gateway listening on %s:%d", config.host, config.port)
+        scheme = "https" if certificate else "http (--insecure-plaintext)"
+        log.info("gateway listening on %s:%d, %s", config.host, config.port, scheme)
         await stop.wait()
     finally:
+        if reload is not None:
+            reload.cancel()
         for runner in reversed(runners):
             await runner.cleanup()
 

@@ -243,8 +243,8 @@ async def upstream_health(request: web.Request) -> web.Response:
 
 async def ready(request: web.Request) -> web.Response:
     gw: Gateway = request.app["gateway"]
-    if not gw.directory.loaded:
-        raise unavailable("keys are not loaded yet")
+    if reason := gw.directory.unready_reason():  # keys not loaded, or a cache gone stale
+        raise unavailable(reason)
     if not await gw.upstream_healthy():
         raise unavailable("the model server is not healthy")
     return web.json_response({"status": "ok"})

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from paitient_common.informer import WatchSettings, watch_settings_from_env
+
 DEFAULT_PORT: Final = 8443
 DEFAULT_BODY_LIMIT: Final = 1024 * 1024
 DEFAULT_LEDGER_DIR: Final = "/tmp/paitient-gateway/ledger"  # noqa: S108 - the pod's emptyDir
@@ -27,6 +29,11 @@ def _int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name, "").strip()
     return float(raw) if raw else default
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    return Path(raw) if raw else None
 
 
 @dataclass(frozen=True)
@@ -54,10 +61,14 @@ class GatewayConfig:
     ledger_sync_interval: float = 0.05
     ledger_sync_batch: int = 64
     report_interval: float = 5.0
-    key_poll_interval: float = 2.0
+    watch: WatchSettings = field(default_factory=WatchSettings)
     keys_file: Path | None = None
     kubeconfig: str | None = None
     use_kubernetes: bool = True
+    # The serving certificate (the operator mounts its Secret); plain HTTP only when asked for.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    insecure_plaintext: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> GatewayConfig:
@@ -84,7 +95,22 @@ class GatewayConfig:
             "default_max_tokens": _int(env, "PAITIENT_DEFAULT_MAX_TOKENS", 4096),
             "ledger_dir": Path(env.get("PAITIENT_LEDGER_DIR", DEFAULT_LEDGER_DIR)),
             "report_interval": _float(env, "PAITIENT_USAGE_REPORT_INTERVAL", 5.0),
-            "key_poll_interval": _float(env, "PAITIENT_KEY_POLL_INTERVAL", 2.0),
+            "watch": watch_settings_from_env(env),
+            "tls_cert_file": _path(env, "PAITIENT_TLS_CERT_FILE"),
+            "tls_key_file": _path(env, "PAITIENT_TLS_KEY_FILE"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
+        config = cls(**values)  # type: ignore[arg-type]
+        config.check_transport()
+        return config
+
+    def check_transport(self) -> None:
+        """TLS needs both files; without them the gateway starts only if told to go plain."""
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("PAITIENT_TLS_CERT_FILE and PAITIENT_TLS_KEY_FILE go together")
+        if self.tls_cert_file is None and not self.insecure_plaintext:
+            raise ValueError(
+                "no serving certificate: set PAITIENT_TLS_CERT_FILE and PAITIENT_TLS_KEY_FILE "
+                "(the operator mounts them in every model pod), or pass --insecure-plaintext "
+                "for a local run that carries no patient data"
+            )

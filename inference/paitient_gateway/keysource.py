@@ -1,13 +1,11 @@
-"""Where the gateway learns keys, tenants and who may call this deployment.
+"""What the gateway and the front door know of callers, and where they learn it.
 
 Both sources build one ``Snapshot`` and hand it to ``Directory.apply``, which swaps it in
 atomically: the ``KeyStore`` (shared with the front door) for verification, plus what only the
 gateway needs (tiers, usage limits and the deployment's access list).
 
-- ``KubernetesKeySource`` polls the API every ~2 s, so a new, revoked or suspended key reaches
-  every replica within one poll plus one request (well under 10 s). Polling, not watching: five
-  small lists every two seconds are cheap, and a poll cannot silently stall the way a dropped
-  watch can.
+- ``KubernetesKeySource`` (``kubekeys.py``) keeps watch-fed caches of the API objects and reads a
+  key it has not seen yet through from the API (``Directory.verify``).
 - ``FileKeySource`` re-reads a JSON file when it changes, for local runs, tests and benchmarks.
 """
 
@@ -15,25 +13,29 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from paitient_common.apikeys import KeyRecord, KeyStore, TenantInfo, records_from_secret_data
-from paitient_common.kubeapi import Kube
-from paitient_common.secrets import KEYS_LABEL, PEPPER_KEY, PEPPER_SECRET, TIERS_CONFIGMAP
+from paitient_common.apikeys import (
+    AuthFailure,
+    KeyRecord,
+    KeyStore,
+    TenantInfo,
+    VerifiedIdentity,
+    parse_api_key,
+    parse_bearer,
+    records_from_secret_data,
+)
+from paitient_common.secrets import PEPPER_KEY
 from paitient_common.tiers import DEFAULT_TIERS, Tier
 
 log = logging.getLogger("paitient.gateway.keys")
-
-TENANT = ("paitient.ai/v1alpha1", "Tenant")
-MODEL_DEPLOYMENT = ("paitient.ai/v1alpha1", "ModelDeployment")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,13 @@ class Snapshot:
     tiers: dict[str, Tier] = field(default_factory=lambda: dict(DEFAULT_TIERS))
 
 
+class Resolver(Protocol):
+    """Reads what a failed verification lacked (a key id, a tenant) through from the source;
+    True when it found something, so verifying again may succeed."""
+
+    async def resolve(self, key_id: str, client_id: str) -> bool: ...
+
+
 class Directory:
     """What the gateway knows of callers; ``loaded`` turns true with the first snapshot."""
 
@@ -66,10 +75,16 @@ class Directory:
         self.allowed_namespaces: frozenset[str] = frozenset()
         self.tiers: dict[str, Tier] = dict(DEFAULT_TIERS)
         self.loaded = False
+        # Set by a source that can read through and that can go stale (the Kubernetes one).
+        self.resolver: Resolver | None = None
+        self.staleness: Callable[[], str | None] = lambda: None
 
     def apply(self, snap: Snapshot) -> None:
-        if snap.pepper:  # raises ValueError for a pepper of the wrong size: the last one stays
-            self.keys.set_pepper(snap.pepper)
+        if snap.pepper:
+            try:
+                self.keys.set_pepper(snap.pepper)
+            except ValueError as exc:  # the wrong size: the last good pepper stays
+                log.warning("ignoring the pepper: %s", exc)
         self.keys.replace_records(snap.records)
         self.keys.replace_tenants(snap.tenants)
         self.usage = dict(snap.usage)
@@ -80,6 +95,29 @@ class Directory:
     def tier(self, name: str) -> Tier:
         return self.tiers.get(name) or self.tiers.get("standard") or DEFAULT_TIERS["standard"]
 
+    async def verify(
+        self, authorization: str | None, client_id: str | None
+    ) -> VerifiedIdentity | AuthFailure:
+        """``KeyStore.verify``, and when the cache lacked the key id or its tenant, once more
+        after the resolver read them through (a key used right after it was created)."""
+        result = self.keys.verify(authorization, client_id)
+        if (
+            isinstance(result, AuthFailure)
+            and result.reason in ("unknown_key", "wrong_client")
+            and self.resolver is not None
+            and client_id is not None
+        ):
+            parsed = parse_api_key(parse_bearer(authorization))
+            if parsed is not None and await self.resolver.resolve(parsed[0], client_id):
+                result = self.keys.verify(authorization, client_id)
+        return result
+
+    def unready_reason(self) -> str | None:
+        """Why callers cannot be trusted to be judged right now, or None."""
+        if not self.loaded:
+            return "keys are not loaded yet"
+        return self.staleness()
+
 
 class KeySource(Protocol):
     async def run(self, directory: Directory) -> None: ...
@@ -88,7 +126,8 @@ class KeySource(Protocol):
 # -- parsing (pure) ------------------------------------------------------------------------------
 
 
-def _tenant_from_object(obj: Mapping[str, Any]) -> tuple[TenantInfo, TenantUsage] | None:
+def parse_tenant(obj: Mapping[str, Any]) -> tuple[TenantInfo, TenantUsage] | None:
+    """A Tenant object's TenantInfo and usage; None for one without a name or client ID."""
     meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
     status = obj.get("status") or {}
     name, client_id = meta.get("name"), spec.get("clientId")
@@ -110,14 +149,49 @@ def _tenant_from_object(obj: Mapping[str, Any]) -> tuple[TenantInfo, TenantUsage
     return info, usage
 
 
-def _tiers_from_data(data: Mapping[str, str] | None) -> dict[str, Tier]:
+def parse_tiers(configmap: Mapping[str, Any] | None) -> dict[str, Tier]:
+    """The tiers ConfigMap over the defaults; a tier that does not parse is skipped."""
     tiers = dict(DEFAULT_TIERS)
-    for name, text in (data or {}).items():
+    for name, text in ((configmap or {}).get("data") or {}).items():
         try:
             tiers[name] = Tier.model_validate_json(text)
         except ValidationError:
             log.warning("tier %s in the tiers ConfigMap does not parse; ignored", name)
     return tiers
+
+
+def parse_pepper(secret: Mapping[str, Any] | None) -> bytes:
+    pepper_b64 = ((secret or {}).get("data") or {}).get(PEPPER_KEY, "")
+    return base64.b64decode(pepper_b64) if pepper_b64 else b""
+
+
+def parse_key_secret(secret: Mapping[str, Any]) -> list[KeyRecord]:
+    return records_from_secret_data(secret.get("data"))
+
+
+def parse_access(deployment: Mapping[str, Any] | None) -> frozenset[str]:
+    """The namespaces a ModelDeployment's ``spec.access`` lets in besides its own."""
+    access = ((deployment or {}).get("spec") or {}).get("access") or {}
+    return frozenset(access.get("allowedNamespaces") or ())
+
+
+def snapshot_from_parts(
+    pepper: bytes,
+    key_records: Sequence[Sequence[KeyRecord]],
+    tenants: Sequence[tuple[TenantInfo, TenantUsage] | None],
+    allowed_namespaces: frozenset[str],
+    tiers: dict[str, Tier],
+) -> Snapshot:
+    """A snapshot of what the parsers above made of each object."""
+    parsed = [t for t in tenants if t is not None]
+    return Snapshot(
+        pepper=pepper,
+        records=[r for records in key_records for r in records],
+        tenants=[info for info, _ in parsed],
+        usage={info.name: usage for info, usage in parsed},
+        allowed_namespaces=allowed_namespaces,
+        tiers=tiers,
+    )
 
 
 def snapshot_from_objects(
@@ -128,16 +202,12 @@ def snapshot_from_objects(
     tiers_configmap: Mapping[str, Any] | None = None,
 ) -> Snapshot:
     """A snapshot from the API objects, as plain dicts."""
-    pepper_b64 = ((pepper_secret or {}).get("data") or {}).get(PEPPER_KEY, "")
-    parsed = [p for p in (_tenant_from_object(t) for t in tenants) if p is not None]
-    access = ((deployment or {}).get("spec") or {}).get("access") or {}
-    return Snapshot(
-        pepper=base64.b64decode(pepper_b64) if pepper_b64 else b"",
-        records=[r for s in key_secrets for r in records_from_secret_data(s.get("data"))],
-        tenants=[info for info, _ in parsed],
-        usage={info.name: usage for info, usage in parsed},
-        allowed_namespaces=frozenset(access.get("allowedNamespaces") or ()),
-        tiers=_tiers_from_data((tiers_configmap or {}).get("data")),
+    return snapshot_from_parts(
+        parse_pepper(pepper_secret),
+        [parse_key_secret(s) for s in key_secrets],
+        [parse_tenant(t) for t in tenants],
+        parse_access(deployment),
+        parse_tiers(tiers_configmap),
     )
 
 
@@ -207,46 +277,4 @@ class FileKeySource:
     async def run(self, directory: Directory) -> None:
         while True:
             self.load_once(directory)
-            await asyncio.sleep(self.interval)
-
-
-class KubernetesKeySource:
-    """Polls key Secrets, the pepper, tiers, Tenants and this ModelDeployment's access list."""
-
-    def __init__(
-        self,
-        kube: Kube,
-        system_namespace: str,
-        namespace: str,
-        deployment: str,
-        interval: float = 2.0,
-    ) -> None:
-        self.kube = kube
-        self.system_namespace = system_namespace
-        self.namespace = namespace
-        self.deployment = deployment
-        self.interval = interval
-
-    def read(self) -> Snapshot:
-        kube, system = self.kube, self.system_namespace
-        return snapshot_from_objects(
-            kube.list("v1", "Secret", namespace=system, label_selector=f"{KEYS_LABEL}=true"),
-            kube.get("v1", "Secret", PEPPER_SECRET, namespace=system),
-            kube.list(*TENANT),
-            # The front door serves no one deployment: it has no access list to read.
-            kube.get(*MODEL_DEPLOYMENT, self.deployment, namespace=self.namespace)
-            if self.deployment
-            else None,
-            kube.get("v1", "ConfigMap", TIERS_CONFIGMAP, namespace=system),
-        )
-
-    async def run(self, directory: Directory) -> None:
-        while True:
-            # Any failure keeps the last good snapshot: a blip in the API must not lock users out.
-            with contextlib.suppress(Exception):
-                try:
-                    directory.apply(await asyncio.to_thread(self.read))
-                except Exception as exc:
-                    log.warning("reading keys from the API failed: %s", type(exc).__name__)
-                    raise
             await asyncio.sleep(self.interval)

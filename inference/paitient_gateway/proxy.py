@@ -81,11 +81,11 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def authenticate(gw: Gateway, request: web.Request) -> VerifiedIdentity:
+async def authenticate(gw: Gateway, request: web.Request) -> VerifiedIdentity:
     """401 for every key failure (one message), 403 for suspended or foreign tenants."""
     if not gw.directory.loaded:
         raise unavailable("keys are not loaded yet")
-    result = gw.directory.keys.verify(
+    result = await gw.directory.verify(
         request.headers.get("Authorization"), request.headers.get("X-Client-ID")
     )
     if isinstance(result, AuthFailure):
@@ -163,7 +163,7 @@ def settle(gw: Gateway, request: web.Request, billing: Billing, usage: Usage | N
 
 async def completions(request: web.Request) -> web.StreamResponse:
     gw: Gateway = request.app["gateway"]
-    identity = authenticate(gw, request)
+    identity = await authenticate(gw, request)
     raw = await read_body(request, gw.config.body_limit)
     prepared = prepare_request(
         request.path, raw, gw.config.served_model_name, gw.config.default_max_tokens
@@ -280,7 +280,7 @@ def _stream_error(exc: BaseException) -> ApiError:
 async def models(request: web.Request) -> web.Response:
     """Only the served model, described by the gateway (vLLM's entry names local paths)."""
     gw: Gateway = request.app["gateway"]
-    authenticate(gw, request)
+    await authenticate(gw, request)
     body: dict[str, Any] = {
         "object": "list",
         "data": [

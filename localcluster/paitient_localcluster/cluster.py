@@ -32,6 +32,7 @@ from .build import ensure_built
 from .commands import Layout, Ports
 from .errors import ClusterError
 from .kubeconfig import build_kubeconfig, write_kubeconfig
+from .kwok_stages import kwok_config
 from .namespaces import HOLDER, ClusterNamespaces, cluster_name
 from .node import (
     NodeImage,
@@ -62,7 +63,6 @@ CONTROL_PLANE_PROCESSES = (
 )
 NODE_PROCESSES = ("containerd", "kubelet", "kube-proxy", "kube-router", "coredns")
 CRDS = REPO_ROOT / "crds"
-KWOK_CONFIG = {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokConfiguration"}
 # The pause image's reference in the node's containerd (the CRI's sandbox image).
 SANDBOX_IMAGE = "registry.k8s.io/pause:3.10"
 
@@ -89,6 +89,9 @@ class LocalCluster:
     real_node: bool = True
     node_images: Sequence[NodeImage] = ()
     sandbox_image: str = SANDBOX_IMAGE
+    # Model pods wait for the data plane to report them Ready (kwok_stages.py) unless this is
+    # set: for a cluster that runs no data plane (the operator's benchmark).
+    model_pods_ready_at_once: bool = False
 
     @property
     def processes(self) -> tuple[str, ...]:
@@ -197,7 +200,8 @@ class LocalCluster:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.layout.etcd_data, ignore_errors=True)  # every fresh start is empty
         self._write_kubeconfigs()
-        (self.run_dir / "kwok.yaml").write_text(yaml.safe_dump(KWOK_CONFIG))
+        stages = kwok_config(self.model_pods_ready_at_once)
+        (self.run_dir / "kwok.yaml").write_text(yaml.safe_dump_all(stages, sort_keys=False))
         self.layout.audit_policy.write_text(yaml.safe_dump(audit.POLICY, sort_keys=False))
         self.layout.audit_log.parent.mkdir(parents=True, exist_ok=True)
         if self.real_node:

@@ -31,10 +31,13 @@ class Ports:
     controller_manager: int
     scheduler: int
     kwok: int
+    operator_liveness: int  # `make up`'s operator (not the cluster's: not in ``all``)
 
     @classmethod
     def from_base(cls, base: int) -> Ports:
-        return cls(base, base + 79, base + 80, base + 43, base + 57, base + 59, base + 88)
+        return cls(
+            base, base + 79, base + 80, base + 43, base + 57, base + 59, base + 88, base + 81
+        )
 
     @classmethod
     def from_env(cls) -> Ports:
@@ -184,8 +187,9 @@ def kwok_argv(binary: Path, layout: Layout, ports: Ports) -> list[str]:
     return [
         str(binary),
         f"--kubeconfig={layout.kubeconfig('kwok')}",
-        # An explicit empty config list keeps a stray ~/.kwok/kwok.yaml out of the cluster;
-        # kwok then uses its built-in stages (nodes Ready, pods Running with an IP).
+        # Our own config keeps a stray ~/.kwok/kwok.yaml out of the cluster: KWOK's node
+        # stages, and pod stages that leave a model pod's readiness to the data plane
+        # (kwok_stages.py).
         f"--config={layout.run_dir / 'kwok.yaml'}",
         "--manage-all-nodes=false",
         "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",

@@ -1,17 +1,35 @@
-"""The local data plane: run each Ready model pod's gateway for real, with the vLLM stand-in.
+"""The local data plane: run each running model pod's gateway for real, with the vLLM stand-in,
+and report the pod Ready only when that gateway answers its readiness probe.
 
 KWOK only pretends to run containers. For the demo and end-to-end tests the gateway must really
-answer, so this process plays the kubelet's part for model pods: for every ModelDeployment whose
-Deployment is ready, it starts the gateway with exactly the environment the operator rendered
-for the gateway container (read from the Deployment), points its upstream at an OpenAI-protocol
-stand-in (vLLM itself needs a GPU), and publishes ``namespace/name -> URL`` in a routes file the
-front door reads. Every process listens on 127.0.0.1; all are stopped when this one stops.
+answer, so this process plays the kubelet's part for model pods on the simulated nodes: for
+every ModelDeployment with a pod KWOK made Running, it starts the gateway with exactly the
+environment the operator rendered for the gateway container (read from the Deployment), points
+its upstream at an OpenAI-protocol stand-in (vLLM itself needs a GPU), and publishes
+``namespace/name -> URL`` in a routes file the front door reads. Every process listens on
+127.0.0.1; all are stopped when this one stops.
+
+Readiness, as a kubelet's probe gives it: KWOK leaves a model pod Ready=False
+(``kwok_stages.py``); on every sync the data plane probes the gateway's ``/healthz/ready`` and
+sets the pod's Ready (and ContainersReady) condition from the answer, after the route is in the
+routes file. So the Deployment's ``readyReplicas``, hence the ModelDeployment's Ready condition
+and the REST status, say ``ready`` only once a generate sent then reaches a gateway that
+answers. One gateway serves all the pods of a ModelDeployment (replicas share it).
 
 Each gateway talks to the API as its pod's ServiceAccount (the Deployment's
 ``serviceAccountName``), never with the admin kubeconfig this process is given: like the kubelet,
 the data plane mints a token for that account (TokenRequest API) and hands the gateway a
 kubeconfig of its own holding only that token (``<state-dir>/kubeconfigs/``, mode 0600). So a
 right the operator forgot to grant shows up here as a 403, as it would on a real cluster.
+
+The Secret volumes of the gateway container (its serving certificate) are written as the
+kubelet writes them (``volumes.py``: payload directories swapped in by renaming ``..data``) under
+``<state-dir>/volumes/``, and rewritten on every sync when the Secret changed, so a renewed
+certificate reaches the running gateway the way it does in a pod. Environment values under a
+mount path are pointed at that directory instead. The gateway serves TLS on 127.0.0.1 with a
+certificate for its Service name: the routes file gives the front door both, the URL to connect
+to and the name to verify (``{"url": "https://127.0.0.1:<port>", "serverName":
+"<name>.<namespace>.svc"}``).
 
 Token lifetime: the gateway reads its kubeconfig once, at start (the Python client keeps a static
 token; it re-reads only exec and auth-provider credentials), so rewriting the file would not
@@ -28,10 +46,12 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,16 +64,22 @@ import yaml
 from paitient_common.kubeapi import Kube
 
 from .kubeconfig import write_kubeconfig
-from .processes import free_port, wait_http_ok
+from .kwok_stages import MODEL_POD_LABEL
+from .processes import free_port, probe_context, wait_http_ok
 from .sa_kubeconfig import (
     ServiceAccountToken,
     mint_token,
     service_account_kubeconfig,
 )
+from .volumes import secret_files, write_atomically
 
 REPO = Path(__file__).resolve().parents[2]
 MANAGED = "app.kubernetes.io/managed-by=paitient-operator"
+MODEL_PODS = f"{MODEL_POD_LABEL[0]}={MODEL_POD_LABEL[1]},{MANAGED}"
+MD_LABEL = "paitient.ai/modeldeployment"
+SIMULATED_NODES = "paitient.ai/simulated=true"
 GATEWAY_CONTAINER = "gateway"
+NOT_READY_MESSAGE = "the gateway's readiness probe (/healthz/ready) did not answer 200"
 TOKEN_LIFETIME_SECONDS = 24 * 3600  # see the module docstring: the gateway never re-reads it
 
 
@@ -82,6 +108,98 @@ def gateway_env(deployment: dict[str, Any], pod_name: str) -> dict[str, str]:
     return env
 
 
+def running_model_pods(
+    pods: list[dict[str, Any]], simulated_nodes: set[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """Model pods KWOK runs, by ``namespace/<ModelDeployment>`` (pure): Running on a simulated
+    node and not being deleted."""
+    running: dict[str, list[dict[str, Any]]] = {}
+    for pod in pods:
+        meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+        deployment = (meta.get("labels") or {}).get(MD_LABEL)
+        if (
+            deployment
+            and status.get("phase") == "Running"
+            and not meta.get("deletionTimestamp")
+            and (pod.get("spec") or {}).get("nodeName") in simulated_nodes
+        ):
+            running.setdefault(f"{meta['namespace']}/{deployment}", []).append(pod)
+    return running
+
+
+def readiness_patch(pod: dict[str, Any], ready: bool, now: datetime) -> dict[str, Any] | None:
+    """The status patch that makes ``pod`` Ready (or not), as a kubelet's probe result would;
+    None when it already is. It carries the pod's resourceVersion, so a pod changed meanwhile
+    is refused (409) and tried again on the next sync rather than overwritten (pure)."""
+    status = pod.get("status") or {}
+    conditions = status.get("conditions") or []
+    want = "True" if ready else "False"
+    if any(c.get("type") == "Ready" and c.get("status") == want for c in conditions):
+        return None
+    changed: list[dict[str, Any]] = []
+    for kind in ("Ready", "ContainersReady"):
+        condition: dict[str, Any] = {
+            "type": kind,
+            "status": want,
+            "lastTransitionTime": f"{now:%Y-%m-%dT%H:%M:%SZ}",
+        }
+        if not ready:
+            condition |= {"reason": "ContainersNotReady", "message": NOT_READY_MESSAGE}
+        changed.append(condition)
+    kept = [c for c in conditions if c.get("type") not in ("Ready", "ContainersReady")]
+    containers = [{**c, "ready": ready} for c in status.get("containerStatuses") or []]
+    return {
+        "metadata": {"resourceVersion": pod["metadata"]["resourceVersion"]},
+        "status": {"conditions": kept + changed, "containerStatuses": containers},
+    }
+
+
+def probe_ready(url: str) -> bool:
+    """The gateway's readiness probe, as the operator renders it (``/healthz/ready``), and as a
+    kubelet sends it: over HTTPS without verifying the certificate."""
+    context = probe_context() if url.startswith("https://") else None
+    try:
+        with urllib.request.urlopen(f"{url}/healthz/ready", timeout=2, context=context) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class SecretMount:
+    """A Secret volume mounted into the gateway container."""
+
+    secret: str
+    mount_path: str
+    mode: int
+
+
+def secret_mounts(deployment: dict[str, Any]) -> list[SecretMount]:
+    """The gateway container's mounts that are Secret volumes (pure)."""
+    pod = deployment["spec"]["template"]["spec"]
+    volumes = {v["name"]: v["secret"] for v in pod.get("volumes", []) if "secret" in v}
+    gateway = next(c for c in pod["containers"] if c["name"] == GATEWAY_CONTAINER)
+    return [
+        SecretMount(
+            volumes[m["name"]]["secretName"],
+            m["mountPath"].rstrip("/"),
+            int(volumes[m["name"]].get("defaultMode", 0o644)),
+        )
+        for m in gateway.get("volumeMounts", [])
+        if m["name"] in volumes
+    ]
+
+
+def local_env(env: dict[str, str], directories: dict[str, Path]) -> dict[str, str]:
+    """``env`` with values under a mount path moved to that mount's local directory (pure)."""
+    moved = dict(env)
+    for name, value in env.items():
+        for mount_path, local in directories.items():
+            if value == mount_path or value.startswith(mount_path + "/"):
+                moved[name] = str(local) + value[len(mount_path) :]
+    return moved
+
+
 @dataclass
 class ModelPod:
     """The gateway and stand-in of one ModelDeployment."""
@@ -90,6 +208,9 @@ class ModelPod:
     url: str
     token: ServiceAccountToken
     kubeconfig: Path
+    server_name: str = ""
+    # Secret name -> (local directory, file mode), rewritten when the Secret changes.
+    volumes: dict[str, tuple[Path, int]] = field(default_factory=dict)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def stop(self) -> None:
@@ -103,6 +224,8 @@ class ModelPod:
                 proc.kill()
                 proc.wait()
         self.kubeconfig.unlink(missing_ok=True)  # the token in it lives on until it expires
+        for directory, _mode in self.volumes.values():  # a private key among them
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 @dataclass
@@ -117,23 +240,61 @@ class DataPlane:
     _admin: dict[str, Any] | None = field(default=None, init=False, repr=False)
 
     def sync(self) -> None:
-        ready = {}
+        simulated = {
+            n["metadata"]["name"]
+            for n in self.kube.list("v1", "Node", label_selector=SIMULATED_NODES)
+        }
+        running = running_model_pods(
+            self.kube.list("v1", "Pod", label_selector=MODEL_PODS), simulated
+        )
+        wanted = {}
         for dep in self.kube.list("apps/v1", "Deployment", label_selector=MANAGED):
-            if int(dep.get("status", {}).get("readyReplicas") or 0) > 0:
-                ready[f"{dep['metadata']['namespace']}/{dep['metadata']['name']}"] = dep
+            key = f"{dep['metadata']['namespace']}/{dep['metadata']['name']}"
+            if key in running:
+                wanted[key] = dep
         now = self.clock()
-        renew = {k for k, pod in self.pods.items() if k in ready and pod.token.due_for_renewal(now)}
-        for key in sorted((set(self.pods) - set(ready)) | renew):
+        renew = {
+            k for k, pod in self.pods.items() if k in wanted and pod.token.due_for_renewal(now)
+        }
+        for key in sorted((set(self.pods) - set(wanted)) | renew):
             self.pods.pop(key).stop()
         failed = []
-        for key in sorted(set(ready) - set(self.pods)):
+        for key, pod in sorted(self.pods.items()):
+            try:
+                self._write_volumes(key.split("/")[0], pod.volumes)
+            except Exception as exc:  # the files stay as they were, as with a kubelet
+                failed.append(f"{key}: volumes: {type(exc).__name__}: {exc}")
+        for key in sorted(set(wanted) - set(self.pods)):
             try:  # one pod that cannot start (no token yet, say) must not hold up the others
-                self._start(key, ready[key])
+                self._start(key, wanted[key])
             except Exception as exc:
                 failed.append(f"{key}: {type(exc).__name__}: {exc}")
-        self._write_routes()
+        self._write_routes()  # before any pod turns Ready: the route exists first
+        failed += self._report_readiness(running, now)
         if failed:
             raise RuntimeError("; ".join(failed))
+
+    def _report_readiness(
+        self, running: dict[str, list[dict[str, Any]]], now: datetime
+    ) -> list[str]:
+        """Set each running pod's Ready condition from its gateway's probe; the failures."""
+        failed = []
+        for key, pods in sorted(running.items()):
+            gateway = self.pods.get(key)
+            ready = gateway is not None and probe_ready(gateway.url)
+            for pod in pods:
+                patch = readiness_patch(pod, ready, now)
+                if patch is None:
+                    continue
+                meta = pod["metadata"]
+                try:
+                    self.kube.patch(
+                        "v1", "Pod", meta["name"], patch, namespace=meta["namespace"],
+                        subresource="status",
+                    )  # fmt: skip
+                except Exception as exc:  # changed meanwhile (409), say: the next sync retries
+                    failed.append(f"{key}: readiness of {meta['name']}: {type(exc).__name__}")
+        return failed
 
     def _gateway_kubeconfig(self, namespace: str, name: str, account: str) -> ServiceAccountToken:
         """Mint a token for the pod's ServiceAccount and write the gateway's kubeconfig."""
@@ -149,19 +310,47 @@ class DataPlane:
     def _kubeconfig_path(self, namespace: str, name: str) -> Path:
         return self.state_dir / "kubeconfigs" / f"{namespace}_{name}.kubeconfig"
 
+    def _write_volumes(self, namespace: str, volumes: dict[str, tuple[Path, int]]) -> None:
+        """Bring each Secret volume up to date (a write only when the Secret changed). A
+        Secret not there yet raises: like the kubelet, the pod does not start without it."""
+        for secret_name, (directory, mode) in volumes.items():
+            secret = self.kube.get("v1", "Secret", secret_name, namespace=namespace)
+            if secret is None:
+                raise RuntimeError(f"Secret {namespace}/{secret_name} does not exist (yet)")
+            if write_atomically(directory, secret_files(secret), mode):
+                print(f"[dataplane] {namespace}: wrote Secret {secret_name} to {directory}",
+                      file=sys.stderr, flush=True)  # fmt: skip
+
     def _start(self, key: str, deployment: dict[str, Any]) -> None:
         """Start the pod's processes, recording each as soon as it exists, so a stop at any
         moment (SIGTERM mid-start) still stops every one of them. The token comes first: if it
         cannot be minted, nothing starts and the next sync tries again."""
         namespace, name = key.split("/")
-        token = self._gateway_kubeconfig(namespace, name, service_account_name(deployment))
-        env = gateway_env(deployment, pod_name=f"local-{name}")
+        mounts = secret_mounts(deployment)
+        volumes = {
+            m.secret: (self.state_dir / "volumes" / f"{namespace}_{name}" / m.secret, m.mode)
+            for m in mounts
+        }
+        try:
+            self._write_volumes(namespace, volumes)  # before anything starts, as a kubelet does
+            token = self._gateway_kubeconfig(namespace, name, service_account_name(deployment))
+        except Exception:
+            for directory, _mode in volumes.values():
+                shutil.rmtree(directory, ignore_errors=True)
+            raise
+        env = local_env(
+            gateway_env(deployment, pod_name=f"local-{name}"),
+            {m.mount_path: volumes[m.secret][0] for m in mounts},
+        )
+        tls = bool(env.get("PAITIENT_TLS_CERT_FILE"))
         standin_port, gateway_port = free_port(), free_port()
         logs = self.state_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         served = env.get("PAITIENT_SERVED_MODEL_NAME", name)
         kubeconfig = self._kubeconfig_path(namespace, name)
-        pod = ModelPod(key, f"http://127.0.0.1:{gateway_port}", token, kubeconfig)
+        url = f"{'https' if tls else 'http'}://127.0.0.1:{gateway_port}"
+        # The Service the operator renders is named like the Deployment.
+        pod = ModelPod(key, url, token, kubeconfig, f"{name}.{namespace}.svc", volumes)
         self.pods[key] = pod
         standin = self._spawn(
             [sys.executable, "-m", "tests.standins.vllm_standin", "--port", str(standin_port), "--served-model-name", served],
@@ -179,7 +368,11 @@ class DataPlane:
             gw_env, logs / f"gateway-{namespace}-{name}.log",
         )  # fmt: skip
         pod.processes.insert(0, gateway)
-        wait_http_ok(f"{pod.url}/healthz/live", 30)
+        probe = probe_context() if tls else None
+        wait_http_ok(f"{pod.url}/healthz/live", 30, context=probe)
+        # Its caches list in well under a second: give it that, so the same sync can report the
+        # pod Ready; a gateway slower than this is reported Ready by a later sync.
+        wait_http_ok(f"{pod.url}/healthz/ready", 5, context=probe)
         print(
             f"[dataplane] {key}: gateway {pod.url} as {token.user} (token until "
             f"{token.expires_at:%Y-%m-%dT%H:%M:%SZ}) -> stand-in :{standin_port}",
@@ -192,7 +385,10 @@ class DataPlane:
             return subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
 
     def _write_routes(self) -> None:
-        table = {key: pod.url for key, pod in sorted(self.pods.items())}
+        table = {
+            key: {"url": pod.url, "serverName": pod.server_name}
+            for key, pod in sorted(self.pods.items())
+        }
         tmp = self.routes.with_suffix(".tmp")
         tmp.write_text(json.dumps(table, indent=2))
         tmp.replace(self.routes)  # atomic: the front door never reads half a file

@@ -40,22 +40,15 @@ def credentials(kube: Kube, run_dir: Path) -> str:
     return store.read_text().strip()
 
 
-def run_demo(base_url: str, kubeconfig: Path) -> None:
-    from paitient_secure_model import AuthenticationError, SecureModelClient  # noqa: PLC0415
+def run_demo(base_url: str, ca_bundle: Path, kubeconfig: Path) -> None:
+    from paitient_secure_model import SecureModelClient  # noqa: PLC0415
 
     kube = Kube.from_kubeconfig(str(kubeconfig))
     key = credentials(kube, kubeconfig.parent)
-    client = SecureModelClient(api_key=key, client_id=CLIENT_ID, base_url=base_url)
-    deadline = time.monotonic() + 30
-    while True:  # the front door learns new keys on its next poll (about 2 s)
-        try:
-            client.get_subscription()
-            break
-        except AuthenticationError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-    existing = {d.id for d in client.list_deployments()}
+    client = SecureModelClient(
+        api_key=key, client_id=CLIENT_ID, base_url=base_url, ca_bundle=ca_bundle
+    )
+    existing = {d.id for d in client.list_deployments()}  # a new key works on its first request
     if DEPLOYMENT not in existing:
         deployment = client.deploy_model(
             model_name="ZimaBlueAI/HuatuoGPT-o1-8B", deployment_name=DEPLOYMENT, use_gpu=True
@@ -68,18 +61,10 @@ def run_demo(base_url: str, kubeconfig: Path) -> None:
         on_progress=lambda s: say(f"[demo] {DEPLOYMENT}: {s.status} {s.message}"),
     )
     say(f"[demo] {DEPLOYMENT} is {status.status}")
-    result = None
-    deadline = time.monotonic() + 60
-    while result is None:
-        try:
-            result = client.generate(
-                deployment_id=DEPLOYMENT, prompt=PROMPT, max_tokens=64, temperature=0.7
-            )
-        except Exception as exc:  # the local gateway may still be starting: it says 503
-            if time.monotonic() > deadline:
-                raise
-            say(f"[demo] waiting for the gateway ({type(exc).__name__})")
-            time.sleep(1)
+    # Ready means servable: its gateway answers already.
+    result = client.generate(
+        deployment_id=DEPLOYMENT, prompt=PROMPT, max_tokens=64, temperature=0.7
+    )
     say(f"[demo] generate -> {result.usage.total_tokens} tokens: {result.text[:120]!r}")
     deadline = time.monotonic() + 60
     sub = client.get_subscription()
@@ -87,12 +72,13 @@ def run_demo(base_url: str, kubeconfig: Path) -> None:
         time.sleep(1)  # gateways flush usage every few seconds; the operator sums it
         sub = client.get_subscription()
     say(f"[demo] subscription: tier {sub.tier}, usage {sub.current_usage}/{sub.usage_limit} tokens")
+    env = f"PAITIENT_BASE_URL={base_url} PAITIENT_CA_BUNDLE={ca_bundle} PAITIENT_API_KEY={key} PAITIENT_CLIENT_ID={CLIENT_ID}"
     say(
-        "\nThe stack keeps running. Call it with:\n"
-        f"  curl -s {base_url}/subscription -H 'Authorization: Bearer {key}' -H 'X-Client-ID: {CLIENT_ID}'\n"
-        f"  PAITIENT_BASE_URL={base_url} PAITIENT_API_KEY={key} PAITIENT_CLIENT_ID={CLIENT_ID} .venv/bin/python -c "
+        "\nThe stack keeps running (HTTPS, its certificate from a local CA). Call it with:\n"
+        f"  curl -s --cacert {ca_bundle} {base_url}/subscription -H 'Authorization: Bearer {key}' -H 'X-Client-ID: {CLIENT_ID}'\n"
+        f"  {env} .venv/bin/python -c "
         '"from paitient_secure_model import SecureModelClient; print(SecureModelClient().get_subscription())"\n'
-        f"  PAITIENT_BASE_URL={base_url} PAITIENT_API_KEY={key} PAITIENT_CLIENT_ID={CLIENT_ID} node -e "
+        f"  {env} node -e "
         "\"new (require('./sdk/js').SecureModelClient)().getSubscription().then(console.log)\"\n"
         "Stop everything with: make down\n"
     )

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -185,15 +186,29 @@ def free_port() -> int:
         return port
 
 
-def wait_http_ok(url: str, timeout: float, alive: Callable[[], None] | None = None) -> bool:
-    """Poll ``url`` until it answers 200; ``alive`` raises if the server died meanwhile.
-    True when it answered, False on timeout."""
+def probe_context() -> ssl.SSLContext:
+    """TLS for health probes as the kubelet does them: encrypted, not verified (the question
+    is whether the server answers, not whom to trust)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def wait_http_ok(
+    url: str,
+    timeout: float,
+    alive: Callable[[], None] | None = None,
+    context: ssl.SSLContext | None = None,
+) -> bool:
+    """Poll ``url`` until it answers 200; ``alive`` raises if the server died meanwhile;
+    ``context`` for an https URL. True when it answered, False on timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if alive is not None:
             alive()
         try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
+            with urllib.request.urlopen(url, timeout=2, context=context) as resp:
                 if resp.status == 200:
                     return True
         except OSError:

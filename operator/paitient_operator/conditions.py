@@ -22,6 +22,7 @@ TYPE_SPEC_VALID: Final = "SpecValid"
 TYPE_STORAGE_ENCRYPTED: Final = "StorageEncrypted"
 TYPE_NETWORK_POLICY_APPLIED: Final = "NetworkPolicyApplied"
 TYPE_SCHEDULED: Final = "Scheduled"
+TYPE_CERTIFICATE_READY: Final = "CertificateReady"
 
 # --- reasons ----------------------------------------------------------------------------------
 REASON_READY: Final = "Ready"
@@ -39,6 +40,8 @@ REASON_INVALID_SPEC: Final = "InvalidSpec"
 REASON_TIER_LIMIT_EXCEEDED: Final = "TierLimitExceeded"
 REASON_SUSPENDED: Final = "Suspended"
 REASON_RECONCILE_ERROR: Final = "ReconcileError"
+REASON_CERTIFICATE_ISSUED: Final = "CertificateIssued"
+REASON_CERTIFICATE_PENDING: Final = "CertificatePending"
 
 # --- phases -----------------------------------------------------------------------------------
 PHASE_PENDING: Final = "Pending"

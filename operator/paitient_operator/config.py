@@ -2,7 +2,8 @@
 
 Loaded once at start-up from a YAML file (path in ``PAITIENT_OPERATOR_CONFIG``) and then
 environment overrides: every top-level key ``fooBar`` can be set as ``PAITIENT_FOO_BAR`` and every
-gateway key as ``PAITIENT_GATEWAY_FOO_BAR``. Lists are comma-separated (or JSON), maps JSON.
+key of a section as ``PAITIENT_<SECTION>_FOO_BAR`` (``PAITIENT_GATEWAY_PORT``,
+``PAITIENT_TLS_CERTIFICATE_LIFETIME``). Lists are comma-separated (or JSON), maps JSON.
 Every default below is usable as is; images are pinned so a restart never changes what runs.
 """
 
@@ -12,13 +13,15 @@ import json
 import os
 import re
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, Final, get_origin
+from typing import Annotated, Any, Final, Literal, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from paitient_common.durations import parse_duration
 from paitient_common.tiers import DEFAULT_TIERS, Tier
 
 CONFIG_PATH_ENV: Final = "PAITIENT_OPERATOR_CONFIG"
@@ -79,6 +82,95 @@ class GatewayConfig(_Settings):
     )
 
 
+def _duration(value: Any) -> Any:
+    return parse_duration(value) if isinstance(value, str) else value
+
+
+# "30d", "12h", "90s" in files and environment variables.
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+class CertManagerConfig(_Settings):
+    """Where cert-manager is asked for serving certificates (``tls.issuer: cert-manager``)."""
+
+    issuer_name: str = Field(
+        default="",
+        description="Name of the Issuer or ClusterIssuer that signs the gateways' "
+        "certificates (required with cert-manager).",
+    )
+    issuer_kind: Literal["Issuer", "ClusterIssuer"] = Field(
+        default="ClusterIssuer",
+        description="Issuer (one per model namespace, same name) or ClusterIssuer.",
+    )
+    issuer_group: str = Field(
+        default="cert-manager.io", description="API group of the issuer (external issuers)."
+    )
+    ca_bundle: str = Field(
+        default="",
+        description="PEM of the CA(s) that issuer signs with: published for the front door, "
+        "which trusts nothing else (required with cert-manager).",
+    )
+
+
+class TLSConfig(_Settings):
+    """Serving certificates of the gateways: who issues them, how long they live."""
+
+    issuer: Literal["operator", "cert-manager"] = Field(
+        default="operator",
+        description="operator: its own CA (Secret paitient-ca in the system namespace); "
+        "cert-manager: a Certificate per ModelDeployment, signed by certManager's issuer.",
+    )
+    certificate_lifetime: Duration = Field(
+        default=timedelta(days=30), description="Lifetime of a gateway's serving certificate."
+    )
+    renew_before: Duration = Field(
+        default=timedelta(days=10),
+        description="A serving certificate is replaced this long before it expires (more than "
+        "the kubelet needs to update a Secret volume: minutes).",
+    )
+    ca_lifetime: Duration = Field(
+        default=timedelta(days=1825), description="Lifetime of the operator's CA (operator issuer)."
+    )
+    ca_renew_before: Duration = Field(
+        default=timedelta(days=365),
+        description="The CA is replaced this long before it expires; the old one stays trusted "
+        "until then.",
+    )
+    renewal_check_seconds: float = Field(
+        default=60.0, ge=0.5, description="How often each deployment's certificate is looked at."
+    )
+    ca_namespace: str = Field(
+        default="",
+        max_length=63,
+        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$",
+        description="Namespace of the CA's Secret (operator issuer); <systemNamespace>-ca when "
+        "empty. Not the system namespace: gateways and the front door may list Secrets there.",
+    )
+    cert_manager: CertManagerConfig = Field(
+        default_factory=CertManagerConfig, description="cert-manager issuer (issuer: cert-manager)."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TLSConfig:
+        if self.renew_before >= self.certificate_lifetime:
+            raise ValueError("tls.renewBefore must be shorter than tls.certificateLifetime")
+        if self.ca_renew_before >= self.ca_lifetime:
+            raise ValueError("tls.caRenewBefore must be shorter than tls.caLifetime")
+        if self.certificate_lifetime > self.ca_lifetime:
+            raise ValueError("tls.certificateLifetime must not exceed tls.caLifetime")
+        if self.issuer == "cert-manager":
+            if not self.cert_manager.issuer_name:
+                raise ValueError(
+                    "tls.certManager.issuerName is required with tls.issuer cert-manager"
+                )
+            if "-----BEGIN CERTIFICATE-----" not in self.cert_manager.ca_bundle:
+                raise ValueError(
+                    "tls.certManager.caBundle (the issuer's CA, PEM) is required with "
+                    "tls.issuer cert-manager: the front door trusts nothing else"
+                )
+        return self
+
+
 class OperatorConfig(_Settings):
     """Everything the builders need besides the ModelDeployment itself."""
 
@@ -110,6 +202,9 @@ class OperatorConfig(_Settings):
     gateway: GatewayConfig = Field(
         default_factory=GatewayConfig, description="The gateway sidecar."
     )
+    tls: TLSConfig = Field(
+        default_factory=TLSConfig, description="Serving certificates of the gateways."
+    )
     encrypted_storage_classes: list[str] = Field(
         default_factory=list,
         description="StorageClasses known to encrypt at rest (besides those labelled "
@@ -128,6 +223,12 @@ class OperatorConfig(_Settings):
         "paitient-system",
         description="Namespace of the operator, the front door, the API-key Secrets and the pepper.",
     )
+
+    @property
+    def ca_namespace(self) -> str:
+        """Where the operator's CA key lives: never where key records are listed."""
+        return self.tls.ca_namespace or f"{self.system_namespace}-ca"
+
     tiers: dict[str, Tier] = Field(
         default_factory=lambda: dict(DEFAULT_TIERS),
         description="Subscription tiers by name (free, standard, enterprise by default).",
@@ -187,12 +288,20 @@ def _parse_env_value(raw: str, annotation: Any) -> Any:
     return raw  # pydantic coerces "8443" to int, "" stays a string
 
 
+def _section(annotation: Any) -> type[_Settings] | None:
+    """The settings model of a nested section (gateway, tls, ...), else None."""
+    if isinstance(annotation, type) and issubclass(annotation, _Settings):
+        return annotation
+    return None
+
+
 def _env_overrides(model: type[BaseModel], env: Mapping[str, str], prefix: str) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     for field_name, field in model.model_fields.items():
         alias = field.alias or field_name
-        if field.annotation is GatewayConfig:
-            nested = _env_overrides(GatewayConfig, env, _env_name(alias, prefix) + "_")
+        section = _section(field.annotation)
+        if section is not None:
+            nested = _env_overrides(section, env, _env_name(alias, prefix) + "_")
             if nested:
                 overrides[alias] = nested
             continue
@@ -202,14 +311,18 @@ def _env_overrides(model: type[BaseModel], env: Mapping[str, str], prefix: str) 
     return overrides
 
 
+# The keys of nested settings models, merged key by key.
+_SECTIONS: Final = frozenset({"gateway", "tls", "certManager"})
+
+
 def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     # Settings are replaced whole (an env map replaces the file's map); only the nested
-    # gateway section is merged key by key, as its keys are overridden one by one.
+    # sections are merged key by key, as their keys are overridden one by one.
     merged = dict(base)
     for key, value in top.items():
         nested = merged.get(key)
-        if key == "gateway" and isinstance(nested, Mapping):
-            merged[key] = {**nested, **value}
+        if key in _SECTIONS and isinstance(nested, Mapping) and isinstance(value, Mapping):
+            merged[key] = _merge(dict(nested), value)
         else:
             merged[key] = value
     return merged

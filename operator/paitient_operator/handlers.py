@@ -4,6 +4,10 @@
 - A change to one of its children (edited or deleted by hand, a Deployment's rollout progress)
   or to one of its pods (scheduled, unschedulable, ready) reconciles the owning ModelDeployment,
   which repairs drift and refreshes status.
+- When its serving certificate is due for renewal, the renewal worker reconciles it (operator
+  issuer; a thread started here, not a kopf timer, which would put a finalizer on every
+  ModelDeployment); with cert-manager, a change of its Certificate does
+  (``register_certificate_handlers``: the choice is configuration, registered by ``main``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from paitient_common.kubeapi import Kube, Obj
 from paitient_operator.bootstrap import ensure_system_objects
 from paitient_operator.builders.gateway_rbac import GATEWAY_BINDING_LABEL, MD_NAMESPACE_LABEL
 from paitient_operator.builders.metadata import MANAGED_BY, MD_LABEL
+from paitient_operator.certificates.renewals import RenewalWorker
 from paitient_operator.cluster_view import (
     API_SERVER_SLICE_LABEL,
     API_SERVER_SLICE_NAMESPACE,
@@ -24,7 +29,7 @@ from paitient_operator.cluster_view import (
     hpa_target,
     slice_endpoints,
 )
-from paitient_operator.config import load_config
+from paitient_operator.config import TLSConfig, load_config
 from paitient_operator.diffbase import InMemoryDiffBaseStorage
 from paitient_operator.gateway_bindings import sweep_gateway_bindings
 from paitient_operator.reconciler import Reconciler
@@ -73,7 +78,21 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     if swept:
         logging.getLogger(__name__).info("deleted %d bindings of deleted ModelDeployments", swept)
     memo.reconciler = Reconciler(kube, config, _post_event)
+    memo.reconciler.certificates.prepare()
+    memo.renewals = RenewalWorker(
+        memo.reconciler.renewals,
+        memo.reconciler.reconcile_named,
+        config.tls.renewal_check_seconds,
+    )
+    memo.renewals.start()
     memo.tenants = TenantReconciler(kube, config, _post_event)
+
+
+@kopf.on.cleanup()
+def stop_renewals(memo: kopf.Memo, **_: Any) -> None:
+    worker = getattr(memo, "renewals", None)  # absent when start-up failed before it
+    if worker is not None:
+        worker.stop()
 
 
 @kopf.on.login()
@@ -117,6 +136,13 @@ for _kind in ("rolebindings", "clusterrolebindings"):
     kopf.on.event("rbac.authorization.k8s.io", "v1", _kind, labels=GATEWAY_BINDINGS)(
         _on_gateway_binding_event
     )
+
+
+def register_certificate_handlers(tls: TLSConfig) -> None:
+    """The handlers the TLS configuration asks for; call before ``kopf.run``. With
+    cert-manager the Certificate is a child: its Ready condition and times feed the status."""
+    if tls.issuer == "cert-manager":
+        kopf.on.event("cert-manager.io", "v1", "certificates", labels=MANAGED)(_on_child_event)
 
 
 @kopf.on.event("", "v1", "pods", labels={MD_LABEL: kopf.PRESENT})

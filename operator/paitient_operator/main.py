@@ -14,7 +14,8 @@ import sys
 import kopf
 import prometheus_client
 
-from paitient_operator import handlers as _handlers  # noqa: F401  (registers the handlers)
+from paitient_operator import handlers
+from paitient_operator.config import load_config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    handlers.register_certificate_handlers(load_config().tls)
     if args.metrics_address:
         host, _, port = args.metrics_address.rpartition(":")
         prometheus_client.start_http_server(int(port), addr=host or "0.0.0.0")  # noqa: S104

@@ -1,6 +1,7 @@
 """The ModelDeployment reconciler: a straight list of render-and-sync steps, then status.
 
-Pure builders render the children; ``sync_child`` writes only what differs; the status is
+Pure builders render the children; the serving certificate is kept or re-issued from what its
+Secret holds (``certificates.issuer``); ``sync_child`` writes only what differs; the status is
 computed from what the cluster shows and written only when it changed. A refusal (invalid spec,
 unencrypted storage, tier rules) creates nothing and sets phase Failed with its reason: time will
 not fix it, so it is not retried until the spec changes.
@@ -18,6 +19,8 @@ from paitient_common.kubeapi import Kube, KubeError, Obj
 from paitient_operator import builders, metrics
 from paitient_operator.builders.gateway_rbac import cross_namespace_binding_name
 from paitient_operator.builders.metadata import selector_string
+from paitient_operator.certificates.issuer import ServingIssuer
+from paitient_operator.certificates.renewals import RenewalSchedule
 from paitient_operator.children import adopt, sync_child
 from paitient_operator.cluster_view import ApiView, ClusterView
 from paitient_operator.config import OperatorConfig
@@ -57,6 +60,12 @@ class Reconciler:
     _gone: dict[str, None] = field(default_factory=dict)
     # (kind, name) of the gateway bindings outside a namespace known to exist.
     _bindings_made: set[tuple[str, str]] = field(default_factory=set)
+    certificates: ServingIssuer = field(init=False)
+    # When each serving certificate is due (operator issuer), for the renewal worker.
+    renewals: RenewalSchedule = field(default_factory=RenewalSchedule)
+
+    def __post_init__(self) -> None:
+        self.certificates = ServingIssuer(self.kube, self.config)
 
     def _lock(self, namespace: str, name: str) -> threading.Lock:
         with self._locks_guard:
@@ -72,6 +81,7 @@ class Reconciler:
             while len(self._gone) > GONE_REMEMBERED:
                 self._gone.pop(next(iter(self._gone)))
             self._written.pop(meta["uid"], None)
+            self.renewals.forget(meta["namespace"], meta["name"])
             name = cross_namespace_binding_name(meta["namespace"], meta["name"])
             self._bindings_made.difference_update(
                 {("RoleBinding", name), ("ClusterRoleBinding", name)}
@@ -124,12 +134,21 @@ class Reconciler:
                 return new
             outcomes: dict[str, str] = {}
             live: dict[str, Obj] = {}
-            for child in children:
+            try:
+                # First: the pod cannot start without the Secret it mounts.
+                certificate, certificate_live = self.certificates.desired(md, body)
+            except KubeError as exc:
+                if _going_away(exc):
+                    return previous
+                raise
+            for child in [certificate, *children]:
                 elsewhere = child["metadata"].get("namespace") != md.namespace
                 binding = (child["kind"], child["metadata"]["name"])
                 cached = view.gateway_binding(*binding) if elsewhere else False
                 if cached is None and binding in self._bindings_made:
                     cached = False  # the index lags behind this operator's own create: ask
+                if child is certificate:
+                    cached = certificate_live
                 try:
                     outcome, obj = sync_child(self.kube, child, cached)
                 except KubeError as exc:
@@ -155,7 +174,12 @@ class Reconciler:
             pods = self.kube.list(
                 "v1", "Pod", namespace=md.namespace, label_selector=selector_string(md)
             )
-            new = observed_status(md, live.get("Deployment"), pods, previous, self.config, _now())
+            served = self.certificates.state(md, live.get(certificate["kind"]))
+            if self.certificates.by_operator:  # cert-manager renews its own
+                self.renewals.record(md.namespace, md.name, served.renew_after)
+            new = observed_status(
+                md, live.get("Deployment"), pods, previous, self.config, _now(), served
+            )
             self._write_status(body, previous, new, None)
             return new
 

@@ -14,6 +14,7 @@ from typing import Any
 from paitient_operator import conditions as c
 from paitient_operator.builders.metadata import selector_string
 from paitient_operator.builders.service import endpoint_url
+from paitient_operator.certificates.serving import ServingCertificate
 from paitient_operator.config import OperatorConfig
 from paitient_operator.errors import OperatorError, StorageNotEncrypted
 from paitient_operator.resources.modeldeployment import ModelDeployment
@@ -47,6 +48,7 @@ def observed_status(
     previous: Mapping[str, Any] | None,
     config: OperatorConfig,
     now: datetime | str,
+    certificate: ServingCertificate | None = None,
 ) -> Obj:
     """Status of a deployment whose children were all applied."""
     gen = md.metadata.generation
@@ -60,6 +62,12 @@ def observed_status(
         conds, c.TYPE_NETWORK_POLICY_APPLIED, True, c.REASON_NETWORK_POLICY_APPLIED,
         "Ingress only to the gateway port; egress only DNS and the model source.", gen, now,
     )  # fmt: skip
+    if certificate is not None:
+        reason = c.REASON_CERTIFICATE_ISSUED if certificate.ready else c.REASON_CERTIFICATE_PENDING
+        conds = c.set_condition(
+            conds, c.TYPE_CERTIFICATE_READY, certificate.ready, reason,
+            f"{certificate.secret_name} from {certificate.issuer}: {certificate.message}", gen, now,
+        )  # fmt: skip
     dep_status = (deployment or {}).get("status", {}) or {}
     dep_spec = (deployment or {}).get("spec", {}) or {}
     desired = int(dep_spec.get("replicas", md.spec.replicas))
@@ -90,7 +98,7 @@ def observed_status(
         ready_status, reason = False, c.REASON_PROGRESSING
         message = f"{ready}/{desired} replicas ready, {updated} up to date."
     conds = c.set_condition(conds, c.TYPE_READY, ready_status, reason, message, gen, now)
-    return {
+    status: Obj = {
         "phase": c.phase_from(conds),
         "conditions": conds,
         "observedGeneration": gen,
@@ -100,6 +108,9 @@ def observed_status(
         "endpoint": endpoint_url(md, config),
         "message": message,
     }
+    if certificate is not None:
+        status["servingCertificate"] = certificate.status()
+    return status
 
 
 def refused_status(

@@ -17,6 +17,11 @@ export interface ClientOptions {
   maxRetries?: number;
   /** A fetch implementation. Default: `globalThis.fetch`. */
   fetch?: typeof fetch;
+  /**
+   * Trust only these CAs for the server's certificate: the path of a PEM file, or PEM text.
+   * Default: `process.env.PAITIENT_CA_BUNDLE`, else the system's CAs. Always verified.
+   */
+  caBundle?: string;
 }
 
 export interface RequestOptions {

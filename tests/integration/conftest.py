@@ -17,8 +17,7 @@ from paitient_common.kubeapi import Kube
 from paitient_operator.resources.install import install_crds
 from tests.integration.frontdoor_process import ApiProcess
 from tests.integration.operator_process import OperatorProcess
-from tests.integration.stack_helpers import REPO, authorised, generates, make_tenant
-from tests.integration.waiting import wait_for
+from tests.integration.stack_helpers import REPO, make_tenant
 
 pytestmark = pytest.mark.integration
 
@@ -59,13 +58,35 @@ def kube(kubeconfig: Path) -> Kube:
 
 
 @pytest.fixture(scope="session")
+def dataplane(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The local data plane, for every test that makes ModelDeployments: it runs each model
+    pod's gateway and reports the pod Ready from the gateway's probe, as a kubelet would (KWOK
+    leaves model pods not Ready). Yields its routes file."""
+    tmp = tmp_path_factory.mktemp("dataplane")
+    routes = tmp / "routes.json"
+    plane = subprocess.Popen(
+        [sys.executable, "-m", "paitient_localcluster.dataplane", "--kubeconfig", str(kubeconfig),
+         "--routes", str(routes), "--state-dir", str(tmp / "dataplane")],
+        cwd=REPO, stdout=(tmp / "dataplane.log").open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        yield routes
+    finally:
+        plane.terminate()
+        plane.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
 def operator(
-    kubeconfig: Path, kube: Kube, tmp_path_factory: pytest.TempPathFactory
+    kubeconfig: Path, kube: Kube, dataplane: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     install_crds(kube)
-    own = kubeconfig.parent / "operator.kubeconfig"  # its own identity, for the audit log
-    proc = OperatorProcess(
-        own if own.is_file() else kubeconfig, tmp_path_factory.mktemp("op") / "operator.log"
+    proc = OperatorProcess.for_cluster(
+        kubeconfig,
+        tmp_path_factory.mktemp("op") / "operator.log",
+        # As `make up` runs it: the local encrypted class serves deployments made through the
+        # API (which names no class), so the SDKs' deploy -> ready -> generate flow can run.
+        env={"PAITIENT_DEFAULT_STORAGE_CLASS": "encrypted-local"},
     )
     proc.start()
     try:
@@ -77,26 +98,19 @@ def operator(
 @pytest.fixture(scope="session")
 def stack(
     operator: OperatorProcess,
+    dataplane: Path,
     kubeconfig: Path,
-    kube: Kube,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ApiProcess]:
     """Front door routing generate through the local data plane's gateways."""
-    tmp = tmp_path_factory.mktemp("stack")
-    routes = tmp / "routes.json"
-    plane = subprocess.Popen(
-        [sys.executable, "-m", "paitient_localcluster.dataplane", "--kubeconfig", str(kubeconfig),
-         "--routes", str(routes), "--state-dir", str(tmp / "dataplane")],
-        cwd=REPO, stdout=(tmp / "dataplane.log").open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    api = ApiProcess(kubeconfig, tmp / "api.log", gateway_url=f"file:{routes}")
+    api = ApiProcess(
+        kubeconfig, tmp_path_factory.mktemp("stack") / "api.log", gateway_url=f"file:{dataplane}"
+    )
     try:
         api.start()
         yield api
     finally:
         api.stop()
-        plane.terminate()
-        plane.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")
@@ -107,7 +121,6 @@ def stack_tenant(stack: ApiProcess, kube: Kube) -> Iterator[dict[str, str]]:
     client = sdk.SecureModelClient(
         api_key=info["key"], client_id=info["client_id"], base_url=stack.base_url
     )
-    wait_for(lambda: authorised(client), what="the front door to know the key")
     # The generate example names "deployment-123": make it exist, on the encrypted class.
     kube.create(
         {
@@ -118,6 +131,5 @@ def stack_tenant(stack: ApiProcess, kube: Kube) -> Iterator[dict[str, str]]:
         }
     )  # fmt: skip
     client.wait_until_ready("deployment-123", timeout=120, poll_interval=0.5)
-    wait_for(lambda: generates(client), timeout=60, what="the deployment's gateway")
     yield info
     admin.delete_tenant(kube, info["name"], force=True)

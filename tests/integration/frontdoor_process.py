@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from paitient_localcluster.processes import free_port, wait_http_ok
+from paitient_localcluster.processes import free_port, probe_context, wait_http_ok
 
 
 class ApiProcess:
@@ -22,11 +22,18 @@ class ApiProcess:
         log: Path,
         gateway_url: str = "http://127.0.0.1:9",
         system_namespace: str | None = None,
+        env: dict[str, str] | None = None,
+        tls: tuple[Path, Path] | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
+        """``tls``: (certificate, key) files to serve HTTPS with."""
         self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self.env = env or {}
+        scheme = "https" if tls else "http"
+        self.root = f"{scheme}://127.0.0.1:{self.port}"
+        self.base_url = f"{self.root}/v1"
         self.kubeconfig, self.log, self.gateway_url = kubeconfig, log, gateway_url
-        self.system_namespace = system_namespace
+        self.system_namespace, self.tls, self.extra_args = system_namespace, tls, extra_args
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> None:
@@ -36,11 +43,16 @@ class ApiProcess:
         ]  # fmt: skip
         if self.system_namespace:
             argv += ["--system-namespace", self.system_namespace]
+        if self.tls:
+            argv += ["--tls-cert-file", str(self.tls[0]), "--tls-key-file", str(self.tls[1])]
+        argv += list(self.extra_args)
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        if wait_http_ok(f"http://127.0.0.1:{self.port}/readyz", timeout, alive=self._alive):
+                argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, **self.env},
+            )  # fmt: skip
+        context = probe_context() if self.tls else None
+        if wait_http_ok(f"{self.root}/readyz", timeout, alive=self._alive, context=context):
             return
         raise RuntimeError(f"paitient-api not ready: {self.log.read_text()[-2000:]}")
 

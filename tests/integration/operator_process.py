@@ -32,6 +32,15 @@ class OperatorProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.liveness_url = f"http://127.0.0.1:{free_port()}/healthz"
 
+    @classmethod
+    def for_cluster(
+        cls, kubeconfig: Path, log: Path, env: dict[str, str] | None = None
+    ) -> OperatorProcess:
+        """With the operator's own identity beside the admin ``kubeconfig`` when the cluster
+        has one (the local cluster: its requests stand apart in the audit log)."""
+        own = kubeconfig.parent / "operator.kubeconfig"
+        return cls(own if own.is_file() else kubeconfig, log, env)
+
     def start(self) -> None:
         env = {**os.environ, **self.env, "KUBECONFIG": str(self.kubeconfig)}
         with self.log.open("ab") as out:

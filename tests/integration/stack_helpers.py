@@ -1,11 +1,9 @@
-"""Helpers for tests against the whole stack: a tenant with a key, and readiness probes."""
+"""Helpers for tests against the whole stack: a tenant with a key."""
 
 from __future__ import annotations
 
 import uuid
 from pathlib import Path
-
-import paitient_secure_model as sdk
 
 from paitient_cli import admin
 from paitient_common.kubeapi import Kube
@@ -32,19 +30,3 @@ def make_tenant(kube: Kube, tier: str = "standard") -> dict[str, str]:
     )
     key = admin.create_key(kube, client_id, None, "", "paitient-system")[0]
     return {"name": name, "client_id": client_id, "key": key, "namespace": f"tenant-{name}"}
-
-
-def authorised(client: object) -> bool:
-    try:
-        client.get_subscription()  # type: ignore[attr-defined]
-    except sdk.AuthenticationError:
-        return False
-    return True
-
-
-def generates(client: object) -> bool:
-    try:
-        client.generate(deployment_id="deployment-123", prompt="ping", max_tokens=2)  # type: ignore[attr-defined]
-    except sdk.ServiceError:
-        return False
-    return True

@@ -21,7 +21,13 @@ import yaml
 
 from paitient_cli import admin
 from paitient_common.kubeapi import Kube
-from paitient_common.secrets import PEPPER_SECRET, TIERS_CONFIGMAP, keys_secret_name
+from paitient_common.secrets import (
+    CA_BUNDLE_CONFIGMAP,
+    CA_SECRET,
+    PEPPER_SECRET,
+    TIERS_CONFIGMAP,
+    keys_secret_name,
+)
 from paitient_localcluster import audit
 from paitient_localcluster.kubeconfig import write_kubeconfig
 from paitient_localcluster.processes import Managed
@@ -103,6 +109,7 @@ def release(kubeconfig: Path, kube: Kube) -> Iterator[Release]:
         run(HELM, "uninstall", rel.name, "--namespace", rel.namespace, kubeconfig=kubeconfig,
             check=False)  # fmt: skip
         kube.delete("v1", "Namespace", rel.namespace)
+        kube.delete("v1", "Namespace", f"{rel.namespace}-ca")  # the operator's, not Helm's
 
 
 def test_install_creates_every_object_and_the_pods_are_admitted(
@@ -170,11 +177,18 @@ def test_rbac_grants_what_the_code_needs_and_nothing_beyond(release: Release) ->
             ("patch", "roles.rbac.authorization.k8s.io/paitient-gateway-keys", "-n", ns),
             ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
             ("delete", "rolebindings.rbac.authorization.k8s.io", "-n", ns),
+            # the gateways' CA, its public bundle, and each model's serving certificate
+            ("patch", f"secrets/{CA_SECRET}", "-n", f"{ns}-ca"),
+            ("patch", f"configmaps/{CA_BUNDLE_CONFIGMAP}", "-n", ns),
+            ("get", "secrets/model-tls", "-n", "any-tenant"),
+            ("create", "secrets", "-n", "any-tenant"),
+            ("patch", "secrets/model-tls", "-n", "any-tenant"),
         ],
         api: [
             ("list", "secrets", "-n", ns),
             ("get", f"secrets/{PEPPER_SECRET}", "-n", ns),
             ("get", f"configmaps/{TIERS_CONFIGMAP}", "-n", ns),
+            ("get", f"configmaps/{CA_BUNDLE_CONFIGMAP}", "-n", ns),
             ("create", md, "-n", "any-tenant"),
             ("delete", md, "-n", "any-tenant"),
             ("list", tn),
@@ -182,9 +196,11 @@ def test_rbac_grants_what_the_code_needs_and_nothing_beyond(release: Release) ->
     }
     denied = {
         op: [
-            ("get", "secrets", "-n", "kube-system"),
+            # Serving certificates are read by name: no Secret can be enumerated elsewhere.
             ("list", "secrets", "--all-namespaces"),
-            ("create", "secrets", "-n", "any-tenant"),
+            ("list", "secrets", "-n", "kube-system"),
+            ("watch", "secrets", "-n", "any-tenant"),
+            ("delete", "secrets", "-n", "any-tenant"),
             ("get", "configmaps/kube-root-ca.crt", "-n", ns),
             ("delete", "deployments.apps", "-n", "any-tenant"),
             ("delete", "namespaces"),
@@ -199,7 +215,10 @@ def test_rbac_grants_what_the_code_needs_and_nothing_beyond(release: Release) ->
         ],
         api: [
             ("get", "secrets", "-n", "kube-system"),
+            ("get", "secrets/model-tls", "-n", "any-tenant"),
+            ("get", f"secrets/{CA_SECRET}", "-n", f"{ns}-ca"),
             ("create", "secrets", "-n", ns),
+            ("patch", f"configmaps/{CA_BUNDLE_CONFIGMAP}", "-n", ns),
             ("patch", f"secrets/{keys_secret_name('acme')}", "-n", ns),
             ("patch", tn),
             ("create", tn),
@@ -237,8 +256,9 @@ def token_kubeconfig(release: Release, account: str, path: Path) -> Path:
 
 
 def test_operator_and_front_door_do_their_job_with_the_charts_rbac_alone(
-    release: Release, kube: Kube, tmp_path: Path
+    release: Release, kube: Kube, dataplane: Path, tmp_path: Path
 ) -> None:
+    """``dataplane``: the model pod turns Ready only once the data plane runs its gateway."""
     if Managed("operator", release.kubeconfig.parent).read_pid() is not None:
         pytest.skip("a `make up` operator runs on this cluster; two operators would fight")
     config = kube.get("v1", "ConfigMap", release.operator, namespace=release.namespace)
@@ -262,9 +282,16 @@ def test_operator_and_front_door_do_their_job_with_the_charts_rbac_alone(
     with OperatorProcess.others_paused():
         try:
             operator.start()
-            # At start, in the release namespace: the pepper and the tiers ConfigMap.
-            for kind, obj_name in (("Secret", PEPPER_SECRET), ("ConfigMap", TIERS_CONFIGMAP)):
+            # At start, in the release namespace: the pepper, the tiers, the CA's bundle; and
+            # the CA itself in a namespace of its own.
+            for kind, obj_name in (
+                ("Secret", PEPPER_SECRET),
+                ("ConfigMap", TIERS_CONFIGMAP),
+                ("ConfigMap", CA_BUNDLE_CONFIGMAP),
+            ):
                 assert kube.get("v1", kind, obj_name, namespace=release.namespace), obj_name
+            assert kube.get("v1", "Secret", CA_SECRET, namespace=f"{release.namespace}-ca")
+            assert not kube.get("v1", "Secret", CA_SECRET, namespace=release.namespace)
             admin.create_tenant(kube, name, client_id, "standard", None, {"standard"})
             wait_for(lambda: tenant_ready(kube, name), timeout=60, what="tenant Ready")
             secret = keys_secret_name(name)

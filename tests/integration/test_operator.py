@@ -80,7 +80,7 @@ def test_gpu_deployment_becomes_ready_with_locked_down_children(
     )
     md = _wait_phase(kube, tenant_ns, "gpu-model", "Ready")
     assert md["status"]["readyReplicas"] == 1
-    assert md["status"]["endpoint"] == f"http://gpu-model.{tenant_ns}.svc:8443"
+    assert md["status"]["endpoint"] == f"https://gpu-model.{tenant_ns}.svc:8443"
     assert md["status"]["observedGeneration"] == md["metadata"]["generation"]
     assert _condition(md, "Ready")["status"] == "True"
     for api_version, kind in CHILD_KINDS:
@@ -172,10 +172,13 @@ def test_unencrypted_storage_class_is_refused_and_nothing_is_created(
     md = _wait_phase(kube, tenant_ns, "plain", "Failed")
     assert _condition(md, "Ready")["reason"] == "StorageNotEncrypted"
     assert "plain-local" in md["status"]["message"] and "encrypted-local" in md["status"]["message"]
-    events = kube.list("v1", "Event", namespace=tenant_ns)
-    assert any(
-        e["reason"] == "StorageNotEncrypted" and e["involvedObject"]["name"] == "plain"
-        for e in events
+    # The Warning Event is posted after the status: wait for it rather than read once.
+    wait_for(
+        lambda: any(
+            e["reason"] == "StorageNotEncrypted" and e["involvedObject"]["name"] == "plain"
+            for e in kube.list("v1", "Event", namespace=tenant_ns)
+        ),
+        what="the StorageNotEncrypted Warning Event",
     )
     for api_version, kind in CHILD_KINDS:
         assert kube.get(api_version, kind, "plain", namespace=tenant_ns) is None, kind

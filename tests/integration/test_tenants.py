@@ -16,9 +16,8 @@ from typing import Any
 
 import pytest
 
-from paitient_common import apikeys
 from paitient_common.kubeapi import Kube
-from paitient_common.secrets import PEPPER_KEY, PEPPER_SECRET, keys_secret_name
+from paitient_common.secrets import keys_secret_name
 from paitient_common.tiers import format_time, period_bounds
 from tests.integration.operator_process import OperatorProcess
 from tests.integration.waiting import wait_for
@@ -65,31 +64,6 @@ def _status(kube: Kube, name: str) -> dict[str, Any]:
     return (kube.get(*TENANT, name) or {}).get("status") or {}
 
 
-def _store(kube: Kube) -> apikeys.KeyStore:
-    """What a gateway would load: every key record, the pepper, the tenants."""
-    pepper = base64.b64decode(
-        (kube.get("v1", "Secret", PEPPER_SECRET, namespace=SYSTEM) or {})["data"][PEPPER_KEY]
-    )
-    store = apikeys.KeyStore(pepper)
-    secrets = kube.list(
-        "v1", "Secret", namespace=SYSTEM, label_selector="paitient.ai/api-keys=true"
-    )
-    store.replace_records(
-        [r for s in secrets for r in apikeys.records_from_secret_data(s.get("data"))]
-    )
-    store.replace_tenants(
-        apikeys.TenantInfo(
-            t["metadata"]["name"],
-            t["spec"]["clientId"],
-            (t.get("status") or {}).get("namespace", ""),
-            t["spec"].get("tier", ""),
-            bool(t["spec"].get("suspended")),
-        )
-        for t in kube.list(*TENANT)
-    )
-    return store
-
-
 def test_a_tenant_gets_a_restricted_namespace_default_deny_quota_and_key_secret(
     tenant: dict[str, str], kube: Kube
 ) -> None:
@@ -131,41 +105,6 @@ def test_changing_the_tier_updates_the_quota(tenant: dict[str, str], kube: Kube)
     wait_for(
         lambda: _status(kube, tenant["name"]).get("usageLimit") == 1_000_000,
         what="free usage limit",
-    )
-
-
-def test_keys_create_verify_rotate_expire_and_revoke(
-    tenant: dict[str, str], kube: Kube, kubeconfig: Path
-) -> None:
-    first = cli(
-        kubeconfig, "keys", "create", "--client-id", tenant["client_id"], "--expires", "90d"
-    )
-    assert first.returncode == 0, first.stderr
-    key = first.stdout.splitlines()[0]
-    assert key.startswith("psk_") and "only time the key is shown" in first.stdout
-    second = cli(
-        kubeconfig, "keys", "create", "--client-id", tenant["client_id"]
-    ).stdout.splitlines()[0]
-    store = _store(kube)
-    for k in (key, second):  # rotation: both keys valid at once
-        assert isinstance(
-            store.verify(f"Bearer {k}", tenant["client_id"]), apikeys.VerifiedIdentity
-        )
-    assert isinstance(store.verify(f"Bearer {key}", "someone-else"), apikeys.AuthFailure)
-    later = datetime.now(UTC) + timedelta(days=91)
-    assert store.verify(f"Bearer {key}", tenant["client_id"], later) == apikeys.AuthFailure(
-        "expired"
-    )
-
-    listed = cli(kubeconfig, "keys", "list", "--client-id", tenant["client_id"]).stdout
-    key_id = key.split("_")[1]
-    assert key_id in listed and key not in listed and "active" in listed
-    revoked = cli(kubeconfig, "keys", "revoke", key_id)
-    assert revoked.returncode == 0, revoked.stderr
-    store = _store(kube)
-    assert store.verify(f"Bearer {key}", tenant["client_id"]) == apikeys.AuthFailure("revoked")
-    assert isinstance(
-        store.verify(f"Bearer {second}", tenant["client_id"]), apikeys.VerifiedIdentity
     )
 
 

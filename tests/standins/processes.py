@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from paitient_common.apikeys import generate_api_key, new_record
-from paitient_localcluster.processes import free_port, wait_http_ok
+from paitient_localcluster.processes import free_port, probe_context, wait_http_ok
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -35,10 +35,11 @@ class Proc:
     stdout: Path
     stderr: Path
     _files: list[IO[bytes]] = field(default_factory=list)
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def output(self) -> str:
         return self.stdout.read_text(errors="replace") + self.stderr.read_text(errors="replace")
@@ -77,11 +78,15 @@ def _start(args: list[str], port: int, logs: Path, name: str, env: dict[str, str
 
 
 def wait_http(url: str, timeout: float = 20.0, proc: Proc | None = None) -> None:
+    """Wait for 200 from ``url``; an https URL is probed like the kubelet does, without
+    verifying the certificate (readiness, not trust, is the question)."""
+
     def alive() -> None:
         if proc is not None and proc.popen.poll() is not None:
             raise RuntimeError(f"process exited: {proc.output()[-2000:]}")
 
-    if not wait_http_ok(url, timeout, alive):
+    context = probe_context() if url.startswith("https:") else None
+    if not wait_http_ok(url, timeout, alive, context):
         raise TimeoutError(f"{url} did not answer 200 within {timeout}s")
 
 
@@ -100,7 +105,10 @@ def start_gateway(
     upstream: str,
     env: dict[str, str] | None = None,
     port: int | None = None,
+    tls: tuple[Path, Path] | None = None,
 ) -> Proc:
+    """The gateway with keys from ``keys_file``: serving TLS with ``tls`` (certificate and key
+    files), else plain HTTP (``--insecure-plaintext``: these tests are about auth and metering)."""
     port = port or free_port()
     base = {
         "PAITIENT_GATEWAY_HOST": "127.0.0.1",
@@ -113,8 +121,40 @@ def start_gateway(
     }
     args = [PYTHON, "-m", "paitient_gateway", "--keys-file", str(keys_file)]
     args += ["--ledger-dir", str(ledger_dir)]
+    if tls is None:
+        args.append("--insecure-plaintext")
+    else:
+        base["PAITIENT_TLS_CERT_FILE"], base["PAITIENT_TLS_KEY_FILE"] = str(tls[0]), str(tls[1])
     proc = _start(args, port, logs, f"gateway-{port}", {**base, **(env or {})})
+    proc.scheme = "https" if tls else "http"
     wait_http(f"{proc.url}/healthz/ready", proc=proc)
+    return proc
+
+
+def start_cluster_gateway(
+    logs: Path,
+    kubeconfig: Path,
+    namespace: str,
+    upstream: str,
+    env: dict[str, str] | None = None,
+) -> Proc:
+    """A gateway reading keys and tenants from a cluster (watch-fed) for a ModelDeployment
+    ``gateway`` in ``namespace``, in front of ``upstream``; ready when it answers its probe.
+    Plain HTTP on loopback (``--insecure-plaintext``): these tests are about the caches."""
+    port = free_port()
+    base = {
+        "PAITIENT_GATEWAY_HOST": "127.0.0.1",
+        "PAITIENT_GATEWAY_PORT": str(port),
+        "PAITIENT_UPSTREAM_URL": upstream,
+        "PAITIENT_MODELDEPLOYMENT_NAMESPACE": namespace,
+        "PAITIENT_MODELDEPLOYMENT_NAME": "gateway",
+        "PAITIENT_SERVED_MODEL_NAME": "standin-model",
+        "PAITIENT_POD_NAME": f"gateway-{port}",
+    }
+    args = [PYTHON, "-m", "paitient_gateway", "--kubeconfig", str(kubeconfig)]
+    args += ["--ledger-dir", str(logs / f"ledger-{port}"), "--insecure-plaintext"]
+    proc = _start(args, port, logs, f"gateway-{port}", {**base, **(env or {})})
+    wait_http(f"{proc.url}/healthz/ready", timeout=60, proc=proc)
     return proc
 
 

@@ -8,18 +8,28 @@ import copy
 import functools
 import json
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
 from lupa import lua51
 
 from paitient_common.tiers import Tier
+from paitient_localcluster.certmanager import fetch_crds
 from paitient_operator.builders.deployment import build_deployment
 from paitient_operator.builders.gateway_rbac import build_gateway_roles
-from paitient_operator.config import GatewayConfig, OperatorConfig, load_config
+from paitient_operator.certificates import x509
+from paitient_operator.config import (
+    CertManagerConfig,
+    GatewayConfig,
+    OperatorConfig,
+    TLSConfig,
+    load_config,
+)
 from tests.unit.operator.factories import make_md
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,10 +97,28 @@ CUSTOM_VALUES: Obj = {
     },
     "gateway": {"image": {"repository": "registry.local/gw", "tag": "7"}},
 }
+ISSUER_CA = x509.new_authority("the clinic's CA", timedelta(days=1), datetime.now(UTC)).cert_pem
+CERT_MANAGER_VALUES: Obj = {
+    "operator": {
+        "config": {
+            "tls": {
+                "issuer": "cert-manager",
+                "certificateLifetime": "7d",
+                "renewBefore": "2d",
+                "certManager": {"issuerName": "clinic-ca", "caBundle": ISSUER_CA},
+            }
+        }
+    },
+    "frontDoor": {
+        "tls": {"certManager": {"issuerName": "public-ca", "dnsNames": ["api.clinic.example"]}}
+    },
+}
 VARIANTS: dict[str, Obj] = {
     "defaults": {},
     "front door disabled": {"frontDoor": {"enabled": False}},
     "custom": CUSTOM_VALUES,
+    "cert-manager": CERT_MANAGER_VALUES,
+    "front door tls secret": {"frontDoor": {"tls": {"existingSecret": "api-cert"}}},
 }
 
 
@@ -148,6 +176,9 @@ def test_every_rendered_object_is_valid_kubernetes(variant: str, tmp_path: Path)
     assert objects
     for obj in objects:
         where = f"{obj['kind']}/{obj['metadata']['name']}"
+        if obj["apiVersion"] == "cert-manager.io/v1":
+            _validate_with_cert_managers_crd(obj, where)
+            continue
         try:
             kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
         except kubernetes_validate.ValidationError as exc:
@@ -155,6 +186,23 @@ def test_every_rendered_object_is_valid_kubernetes(variant: str, tmp_path: Path)
             pytest.fail(f"{variant}: {where} is invalid at {path}: {exc.message}")
         except kubernetes_validate.SchemaNotFoundError as exc:
             pytest.fail(f"{variant}: {where}: {exc.message}")
+
+
+@functools.cache
+def _cert_manager_schema(kind: str) -> Obj:
+    """The openAPIV3Schema of cert-manager's own CRD for ``kind`` (fetched and pinned)."""
+    plural = {"Certificate": "certificates"}[kind]
+    crd = yaml.safe_load((fetch_crds() / f"cert-manager.io_{plural}.yaml").read_text())
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+    schema: Obj = version["schema"]["openAPIV3Schema"]
+    return schema
+
+
+def _validate_with_cert_managers_crd(obj: Obj, where: str) -> None:
+    try:
+        jsonschema.validate(obj, _cert_manager_schema(obj["kind"]))
+    except jsonschema.ValidationError as exc:
+        pytest.fail(f"{where} breaks cert-manager's schema at {list(exc.path)}: {exc.message}")
 
 
 def test_default_install_holds_crds_operator_and_front_door(tmp_path: Path) -> None:
@@ -231,6 +279,9 @@ def test_schema_knows_every_operator_setting() -> None:
 
     assert set(config["properties"]) == aliases(OperatorConfig) - {"systemNamespace"}
     assert set(config["properties"]["gateway"]["properties"]) == aliases(GatewayConfig) - {"image"}
+    tls = config["properties"]["tls"]["properties"]
+    assert set(tls) == aliases(TLSConfig)
+    assert set(tls["certManager"]["properties"]) == aliases(CertManagerConfig)
     tier = config["properties"]["tiers"]["additionalProperties"]
     assert set(tier["properties"]) == aliases(Tier)
     assert set(tier["required"]) == {
@@ -327,7 +378,7 @@ def test_front_door_serves_the_release_namespace_and_follows_the_gateway_port(
     assert container["command"] == ["paitient-api"]
     assert f"--system-namespace={NAMESPACE}" in container["args"]
     assert "--port=9000" in container["args"]
-    assert "--gateway-url=http://{name}.{namespace}.svc:9443" in container["args"]
+    assert "--gateway-url=https://{name}.{namespace}.svc:9443" in container["args"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports[container["livenessProbe"]["httpGet"]["port"]] == 9000
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
@@ -340,6 +391,55 @@ def test_front_door_serves_the_release_namespace_and_follows_the_gateway_port(
     )
     assert pod["serviceAccountName"] == "pt-api"
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+
+
+def test_the_front_door_serves_https_from_an_existing_secret_or_cert_managers(
+    tmp_path: Path,
+) -> None:
+    plain = _pod(render({}), "paitient-api")["containers"][0]
+    assert not any(a.startswith("--tls-") for a in plain["args"])
+    assert plain["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
+    for values, secret in (
+        (VARIANTS["front door tls secret"], "api-cert"),
+        (CERT_MANAGER_VALUES, "paitient-api-tls"),
+    ):
+        objects = render(values)
+        pod = _pod(objects, "paitient-api")
+        (container,) = pod["containers"]
+        mount = next(m for m in container["volumeMounts"] if m["name"] == "tls")
+        assert f"--tls-cert-file={mount['mountPath']}/tls.crt" in container["args"]
+        assert f"--tls-key-file={mount['mountPath']}/tls.key" in container["args"]
+        volume = next(v for v in pod["volumes"] if v["name"] == "tls")
+        assert volume["secret"]["secretName"] == secret
+        for probe in ("livenessProbe", "readinessProbe"):
+            assert container[probe]["httpGet"]["scheme"] == "HTTPS"
+            assert container[probe]["httpGet"]["port"] == "https"
+        service = one(objects, "Service", "paitient-api")
+        assert service["spec"]["ports"][0]["targetPort"] == "https"
+    (certificate,) = by_kind(render(CERT_MANAGER_VALUES), "Certificate")
+    assert certificate["spec"]["secretName"] == "paitient-api-tls"
+    assert certificate["spec"]["issuerRef"]["name"] == "public-ca"
+    assert certificate["spec"]["dnsNames"] == [
+        "api.clinic.example",
+        "paitient-api",
+        f"paitient-api.{NAMESPACE}",
+        f"paitient-api.{NAMESPACE}.svc",
+        f"paitient-api.{NAMESPACE}.svc.cluster.local",
+    ]
+    both = {"frontDoor": {"tls": {"existingSecret": "a", "certManager": {"issuerName": "b"}}}}
+    result = helm("template", RELEASE, str(CHART), "--values", "-", stdin=json.dumps(both))
+    assert result.returncode != 0 and "not both" in result.stderr
+
+
+def test_cert_manager_for_gateways_needs_an_issuer_and_its_ca_bundle(tmp_path: Path) -> None:
+    config = operator_config(render(CERT_MANAGER_VALUES), tmp_path, "paitient-operator")
+    assert config.tls.issuer == "cert-manager"
+    assert config.tls.certificate_lifetime == timedelta(days=7)
+    assert config.tls.cert_manager.issuer_name == "clinic-ca"
+    assert config.tls.cert_manager.ca_bundle == ISSUER_CA
+    missing = {"operator": {"config": {"tls": {"issuer": "cert-manager"}}}}
+    result = helm("template", RELEASE, str(CHART), "--values", "-", stdin=json.dumps(missing))
+    assert result.returncode != 0 and "issuerName is required" in result.stderr
 
 
 @pytest.mark.parametrize("variant", ["defaults", "custom"])
@@ -419,21 +519,38 @@ def test_rbac_has_no_wildcards_and_binds_the_right_accounts(tmp_path: Path) -> N
         assert binding["roleRef"]["name"] == binding["metadata"]["name"]
 
 
-def test_secrets_are_granted_only_in_the_release_namespace(tmp_path: Path) -> None:
+def test_secrets_are_granted_in_the_release_namespace_and_the_serving_ones_by_name(
+    tmp_path: Path,
+) -> None:
+    """The front door has no Secret outside the release namespace; the operator may get,
+    create and patch Secrets elsewhere (each model's serving certificate, read by name), never
+    list or watch them, and not at all when cert-manager issues the certificates."""
     objects = render({})
+    front = _grants(_rules(objects, "ClusterRole", "paitient-api"))
+    assert not {g for g in front if g[1] in ("secrets", "configmaps")}
+    operator = _grants(_rules(objects, "ClusterRole", "paitient-operator"))
+    assert {g for g in operator if g[1] in ("secrets", "configmaps")} == {
+        ("", "secrets", "get"), ("", "secrets", "create"), ("", "secrets", "patch"),
+    }  # fmt: skip
+    assert not {g for g in operator if g[0] == "cert-manager.io"}
+    managed = _grants(_rules(render(CERT_MANAGER_VALUES), "ClusterRole", "paitient-operator"))
+    assert not {g for g in managed if g[1] == "secrets"}
+    assert {g for g in managed if g[0] == "cert-manager.io"} == {
+        ("cert-manager.io", "certificates", verb)
+        for verb in ("get", "list", "watch", "create", "patch")
+    }
     for name in ("paitient-operator", "paitient-api"):
-        cluster = _grants(_rules(objects, "ClusterRole", name))
-        assert not {g for g in cluster if g[1] in ("secrets", "configmaps")}, name
         role = one(objects, "Role", name)
         assert role["metadata"]["namespace"] == NAMESPACE
     assert {g for g in _grants(_rules(objects, "Role", "paitient-operator")) if g[1] == "secrets"} == {
-        ("", "secrets", "get"), ("", "secrets", "list"), ("", "secrets", "create"),
-        ("", "secrets", "patch"),
+        ("", "secrets", "get"), ("", "secrets", "list"), ("", "secrets", "watch"),
+        ("", "secrets", "create"), ("", "secrets", "patch"),
     }  # fmt: skip
     front = _grants(_rules(objects, "Role", "paitient-api"))
     assert {g for g in front if g[1] == "secrets"} == {
         ("", "secrets", "get"),
         ("", "secrets", "list"),
+        ("", "secrets", "watch"),
     }
 
 

@@ -76,6 +76,25 @@ app.kubernetes.io/component: {{ .component }}
 {{- $gateway.port | default 8443 | int -}}
 {{- end -}}
 
+{{/* Who issues the gateways' serving certificates: "operator" (its own CA) or "cert-manager". */}}
+{{- define "paitient.tlsIssuer" -}}
+{{- $tls := .Values.operator.config.tls | default dict -}}
+{{- $tls.issuer | default "operator" -}}
+{{- end -}}
+
+{{/* The Secret the front door serves HTTPS with; empty when it serves plain HTTP. */}}
+{{- define "paitient.frontDoor.tlsSecret" -}}
+{{- $tls := .Values.frontDoor.tls -}}
+{{- if and $tls.existingSecret $tls.certManager.issuerName -}}
+{{- fail "frontDoor.tls: set existingSecret or certManager.issuerName, not both" -}}
+{{- end -}}
+{{- if $tls.existingSecret -}}
+{{- $tls.existingSecret -}}
+{{- else if $tls.certManager.issuerName -}}
+{{- printf "%s-tls" (include "paitient.frontDoor.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
 {{/*
 The operator's configuration file (read by paitient_operator.config.load_config). Empty
 optional settings are left out, so the operator's defaults apply; the system namespace is the
@@ -84,10 +103,15 @@ gateways are told so through their environment.
 */}}
 {{- define "paitient.operator.config" -}}
 {{- $config := deepCopy (.Values.operator.config | default dict) -}}
-{{- range $key := list "tiers" "defaultStorageClass" "encryptedStorageClasses" -}}
+{{- range $key := list "tiers" "defaultStorageClass" "encryptedStorageClasses" "tls" -}}
 {{- if not (get $config $key) -}}
 {{- $_ := unset $config $key -}}
 {{- end -}}
+{{- end -}}
+{{- if eq (include "paitient.tlsIssuer" .) "cert-manager" -}}
+{{- $cm := $config.tls.certManager | default dict -}}
+{{- $_ := required "operator.config.tls.certManager.issuerName is required with tls.issuer cert-manager" $cm.issuerName -}}
+{{- $_ := required "operator.config.tls.certManager.caBundle (PEM of the issuer's CA, which the front door trusts) is required with tls.issuer cert-manager" $cm.caBundle -}}
 {{- end -}}
 {{- $_ := set $config "systemNamespace" .Release.Namespace -}}
 {{- if not $config.frontDoorNamespace -}}

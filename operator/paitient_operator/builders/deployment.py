@@ -6,6 +6,9 @@ Shape of the pod, and why:
 - no service-account token in the pod, except a projected one mounted into the gateway only
   (it flushes usage to the API); vLLM never sees a credential but the optional HF token;
 - every probe goes through the gateway port, as the kubelet cannot reach 127.0.0.1 in the pod;
+  that port speaks only TLS, so probes use HTTPS (the kubelet does not verify certificates);
+- the gateway's serving certificate is the Secret ``<name>-tls``, mounted into the gateway
+  alone; a renewal changes the Secret's data, never the pod, so nothing restarts;
 - read-only root filesystems, so scratch space is memory-backed ``emptyDir`` and caches that
   libraries write under ``$HOME`` are pointed at /tmp or the model cache.
 """
@@ -20,6 +23,7 @@ from paitient_operator.builders.metadata import (
     common_labels,
     object_meta,
     selector_labels,
+    serving_secret_name,
 )
 from paitient_operator.builders.security import container_security_context, pod_security_context
 from paitient_operator.builders.vllm_args import VLLM_HOST, build_vllm_args
@@ -45,6 +49,12 @@ VOLUME_VLLM_TMP: Final = "vllm-tmp"
 VOLUME_GATEWAY_TMP: Final = "gateway-tmp"
 VOLUME_SHM: Final = "dshm"
 VOLUME_API_TOKEN: Final = "gateway-api-token"  # noqa: S105 - a volume name
+VOLUME_SERVING_TLS: Final = "serving-tls"
+
+# The serving certificate in the gateway container (contract with paitient_gateway.config).
+TLS_DIR: Final = "/etc/paitient/tls"
+TLS_CERT_FILE: Final = f"{TLS_DIR}/tls.crt"
+TLS_KEY_FILE: Final = f"{TLS_DIR}/tls.key"
 
 # Paths inside the container, each on its own memory-backed emptyDir (not the host's /tmp).
 POD_TMP: Final = "/tmp"  # noqa: S108
@@ -59,8 +69,8 @@ def _env(name: str, value: str) -> dict[str, Any]:
 
 def _http_probe(path: str, port: int, **timing: int) -> dict[str, Any]:
     # Numeric port: a named port would have to be declared by the probed container itself,
-    # and only the gateway declares ports.
-    return {"httpGet": {"path": path, "port": port, "scheme": "HTTP"}, **timing}
+    # and only the gateway declares ports. HTTPS: the gateway port serves nothing else.
+    return {"httpGet": {"path": path, "port": port, "scheme": "HTTPS"}, **timing}
 
 
 def _memory_dir(name: str, size_limit: str) -> dict[str, Any]:
@@ -159,6 +169,8 @@ def gateway_env(md: ModelDeployment, config: OperatorConfig) -> list[dict[str, A
         "PAITIENT_SERVED_MODEL_NAME": md.served_model_name,
         # Where the key records, the pepper and the tiers are: the operator's own namespace.
         "PAITIENT_SYSTEM_NAMESPACE": config.system_namespace,
+        "PAITIENT_TLS_CERT_FILE": TLS_CERT_FILE,
+        "PAITIENT_TLS_KEY_FILE": TLS_KEY_FILE,
     }
     if config.gateway.metrics_port is not None:
         own["PAITIENT_METRICS_PORT"] = str(config.gateway.metrics_port)
@@ -194,6 +206,7 @@ def _gateway_container(md: ModelDeployment, config: OperatorConfig) -> dict[str,
         "volumeMounts": [
             {"name": VOLUME_GATEWAY_TMP, "mountPath": POD_TMP},
             {"name": VOLUME_API_TOKEN, "mountPath": SERVICE_ACCOUNT_DIR, "readOnly": True},
+            {"name": VOLUME_SERVING_TLS, "mountPath": TLS_DIR, "readOnly": True},
         ],
         "startupProbe": _http_probe(
             PROBE_LIVE, gw.port, periodSeconds=2, timeoutSeconds=2, failureThreshold=30
@@ -251,6 +264,11 @@ def _volumes(md: ModelDeployment, config: OperatorConfig) -> list[dict[str, Any]
         _memory_dir(VOLUME_GATEWAY_TMP, config.scratch_size_limit),
         _memory_dir(VOLUME_SHM, config.shm_size_limit),
         _api_token_volume(config),
+        # Readable by the pod's group only (fsGroup); the kubelet swaps in renewed files.
+        {
+            "name": VOLUME_SERVING_TLS,
+            "secret": {"secretName": serving_secret_name(md), "defaultMode": 0o440},
+        },
     ]
     pvc = md.spec.model.pvc_claim_and_path()
     if pvc is not None:

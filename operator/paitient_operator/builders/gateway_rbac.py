@@ -1,8 +1,9 @@
 """What a model pod's gateway may do with the Kubernetes API, and the bindings that grant it.
 
-The gateway runs as its ModelDeployment's ServiceAccount. It reads the key records, the pepper
-and the tiers in the operator's system namespace, lists Tenants (client IDs, suspension), reads
-its own ModelDeployment (access list, limits) and writes its UsageReport. Three roles hold those
+The gateway runs as its ModelDeployment's ServiceAccount. It watches the key records, the pepper
+and the tiers in the operator's system namespace and the Tenants (client IDs, suspension), reads
+a key Secret or a Tenant its caches lack through by GET, watches its own ModelDeployment (access
+list, limits) by name and writes its UsageReport. Three roles hold those
 rights, each as narrow as RBAC allows; three bindings per ModelDeployment give them to exactly its
 ServiceAccount:
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from paitient_common.secrets import PEPPER_SECRET, TIERS_CONFIGMAP
+from paitient_common.secrets import TIERS_CONFIGMAP
 from paitient_operator.builders.metadata import MANAGED_BY, MD_LABEL, Manifest, object_meta
 from paitient_operator.resources.common import GROUP
 from paitient_operator.resources.modeldeployment import ModelDeployment
@@ -41,15 +42,21 @@ ROLE_LABELS: Final = {
 
 
 def build_gateway_roles(system_namespace: str) -> list[Manifest]:
-    """The three roles (pure). Listing Secrets cannot be narrowed by label in RBAC, so the
-    system namespace should hold nothing but the operator's own Secrets."""
+    """The three roles (pure). Listing Secrets cannot be narrowed by label in RBAC, and key
+    Secrets are named per tenant, so the system namespace should hold nothing but the operator's
+    own Secrets. The tiers ConfigMap is listed and watched by name (a ``metadata.name`` field
+    selector, which RBAC's ``resourceNames`` covers)."""
     return [
         {
             "apiVersion": RBAC_API,
             "kind": "ClusterRole",
             "metadata": {"name": NAMESPACE_ROLE, "labels": ROLE_LABELS},
             "rules": [
-                {"apiGroups": [GROUP], "resources": ["modeldeployments"], "verbs": ["get"]},
+                {
+                    "apiGroups": [GROUP],
+                    "resources": ["modeldeployments"],
+                    "verbs": ["get", "list", "watch"],
+                },
                 {
                     "apiGroups": [GROUP],
                     "resources": ["usagereports"],
@@ -61,25 +68,21 @@ def build_gateway_roles(system_namespace: str) -> list[Manifest]:
             "apiVersion": RBAC_API,
             "kind": "ClusterRole",
             "metadata": {"name": TENANTS_ROLE, "labels": ROLE_LABELS},
-            "rules": [{"apiGroups": [GROUP], "resources": ["tenants"], "verbs": ["list"]}],
+            "rules": [
+                {"apiGroups": [GROUP], "resources": ["tenants"], "verbs": ["get", "list", "watch"]}
+            ],
         },
         {
             "apiVersion": RBAC_API,
             "kind": "Role",
             "metadata": {"name": KEYS_ROLE, "namespace": system_namespace, "labels": ROLE_LABELS},
             "rules": [
-                {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]},
-                {
-                    "apiGroups": [""],
-                    "resources": ["secrets"],
-                    "resourceNames": [PEPPER_SECRET],
-                    "verbs": ["get"],
-                },
+                {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]},
                 {
                     "apiGroups": [""],
                     "resources": ["configmaps"],
                     "resourceNames": [TIERS_CONFIGMAP],
-                    "verbs": ["get"],
+                    "verbs": ["get", "list", "watch"],
                 },
             ],
         },

@@ -36,6 +36,17 @@ def common_labels(md: ModelDeployment) -> dict[str, str]:
     }
 
 
+def serving_secret_name(md: ModelDeployment) -> str:
+    """The Secret of the gateway's TLS serving certificate (the one child not named exactly
+    like the ModelDeployment: a Secret beside other objects of that name reads clearer)."""
+    return f"{md.name}-tls"
+
+
+def service_names(md: ModelDeployment) -> list[str]:
+    """The names clients reach the gateway by, which its certificate must carry."""
+    return [f"{md.name}.{md.namespace}.svc", f"{md.name}.{md.namespace}.svc.cluster.local"]
+
+
 def selector_string(md: ModelDeployment) -> str:
     """``selector_labels`` as a label-selector string, for ``status.selector`` (scale)."""
     return ",".join(f"{k}={v}" for k, v in sorted(selector_labels(md).items()))

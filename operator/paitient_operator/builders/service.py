@@ -31,5 +31,5 @@ def build_service(md: ModelDeployment, config: OperatorConfig) -> Manifest:
 
 
 def endpoint_url(md: ModelDeployment, config: OperatorConfig) -> str:
-    """The in-cluster URL of the gateway, for ``status.endpoint``."""
-    return f"http://{md.name}.{md.namespace}.svc:{config.gateway.port}"
+    """The in-cluster URL of the gateway, for ``status.endpoint`` (TLS only)."""
+    return f"https://{md.name}.{md.namespace}.svc:{config.gateway.port}"

@@ -330,6 +330,23 @@ class ModelDeploymentSpec(WireModel):
         return self.gpu.product if self.gpu is not None and self.use_gpu else None
 
 
+class ServingCertificateStatus(OpenModel):
+    """The gateway's TLS serving certificate."""
+
+    secret_name: str | None = Field(
+        default=None, description="Secret holding it (tls.crt, tls.key), mounted into the gateway."
+    )
+    issuer: str | None = Field(
+        default=None,
+        description="paitient-operator (the operator's CA), or the cert-manager Issuer or "
+        "ClusterIssuer (kind/name).",
+    )
+    not_after: str | None = Field(default=None, description="When it expires (RFC 3339).")
+    renew_after: str | None = Field(
+        default=None, description="When it is replaced (RFC 3339): renewBefore ahead of expiry."
+    )
+
+
 class ModelDeploymentStatus(OpenModel):
     """Observed state, written by the operator only."""
 
@@ -351,7 +368,10 @@ class ModelDeploymentStatus(OpenModel):
         description="Label selector of the pods, for the scale subresource and autoscalers.",
     )
     endpoint: str | None = Field(
-        default=None, description="In-cluster URL of the gateway, e.g. http://name.ns.svc:8443."
+        default=None, description="In-cluster URL of the gateway, e.g. https://name.ns.svc:8443."
+    )
+    serving_certificate: ServingCertificateStatus | None = Field(
+        default=None, description="The gateway's TLS serving certificate."
     )
     message: str | None = Field(default=None, description="Human-readable summary of the state.")
 

@@ -18,6 +18,7 @@ const {
 } = require('./errors');
 const { isRetryableStatus, parseRetryAfter, retryDelay, sleep } = require('./retry');
 const { ChatStream, GenerationStream } = require('./streaming');
+const { ENV_CA_BUNDLE, fetchTrusting, loadCaBundle } = require('./tls');
 const wire = require('./wire');
 const { VERSION } = require('./version');
 
@@ -51,6 +52,8 @@ class SecureModelClient {
    * @param {number} [options.timeout=60000] per-request timeout in ms
    * @param {number} [options.maxRetries=2]
    * @param {typeof fetch} [options.fetch] default: globalThis.fetch
+   * @param {string} [options.caBundle] trust only these CAs (a PEM file's path, or PEM text);
+   *   default: process.env.PAITIENT_CA_BUNDLE, else the system's CAs. Always verified.
    */
   constructor({
     apiKey,
@@ -59,6 +62,7 @@ class SecureModelClient {
     timeout = DEFAULT_TIMEOUT_MS,
     maxRetries = DEFAULT_MAX_RETRIES,
     fetch,
+    caBundle,
   } = {}) {
     apiKey = apiKey || env(ENV_API_KEY);
     if (!apiKey) {
@@ -90,7 +94,11 @@ class SecureModelClient {
     if (!Number.isInteger(maxRetries) || maxRetries < 0) {
       throw new ConfigurationError(`maxRetries must be an integer >= 0, not ${maxRetries}`);
     }
-    const fetchImpl = fetch || globalThis.fetch;
+    if (caBundle && fetch) {
+      throw new ConfigurationError('Pass { caBundle } or { fetch }, not both: your fetch decides whom it trusts.');
+    }
+    const bundle = caBundle || (fetch ? undefined : env(ENV_CA_BUNDLE));
+    const fetchImpl = bundle ? fetchTrusting(loadCaBundle(bundle)) : fetch || globalThis.fetch;
     if (typeof fetchImpl !== 'function') {
       throw new ConfigurationError('No fetch available: use Node.js >= 18 or pass { fetch }.');
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import ssl
 from collections.abc import Awaitable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Callable, Literal, overload
@@ -12,7 +13,14 @@ import httpx
 
 from . import _base
 from ._base import BaseClient, ProgressCallback, ReadinessWait, RequestSpec
-from ._config import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, TimeoutTypes
+from ._config import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    CABundle,
+    TimeoutTypes,
+    tls_verification,
+)
+from ._exceptions import ConfigurationError
 from ._streaming import AsyncChatStream, AsyncGenerationStream
 from ._types import (
     ChatResult,
@@ -26,9 +34,9 @@ from ._types import (
 __all__ = ["AsyncSecureModelClient"]
 
 
-def _new_http_client(timeout: TimeoutTypes) -> httpx.AsyncClient:
+def _new_http_client(timeout: TimeoutTypes, verify: ssl.SSLContext | bool) -> httpx.AsyncClient:
     """The httpx client used when the caller brings none (a seam the tests replace)."""
-    return httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+    return httpx.AsyncClient(timeout=timeout, follow_redirects=False, verify=verify)
 
 
 class AsyncSecureModelClient(BaseClient):
@@ -46,11 +54,21 @@ class AsyncSecureModelClient(BaseClient):
         timeout: TimeoutTypes = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         http_client: httpx.AsyncClient | None = None,
+        *,
+        ca_bundle: CABundle | None = None,
     ) -> None:
-        super().__init__(api_key, client_id, base_url, timeout, max_retries)
-        # A client the caller passed in is theirs to close.
+        if ca_bundle is not None and http_client is not None:
+            raise ConfigurationError(
+                "Pass ca_bundle or http_client, not both: set verify= on your own client."
+            )
+        super().__init__(api_key, client_id, base_url, timeout, max_retries, ca_bundle)
+        # A client the caller passed in is theirs to close (and verifies as it was told to).
         self._owns_http_client = http_client is None
-        self._http = http_client if http_client is not None else _new_http_client(timeout)
+        self._http = (
+            http_client
+            if http_client is not None
+            else _new_http_client(timeout, tls_verification(self._config.ca_bundle))
+        )
         self._sleep: Callable[[float], Awaitable[object]] = asyncio.sleep
 
     # -- lifecycle

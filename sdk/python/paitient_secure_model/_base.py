@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import httpx
 
-from ._config import USER_AGENT, ClientConfig, TimeoutTypes
+from ._config import USER_AGENT, CABundle, ClientConfig, TimeoutTypes
 from ._exceptions import (
     APIConnectionError,
     APITimeoutError,
@@ -285,8 +285,11 @@ class BaseClient:
         base_url: str | None,
         timeout: TimeoutTypes,
         max_retries: int,
+        ca_bundle: CABundle | None = None,
     ) -> None:
-        self._config = ClientConfig.resolve(api_key, client_id, base_url, timeout, max_retries)
+        self._config = ClientConfig.resolve(
+            api_key, client_id, base_url, timeout, max_retries, ca_bundle
+        )
         # Seams for tests: the source of jitter and the clock used by wait_until_ready.
         self._random: Callable[[], float] = random.random
         self._clock: Callable[[], float] = time.monotonic

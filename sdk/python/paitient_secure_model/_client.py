@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
@@ -11,7 +12,14 @@ import httpx
 
 from . import _base
 from ._base import BaseClient, ProgressCallback, ReadinessWait, RequestSpec
-from ._config import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, TimeoutTypes
+from ._config import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    CABundle,
+    TimeoutTypes,
+    tls_verification,
+)
+from ._exceptions import ConfigurationError
 from ._streaming import ChatStream, GenerationStream
 from ._types import (
     ChatResult,
@@ -25,16 +33,19 @@ from ._types import (
 __all__ = ["SecureModelClient"]
 
 
-def _new_http_client(timeout: TimeoutTypes) -> httpx.Client:
+def _new_http_client(timeout: TimeoutTypes, verify: ssl.SSLContext | bool) -> httpx.Client:
     """The httpx client used when the caller brings none (a seam the tests replace)."""
-    return httpx.Client(timeout=timeout, follow_redirects=False)
+    return httpx.Client(timeout=timeout, follow_redirects=False, verify=verify)
 
 
 class SecureModelClient(BaseClient):
     """Client for the PaiTIENT Secure Model Service.
 
     Credentials come from the arguments or from ``PAITIENT_API_KEY``, ``PAITIENT_CLIENT_ID``
-    and ``PAITIENT_BASE_URL``. Use it as a context manager, or call ``close()``.
+    and ``PAITIENT_BASE_URL``. The server's certificate is always verified: against the
+    system's trust store, or only against ``ca_bundle`` (a PEM file or PEM text; default
+    ``PAITIENT_CA_BUNDLE``) for a service whose certificate your own CA signed. Use it as a
+    context manager, or call ``close()``.
     """
 
     def __init__(
@@ -45,11 +56,21 @@ class SecureModelClient(BaseClient):
         timeout: TimeoutTypes = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         http_client: httpx.Client | None = None,
+        *,
+        ca_bundle: CABundle | None = None,
     ) -> None:
-        super().__init__(api_key, client_id, base_url, timeout, max_retries)
-        # A client the caller passed in is theirs to close.
+        if ca_bundle is not None and http_client is not None:
+            raise ConfigurationError(
+                "Pass ca_bundle or http_client, not both: set verify= on your own client."
+            )
+        super().__init__(api_key, client_id, base_url, timeout, max_retries, ca_bundle)
+        # A client the caller passed in is theirs to close (and verifies as it was told to).
         self._owns_http_client = http_client is None
-        self._http = http_client if http_client is not None else _new_http_client(timeout)
+        self._http = (
+            http_client
+            if http_client is not None
+            else _new_http_client(timeout, tls_verification(self._config.ca_bundle))
+        )
         self._sleep: Callable[[float], object] = time.sleep
 
     # -- lifecycle

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 from dataclasses import dataclass
 from typing import Union
 
@@ -17,10 +18,30 @@ DEFAULT_MAX_RETRIES = 2
 ENV_API_KEY = "PAITIENT_API_KEY"
 ENV_CLIENT_ID = "PAITIENT_CLIENT_ID"
 ENV_BASE_URL = "PAITIENT_BASE_URL"
+ENV_CA_BUNDLE = "PAITIENT_CA_BUNDLE"
 USER_AGENT = f"paitient-secure-model-python/{__version__}"
 
 # A Union because the alias is evaluated at runtime, on Python 3.9 too.
 TimeoutTypes = Union[float, httpx.Timeout]
+CABundle = Union[str, "os.PathLike[str]"]
+
+
+def tls_verification(ca_bundle: CABundle | None) -> ssl.SSLContext | bool:
+    """What httpx verifies the server with: the system's trust store (``True``), or an
+    ``SSLContext`` trusting only ``ca_bundle`` (a PEM file's path, or PEM text) with host-name
+    checks on. Raises ConfigurationError when the bundle cannot be read."""
+    if ca_bundle is None:
+        return True
+    text = os.fspath(ca_bundle)
+    try:
+        if "-----BEGIN CERTIFICATE-----" in text:
+            return ssl.create_default_context(cadata=text)
+        return ssl.create_default_context(cafile=text)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        where = "the PEM text given" if "-----BEGIN" in text else repr(text)
+        raise ConfigurationError(
+            f"Cannot use the CA bundle {where} (from ca_bundle= or {ENV_CA_BUNDLE}): {exc}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -32,6 +53,7 @@ class ClientConfig:
     base_url: str
     timeout: TimeoutTypes
     max_retries: int
+    ca_bundle: CABundle | None = None
 
     def __repr__(self) -> str:
         return f"ClientConfig(client_id={self.client_id!r}, base_url={self.base_url!r})"
@@ -44,6 +66,7 @@ class ClientConfig:
         base_url: str | None,
         timeout: TimeoutTypes,
         max_retries: int,
+        ca_bundle: CABundle | None = None,
     ) -> ClientConfig:
         """Merge arguments with the environment; raise ConfigurationError naming what is missing."""
         api_key = api_key or os.environ.get(ENV_API_KEY) or None
@@ -71,7 +94,8 @@ class ClientConfig:
             raise ConfigurationError(f"timeout must be a number of seconds, not {timeout!r}")
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigurationError(f"max_retries must be an integer >= 0, not {max_retries!r}")
-        return cls(api_key, client_id, base_url, timeout, max_retries)
+        ca_bundle = ca_bundle or os.environ.get(ENV_CA_BUNDLE) or None
+        return cls(api_key, client_id, base_url, timeout, max_retries, ca_bundle)
 
     def redact(self, text: str) -> str:
         """Remove the API key from text that may end up in an exception or a log."""

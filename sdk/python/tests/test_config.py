@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import ssl
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,9 +15,13 @@ from paitient_secure_model import (
     ConfigurationError,
     SecureModelClient,
 )
+from paitient_secure_model._config import tls_verification
 
 from .conftest import make_client
 from .fakeserver import FakeServer, error
+
+# A self-signed CA certificate, valid until 2126 (public material: trusting needs no key).
+A_CA = Path(__file__).parent / "fixtures" / "test-ca.pem"
 
 
 def test_defaults() -> None:
@@ -99,3 +105,36 @@ def test_retry_logs_never_carry_the_key(
         make_client(handler).get_subscription()
     assert "Retrying GET /v1/subscription after HTTP 503" in caplog.text
     assert "your-api-key" not in caplog.text
+
+
+def test_servers_are_verified_by_default_against_the_system_store() -> None:
+    client = SecureModelClient(api_key="k", client_id="c")
+    assert client._config.ca_bundle is None
+    assert tls_verification(None) is True  # httpx's default: verify, with the system's CAs
+
+
+def test_a_ca_bundle_replaces_the_system_store_and_keeps_host_name_checks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    pem = A_CA.read_text()
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text(pem)
+    for given in (str(bundle), bundle, pem):
+        context = tls_verification(given)
+        assert isinstance(context, ssl.SSLContext)
+        assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+        assert len(context.get_ca_certs()) == 1
+    monkeypatch.setenv("PAITIENT_CA_BUNDLE", str(bundle))
+    assert SecureModelClient(api_key="k", client_id="c")._config.ca_bundle == str(bundle)
+    assert AsyncSecureModelClient(api_key="k", client_id="c")._config.ca_bundle == str(bundle)
+
+
+def test_an_unreadable_ca_bundle_or_one_beside_an_http_client_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"Cannot use the CA bundle .*missing\.pem"):
+        SecureModelClient(api_key="k", client_id="c", ca_bundle=str(tmp_path / "missing.pem"))
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate")
+    with pytest.raises(ConfigurationError, match="PAITIENT_CA_BUNDLE"):
+        SecureModelClient(api_key="k", client_id="c", ca_bundle=junk)
+    with pytest.raises(ConfigurationError, match="not both"):
+        SecureModelClient(api_key="k", client_id="c", ca_bundle=junk, http_client=httpx.Client())

@@ -26,12 +26,12 @@ def server(monkeypatch: pytest.MonkeyPatch) -> FakeServer:
     monkeypatch.setattr(
         _client,
         "_new_http_client",
-        lambda timeout: httpx.Client(transport=server.transport(), timeout=timeout),
+        lambda timeout, verify: httpx.Client(transport=server.transport(), timeout=timeout),
     )
     monkeypatch.setattr(
         _async_client,
         "_new_http_client",
-        lambda timeout: httpx.AsyncClient(transport=server.transport(), timeout=timeout),
+        lambda timeout, verify: httpx.AsyncClient(transport=server.transport(), timeout=timeout),
     )
     return server
 

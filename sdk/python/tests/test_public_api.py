@@ -97,6 +97,7 @@ def test_sync_and_async_clients_have_the_same_surface() -> None:
         "timeout",
         "max_retries",
         "http_client",
+        "ca_bundle",
     ]
 
 

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from paitient_api import mapping, translate
 from paitient_api.idempotency import IdempotencyTable
 from paitient_api.openapi import DOC_PATH, render
-from paitient_api.routing import GatewayRoute
+from paitient_api.routing import GatewayRoute, Route
 from paitient_api.schemas import CreateDeployment, Generate, UpdateDeployment
 
 
@@ -102,12 +102,22 @@ def test_stream_chunks_become_text_events_and_one_final_event() -> None:
 
 
 def test_routes_from_a_template_or_a_file(tmp_path) -> None:
-    assert GatewayRoute().url("m", "ns") == "http://m.ns.svc:8443"
+    assert GatewayRoute().route("m", "ns") == Route("https://m.ns.svc:8443")
+    assert GatewayRoute().route("m", "ns").is_tls
     routes = tmp_path / "routes.json"
-    routes.write_text(json.dumps({"ns/m": "http://127.0.0.1:1234"}))
+    routes.write_text(
+        json.dumps(
+            {
+                "ns/m": {"url": "https://127.0.0.1:1234/", "serverName": "m.ns.svc"},
+                "ns/plain": "http://127.0.0.1:9",
+            }
+        )
+    )
     route = GatewayRoute(f"file:{routes}")
-    assert route.url("m", "ns") == "http://127.0.0.1:1234"
-    assert route.url("other", "ns") is None
+    assert route.route("m", "ns") == Route("https://127.0.0.1:1234", "m.ns.svc")
+    assert route.route("plain", "ns") == Route("http://127.0.0.1:9")
+    assert not route.route("plain", "ns").is_tls
+    assert route.route("other", "ns") is None
 
 
 def test_a_duplicate_waits_for_the_first_answer_and_gets_it() -> None:

@@ -3,6 +3,7 @@ built from it (as data), the file's mode, renewal, and the gateway's command lin
 
 from __future__ import annotations
 
+import json
 import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -50,11 +51,13 @@ ADMIN: dict[str, Any] = {
 
 
 class FakeKube:
-    """Answers TokenRequests and lists the Deployments it was given."""
+    """Answers TokenRequests, lists the Deployments it was given with a running pod each on a
+    simulated node, and records status patches."""
 
     def __init__(self, deployments: list[dict[str, Any]] | None = None) -> None:
         self.deployments = deployments or []
         self.requests: list[tuple[str, str, Any]] = []
+        self.patches: list[tuple[str, dict[str, Any]]] = []
 
     def request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         self.requests.append((method, path, body))
@@ -69,8 +72,32 @@ class FakeKube:
         }
 
     def list(self, api_version: str, kind: str, **_: Any) -> list[dict[str, Any]]:
+        if kind == "Node":
+            return [{"metadata": {"name": "cpu-node-0"}}]
+        if kind == "Pod":
+            return [
+                _running_pod(d["metadata"]["namespace"], d["metadata"]["name"])
+                for d in self.deployments
+            ]
         assert (api_version, kind) == ("apps/v1", "Deployment")
         return self.deployments
+
+    def patch(
+        self, api_version: str, kind: str, name: str, patch: dict[str, Any], **kw: Any
+    ) -> None:
+        assert (kind, kw["subresource"]) == ("Pod", "status")
+        self.patches.append((name, patch))
+
+
+def _running_pod(namespace: str, deployment: str, ready: str = "False") -> dict[str, Any]:
+    return {
+        "metadata": {"namespace": namespace, "name": f"{deployment}-abc", "resourceVersion": "7",
+                     "labels": {"paitient.ai/modeldeployment": deployment}},
+        "spec": {"nodeName": "cpu-node-0"},
+        "status": {"phase": "Running", "conditions": [
+            {"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": ready}],
+            "containerStatuses": [{"name": "gateway", "ready": ready == "True"}]},
+    }  # fmt: skip
 
 
 def _deployment(namespace: str, name: str, account: str | None) -> dict[str, Any]:
@@ -196,6 +223,7 @@ class Harness:
     spawned: list[list[str]]
     envs: list[dict[str, str]]
     now: datetime = T0
+    gateway_ready: bool = True
 
 
 @pytest.fixture
@@ -214,7 +242,8 @@ def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Harness:
         return FakeProcess(argv)
 
     monkeypatch.setattr(DataPlane, "_spawn", spawn)
-    monkeypatch.setattr(dataplane, "wait_http_ok", lambda url, timeout: True)
+    monkeypatch.setattr(dataplane, "wait_http_ok", lambda url, timeout, **_: True)
+    monkeypatch.setattr(dataplane, "probe_ready", lambda url: h.gateway_ready)
     monkeypatch.setenv("KUBECONFIG", str(admin))
     plane = DataPlane(
         kube,  # type: ignore[arg-type]
@@ -290,3 +319,49 @@ def test_a_token_that_cannot_be_minted_starts_nothing_and_is_retried(
     assert harness.spawned == [] and harness.plane.pods == {}
     harness.plane.sync()
     assert len(harness.spawned) == 2 and list(harness.plane.pods) == ["tenant-a/md-a"]
+
+
+# -- readiness: the pod turns Ready from its gateway's probe, after its route exists --------
+
+
+def test_running_model_pods_are_those_kwok_runs_on_simulated_nodes() -> None:
+    pods = [
+        _running_pod("ns", "a"),
+        {**_running_pod("ns", "b"), "spec": {"nodeName": "a-real-node"}},
+        {**_running_pod("ns", "c"), "status": {"phase": "Pending"}},
+    ]
+    deleting = _running_pod("ns", "d")
+    deleting["metadata"]["deletionTimestamp"] = "2030-01-01T00:00:00Z"
+    running = dataplane.running_model_pods([*pods, deleting], {"cpu-node-0"})
+    assert list(running) == ["ns/a"]
+
+
+def test_the_readiness_patch_flips_ready_and_containers_ready_and_keeps_the_rest() -> None:
+    pod = _running_pod("ns", "a")
+    patch = dataplane.readiness_patch(pod, True, T0)
+    assert patch is not None and patch["metadata"] == {"resourceVersion": "7"}
+    conditions = {c["type"]: c["status"] for c in patch["status"]["conditions"]}
+    assert conditions == {"PodScheduled": "True", "Ready": "True", "ContainersReady": "True"}
+    assert patch["status"]["containerStatuses"] == [{"name": "gateway", "ready": True}]
+    assert dataplane.readiness_patch(pod, False, T0) is None  # already not Ready
+    back = dataplane.readiness_patch(_running_pod("ns", "a", ready="True"), False, T0)
+    assert back is not None
+    ready = next(c for c in back["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "ContainersNotReady" and "/healthz/ready" in ready["message"]
+
+
+def test_a_pod_turns_ready_only_once_its_gateway_answers_and_its_route_is_written(
+    harness: Harness, tmp_path: Path
+) -> None:
+    harness.gateway_ready = False
+    harness.plane.sync()
+    assert harness.kube.patches == []  # started, routed, not ready: nothing to report yet
+    routes = json.loads((tmp_path / "routes.json").read_text())
+    assert list(routes) == ["tenant-a/md-a"]
+    harness.gateway_ready = True
+    harness.plane.sync()
+    [(name, patch)] = harness.kube.patches
+    assert name == "md-a-abc"
+    assert {"type": "Ready", "status": "True"}.items() <= next(
+        c for c in patch["status"]["conditions"] if c["type"] == "Ready"
+    ).items()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,42 @@ def test_config_file_must_be_a_mapping(tmp_path: Path) -> None:
     path.write_text("- a\n")
     with pytest.raises(ValueError, match="mapping"):
         load_config({"PAITIENT_OPERATOR_CONFIG": str(path)})
+
+
+def test_tls_settings_from_env_and_their_rules() -> None:
+    config = load_config(
+        {
+            "PAITIENT_TLS_CERTIFICATE_LIFETIME": "90s",
+            "PAITIENT_TLS_RENEW_BEFORE": "60s",
+            "PAITIENT_TLS_RENEWAL_CHECK_SECONDS": "1",
+        }
+    )
+    assert config.tls.issuer == "operator"
+    assert config.tls.certificate_lifetime == timedelta(seconds=90)
+    assert config.tls.renew_before == timedelta(seconds=60)
+    assert config.tls.renewal_check_seconds == 1.0
+    assert config.ca_namespace == "paitient-system-ca"  # never the system namespace itself
+    assert load_config({"PAITIENT_TLS_CA_NAMESPACE": "vault"}).ca_namespace == "vault"
+    with pytest.raises(ValidationError, match="renewBefore must be shorter"):
+        load_config({"PAITIENT_TLS_RENEW_BEFORE": "30d"})
+    with pytest.raises(ValidationError, match="invalid duration"):
+        load_config({"PAITIENT_TLS_CERTIFICATE_LIFETIME": "a month"})
+    with pytest.raises(ValidationError, match="issuerName is required"):
+        load_config({"PAITIENT_TLS_ISSUER": "cert-manager"})
+    with pytest.raises(ValidationError, match="caBundle"):
+        load_config(
+            {"PAITIENT_TLS_ISSUER": "cert-manager", "PAITIENT_TLS_CERT_MANAGER_ISSUER_NAME": "ca"}
+        )
+
+
+def test_cert_manager_settings_merge_from_file_and_env(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "tls:\n  issuer: cert-manager\n  certManager:\n    issuerName: from-file\n"
+        "    caBundle: '-----BEGIN CERTIFICATE-----'\n"
+    )
+    config = load_config(
+        {"PAITIENT_OPERATOR_CONFIG": str(path), "PAITIENT_TLS_CERT_MANAGER_ISSUER_KIND": "Issuer"}
+    )
+    assert config.tls.cert_manager.issuer_name == "from-file"  # kept under the env merge
+    assert config.tls.cert_manager.issuer_kind == "Issuer"

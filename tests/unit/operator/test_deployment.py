@@ -112,6 +112,7 @@ def test_all_probes_go_through_the_gateway_port(config: OperatorConfig) -> None:
             probe = c[kind]
             assert probe["httpGet"]["port"] == 8443, (c["name"], kind)
             assert probe["httpGet"]["path"].startswith("/healthz/"), (c["name"], kind)
+            assert probe["httpGet"]["scheme"] == "HTTPS", (c["name"], kind)  # the port is TLS only
     gateway = container(d, "gateway")
     assert gateway["readinessProbe"]["httpGet"]["path"] == "/healthz/ready"
     assert gateway["livenessProbe"]["httpGet"]["path"] == "/healthz/live"
@@ -120,6 +121,21 @@ def test_all_probes_go_through_the_gateway_port(config: OperatorConfig) -> None:
         vllm["startupProbe"]["periodSeconds"] * vllm["startupProbe"]["failureThreshold"]
     )
     assert startup_budget >= config.vllm_startup_timeout_seconds  # downloads take long
+
+
+def test_the_serving_certificate_is_mounted_into_the_gateway_alone(config: OperatorConfig) -> None:
+    d = build_deployment(make_md("a").obj(), config)
+    volume = volumes_of(d)["serving-tls"]
+    assert volume["secret"] == {"secretName": "a-tls", "defaultMode": 0o440}
+    mount = mounts_of(container(d, "gateway"))["serving-tls"]
+    assert mount["readOnly"] is True
+    assert "serving-tls" not in mounts_of(container(d, "vllm"))
+    env = env_of(container(d, "gateway"))
+    assert env["PAITIENT_TLS_CERT_FILE"] == f"{mount['mountPath']}/tls.crt"
+    assert env["PAITIENT_TLS_KEY_FILE"] == f"{mount['mountPath']}/tls.key"
+    # Renewal changes the Secret's data, not the pod: the template names no certificate detail.
+    other = build_deployment(make_md("a").obj(), config)
+    assert other["spec"]["template"] == d["spec"]["template"]
 
 
 def test_gpu_resources_selector_and_toleration(config: OperatorConfig) -> None:

@@ -29,16 +29,19 @@ def test_roles_grant_only_what_the_gateway_reads_and_writes() -> None:
     namespace_role, tenants_role, keys_role = build_gateway_roles("paitient-system")
     assert grants(namespace_role) == {
         ("paitient.ai", "modeldeployments", "get", ""),
+        ("paitient.ai", "modeldeployments", "list", ""),
+        ("paitient.ai", "modeldeployments", "watch", ""),
         ("paitient.ai", "usagereports", "get", ""),
         ("paitient.ai", "usagereports", "create", ""),
         ("paitient.ai", "usagereports", "patch", ""),
     }
-    assert grants(tenants_role) == {("paitient.ai", "tenants", "list", "")}
+    assert grants(tenants_role) == {
+        ("paitient.ai", "tenants", verb, "") for verb in ("get", "list", "watch")
+    }
     assert keys_role["kind"] == "Role" and keys_role["metadata"]["namespace"] == "paitient-system"
     assert grants(keys_role) == {
-        ("", "secrets", "list", ""),
-        ("", "secrets", "get", "paitient-api-key-pepper"),
-        ("", "configmaps", "get", "paitient-tiers"),
+        *(("", "secrets", verb, "") for verb in ("get", "list", "watch")),
+        *(("", "configmaps", verb, "paitient-tiers") for verb in ("get", "list", "watch")),
     }
 
 

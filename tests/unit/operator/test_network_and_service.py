@@ -19,7 +19,7 @@ def test_service_exposes_only_the_gateway(config: OperatorConfig) -> None:
     ]
     assert svc["spec"]["selector"]["paitient.ai/modeldeployment"] == "a"
     assert "ownerReferences" not in svc["metadata"]
-    assert endpoint_url(make_md("a").obj(), config) == "http://a.tenant-demo.svc:8443"
+    assert endpoint_url(make_md("a").obj(), config) == "https://a.tenant-demo.svc:8443"
 
 
 def _namespaces(rule: dict[str, Any]) -> list[str]:

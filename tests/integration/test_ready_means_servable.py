@@ -1,0 +1,59 @@
+"""``ready`` means servable: the seed's flow deploy -> poll the status until ``ready`` ->
+generate, with nothing in between, in both SDKs, 20 times, answers every generate.
+
+The status says ready only once the deployment's pods are Ready, which the local data plane
+reports only after the pod's gateway answered its readiness probe and its route was written
+(``dataplane.py``, ``kwok_stages.py``): so no generate can meet "no gateway yet". Retries are off
+in both SDKs, so a single 503 fails the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import paitient_secure_model as sdk
+import pytest
+
+from paitient_cli import admin
+from paitient_common.kubeapi import Kube
+from tests.integration.frontdoor_process import ApiProcess
+from tests.integration.sdk_js import JsSdk
+from tests.integration.stack_helpers import make_tenant
+
+ROUNDS = 10  # per SDK
+
+
+@pytest.fixture(scope="module")
+def seed_tenant(stack: ApiProcess, kube: Kube) -> Iterator[dict[str, str]]:
+    """One tenant for all the rounds (enterprise: room for the deployments still being torn
+    down while the next round deploys)."""
+    tenant = make_tenant(kube, tier="enterprise")
+    yield tenant
+    admin.delete_tenant(kube, tenant["name"], force=True)
+
+
+def test_deploy_wait_until_ready_generate_20_rounds_in_two_sdks(
+    stack: ApiProcess, seed_tenant: dict[str, str]
+) -> None:
+    errors: list[tuple[str, int, str]] = []
+    key, client_id = seed_tenant["key"], seed_tenant["client_id"]
+    with sdk.SecureModelClient(
+        api_key=key, client_id=client_id, base_url=stack.base_url, max_retries=0
+    ) as client:
+        for i in range(ROUNDS):
+            try:
+                deployment = client.deploy_model(
+                    model_name="ZimaBlueAI/HuatuoGPT-o1-8B", deployment_name=f"py-{i}", use_gpu=True
+                )
+                status = client.wait_until_ready(deployment.id, timeout=180, poll_interval=0.25)
+                assert status.status == "ready"
+                client.generate(deployment_id=deployment.id, prompt="ping", max_tokens=2)
+                client.delete_deployment(deployment.id)
+            except sdk.PaitientError as exc:
+                errors.append(("python", i, f"{type(exc).__name__}: {exc}"))
+    with JsSdk(stack.base_url) as js:
+        for i in range(ROUNDS):
+            answer = js.call("seed", apiKey=key, clientId=client_id, deploymentName=f"js-{i}")
+            if not answer["ok"]:
+                errors.append(("js", i, f"{answer['error']}: {answer['message']}"))
+    assert errors == []
