@@ -8,6 +8,7 @@ archive and SBOM (``archives/``), recorded in ``index.json``.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import json
 import shutil
@@ -231,11 +232,7 @@ class Builder:
         digest_file = self.root / "archives" / f"{base}.digest"
         self.used.update((archive, spdx, digest_file))
         if not (archive.is_file() and spdx.is_file() and digest_file.is_file()):
-            self._build_archive(recipe, archive, digest_file)
-            with step(f"{recipe.name}: SBOM (syft {sbom.SYFT_VERSION})", "see logs/syft-build.log"):
-                sbom.write_sbom(
-                    self.syft(), archive, recipe.reference, recipe.tag, spdx, self.root / "tmp"
-                )
+            self._build_archive(recipe, archive, spdx, digest_file)
         artifact = ImageArtifact(
             name=recipe.name,
             reference=recipe.reference,
@@ -248,19 +245,42 @@ class Builder:
         record_image(artifact)
         return artifact
 
-    def _build_archive(self, recipe: ImageRecipe, archive: Path, digest_file: Path) -> None:
+    def _build_archive(
+        self, recipe: ImageRecipe, archive: Path, spdx: Path, digest_file: Path
+    ) -> None:
         blobs = [self.blob(spec, recipe.compression) for spec in recipe.layers]
         revision, created = self._revision_of(recipe)
         docs = oci.documents(recipe, blobs, version=recipe.tag, revision=revision, created=created)
         with step(f"{recipe.name}: oci-archive {recipe.reference}"):
             oci.write_archive(archive, docs, blobs)
+        tmp = self.root / "tmp"
+        layout = tmp / f"layout-{recipe.name}"
+        shutil.rmtree(layout, ignore_errors=True)
+        try:
+            with step(
+                f"{recipe.name}: SBOM (syft {sbom.SYFT_VERSION})", "see tmp/syft.log in the cache"
+            ):
+                oci.write_layout(layout, docs, blobs)
+                sbom.write_sbom(self.syft(), layout, recipe.reference, recipe.tag, spdx, tmp)
+        finally:
+            shutil.rmtree(layout, ignore_errors=True)
         digest_file.write_text(docs.manifest_digest + "\n", encoding="utf-8")
         for blob in blobs:
             if blob.size > KEEP_BLOB_LIMIT:
                 blob.path.unlink(missing_ok=True)  # the archive holds it; rebuilt if ever needed
 
     def build(self, names: list[str]) -> list[ImageArtifact]:
-        """Build ``names`` (every image when empty), in recipe order."""
+        """Build ``names`` (every image when empty), in recipe order; one build at a time
+        per cache (a second waits for the first, then finds its results)."""
+        with (self.root / ".lock").open("w") as lock_file:
+            try:
+                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log(f"another build holds {self.root / '.lock'}; waiting for it")
+                fcntl.flock(lock_file, fcntl.LOCK_EX)
+            return self._build(names)
+
+    def _build(self, names: list[str]) -> list[ImageArtifact]:
         every = recipes()
         unknown = [n for n in names if n not in every]
         if unknown:

@@ -228,6 +228,10 @@ def build_rootfs(base: DebianBase, target: Path, log_file: Path) -> str:
         (status / name).write_text(by_name[name].control, encoding="utf-8")
     _trim(target)
     _write_identity(target)
+    for path, link_target in base.links:
+        link = target / path
+        if not link.is_symlink() and not link.exists():
+            link.symlink_to(link_target)
     for stdlib in sorted((target / "usr/lib").glob("python3*")):
         compile_bytecode(target, stdlib)  # extracting ran no postinst, which would have
     lock = lock_text(by_name[n] for n in kept)

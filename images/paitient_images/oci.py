@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -149,8 +150,37 @@ def _member(name: str, size: int, mode: int = 0o644) -> tarfile.TarInfo:
     return info
 
 
+def _dir(name: str) -> tarfile.TarInfo:
+    info = _member(name, 0, 0o755)
+    info.type = tarfile.DIRTYPE
+    return info
+
+
+def _blob_name(digest: str) -> str:
+    return "blobs/sha256/" + digest.split(":", 1)[1]
+
+
+def layout_files(docs: ImageDocuments) -> dict[str, bytes]:
+    """The small files of the layout: config and manifest blobs, oci-layout, index.json."""
+    files = {_blob_name(sha256(canonical(d))): canonical(d) for d in (docs.config, docs.manifest)}
+    files["oci-layout"] = canonical({"imageLayoutVersion": "1.0.0"})
+    files["index.json"] = canonical(docs.index)
+    return files
+
+
+def write_layout(dest: Path, docs: ImageDocuments, layers: Sequence[LayerBlob]) -> None:
+    """The image as an OCI layout directory; layer blobs are hard links, not copies."""
+    (dest / "blobs" / "sha256").mkdir(parents=True)
+    for blob in layers:
+        target = dest / _blob_name(blob.digest)
+        if not target.exists():
+            os.link(blob.path, target)
+    for name, data in layout_files(docs).items():
+        (dest / name).write_bytes(data)
+
+
 def write_archive(dest: Path, docs: ImageDocuments, layers: Sequence[LayerBlob]) -> None:
-    """The oci-archive, under a temporary name until complete."""
+    """The oci-archive: the layout as one tar, under a temporary name until complete."""
     partial = dest.with_name(dest.name + ".partial")
     partial.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
@@ -163,21 +193,6 @@ def write_archive(dest: Path, docs: ImageDocuments, layers: Sequence[LayerBlob])
             written.add(blob.digest)
             with blob.path.open("rb") as stream:
                 tar.addfile(_member(_blob_name(blob.digest), blob.size), stream)
-        for document in (docs.config, docs.manifest):
-            data = canonical(document)
-            tar.addfile(_member(_blob_name(sha256(data)), len(data)), io.BytesIO(data))
-        layout = canonical({"imageLayoutVersion": "1.0.0"})
-        tar.addfile(_member("oci-layout", len(layout)), io.BytesIO(layout))
-        index = canonical(docs.index)
-        tar.addfile(_member("index.json", len(index)), io.BytesIO(index))
+        for name, data in layout_files(docs).items():
+            tar.addfile(_member(name, len(data)), io.BytesIO(data))
     partial.rename(dest)
-
-
-def _dir(name: str) -> tarfile.TarInfo:
-    info = _member(name, 0, 0o755)
-    info.type = tarfile.DIRTYPE
-    return info
-
-
-def _blob_name(digest: str) -> str:
-    return "blobs/sha256/" + digest.split(":", 1)[1]

@@ -58,6 +58,8 @@ class DebianBase:
     roots: tuple[str, ...]
     # Dependencies that are not followed: a package manager or shell the runtime never calls.
     never: tuple[str, ...] = ("dpkg", "tar", "debconf", "perl-base", "dash", "bash", "mawk")
+    # Symbolic links a maintainer script would have made (path -> target).
+    links: tuple[tuple[str, str], ...] = ()
 
     @property
     def lock(self) -> Path:
@@ -124,8 +126,12 @@ PYTHON_BASE: Final = DebianBase(
 )
 VLLM_BASE: Final = DebianBase(
     name="vllm",
-    # vLLM's CPU kernels link libnuma; torch's compiler (warm-up) runs g++ on generated C++.
-    roots=(*PYTHON_BASE.roots, "libnuma1", "g++", "libpython3.11-dev"),
+    # vLLM's CPU kernels link libnuma; torch's compiler (warm-up) runs g++ on generated C++;
+    # vLLM binds its threads from `lscpu --json` run through /bin/sh, so this image, unlike
+    # the component images, has a shell (dash) and util-linux.
+    roots=(*PYTHON_BASE.roots, "libnuma1", "g++", "libpython3.11-dev", "dash", "util-linux"),
+    never=("dpkg", "tar", "debconf", "perl-base", "bash", "mawk"),
+    links=(("bin/sh", "dash"),),
 )
 DEBIAN_BASES: Final = {b.name: b for b in (PYTHON_BASE, VLLM_BASE)}
 

@@ -73,8 +73,9 @@ class SyftBuild:
         shutil.rmtree(self.partial, ignore_errors=True)
 
 
-def write_sbom(syft: Path, archive: Path, name: str, version: str, dest: Path, tmp: Path) -> None:
-    """SPDX JSON of the image in ``archive``."""
+def write_sbom(syft: Path, layout: Path, name: str, version: str, dest: Path, tmp: Path) -> None:
+    """SPDX JSON of the image in the OCI layout directory ``layout`` (syft reads an
+    oci-archive's entries only up to 2 GiB each; a layout's blobs have no such limit)."""
     tmp.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
@@ -87,8 +88,7 @@ def write_sbom(syft: Path, archive: Path, name: str, version: str, dest: Path, t
         [
             syft,
             "scan",
-            f"oci-archive:{archive}",
-            "--quiet",
+            f"oci-dir:{layout}",
             "--source-name",
             name,
             "--source-version",
@@ -97,5 +97,6 @@ def write_sbom(syft: Path, archive: Path, name: str, version: str, dest: Path, t
             f"spdx-json={partial}",
         ],
         env=env,
+        log_file=tmp / "syft.log",
     )
     partial.rename(dest)

@@ -60,6 +60,8 @@ def make_model(vllm_tree: Path, out: Path, logs: Path) -> None:
         )
     finally:
         texts.unlink(missing_ok=True)
+    for path in partial.iterdir():
+        path.chmod(0o644)  # safetensors writes 0600: the images' non-root user must read it
     partial.rename(out)
 
 
