@@ -141,11 +141,33 @@ class Builder:
 
     # -- steps ------------------------------------------------------------------------------
 
-    def tree(self, spec: Layer) -> Path:
-        """The directory of files a layer is made of."""
+    def tree_path(self, spec: Layer) -> Path:
         key = self.tree_key(spec)
         name = f"{spec.kind}-{spec.source}-{key}" if spec.source else f"{spec.kind}-{key}"
-        path = self.root / "work" / name
+        return self.root / "work" / name
+
+    def blob_paths(self, spec: Layer, compression: Compression) -> tuple[Path, Path]:
+        """The layer blob and its descriptor fields."""
+        key = self.layer_key(spec, compression)
+        suffix = "tar.gz" if compression == "gzip" else "tar.zst"
+        return self.root / "layers" / f"{key}.{suffix}", self.root / "layers" / f"{key}.json"
+
+    def model_path(self) -> Path:
+        return self.root / "models" / f"{tinymodel.MODEL_NAME}-{self.model_key()}"
+
+    def keep(self, recipe: ImageRecipe) -> None:
+        """Mark what ``recipe``'s layers are made of as current, built or not, so a prune
+        keeps it for the next rebuild (after a commit, only the archives change)."""
+        for spec in recipe.layers:
+            self.used.update((self.tree_path(spec), *self.blob_paths(spec, recipe.compression)))
+            if spec.kind == "tiny-model":
+                self.used.update(
+                    (self.model_path(), self.tree_path(Layer("wheels", VLLM_ENV.name)))
+                )
+
+    def tree(self, spec: Layer) -> Path:
+        """The directory of files a layer is made of."""
+        path = self.tree_path(spec)
         self.used.add(path)
         if (path / ".complete").is_file():
             return path
@@ -183,7 +205,7 @@ class Builder:
     def model(self) -> TinyModel:
         """The tiny model's directory, made with the vLLM environment."""
         key = self.model_key()
-        path = self.root / "models" / f"{tinymodel.MODEL_NAME}-{key}"
+        path = self.model_path()
         self.used.add(path)
         if not path.is_dir():
             vllm_tree = self.tree(Layer("wheels", VLLM_ENV.name))
@@ -199,10 +221,7 @@ class Builder:
         return found
 
     def blob(self, spec: Layer, compression: Compression) -> LayerBlob:
-        key = self.layer_key(spec, compression)
-        suffix = "tar.gz" if compression == "gzip" else "tar.zst"
-        path = self.root / "layers" / f"{key}.{suffix}"
-        meta = path.with_name(f"{key}.json")
+        path, meta = self.blob_paths(spec, compression)
         self.used.update((path, meta))
         if path.is_file() and meta.is_file():
             fields = json.loads(meta.read_text(encoding="utf-8"))
@@ -231,6 +250,7 @@ class Builder:
         spdx = self.root / "archives" / f"{base}.spdx.json"
         digest_file = self.root / "archives" / f"{base}.digest"
         self.used.update((archive, spdx, digest_file))
+        self.keep(recipe)
         if not (archive.is_file() and spdx.is_file() and digest_file.is_file()):
             self._build_archive(recipe, archive, spdx, digest_file)
         artifact = ImageArtifact(
@@ -323,7 +343,7 @@ def build_images(names: list[str]) -> list[ImageArtifact]:
 
 def lock() -> None:
     """Resolve the Python locks and the Debian package pins again (what Debian serves today)."""
-    root = cache_dir() / "work" / "lock"
+    root = cache_dir() / "tmp" / "lock"
     for env in PYTHON_ENVS.values():
         with step(f"lock {env.lock.name} (uv pip compile)"):
             pythonenv.write_lock(env, root / env.name)

@@ -150,6 +150,7 @@ def passwd_files() -> dict[str, str]:
 
 
 def _mmdebstrap(base: DebianBase, target: Path, log_file: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
     pins = read_lock(base.lock)
     include = ",".join(pins or base.roots)
     run(

@@ -126,10 +126,19 @@ PYTHON_BASE: Final = DebianBase(
 )
 VLLM_BASE: Final = DebianBase(
     name="vllm",
-    # vLLM's CPU kernels link libnuma; torch's compiler (warm-up) runs g++ on generated C++;
-    # vLLM binds its threads from `lscpu --json` run through /bin/sh, so this image, unlike
-    # the component images, has a shell (dash) and util-linux.
-    roots=(*PYTHON_BASE.roots, "libnuma1", "g++", "libpython3.11-dev", "dash", "util-linux"),
+    # vLLM's CPU kernels link libnuma; torch's compiler (warm-up) runs g++ on generated C++
+    # and hashes its precompiled headers with the `openssl` command; vLLM binds its threads
+    # from `lscpu --json` run through /bin/sh, so this image, unlike the component images,
+    # has a shell (dash) and util-linux.
+    roots=(
+        *PYTHON_BASE.roots,
+        "libnuma1",
+        "g++",
+        "libpython3.11-dev",
+        "openssl",
+        "dash",
+        "util-linux",
+    ),
     never=("dpkg", "tar", "debconf", "perl-base", "bash", "mawk"),
     links=(("bin/sh", "dash"),),
 )
