@@ -117,8 +117,18 @@ class Podman:
         """Every container and image gone, storage unmounted, the directory removed."""
         if (self.home / "root").exists():
             self.run("rm", "--all", "--force", "--time", "5", check=False)
-            self.run("system", "reset", "--force", check=False)
+            self.run("rmi", "--all", "--force", check=False)
+        # Whatever podman left mounted under our directory (nothing else), innermost first.
+        for mount in sorted(_mounts_under(self.home), key=len, reverse=True):
+            subprocess.run(["umount", "--lazy", mount], check=False)
         shutil.rmtree(self.home, ignore_errors=True)
+
+
+def _mounts_under(root: Path) -> list[str]:
+    prefix = str(root.resolve())
+    with open("/proc/self/mountinfo", encoding="utf-8") as info:
+        points = [line.split()[4] for line in info]
+    return [p for p in points if p == prefix or p.startswith(prefix + "/")]
 
 
 def _memory_bytes(quantity: str) -> str:

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
+from urllib.parse import unquote
 
 import pytest
 
@@ -48,14 +49,15 @@ print(json.dumps({
 }))
 """
 
-# Every distribution whose metadata is anywhere in the image (setuptools vendors some of its
-# own), and those importlib sees on sys.path.
+# Every distribution whose metadata is anywhere in the image (setuptools vendors some and ships
+# an egg as test data), and those importlib sees on sys.path.
 DISTRIBUTIONS = r"""
 import email.parser, json, pathlib, importlib.metadata as m
 def read(path):
     meta = email.parser.Parser().parsestr(path.read_text(encoding="utf-8"), headersonly=True)
     return meta["Name"], meta["Version"]
-held = {read(p) for p in pathlib.Path("/usr").rglob("*.dist-info/METADATA")}
+patterns = ("*.dist-info/METADATA", "*.egg-info/PKG-INFO", "EGG-INFO/PKG-INFO")
+held = {read(p) for pattern in patterns for p in pathlib.Path("/usr").rglob(pattern)}
 importable = {(d.metadata["Name"], d.version) for d in m.distributions()}
 print(json.dumps({"held": sorted(held), "importable": sorted(importable)}))
 """
@@ -114,7 +116,7 @@ def _sbom_purls(artifact: ImageArtifact, kind: str) -> set[tuple[str, str]]:
             locator = ref["referenceLocator"]
             if ref["referenceType"] == "purl" and locator.startswith(f"pkg:{kind}/"):
                 name, _, version = locator.split("?")[0].rsplit("/", 1)[1].partition("@")
-                found.add((_normal(name), version.replace("%2B", "+").replace("%3A", ":")))
+                found.add((_normal(unquote(name)), unquote(version)))
     return found
 
 
