@@ -87,7 +87,7 @@ def wait_answers(url: str, container: Container, timeout: float, what: str) -> N
 
     def answers() -> bool:
         if not container.running():
-            raise AssertionError(f"{container.name} exited {container.exit_code()}")
+            raise AssertionError(f"{container.name} stopped: {container.state()}")
         try:
             return sync_call("GET", url, timeout=3).status == 200
         except OSError:

@@ -36,9 +36,14 @@ class Container:
     podman: Podman
     name: str
 
-    def logs(self) -> str:
+    def logs(self, limit: int = 12000) -> str:
         done = self.podman.run("logs", self.name, check=False)
-        return (done.stdout + done.stderr)[-4000:]
+        return (done.stdout + done.stderr)[-limit:]
+
+    def state(self) -> str:
+        """How it ended (or that it runs), for failure messages."""
+        fmt = "status={{.State.Status}} exit={{.State.ExitCode}} oom={{.State.OOMKilled}} {{.State.Error}}"
+        return self.podman.run("inspect", "--format", fmt, self.name, check=False).stdout.strip()
 
     def running(self) -> bool:
         done = self.podman.run("inspect", "--format", "{{.State.Running}}", self.name, check=False)

@@ -107,11 +107,17 @@ def test_pause_image_runs_as_its_user_and_stops_on_sigterm(
         podman.remove(container)
 
 
+# What a package entry was read from: installed metadata, not a library's embedded ELF note.
+EVIDENCE = {"pypi": "installed python package manifest", "deb": "/var/lib/dpkg/status.d/"}
+
+
 def _sbom_purls(artifact: ImageArtifact, kind: str) -> set[tuple[str, str]]:
     document = json.loads(Path(artifact.sbom).read_text(encoding="utf-8"))
     assert document["spdxVersion"].startswith("SPDX-")
     found = set()
     for package in document["packages"]:
+        if EVIDENCE[kind] not in package.get("sourceInfo", ""):
+            continue
         for ref in package.get("externalRefs", []):
             locator = ref["referenceLocator"]
             if ref["referenceType"] == "purl" and locator.startswith(f"pkg:{kind}/"):
