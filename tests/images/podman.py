@@ -26,6 +26,10 @@ netns = "host"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 runtime = "runc"
+# Locks and exit files of our own: rootful podman otherwise shares /dev/shm/libpod_lock and
+# /run/libpod with every other podman on the machine, whose lock numbers then collide.
+lock_type = "file"
+tmp_dir = "{home}/engine"
 """
 
 
@@ -63,7 +67,7 @@ class Podman:
 
     def __post_init__(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "containers.conf").write_text(CONTAINERS_CONF)
+        (self.home / "containers.conf").write_text(CONTAINERS_CONF.format(home=self.home))
         (self.home / "registries.conf").write_text("unqualified-search-registries = []\n")
         (self.home / "storage.conf").write_text(
             f'[storage]\ndriver = "overlay"\ngraphroot = "{self.home / "root"}"\n'
