@@ -9,6 +9,7 @@ BIN := $(CURDIR)/.local/bin
 export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help setup demo up down cluster cluster-down cluster-status cluster-clean-cache operator \
+        images image-tools images-test images-clean-cache bench-images \
         bench-control-plane bench-operator bench-keys bench-gateway lint typecheck unit integration sdk-test chart-lint test clean
 
 help: ## list the targets
@@ -59,6 +60,21 @@ operator: setup ## run the operator against the current kubeconfig (local cluste
 	 $(PY) -m paitient_operator.resources.install; fi; \
 	 $(VENV)/bin/paitient-operator
 
+image-tools: ## the Debian tools the images need (mmdebstrap, podman, runc, skopeo, zstd, gcc)
+	@scripts/install-image-tools.sh
+
+images: setup image-tools ## build every container image into ~/.cache/paitient-images (seconds when nothing changed)
+	@$(PY) -m paitient_images build
+
+images-test: images ## run each image under podman the way its pod runs it (starts the local cluster if needed)
+	$(VENV)/bin/pytest -q -m images tests/images
+
+images-clean-cache: ## delete the built images, layers and the tiny model (the next `make images` rebuilds)
+	rm -rf "$${PAITIENT_IMAGES_CACHE_DIR:-$${XDG_CACHE_HOME:-$$HOME/.cache}/paitient-images}"
+
+bench-images: setup image-tools ## cold and warm `make images` into a scratch cache: times and sizes
+	$(PY) benchmarks/bench_images.py $(ARGS)
+
 bench-control-plane: setup ## figures of the local control plane (add ARGS=--cold for a cold build)
 	$(PY) benchmarks/bench_control_plane.py $(ARGS)
 
@@ -93,8 +109,8 @@ sdk-test: setup ## the SDKs' own lint, types and tests (Python and JavaScript)
 	  && ../../$(VENV)/bin/mypy --strict paitient_secure_model && ../../$(VENV)/bin/pytest -q -p no:cacheprovider
 	cd sdk/js && npm test
 
-test: setup lint typecheck sdk-test ## lint, type checks and every test (starts the local cluster when none runs)
-	$(VENV)/bin/pytest -q
+test: setup lint typecheck sdk-test ## lint, type checks and every test but the image tests (make images-test)
+	$(VENV)/bin/pytest -q -m "not images"
 
 clean: ## remove the virtualenv and local state (not the binary cache)
 	-$(VENV)/bin/paitient-localcluster down
