@@ -9,7 +9,8 @@ BIN := $(CURDIR)/.local/bin
 export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help setup demo up down cluster cluster-down cluster-status cluster-clean-cache operator \
-        bench-control-plane bench-operator bench-gateway lint typecheck unit integration sdk-test chart-lint test clean
+        bench-control-plane bench-operator bench-gateway lint typecheck unit integration sdk-test chart-lint test clean \
+        vllm-flags
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -87,6 +88,11 @@ sdk-test: setup ## the SDKs' own lint, types and tests (Python and JavaScript)
 
 test: setup lint typecheck sdk-test ## lint, type checks and every test (starts the local cluster when none runs)
 	$(VENV)/bin/pytest -q
+
+vllm-flags: setup ## regenerate the operator's list of the pinned vLLM's flags (PAITIENT_VLLM_PYTHON: a Python with that vLLM)
+	@test -n "$$PAITIENT_VLLM_PYTHON" || { echo "set PAITIENT_VLLM_PYTHON to a Python that has the pinned vLLM" >&2; exit 2; }
+	"$$PAITIENT_VLLM_PYTHON" scripts/vllm_flags.py > operator/paitient_operator/builders/vllm_flags.json.new
+	mv operator/paitient_operator/builders/vllm_flags.json.new operator/paitient_operator/builders/vllm_flags.json
 
 clean: ## remove the virtualenv and local state (not the binary cache)
 	-$(VENV)/bin/paitient-localcluster down

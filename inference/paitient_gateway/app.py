@@ -25,6 +25,7 @@ from paitient_gateway.config import GatewayConfig
 from paitient_gateway.errors import (
     REQUEST_ID_HEADER,
     LimitExceeded,
+    UpstreamNotAccepting,
     error_for_status,
     request_id_from,
     unavailable,
@@ -91,6 +92,9 @@ class Gateway:
             )
         except TimeoutError:
             raise upstream_timeout() from None
+        except aiohttp.ClientConnectorError:
+            # Nothing listens: vLLM keeps its port closed until the model is loaded.
+            raise UpstreamNotAccepting() from None
         except aiohttp.ClientError:
             raise upstream_failed() from None
 

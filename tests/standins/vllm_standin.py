@@ -5,8 +5,8 @@ answers like vLLM 0.32: the same routes, status codes, error shapes and stream l
 and SSE, ``n`` choices, ``stop`` with ``stop_reason``, ``finish_reason`` ``length`` only when
 ``max_tokens`` ran out, the usage chunk last with ``choices: []``, per-choice
 ``continuous_usage_stats``, the port closed while "loading" (``--startup-delay``), and vLLM's
-metrics ``vllm:num_requests_running``, ``vllm:request_success_total{finished_reason}`` (``abort``
-when a client leaves mid-stream) and ``vllm:generation_tokens_total``. tests/vllm runs the same
+metrics ``vllm:num_requests_running``, ``vllm:request_success_total{finished_reason}`` and
+``vllm:generation_tokens_total`` (generation stops when a client leaves mid-stream). tests/vllm runs the same
 contract tests against it and against real vLLM. It also serves vLLM's extra routes
 (``/tokenize``, ``/detokenize``, ``/version``, profiling and cache admin) so tests can prove the
 gateway hides them.
@@ -168,7 +168,6 @@ class StandIn:
                 if self.settings["fail"] == "cut_stream" and step == 2:
                     if request.transport is not None:
                         request.transport.close()
-                    self.finished["abort"] += 1
                     return response
                 await self._pace(1)
                 for i, c in enumerate(outcome.choices):
@@ -187,7 +186,8 @@ class StandIn:
             await response.write(b"data: [DONE]\n\n")
             await response.write_eof()
         except (ConnectionResetError, asyncio.CancelledError):
-            self.finished["abort"] += 1  # the client left: vLLM aborts the request
+            # The client left: generation stops here. vLLM counts no finished request for an
+            # abort (request_success_total{finished_reason="abort"} stays 0), and neither does this.
             raise
         self.finished[_request_reason(outcome)] += 1
         return response

@@ -13,10 +13,9 @@ from paitient_operator.builders.vllm_flags import pinned_flags, read_token
 from paitient_operator.errors import ForbiddenRuntimeArgument, InvalidSpec
 from paitient_operator.resources.modeldeployment import Dtype, Quantization
 
-
-@pytest.mark.parametrize(
-    "args",
-    [
+# tests/vllm parses these with the pinned vLLM's own parser: what the operator lets through,
+# vLLM takes.
+ACCEPTED_EXTRA_ARGS: list[list[str]] = [
         ["--max-num-seqs", "8"],
         ["--max_num_seqs=8"],  # underscores and "=" as vLLM allows
         ["--enable-prefix-caching", "--no-enable-prefix-caching"],
@@ -31,8 +30,20 @@ from paitient_operator.resources.modeldeployment import Dtype, Quantization
         ["--hf-token"],  # takes an optional value
         ["--allowed-media-domains", "a.example", "b.example", "--max-num-seqs", "4"],
         ["--no-enable-log-requests"],  # turning a refused switch off is fine
-    ],
-)
+]  # fmt: skip
+# ...and these vLLM's parser refuses too (the operator is stricter still: abbreviations, stray
+# values and a flag with its value in one entry are refused although argparse might take them).
+REFUSED_BY_VLLM_TOO: list[list[str]] = [
+    ["--no-such-flag"],
+    ["--max-num-sequences", "8"],
+    ["--max-num-seqs"],
+    ["--enforce-eager=yes"],
+    ["--kv-cache-dtype", "fp7"],
+    ["-Q", "awq"],
+]
+
+
+@pytest.mark.parametrize("args", ACCEPTED_EXTRA_ARGS)
 def test_flags_the_pinned_vllm_knows_are_accepted(args: list[str]) -> None:
     check_extra_args(args)
 
@@ -62,6 +73,12 @@ def test_what_vllm_would_refuse_is_refused_with_the_reason(
     assert isinstance(info.value, InvalidSpec)
     assert f"{named} (" in str(info.value)
     assert why in str(info.value)
+
+
+@pytest.mark.parametrize("args", REFUSED_BY_VLLM_TOO)
+def test_what_vllms_parser_refuses_the_operator_refuses(args: list[str]) -> None:
+    with pytest.raises(ForbiddenRuntimeArgument):
+        check_extra_args(args)
 
 
 def test_an_alias_of_an_owned_flag_is_refused_like_the_flag() -> None:
