@@ -24,7 +24,12 @@ $(VENV)/.installed: pyproject.toml sdk/python/pyproject.toml
 $(BIN)/kubectl $(BIN)/helm:
 	scripts/install-kube-tools.sh $(BIN)
 
-setup: $(VENV)/.installed $(BIN)/kubectl ## create .venv, install the packages, kubectl and helm
+# The JavaScript SDK has no runtime dependencies; its devDependency (the official openai package,
+# used by the integration tests) comes from the lockfile.
+sdk/js/node_modules/.package-lock.json: sdk/js/package.json sdk/js/package-lock.json
+	cd sdk/js && npm ci --no-audit --no-fund --loglevel=error
+
+setup: $(VENV)/.installed $(BIN)/kubectl sdk/js/node_modules/.package-lock.json ## create .venv, install the packages, kubectl, helm and the JS SDK's dev packages
 
 demo: setup ## everything on this machine: cluster, operator, front door, gateways; deploy and generate via the SDK
 	@$(PY) -m paitient_localcluster.stack demo

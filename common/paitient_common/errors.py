@@ -1,6 +1,8 @@
 """The one error shape every PaiTIENT component answers with, and the exceptions that carry it.
 
-Body: ``{"error": {"type": "...", "message": "...", "request_id": "..."}}``. Hierarchy::
+Body: ``{"error": {"type": "...", "message": "...", "request_id": "..."}}``; the front door's
+OpenAI-compatible routes add OpenAI's ``param`` and ``code`` to it (``openai_error_body``), so
+the openai SDKs fill in their errors' fields too. Hierarchy::
 
     ApiError                      (any answer that is not a success)
     ├── AuthenticationError       401 authentication_error
@@ -46,9 +48,20 @@ class ApiError(Exception):
     type: ClassVar[ErrorType] = "service_error"
     _allowed_statuses: ClassVar[frozenset[int]] = frozenset({500})
     default_message: ClassVar[str] = _INTERNAL_MESSAGE
+    # OpenAI's machine-readable ``code`` for this kind of error, where OpenAI has one.
+    default_code: ClassVar[str | None] = None
 
-    def __init__(self, message: str | None = None, *, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        status: int | None = None,
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
         self.message = message or self.default_message
+        self.param = param  # the request field at fault, when one is
+        self.code = code or self.default_code
         if status is not None:
             # A class fixes its family of statuses, so an error type never drifts from its code.
             if status not in self._allowed_statuses:
@@ -69,6 +82,7 @@ class AuthenticationError(ApiError):
     type = "authentication_error"
     _allowed_statuses = frozenset({401})
     default_message = AUTHENTICATION_MESSAGE
+    default_code = "invalid_api_key"
 
     @property
     def headers(self) -> dict[str, str]:
@@ -134,6 +148,7 @@ class RateLimitError(ApiError):
     type = "rate_limit_error"
     _allowed_statuses = frozenset({429})
     default_message = "rate limit exceeded"
+    default_code = "rate_limit_exceeded"
 
     def __init__(self, message: str | None = None, *, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -177,20 +192,39 @@ def error_body(err: BaseException, request_id: str) -> dict[str, dict[str, str]]
     return {"error": {"type": api.type, "message": api.message, "request_id": request_id}}
 
 
+def openai_error_body(err: BaseException, request_id: str) -> dict[str, dict[str, str | None]]:
+    """OpenAI's error shape: ``error_body`` plus ``param`` and ``code`` (null when none)."""
+    api = err if isinstance(err, ApiError) else ServiceError()
+    return {"error": {**error_body(api, request_id)["error"], "param": api.param, "code": api.code}}
+
+
 def status_of(err: BaseException) -> int:
     """The HTTP status for ``err`` (500 for anything that is not an ``ApiError``)."""
     return err.status if isinstance(err, ApiError) else 500
 
 
-def error_from_body(status: int, body: object) -> ApiError:
+def error_from_body(
+    status: int, body: object, headers: Mapping[str, str] | None = None
+) -> ApiError:
     """Rebuild the error an upstream PaiTIENT component answered, so the front door can pass a
-    gateway's error on unchanged; an unknown shape becomes a 502."""
+    gateway's error on unchanged (a 429 keeps its ``Retry-After``); an unknown shape becomes a
+    502."""
     error = body.get("error") if isinstance(body, Mapping) else None
     if isinstance(error, Mapping):
         cls = _BY_TYPE.get(str(error.get("type")))
         message = error.get("message")
+        if cls is RateLimitError and isinstance(message, str):
+            return RateLimitError(message, retry_after=_retry_after(headers or {}))
         if cls is not None and isinstance(message, str):
             if status in cls._allowed_statuses:
-                return cls(message, status=status) if cls is not RateLimitError else cls(message)
+                return cls(message, status=status)
             return cls(message)
     return ServiceError("upstream answered an unexpected error", status=502)
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    try:
+        seconds = float(headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None

@@ -2,6 +2,7 @@
 
 Every /v1 call is authenticated with the same library as the gateways; a caller sees only its
 own tenant's namespace, so another tenant's deployment id is a 404 exactly like a missing one.
+Beside the reference API, OpenAI's chat, completions and models routes (docs/openai.md).
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from paitient_api import deployments
+from paitient_api import deployments, openai_routes
 from paitient_api.door import FrontDoor
 from paitient_api.generate import generate
 from paitient_api.idempotency import IdempotencyTable
 from paitient_api.middleware import authenticate, errors_and_ids, idempotent
+from paitient_api.openai_wire import CHAT_COMPLETIONS, COMPLETIONS, MODELS
 from paitient_api.openapi import openapi_document
 
 MAX_BODY = 2 * 1024 * 1024
@@ -56,6 +58,10 @@ def create_app(door: FrontDoor) -> web.Application:
     app.router.add_post("/v1/deployments/{id}/generate", generate)
     app.router.add_post("/v1/generate", generate)
     app.router.add_get("/v1/subscription", deployments.subscription)
+    app.router.add_post(CHAT_COMPLETIONS, openai_routes.chat_completions)
+    app.router.add_post(COMPLETIONS, openai_routes.completions)
+    app.router.add_get(MODELS, openai_routes.list_models)
+    app.router.add_get(MODELS + "/{model:.+}", openai_routes.get_model)  # names have a "/"
     app.router.add_get("/v1/openapi.json", openapi)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -1,5 +1,5 @@
-"""The middleware every request passes: request ids, one error shape and the audit line;
-authentication; Idempotency-Key replay."""
+"""The middleware every request passes: request ids, one error shape (OpenAI's on its routes)
+and the audit line; authentication; Idempotency-Key replay."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
 from paitient_api.door import FrontDoor
 from paitient_api.idempotency import MAX_KEY_LENGTH, IdempotencyTable
+from paitient_api.openai_wire import is_openai_path
 from paitient_common.apikeys import AuthFailure
 from paitient_common.errors import (
     ApiError,
@@ -22,11 +23,19 @@ from paitient_common.errors import (
     RequestValidationError,
     ServiceError,
     error_body,
+    openai_error_body,
 )
 
 log = logging.getLogger("paitient.api")
 audit = logging.getLogger("paitient.api.audit")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def body_of(request: web.Request, err: BaseException) -> Mapping[str, object]:
+    """The error body in the shape of the route: ours, or OpenAI's on the OpenAI routes."""
+    if is_openai_path(request.path):
+        return openai_error_body(err, request["request_id"])
+    return error_body(err, request["request_id"])
 
 
 @web.middleware
@@ -37,18 +46,14 @@ async def errors_and_ids(request: web.Request, handler: Handler) -> web.StreamRe
     try:
         response = await handler(request)
     except ApiError as err:
-        response = web.json_response(
-            error_body(err, request_id), status=err.status, headers=err.headers
-        )
+        response = web.json_response(body_of(request, err), status=err.status, headers=err.headers)
     except web.HTTPException as exc:  # aiohttp's own (404 route, 405 method, 413 size)
         mapped = _from_http(exc)
         allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
-        response = web.json_response(
-            error_body(mapped, request_id), status=mapped.status, headers=allow
-        )
+        response = web.json_response(body_of(request, mapped), status=mapped.status, headers=allow)
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.rel_url.path)
-        response = web.json_response(error_body(ServiceError(), request_id), status=500)
+        response = web.json_response(body_of(request, ServiceError()), status=500)
     if not response.prepared:
         response.headers["x-request-id"] = request_id
     tenant = request.get("tenant")
@@ -105,7 +110,7 @@ async def idempotent(request: web.Request, handler: Handler) -> web.StreamRespon
         response = await handler(request)
     except ApiError as err:
         if err.status < 500:
-            body = json.dumps(error_body(err, request["request_id"])).encode()
+            body = json.dumps(body_of(request, err)).encode()
             table.complete(entry, err.status, body, "application/json")
         else:
             table.abandon(tenant.name, slot, entry)

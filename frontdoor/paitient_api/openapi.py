@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from paitient_api import schemas
+from paitient_api import openai_schemas, schemas
 
 DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 MODELS: tuple[type[BaseModel], ...] = (
@@ -29,6 +29,13 @@ MODELS: tuple[type[BaseModel], ...] = (
     schemas.Generation,
     schemas.Subscription,
     schemas.ErrorBody,
+    openai_schemas.ChatCompletionRequest,
+    openai_schemas.CompletionRequest,
+    openai_schemas.ChatCompletion,
+    openai_schemas.Completion,
+    openai_schemas.ModelList,
+    openai_schemas.Model,
+    openai_schemas.OpenAIErrorBody,
 )
 ERRORS = {
     "400": "validation_error: unreadable request",
@@ -43,6 +50,23 @@ ERRORS = {
     "500": "service_error",
     "502": "service_error: the gateway failed",
     "503": "service_error: not ready",
+}
+# The OpenAI routes: their errors come in OpenAI's shape (ours plus param and code).
+OPENAI_ERRORS = {
+    "400": "validation_error: unreadable or invalid request",
+    "401": "authentication_error (code invalid_api_key)",
+    "403": "permission_error: suspended",
+    "404": "not_found_error: no such route, or the model names none of your deployments "
+    "(code model_not_found)",
+    "405": "validation_error: method not allowed",
+    "409": "conflict_error: the model name is served by several of your deployments "
+    "(code model_ambiguous)",
+    "413": "validation_error: body too large",
+    "429": "rate_limit_error (code rate_limit_exceeded), with Retry-After",
+    "500": "service_error",
+    "502": "service_error: the gateway failed",
+    "503": "service_error: not ready",
+    "504": "service_error: the model server timed out",
 }
 
 
@@ -59,13 +83,17 @@ def _op(
     ok: tuple[str, type[BaseModel]],
     body: type[BaseModel] | None = None,
     sse: bool = False,
+    openai: bool = False,
 ) -> dict[str, Any]:
     status, model = ok
     responses: dict[str, Any] = {status: {"description": summary, **_json(model)}}
     if sse:
         responses[status]["content"]["text/event-stream"] = {"schema": {"type": "string"}}
-    for code, text in ERRORS.items():
-        responses[code] = {"description": text, **_json(schemas.ErrorBody)}
+    errors, error_model = (
+        (OPENAI_ERRORS, openai_schemas.OpenAIErrorBody) if openai else (ERRORS, schemas.ErrorBody)
+    )
+    for code, text in errors.items():
+        responses[code] = {"description": text, **_json(error_model)}
     op: dict[str, Any] = {
         "summary": summary,
         "responses": responses,
@@ -120,6 +148,47 @@ def openapi_document() -> dict[str, Any]:
             "post": _op("Generate text", ("200", schemas.Generation), schemas.Generate, sse=True)
         },
         "/subscription": {"get": _op("Subscription and usage", ("200", schemas.Subscription))},
+        "/chat/completions": {
+            "post": _op(
+                "Chat (OpenAI-compatible)",
+                ("200", openai_schemas.ChatCompletion),
+                openai_schemas.ChatCompletionRequest,
+                sse=True,
+                openai=True,
+            )
+        },
+        "/completions": {
+            "post": _op(
+                "Complete text (OpenAI-compatible)",
+                ("200", openai_schemas.Completion),
+                openai_schemas.CompletionRequest,
+                sse=True,
+                openai=True,
+            )
+        },
+        "/models": {
+            "get": _op(
+                "Your deployments that take requests (OpenAI-compatible)",
+                ("200", openai_schemas.ModelList),
+                openai=True,
+            )
+        },
+        "/models/{model}": {
+            "parameters": [
+                {
+                    "name": "model",
+                    "in": "path",
+                    "required": True,
+                    "description": openai_schemas.MODEL_DESCRIPTION,
+                    "schema": {"type": "string", "minLength": 1},
+                }
+            ],
+            "get": _op(
+                "One of your deployments (OpenAI-compatible)",
+                ("200", openai_schemas.Model),
+                openai=True,
+            ),
+        },
     }
     return {
         "openapi": "3.1.0",

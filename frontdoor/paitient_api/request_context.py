@@ -33,7 +33,8 @@ def caller(request: web.Request) -> TenantInfo:
     return tenant
 
 
-async def read_body(request: web.Request, model: type[BaseModel]) -> Any:
+async def read_json(request: web.Request) -> tuple[bytes, dict[str, Any]]:
+    """The body as sent and as a JSON object (400 when it is not one)."""
     try:
         raw = await request.read()
         data = json.loads(raw.decode("utf-8")) if raw else {}
@@ -41,6 +42,11 @@ async def read_body(request: web.Request, model: type[BaseModel]) -> Any:
         raise RequestValidationError("body must be UTF-8 JSON", status=400) from None
     if not isinstance(data, dict):
         raise RequestValidationError("body must be a JSON object", status=400)
+    return raw, data
+
+
+async def read_body(request: web.Request, model: type[BaseModel]) -> Any:
+    _, data = await read_json(request)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

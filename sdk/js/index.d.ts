@@ -61,6 +61,24 @@ export interface GenerateOptions extends RequestOptions {
   temperature?: number;
 }
 
+/** One message of a conversation. */
+export interface ChatMessage {
+  /** `system`, `user`, `assistant`, `tool` or `developer`. */
+  role: 'system' | 'user' | 'assistant' | 'tool' | 'developer' | (string & {});
+  content: string;
+}
+
+export interface ChatOptions extends RequestOptions {
+  deploymentId: string;
+  messages: ChatMessage[] | Array<Record<string, unknown>>;
+  /** Default: the server's. */
+  maxTokens?: number;
+  /** 0..2; default: the model's. */
+  temperature?: number;
+  /** More request fields under their wire names, e.g. `{ top_p: 0.9, stop: ["\n"] }`. */
+  extra?: Record<string, unknown>;
+}
+
 /** A model deployed into the caller's secure environment; `id` is its name. */
 export interface Deployment {
   id: string;
@@ -132,6 +150,34 @@ export interface FinalChunk {
 
 export type GenerationChunk = TextChunk | FinalChunk;
 
+/** The answer of a non-streaming chat call (its first choice). */
+export interface ChatResult {
+  id: string;
+  deploymentId: string;
+  /** The model the deployment serves, e.g. `ZimaBlueAI/HuatuoGPT-o1-8B`. */
+  model: string;
+  message: ChatMessage;
+  /** `stop`, `length`, ...; null if the server gave none. */
+  finishReason: string | null;
+  usage: Usage;
+}
+
+/** A piece of a chat answer's text. */
+export interface ChatTextChunk {
+  content: string;
+  finishReason?: undefined;
+  usage?: undefined;
+}
+
+/** The last chunk of a chat stream; `usage` is missing only if the server sent none. */
+export interface ChatFinalChunk {
+  content?: undefined;
+  finishReason: string;
+  usage?: Usage;
+}
+
+export type ChatChunk = ChatTextChunk | ChatFinalChunk;
+
 export interface Subscription {
   tier: string;
   currentUsage: number;
@@ -154,6 +200,20 @@ export declare class GenerationStream implements AsyncIterable<GenerationChunk> 
   /** Stop the stream; a pending iteration throws APIConnectionError. */
   abort(): void;
   [Symbol.asyncIterator](): AsyncIterator<GenerationChunk>;
+}
+
+/**
+ * The chunks of a streamed chat answer. Never retried once it exists; a mid-stream failure
+ * throws from the loop. Leaving the loop early releases the connection.
+ */
+export declare class ChatStream implements AsyncIterable<ChatChunk> {
+  constructor(response: Response, options?: { controller?: AbortController; redact?: (text: string) => string });
+  /** The response's x-request-id. */
+  readonly requestId: string | undefined;
+  readonly response: Response;
+  /** Stop the stream; a pending iteration throws APIConnectionError. */
+  abort(): void;
+  [Symbol.asyncIterator](): AsyncIterator<ChatChunk>;
 }
 
 export declare class SecureModelClient {
@@ -181,6 +241,12 @@ export declare class SecureModelClient {
   generate(options: GenerateOptions & { stream: true }): Promise<GenerationStream>;
   /** Resolves once the server answered 2xx (after any retries); `timeout` covers only that wait. */
   generateStream(options: GenerateOptions): Promise<GenerationStream>;
+
+  /** Chat with a deployment over the OpenAI-compatible route (`POST /chat/completions`). */
+  chat(options: ChatOptions & { stream?: false }): Promise<ChatResult>;
+  chat(options: ChatOptions & { stream: true }): Promise<ChatStream>;
+  /** Resolves once the server answered 2xx (after any retries); `timeout` covers only that wait. */
+  chatStream(options: ChatOptions): Promise<ChatStream>;
 
   getSubscription(options?: RequestOptions): Promise<Subscription>;
 }

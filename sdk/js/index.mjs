@@ -5,6 +5,7 @@ import sdk from './lib/index.js';
 export const {
   SecureModelClient,
   GenerationStream,
+  ChatStream,
   PaitientError,
   ConfigurationError,
   WaitTimeoutError,

@@ -1,7 +1,8 @@
 'use strict';
 /**
  * SecureModelClient: credentials and configuration, one request loop with the shared retry
- * policy and error mapping, and one method per /v1 endpoint of docs/rest-api.md.
+ * policy and error mapping, and one method per /v1 endpoint of docs/rest-api.md (plus chat, the
+ * OpenAI-compatible route of docs/openai.md).
  */
 
 const { randomUUID } = require('node:crypto');
@@ -16,7 +17,7 @@ const {
   errorClassFor,
 } = require('./errors');
 const { isRetryableStatus, parseRetryAfter, retryDelay, sleep } = require('./retry');
-const { GenerationStream } = require('./streaming');
+const { ChatStream, GenerationStream } = require('./streaming');
 const wire = require('./wire');
 const { VERSION } = require('./version');
 
@@ -211,6 +212,31 @@ class SecureModelClient {
     const body = wire.generateBody(options, true);
     const { response, controller } = await this.#send('POST', '/generate', body, options.timeout, true);
     return new GenerationStream(response, { controller, redact: (s) => this.#redact(s) });
+  }
+
+  // ------------------------------------------------------------------------ chat
+
+  /**
+   * Answer a conversation with a deployed model (the model's chat template applies), over the
+   * OpenAI-compatible route. `maxTokens` and `temperature` left unset take the server's
+   * defaults. With `stream: true` resolves to a ChatStream, like chatStream().
+   */
+  async chat(options = {}) {
+    if (options.stream) return this.chatStream(options);
+    const body = wire.chatBody(options, false);
+    const data = await this.#json('POST', '/chat/completions', body, options.timeout);
+    return wire.chatFromWire(data, options.deploymentId);
+  }
+
+  /**
+   * Stream a chat answer: resolves (after any retries) once the server answered 2xx, to an
+   * async iterable of `{ content }` chunks and a final `{ finishReason, usage }`.
+   * The timeout covers the wait for the response to start, not the whole stream.
+   */
+  async chatStream(options = {}) {
+    const body = wire.chatBody(options, true);
+    const { response, controller } = await this.#send('POST', '/chat/completions', body, options.timeout, true);
+    return new ChatStream(response, { controller, redact: (s) => this.#redact(s) });
   }
 
   // ------------------------------------------------------------------------ subscription

@@ -3,12 +3,13 @@
 
 const errors = require('./errors');
 const { SecureModelClient, DEFAULT_BASE_URL } = require('./client');
-const { GenerationStream } = require('./streaming');
+const { ChatStream, GenerationStream } = require('./streaming');
 const { VERSION } = require('./version');
 
 module.exports = {
   SecureModelClient,
   GenerationStream,
+  ChatStream,
   PaitientError: errors.PaitientError,
   ConfigurationError: errors.ConfigurationError,
   WaitTimeoutError: errors.WaitTimeoutError,

@@ -1,11 +1,11 @@
 'use strict';
 /**
- * Server-sent events over a fetch Response body: a line decoder, an SSE event decoder and
- * GenerationStream, the async iterable of generation chunks returned by generateStream().
+ * Server-sent events over a fetch Response body: a line decoder, an SSE event decoder, and the
+ * async iterables of chunks: GenerationStream (generateStream()) and ChatStream (chatStream()).
  */
 
 const { APIConnectionError, ServiceError, streamErrorClassFor } = require('./errors');
-const { chunkFromWire } = require('./wire');
+const { chatEventFromWire, chunkFromWire } = require('./wire');
 
 /** Splits decoded text into lines on \n, \r\n or \r, also when a \r\n straddles two reads. */
 class LineDecoder {
@@ -75,28 +75,69 @@ class SSEDecoder {
   }
 }
 
+/** A generate stream's events are its chunks. */
+class GenerationChunks {
+  feed(payload) {
+    return [chunkFromWire(payload)];
+  }
+
+  end() {
+    return [];
+  }
+}
+
 /**
- * The chunks of a streamed generation: `for await (const chunk of stream)`. Text chunks are
- * `{ text }`; the last is `{ finishReason, usage }`.
- *
- * The response was 2xx before this object exists, so it is never retried: a failure from
- * here on throws (an `error` event's class, or APIConnectionError when the body breaks).
- * Leaving the loop early releases the connection.
+ * OpenAI's chat events as chunks like a generate stream's: `{ content }` chunks, then one last
+ * `{ finishReason, usage }`, which the wire sends as two events. A role-only event carries
+ * nothing to show and is dropped.
  */
-class GenerationStream {
+class ChatChunks {
+  #final; // the finish reason, waiting for the usage
+
+  feed(payload) {
+    const event = chatEventFromWire(payload);
+    const out = [];
+    if (this.#final) {
+      const final = this.#final;
+      this.#final = undefined;
+      if (event.usage && !event.content && event.finishReason === undefined) {
+        return [{ ...final, usage: event.usage }];
+      }
+      out.push(final);
+    }
+    if (event.content) out.push({ content: event.content });
+    if (event.finishReason !== undefined) {
+      const final = { finishReason: event.finishReason };
+      if (event.usage) out.push({ ...final, usage: event.usage });
+      else this.#final = final;
+    }
+    return out;
+  }
+
+  end() {
+    const final = this.#final;
+    this.#final = undefined;
+    return final ? [final] : [];
+  }
+}
+
+/**
+ * An async iterable of the chunks of one 2xx text/event-stream response. It is never retried:
+ * a failure from here on throws (an `error` event's class, or APIConnectionError when the body
+ * breaks). Leaving the loop early releases the connection.
+ */
+class EventStream {
   #response;
   #controller;
   #redact;
+  #chunks;
   #iterated = false;
 
-  /**
-   * @param {Response} response a 2xx text/event-stream response
-   * @param {{controller?: AbortController, redact?: (s: string) => string}} [options]
-   */
-  constructor(response, { controller, redact = (s) => s } = {}) {
+  constructor(response, { controller, redact = (s) => s } = {}, chunks) {
     this.#response = response;
     this.#controller = controller || new AbortController();
     this.#redact = redact;
+    this.#chunks = chunks;
     /** The x-request-id of the response. */
     this.requestId = response.headers.get('x-request-id') || undefined;
   }
@@ -112,20 +153,19 @@ class GenerationStream {
   }
 
   [Symbol.asyncIterator]() {
-    if (this.#iterated) throw new Error('A GenerationStream can only be iterated once');
+    if (this.#iterated) throw new Error(`A ${this.constructor.name} can only be iterated once`);
     this.#iterated = true;
-    return this.#chunks();
+    return this.#iterate();
   }
 
-  async *#chunks() {
+  async *#iterate() {
     const body = this.#response.body;
     if (!body) throw this.#endedEarly();
     const reader = body.getReader();
     const text = new TextDecoder();
     const lines = new LineDecoder();
     const sse = new SSEDecoder();
-    let done = false; // [DONE] arrived
-    let finished = false; // the chunk with finish_reason arrived
+    const state = { done: false, finished: false }; // [DONE] arrived; the final chunk did
     let drained = false;
     try {
       for (;;) {
@@ -144,37 +184,41 @@ class GenerationStream {
         for (const line of pending) {
           const event = sse.decode(line);
           if (!event) continue;
-          const chunk = this.#parse(event.data);
-          if (chunk === null) {
-            done = true;
-            break;
-          }
-          if (chunk.finishReason !== undefined) finished = true;
-          yield chunk;
+          yield* this.#seen(this.#event(event.data, state), state);
+          if (state.done) break;
         }
-        if (done) break;
+        if (state.done) break;
         if (read.done) {
           drained = true;
           const event = sse.flush();
-          if (event) {
-            const chunk = this.#parse(event.data);
-            if (chunk === null) done = true;
-            else {
-              if (chunk.finishReason !== undefined) finished = true;
-              yield chunk;
-            }
-          }
+          if (event) yield* this.#seen(this.#event(event.data, state), state);
+          if (!state.done) yield* this.#seen(this.#chunks.end(), state);
           break;
         }
       }
-      if (!done && !finished) throw this.#endedEarly();
+      if (!state.done && !state.finished) throw this.#endedEarly();
     } finally {
       if (!drained) await reader.cancel().catch(() => {});
       reader.releaseLock();
     }
   }
 
-  /** One event's data as a chunk; null for the [DONE] sentinel; throws on an error event. */
+  /** The chunks one event's data makes; at [DONE], those still held back. */
+  #event(data, state) {
+    const payload = this.#parse(data);
+    if (payload === null) {
+      state.done = true;
+      return this.#chunks.end();
+    }
+    return this.#chunks.feed(payload);
+  }
+
+  #seen(chunks, state) {
+    if (chunks.some((chunk) => chunk.finishReason !== undefined)) state.finished = true;
+    return chunks;
+  }
+
+  /** One event's data as a JSON object; null for the [DONE] sentinel; throws on an error event. */
   #parse(data) {
     if (data.trim() === '[DONE]') return null;
     let payload;
@@ -201,7 +245,7 @@ class GenerationStream {
         body: payload,
       });
     }
-    return chunkFromWire(payload);
+    return payload;
   }
 
   #endedEarly() {
@@ -212,4 +256,32 @@ class GenerationStream {
   }
 }
 
-module.exports = { LineDecoder, SSEDecoder, GenerationStream };
+/**
+ * The chunks of a streamed generation: `for await (const chunk of stream)`. Text chunks are
+ * `{ text }`; the last is `{ finishReason, usage }`.
+ */
+class GenerationStream extends EventStream {
+  /**
+   * @param {Response} response a 2xx text/event-stream response
+   * @param {{controller?: AbortController, redact?: (s: string) => string}} [options]
+   */
+  constructor(response, options = {}) {
+    super(response, options, new GenerationChunks());
+  }
+}
+
+/**
+ * The chunks of a streamed chat answer: `{ content }` pieces, then one last
+ * `{ finishReason, usage }` (usage missing only if the server sent none).
+ */
+class ChatStream extends EventStream {
+  /**
+   * @param {Response} response a 2xx text/event-stream response
+   * @param {{controller?: AbortController, redact?: (s: string) => string}} [options]
+   */
+  constructor(response, options = {}) {
+    super(response, options, new ChatChunks());
+  }
+}
+
+module.exports = { LineDecoder, SSEDecoder, GenerationStream, ChatStream };

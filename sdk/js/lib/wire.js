@@ -77,6 +77,29 @@ function generateBody({ deploymentId, prompt, maxTokens = 256, temperature = 1.0
   return { deployment_id: deploymentId, prompt, max_tokens: maxTokens, temperature, stream };
 }
 
+/**
+ * The OpenAI-compatible chat body; `model` is the deployment id. A stream asks for the usage
+ * chunk, so its last chunk carries the usage. `extra` fields (wire names: `top_p`, `stop`,
+ * `seed`, ...) go into the body as they are.
+ */
+function chatBody({ deploymentId, messages, maxTokens, temperature, extra = {} }, stream) {
+  checkId(deploymentId, 'deploymentId');
+  if (!Array.isArray(messages) || messages.length === 0) {
+    throw new TypeError('chat() needs messages, a non-empty array like [{ role: "user", content: "Hello" }]');
+  }
+  if (!isPlainObject(extra)) throw new TypeError('extra must be an object of request fields');
+  const body = compact({
+    ...extra,
+    model: deploymentId,
+    messages,
+    max_tokens: maxTokens,
+    temperature,
+    stream,
+  });
+  if (stream) body.stream_options = { include_usage: true };
+  return body;
+}
+
 /** A deployment id as one path segment; quoting everything means it can never escape it. */
 function idPath(id, name = 'id') {
   checkId(id, name);
@@ -98,6 +121,38 @@ const generationFromWire = (data) => objectFromWire(data, 'generation', 'text');
 const subscriptionFromWire = (data) => objectFromWire(data, 'subscription', 'tier');
 const chunkFromWire = (data) => objectFromWire(data, 'stream event');
 
+/** A chat answer (its first choice): `{ id, deploymentId, model, message, finishReason, usage }`. */
+function chatFromWire(data, deploymentId) {
+  if (!isPlainObject(data)) throw invalid('chat completion is not a JSON object', data);
+  const choice = Array.isArray(data.choices) ? data.choices[0] : undefined;
+  if (!isPlainObject(choice)) throw invalid("chat completion has no valid 'choices'", data);
+  const message = isPlainObject(choice.message) ? choice.message : {};
+  return {
+    id: typeof data.id === 'string' ? data.id : '',
+    deploymentId,
+    model: typeof data.model === 'string' ? data.model : '',
+    message: {
+      role: typeof message.role === 'string' ? message.role : 'assistant',
+      content: typeof message.content === 'string' ? message.content : '',
+    },
+    finishReason: typeof choice.finish_reason === 'string' ? choice.finish_reason : null,
+    usage: camelize(isPlainObject(data.usage) ? data.usage : { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }),
+  };
+}
+
+/**
+ * One `chat.completion.chunk` event as it is on the wire (its first choice):
+ * `{ content, finishReason?, usage? }`.
+ */
+function chatEventFromWire(data) {
+  const choice = Array.isArray(data.choices) && isPlainObject(data.choices[0]) ? data.choices[0] : {};
+  const delta = isPlainObject(choice.delta) ? choice.delta : {};
+  const event = { content: typeof delta.content === 'string' ? delta.content : '' };
+  if (typeof choice.finish_reason === 'string') event.finishReason = choice.finish_reason;
+  if (isPlainObject(data.usage)) event.usage = camelize(data.usage);
+  return event;
+}
+
 function deploymentListFromWire(data) {
   if (!isPlainObject(data) || !Array.isArray(data.data)) {
     throw invalid("the deployment list has no 'data' array", data);
@@ -111,6 +166,7 @@ module.exports = {
   deployBody,
   updateBody,
   generateBody,
+  chatBody,
   idPath,
   deploymentFromWire,
   deploymentStatusFromWire,
@@ -119,4 +175,6 @@ module.exports = {
   generationFromWire,
   subscriptionFromWire,
   chunkFromWire,
+  chatFromWire,
+  chatEventFromWire,
 };

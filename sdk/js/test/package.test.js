@@ -32,6 +32,7 @@ test('the public surface is exactly the documented one', () => {
     'APIConnectionError',
     'APITimeoutError',
     'AuthenticationError',
+    'ChatStream',
     'ConfigurationError',
     'ConflictError',
     'DEFAULT_BASE_URL',

@@ -1,10 +1,11 @@
-"""Python SDK for the PaiTIENT Secure Model Service: deploy open models, generate text, and
-check the subscription, through the /v1 REST API.
+"""Python SDK for the PaiTIENT Secure Model Service: deploy open models, generate text, chat,
+and check the subscription, through the /v1 REST API.
 
     from paitient_secure_model import SecureModelClient
 
     client = SecureModelClient(api_key="...", client_id="...")
     print(client.generate(deployment_id="my-model", prompt="Hello").text)
+    print(client.chat(deployment_id="my-model", messages=[{"role": "user", "content": "Hi"}]).text)
 """
 
 from ._async_client import AsyncSecureModelClient
@@ -25,8 +26,11 @@ from ._exceptions import (
     ValidationError,
     WaitTimeoutError,
 )
-from ._streaming import AsyncGenerationStream, GenerationStream
+from ._streaming import AsyncChatStream, AsyncGenerationStream, ChatStream, GenerationStream
 from ._types import (
+    ChatChunk,
+    ChatMessage,
+    ChatResult,
     Condition,
     DeletedDeployment,
     Deployment,
@@ -43,9 +47,14 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "APIConnectionError",
     "APITimeoutError",
+    "AsyncChatStream",
     "AsyncGenerationStream",
     "AsyncSecureModelClient",
     "AuthenticationError",
+    "ChatChunk",
+    "ChatMessage",
+    "ChatResult",
+    "ChatStream",
     "Condition",
     "ConfigurationError",
     "ConflictError",

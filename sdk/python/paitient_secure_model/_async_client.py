@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Callable, Literal, overload
 
@@ -13,8 +13,9 @@ import httpx
 from . import _base
 from ._base import BaseClient, ProgressCallback, ReadinessWait, RequestSpec
 from ._config import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, TimeoutTypes
-from ._streaming import AsyncGenerationStream
+from ._streaming import AsyncChatStream, AsyncGenerationStream
 from ._types import (
+    ChatResult,
     DeletedDeployment,
     Deployment,
     DeploymentStatus,
@@ -226,6 +227,82 @@ class AsyncSecureModelClient(BaseClient):
         """Generate text chunk by chunk; the last chunk carries ``finish_reason`` and ``usage``."""
         spec = _base.generate_request(deployment_id, prompt, max_tokens, temperature, True)
         return AsyncGenerationStream(await self._send(spec, timeout), self)
+
+    # -- chat
+
+    @overload
+    async def chat(
+        self,
+        deployment_id: str,
+        messages: Sequence[Mapping[str, Any]],
+        max_tokens: int | None = ...,
+        temperature: float | None = ...,
+        stream: Literal[False] = ...,
+        timeout: TimeoutTypes | None = ...,
+        **extra: Any,
+    ) -> ChatResult: ...
+
+    @overload
+    async def chat(
+        self,
+        deployment_id: str,
+        messages: Sequence[Mapping[str, Any]],
+        max_tokens: int | None = ...,
+        temperature: float | None = ...,
+        *,
+        stream: Literal[True],
+        timeout: TimeoutTypes | None = ...,
+        **extra: Any,
+    ) -> AsyncChatStream: ...
+
+    @overload
+    async def chat(
+        self,
+        deployment_id: str,
+        messages: Sequence[Mapping[str, Any]],
+        max_tokens: int | None = ...,
+        temperature: float | None = ...,
+        stream: bool = ...,
+        timeout: TimeoutTypes | None = ...,
+        **extra: Any,
+    ) -> ChatResult | AsyncChatStream: ...
+
+    async def chat(
+        self,
+        deployment_id: str,
+        messages: Sequence[Mapping[str, Any]],
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        stream: bool = False,
+        timeout: TimeoutTypes | None = None,
+        **extra: Any,
+    ) -> ChatResult | AsyncChatStream:
+        """Answer a conversation with a ready deployment; the model's chat template applies.
+
+        ``messages`` are ``{"role": ..., "content": ...}`` mappings. ``max_tokens`` and
+        ``temperature`` left at None take the server's defaults; ``extra`` keyword arguments
+        (``top_p``, ``stop``, ``seed``...) go into the request body. With ``stream=True``
+        returns a AsyncChatStream of chunks instead of the whole result.
+        """
+        if stream:
+            return await self.chat_stream(
+                deployment_id, messages, max_tokens, temperature, timeout, **extra
+            )
+        spec = _base.chat_request(deployment_id, messages, max_tokens, temperature, False, extra)
+        return ChatResult.from_json(await self._request(spec, timeout), deployment_id)
+
+    async def chat_stream(
+        self,
+        deployment_id: str,
+        messages: Sequence[Mapping[str, Any]],
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        timeout: TimeoutTypes | None = None,
+        **extra: Any,
+    ) -> AsyncChatStream:
+        """Chat chunk by chunk; the last chunk carries ``finish_reason`` and ``usage``."""
+        spec = _base.chat_request(deployment_id, messages, max_tokens, temperature, True, extra)
+        return AsyncChatStream(await self._send(spec, timeout), self)
 
     # -- subscription
 

@@ -10,7 +10,7 @@ import math
 import random
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timezone
 from typing import Any, Callable
@@ -33,7 +33,7 @@ from ._exceptions import (
     ValidationError,
     WaitTimeoutError,
 )
-from ._types import DeploymentStatus, GenerationChunk
+from ._types import DeploymentStatus
 
 log = logging.getLogger("paitient_secure_model")
 
@@ -157,6 +157,36 @@ def generate_request(
         "stream": stream,
     }
     return RequestSpec("POST", "/generate", body, stream=stream)
+
+
+def chat_request(
+    deployment_id: str,
+    messages: Sequence[Mapping[str, Any]],
+    max_tokens: int | None,
+    temperature: float | None,
+    stream: bool,
+    extra: Mapping[str, Any],
+) -> RequestSpec:
+    """The OpenAI-compatible chat call; ``model`` is the deployment id. A stream asks for the
+    usage chunk, so its last chunk carries the usage."""
+    _id(deployment_id)
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence) or not messages:
+        raise ValueError(
+            'messages must be a non-empty list like [{"role": "user", "content": "Hello"}]'
+        )
+    body = _compact(
+        {
+            **extra,
+            "model": deployment_id,
+            "messages": [dict(m) for m in messages],
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "stream": stream,
+        }
+    )
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    return RequestSpec("POST", "/chat/completions", body, stream=stream)
 
 
 def subscription_request() -> RequestSpec:
@@ -405,8 +435,9 @@ class BaseClient:
             body={"error": dict(payload)},
         )
 
-    def _stream_chunk(self, data: str, request_id: str | None) -> GenerationChunk | None:
-        """One SSE ``data`` field as a chunk; None for the ``[DONE]`` sentinel."""
+    def _stream_payload(self, data: str, request_id: str | None) -> Mapping[str, Any] | None:
+        """One SSE ``data`` field as a JSON object; None for the ``[DONE]`` sentinel; raises the
+        error of an ``error`` event."""
         if data.strip() == "[DONE]":
             return None
         try:
@@ -420,7 +451,14 @@ class BaseClient:
             ) from None
         if isinstance(payload, Mapping) and isinstance(payload.get("error"), Mapping):
             raise self._stream_error(payload["error"], request_id)
-        return GenerationChunk.from_json(payload)
+        if not isinstance(payload, Mapping):
+            raise ServiceError(
+                "Unexpected stream event from the API: not a JSON object",
+                type="invalid_response",
+                request_id=request_id,
+                body=payload,
+            )
+        return payload
 
     def _stream_ended_early(self, request_id: str | None) -> APIConnectionError:
         return APIConnectionError(

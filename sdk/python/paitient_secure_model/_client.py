@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Callable, Literal, overload
 
@@ -11,8 +12,9 @@ import httpx
 from . import _base
 from ._base import BaseClient, ProgressCallback, ReadinessWait, RequestSpec
 from ._config import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, TimeoutTypes
-from ._streaming import GenerationStream
+from ._streaming import ChatStream, GenerationStream
 from ._types import (
+    ChatResult,
     DeletedDeployment,
     Deployment,
     DeploymentStatus,
@@ -219,6 +221,82 @@ class SecureModelClient(BaseClient):
         """Generate text chunk by chunk; the last chunk carries ``finish_reason`` and ``usage``."""
         spec = _base.generate_request(deployment_id, prompt, max_tokens, temperature, True)
         return GenerationStream(self._send(spec, timeout), self)
+
+    # -- chat
+
+    @overload
+    def chat(
+        self,
+        deployment_id: str,
+        messages: Sequence[Mapping[str, Any]],
+        max_tokens: int | None = ...,
+        temperature: float | None = ...,
+        stream: Literal[False] = ...,
+        timeout: TimeoutTypes | None = ...,
+        **extra: Any,
+    ) -> ChatResult: ...
+
+    @overload
+    def chat(
+        self,
+        deployment_id: str,
+        messages: Sequence[Mapping[str, Any]],
+        max_tokens: int | None = ...,
+        temperature: float | None = ...,
+        *,
+        stream: Literal[True],
+        timeout: TimeoutTypes | None = ...,
+        **extra: Any,
+    ) -> ChatStream: ...
+
+    @overload
+    def chat(
+        self,
+        deployment_id: str,
+        messages: Sequence[Mapping[str, Any]],
+        max_tokens: int | None = ...,
+        temperature: float | None = ...,
+        stream: bool = ...,
+        timeout: TimeoutTypes | None = ...,
+        **extra: Any,
+    ) -> ChatResult | ChatStream: ...
+
+    def chat(
+        self,
+        deployment_id: str,
+        messages: Sequence[Mapping[str, Any]],
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        stream: bool = False,
+        timeout: TimeoutTypes | None = None,
+        **extra: Any,
+    ) -> ChatResult | ChatStream:
+        """Answer a conversation with a ready deployment; the model's chat template applies.
+
+        ``messages`` are ``{"role": ..., "content": ...}`` mappings. ``max_tokens`` and
+        ``temperature`` left at None take the server's defaults; ``extra`` keyword arguments
+        (``top_p``, ``stop``, ``seed``...) go into the request body. With ``stream=True``
+        returns a ChatStream of chunks instead of the whole result.
+        """
+        if stream:
+            return self.chat_stream(
+                deployment_id, messages, max_tokens, temperature, timeout, **extra
+            )
+        spec = _base.chat_request(deployment_id, messages, max_tokens, temperature, False, extra)
+        return ChatResult.from_json(self._request(spec, timeout), deployment_id)
+
+    def chat_stream(
+        self,
+        deployment_id: str,
+        messages: Sequence[Mapping[str, Any]],
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        timeout: TimeoutTypes | None = None,
+        **extra: Any,
+    ) -> ChatStream:
+        """Chat chunk by chunk; the last chunk carries ``finish_reason`` and ``usage``."""
+        spec = _base.chat_request(deployment_id, messages, max_tokens, temperature, True, extra)
+        return ChatStream(self._send(spec, timeout), self)
 
     # -- subscription
 

@@ -14,6 +14,9 @@ from typing import Any, Literal, TypeVar
 from ._exceptions import PaitientError
 
 __all__ = [
+    "ChatChunk",
+    "ChatMessage",
+    "ChatResult",
     "Condition",
     "DeletedDeployment",
     "Deployment",
@@ -273,6 +276,94 @@ class GenerationChunk:
         return cls(
             text=_opt(obj, "text", str, ""),
             finish_reason=_opt_str(obj, "finish_reason"),
+            usage=Usage.from_json(usage) if isinstance(usage, Mapping) else None,
+            raw=dict(obj),
+        )
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One message of a conversation: its ``role`` (``system``, ``user``, ``assistant``...)
+    and its text."""
+
+    role: str
+    content: str
+
+    @classmethod
+    def from_json(cls, data: Any) -> ChatMessage:
+        """Parse a ``message`` object; a message without text (a tool call) has ``""``."""
+        obj = _obj(data, "message")
+        return cls(role=_opt(obj, "role", str, "assistant"), content=_opt(obj, "content", str, ""))
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    """The full answer of a non-streaming chat call (its first choice)."""
+
+    id: str
+    deployment_id: str
+    message: ChatMessage
+    finish_reason: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    model: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def text(self) -> str:
+        """The answer's text: ``message.content``."""
+        return self.message.content
+
+    @classmethod
+    def from_json(cls, data: Any, deployment_id: str) -> ChatResult:
+        """Parse the answer of ``POST /chat/completions`` made to ``deployment_id``."""
+        obj = _obj(data, "chat completion")
+        choices = obj.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise _bad("chat completion", "choices")
+        choice = _obj(choices[0], "chat choice")
+        usage = obj.get("usage")
+        return cls(
+            id=_opt(obj, "id", str, ""),
+            deployment_id=deployment_id,
+            message=ChatMessage.from_json(choice.get("message")),
+            finish_reason=_opt_str(choice, "finish_reason"),
+            usage=Usage.from_json(usage) if isinstance(usage, Mapping) else Usage(),
+            model=_opt(obj, "model", str, ""),
+            raw=dict(obj),
+        )
+
+
+@dataclass(frozen=True)
+class ChatChunk:
+    """One piece of a streamed chat answer.
+
+    Chunks carry ``content`` (the next piece of the answer's text); the last chunk has
+    ``content == ""`` and carries ``finish_reason`` and ``usage``.
+    """
+
+    content: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def is_final(self) -> bool:
+        """True for the chunk that ends the answer."""
+        return self.finish_reason is not None
+
+    @classmethod
+    def from_json(cls, data: Any) -> ChatChunk:
+        """Parse one ``chat.completion.chunk`` event as it is on the wire (its first choice);
+        the stream then joins the finish reason and the usage into one last chunk."""
+        obj = _obj(data, "stream event")
+        choices = obj.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices else {}
+        choice = choice if isinstance(choice, Mapping) else {}
+        delta = choice.get("delta")
+        usage = obj.get("usage")
+        return cls(
+            content=_opt(delta, "content", str, "") if isinstance(delta, Mapping) else "",
+            finish_reason=_opt_str(choice, "finish_reason"),
             usage=Usage.from_json(usage) if isinstance(usage, Mapping) else None,
             raw=dict(obj),
         )

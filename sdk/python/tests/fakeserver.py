@@ -1,4 +1,5 @@
-"""An in-memory emulation of the /v1 contract (docs/rest-api.md) behind httpx.MockTransport."""
+"""An in-memory emulation of the /v1 contract (docs/rest-api.md, and the OpenAI-compatible chat
+route of docs/openai.md) behind httpx.MockTransport."""
 
 from __future__ import annotations
 
@@ -88,6 +89,8 @@ class FakeServer:
             return self._ok({"data": list(self.deployments.values())})
         if route == ("POST", "/generate"):
             return self._generate(body)
+        if route == ("POST", "/chat/completions"):
+            return self._chat(body)
         if route == ("GET", "/subscription"):
             return self._ok(
                 {
@@ -195,4 +198,38 @@ class FakeServer:
                 "finish_reason": "stop",
                 "usage": usage,
             }
+        )
+
+    def _chat(self, body: dict[str, Any]) -> httpx.Response:
+        """The answer's words come as vLLM streams them: a role-only chunk, text chunks, the
+        finish reason with an empty delta, then (when asked) the usage chunk without choices."""
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return error(400, "validation_error", "'messages' must be a non-empty list")
+        deployment = self.deployments.get(body.get("model", ""))
+        if deployment is None:
+            return error(404, "not_found_error", "the model is not one of your deployments")
+        words = ["Protected", " health", " information."]
+        usage = {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
+        base = {"id": "chatcmpl-1", "created": 1795694400, "model": deployment["model_name"]}
+        if not body.get("stream"):
+            message = {"role": "assistant", "content": "".join(words)}
+            choice = {"index": 0, "message": message, "finish_reason": "stop"}
+            return self._ok(
+                {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
+            )
+        chunk = {**base, "object": "chat.completion.chunk"}
+        deltas = [{"role": "assistant", "content": ""}, *({"content": w} for w in words)]
+        events: list[Any] = [
+            {**chunk, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas
+        ]
+        events.append(
+            {**chunk, "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "stop"}]}
+        )
+        if (body.get("stream_options") or {}).get("include_usage"):
+            events.append({**chunk, "choices": [], "usage": usage})
+        return httpx.Response(
+            200,
+            content=sse(*events, "[DONE]"),
+            headers={"content-type": "text/event-stream", "x-request-id": "req-fake"},
         )

@@ -112,4 +112,6 @@ def test_readme_examples_run(
     assert "Authentication error: Invalid API key or client ID" in out
     assert "triage-assistant: ready 1/1" in out
     assert "HIPAA compliance protects patients.\n[stop, 16 tokens]" in out
+    assert "Protected health information. stop 12" in out
+    assert "Protected health information.\n[stop, 12 tokens]" in out
     assert "triage-assistant" not in server.deployments  # deleted by the example

@@ -14,7 +14,12 @@ PUBLIC = {
     "AsyncSecureModelClient",
     "GenerationStream",
     "AsyncGenerationStream",
+    "ChatStream",
+    "AsyncChatStream",
     # results
+    "ChatChunk",
+    "ChatMessage",
+    "ChatResult",
     "Condition",
     "DeletedDeployment",
     "Deployment",
@@ -51,6 +56,8 @@ METHODS = {
     "wait_until_ready",
     "generate",
     "generate_stream",
+    "chat",
+    "chat_stream",
     "get_subscription",
 }
 
@@ -107,6 +114,18 @@ def test_seed_signatures() -> None:
     assert [(n, p.default) for n, p in generate.items()][3:] == [
         ("max_tokens", 256),
         ("temperature", 1.0),
+        ("stream", False),
+        ("timeout", None),
+    ]
+
+
+def test_chat_signature() -> None:
+    chat = inspect.signature(psm.SecureModelClient.chat).parameters
+    assert [(n, p.default) for n, p in chat.items()][1:7] == [
+        ("deployment_id", inspect.Parameter.empty),
+        ("messages", inspect.Parameter.empty),
+        ("max_tokens", None),
+        ("temperature", None),
         ("stream", False),
         ("timeout", None),
     ]

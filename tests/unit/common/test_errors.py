@@ -18,6 +18,7 @@ from paitient_common.errors import (
     ServiceError,
     error_body,
     error_from_body,
+    openai_error_body,
     status_of,
 )
 
@@ -125,3 +126,34 @@ def test_an_unknown_upstream_error_is_a_bad_gateway(status: int, body: object) -
 def test_an_upstream_type_with_an_odd_status_keeps_its_type() -> None:
     err = error_from_body(500, {"error": {"type": "not_found_error", "message": "gone"}})
     assert isinstance(err, NotFoundError) and err.status == 404
+
+
+def test_a_rebuilt_429_keeps_the_gateways_retry_after() -> None:
+    body = error_body(RateLimitError("usage limit for the period reached"), "r")
+    again = error_from_body(429, body, {"Retry-After": "42"})
+    assert isinstance(again, RateLimitError) and again.headers == {"Retry-After": "42"}
+    for odd in ({}, {"Retry-After": "soon"}, {"Retry-After": "-3"}, {"Retry-After": "nan"}):
+        assert error_from_body(429, body, odd).headers == {}
+
+
+@pytest.mark.parametrize(
+    ("err", "param", "code"),
+    [
+        (AuthenticationError(), None, "invalid_api_key"),
+        (RateLimitError(retry_after=3), None, "rate_limit_exceeded"),
+        (
+            NotFoundError("no such model", param="model", code="model_not_found"),
+            "model",
+            "model_not_found",
+        ),
+        (RequestValidationError("'model' must be a string", param="model"), "model", None),
+        (ServiceError(), None, None),
+        (RuntimeError("internal detail"), None, None),
+    ],
+)
+def test_the_openai_shape_is_ours_plus_param_and_code(
+    err: BaseException, param: str | None, code: str | None
+) -> None:
+    body = openai_error_body(err, "req-1")
+    assert body == {"error": {**error_body(err, "req-1")["error"], "param": param, "code": code}}
+    assert "internal detail" not in json.dumps(body)

@@ -1,6 +1,7 @@
 'use strict';
 /**
- * A stand-in for the /v1 API of docs/rest-api.md on 127.0.0.1 (a free port), for tests.
+ * A stand-in for the /v1 API of docs/rest-api.md (and the OpenAI-compatible chat route of
+ * docs/openai.md) on 127.0.0.1 (a free port), for tests.
  *
  * It keeps deployments in memory, records every request, and can be scripted: `enqueue()`
  * queues one-off answers (a status and body, or a raw handler) that win over the contract
@@ -144,6 +145,9 @@ async function startStandIn() {
       }
       case 'POST generate':
         return generate(res, body, requestId, fail);
+      case 'POST chat/:id':
+        if (id === 'completions') return chat(res, body, fail);
+        return fail(404, 'not_found_error', 'No such route');
       case 'GET subscription':
         return send(res, 200, {
           tier: 'standard',
@@ -189,6 +193,36 @@ async function startStandIn() {
     }
     for (const text of pieces) res.write(`data: ${JSON.stringify({ text })}\n\n`);
     res.write(`data: ${JSON.stringify({ finish_reason: 'stop', usage })}\n\n`);
+    res.write('data: [DONE]\n\n');
+    return res.end();
+  }
+
+  /** Chat as vLLM streams it: a role-only chunk, text chunks, the finish reason with an empty
+   * delta, then (when asked) the usage chunk without choices. */
+  function chat(res, body, fail) {
+    if (!body || !Array.isArray(body.messages) || body.messages.length === 0) {
+      return fail(400, 'validation_error', "'messages' must be a non-empty list");
+    }
+    const found = deployments.get(body.model);
+    if (!found) return fail(404, 'not_found_error', 'the model is not one of your deployments');
+    const pieces = ['Protected', ' health', ' information.'];
+    const usage = { prompt_tokens: 9, completion_tokens: pieces.length, total_tokens: 9 + pieces.length };
+    const base = { id: 'chatcmpl-1', created: 1795694400, model: found.model_name };
+    if (!body.stream) {
+      return send(res, 200, {
+        ...base,
+        object: 'chat.completion',
+        choices: [{ index: 0, message: { role: 'assistant', content: pieces.join('') }, finish_reason: 'stop' }],
+        usage,
+      });
+    }
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    const event = (choices, extra = {}) =>
+      res.write(`data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices, ...extra })}\n\n`);
+    event([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }]);
+    for (const content of pieces) event([{ index: 0, delta: { content }, finish_reason: null }]);
+    event([{ index: 0, delta: { content: '' }, finish_reason: 'stop' }]);
+    if (body.stream_options && body.stream_options.include_usage) event([], { usage });
     res.write('data: [DONE]\n\n');
     return res.end();
   }
