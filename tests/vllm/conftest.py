@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from paitient_localcluster.processes import free_port
 from tests.integration.waiting import wait_for
 from tests.standins.client import Answer, sync_call
-from tests.standins.processes import PYTHON, Caller, Proc, _start, wait_http, write_keys_file
+from tests.standins.processes import Caller, Proc, wait_http
 from tests.vllm.upstreams import (
     SERVED_MODEL,
     VLLM_START_TIMEOUT,
     Upstream,
+    start_gateway_for,
     vllm_available,
 )
 
@@ -90,26 +90,9 @@ def stack(
         pytest.skip(reason)
     logs = tmp_path_factory.mktemp(f"contract-{kind}")
     upstream = Upstream(kind, logs)
-    keys = logs / "keys.json"
-    caller = write_keys_file(
-        keys, [{"name": "acme", "clientId": "acme-app", "namespace": "tenant-acme"}]
-    )["acme"]
-    port = free_port()
-    env = {
-        "PAITIENT_GATEWAY_HOST": "127.0.0.1",
-        "PAITIENT_GATEWAY_PORT": str(port),
-        "PAITIENT_UPSTREAM_URL": upstream.url,
-        "PAITIENT_MODELDEPLOYMENT_NAMESPACE": "tenant-acme",
-        "PAITIENT_MODELDEPLOYMENT_NAME": SERVED_MODEL,
-        "PAITIENT_SERVED_MODEL_NAME": SERVED_MODEL,
-        "PAITIENT_POD_NAME": f"{SERVED_MODEL}-pod",
-        # No PAITIENT_MAX_MODEL_LEN: the gateway learns the context from /v1/models.
-    }
-    ledger = logs / "ledger"
-    args = [PYTHON, "-m", "paitient_gateway", "--keys-file", str(keys), "--ledger-dir", str(ledger)]
-    gateway = _start(args, port, logs, "gateway", env)
+    started = start_gateway_for(upstream, logs)
+    gateway, caller, ledger = started.proc, started.caller, started.ledger_dir
     try:
-        wait_http(f"{gateway.url}/healthz/live", 30, gateway)
         startup = StartupSeen()
         upstream.start()
         assert upstream.proc is not None

@@ -22,7 +22,15 @@ from paitient_operator.builders.deployment import POD_TMP, vllm_env
 from paitient_operator.builders.vllm_args import build_vllm_args
 from paitient_operator.config import OperatorConfig
 from paitient_operator.resources.modeldeployment import ModelDeployment
-from tests.standins.processes import PYTHON, Proc, _start, configure_standin
+from tests.standins.processes import (
+    PYTHON,
+    Caller,
+    Proc,
+    _start,
+    configure_standin,
+    wait_http,
+    write_keys_file,
+)
 
 SERVED_MODEL = "tiny"
 MAX_MODEL_LEN = 512
@@ -129,6 +137,46 @@ class Upstream:
             if match and all(f'{k}="{v}"' in match.group(1) for k, v in labels.items()):
                 return float(match.group(2))
         return 0.0
+
+
+@dataclass
+class Gateway:
+    """A gateway process in front of an upstream, with one tenant's key."""
+
+    proc: Proc
+    caller: Caller
+    ledger_dir: Path
+
+    @property
+    def url(self) -> str:
+        return self.proc.url
+
+
+def start_gateway_for(upstream: Upstream, logs: Path) -> Gateway:
+    """A gateway for ``upstream`` as the operator configures it (no PAITIENT_MAX_MODEL_LEN: it
+    learns the context from /v1/models). Waits for it to be live, not ready."""
+    keys = logs / "keys.json"
+    tenants = [{"name": "acme", "clientId": "acme-app", "namespace": "tenant-acme"}]
+    caller = write_keys_file(keys, tenants)["acme"]
+    port = free_port()
+    env = {
+        "PAITIENT_GATEWAY_HOST": "127.0.0.1",
+        "PAITIENT_GATEWAY_PORT": str(port),
+        "PAITIENT_UPSTREAM_URL": upstream.url,
+        "PAITIENT_MODELDEPLOYMENT_NAMESPACE": "tenant-acme",
+        "PAITIENT_MODELDEPLOYMENT_NAME": SERVED_MODEL,
+        "PAITIENT_SERVED_MODEL_NAME": SERVED_MODEL,
+        "PAITIENT_POD_NAME": f"{SERVED_MODEL}-pod",
+    }
+    ledger = logs / "ledger"
+    args = [PYTHON, "-m", "paitient_gateway", "--keys-file", str(keys), "--ledger-dir", str(ledger)]
+    proc = _start(args, port, logs, "gateway", env)
+    try:
+        wait_http(f"{proc.url}/healthz/live", 30, proc)
+    except BaseException:
+        proc.stop()
+        raise
+    return Gateway(proc, caller, ledger)
 
 
 def vllm_python() -> list[str]:
