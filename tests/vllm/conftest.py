@@ -18,12 +18,13 @@ import pytest
 from tests.integration.waiting import wait_for
 from tests.standins.client import Answer, sync_call
 from tests.standins.processes import Caller, Proc, wait_http
+from tests.vllm.in_image import ImageRunner, image_missing
 from tests.vllm.upstreams import (
     SERVED_MODEL,
     VLLM_START_TIMEOUT,
     Upstream,
+    local_vllm_missing,
     start_gateway_for,
-    vllm_available,
 )
 
 
@@ -73,12 +74,37 @@ class Stack:
     def ensure_upstream(self) -> None:
         """Restart the model server if a test killed it."""
         if not self.upstream.alive():
+            self.upstream.stop()
             self.upstream.start()
-            wait_http(f"{self.upstream.url}/health", VLLM_START_TIMEOUT, self.upstream.proc)
+            self.upstream.wait_healthy(VLLM_START_TIMEOUT)
             wait_http(self.url("/healthz/ready"), 30)
 
 
-BACKENDS = ["standin", "vllm"]
+@dataclass
+class VllmSource:
+    """Where real vLLM comes from this session: the image (``runner``), a local Python, or
+    nowhere (``missing`` says why)."""
+
+    runner: ImageRunner | None
+    missing: str | None
+
+
+@pytest.fixture(scope="session")
+def vllm_source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmSource]:
+    if local_vllm_missing() is None:  # a developer's own vLLM environment
+        yield VllmSource(None, None)
+        return
+    if (missing := image_missing()) is not None:
+        yield VllmSource(None, missing)
+        return
+    runner = ImageRunner(tmp_path_factory.mktemp("podman"))
+    try:
+        yield VllmSource(runner, None)
+    finally:
+        runner.close()
+
+
+BACKENDS = ["standin", pytest.param("vllm", marks=pytest.mark.real_vllm)]
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -86,16 +112,19 @@ def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     kind = request.param
-    if kind == "vllm" and (reason := vllm_available()) is not None:
-        pytest.skip(reason)
+    runner = None
+    if kind == "vllm":
+        source: VllmSource = request.getfixturevalue("vllm_source")
+        if source.missing is not None:
+            pytest.skip(source.missing)
+        runner = source.runner
     logs = tmp_path_factory.mktemp(f"contract-{kind}")
-    upstream = Upstream(kind, logs)
+    upstream = Upstream(kind, logs, runner)
     started = start_gateway_for(upstream, logs)
     gateway, caller, ledger = started.proc, started.caller, started.ledger_dir
     try:
         startup = StartupSeen()
         upstream.start()
-        assert upstream.proc is not None
         stack = Stack(upstream, gateway, caller, ledger, startup)
 
         def loaded() -> bool:
@@ -112,10 +141,8 @@ def stack(
                 )
             if upstream_up and status == 200:
                 startup.ready_after_upstream = True
-            if upstream.proc is not None and upstream.proc.popen.poll() is not None:
-                raise AssertionError(
-                    f"{kind} exited while starting: {upstream.proc.output()[-3000:]}"
-                )
+            if not upstream.alive():
+                raise AssertionError(f"{kind} exited while starting: {upstream.output()}")
             return startup.ready_after_upstream
 
         wait_for(loaded, timeout=VLLM_START_TIMEOUT, interval=0.5, what=f"{kind} to load")

