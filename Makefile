@@ -10,7 +10,7 @@ export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help setup demo up down cluster cluster-down cluster-status cluster-clean-cache operator \
         bench-control-plane bench-operator bench-gateway lint typecheck unit integration sdk-test chart-lint test clean \
-        vllm-flags
+        vllm-flags vllm-test
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -91,8 +91,11 @@ sdk-test: setup ## the SDKs' own lint, types and tests (Python and JavaScript)
 	  && ../../$(VENV)/bin/mypy --strict paitient_secure_model && ../../$(VENV)/bin/pytest -q -p no:cacheprovider
 	cd sdk/js && npm test
 
-test: setup lint typecheck sdk-test ## lint, type checks and every test (starts the local cluster when none runs)
-	$(VENV)/bin/pytest -q
+test: setup lint typecheck sdk-test ## lint, type checks and every test but real vLLM's (make vllm-test); starts the local cluster when none runs
+	$(VENV)/bin/pytest -q -m "not real_vllm"
+
+vllm-test: setup ## the gateway's contract tests against real vLLM (the vllm-cpu image) and vLLM's parser on the operator's arguments
+	$(VENV)/bin/pytest -q -m real_vllm tests/vllm
 
 vllm-flags: setup ## regenerate the operator's list of the pinned vLLM's flags (PAITIENT_VLLM_PYTHON: a Python with that vLLM)
 	@test -n "$$PAITIENT_VLLM_PYTHON" || { echo "set PAITIENT_VLLM_PYTHON to a Python that has the pinned vLLM" >&2; exit 2; }
