@@ -10,7 +10,8 @@ export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help setup demo up down cluster cluster-down cluster-status cluster-clean-cache operator \
         images image-tools images-test images-clean-cache bench-images \
-        bench-control-plane bench-operator bench-keys bench-gateway lint typecheck unit integration sdk-test chart-lint test clean
+        bench-control-plane bench-operator bench-keys bench-gateway lint typecheck unit integration sdk-test chart-lint test clean \
+        vllm-flags vllm-test
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -109,8 +110,16 @@ sdk-test: setup ## the SDKs' own lint, types and tests (Python and JavaScript)
 	  && ../../$(VENV)/bin/mypy --strict paitient_secure_model && ../../$(VENV)/bin/pytest -q -p no:cacheprovider
 	cd sdk/js && npm test
 
-test: setup lint typecheck sdk-test ## lint, type checks and every test but the image tests (make images-test)
-	$(VENV)/bin/pytest -q -m "not images"
+test: setup lint typecheck sdk-test images ## lint, type checks, SDK tests, the images, and every test (starts the local cluster when none runs)
+	$(VENV)/bin/pytest -q
+
+vllm-test: images ## only the gateway's contract tests against real vLLM (the vllm-cpu image) and vLLM's parser on the operator's arguments
+	$(VENV)/bin/pytest -q -m real_vllm tests/vllm
+
+vllm-flags: setup ## regenerate the operator's list of the pinned vLLM's flags (PAITIENT_VLLM_PYTHON: a Python with that vLLM)
+	@test -n "$$PAITIENT_VLLM_PYTHON" || { echo "set PAITIENT_VLLM_PYTHON to a Python that has the pinned vLLM" >&2; exit 2; }
+	"$$PAITIENT_VLLM_PYTHON" scripts/vllm_flags.py > operator/paitient_operator/builders/vllm_flags.json.new
+	mv operator/paitient_operator/builders/vllm_flags.json.new operator/paitient_operator/builders/vllm_flags.json
 
 clean: ## remove the virtualenv and local state (not the binary cache)
 	-$(VENV)/bin/paitient-localcluster down
