@@ -9,7 +9,9 @@ BIN := $(CURDIR)/.local/bin
 export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help setup node-packages demo up down cluster cluster-down cluster-status cluster-clean-cache operator \
-        bench-control-plane bench-operator bench-keys bench-gateway lint typecheck unit integration sdk-test chart-lint test clean
+        images image-tools images-test images-clean-cache bench-images \
+        bench-control-plane bench-operator bench-keys bench-gateway lint typecheck unit integration sdk-test chart-lint test clean \
+        vllm-flags vllm-test
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -62,6 +64,21 @@ operator: setup ## run the operator against the current kubeconfig (local cluste
 	 $(PY) -m paitient_operator.resources.install; fi; \
 	 $(VENV)/bin/paitient-operator
 
+image-tools: ## the Debian tools the images need (mmdebstrap, podman, runc, skopeo, zstd, gcc)
+	@scripts/install-image-tools.sh
+
+images: setup image-tools ## build every container image into ~/.cache/paitient-images (seconds when nothing changed)
+	@$(PY) -m paitient_images build
+
+images-test: images ## run each image under podman the way its pod runs it (starts the local cluster if needed)
+	$(VENV)/bin/pytest -q -m images tests/images
+
+images-clean-cache: ## delete the built images, layers and the tiny model (the next `make images` rebuilds)
+	rm -rf "$${PAITIENT_IMAGES_CACHE_DIR:-$${XDG_CACHE_HOME:-$$HOME/.cache}/paitient-images}"
+
+bench-images: setup image-tools ## cold and warm `make images` into a scratch cache: times and sizes
+	$(PY) benchmarks/bench_images.py $(ARGS)
+
 bench-control-plane: setup ## figures of the local control plane (add ARGS=--cold for a cold build)
 	$(PY) benchmarks/bench_control_plane.py $(ARGS)
 
@@ -96,8 +113,16 @@ sdk-test: setup ## the SDKs' own lint, types and tests (Python and JavaScript)
 	  && ../../$(VENV)/bin/mypy --strict paitient_secure_model && ../../$(VENV)/bin/pytest -q -p no:cacheprovider
 	cd sdk/js && npm test
 
-test: setup lint typecheck sdk-test ## lint, type checks and every test (starts the local cluster when none runs)
+test: setup lint typecheck sdk-test images ## lint, type checks, SDK tests, the images, and every test (starts the local cluster when none runs)
 	$(VENV)/bin/pytest -q
+
+vllm-test: images ## only the gateway's contract tests against real vLLM (the vllm-cpu image) and vLLM's parser on the operator's arguments
+	$(VENV)/bin/pytest -q -m real_vllm tests/vllm
+
+vllm-flags: setup ## regenerate the operator's list of the pinned vLLM's flags (PAITIENT_VLLM_PYTHON: a Python with that vLLM)
+	@test -n "$$PAITIENT_VLLM_PYTHON" || { echo "set PAITIENT_VLLM_PYTHON to a Python that has the pinned vLLM" >&2; exit 2; }
+	"$$PAITIENT_VLLM_PYTHON" scripts/vllm_flags.py > operator/paitient_operator/builders/vllm_flags.json.new
+	mv operator/paitient_operator/builders/vllm_flags.json.new operator/paitient_operator/builders/vllm_flags.json
 
 clean: ## remove the virtualenv and local state (not the binary cache)
 	-$(VENV)/bin/paitient-localcluster down

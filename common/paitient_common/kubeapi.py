@@ -9,6 +9,7 @@ place maps kinds to URLs.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -86,8 +87,13 @@ class Kube:
         operator's worker pool, and every extra connection would pay a new TLS handshake.
         """
         configuration = client.Configuration()
+        # $KUBECONFIG is read now: the client library reads it once, when it is imported, so a
+        # value set later (`paitient-operator --kubeconfig`) would otherwise be missed.
         try:
-            config.load_kube_config(config_file=path, client_configuration=configuration)
+            config.load_kube_config(
+                config_file=path or os.environ.get("KUBECONFIG") or None,
+                client_configuration=configuration,
+            )
         except config.ConfigException:
             if path:
                 raise

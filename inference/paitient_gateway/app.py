@@ -25,6 +25,7 @@ from paitient_gateway.config import GatewayConfig
 from paitient_gateway.errors import (
     REQUEST_ID_HEADER,
     LimitExceeded,
+    UpstreamNotAccepting,
     error_for_status,
     request_id_from,
     unavailable,
@@ -36,6 +37,7 @@ from paitient_gateway.ledger import UsageLedger
 from paitient_gateway.limits import RateLimiter, UsageGuard
 from paitient_gateway.metrics import CONTENT_TYPE, GatewayMetrics, operation_name
 from paitient_gateway.report import UsageReporter
+from paitient_gateway.upstream import max_model_len_from
 from paitient_gateway.usage import CHAT_COMPLETIONS, COMPLETIONS, Usage
 
 log = logging.getLogger("paitient.gateway")
@@ -74,6 +76,7 @@ class Gateway:
         )
         self.audit = audit_logger()
         self.started = int(time.time())
+        self._max_model_len = config.max_model_len
         self.session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -89,8 +92,31 @@ class Gateway:
             )
         except TimeoutError:
             raise upstream_timeout() from None
+        except aiohttp.ClientConnectorError:
+            # Nothing listens: vLLM keeps its port closed until the model is loaded.
+            raise UpstreamNotAccepting() from None
         except aiohttp.ClientError:
             raise upstream_failed() from None
+
+    async def max_model_len(self) -> int | None:
+        """The model's context length: the spec's, or what vLLM's /v1/models reports (asked
+        until it answers, then kept: a pod's model does not change)."""
+        if self._max_model_len is None:
+            self._max_model_len = await self._reported_max_model_len()
+        return self._max_model_len
+
+    async def _reported_max_model_len(self) -> int | None:
+        assert self.session is not None
+        try:
+            async with self.session.get(
+                self.config.upstream_url + "/v1/models", timeout=aiohttp.ClientTimeout(total=3)
+            ) as response:
+                if response.status != 200:
+                    return None
+                body = await response.json()
+        except (TimeoutError, aiohttp.ClientError, ValueError):
+            return None
+        return max_model_len_from(body)
 
     async def upstream_healthy(self) -> bool:
         assert self.session is not None
@@ -247,6 +273,7 @@ async def ready(request: web.Request) -> web.Response:
         raise unavailable(reason)
     if not await gw.upstream_healthy():
         raise unavailable("the model server is not healthy")
+    await gw.max_model_len()  # learnt before traffic arrives, not on the first request
     return web.json_response({"status": "ok"})
 
 

@@ -57,6 +57,8 @@ class GatewayConfig:
     read_timeout: float = 120.0
     upstream_pool_size: int = 256
     default_max_tokens: int = 4096
+    # The model's context length when the spec sets it; else learnt from vLLM's /v1/models.
+    max_model_len: int | None = None
     ledger_dir: Path = field(default_factory=lambda: Path(DEFAULT_LEDGER_DIR))
     ledger_sync_interval: float = 0.05
     ledger_sync_batch: int = 64
@@ -93,6 +95,7 @@ class GatewayConfig:
             "connect_timeout": _float(env, "PAITIENT_UPSTREAM_CONNECT_TIMEOUT", 5.0),
             "read_timeout": _float(env, "PAITIENT_UPSTREAM_READ_TIMEOUT", 120.0),
             "default_max_tokens": _int(env, "PAITIENT_DEFAULT_MAX_TOKENS", 4096),
+            "max_model_len": _int(env, "PAITIENT_MAX_MODEL_LEN", None),
             "ledger_dir": Path(env.get("PAITIENT_LEDGER_DIR", DEFAULT_LEDGER_DIR)),
             "report_interval": _float(env, "PAITIENT_USAGE_REPORT_INTERVAL", 5.0),
             "watch": watch_settings_from_env(env),

@@ -51,6 +51,19 @@ class LimitExceeded(RateLimitError):
         return {**self.limit_headers, **super().headers}
 
 
+class UpstreamNotAccepting(ServiceError):
+    """503 with Retry-After: vLLM's port is closed, as it is while vLLM loads or restarts."""
+
+    status = 503
+    _allowed_statuses = frozenset({503})
+    default_message = "the model server is not accepting requests yet (loading or restarting)"
+    retry_after_seconds = 5
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
+
+
 def upstream_failed() -> ServiceError:
     return ServiceError("the model server failed to answer", status=502)
 

@@ -39,6 +39,7 @@ from paitient_gateway.errors import (
 from paitient_gateway.ledger import UsageRecord
 from paitient_gateway.limits import Admission, Reservation
 from paitient_gateway.metrics import operation_name
+from paitient_gateway.upstream import refusal_message
 from paitient_gateway.usage import (
     PreparedRequest,
     StreamMeter,
@@ -166,7 +167,11 @@ async def completions(request: web.Request) -> web.StreamResponse:
     identity = await authenticate(gw, request)
     raw = await read_body(request, gw.config.body_limit)
     prepared = prepare_request(
-        request.path, raw, gw.config.served_model_name, gw.config.default_max_tokens
+        request.path,
+        raw,
+        gw.config.served_model_name,
+        gw.config.default_max_tokens,
+        await gw.max_model_len(),
     )
     billing = admit(gw, identity, prepared)
     request["ratelimit_headers"] = billing.admission.headers
@@ -187,10 +192,13 @@ async def completions(request: web.Request) -> web.StreamResponse:
             upstream.close()  # unfinished: dropping the connection makes vLLM abort
 
 
-def _upstream_status_error(status: int) -> ApiError:
+def _upstream_status_error(status: int, payload: bytes) -> ApiError:
+    """vLLM's refusal of the request as the client's validation error, in vLLM's words (minus
+    quoted input); its own failures as a 502 that says nothing of them."""
     if status >= 500 or status in (401, 403, 404):
         return upstream_failed()
-    return RequestValidationError(f"the model server refused the request (status {status})")
+    message = refusal_message(payload) or f"the model server refused the request (status {status})"
+    return RequestValidationError(message)
 
 
 async def _whole(
@@ -203,7 +211,7 @@ async def _whole(
     except aiohttp.ClientError:
         raise upstream_failed() from None
     if upstream.status != 200:
-        raise _upstream_status_error(upstream.status)
+        raise _upstream_status_error(upstream.status, payload)
     try:
         usage = usage_from(json.loads(payload))
     except ValueError:

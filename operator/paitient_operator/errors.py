@@ -2,7 +2,7 @@
 
     OperatorError
     └── InvalidSpec                    the spec cannot be served as written (phase Failed)
-        ├── ForbiddenRuntimeArgument   runtime.extraArgs would weaken the security model
+        ├── ForbiddenRuntimeArgument   runtime.extraArgs: refused flags, or ones vLLM does not know
         ├── StorageNotEncrypted        the model cache would land on a class not known encrypted
         └── TierLimitExceeded          the tenant's tier does not allow it
 
@@ -32,7 +32,8 @@ class InvalidSpec(OperatorError):
 
 
 class ForbiddenRuntimeArgument(InvalidSpec):
-    """An entry of ``spec.runtime.extraArgs`` is a flag the operator owns or forbids."""
+    """An entry of ``spec.runtime.extraArgs`` is a flag the operator owns or forbids, or one the
+    pinned vLLM would refuse (unknown, abbreviated, missing its value)."""
 
     reason = conditions.REASON_INVALID_SPEC
 

@@ -25,11 +25,15 @@ from paitient_common.kubeapi import Kube
 from tests.integration.frontdoor_process import ApiProcess, call
 from tests.integration.stack_helpers import REPO, make_tenant
 from tests.integration.waiting import wait_for
+from tests.standins.vllm_protocol import chat_template
 
 MD = ("paitient.ai/v1alpha1", "ModelDeployment")
 TENANT = ("paitient.ai/v1alpha1", "Tenant")
 CHAT_MODEL = "ZimaBlueAI/HuatuoGPT-o1-8B"
 MESSAGES = [{"role": "user", "content": "alpha beta gamma"}]
+# The stand-in counts a chat prompt as a model does, through its chat template: the three words
+# plus the template's own tokens.
+PROMPT = len(chat_template(MESSAGES).split())
 
 
 def served(name: str, namespace: str, model: str) -> dict[str, Any]:
@@ -126,9 +130,9 @@ def test_chat_and_completions_answer_as_openai_objects(
     assert chat.object == "chat.completion"
     assert chat.choices[0].message.role == "assistant"
     assert chat.choices[0].message.content.split() == ["alpha", "beta", "gamma", "alpha"]
-    assert chat.choices[0].finish_reason == "length"  # the stand-in always stops at max_tokens
+    assert chat.choices[0].finish_reason == "length"  # max_tokens ran out
     assert chat.usage is not None
-    assert (chat.usage.prompt_tokens, chat.usage.completion_tokens) == (3, 4)
+    assert (chat.usage.prompt_tokens, chat.usage.completion_tokens) == (PROMPT, 4)
     assert chat._request_id is not None and chat._request_id.startswith("req_")
 
     completion = client.completions.create(model="chat-model", prompt="one two three", max_tokens=5)
@@ -170,7 +174,7 @@ def test_streams_relay_each_event_and_the_usage_chunk_only_when_asked(
     )
     last = with_usage[-1]
     assert last.choices == [] and last.usage is not None
-    assert (last.usage.prompt_tokens, last.usage.completion_tokens) == (3, 4)
+    assert (last.usage.prompt_tokens, last.usage.completion_tokens) == (PROMPT, 4)
 
     pieces = list(
         client.completions.create(
@@ -262,18 +266,22 @@ def test_the_openai_npm_package_and_our_js_sdk_against_the_front_door(
     assert seen["chatStream"]["content"].split() == words
     assert seen["chatStream"]["finishReason"] == ["length"] and seen["chatStream"]["usage"] == 0
     last = seen["chatUsage"]["last"]
-    assert last["choices"] == [] and last["usage"]["total_tokens"] == 7
+    assert last["choices"] == [] and last["usage"]["total_tokens"] == PROMPT + 4
     assert seen["completion"]["text"].split() == ["one", "two", "three", "one", "two"]
     assert seen["completionStream"]["text"].split() == ["one", "two", "three", "one", "two"]
     assert seen["models"] == ["chat-model"]
     sdk_chat = seen["sdkChat"]
     assert sdk_chat["deploymentId"] == "chat-model" and sdk_chat["model"] == CHAT_MODEL
     assert sdk_chat["message"]["content"].split() == words
-    assert sdk_chat["usage"] == {"promptTokens": 3, "completionTokens": 4, "totalTokens": 7}
+    assert sdk_chat["usage"] == {
+        "promptTokens": PROMPT,
+        "completionTokens": 4,
+        "totalTokens": PROMPT + 4,
+    }
     assert "".join(c.get("content", "") for c in seen["sdkStream"]).split() == words
     assert seen["sdkStream"][-1] == {
         "finishReason": "length",
-        "usage": {"promptTokens": 3, "completionTokens": 4, "totalTokens": 7},
+        "usage": {"promptTokens": PROMPT, "completionTokens": 4, "totalTokens": PROMPT + 4},
     }
 
 
@@ -283,7 +291,9 @@ def test_our_python_sdk_chats_sync_and_async(stack: ApiProcess, clinic: dict[str
     result = client.chat(deployment_id="chat-model", messages=MESSAGES, max_tokens=4)
     assert result.text.split() == words and result.message.role == "assistant"
     assert result.finish_reason == "length" and result.model == CHAT_MODEL
-    assert result.usage == sdk.Usage(prompt_tokens=3, completion_tokens=4, total_tokens=7)
+    assert result.usage == sdk.Usage(
+        prompt_tokens=PROMPT, completion_tokens=4, total_tokens=PROMPT + 4
+    )
     with client.chat(deployment_id="chat-model", messages=MESSAGES, max_tokens=4, stream=True) as s:
         chunks = list(s)
     assert "".join(c.content for c in chunks).split() == words
@@ -311,18 +321,19 @@ def test_a_stream_that_did_not_ask_for_usage_is_metered_all_the_same(
 ) -> None:
     ours = our_client(stack, metered)
     assert ours.get_subscription().current_usage == 0
+    messages = [{"role": "user", "content": "count these four words"}]
     chunks = list(
         openai_client(stack, metered).chat.completions.create(
             model="meter-model",
-            messages=[{"role": "user", "content": "count these four words"}],
+            messages=messages,
             max_tokens=6,
             stream=True,
         )
     )
     assert all(c.usage is None for c in chunks)
-    # 4 prompt + 6 completion tokens: from the gateway's ledger to the Tenant's status.
+    # The templated prompt + 6 completion tokens: from the gateway's ledger to the Tenant.
     wait_for(
-        lambda: ours.get_subscription().current_usage == 10,
+        lambda: ours.get_subscription().current_usage == len(chat_template(messages).split()) + 6,
         timeout=60,
         what="the stream's tokens in the tenant's usage",
     )

@@ -27,6 +27,7 @@ from paitient_operator.builders.metadata import (
 )
 from paitient_operator.builders.security import container_security_context, pod_security_context
 from paitient_operator.builders.vllm_args import VLLM_HOST, build_vllm_args
+from paitient_operator.builders.vllm_cpu import cpu_env
 from paitient_operator.config import OperatorConfig
 from paitient_operator.resources.modeldeployment import ModelDeployment
 
@@ -77,7 +78,9 @@ def _memory_dir(name: str, size_limit: str) -> dict[str, Any]:
     return {"name": name, "emptyDir": {"medium": "Memory", "sizeLimit": size_limit}}
 
 
-def _vllm_env(md: ModelDeployment, config: OperatorConfig) -> list[dict[str, Any]]:
+def vllm_env(md: ModelDeployment, config: OperatorConfig) -> list[dict[str, Any]]:
+    """The vLLM container's environment; ``InvalidSpec`` when a CPU spec's memory cannot hold
+    vLLM (see ``vllm_cpu``)."""
     cache = config.model_cache_mount_path.rstrip("/")
     env = [
         _env("HOME", POD_TMP),
@@ -91,6 +94,8 @@ def _vllm_env(md: ModelDeployment, config: OperatorConfig) -> list[dict[str, Any
         _env("DO_NOT_TRACK", "1"),
         _env("HF_HUB_DISABLE_TELEMETRY", "1"),
     ]
+    if not md.spec.use_gpu:
+        env += [_env(k, v) for k, v in cpu_env(md).items()]
     if not md.spec.model.is_remote:
         env.append(_env("HF_HUB_OFFLINE", "1"))  # weights are local: never try the Hub
     ref = md.spec.model.token_secret_ref
@@ -137,7 +142,7 @@ def _vllm_container(md: ModelDeployment, config: OperatorConfig) -> dict[str, An
         "imagePullPolicy": config.image_pull_policy,
         "command": list(config.vllm_command),
         "args": build_vllm_args(md, config),
-        "env": _vllm_env(md, config),
+        "env": vllm_env(md, config),
         "resources": _vllm_resources(md, config),
         "securityContext": container_security_context(),
         "volumeMounts": mounts,
@@ -179,6 +184,9 @@ def gateway_env(md: ModelDeployment, config: OperatorConfig) -> list[dict[str, A
         own["PAITIENT_RATE_LIMIT_REQUESTS_PER_MINUTE"] = str(limits.requests_per_minute)
     if limits.tokens_per_minute is not None:
         own["PAITIENT_RATE_LIMIT_TOKENS_PER_MINUTE"] = str(limits.tokens_per_minute)
+    if md.spec.runtime.max_model_len is not None:
+        # Caps the gateway's default max_tokens (vLLM refuses more than the context).
+        own["PAITIENT_MAX_MODEL_LEN"] = str(md.spec.runtime.max_model_len)
     extras = {k: v for k, v in sorted(config.gateway.env.items()) if k not in own}
     env = [_env(k, v) for k, v in extras.items()] + [_env(k, v) for k, v in own.items()]
     # Usage is counted per pod: the pod's name keys the gateway's counters.

@@ -11,6 +11,13 @@ import re
 from collections.abc import Sequence
 from typing import Final
 
+from paitient_operator.builders.vllm_flags import (
+    VllmFlags,
+    is_value,
+    pinned_flags,
+    read_token,
+    unknown_flag_problems,
+)
 from paitient_operator.config import OperatorConfig
 from paitient_operator.errors import ForbiddenRuntimeArgument
 from paitient_operator.resources.modeldeployment import ModelDeployment
@@ -40,6 +47,7 @@ FORBIDDEN_FLAGS: Final[dict[str, str]] = {
     "config": "a config file could set any refused flag",
     "allowed-local-media-path": "it lets requests read files inside the pod",
     "enable-log-requests": "it logs prompt text, which may be patient data",
+    "enable-log-outputs": "it logs generated text, which may be patient data",
 }
 # Families matched by pattern: --ssl-*, --enable-*-api / -endpoint(s), profiler switches.
 FORBIDDEN_PATTERNS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
@@ -63,19 +71,17 @@ OWNED_FLAGS: Final[dict[str, str]] = {
     "dtype": "spec.runtime.dtype",
     "quantization": "spec.runtime.quantization",
 }
-_SHORT_FLAGS: Final = {"tp": "tensor-parallel-size", "q": "quantization"}
 
 
-def _flag_name(arg: str) -> str | None:
-    """The long name a token would set (``--Max_Len=3`` -> ``max-len``), or None for values."""
-    if not arg.startswith("-") or arg in ("-", "--"):
-        return None
-    body = arg.lstrip("-")
+def _flag_names(arg: str, flags: VllmFlags) -> tuple[str, ...]:
+    """The long names of what a token would set (``--max_len=3`` -> ``max-len``, ``-tp`` ->
+    ``tensor-parallel-size``, an alias -> every name of its setting); none for values."""
+    if is_value(arg) or arg == "--":
+        return ()
     # "--host=0.0.0.0" and "--host 0.0.0.0" (one token) both name "host".
-    name = re.split(r"[=\s]", body, maxsplit=1)[0].replace("_", "-")
-    if not arg.startswith("--"):
-        name = _SHORT_FLAGS.get(name, name)
-    return name
+    head = re.split(r"[=\s]", arg, maxsplit=1)[0]
+    option = read_token(head).option or head
+    return tuple(name.lstrip("-") for name in flags.aliases.get(option, (option,)))
 
 
 def _refusal(name: str) -> str | None:
@@ -93,18 +99,24 @@ def _refusal(name: str) -> str | None:
     return None
 
 
-def check_extra_args(extra_args: Sequence[str]) -> None:
-    """Raise ``ForbiddenRuntimeArgument`` naming every refused entry of ``extraArgs``."""
-    problems = []
+def check_extra_args(extra_args: Sequence[str], flags: VllmFlags | None = None) -> None:
+    """Raise ``ForbiddenRuntimeArgument`` naming every refused entry of ``extraArgs``: flags the
+    operator forbids or owns, and whatever the pinned vLLM's parser would refuse."""
+    flags = flags or pinned_flags()
+    problems: list[str] = []
+    refused: set[str] = set()
     for arg in extra_args:
-        name = _flag_name(arg)
-        reason = _refusal(name) if name else None
+        reason = next(filter(None, map(_refusal, _flag_names(arg, flags))), None)
         if reason:
-            problems.append(f"{arg.split('=', 1)[0].split()[0]} ({reason})")
+            written = arg.split("=", 1)[0].split()[0]
+            refused.add(written)
+            problems.append(f"{written} ({reason})")
+    for problem in unknown_flag_problems(extra_args, flags):
+        if problem.written not in refused:
+            problems.append(f"{problem.written} ({problem.reason})")
     if problems:
         raise ForbiddenRuntimeArgument(
-            "spec.runtime.extraArgs contains flags the operator does not allow: "
-            + "; ".join(problems)
+            "spec.runtime.extraArgs has entries the operator refuses: " + "; ".join(problems)
         )
 
 

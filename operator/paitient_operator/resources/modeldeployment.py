@@ -51,34 +51,37 @@ PVC_URI_PATTERN: Final = r"^pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/.*)?$"
 S3_URI_PATTERN: Final = r"^s3://[a-z0-9][-a-z0-9.]{1,61}[a-z0-9](/.*)?$"
 
 Dtype = Literal["auto", "half", "float16", "bfloat16", "float", "float32"]
-# vLLM 0.11's --quantization choices most deployments meet; extend when the pinned image grows.
+# --quantization choices of the pinned vLLM (0.32.0) most deployments meet; tests/vllm parses each
+# with vLLM's own parser, so one it dropped fails there.
 Quantization = Literal[
     "awq",
-    "awq_marlin",
-    "gptq",
-    "gptq_marlin",
-    "gptq_marlin_24",
-    "gptq_bitblas",
-    "marlin",
-    "bitblas",
+    "auto_awq",
     "fp8",
-    "fbgemm_fp8",
-    "ptpc_fp8",
     "modelopt",
     "modelopt_fp4",
+    "modelopt_mxfp8",
+    "modelopt_mixed",
+    "auto_gptq",
+    "gptq",
+    "gptq_marlin",
+    "awq_marlin",
+    "humming",
     "compressed-tensors",
-    "bitsandbytes",
-    "gguf",
     "experts_int8",
+    "quark",
     "moe_wna16",
     "torchao",
-    "auto-round",
-    "quark",
-    "hqq",
-    "mxfp4",
     "inc",
-    "ipex",
-    "deepspeedfp",
+    "mxfp4",
+    "gpt_oss_mxfp4",
+    "deepseek_v4_fp8",
+    "online",
+    "fp8_per_tensor",
+    "fp8_per_block",
+    "fp8_per_channel",
+    "int8_per_channel_weight_only",
+    "nvfp4_per_token",
+    "mxfp8",
 ]
 Phase = Literal["Pending", "Progressing", "Ready", "Degraded", "Failed"]
 
@@ -101,6 +104,10 @@ _URI_S3_RULE = cel(
 _GPU_ONLY_WITH_USE_GPU_RULE = cel(
     "self.useGpu || !has(self.gpu)",
     "gpu may only be set when useGpu is true",
+)
+_CPU_KV_CACHE_ONLY_ON_CPU_RULE = cel(
+    "!self.useGpu || !has(self.runtime) || !has(self.runtime.cpuKvCacheSpace)",
+    "runtime.cpuKvCacheSpace may only be set when useGpu is false",
 )
 # Root-level rules: the API server lets CEL read metadata.name there (and only there).
 NAME_MESSAGE: Final = (
@@ -227,6 +234,17 @@ class RuntimeSpec(WireModel):
     gpu_memory_utilization: float = Field(
         default=0.9, gt=0, le=1, description="Fraction of GPU memory vLLM may use (0-1]; GPU only."
     )
+    cpu_kv_cache_space: str | None = Field(
+        default=None,
+        description=(
+            "KV cache of the CPU build (VLLM_CPU_KVCACHE_SPACE), a quantity rounded down to "
+            "whole GiB, at least 1Gi; useGpu: false only. When unset, a third of "
+            "resources.memory after 4Gi for vLLM's runtime (at least 1Gi); the rest holds the "
+            "weights."
+        ),
+        pattern=QUANTITY_PATTERN,
+        max_length=32,
+    )
     dtype: Dtype = Field(default="auto", description="Weight and activation dtype (--dtype).")
     quantization: Quantization | None = Field(
         default=None,
@@ -293,7 +311,9 @@ class RateLimits(WireModel):
 class ModelDeploymentSpec(WireModel):
     """Desired state: which model, on what hardware, who may call it, how fast."""
 
-    model_config = ConfigDict(json_schema_extra=cel_rules(_GPU_ONLY_WITH_USE_GPU_RULE))
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(_GPU_ONLY_WITH_USE_GPU_RULE, _CPU_KV_CACHE_ONLY_ON_CPU_RULE)
+    )
 
     model: ModelSource = Field(description="The model to serve and where its weights come from.")
     replicas: int = Field(default=1, ge=0, description="Number of model pods; 0 stops serving.")
@@ -312,9 +332,11 @@ class ModelDeploymentSpec(WireModel):
     rate_limits: RateLimits = nested_object(RateLimits, "Per-deployment rate limits.")
 
     @model_validator(mode="after")
-    def _gpu_only_with_use_gpu(self) -> ModelDeploymentSpec:
+    def _device_fields_match_use_gpu(self) -> ModelDeploymentSpec:
         if self.gpu is not None and not self.use_gpu:
             raise ValueError(_GPU_ONLY_WITH_USE_GPU_RULE["message"])
+        if self.use_gpu and self.runtime.cpu_kv_cache_space is not None:
+            raise ValueError(_CPU_KV_CACHE_ONLY_ON_CPU_RULE["message"])
         return self
 
     @property

@@ -49,25 +49,71 @@ def test_the_clients_own_max_tokens_and_n_bound_the_reservation() -> None:
     assert "stream_options" not in json.loads(prepared.body)
 
 
-@pytest.mark.parametrize(
-    "raw",
-    [
-        b"not json",
-        b"[]",
-        b'{"prompt": ""}',
-        b'{"prompt": "x", "max_tokens": -1}',
-        b'{"prompt": "x", "max_tokens": true}',
-        b'{"prompt": "x", "stream": "yes"}',
-    ],
-)
-def test_unusable_requests_are_validation_errors(raw: bytes) -> None:
+@pytest.mark.parametrize("raw", [b"not json", b"[]", b'"prompt"'])
+def test_only_a_body_that_is_no_json_object_is_refused_here(raw: bytes) -> None:
     with pytest.raises(RequestValidationError):
         prepare_request(COMPLETIONS, raw, "served", 16)
 
 
-def test_chat_needs_messages() -> None:
-    with pytest.raises(RequestValidationError):
-        prepare_request(CHAT_COMPLETIONS, b'{"messages": []}', "served", 16)
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"prompt": ""},
+        {"prompt": "x", "max_tokens": -1},
+        {"prompt": "x", "max_tokens": "abc"},
+        {"prompt": "x", "max_tokens": 5.5},
+        {"prompt": "x", "n": [1]},
+        {"prompt": "x", "stream": "maybe"},
+        {"prompt": "x", "stream_options": {"include_usage": True}},  # without stream
+        {"prompt": "x", "stream": True, "stream_options": "all"},
+        {"messages": []},
+        {"messages": "hi"},
+    ],
+)
+def test_what_vllm_must_judge_is_forwarded_as_sent(body: dict[str, object]) -> None:
+    route = CHAT_COMPLETIONS if "messages" in body else COMPLETIONS
+    prepared = prepare_request(route, json.dumps(body).encode(), "served", 16)
+    forwarded = json.loads(prepared.body)
+    assert forwarded.pop("model") == "served"
+    if "max_tokens" not in body:
+        assert forwarded.pop("max_tokens") == 16
+    assert forwarded == body
+    assert prepared.max_completion == 16  # what vLLM cannot read reserves the default
+
+
+def test_fields_are_read_as_vllms_pydantic_models_read_them() -> None:
+    raw = json.dumps({"prompt": "x", "max_tokens": "5", "n": "2", "stream": "yes"}).encode()
+    prepared = prepare_request(COMPLETIONS, raw, "served", 16)
+    assert prepared.stream and prepared.max_completion == 10
+    body = json.loads(prepared.body)
+    assert body["stream"] is True  # what vLLM will do, written out: the gateway meters a stream
+    assert body["stream_options"] == {"include_usage": True, "continuous_usage_stats": True}
+
+
+def test_the_default_max_tokens_never_exceeds_the_context() -> None:
+    raw = json.dumps({"prompt": "x"}).encode()
+    prepared = prepare_request(COMPLETIONS, raw, "served", 4096, max_model_len=512)
+    assert json.loads(prepared.body)["max_tokens"] == 512
+    assert prepared.max_completion == 512
+    unknown = prepare_request(COMPLETIONS, raw, "served", 4096)
+    assert json.loads(unknown.body)["max_tokens"] == 4096
+
+
+def test_a_clients_max_tokens_above_the_context_is_vllms_to_refuse() -> None:
+    raw = json.dumps({"prompt": "x", "max_tokens": 9999}).encode()
+    prepared = prepare_request(COMPLETIONS, raw, "served", 4096, max_model_len=512)
+    assert json.loads(prepared.body)["max_tokens"] == 9999
+    assert prepared.max_completion == 512  # vLLM generates no more, whatever was asked
+
+
+def test_per_choice_usage_adds_up_until_the_usage_chunk() -> None:
+    meter = StreamMeter(include_usage=False, continuous_usage=False)
+    meter.feed(chunk([{"index": 0, "text": "a"}], u(4, 1)))
+    meter.feed(chunk([{"index": 1, "text": "b"}], u(4, 1)))
+    meter.feed(chunk([{"index": 0, "text": "c"}], u(4, 2)))
+    assert meter.usage == Usage(4, 3)
+    meter.feed(chunk([], u(4, 5)))
+    assert meter.usage == Usage(4, 5) and meter.final
 
 
 def test_usage_fields_the_client_did_not_ask_for_are_stripped() -> None:

@@ -97,6 +97,10 @@ class MDFactory:
         self._runtime()["gpuMemoryUtilization"] = fraction
         return self
 
+    def cpu_kv_cache_space(self, quantity: str) -> MDFactory:
+        self._runtime()["cpuKvCacheSpace"] = quantity
+        return self
+
     def dtype(self, dtype: str) -> MDFactory:
         self._runtime()["dtype"] = dtype
         return self

@@ -13,8 +13,8 @@ from paitient_operator.config import OperatorConfig, load_config
 
 def test_defaults() -> None:
     config = load_config({})
-    assert config.vllm_image == "vllm/vllm-openai:v0.11.0"
-    assert config.vllm_cpu_image.endswith(":v0.11.0")
+    assert config.vllm_image == "vllm/vllm-openai:v0.32.0"
+    assert config.vllm_cpu_image == "ghcr.io/paitient/vllm-cpu:v0.32.0"
     assert config.gateway.port == 8443
     assert config.front_door_namespace == "paitient-system"
     assert config.encrypted_storage_classes == []

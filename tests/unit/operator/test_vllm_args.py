@@ -102,7 +102,7 @@ def test_refused_extra_args(arg: str, config: OperatorConfig) -> None:
 
 
 def test_values_that_look_like_words_are_not_flags() -> None:
-    check_extra_args(["--max-num-seqs", "64", "host", "port", "--seed", "1"])
+    check_extra_args(["--max-num-seqs", "64", "--tokenizer", "host", "--generation-config", "port"])
 
 
 def test_every_refused_entry_is_named_at_once() -> None:
