@@ -35,18 +35,18 @@ setup: $(VENV)/.installed $(BIN)/kubectl sdk/js/node_modules/.package-lock.json 
 node-packages: ## the real node's Debian packages: containerd, runc, CNI plugins, iptables, ipset (apt-get; quiet when done)
 	@scripts/install-node-packages.sh
 
-demo: setup ## everything on this machine: cluster, operator, front door, gateways; deploy and generate via the SDK
+demo: setup images ## everything on this machine: cluster, operator, front door, gateways; deploy and generate via the SDK
 	@$(PY) -m paitient_localcluster.stack demo
 	@KUBECONFIG=$(CURDIR)/.local/cluster/admin.kubeconfig kubectl get nodes -L nvidia.com/gpu.product,nvidia.com/gpu.count
 	@KUBECONFIG=$(CURDIR)/.local/cluster/admin.kubeconfig kubectl get md -A
 
-up: setup ## start the whole stack in the background; prints export lines
+up: setup images ## start the whole stack in the background; prints export lines
 	@$(PY) -m paitient_localcluster.stack up
 
 down: ## stop everything `make up` or `make demo` started
 	@$(PY) -m paitient_localcluster.stack down
 
-cluster: setup ## start (or reuse) the local cluster (control plane, real node, simulated GPU nodes); the last line is the kubeconfig path
+cluster: setup images ## start (or reuse) the local cluster (control plane, real node, simulated GPU nodes); the last line is the kubeconfig path
 	@$(VENV)/bin/paitient-localcluster up
 
 cluster-down: ## stop every process of the local cluster and remove its namespaces and cgroups

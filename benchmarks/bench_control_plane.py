@@ -1,15 +1,14 @@
 """Figures of the local cluster: cold and warm builds, start until every node is Ready (the real
 node on its own too), a small pod's create -> Ready on the real node, resident memory at rest.
 
-    python benchmarks/bench_control_plane.py                 # start + memory (uses the cache)
-    python benchmarks/bench_control_plane.py --cold          # also cold and warm builds
-    python benchmarks/bench_control_plane.py --image REF=ARCHIVE --pod-image REF
+    python benchmarks/bench_control_plane.py          # start, pods, memory (uses the caches)
+    python benchmarks/bench_control_plane.py --cold   # also cold and warm builds
 
 A cold build uses an empty binary cache and an empty GOCACHE; a warm build an empty binary cache
 and the GOCACHE the cold build left (the Go module download cache is kept for both: they measure
-compiling, not the network). The pod figure needs images for the node (``--image``, repeated:
-the pause image and the pod's); without them it is skipped. Results go to stdout;
-docs/benchmarks.md records them.
+compiling, not the network). The throwaway clusters' node holds the pause image only (from
+`make images`), which the small pod runs too. Results go to stdout; docs/benchmarks.md records
+them.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from paitient_localcluster import cgroups
 from paitient_localcluster.build import ensure_built
 from paitient_localcluster.cluster import NODE_PROCESSES, LocalCluster
 from paitient_localcluster.commands import Ports
-from paitient_localcluster.node import NodeImage
+from paitient_localcluster.node import PAUSE_IMAGE, built_images
 from paitient_localcluster.pki import NODE_NAME
 from paitient_localcluster.versions import CONTROL_PLANE, NODE, Component
 
@@ -129,15 +128,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cold", action="store_true", help="also time cold and warm builds")
     parser.add_argument("--rest", type=float, default=30.0, help="seconds at rest before RSS")
-    parser.add_argument("--image", action="append", default=[], help="REF=ARCHIVE for the node")
-    parser.add_argument("--pod-image", help="the small pod's image (one of --image)")
     args = parser.parse_args()
     # A SIGTERM (timeout, Ctrl-C in make) must still run the clean-up below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.cold:
         builds()
 
-    images = [NodeImage(ref, Path(path)) for ref, path in (i.split("=", 1) for i in args.image)]
+    pause = {PAUSE_IMAGE: built_images()[PAUSE_IMAGE]}
     ensure_built(lambda m: print(m, file=sys.stderr))
     with tempfile.TemporaryDirectory(prefix="paitient-bench-") as run_dir:
         for real_node in (False, True):
@@ -146,7 +143,7 @@ def main() -> None:
                 ports=Ports.from_base(36400),
                 log=lambda m: print(m, file=sys.stderr) if "Ready in" in m else None,
                 real_node=real_node,
-                node_images=images,
+                node_images=pause,
             )
             try:
                 started = time.monotonic()
@@ -156,9 +153,9 @@ def main() -> None:
                     f"warm start until all {len(cluster.node_summary())} nodes Ready ({kind}): "
                     f"{time.monotonic() - started:.1f} s"
                 )
-                if real_node and args.pod_image:
+                if real_node:
                     kube = Kube.from_kubeconfig(str(cluster.kubeconfig))
-                    times = pod_ready_seconds(kube, args.pod_image)
+                    times = pod_ready_seconds(kube, pause[PAUSE_IMAGE].ref)
                     print(
                         f"small pod create -> Ready on the real node: median "
                         f"{statistics.median(times):.2f} s ({', '.join(f'{t:.2f}' for t in times)})"

@@ -108,11 +108,14 @@ def pids(directories: Sequence[Path]) -> set[int]:
     return found
 
 
-def kill_all(directories: Sequence[Path], timeout: float = 20.0) -> set[int]:
-    """SIGKILL every process left in the cgroups until none is; return the pids killed."""
+def kill_all(
+    directories: Sequence[Path], timeout: float = 20.0, spare: frozenset[int] = frozenset()
+) -> set[int]:
+    """SIGKILL every process in the cgroups but ``spare`` until none is left; return the pids
+    killed."""
     killed: set[int] = set()
     deadline = time.monotonic() + timeout
-    while (left := pids(directories)) and time.monotonic() < deadline:
+    while (left := pids(directories) - spare) and time.monotonic() < deadline:
         for pid in left:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

@@ -19,14 +19,14 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import audit, commands, nodeconfig
+from . import audit, cluster_dns, commands, nodeconfig
 from .addresses import NODE_IP
 from .build import ensure_built
 from .commands import Layout, Ports
@@ -35,7 +35,9 @@ from .kubeconfig import build_kubeconfig, write_kubeconfig
 from .kwok_stages import kwok_config
 from .namespaces import HOLDER, ClusterNamespaces, cluster_name
 from .node import (
+    PAUSE_IMAGE,
     NodeImage,
+    built_images,
     check_programs,
     containerd_answers,
     http_ok_inside,
@@ -47,7 +49,7 @@ from .nodes import default_nodes
 from .pki import CLIENTS, NODE_NAME, ensure_pki
 from .processes import Managed, port_owner
 from .provisioner import storage_classes
-from .relay import Mapping, relay_argv
+from .relay import PortMapping, relay_argv
 from .versions import CONTROL_PLANE, NODE, REPO_ROOT
 
 Log = Callable[[str], None]
@@ -61,10 +63,8 @@ CONTROL_PLANE_PROCESSES = (
     "kwok",
     "volume-provisioner",
 )
-NODE_PROCESSES = ("containerd", "kubelet", "kube-proxy", "kube-router", "coredns")
+NODE_PROCESSES = ("containerd", "kubelet", "kube-proxy", "kube-router")
 CRDS = REPO_ROOT / "crds"
-# The pause image's reference in the node's containerd (the CRI's sandbox image).
-SANDBOX_IMAGE = "registry.k8s.io/pause:3.10"
 
 
 def default_run_dir() -> Path:
@@ -77,18 +77,17 @@ def default_run_dir() -> Path:
 class LocalCluster:
     """A cluster whose state lives in ``run_dir`` and whose ports the host sees on 127.0.0.1.
 
-    ``real_node``: run the real CPU node ``cpu-node-0`` (a simulated ``cpu-node-1`` beside it
-    until the product runs there); without it KWOK simulates ``cpu-node-0``, as the operator
-    benchmark's throwaway cluster wants. ``node_images`` are imported into the
-    node's containerd at start; ``sandbox_image`` names the pause image among them.
+    ``real_node``: run the real CPU node ``cpu-node-0`` (without it KWOK simulates one, as the
+    operator benchmark's throwaway cluster wants). ``node_images``: the images imported into
+    the node's containerd at start, by name (``pause`` is the pods' sandbox); by default every
+    image ``make images`` built.
     """
 
     run_dir: Path = field(default_factory=default_run_dir)
     ports: Ports = field(default_factory=Ports.from_env)
     log: Log = print
     real_node: bool = True
-    node_images: Sequence[NodeImage] = ()
-    sandbox_image: str = SANDBOX_IMAGE
+    node_images: Mapping[str, NodeImage] | None = None
     # Model pods wait for the data plane to report them Ready (kwok_stages.py) unless this is
     # set: for a cluster that runs no data plane (the operator's benchmark).
     model_pods_ready_at_once: bool = False
@@ -140,8 +139,10 @@ class LocalCluster:
         started = time.monotonic()
         components = CONTROL_PLANE + (NODE if self.real_node else ())
         binaries = ensure_built(self.log, components)
+        images: Mapping[str, NodeImage] = {}
         if self.real_node:
             binaries["containerd"] = Path(check_programs())
+            images = self.node_images if self.node_images is not None else built_images()
         if self.is_healthy():
             self.log(f"[cluster] already running, reusing it ({self.run_dir})")
             self._write_kubeconfigs()
@@ -152,9 +153,9 @@ class LocalCluster:
             self.log(f"[cluster] stopping leftovers of an earlier run: {', '.join(leftovers)}")
         self.down(quiet=True)
         self._check_ports_free()
-        self._prepare_files()
+        self._prepare_files(images)
         try:
-            self._start_all(binaries)
+            self._start_all(binaries, images)
         except BaseException:
             self.log("[cluster] start failed; stopping what was started")
             self.down(quiet=True)
@@ -166,7 +167,13 @@ class LocalCluster:
     def down(self, quiet: bool = False) -> list[str]:
         """Stop every process this cluster started, then remove its namespaces and cgroups
         (killing what is left in them: containers, shims); return the processes' names."""
-        stopped = [n for n in reversed(self.processes[1:]) if self.process(n).stop()]
+        order = list(reversed(self.processes[1:]))
+        node = [n for n in order if n in NODE_PROCESSES]
+        stopped = [n for n in node if self.process(n).stop()]
+        # The pods go with the node, before the control plane: a pod's open watch would keep
+        # the API server draining its connections until it is killed.
+        self.namespaces.kill_strays(spare=frozenset(p for p in self.running().values() if p))
+        stopped += [n for n in order if n not in node and self.process(n).stop()]
         holder_was_up = self.process(HOLDER).read_pid() is not None
         removed = self.namespaces.destroy()
         if holder_was_up:
@@ -196,18 +203,22 @@ class LocalCluster:
                 "other ports with PAITIENT_CLUSTER_PORT_BASE=<n>."
             )
 
-    def _prepare_files(self) -> None:
+    def _prepare_files(self, images: Mapping[str, NodeImage]) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.layout.etcd_data, ignore_errors=True)  # every fresh start is empty
+        shutil.rmtree(self.layout.volumes, ignore_errors=True)  # their claims are gone with it
         self._write_kubeconfigs()
         stages = kwok_config(self.model_pods_ready_at_once)
         (self.run_dir / "kwok.yaml").write_text(yaml.safe_dump_all(stages, sort_keys=False))
         self.layout.audit_policy.write_text(yaml.safe_dump(audit.POLICY, sort_keys=False))
         self.layout.audit_log.parent.mkdir(parents=True, exist_ok=True)
         if self.real_node:
-            kubeconfigs = {i: self.layout.kubeconfig(i) for i in ("kube-proxy", "coredns")}
             files = nodeconfig.render_files(
-                self.node_layout, self.layout.pki, NODE_IP, self.sandbox_image, kubeconfigs
+                self.node_layout,
+                self.layout.pki,
+                NODE_IP,
+                images[PAUSE_IMAGE].ref,
+                self.layout.kubeconfig("kube-proxy"),
             )
             for path, text in files.items():
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -222,11 +233,11 @@ class LocalCluster:
             )
             write_kubeconfig(self.layout.kubeconfig(identity), doc)
 
-    def _start_all(self, binaries: dict[str, Path]) -> None:
+    def _start_all(self, binaries: dict[str, Path], images: Mapping[str, NodeImage]) -> None:
         lay, ports = self.layout, self.ports
         self.namespaces.create()
         self.log(f"[cluster] namespaces {self.namespaces.name} ready")
-        mappings = [Mapping(p, "127.0.0.1", p) for p in ports.all().values()]
+        mappings = [PortMapping(p, "127.0.0.1", p) for p in ports.all().values()]
         pid = self.process(RELAY).start(relay_argv(self.namespaces.netns_path, mappings))
         self.log(f"[cluster] started relay (pid {pid}): host 127.0.0.1 -> the cluster's namespace")
         self._start("etcd", commands.etcd_argv(binaries["etcd"], lay, ports))
@@ -251,13 +262,13 @@ class LocalCluster:
         self._start("volume-provisioner", commands.provisioner_argv(lay))
         self._create_nodes()
         if self.real_node:
-            self._start_node(binaries)
+            self._start_node(binaries, images)
         self._wait_nodes_ready(timeout=90)
         self._wait("volume-provisioner", self._storage_classes_exist, 30)
 
-    def _start_node(self, binaries: dict[str, Path]) -> None:
-        """containerd, its images, kubelet; once the node is registered, kube-proxy,
-        kube-router and CoreDNS (kube-router reads the Node object at start)."""
+    def _start_node(self, binaries: dict[str, Path], images: Mapping[str, NodeImage]) -> None:
+        """containerd and its images, kubelet; once the node is registered, kube-proxy and
+        kube-router (which reads the Node object at start); then the cluster DNS, a pod."""
         node, lay, env = self.node_layout, self.layout, node_env()
         started = time.monotonic()
         enter = self.namespaces.enter(self.run_dir)
@@ -265,11 +276,10 @@ class LocalCluster:
             "containerd", nodeconfig.containerd_argv(str(binaries["containerd"]), node), env
         )
         self._wait("containerd", lambda: containerd_answers(enter), 30)
-        if self.node_images:
-            refs = import_images(self.node_images, enter)
-            self.log(f"[cluster] imported into the node: {', '.join(refs)}")
-        self._apply(nodeconfig.node_rbac(CLIENTS["coredns"][0], CLIENTS["kube-router"][0]))
-        self._apply(nodeconfig.kube_dns_objects(NODE_IP))
+        imported = import_images(list(images.values()), enter)
+        if imported:
+            self.log(f"[cluster] imported into the node: {', '.join(imported)}")
+        self._apply(nodeconfig.kube_router_rbac(CLIENTS["kube-router"][0]))
         self._start(
             "kubelet",
             nodeconfig.kubelet_argv(binaries["kubelet"], node, lay.kubeconfig("node"), NODE_IP),
@@ -282,17 +292,17 @@ class LocalCluster:
             nodeconfig.kube_router_argv(binaries["kube-router"], lay.kubeconfig("kube-router")),
             env,
         )
-        self._start("coredns", nodeconfig.coredns_argv(binaries["coredns"], node), env)
         netns = self.namespaces.netns_path
         for name, url in (
             ("kubelet", f"http://127.0.0.1:{nodeconfig.KUBELET_HEALTHZ_PORT}/healthz"),
             ("kube-proxy", f"http://127.0.0.1:{nodeconfig.KUBE_PROXY_HEALTHZ_PORT}/livez"),
             ("kube-router", f"http://127.0.0.1:{nodeconfig.KUBE_ROUTER_HEALTH_PORT}/healthz"),
-            ("coredns", f"http://127.0.0.1:{nodeconfig.COREDNS_READY_PORT}/ready"),
         ):
             self._wait(name, functools.partial(http_ok_inside, netns, url), 60)
         self._wait("kubelet", lambda: self._node_ready(NODE_NAME), 60)
         self.log(f"[cluster] real node {NODE_NAME} Ready in {time.monotonic() - started:.1f} s")
+        self._apply(cluster_dns.objects(binaries["coredns"], images[PAUSE_IMAGE].ref))
+        self._wait("kubelet", self._cluster_dns_ready, 60)
 
     def _start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         """Start a process of the cluster inside its namespaces."""
@@ -372,6 +382,14 @@ class LocalCluster:
                 if exc.code != 409:
                     raise ClusterError(f"creating {kind} {obj['metadata']['name']}: {exc}") from exc
 
+    def _cluster_dns_ready(self) -> bool:
+        path = f"/apis/apps/v1/namespaces/{cluster_dns.NAMESPACE}/deployments/{cluster_dns.NAME}"
+        try:
+            status = self._api("GET", path).get("status", {})
+        except urllib.error.HTTPError:
+            return False
+        return bool(status.get("readyReplicas"))
+
     def _node_ready(self, name: str) -> bool:
         return any(n["name"] == name and n["ready"] for n in self.node_summary())
 
@@ -383,7 +401,7 @@ class LocalCluster:
         return True
 
     def _create_nodes(self) -> None:
-        for node in default_nodes(first_cpu_node=1 if self.real_node else 0):
+        for node in default_nodes(cpu_nodes=0 if self.real_node else 1):
             try:
                 self._api("POST", "/api/v1/nodes", node)
             except urllib.error.HTTPError as exc:
@@ -433,8 +451,10 @@ class LocalCluster:
 
 
 _PLURALS = {
+    "ServiceAccount": "serviceaccounts",
+    "ConfigMap": "configmaps",
     "Service": "services",
-    "EndpointSlice": "endpointslices",
+    "Deployment": "deployments",
     "ClusterRole": "clusterroles",
     "ClusterRoleBinding": "clusterrolebindings",
 }

@@ -76,6 +76,11 @@ class Layout:
         return self.kubeconfig("admin")
 
     @property
+    def volumes(self) -> Path:
+        """The stand-in provisioner's volumes (emptied at every fresh start, like etcd)."""
+        return self.run_dir / "volumes"
+
+    @property
     def audit_policy(self) -> Path:
         return self.run_dir / "audit-policy.yaml"
 
@@ -207,4 +212,5 @@ def provisioner_argv(layout: Layout) -> list[str]:
     # The stand-in provisioner is simulated infrastructure, like KWOK: it shares KWOK's identity,
     # which the audit policy leaves out, so the audit log holds only the project's requests.
     kubeconfig = layout.kubeconfig("kwok")
-    return [sys.executable, "-m", "paitient_localcluster.provisioner", str(kubeconfig)]
+    return [sys.executable, "-m", "paitient_localcluster.provisioner", str(kubeconfig),
+            str(layout.volumes)]  # fmt: skip

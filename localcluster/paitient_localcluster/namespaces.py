@@ -85,6 +85,13 @@ class ClusterNamespaces:
             raise ClusterError("the cluster's namespaces are gone (their holder process exited)")
         return Enter(self.netns_path, pid, self._cgroups(), cwd)
 
+    def kill_strays(self, spare: frozenset[int]) -> set[int]:
+        """Kill every process in the cluster's cgroups but ``spare`` (and the holder): what
+        containerd ran outlives it (shims, containers)."""
+        holder = self.holder.read_pid()
+        keep = spare | ({holder} if holder else set())
+        return cgroups.kill_all(cgroups.find(self.name), spare=frozenset(keep))
+
     def destroy(self) -> list[str]:
         """Kill whatever is left inside (containers, shims, the holder), remove the cgroups and
         the network namespace; return what was removed. Safe to call when nothing exists."""

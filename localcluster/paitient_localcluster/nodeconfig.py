@@ -1,9 +1,9 @@
 """The real node's configuration files and command lines (pure: paths and addresses in, text,
 dicts and argv out).
 
-The node is ``cpu-node-0``: containerd + runc, kubelet, kube-proxy (iptables), kube-router's
-NetworkPolicy controller only, and CoreDNS, every one inside the cluster's network, mount and
-cgroup namespaces. Nothing here writes a global sysctl: kube-proxy is told to leave conntrack
+The node is ``cpu-node-0``: containerd + runc, kubelet, kube-proxy (iptables) and kube-router's
+NetworkPolicy controller only, every one inside the cluster's network, mount and cgroup
+namespaces (the cluster DNS is a pod on it: ``cluster_dns.py``). Nothing here writes a global sysctl: kube-proxy is told to leave conntrack
 alone, kubelet only checks the kernel settings it wants (``protectKernelDefaults``).
 """
 
@@ -20,7 +20,6 @@ from .addresses import CLUSTER_CIDR, DNS_SERVICE_IP, NODE_POD_CIDR, SERVICE_CIDR
 from .pki import NODE_NAME, Pki
 
 CLUSTER_DOMAIN = "cluster.local"
-DNS_PORT = 53
 CNI_BIN_DIR = "/usr/lib/cni"  # Debian's containernetworking-plugins
 RUNC = "/usr/sbin/runc"
 CONTAINERD_SOCKET = "/run/containerd/containerd.sock"  # on the node's private tmpfs
@@ -28,12 +27,7 @@ KUBELET_PORT = 10250
 KUBELET_HEALTHZ_PORT = 10248
 KUBE_PROXY_HEALTHZ_PORT = 10256
 KUBE_ROUTER_HEALTH_PORT = 20244
-COREDNS_HEALTH_PORT = 8080
-COREDNS_READY_PORT = 8181
 NODE_LABELS = {"paitient.ai/simulated": "false", "paitient.ai/node": "real"}
-# Until the product's images run on it, the real node takes only pods that ask for it (the
-# node's own tests); the product's CPU pods go to the simulated CPU node meanwhile.
-REAL_NODE_TAINT = {"key": "paitient.ai/real-node", "value": "true", "effect": "NoSchedule"}
 
 
 @dataclass(frozen=True)
@@ -61,10 +55,6 @@ class NodeLayout:
     @property
     def kube_proxy_config(self) -> Path:
         return self.directory / "kube-proxy.yaml"
-
-    @property
-    def corefile(self) -> Path:
-        return self.directory / "Corefile"
 
 
 def containerd_config(layout: NodeLayout, sandbox_image: str) -> str:
@@ -205,37 +195,12 @@ def kube_proxy_config(kubeconfig: Path, node_ip: str) -> dict[str, Any]:
     }
 
 
-def corefile(node_ip: str, kubeconfig: Path) -> str:
-    """Cluster names only: nothing outside the namespace is reachable, so no forwarder."""
-    return "\n".join(
-        [
-            f".:{DNS_PORT} {{",
-            f"    bind {node_ip}",
-            "    errors",
-            f"    health 127.0.0.1:{COREDNS_HEALTH_PORT}",
-            f"    ready 127.0.0.1:{COREDNS_READY_PORT}",
-            f"    kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{",
-            f"        kubeconfig {kubeconfig}",
-            "        pods insecure",
-            "        fallthrough in-addr.arpa ip6.arpa",
-            "        ttl 30",
-            "    }",
-            "    cache 30",
-            "    loop",
-            "    loadbalance",
-            "}",
-            "",
-        ]
-    )
-
-
 def containerd_argv(binary: str, layout: NodeLayout) -> list[str]:
     return [binary, "--config", str(layout.containerd_config)]
 
 
 def kubelet_argv(binary: Path, layout: NodeLayout, kubeconfig: Path, node_ip: str) -> list[str]:
     labels = ",".join(f"{k}={v}" for k, v in sorted(NODE_LABELS.items()))
-    taint = REAL_NODE_TAINT
     return [
         str(binary),
         f"--config={layout.kubelet_config}",
@@ -243,7 +208,6 @@ def kubelet_argv(binary: Path, layout: NodeLayout, kubeconfig: Path, node_ip: st
         f"--hostname-override={NODE_NAME}",
         f"--node-ip={node_ip}",
         f"--node-labels={labels}",
-        f"--register-with-taints={taint['key']}={taint['value']}:{taint['effect']}",
     ]
 
 
@@ -271,44 +235,10 @@ def kube_router_argv(binary: Path, kubeconfig: Path) -> list[str]:
     ]
 
 
-def coredns_argv(binary: Path, layout: NodeLayout) -> list[str]:
-    return [str(binary), "-conf", str(layout.corefile)]
-
-
-def kube_dns_objects(node_ip: str) -> list[dict[str, Any]]:
-    """The ``kube-dns`` Service kubelet points pods at, served by the node's CoreDNS process:
-    a Service without selector and an EndpointSlice naming the node's address."""
-    ports = [("dns", "UDP"), ("dns-tcp", "TCP")]
-    labels = {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"}
-    return [
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "kube-dns", "namespace": "kube-system", "labels": labels},
-            "spec": {
-                "clusterIP": DNS_SERVICE_IP,
-                "ports": [{"name": n, "protocol": p, "port": DNS_PORT, "targetPort": DNS_PORT}
-                          for n, p in ports],
-            },
-        },
-        {
-            "apiVersion": "discovery.k8s.io/v1",
-            "kind": "EndpointSlice",
-            "metadata": {
-                "name": "kube-dns-node",
-                "namespace": "kube-system",
-                "labels": {"kubernetes.io/service-name": "kube-dns",
-                           "endpointslice.kubernetes.io/managed-by": "paitient-localcluster"},
-            },
-            "addressType": "IPv4",
-            "endpoints": [{"addresses": [node_ip], "conditions": {"ready": True},
-                           "nodeName": NODE_NAME}],
-            "ports": [{"name": n, "protocol": p, "port": DNS_PORT} for n, p in ports],
-        },
-    ]  # fmt: skip
-
-
-def _cluster_role(name: str, rules: list[dict[str, Any]], user: str) -> list[dict[str, Any]]:
+def cluster_role(
+    name: str, rules: list[dict[str, Any]], subject: dict[str, str]
+) -> list[dict[str, Any]]:
+    """A ClusterRole and its binding to ``subject`` (a User or a ServiceAccount)."""
     meta = {"name": name, "labels": {"app.kubernetes.io/part-of": "paitient-localcluster"}}
     return [
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta,
@@ -316,43 +246,35 @@ def _cluster_role(name: str, rules: list[dict[str, Any]], user: str) -> list[dic
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
          "metadata": meta,
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]},
+         "subjects": [subject]},
     ]  # fmt: skip
 
 
-def _read(group: str, *resources: str) -> dict[str, Any]:
+def read_rule(group: str, *resources: str) -> dict[str, Any]:
     return {"apiGroups": [group], "resources": list(resources), "verbs": ["get", "list", "watch"]}
 
 
-def node_rbac(coredns_user: str, kube_router_user: str) -> list[dict[str, Any]]:
-    """Least privilege for the node's two add-ons (kubelet and kube-proxy have built-in roles:
-    the Node authorizer and ``system:node-proxier``)."""
+def kube_router_rbac(user: str) -> list[dict[str, Any]]:
+    """Least privilege for the NetworkPolicy controller (kubelet and kube-proxy have built-in
+    roles: the Node authorizer and ``system:node-proxier``)."""
     events = {"apiGroups": ["", "events.k8s.io"], "resources": ["events"],
               "verbs": ["create", "patch", "update"]}  # fmt: skip
-    return _cluster_role(
-        "paitient:node:coredns",
-        [_read("", "endpoints", "services", "pods", "namespaces"),
-         _read("discovery.k8s.io", "endpointslices")],
-        coredns_user,
-    ) + _cluster_role(
+    return cluster_role(
         "paitient:node:kube-router",
-        [_read("", "namespaces", "pods", "services", "nodes", "endpoints"),
-         _read("networking.k8s.io", "networkpolicies"),
-         _read("discovery.k8s.io", "endpointslices"), events],
-        kube_router_user,
+        [read_rule("", "namespaces", "pods", "services", "nodes", "endpoints"),
+         read_rule("networking.k8s.io", "networkpolicies"),
+         read_rule("discovery.k8s.io", "endpointslices"), events],
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user},
     )  # fmt: skip
 
 
 def render_files(
-    layout: NodeLayout, pki: Pki, node_ip: str, sandbox_image: str, kubeconfigs: dict[str, Path]
+    layout: NodeLayout, pki: Pki, node_ip: str, sandbox_image: str, kube_proxy_kubeconfig: Path
 ) -> dict[Path, str]:
     """Every file the node's programs read, by path (pure)."""
     return {
         layout.containerd_config: containerd_config(layout, sandbox_image),
         layout.cni_conf_dir / "10-paitient-node.conflist": json.dumps(cni_conflist(), indent=2),
         layout.kubelet_config: yaml.safe_dump(kubelet_config(pki, node_ip)),
-        layout.kube_proxy_config: yaml.safe_dump(
-            kube_proxy_config(kubeconfigs["kube-proxy"], node_ip)
-        ),
-        layout.corefile: corefile(node_ip, kubeconfigs["coredns"]),
+        layout.kube_proxy_config: yaml.safe_dump(kube_proxy_config(kube_proxy_kubeconfig, node_ip)),
     }

@@ -61,11 +61,8 @@ def build_node(
     }
 
 
-def default_nodes(
-    gpu_nodes: int = 2, cpu_nodes: int = 1, first_cpu_node: int = 0
-) -> list[dict[str, Any]]:
-    """Two 8-GPU H100 nodes and one CPU-only node, unless told otherwise; CPU nodes are numbered
-    from ``first_cpu_node`` (the real node is ``cpu-node-0``)."""
+def default_nodes(gpu_nodes: int = 2, cpu_nodes: int = 1) -> list[dict[str, Any]]:
+    """Two 8-GPU H100 nodes and one CPU-only node, unless told otherwise."""
     nodes = [build_node(f"gpu-node-{i}", gpus=GPUS_PER_NODE) for i in range(gpu_nodes)]
-    nodes += [build_node(f"cpu-node-{first_cpu_node + i}") for i in range(cpu_nodes)]
+    nodes += [build_node(f"cpu-node-{i}") for i in range(cpu_nodes)]
     return nodes

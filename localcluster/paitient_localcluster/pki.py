@@ -42,10 +42,9 @@ CLIENTS = {
     # the Helm chart gives it least-privilege RBAC, the local cluster simply trusts it.
     "operator": ("paitient-operator", "system:masters"),
     # The real node: kubelet under the Node authorizer, kube-proxy under its built-in role
-    # (system:node-proxier), the two add-ons under the roles nodeconfig.node_rbac grants.
+    # (system:node-proxier), kube-router under the role nodeconfig.kube_router_rbac grants.
     "node": (f"system:node:{NODE_NAME}", "system:nodes"),
     "kube-proxy": ("system:kube-proxy", None),
-    "coredns": ("paitient-coredns", None),
     "kube-router": ("paitient-kube-router", None),
     "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", "system:masters"),
 }

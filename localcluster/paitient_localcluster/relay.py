@@ -26,7 +26,7 @@ CHUNK = 256 * 1024
 
 
 @dataclass(frozen=True)
-class Mapping:
+class PortMapping:
     """One host port and where, inside the namespace, its connections go."""
 
     listen_port: int
@@ -34,7 +34,7 @@ class Mapping:
     target_port: int
 
     @classmethod
-    def parse(cls, text: str) -> Mapping:
+    def parse(cls, text: str) -> PortMapping:
         """``16443=127.0.0.1:16443`` (pure)."""
         port, _, target = text.partition("=")
         host, _, target_port = target.rpartition(":")
@@ -46,7 +46,7 @@ class Mapping:
         return f"{self.listen_port}={self.target_host}:{self.target_port}"
 
 
-def relay_argv(netns_path: Path, mappings: list[Mapping]) -> list[str]:
+def relay_argv(netns_path: Path, mappings: list[PortMapping]) -> list[str]:
     return [sys.executable, "-m", "paitient_localcluster.relay", "--netns", str(netns_path),
             *map(str, mappings)]  # fmt: skip
 
@@ -63,7 +63,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 async def _serve_connection(
-    mapping: Mapping, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
+    mapping: PortMapping, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
 ) -> None:
     try:
         upstream_r, upstream_w = await asyncio.open_connection(
@@ -90,12 +90,12 @@ def _listen(port: int) -> socket.socket:
     return sock
 
 
-async def _run(listeners: list[tuple[Mapping, socket.socket]]) -> None:
+async def _run(listeners: list[tuple[PortMapping, socket.socket]]) -> None:
     servers = []
     for mapping, sock in listeners:
 
         async def handle(
-            r: asyncio.StreamReader, w: asyncio.StreamWriter, m: Mapping = mapping
+            r: asyncio.StreamReader, w: asyncio.StreamWriter, m: PortMapping = mapping
         ) -> None:
             await _serve_connection(m, r, w)
 
@@ -112,7 +112,7 @@ async def _run(listeners: list[tuple[Mapping, socket.socket]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="paitient-relay", description=__doc__)
     parser.add_argument("--netns", type=Path, required=True)
-    parser.add_argument("mappings", nargs="+", type=Mapping.parse)
+    parser.add_argument("mappings", nargs="+", type=PortMapping.parse)
     args = parser.parse_args(argv)
     # Listeners first, in the host's namespace; then this (single-threaded) process moves in.
     listeners = [(m, _listen(m.listen_port)) for m in args.mappings]

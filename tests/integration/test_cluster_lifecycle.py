@@ -16,6 +16,7 @@ from paitient_localcluster import cgroups
 from paitient_localcluster.cluster import LocalCluster
 from paitient_localcluster.commands import Ports
 from paitient_localcluster.errors import ClusterError
+from paitient_localcluster.node import PAUSE_IMAGE, built_images
 from paitient_localcluster.processes import Managed, port_owner
 from tests.integration.waiting import wait_for
 
@@ -25,8 +26,13 @@ SPARE_BASE = Ports.from_env().base + 500
 
 @pytest.fixture
 def spare_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    # Only the pause image: the session cluster's run directory keeps the big ones imported.
+    pause = {PAUSE_IMAGE: built_images()[PAUSE_IMAGE]}
     cluster = LocalCluster(
-        run_dir=tmp_path / "cluster", ports=Ports.from_base(SPARE_BASE), log=lambda _m: None
+        run_dir=tmp_path / "cluster",
+        ports=Ports.from_base(SPARE_BASE),
+        log=lambda _m: None,
+        node_images=pause,
     )
     try:
         yield cluster

@@ -307,15 +307,15 @@ def test_operator_and_front_door_do_their_job_with_the_charts_rbac_alone(
             )
             assert client.get_subscription().tier == "standard"
             client.deploy_model(
-                model_name="ZimaBlueAI/HuatuoGPT-o1-8B", deployment_name="cpu-model", use_gpu=False
+                model_name="ZimaBlueAI/HuatuoGPT-o1-8B", deployment_name="gpu-model", use_gpu=True
             )
-            client.wait_until_ready("cpu-model", timeout=90, poll_interval=0.5)
-            assert [d.id for d in client.list_deployments()] == ["cpu-model"]
-            md = kube.get(*MD, "cpu-model", namespace=f"tenant-{name}") or {}
+            client.wait_until_ready("gpu-model", timeout=90, poll_interval=0.5)
+            assert [d.id for d in client.list_deployments()] == ["gpu-model"]
+            md = kube.get(*MD, "gpu-model", namespace=f"tenant-{name}") or {}
             assert md["status"]["phase"] == "Ready"
             # Its gateway will look for keys where this release keeps them.
             pod = (
-                kube.get("apps/v1", "Deployment", "cpu-model", namespace=f"tenant-{name}") or {}
+                kube.get("apps/v1", "Deployment", "gpu-model", namespace=f"tenant-{name}") or {}
             )["spec"]["template"]["spec"]
             env = {e["name"]: e.get("value") for c in pod["containers"] for e in c.get("env", [])}
             assert env["PAITIENT_SYSTEM_NAMESPACE"] == release.namespace

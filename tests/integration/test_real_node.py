@@ -1,5 +1,6 @@
-"""The local cluster's real node: a kubelet (not KWOK) the API server reaches, and Services and
-cluster DNS that answer inside the cluster's network namespace."""
+"""The local cluster's real node: a kubelet (not KWOK) the API server reaches; pods that really
+run under Pod Security ``restricted``; Services, cluster DNS and NetworkPolicies proven by
+traffic from pods."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import secrets
 import socket
 import ssl
 import struct
+import subprocess
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,12 +19,25 @@ from typing import Any
 import pytest
 
 from paitient_common.kubeapi import Kube
+from paitient_images import image
 from paitient_localcluster.addresses import API_SERVICE_IP, DNS_SERVICE_IP, NODE_IP
 from paitient_localcluster.cluster import LocalCluster
 from paitient_localcluster.linux import call_in_netns
-from paitient_localcluster.nodeconfig import REAL_NODE_TAINT
 from paitient_localcluster.pki import NODE_NAME
+from paitient_localcluster.processes import free_port, wait_http_ok
 from paitient_localcluster.versions import KUBERNETES_VERSION
+from tests.integration.node_pods import (
+    KUBECTL,
+    PROBE_IMAGE,
+    SLEEP,
+    connect,
+    create_ready,
+    exec_python,
+    http_server,
+    kubectl,
+    pod_manifest,
+)
+from tests.integration.waiting import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +70,7 @@ def test_the_cpu_node_is_a_real_kubelet_on_containerd_not_a_simulated_one(
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "True", ready
     assert "nvidia.com/gpu" not in status["capacity"]
-    assert node["spec"].get("taints") == [REAL_NODE_TAINT]
+    assert not node["spec"].get("taints"), "it takes the product's CPU pods"
 
 
 def test_the_api_server_reaches_the_kubelet_and_verifies_its_certificate(
@@ -118,6 +133,117 @@ def test_cluster_dns_answers_service_names_through_the_kube_dns_service(
     assert (rcode, addresses) == (0, [DNS_SERVICE_IP])
     rcode, addresses = call_in_netns(netns, lambda: resolve("nothing.default.svc.cluster.local"))
     assert (rcode, addresses) == (3, [])  # NXDOMAIN
+
+
+@pytest.fixture(scope="module")
+def probe_image() -> str:
+    return image(PROBE_IMAGE).reference
+
+
+@pytest.fixture
+def restricted(kube: Kube, namespace: str) -> str:
+    """The test namespace, enforcing Pod Security `restricted` as the product's do."""
+    kube.patch("v1", "Namespace", namespace,
+               {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})  # fmt: skip
+    return namespace
+
+
+def test_a_restricted_pod_really_runs_with_its_uid_and_a_read_only_root(
+    kube: Kube, kubeconfig: Path, restricted: str, probe_image: str
+) -> None:
+    pod = create_ready(kube, restricted, pod_manifest("runs", probe_image, SLEEP))
+    assert pod["spec"]["nodeName"] == NODE_NAME
+    assert pod["status"]["podIP"].startswith("10.244.0.")
+    code = """
+import os, pathlib
+print(os.getuid(), os.getgid())
+status = pathlib.Path("/proc/self/status").read_text()
+print([l.split()[1] for l in status.splitlines() if l.startswith(("CapEff", "NoNewPrivs", "Seccomp:"))])
+for target in ("/x", "/usr/x", "/tmp/x"):
+    try:
+        pathlib.Path(target).write_text("x")
+        print(target, "written")
+    except OSError as exc:
+        print(target, exc.strerror)
+"""
+    done = exec_python(kubeconfig, restricted, "runs", code)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "65532 65532", "the image's declared user"
+    assert lines[1] == "['0000000000000000', '1', '2']", "no capability, no new privileges, seccomp"
+    assert lines[2:] == [
+        "/x Read-only file system",
+        "/usr/x Read-only file system",
+        "/tmp/x written",
+    ]
+    logs = kubectl(kubeconfig, "-n", restricted, "logs", "runs")
+    assert logs.returncode == 0, logs.stderr
+
+
+def test_services_and_cluster_dns_work_from_a_pod(
+    kube: Kube, kubeconfig: Path, restricted: str, probe_image: str
+) -> None:
+    create_ready(kube, restricted, http_server("web", probe_image, 8080))
+    kube.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": restricted},
+                 "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}})  # fmt: skip
+    create_ready(kube, restricted, pod_manifest("client", probe_image, SLEEP))
+    name = f"web.{restricted}.svc.cluster.local"
+    fetch = """
+import sys, urllib.request
+print(urllib.request.urlopen(sys.argv[1], timeout=5).status)
+"""
+    done = wait_for(
+        lambda: (d := exec_python(kubeconfig, restricted, "client", fetch, f"http://{name}/"))
+        .returncode == 0 and d,
+        timeout=30, what="the Service by its DNS name",
+    )  # fmt: skip
+    assert done.stdout.strip() == "200"
+    # The API server through the `kubernetes` Service, its certificate checked by that name.
+    api = """
+import ssl, urllib.request
+sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+ctx = ssl.create_default_context(cafile=f"{sa}/ca.crt")
+req = urllib.request.Request("https://kubernetes.default.svc/api",
+                             headers={"Authorization": "Bearer " + open(f"{sa}/token").read()})
+print(urllib.request.urlopen(req, context=ctx, timeout=5).status)
+"""
+    done = exec_python(kubeconfig, restricted, "client", api)
+    assert (done.returncode, done.stdout.strip()) == (0, "200"), done.stderr
+
+
+def test_a_network_policy_blocks_traffic_and_lifting_it_restores_it(
+    kube: Kube, kubeconfig: Path, restricted: str, probe_image: str
+) -> None:
+    server = create_ready(kube, restricted, http_server("guarded", probe_image, 8080))
+    create_ready(kube, restricted, pod_manifest("visitor", probe_image, SLEEP))
+    ip = server["status"]["podIP"]
+    assert connect(kubeconfig, restricted, "visitor", ip, 8080) == "open"
+    policy = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+              "metadata": {"name": "deny-guarded", "namespace": restricted},
+              "spec": {"podSelector": {"matchLabels": {"app": "guarded"}}, "policyTypes": ["Ingress"]}}  # fmt: skip
+    kube.create(policy)
+    wait_for(lambda: connect(kubeconfig, restricted, "visitor", ip, 8080, 1) != "open",
+             timeout=30, what="the policy to block")  # fmt: skip
+    kube.delete("networking.k8s.io/v1", "NetworkPolicy", "deny-guarded", namespace=restricted)
+    wait_for(lambda: connect(kubeconfig, restricted, "visitor", ip, 8080, 1) == "open",
+             timeout=30, what="traffic back once the policy is gone")  # fmt: skip
+
+
+def test_port_forward_reaches_a_pod_from_the_host(
+    kube: Kube, kubeconfig: Path, restricted: str, probe_image: str
+) -> None:
+    create_ready(kube, restricted, http_server("forwarded", probe_image, 8080))
+    port = free_port()
+    forward = subprocess.Popen(
+        [str(KUBECTL), "--kubeconfig", str(kubeconfig), "-n", restricted, "port-forward",
+         "pod/forwarded", f"{port}:8080"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        assert wait_http_ok(f"http://127.0.0.1:{port}/", 30), "port-forward from host loopback"
+    finally:
+        forward.terminate()
+        forward.wait(timeout=10)
 
 
 def dns_query(name: str) -> bytes:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from paitient_localcluster import nodeconfig
+from paitient_localcluster import cluster_dns, nodeconfig
 from paitient_localcluster.addresses import DNS_SERVICE_IP, NODE_IP, SERVICE_CIDR
 from paitient_localcluster.cgroups import Hierarchy, parse_mountinfo, parse_proc_cgroup
 from paitient_localcluster.linux import Enter
@@ -19,7 +19,7 @@ from paitient_localcluster.namespaces import cluster_name
 from paitient_localcluster.nodeconfig import NODE_NAME, NodeLayout
 from paitient_localcluster.nodefs import KUBELET_SYSCTLS, PRIVATE_TMPFS, Spec, mount_plan
 from paitient_localcluster.pki import CLIENTS, SERVERS, Pki, ensure_pki
-from paitient_localcluster.relay import Mapping
+from paitient_localcluster.relay import PortMapping
 from paitient_localcluster.versions import KUBERNETES_NODE, NODE
 
 LAYOUT = NodeLayout(Path("/r/node"))
@@ -59,8 +59,7 @@ def test_kubelet_checks_kernel_defaults_and_creates_no_cgroup_hierarchy_of_its_o
     assert config["address"] == NODE_IP
     argv = nodeconfig.kubelet_argv(Path("/b/kubelet"), LAYOUT, Path("/r/node.kc"), NODE_IP)
     assert f"--node-ip={NODE_IP}" in argv and f"--hostname-override={NODE_NAME}" in argv
-    taint = nodeconfig.REAL_NODE_TAINT
-    assert f"--register-with-taints={taint['key']}={taint['value']}:{taint['effect']}" in argv
+    assert not [a for a in argv if a.startswith("--register-with-taints")], "it takes any pod"
 
 
 def test_kube_proxy_writes_no_machine_wide_conntrack_setting() -> None:
@@ -80,33 +79,54 @@ def test_kube_router_runs_only_its_network_policy_controller() -> None:
         assert flag in argv
 
 
-def test_dns_is_served_on_the_node_address_behind_the_kube_dns_service() -> None:
-    corefile = nodeconfig.corefile(NODE_IP, Path("/r/coredns.kc"))
-    assert f"bind {NODE_IP}" in corefile
-    assert "kubeconfig /r/coredns.kc" in corefile
-    assert "forward" not in corefile  # nothing outside the namespace to forward to
-    service, endpoints = nodeconfig.kube_dns_objects(NODE_IP)
+def test_dns_is_a_pod_in_kube_system_behind_the_kube_dns_service() -> None:
+    """NetworkPolicies name the DNS by its namespace: it must be a pod there, not the node."""
+    binary = Path("/cache/coredns-v1/coredns")
+    objects = {(o["kind"], o["metadata"]["name"]): o for o in cluster_dns.objects(binary, "p:1")}
+    deployment = objects[("Deployment", "coredns")]
+    assert deployment["metadata"]["namespace"] == "kube-system"
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["image"] == "p:1" and container["imagePullPolicy"] == "Never"
+    assert container["command"][0] == "/opt/coredns/coredns"
+    assert {"name": "binary", "hostPath": {"path": "/cache/coredns-v1", "type": "Directory"}} in (
+        pod["volumes"]
+    )
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    service = objects[("Service", "kube-dns")]
     assert service["spec"]["clusterIP"] == DNS_SERVICE_IP
-    assert "selector" not in service["spec"]  # its endpoints are ours, not a pod's
-    assert endpoints["metadata"]["labels"]["kubernetes.io/service-name"] == "kube-dns"
-    assert endpoints["endpoints"][0]["addresses"] == [NODE_IP]
-    assert {(p["protocol"], p["port"]) for p in endpoints["ports"]} == {("UDP", 53), ("TCP", 53)}
+    assert (
+        service["spec"]["selector"].items()
+        <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
+    assert {(p["protocol"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]} == {
+        ("UDP", 53, cluster_dns.LISTEN_PORT),
+        ("TCP", 53, cluster_dns.LISTEN_PORT),
+    }
+    corefile = objects[("ConfigMap", "coredns")]["data"]["Corefile"]
+    assert f":{cluster_dns.LISTEN_PORT}" in corefile and "kubernetes cluster.local" in corefile
+    assert "forward" not in corefile  # nothing outside the namespace to forward to
+    binding = objects[("ClusterRoleBinding", "paitient:node:coredns")]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "coredns", "namespace": "kube-system"}
+    ]
+    role = objects[("ClusterRole", "paitient:node:coredns")]
+    assert all(set(rule["verbs"]) == {"get", "list", "watch"} for rule in role["rules"])
 
 
-def test_add_on_roles_only_read_and_are_bound_to_their_own_identities() -> None:
-    objects = nodeconfig.node_rbac("dns-user", "router-user")
-    roles = [o for o in objects if o["kind"] == "ClusterRole"]
-    bindings = [o for o in objects if o["kind"] == "ClusterRoleBinding"]
-    assert {b["subjects"][0]["name"] for b in bindings} == {"dns-user", "router-user"}
-    dns = next(r for r in roles if r["metadata"]["name"].endswith("coredns"))
-    assert all(set(rule["verbs"]) == {"get", "list", "watch"} for rule in dns["rules"])
+def test_the_network_policy_controller_may_only_read_and_post_events() -> None:
+    role, binding = nodeconfig.kube_router_rbac("router-user")
+    assert binding["subjects"][0]["name"] == "router-user"
+    writes = {v for r in role["rules"] for v in r["verbs"]} - {"get", "list", "watch"}
+    assert writes == {"create", "patch", "update"}
+    assert all(r["resources"] == ["events"] for r in role["rules"] if set(r["verbs"]) & writes)
 
 
 def test_render_files_covers_every_config_the_programs_read() -> None:
-    kubeconfigs = {"kube-proxy": Path("/r/kp.kc"), "coredns": Path("/r/dns.kc")}
-    files = nodeconfig.render_files(LAYOUT, Pki(Path("/r/pki")), NODE_IP, "p:1", kubeconfigs)
+    files = nodeconfig.render_files(LAYOUT, Pki(Path("/r/pki")), NODE_IP, "p:1", Path("/r/kp"))
     assert LAYOUT.containerd_config in files and LAYOUT.kubelet_config in files
-    assert LAYOUT.kube_proxy_config in files and LAYOUT.corefile in files
+    assert LAYOUT.kube_proxy_config in files
     conflists = [p for p in files if p.parent == LAYOUT.cni_conf_dir]
     assert len(conflists) == 1 and json.loads(files[conflists[0]])["name"] == "paitient-node"
 
@@ -148,12 +168,12 @@ def test_cgroup_hierarchies_and_a_processs_place_in_them_are_read_from_proc() ->
 
 
 def test_relay_mappings_parse_and_print_back() -> None:
-    mapping = Mapping.parse("16443=127.0.0.1:16443")
-    assert mapping == Mapping(16443, "127.0.0.1", 16443)
-    assert Mapping.parse(str(mapping)) == mapping
+    mapping = PortMapping.parse("16443=127.0.0.1:16443")
+    assert mapping == PortMapping(16443, "127.0.0.1", 16443)
+    assert PortMapping.parse(str(mapping)) == mapping
     for bad in ("16443", "x=127.0.0.1:1", "1=127.0.0.1:", "1=:2"):
         with pytest.raises(ValueError, match="LISTEN_PORT=HOST:PORT"):
-            Mapping.parse(bad)
+            PortMapping.parse(bad)
 
 
 def test_namespace_names_differ_per_checkout_and_port_base() -> None:
