@@ -7,7 +7,7 @@ peer selects pods, never a node address. The pod runs the CoreDNS binary built f
 module (``localcluster/gomod/coredns``), mounted read-only from the binary cache into a pod
 whose image is the pause image (a root filesystem that holds nothing else): no image of its own
 to build. It answers cluster names only (nothing outside the cluster's namespace is reachable,
-so there is no forwarder), listens on an unprivileged port behind the Service's port 53, and
+so there is no forwarder), listens on port 53 as an unprivileged user with no capability, and
 reads the API as its ServiceAccount with a read-only role.
 """
 
@@ -24,7 +24,10 @@ NAMESPACE: Final = "kube-system"
 NAME: Final = "coredns"
 LABELS: Final = {"k8s-app": "kube-dns", "app.kubernetes.io/part-of": "paitient-localcluster"}
 DNS_PORT: Final = 53
-LISTEN_PORT: Final = 1053  # unprivileged: the container needs no capability
+# Port 53 in the pod too: a NetworkPolicy's port is the pod's, after the Service's translation,
+# and the product's policies allow DNS on 53. No capability is needed for it: containerd opens
+# every port to unprivileged users in a pod's own network namespace (enable_unprivileged_ports).
+LISTEN_PORT: Final = DNS_PORT
 HEALTH_PORT: Final = 8080
 READY_PORT: Final = 8181
 BINARY_DIR: Final = "/opt/coredns"
