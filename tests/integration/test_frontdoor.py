@@ -106,7 +106,7 @@ def test_deployments_lifecycle_through_the_api(
 
 
 def test_a_tenant_never_sees_another_tenants_deployment(
-    api: ApiProcess, acme: dict[str, str], beta: dict[str, str]
+    api: ApiProcess, acme: dict[str, str], beta: dict[str, str], kube: Kube
 ) -> None:
     assert_authorised(api, acme)
     assert_authorised(api, beta)
@@ -138,6 +138,12 @@ def test_a_tenant_never_sees_another_tenants_deployment(
         assert status == 404 and body["error"]["type"] == "not_found_error"
         assert (missing[0], missing[2]["error"]["message"]) == (status, body["error"]["message"])
     assert call("GET", f"{api.base_url}/deployments", headers=auth(beta))[2] == {"data": []}
+    # The other tenant's DELETE and PATCH changed nothing: the owner still has it as it was.
+    mine = _get(api, acme, "/deployments/private")
+    assert (mine["id"], mine["replicas"]) == ("private", 1)
+    md = kube.get(*MD, "private", namespace=acme["namespace"])
+    assert md is not None and md["spec"]["replicas"] == 1
+    assert "deletionTimestamp" not in md["metadata"]
 
 
 def test_subscription_reports_tier_and_usage(api: ApiProcess, acme: dict[str, str]) -> None:
