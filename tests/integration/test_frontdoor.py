@@ -146,6 +146,36 @@ def test_a_tenant_never_sees_another_tenants_deployment(
     assert "deletionTimestamp" not in md["metadata"]
 
 
+def test_the_tiers_quota_refuses_a_deployment_past_its_count(
+    api: ApiProcess, kube: Kube, operator: OperatorProcess
+) -> None:
+    """The free tier allows one deployment: the API server's ResourceQuota refuses the second
+    at creation, and the caller learns why."""
+    tenant = make_tenant(kube, tier="free")
+    try:
+        assert_authorised(api, tenant)
+        body = {"model_name": "org/model", "use_gpu": False}
+        first = call(
+            "POST", f"{api.base_url}/deployments", {**body, "deployment_name": "one"}, auth(tenant)
+        )
+        assert first[0] == 202, first
+        status, _, refused = call(
+            "POST", f"{api.base_url}/deployments", {**body, "deployment_name": "two"}, auth(tenant)
+        )
+        assert status == 403, refused
+        assert refused["error"] == {
+            "type": "permission_error",
+            "message": "your subscription tier allows no more deployments of this size",
+            "request_id": refused["error"]["request_id"],
+        }
+        assert kube.get(*MD, "two", namespace=tenant["namespace"]) is None
+        quota = kube.get("v1", "ResourceQuota", "paitient-tier", namespace=tenant["namespace"])
+        assert quota is not None
+        assert quota["spec"]["hard"]["count/modeldeployments.paitient.ai"] == "1"
+    finally:
+        admin.delete_tenant(kube, tenant["name"], force=True)
+
+
 def test_subscription_reports_tier_and_usage(api: ApiProcess, acme: dict[str, str]) -> None:
     assert_authorised(api, acme)
     status, _, body = call("GET", f"{api.base_url}/subscription", headers=auth(acme))
