@@ -14,6 +14,7 @@ import pytest
 from paitient_common.kubeapi import Kube, KubeError
 from paitient_localcluster import audit
 from tests.integration.operator_process import OperatorProcess
+from tests.integration.relay import relay_to_api_server, relayed_kubeconfig
 from tests.integration.waiting import wait_for
 from tests.unit.operator.factories import make_md
 
@@ -442,20 +443,41 @@ def test_a_resync_of_an_unchanged_deployment_writes_nothing(
 
 
 def test_operator_killed_mid_reconcile_converges_after_restart(
-    operator: OperatorProcess, kube: Kube, tenant_ns: str
+    operator: OperatorProcess, kube: Kube, tenant_ns: str, tmp_path: Path
 ) -> None:
-    _apply(
-        kube,
-        make_md("crash").namespace(tenant_ns).gpus(1).storage("5Gi", "encrypted-local").manifest(),
-    )
-    # Kill it as soon as the first child exists: the rest of the reconcile has not happened.
-    wait_for(
-        lambda: kube.get("v1", "ServiceAccount", "crash", namespace=tenant_ns),
-        timeout=30,
-        interval=0.02,
-    )
-    operator.kill()
-    operator.start()
+    # A second operator whose every API request crosses a slow link (0.1 s each way) does the
+    # first reconcile: its steps after the first child take seconds, so killed when that child
+    # appears, it certainly dies with the reconcile unfinished.
+    operator.kill()  # one operator at a time; killed, not stopped: a stop takes seconds
+    try:
+        with relay_to_api_server(operator.kubeconfig, latency=0.1) as relay:
+            slow = OperatorProcess(
+                relayed_kubeconfig(operator.kubeconfig, relay, tmp_path / "slow.kubeconfig"),
+                tmp_path / "slow-operator.log",
+                env=operator.env,
+            )
+            slow.start()
+            try:
+                _apply(
+                    kube,
+                    make_md("crash").namespace(tenant_ns).gpus(1).storage("5Gi", "encrypted-local").manifest(),
+                )  # fmt: skip
+                wait_for(
+                    lambda: kube.get("v1", "ServiceAccount", "crash", namespace=tenant_ns),
+                    timeout=60,
+                    interval=0.02,
+                    what="the first child",
+                )
+            finally:
+                slow.kill()
+        missing = [
+            k for a, k in CHILD_KINDS if kube.get(a, k, "crash", namespace=tenant_ns) is None
+        ]
+        assert "Deployment" in missing, "the reconcile had finished before the kill"
+        assert _phase(kube, tenant_ns, "crash") != "Ready"
+    finally:
+        operator.start()
+    # The session's operator picks up where the dead one stopped.
     md = _wait_phase(kube, tenant_ns, "crash", "Ready")
     for api_version, kind in CHILD_KINDS:
         assert kube.get(api_version, kind, "crash", namespace=tenant_ns) is not None, kind
