@@ -33,6 +33,9 @@ TINY_TIER = {
     "gpusAllowed": False,
 }
 
+# 30 tokens a minute refill at half a token a second: nothing a test's few seconds notice.
+THRIFTY_TIER = {**TINY_TIER, "requestsPerMinute": 100, "tokensPerMinute": 30}
+
 
 @dataclass
 class Stack:
@@ -77,11 +80,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                     "namespace": "tenant-acme",
                 },
                 {"name": "streamer", "clientId": "streamer-app", "namespace": "tenant-acme"},
+                {
+                    "name": "thrifty",
+                    "clientId": "thrifty-app",
+                    "tier": "thrifty",
+                    "namespace": "tenant-acme",
+                },
             ],
             allowed_namespaces=["tenant-partner"],
         )
         data = json.loads(keys.read_text())
-        data["tiers"] = {"tiny": TINY_TIER}
+        data["tiers"] = {"tiny": TINY_TIER, "thrifty": THRIFTY_TIER}
         keys.write_text(json.dumps(data))
         gateway = start_gateway(
             tmp,
@@ -304,6 +313,30 @@ def test_a_tenant_over_its_rate_gets_429_with_headers(stack: Stack) -> None:
     assert refused.json()["error"]["type"] == "rate_limit_error"
     assert int(refused.headers["Retry-After"]) >= 1
     assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+
+
+def test_a_tenant_over_its_tokens_per_minute_gets_429_and_real_usage_is_what_counts(
+    stack: Stack,
+) -> None:
+    # A 12-byte prompt is estimated at 5 tokens but is one word (one token) to the stand-in:
+    # the first request reserves 5 + 20 of the 30 and really uses 1 + 20.
+    body = {"prompt": "abcdefghijkl", "max_tokens": 20}
+    first = post(stack, "/v1/completions", body, "thrifty")
+    assert first.status == 200 and first.json()["usage"]["total_tokens"] == 21
+    assert first.headers["x-ratelimit-limit-tokens"] == "30"
+    refused = post(stack, "/v1/completions", body, "thrifty")
+    assert refused.status == 429
+    assert refused.json()["error"] == {
+        "type": "rate_limit_error",
+        "message": "rate limit exceeded (tokens per minute)",
+        "request_id": refused.headers["x-request-id"],
+    }
+    assert int(refused.headers["x-ratelimit-remaining-tokens"]) < 25
+    assert int(refused.headers["Retry-After"]) >= 1
+    # The 4 tokens reserved but not used came back: a request estimated at 4 + 4 fits in the
+    # 9 left, where the 5 left after the estimate alone would have refused it.
+    fits = post(stack, "/v1/completions", {"prompt": "abcdefghi", "max_tokens": 4}, "thrifty")
+    assert fits.status == 200
 
 
 def test_concurrent_requests_cannot_overshoot_the_usage_limit(stack: Stack) -> None:
