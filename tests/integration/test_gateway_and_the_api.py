@@ -1,0 +1,66 @@
+"""The gateway as a process talking to the local cluster's API server: its last UsageReport on
+SIGTERM."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from paitient_common.kubeapi import Kube
+from tests.integration.operator_process import OperatorProcess
+from tests.standins.client import sync_call
+from tests.standins.processes import Proc, start_gateway, start_standin, write_keys_file
+
+USAGE_REPORT = ("paitient.ai/v1alpha1", "UsageReport")
+
+
+@pytest.fixture
+def standin(tmp_path: Path) -> Iterator[Proc]:
+    proc = start_standin(tmp_path)
+    yield proc
+    proc.stop()
+
+
+def _complete(gateway: Proc, headers: dict[str, str]) -> tuple[int, dict[str, int]]:
+    answer = sync_call(
+        "POST", f"{gateway.url}/v1/completions", {"prompt": "a b", "max_tokens": 3}, headers=headers
+    )
+    return answer.status, (answer.json().get("usage") if answer.status == 200 else {})
+
+
+def test_the_gateway_writes_its_usage_report_once_more_on_sigterm(
+    operator: OperatorProcess,
+    kube: Kube,
+    kubeconfig: Path,
+    namespace: str,
+    standin: Proc,
+    tmp_path: Path,
+) -> None:
+    """The report interval is an hour here: the only write can be the one at shutdown."""
+    keys = tmp_path / "keys.json"
+    callers = write_keys_file(
+        keys, [{"name": "acme", "clientId": "acme-app", "namespace": namespace}]
+    )
+    env = {
+        "PAITIENT_MODELDEPLOYMENT_NAMESPACE": namespace,
+        "PAITIENT_POD_NAME": "gateway-sigterm",
+        "PAITIENT_USAGE_REPORT_INTERVAL": "3600",
+    }
+    gateway = start_gateway(
+        tmp_path, keys, tmp_path / "ledger", standin.url, env, kubeconfig=kubeconfig
+    )
+    try:
+        usages = [_complete(gateway, callers["acme"].headers()) for _ in range(2)]
+        assert [status for status, _ in usages] == [200, 200]
+        assert kube.get(*USAGE_REPORT, "gateway-sigterm", namespace=namespace) is None
+    finally:
+        gateway.stop()  # SIGTERM, then waits for the exit
+    assert gateway.popen.returncode == 0
+    report = kube.get(*USAGE_REPORT, "gateway-sigterm", namespace=namespace)
+    assert report is not None, gateway.output()[-2000:]
+    [entry] = report["spec"]["entries"]
+    assert entry["tenant"] == "acme" and entry["requests"] == 2
+    assert entry["promptTokens"] == sum(u["prompt_tokens"] for _, u in usages)
+    assert entry["completionTokens"] == sum(u["completion_tokens"] for _, u in usages)
