@@ -1,5 +1,6 @@
 """The gateway as a process talking to the local cluster's API server: its last UsageReport on
-SIGTERM."""
+SIGTERM, and callers still served from the last good keys while the API is unreachable (the
+link cut by a relay, tests/integration/relay.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from paitient_cli import admin
 from paitient_common.kubeapi import Kube
 from tests.integration.operator_process import OperatorProcess
+from tests.integration.relay import relay_to_api_server, relayed_kubeconfig
+from tests.integration.stack_helpers import make_tenant
+from tests.integration.waiting import wait_for
 from tests.standins.client import sync_call
 from tests.standins.processes import Proc, start_gateway, start_standin, write_keys_file
 
@@ -64,3 +69,46 @@ def test_the_gateway_writes_its_usage_report_once_more_on_sigterm(
     assert entry["tenant"] == "acme" and entry["requests"] == 2
     assert entry["promptTokens"] == sum(u["prompt_tokens"] for _, u in usages)
     assert entry["completionTokens"] == sum(u["completion_tokens"] for _, u in usages)
+
+
+def test_callers_are_served_from_the_last_good_keys_while_the_api_is_unreachable(
+    operator: OperatorProcess, kube: Kube, kubeconfig: Path, standin: Proc, tmp_path: Path
+) -> None:
+    tenant = make_tenant(kube)
+    headers = {"Authorization": f"Bearer {tenant['key']}", "X-Client-ID": tenant["client_id"]}
+    env = {
+        "PAITIENT_MODELDEPLOYMENT_NAMESPACE": tenant["namespace"],
+        "PAITIENT_MODELDEPLOYMENT_NAME": "outage",
+        "PAITIENT_POD_NAME": "gateway-outage",
+        "PAITIENT_KEY_POLL_INTERVAL": "0.5",
+        "PAITIENT_USAGE_REPORT_INTERVAL": "3600",
+    }
+    try:
+        with relay_to_api_server(kubeconfig) as relay:
+            link = relayed_kubeconfig(kubeconfig, relay, tmp_path / "relayed.kubeconfig")
+            gateway = start_gateway(
+                tmp_path, None, tmp_path / "ledger", standin.url, env, kubeconfig=link
+            )
+            try:
+                wait_for(lambda: _complete(gateway, headers)[0] == 200, what="the key known")
+                relay.cut()
+                wait_for(lambda: relay.refused >= 2, what="the gateway to try the API and fail")
+                # The outage is real and the keys read before it still serve, and still refuse.
+                assert [_complete(gateway, headers)[0] for _ in range(3)] == [200, 200, 200]
+                stranger = {**headers, "Authorization": "Bearer psk_aaaaaaaaaaaa_" + "A" * 43}
+                assert _complete(gateway, stranger)[0] == 401
+                # A key made during the outage arrives once the API is back.
+                later = admin.create_key(kube, tenant["client_id"], None, "", "paitient-system")[0]
+                assert _complete(gateway, {**headers, "Authorization": f"Bearer {later}"})[0] == 401
+                relay.restore()
+                wait_for(
+                    lambda: (
+                        _complete(gateway, {**headers, "Authorization": f"Bearer {later}"})[0]
+                        == 200
+                    ),
+                    what="the key made during the outage",
+                )
+            finally:
+                gateway.stop()
+    finally:
+        admin.delete_tenant(kube, tenant["name"], force=True)
