@@ -5,7 +5,6 @@ reach it is ``test_key_propagation.py``'s."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,9 @@ from tests.integration.stack_helpers import make_tenant
 from tests.integration.waiting import wait_for
 
 SYSTEM = "paitient-system"
-PROPAGATION_BOUND = 10.0  # seconds: generous; test_key_propagation.py measures the 1 s bound
+# A generous bound on waiting for a change to reach the gateway; how long it really takes is
+# test_key_propagation.py's and the key benchmark's (make bench-keys).
+KEY_CHANGE_WAIT = 30.0
 
 
 def _gateway_url(stack: ApiProcess, tenant: dict[str, str], kube: Kube) -> Gateway:
@@ -39,10 +40,8 @@ def _complete(url: Gateway, key: str, client_id: str) -> tuple[int, Any]:
     return status, body
 
 
-def _within(bound: float, check: Any) -> float:
-    started = time.monotonic()
-    wait_for(check, timeout=bound, interval=0.2)
-    return time.monotonic() - started
+def _reaches_the_gateway(check: Any, what: str) -> None:
+    wait_for(check, timeout=KEY_CHANGE_WAIT, what=what)
 
 
 def test_another_tenant_cannot_call_a_deployment_it_does_not_own(
@@ -51,9 +50,8 @@ def test_another_tenant_cannot_call_a_deployment_it_does_not_own(
     url = _gateway_url(stack, stack_tenant, kube)
     other = make_tenant(kube)
     try:
-        wait_for(
-            lambda: _complete(url, other["key"], other["client_id"])[0] != 401,
-            timeout=PROPAGATION_BOUND,
+        _reaches_the_gateway(
+            lambda: _complete(url, other["key"], other["client_id"])[0] != 401, "the other's key"
         )
         status, body = _complete(url, other["key"], other["client_id"])
         assert status == 403 and body["error"]["type"] == "permission_error"
@@ -62,8 +60,8 @@ def test_another_tenant_cannot_call_a_deployment_it_does_not_own(
             "paitient.ai/v1alpha1", "ModelDeployment", "deployment-123",
             {"spec": {"access": {"allowedNamespaces": [other["namespace"]]}}}, namespace=stack_tenant["namespace"],
         )  # fmt: skip
-        _within(
-            PROPAGATION_BOUND, lambda: _complete(url, other["key"], other["client_id"])[0] == 200
+        _reaches_the_gateway(
+            lambda: _complete(url, other["key"], other["client_id"])[0] == 200, "the access list"
         )
     finally:
         kube.patch(
@@ -160,7 +158,7 @@ def test_the_gateway_uses_only_its_pods_service_account_and_is_never_refused(
         # Its keys came through that account: a call is served and shows up in its UsageReport.
         wait_for(
             lambda: _complete(url, tenant["key"], tenant["client_id"])[0] == 200,
-            timeout=PROPAGATION_BOUND,
+            timeout=KEY_CHANGE_WAIT,
             what="the gateway to serve the tenant's key",
         )
         report = f"local-{name}"  # the data plane's pod name
