@@ -84,12 +84,12 @@ for (const [status, type, cls] of table) {
   });
 }
 
-test('the contract stand-in answers 401, 404, 409 and 422 itself', async () => {
+test('the contract stand-in answers 401, 404, 409 and 422 itself, as the service words them', async () => {
   const stranger = new SecureModelClient({ apiKey: 'nope', clientId: 'client-1', baseUrl: standIn.url });
   await assert.rejects(stranger.listDeployments(), AuthenticationError);
   await assert.rejects(client.getDeployment('missing'), (err) => {
     assert.ok(err instanceof NotFoundError && err instanceof ResourceError);
-    assert.equal(err.message, 'Deployment missing not found');
+    assert.equal(err.message, 'deployment not found');
     assert.match(err.requestId, /^req_/);
     return true;
   });

@@ -23,6 +23,7 @@ from paitient_api.app import create_app
 from paitient_api.door import FrontDoor
 from paitient_api.routing import GatewayRoute
 from paitient_common.apikeys import KeyRecord, KeyStore, TenantInfo, generate_api_key, new_record
+from paitient_common.kubeapi import KubeError
 from paitient_gateway.keysource import Directory
 
 PEPPER = b"p" * 32
@@ -33,7 +34,7 @@ FROZEN = TenantInfo("frozen", "frozen-clinic", "tenant-frozen", "standard", susp
 
 @dataclass
 class InMemoryCluster:
-    """ModelDeployments by (namespace, name): what ``Kube.get`` / ``Kube.list`` answer."""
+    """ModelDeployments by (namespace, name): what ``Kube.get``, ``list`` and ``create`` do."""
 
     objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
@@ -54,6 +55,16 @@ class InMemoryCluster:
 
     def list(self, api_version: str, kind: str, namespace: str | None = None) -> list[Any]:
         return [o for (ns, _), o in self.objects.items() if ns == namespace]
+
+    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        meta = obj["metadata"]
+        where = (meta["namespace"], meta["name"])
+        if where in self.objects:
+            raise KubeError(
+                409, "AlreadyExists", f"modeldeployments {meta['name']!r} already exists"
+            )
+        self.objects[where] = obj
+        return obj
 
 
 @dataclass
