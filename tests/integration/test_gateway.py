@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,6 +117,18 @@ def post(stack: Stack, path: str, body: object, caller: str = "acme") -> Answer:
     return sync_call("POST", stack.url(path), body, headers=stack.callers[caller].headers())
 
 
+@contextlib.asynccontextmanager
+async def open_stream(
+    stack: Stack, path: str, body: object, caller: str
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """A streamed request through the gateway, read by the caller as it arrives."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(stack.url(path), json=body, headers=stack.callers[caller].headers()) as r,
+    ):
+        yield r
+
+
 def upstream_last(stack: Stack) -> dict[str, object]:
     answer = sync_call("GET", f"{stack.standin.url}/standin/last")
     last: dict[str, object] = answer.json()["last"]
@@ -142,14 +155,7 @@ def test_a_stream_passes_chunk_by_chunk_without_usage_the_client_did_not_ask_for
     body = {"messages": [{"role": "user", "content": "one two"}], "max_tokens": 5, "stream": True}
 
     async def read() -> tuple[Answer, bytes]:
-        async with (
-            aiohttp.ClientSession() as s,
-            s.post(
-                stack.url("/v1/chat/completions"),
-                json=body,
-                headers=stack.callers["acme"].headers(),
-            ) as r,
-        ):
+        async with open_stream(stack, "/v1/chat/completions", body, "acme") as r:
 
             async def until_the_hold() -> bytes:
                 seen = b""
@@ -372,14 +378,7 @@ def test_a_client_that_leaves_mid_stream_is_billed_for_what_was_generated(stack:
     async def leave_early() -> int:
         body = {"prompt": "w1 w2 w3 w4", "max_tokens": 40, "stream": True}
         seen = 0
-        async with (
-            aiohttp.ClientSession() as s,
-            s.post(
-                stack.url("/v1/completions"),
-                json=body,
-                headers=stack.callers["streamer"].headers(),
-            ) as r,
-        ):
+        async with open_stream(stack, "/v1/completions", body, "streamer") as r:
             async for chunk in r.content.iter_any():
                 seen += chunk.count(b'"text"')
                 if seen >= 3:
