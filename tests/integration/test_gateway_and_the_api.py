@@ -21,9 +21,9 @@ from tests.standins.processes import Proc, start_gateway, start_standin, write_k
 USAGE_REPORT = ("paitient.ai/v1alpha1", "UsageReport")
 
 
-@pytest.fixture
-def standin(tmp_path: Path) -> Iterator[Proc]:
-    proc = start_standin(tmp_path)
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+    proc = start_standin(tmp_path_factory.mktemp("standin"))
     yield proc
     proc.stop()
 
