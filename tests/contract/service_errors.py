@@ -21,6 +21,8 @@ from typing import Any
 
 from aiohttp import web
 
+from paitient_common.errors import ApiError, error_body
+from paitient_gateway.usage import prepare_request
 from tests.unit.frontdoor.support import ACME, InMemoryCluster, call, front_door, serve
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,6 +80,18 @@ CASES: dict[str, dict[str, Any]] = {
         "path": "/v1/generate",
         "body": {**GENERATE, "temperature": 2.5},
     },
+    # The OpenAI-compatible route answers in OpenAI's shape (with param and code); the empty
+    # messages are refused by the deployment's gateway and passed on by the front door.
+    "chat_messages_empty": {
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "body": {"model": "deployment-123", "messages": []},
+    },
+    "chat_model_unknown": {
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "body": {"model": "missing", "messages": [{"role": "user", "content": "Hello"}]},
+    },
 }
 # Headers an error answer carries that a client may act on (request ids vary and are left out).
 KEPT_HEADERS = ("WWW-Authenticate", "Retry-After", "Allow")
@@ -99,11 +113,23 @@ def answer_of(status: int, headers: Any, body: Any) -> dict[str, Any]:
     return {"status": status, "headers": kept, "body": {"error": error}}
 
 
+async def _validating_gateway(request: web.Request) -> web.Response:
+    """A deployment's gateway as far as its answer to a request it refuses: its own
+    validation (``prepare_request``) and its one error shape."""
+    try:
+        prepare_request(request.path, await request.read(), "org/model", 4096)
+    except ApiError as err:
+        return web.json_response(error_body(err, "gateway-id"), status=err.status)
+    raise AssertionError(f"every case here is refused; {request.path} was not")
+
+
 async def _record() -> dict[str, Any]:
     cluster = InMemoryCluster()
     cluster.add(ACME.namespace, "deployment-123", model="org/model")
     errors: dict[str, Any] = {}
-    async with front_door(cluster) as (url, keys):
+    gateway = web.Application()
+    gateway.router.add_post("/v1/{route:.*}", _validating_gateway)
+    async with serve(gateway) as gateway_url, front_door(cluster, gateway_url) as (url, keys):
         for name, case in CASES.items():
             headers = credentials(
                 case.get("credentials", "good"),

@@ -231,10 +231,10 @@ class FakeServer:
         finish reason with an empty delta, then (when asked) the usage chunk without choices."""
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
-            return error(400, "validation_error", "'messages' must be a non-empty list")
+            return service_error("chat_messages_empty")
         deployment = self.deployments.get(body.get("model", ""))
         if deployment is None:
-            return error(404, "not_found_error", "the model is not one of your deployments")
+            return service_error("chat_model_unknown")
         words = ["Protected", " health", " information."]
         usage = {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
         base = {"id": "chatcmpl-1", "created": 1795694400, "model": deployment["model_name"]}

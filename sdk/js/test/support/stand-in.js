@@ -157,7 +157,7 @@ async function startStandIn() {
         return generate(res, body, requestId, fail);
       case 'POST chat/:id':
         if (id === 'completions') return chat(res, body, fail);
-        return fail(404, 'not_found_error', 'No such route');
+        return fail('no_such_route');
       case 'GET subscription':
         return send(res, 200, {
           tier: 'standard',
@@ -209,10 +209,10 @@ async function startStandIn() {
    * delta, then (when asked) the usage chunk without choices. */
   function chat(res, body, fail) {
     if (!body || !Array.isArray(body.messages) || body.messages.length === 0) {
-      return fail(400, 'validation_error', "'messages' must be a non-empty list");
+      return fail('chat_messages_empty');
     }
     const found = deployments.get(body.model);
-    if (!found) return fail(404, 'not_found_error', 'the model is not one of your deployments');
+    if (!found) return fail('chat_model_unknown');
     const pieces = ['Protected', ' health', ' information.'];
     const usage = { prompt_tokens: 9, completion_tokens: pieces.length, total_tokens: 9 + pieces.length };
     const base = { id: 'chatcmpl-1', created: 1795694400, model: found.model_name };
