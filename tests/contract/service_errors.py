@@ -129,7 +129,10 @@ async def _record() -> dict[str, Any]:
     errors: dict[str, Any] = {}
     gateway = web.Application()
     gateway.router.add_post("/v1/{route:.*}", _validating_gateway)
-    async with serve(gateway) as gateway_url, front_door(cluster, gateway_url) as (url, keys):
+    async with (
+        serve(gateway, tls=True) as gateway_url,
+        front_door(cluster, gateway_url) as (url, keys),
+    ):
         for name, case in CASES.items():
             headers = credentials(
                 case.get("credentials", "good"),
@@ -158,7 +161,10 @@ async def _stream_interrupted(cluster: InMemoryCluster) -> dict[str, Any]:
 
     gateway = web.Application()
     gateway.router.add_post("/v1/completions", cut)
-    async with serve(gateway) as gateway_url, front_door(cluster, gateway_url) as (url, keys):
+    async with (
+        serve(gateway, tls=True) as gateway_url,
+        front_door(cluster, gateway_url) as (url, keys),
+    ):
         headers = credentials("good", keys.plaintext["acme"], ACME.client_id)
         _, _, text = await call("POST", f"{url}/v1/generate", {**GENERATE, "stream": True}, headers)
     events = [json.loads(e[6:]) for e in text.split("\n\n") if e.startswith("data: {")]

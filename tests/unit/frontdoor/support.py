@@ -3,15 +3,19 @@
 
 What stands in: the Kubernetes API, by ``InMemoryCluster`` (the few ModelDeployment reads the
 handlers make, as plain dicts), and a deployment's gateway, by any aiohttp application the test
-starts with ``serve``. Keys are real: a ``KeyStore`` with one key per tenant.
+starts with ``serve(app, tls=True)``: HTTPS with a certificate for 127.0.0.1 from a test CA the
+front door trusts (it sends prompts over verified TLS only). Keys are real: a ``KeyStore`` with
+one key per tenant.
 """
 
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -21,13 +25,18 @@ from multidict import CIMultiDict
 
 from paitient_api.app import create_app
 from paitient_api.door import FrontDoor
+from paitient_api.gateway_client import GatewayTrust
 from paitient_api.routing import GatewayRoute
 from paitient_common.apikeys import KeyRecord, KeyStore, TenantInfo, generate_api_key, new_record
 from paitient_common.kubeapi import KubeError
+from paitient_common.tls import server_context
 from paitient_gateway.keysource import Directory
+from paitient_operator.certificates import x509
 
 PEPPER = b"p" * 32
 NOW = datetime.now(UTC)
+GATEWAY_CA = x509.new_authority("front-door tests' gateway CA", timedelta(days=1), NOW)
+GATEWAY_CERT = x509.issue(GATEWAY_CA, ["127.0.0.1"], timedelta(hours=12), NOW)
 ACME = TenantInfo("acme", "acme-clinic", "tenant-acme", "standard")
 FROZEN = TenantInfo("frozen", "frozen-clinic", "tenant-frozen", "standard", suspended=True)
 
@@ -98,14 +107,21 @@ def make_keys() -> Keys:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: web.Application) -> AsyncIterator[str]:
-    """``app`` on a free port of 127.0.0.1; yields its base URL."""
+async def serve(app: web.Application, tls: bool = False) -> AsyncIterator[str]:
+    """``app`` on a free port of 127.0.0.1 (over HTTPS with ``tls``); yields its base URL."""
     server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield str(server.make_url("")).rstrip("/")
-    finally:
-        await server.close()
+    with tempfile.TemporaryDirectory() as tmp:
+        context = None
+        if tls:
+            cert, key = Path(tmp) / "tls.crt", Path(tmp) / "tls.key"
+            cert.write_text(GATEWAY_CERT.cert_pem)
+            key.write_text(GATEWAY_CERT.key_pem)
+            context = server_context(cert, key)
+        await server.start_server(ssl=context)
+        try:
+            yield str(server.make_url("")).rstrip("/")
+        finally:
+            await server.close()
 
 
 @contextlib.asynccontextmanager
@@ -118,10 +134,13 @@ async def front_door(
     keys = make_keys()
     callers = Directory()
     callers.keys, callers.loaded = keys.store, True  # no watch: the keys are all there is
+    trust = GatewayTrust("paitient-system")
+    trust.update(GATEWAY_CA.cert_pem)
     door = FrontDoor(
         kube=cluster or InMemoryCluster(),  # type: ignore[arg-type]
         callers=callers,
         route=GatewayRoute(gateway_url),
+        trust=trust,
     )
     app = create_app(door)
     app.router.add_routes(extra_routes or [])

@@ -1,6 +1,7 @@
 """``/v1/generate`` (``paitient_api.generate``): forwarded to the deployment's gateway, answers
 translated, streams relayed, failures answered in the one error shape. The gateway is the vLLM
-stand-in (it speaks the protocol the gateway passes through) or, for failures, a scripted one."""
+stand-in (it speaks the protocol the gateway passes through) or, for failures, a scripted one,
+served over TLS as gateways are."""
 
 from __future__ import annotations
 
@@ -39,8 +40,8 @@ async def generate(gateway: web.Application | None, body: dict[str, Any], **kw: 
             return await call("POST", f"{url}/v1/generate", body, keys.headers())
 
     if gateway is None:
-        return await go(kw.get("gateway_url", "http://127.0.0.1:9"))
-    async with serve(gateway) as gateway_url:
+        return await go(kw.get("gateway_url", "https://127.0.0.1:9"))
+    async with serve(gateway, tls=True) as gateway_url:
         return await go(gateway_url)
 
 
@@ -105,7 +106,13 @@ def test_the_gateway_gets_the_served_model_and_the_callers_credentials() -> None
         ("Progressing", None, 503, "deployment md-1 is not ready (status: progressing)"),
         ("Failed", None, 503, "deployment md-1 is not ready (status: failed)"),
         ("Ready", "file:/nonexistent/routes.json", 503, "deployment md-1 has no gateway yet"),
-        ("Ready", "http://127.0.0.1:9", 502, "the deployment's gateway is unreachable"),
+        ("Ready", "https://127.0.0.1:9", 502, "the gateway of deployment md-1 is unreachable"),
+        (
+            "Ready",
+            "http://127.0.0.1:9",
+            502,
+            "the route to deployment md-1's gateway is not HTTPS; prompts are never sent in plain text",
+        ),
     ],
 )
 def test_a_deployment_that_cannot_serve_is_a_service_error(

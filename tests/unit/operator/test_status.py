@@ -78,7 +78,7 @@ def test_the_phase_and_ready_reason_follow_the_rollout(
     status = observed_status(md, dep, pods, None, config, T0)
     assert (status["phase"], ready(status)["reason"], status["message"]) == (phase, reason, message)
     assert ready(status)["message"] == message
-    assert status["endpoint"] == "http://m.tenant-a.svc:8443"
+    assert status["endpoint"] == "https://m.tenant-a.svc:8443"
     assert status["observedGeneration"] == md.metadata.generation
     valid = c.get_condition(status["conditions"], c.TYPE_SPEC_VALID)
     assert valid is not None and valid["status"] == "True"
