@@ -16,7 +16,13 @@ from tests.integration.relay import relay_to_api_server, relayed_kubeconfig
 from tests.integration.stack_helpers import make_tenant
 from tests.integration.waiting import wait_for
 from tests.standins.client import sync_call
-from tests.standins.processes import Proc, start_gateway, start_standin, write_keys_file
+from tests.standins.processes import (
+    Proc,
+    start_cluster_gateway,
+    start_gateway,
+    start_standin,
+    write_keys_file,
+)
 
 USAGE_REPORT = ("paitient.ai/v1alpha1", "UsageReport")
 
@@ -76,23 +82,26 @@ def test_callers_are_served_from_the_last_good_keys_while_the_api_is_unreachable
 ) -> None:
     tenant = make_tenant(kube)
     headers = {"Authorization": f"Bearer {tenant['key']}", "X-Client-ID": tenant["client_id"]}
+    # Short watches and a 2 s staleness bound, so the outage soon outlasts what the gateway
+    # calls current: it must still serve from what it knows (it only reports itself unready).
     env = {
-        "PAITIENT_MODELDEPLOYMENT_NAMESPACE": tenant["namespace"],
-        "PAITIENT_MODELDEPLOYMENT_NAME": "outage",
-        "PAITIENT_POD_NAME": "gateway-outage",
-        "PAITIENT_KEY_POLL_INTERVAL": "0.5",
         "PAITIENT_USAGE_REPORT_INTERVAL": "3600",
+        "PAITIENT_WATCH_TIMEOUT_SECONDS": "2-3",
+        "PAITIENT_WATCH_READ_GRACE_SECONDS": "1",
+        "PAITIENT_CACHE_STALE_SECONDS": "2",
     }
     try:
         with relay_to_api_server(kubeconfig) as relay:
             link = relayed_kubeconfig(kubeconfig, relay, tmp_path / "relayed.kubeconfig")
-            gateway = start_gateway(
-                tmp_path, None, tmp_path / "ledger", standin.url, env, kubeconfig=link
-            )
+            gateway = start_cluster_gateway(tmp_path, link, tenant["namespace"], standin.url, env)
             try:
                 wait_for(lambda: _complete(gateway, headers)[0] == 200, what="the key known")
                 relay.cut()
                 wait_for(lambda: relay.refused >= 2, what="the gateway to try the API and fail")
+                wait_for(
+                    lambda: sync_call("GET", f"{gateway.url}/healthz/ready").status == 503,
+                    what="the gateway to find its caches stale",
+                )
                 # The outage is real and the keys read before it still serve, and still refuse.
                 assert [_complete(gateway, headers)[0] for _ in range(3)] == [200, 200, 200]
                 stranger = {**headers, "Authorization": "Bearer psk_aaaaaaaaaaaa_" + "A" * 43}
