@@ -89,7 +89,7 @@ bench-gateway: setup ## gateway vs. direct vs. LiteLLM proxy: latency, throughpu
 	scripts/install-bench-tools.sh
 	$(PY) benchmarks/bench_gateway.py $(ARGS)
 
-bench-reactions: setup ## how fast keys, suspensions, timeouts and status changes take effect; SIGKILL under load
+bench-reactions: setup ## how fast a hung model, a ModelDeployment and an unplaceable GPU one are answered; SIGKILL under load
 	$(PY) benchmarks/bench_reactions.py $(ARGS)
 
 lint: setup ## ruff

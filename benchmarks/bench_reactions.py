@@ -7,25 +7,22 @@ Gateway alone (vLLM stand-in, keys file):
   - SIGKILL under load: 8 clients for 2 s, the gateway killed after 1 s: requests started,
     answered complete, in the ledger, written but never answered, in flight at the kill.
 On the local cluster (the worktree's, reused when running, else started and stopped again; an
-operator and the local data plane of its own, one tenant, one CPU ModelDeployment):
-  - a ModelDeployment from creation to Ready, and an unplaceable GPU one to its GPUCapacity
-    condition;
-  - a new key, a revocation, a suspension and a resumption: time from the API write until the
-    deployment's gateway answers 200 / 401 / 403 / 200.
+operator and the local data plane of its own, one tenant):
+  - a ModelDeployment from creation to Ready (its gateway answering), and an unplaceable GPU one
+    to its GPUCapacity condition.
+How fast key changes take effect is ``make bench-keys``'s (benchmarks/bench_keys.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -137,7 +134,7 @@ def cluster_figures(work: Path, rounds: int) -> None:
     tenant: dict[str, str] | None = None
     try:
         operator.start()
-        plane, routes = start_data_plane(kubeconfig, work)
+        plane, _ = start_data_plane(kubeconfig, work)
         tenant = make_tenant(kube)
         ns = tenant["namespace"]
         kube.create(make_md("reactions").namespace(ns).cpu_only().manifest())
@@ -149,40 +146,6 @@ def cluster_figures(work: Path, rounds: int) -> None:
             f"unplaceable GPU ModelDeployment created -> reason GPUCapacity: {stuck * 1000:.0f} ms"
         )
 
-        key = f"{ns}/reactions"
-        url = str(
-            wait_for(
-                lambda: json.loads(routes.read_text()).get(key) if routes.exists() else None,
-                timeout=120,
-            )
-        )
-        client_id = tenant["client_id"]
-        wait_for(lambda: _status(url, tenant["key"], client_id) == 200, timeout=60)
-        figures: dict[str, list[float]] = {
-            "new key": [],
-            "revocation": [],
-            "suspension": [],
-            "resumption": [],
-        }
-        for _ in range(rounds):
-            fresh = admin.create_key(kube, client_id, None, "bench", "paitient-system")[0]
-            figures["new key"].append(
-                seconds_until(lambda k=fresh: _status(url, k, client_id) == 200)
-            )
-            admin.revoke_key(kube, fresh.split("_")[1], "paitient-system")
-            figures["revocation"].append(
-                seconds_until(lambda k=fresh: _status(url, k, client_id) == 401)
-            )
-            admin.set_suspended(kube, tenant["name"], True)
-            figures["suspension"].append(
-                seconds_until(lambda: _status(url, tenant["key"], client_id) == 403)
-            )
-            admin.set_suspended(kube, tenant["name"], False)
-            figures["resumption"].append(
-                seconds_until(lambda: _status(url, tenant["key"], client_id) == 200)
-            )
-        for what, values in figures.items():
-            print(f"{what} written to the API -> the gateway acts on it: {summary(values)}")
     finally:
         if tenant is not None:
             admin.delete_tenant(kube, tenant["name"], force=True)
@@ -201,12 +164,6 @@ def _phase(kube: Kube, ns: str, name: str) -> str | None:
 def _ready_reason(kube: Kube, ns: str, name: str) -> str | None:
     conditions = ((kube.get(*MD, name, namespace=ns) or {}).get("status") or {}).get("conditions")
     return next((c.get("reason") for c in conditions or [] if c["type"] == "Ready"), None)
-
-
-def _status(url: str, key: str, client_id: str) -> int:
-    headers = {"Authorization": f"Bearer {key}", "X-Client-ID": client_id}
-    body: Any = {"prompt": "ping", "max_tokens": 1}
-    return sync_call("POST", f"{url}/v1/completions", body, headers=headers).status
 
 
 def main() -> int:
