@@ -87,7 +87,7 @@ def test_deployments_lifecycle_through_the_api(
     assert ready["id"] == name and ready["ready_replicas"] == 1
     assert {(c["type"], c["status"]) for c in ready["conditions"]} >= {("Ready", "True")}
     shown = _get(api, acme, f"/deployments/{name}")
-    assert shown["status"] == "ready" and shown["endpoint"].startswith(f"http://{name}.")
+    assert shown["status"] == "ready" and shown["endpoint"].startswith(f"https://{name}.")
     listed = _get(api, acme, "/deployments")
     assert [d["id"] for d in listed["data"]] == [name]
 
