@@ -19,10 +19,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from paitient_common.errors import ApiError, error_body
+from paitient_gateway.proxy import _upstream_status_error  # the gateway's own mapping
 from paitient_gateway.usage import prepare_request
+from tests.standins.vllm_standin import create_app as standin_app
 from tests.unit.frontdoor.support import ACME, InMemoryCluster, call, front_door, serve
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,7 +84,7 @@ CASES: dict[str, dict[str, Any]] = {
         "body": {**GENERATE, "temperature": 2.5},
     },
     # The OpenAI-compatible route answers in OpenAI's shape (with param and code); the empty
-    # messages are refused by the deployment's gateway and passed on by the front door.
+    # conversation is refused by the model (vLLM's words, through the gateway and front door).
     "chat_messages_empty": {
         "method": "POST",
         "path": "/v1/chat/completions",
@@ -113,24 +116,38 @@ def answer_of(status: int, headers: Any, body: Any) -> dict[str, Any]:
     return {"status": status, "headers": kept, "body": {"error": error}}
 
 
-async def _validating_gateway(request: web.Request) -> web.Response:
-    """A deployment's gateway as far as its answer to a request it refuses: its own
-    validation (``prepare_request``) and its one error shape."""
-    try:
-        prepare_request(request.path, await request.read(), "org/model", 4096)
-    except ApiError as err:
-        return web.json_response(error_body(err, "gateway-id"), status=err.status)
-    raise AssertionError(f"every case here is refused; {request.path} was not")
+def _refusing_gateway(model_url: str) -> web.Application:
+    """A deployment's gateway as far as its answer to a request it or its model refuses: the
+    gateway's own parsing (``prepare_request``), then the model (the vLLM stand-in, which
+    refuses as vLLM 0.32 does), its refusal mapped by the gateway's own code."""
+
+    async def refuse(request: web.Request) -> web.Response:
+        raw = await request.read()
+        try:
+            prepared = prepare_request(request.path, raw, "org/model", 4096)
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(model_url + request.path, data=prepared.body) as model,
+            ):
+                payload = await model.read()
+                if model.status < 400:
+                    raise AssertionError(f"every case here is refused; {request.path} was not")
+                raise _upstream_status_error(model.status, payload)
+        except ApiError as err:
+            return web.json_response(error_body(err, "gateway-id"), status=err.status)
+
+    gateway = web.Application()
+    gateway.router.add_post("/v1/{route:.*}", refuse)
+    return gateway
 
 
 async def _record() -> dict[str, Any]:
     cluster = InMemoryCluster()
     cluster.add(ACME.namespace, "deployment-123", model="org/model")
     errors: dict[str, Any] = {}
-    gateway = web.Application()
-    gateway.router.add_post("/v1/{route:.*}", _validating_gateway)
     async with (
-        serve(gateway, tls=True) as gateway_url,
+        serve(standin_app("org/model")) as model_url,
+        serve(_refusing_gateway(model_url), tls=True) as gateway_url,
         front_door(cluster, gateway_url) as (url, keys),
     ):
         for name, case in CASES.items():

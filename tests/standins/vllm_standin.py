@@ -293,11 +293,6 @@ def create_app(
         app.router.add_post(path, s.admin)
     app.router.add_post("/standin/config", s.configure)
     app.router.add_post("/standin/release", s.release)
-
-    async def release_on_shutdown(_app: web.Application) -> None:
-        s.released.set()  # a stream held when the process is stopped must not keep it alive
-
-    app.on_shutdown.append(release_on_shutdown)
     app.router.add_get("/standin/last", s.last_request)
 
     async def release_on_shutdown(_app: web.Application) -> None:

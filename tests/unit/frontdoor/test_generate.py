@@ -58,7 +58,7 @@ def test_a_generation_is_answered_from_the_gateways_completion() -> None:
     status, _, answer = run(generate(standin_app(SERVED), body))
     assert status == 200
     assert answer["deployment_id"] == "md-1" and answer["id"].startswith("cmpl-")
-    assert (answer["text"], answer["finish_reason"]) == ("a b c a", "length")
+    assert (answer["text"], answer["finish_reason"]) == ("a b c a ", "length")
     assert answer["usage"] == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
 
 
