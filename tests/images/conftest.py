@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -82,15 +83,25 @@ def started(podman: Podman) -> Iterator[Callable[..., Container]]:
         podman.remove(container)
 
 
-def wait_answers(url: str, container: Container, timeout: float, what: str) -> None:
-    """Until ``url`` answers 200; a failure shows the container's own log."""
+def wait_answers(
+    probe: str | Callable[[], int], container: Container, timeout: float, what: str
+) -> None:
+    """Until ``probe`` (a plain-HTTP URL to GET, or a call returning a status) answers 200; a
+    failure shows the container's own log."""
+
+    def status() -> int:
+        if callable(probe):
+            return probe()
+        return sync_call("GET", probe, timeout=3).status
 
     def answers() -> bool:
         if not container.running():
             raise AssertionError(f"{container.name} stopped: {container.state()}")
         try:
-            return sync_call("GET", url, timeout=3).status == 200
-        except OSError:
+            return status() == 200
+        except ssl.SSLCertVerificationError:
+            raise  # an untrusted certificate does not go away by waiting
+        except OSError:  # refused or reset while it starts
             return False
 
     try:
