@@ -109,7 +109,7 @@ class Builder:
                 dataclasses.asdict(base),
                 DEBIAN_MIRRORS,
                 _text(base.lock),
-                _code("debian", "pythonenv"),
+                _code("debian", "debian_pins", "pythonenv"),
             ]
         elif spec.kind == "wheels":
             env = PYTHON_ENVS[spec.source]
@@ -177,8 +177,9 @@ class Builder:
             base = DEBIAN_BASES[spec.source]
             with step(
                 f"Debian {base.name} root filesystem (mmdebstrap)",
-                "if Debian no longer serves a pinned version (a security update replaced it), "
-                "run `python -m paitient_images lock` and commit images/locks/",
+                "check that deb.debian.org is reachable; the cache's logs/ has apt's and "
+                "mmdebstrap's output; if the lock's package set is wrong, run "
+                "`python -m paitient_images lock` and commit images/locks/",
             ):
                 debian.build_rootfs(base, partial, self.logs / f"mmdebstrap-{base.name}.log")
         elif spec.kind == "wheels":
