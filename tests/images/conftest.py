@@ -1,5 +1,5 @@
-"""Fixtures of the image tests: the built images (a cached `make images` is seconds) and a
-podman of the session's own, removed with everything it made at the end."""
+"""Fixtures of the image tests: the built images (a cached `make images` is seconds) and the
+session's podman store (shared with tests/vllm), removed with everything it made at the end."""
 
 from __future__ import annotations
 
@@ -47,14 +47,12 @@ def built() -> Iterator[Callable[[str], ImageArtifact]]:
 
 
 @pytest.fixture(scope="session")
-def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
+def podman(request: pytest.FixtureRequest) -> Podman:
+    """The session's podman store (``tests/conftest.py``), shared with tests/vllm."""
     if os.geteuid() != 0:
         pytest.fail("the image tests run rootful podman: run them as root")
-    engine = Podman(tmp_path_factory.mktemp("podman"))
-    try:
-        yield engine
-    finally:
-        engine.close()
+    store: Podman = request.getfixturevalue("podman_store")
+    return store
 
 
 @pytest.fixture(scope="session")
