@@ -10,7 +10,7 @@ export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help setup demo up down cluster cluster-down cluster-status cluster-clean-cache operator \
         images image-tools images-test images-clean-cache bench-images \
-        bench-control-plane bench-operator bench-keys bench-gateway lint typecheck unit integration sdk-test chart-lint test clean \
+        bench-control-plane bench-operator bench-keys bench-gateway bench-reactions lint typecheck unit integration sdk-test chart-lint test clean \
         vllm-flags vllm-test
 
 help: ## list the targets
@@ -88,6 +88,9 @@ bench-keys: setup ## write -> effect of key changes (revoke, suspend, tier) at t
 bench-gateway: setup ## gateway vs. direct vs. LiteLLM proxy: latency, throughput, profile (installs wrk, LiteLLM, py-spy)
 	scripts/install-bench-tools.sh
 	$(PY) benchmarks/bench_gateway.py $(ARGS)
+
+bench-reactions: setup ## how fast a hung model, a ModelDeployment and an unplaceable GPU one are answered; SIGKILL under load
+	$(PY) benchmarks/bench_reactions.py $(ARGS)
 
 lint: setup ## ruff
 	$(VENV)/bin/ruff check .

@@ -16,6 +16,7 @@ from paitient_api.idempotency import MAX_KEY_LENGTH, IdempotencyTable
 from paitient_api.openai_wire import is_openai_path
 from paitient_common.apikeys import AuthFailure
 from paitient_common.errors import (
+    SUSPENDED_MESSAGE,
     ApiError,
     AuthenticationError,
     NotFoundError,
@@ -25,6 +26,7 @@ from paitient_common.errors import (
     error_body,
     openai_error_body,
 )
+from paitient_common.logs import log_unexpected
 
 log = logging.getLogger("paitient.api")
 audit = logging.getLogger("paitient.api.audit")
@@ -51,8 +53,10 @@ async def errors_and_ids(request: web.Request, handler: Handler) -> web.StreamRe
         mapped = _from_http(exc)
         allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
         response = web.json_response(body_of(request, mapped), status=mapped.status, headers=allow)
-    except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.rel_url.path)
+    except Exception as exc:
+        # Never log.exception: a traceback prints the exception's message, which may quote
+        # the prompt or the completion (a parse error echoing the value it choked on).
+        log_unexpected(log, exc, f"{request.method} {_route(request)}")
         response = web.json_response(body_of(request, ServiceError()), status=500)
     if not response.prepared:
         response.headers["x-request-id"] = request_id
@@ -65,9 +69,7 @@ async def errors_and_ids(request: web.Request, handler: Handler) -> web.StreamRe
                 "tenant": tenant.name if tenant else None,
                 "client_id": tenant.client_id if tenant else None,
                 "key_id": request.get("key_id"),
-                "route": request.match_info.route.resource.canonical
-                if request.match_info.route.resource
-                else None,
+                "route": _route(request),
                 "method": request.method,
                 "status": response.status,
                 "latency_ms": round((time.monotonic() - started) * 1000, 2),
@@ -75,6 +77,12 @@ async def errors_and_ids(request: web.Request, handler: Handler) -> web.StreamRe
         )
     )
     return response
+
+
+def _route(request: web.Request) -> str | None:
+    """The matched route's template (``/v1/deployments/{id}``), never the caller's own path."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource else None
 
 
 def _from_http(exc: web.HTTPException) -> ApiError:
@@ -141,7 +149,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     if isinstance(result, AuthFailure):
         raise AuthenticationError()
     if result.suspended:
-        raise PermissionDeniedError("this client's subscription is suspended")
+        raise PermissionDeniedError(SUSPENDED_MESSAGE)
     request["tenant"] = result.tenant
     request["key_id"] = result.key_id
     return await handler(request)

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 
@@ -19,6 +18,7 @@ from aiohttp import web
 
 from paitient_common.errors import ApiError, NotFoundError, error_body
 from paitient_common.kubeapi import Kube
+from paitient_common.logs import log_unexpected
 from paitient_gateway import proxy
 from paitient_gateway.audit import AuditRecord, audit_logger, write_audit
 from paitient_gateway.config import GatewayConfig
@@ -186,13 +186,6 @@ class Gateway:
 # -- the frame around every request ----------------------------------------------------------------
 
 
-def _log_unexpected(exc: BaseException) -> None:
-    # Type and frames only: an exception's message may quote request content.
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = "; ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in frames[-5:])
-    log.error("unexpected %s at %s", type(exc).__name__, where)
-
-
 @web.middleware
 async def frame(request: web.Request, handler: Handler) -> web.StreamResponse:
     gw: Gateway = request.app["gateway"]
@@ -212,7 +205,7 @@ async def frame(request: web.Request, handler: Handler) -> web.StreamResponse:
         except web.HTTPException as exc:  # aiohttp's own (e.g. a malformed request line)
             response = _error_response(gw, request, error_for_status(exc.status))
         except Exception as exc:
-            _log_unexpected(exc)
+            log_unexpected(log, exc, f"{request.method} {route}")
             response = _error_response(gw, request, ApiError())
         status = request.get("status", response.status)
         return response

@@ -60,7 +60,8 @@ def _post_event(body: Obj, type_: str, reason: str, message: str) -> None:
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # kopf would post every handler's success as an Event (a write per reconcile); we post
-    # our own, only when something changes. Its warnings and errors still go out.
+    # our own, only when something changes. Its log messages are not posted at all
+    # (posting.loggers is off by default), so a refusal posts its own Warning.
     settings.posting.level = logging.WARNING
     # An Event is a courtesy: one retry, not eight, when its namespace is being deleted.
     settings.posting.default_backoffs = (2,)
@@ -232,19 +233,21 @@ def tenant_gone(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any
 
 
 @kopf.on.delete(tn.GROUP, tn.VERSION, tn.PLURAL)
-def refuse_deleting_a_tenant_in_use(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+def refuse_deleting_a_tenant_in_use(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     """A tenant with ModelDeployments is not deleted unless annotated paitient.ai/force-delete;
     its namespace (and so its deployments) goes with it through owner references."""
     tenant = tn.parse_tenant(_plain(body))
     remaining = memo.tenants.deployments_of(tenant)
     if remaining and not tenant.force_delete:
         names = ", ".join(sorted(d["metadata"]["name"] for d in remaining)[:5])
-        raise kopf.TemporaryError(
+        why = (
             f"tenant {tenant.name} still has {len(remaining)} ModelDeployments ({names}); "
             f"delete them first, or annotate {tn.FORCE_DELETE_ANNOTATION}=true to delete "
-            "everything",
-            delay=15,
+            "everything"
         )
+        if retry == 0:  # once when the hold begins, not on every retry of a hold that lasts
+            _post_event(_plain(body), "Warning", "DeletionHeld", why)
+        raise kopf.TemporaryError(why, delay=15)
 
 
 @kopf.on.event(ur.GROUP, ur.VERSION, ur.PLURAL)

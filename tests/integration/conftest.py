@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +15,7 @@ from paitient_common.kubeapi import Kube
 from paitient_operator.resources.install import install_crds
 from tests.integration.frontdoor_process import ApiProcess
 from tests.integration.operator_process import OperatorProcess
-from tests.integration.stack_helpers import REPO, make_tenant
+from tests.integration.stack_helpers import make_tenant, start_data_plane
 
 pytestmark = pytest.mark.integration
 
@@ -62,13 +60,7 @@ def dataplane(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """The local data plane, for every test that makes ModelDeployments: it runs each model
     pod's gateway and reports the pod Ready from the gateway's probe, as a kubelet would (KWOK
     leaves model pods not Ready). Yields its routes file."""
-    tmp = tmp_path_factory.mktemp("dataplane")
-    routes = tmp / "routes.json"
-    plane = subprocess.Popen(
-        [sys.executable, "-m", "paitient_localcluster.dataplane", "--kubeconfig", str(kubeconfig),
-         "--routes", str(routes), "--state-dir", str(tmp / "dataplane")],
-        cwd=REPO, stdout=(tmp / "dataplane.log").open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    plane, routes = start_data_plane(kubeconfig, tmp_path_factory.mktemp("dataplane"))
     try:
         yield routes
     finally:

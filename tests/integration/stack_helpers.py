@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -30,3 +32,15 @@ def make_tenant(kube: Kube, tier: str = "standard") -> dict[str, str]:
     )
     key = admin.create_key(kube, client_id, None, "", "paitient-system")[0]
     return {"name": name, "client_id": client_id, "key": key, "namespace": f"tenant-{name}"}
+
+
+def start_data_plane(kubeconfig: Path, work: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """The local data plane (a gateway and a vLLM stand-in per ready model Deployment), and the
+    routes file it keeps (``namespace/name -> gateway URL``). The caller terminates it."""
+    routes = work / "routes.json"
+    plane = subprocess.Popen(
+        [sys.executable, "-m", "paitient_localcluster.dataplane", "--kubeconfig", str(kubeconfig),
+         "--routes", str(routes), "--state-dir", str(work / "dataplane")],
+        cwd=REPO, stdout=(work / "dataplane.log").open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    return plane, routes

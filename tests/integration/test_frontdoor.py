@@ -43,8 +43,17 @@ def beta(kube: Kube, operator: OperatorProcess) -> Iterator[dict[str, str]]:
     admin.delete_tenant(kube, tenant["name"], force=True)
 
 
+MD = ("paitient.ai/v1alpha1", "ModelDeployment")
+
+
 def auth(tenant: dict[str, str]) -> dict[str, str]:
     return {"Authorization": f"Bearer {tenant['key']}", "X-Client-ID": tenant["client_id"]}
+
+
+def _get(api: ApiProcess, tenant: dict[str, str], path: str) -> Any:
+    status, _, body = call("GET", f"{api.base_url}{path}", headers=auth(tenant))
+    assert status == 200, body
+    return body
 
 
 def assert_authorised(api: ApiProcess, tenant: dict[str, str]) -> None:
@@ -57,46 +66,47 @@ def test_deployments_lifecycle_through_the_api(
     api: ApiProcess, acme: dict[str, str], kube: Kube
 ) -> None:
     assert_authorised(api, acme)
+    base, name = api.base_url, "my-secure-model"
     status, headers, body = call(
-        "POST", f"{api.base_url}/deployments",
-        {"model_name": "ZimaBlueAI/HuatuoGPT-o1-8B", "deployment_name": "my-secure-model", "use_gpu": False},
+        "POST", f"{base}/deployments",
+        {"model_name": "ZimaBlueAI/HuatuoGPT-o1-8B", "deployment_name": name, "use_gpu": False},
         auth(acme),
     )  # fmt: skip
     assert status == 202, body
     assert headers.get("x-request-id", "").startswith("req_")
-    assert body["id"] == "my-secure-model" and body["model_name"] == "ZimaBlueAI/HuatuoGPT-o1-8B"
+    assert body["id"] == name and body["model_name"] == "ZimaBlueAI/HuatuoGPT-o1-8B"
     assert body["status"] == "pending" and body["use_gpu"] is False
-    md = kube.get(
-        "paitient.ai/v1alpha1", "ModelDeployment", "my-secure-model", namespace=acme["namespace"]
-    )
-    assert md is not None
+    md = kube.get(*MD, name, namespace=acme["namespace"])
+    assert md is not None and md["spec"]["useGpu"] is False
 
-    # The operator reconciles it and reports its Ready condition: False while no gateway
-    # answers for its pod (this module runs no data plane), True if the session's one does.
-    def judged() -> Any:
-        s = call("GET", f"{api.base_url}/deployments/my-secure-model/status", headers=auth(acme))[2]
-        return s if any(c["type"] == "Ready" for c in s["conditions"]) else None
+    # The operator provisions it (on its default encrypted StorageClass) and it turns ready.
+    ready = wait_for(
+        lambda: (s := _get(api, acme, f"/deployments/{name}/status"))["status"] == "ready" and s,
+        timeout=90, what="the deployment to turn ready",
+    )  # fmt: skip
+    assert ready["id"] == name and ready["ready_replicas"] == 1
+    assert {(c["type"], c["status"]) for c in ready["conditions"]} >= {("Ready", "True")}
+    shown = _get(api, acme, f"/deployments/{name}")
+    assert shown["status"] == "ready" and shown["endpoint"].startswith(f"https://{name}.")
+    listed = _get(api, acme, "/deployments")
+    assert [d["id"] for d in listed["data"]] == [name]
 
-    status_body = wait_for(judged, timeout=60, what="a status with its Ready condition")
-    assert status_body["id"] == "my-secure-model"
-    assert {c["type"] for c in status_body["conditions"]} >= {"Ready"}
-    listed = call("GET", f"{api.base_url}/deployments", headers=auth(acme))[2]
-    assert [d["id"] for d in listed["data"]] == ["my-secure-model"]
-    patched = call(
-        "PATCH", f"{api.base_url}/deployments/my-secure-model", {"replicas": 2}, auth(acme)
-    )
+    patched = call("PATCH", f"{base}/deployments/{name}", {"replicas": 2}, auth(acme))
     assert patched[0] == 200 and patched[2]["replicas"] == 2
-    deleted = call("DELETE", f"{api.base_url}/deployments/my-secure-model", headers=auth(acme))
-    assert deleted[0] == 202 and deleted[2] == {"id": "my-secure-model", "deleted": True}
     wait_for(
-        lambda: (
-            call("GET", f"{api.base_url}/deployments/my-secure-model", headers=auth(acme))[0] == 404
-        )
-    )
+        lambda: (s := _get(api, acme, f"/deployments/{name}"))["ready_replicas"] == 2
+        and s["status"] == "ready",
+        timeout=90, what="the second replica ready",
+    )  # fmt: skip
+
+    deleted = call("DELETE", f"{base}/deployments/{name}", headers=auth(acme))
+    assert deleted[0] == 202 and deleted[2] == {"id": name, "deleted": True}
+    wait_for(lambda: call("GET", f"{base}/deployments/{name}", headers=auth(acme))[0] == 404)
+    wait_for(lambda: kube.get(*MD, name, namespace=acme["namespace"]) is None)
 
 
 def test_a_tenant_never_sees_another_tenants_deployment(
-    api: ApiProcess, acme: dict[str, str], beta: dict[str, str]
+    api: ApiProcess, acme: dict[str, str], beta: dict[str, str], kube: Kube
 ) -> None:
     assert_authorised(api, acme)
     assert_authorised(api, beta)
@@ -128,6 +138,42 @@ def test_a_tenant_never_sees_another_tenants_deployment(
         assert status == 404 and body["error"]["type"] == "not_found_error"
         assert (missing[0], missing[2]["error"]["message"]) == (status, body["error"]["message"])
     assert call("GET", f"{api.base_url}/deployments", headers=auth(beta))[2] == {"data": []}
+    # The other tenant's DELETE and PATCH changed nothing: the owner still has it as it was.
+    mine = _get(api, acme, "/deployments/private")
+    assert (mine["id"], mine["replicas"]) == ("private", 1)
+    md = kube.get(*MD, "private", namespace=acme["namespace"])
+    assert md is not None and md["spec"]["replicas"] == 1
+    assert "deletionTimestamp" not in md["metadata"]
+
+
+def test_the_tiers_quota_refuses_a_deployment_past_its_count(
+    api: ApiProcess, kube: Kube, operator: OperatorProcess
+) -> None:
+    """The free tier allows one deployment: the API server's ResourceQuota refuses the second
+    at creation, and the caller learns why."""
+    tenant = make_tenant(kube, tier="free")
+    try:
+        assert_authorised(api, tenant)
+        body = {"model_name": "org/model", "use_gpu": False}
+        first = call(
+            "POST", f"{api.base_url}/deployments", {**body, "deployment_name": "one"}, auth(tenant)
+        )
+        assert first[0] == 202, first
+        status, _, refused = call(
+            "POST", f"{api.base_url}/deployments", {**body, "deployment_name": "two"}, auth(tenant)
+        )
+        assert status == 403, refused
+        assert refused["error"] == {
+            "type": "permission_error",
+            "message": "your subscription tier allows no more deployments of this size",
+            "request_id": refused["error"]["request_id"],
+        }
+        assert kube.get(*MD, "two", namespace=tenant["namespace"]) is None
+        quota = kube.get("v1", "ResourceQuota", "paitient-tier", namespace=tenant["namespace"])
+        assert quota is not None
+        assert quota["spec"]["hard"]["count/modeldeployments.paitient.ai"] == "1"
+    finally:
+        admin.delete_tenant(kube, tenant["name"], force=True)
 
 
 def test_subscription_reports_tier_and_usage(api: ApiProcess, acme: dict[str, str]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -14,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from paitient_common.kubeapi import Kube
-from tests.integration.frontdoor_process import ApiProcess
+from tests.contract.service_errors import FIXTURE, answer_of, credentials
+from tests.integration.frontdoor_process import ApiProcess, call
 from tests.integration.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -136,3 +138,27 @@ def test_streaming_generate_through_the_stack(
         and final.usage is not None
         and final.usage.completion_tokens == 6
     )
+
+
+# The cases a running stack can provoke with one tenant (a suspended tenant's is left out).
+REPLAYED = {
+    name: case
+    for name, case in json.loads(FIXTURE.read_text())["errors"].items()
+    if case["request"] is not None and case["request"].get("credentials") != "suspended"
+}
+
+
+@pytest.mark.parametrize("name", sorted(REPLAYED))
+def test_the_sdks_error_fixture_is_what_the_running_front_door_answers(
+    stack: ApiProcess, stack_tenant: dict[str, str], name: str
+) -> None:
+    """The SDKs' stand-ins answer from sdk/testdata/errors.json; the front door on the local
+    cluster (the real API server behind it) answers each of its cases the same."""
+    case = REPLAYED[name]
+    request = case["request"]
+    headers = credentials(
+        request.get("credentials", "good"), stack_tenant["key"], stack_tenant["client_id"]
+    )
+    url = stack.base_url.removesuffix("/v1") + request["path"]
+    status, got, body = call(request["method"], url, request.get("body"), headers)
+    assert answer_of(status, got, body) == {k: case[k] for k in ("status", "headers", "body")}

@@ -267,13 +267,26 @@ def test_deleting_a_tenant_with_deployments_is_refused_unless_forced(
     )
     refused = cli(kubeconfig, "tenants", "delete", tenant["name"])
     assert refused.returncode == 1 and "still has 1 ModelDeployments" in refused.stderr
-    # Past the CLI (kubectl delete), the operator's finalizer holds the tenant back.
+    # Past the CLI (kubectl delete), the operator's finalizer holds the tenant back, and a
+    # Warning Event on the Tenant says why.
     kube.delete(*TENANT, tenant["name"])
     wait_for(
         lambda: (
             (kube.get(*TENANT, tenant["name"]) or {}).get("metadata", {}).get("deletionTimestamp")
         )
     )
+    held = wait_for(
+        lambda: [
+            e
+            for e in kube.list("v1", "Event", namespace="default")
+            if e["involvedObject"].get("kind") == "Tenant"
+            and e["involvedObject"].get("name") == tenant["name"]
+            and e["type"] == "Warning"
+            and "still has 1 ModelDeployments" in e["message"]
+        ],
+        what="a Warning Event saying why the deletion is held",
+    )
+    assert "keep" in held[0]["message"] and "force-delete" in held[0]["message"]
     assert kube.get(*MD, "keep", namespace=ns) is not None
     forced = cli(kubeconfig, "tenants", "delete", tenant["name"], "--force")
     assert forced.returncode == 0, forced.stderr

@@ -23,13 +23,3 @@ def wait_for(
     raise AssertionError(
         f"timed out after {timeout:.0f} s waiting for {what or check}; last: {last!r}"
     )
-
-
-def stays(check: Callable[[], bool], seconds: float, interval: float = 0.5) -> bool:
-    """True if ``check`` holds at every poll for ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not check():
-            return False
-        time.sleep(interval)
-    return True

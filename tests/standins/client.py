@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
@@ -24,7 +23,6 @@ class Answer:
     status: int
     headers: CIMultiDict[str]
     body: bytes
-    chunks: list[tuple[float, bytes]] = field(default_factory=list)
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -51,10 +49,7 @@ async def call(
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         hdrs = {"Content-Type": "application/json", **(headers or {})}
         async with s.request(method, url, data=data, headers=hdrs) as r:
-            chunks = []
-            async for chunk in r.content.iter_any():
-                chunks.append((time.monotonic(), chunk))
-            return Answer(r.status, CIMultiDict(r.headers), b"".join(c for _, c in chunks), chunks)
+            return Answer(r.status, CIMultiDict(r.headers), await r.read())
 
 
 def sync_call(method: str, url: str, body: Any = None, **kw: Any) -> Answer:

@@ -106,9 +106,11 @@ def start_gateway(
     env: dict[str, str] | None = None,
     port: int | None = None,
     tls: tuple[Path, Path] | None = None,
+    kubeconfig: Path | None = None,
 ) -> Proc:
     """The gateway with keys from ``keys_file``: serving TLS with ``tls`` (certificate and key
-    files), else plain HTTP (``--insecure-plaintext``: these tests are about auth and metering)."""
+    files), else plain HTTP (``--insecure-plaintext``: these tests are about auth and metering).
+    With ``kubeconfig`` it writes its UsageReports to that cluster."""
     port = port or free_port()
     base = {
         "PAITIENT_GATEWAY_HOST": "127.0.0.1",
@@ -121,6 +123,8 @@ def start_gateway(
     }
     args = [PYTHON, "-m", "paitient_gateway", "--keys-file", str(keys_file)]
     args += ["--ledger-dir", str(ledger_dir)]
+    if kubeconfig is not None:
+        args += ["--kubeconfig", str(kubeconfig)]
     if tls is None:
         args.append("--insecure-plaintext")
     else:

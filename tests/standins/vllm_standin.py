@@ -14,7 +14,9 @@ gateway hides them.
 Test controls (reachable only directly, never through the gateway): ``POST /standin/config``
 with ``latency`` (seconds before the first token), ``tokens_per_second`` (0 = no pacing),
 ``max_completion`` (the model's end-of-sequence comes after this many tokens), ``fail``
-(``null``, ``"status500"``, ``"cut_stream"`` after two tokens, ``"hang"``, ``"unhealthy"``);
+(``null``, ``"status500"``, ``"cut_stream"`` after two tokens, ``"hang"``, ``"unhealthy"``),
+``hold_after`` (a stream stops after that many tokens until ``POST /standin/release``, so a
+test can see what reached the client while the model is still "generating");
 ``GET /standin/last`` returns the last completion request body as received.
 
     python -m tests.standins.vllm_standin --port 8000 --served-model-name demo
@@ -54,7 +56,9 @@ class StandIn:
             "tokens_per_second": 0.0,
             "max_completion": max_completion,
             "fail": None,
+            "hold_after": None,
         }
+        self.released = asyncio.Event()
         self.last: dict[str, Any] | None = None
         self.requests = 0
         self.running = 0
@@ -165,6 +169,8 @@ class StandIn:
                     await send([first], 0 if continuous else None)
             steps = max((len(c.tokens) for c in outcome.choices), default=0)
             for step in range(steps):
+                if step == self.settings["hold_after"]:
+                    await self.released.wait()
                 if self.settings["fail"] == "cut_stream" and step == 2:
                     if request.transport is not None:
                         request.transport.close()
@@ -243,8 +249,16 @@ class StandIn:
         return web.json_response({"standin": "vLLM admin route reached"})
 
     async def configure(self, request: web.Request) -> web.Response:
-        self.settings.update(await request.json())
+        update = await request.json()
+        if "hold_after" in update:  # a new hold; streams held by the last one go on
+            self.released.set()
+            self.released = asyncio.Event()
+        self.settings.update(update)
         return web.json_response(self.settings)
+
+    async def release(self, _request: web.Request) -> web.Response:
+        self.released.set()
+        return web.json_response({"released": True})
 
     async def last_request(self, _request: web.Request) -> web.Response:
         return web.json_response({"last": self.last, "requests": self.requests})
@@ -278,7 +292,13 @@ def create_app(
     for path in ("/start_profile", "/stop_profile", "/reset_prefix_cache", "/sleep", "/wake_up"):
         app.router.add_post(path, s.admin)
     app.router.add_post("/standin/config", s.configure)
+    app.router.add_post("/standin/release", s.release)
     app.router.add_get("/standin/last", s.last_request)
+
+    async def release_on_shutdown(_app: web.Application) -> None:
+        s.released.set()  # a stream held when the process is stopped must not keep it alive
+
+    app.on_shutdown.append(release_on_shutdown)
     return app
 
 

@@ -119,7 +119,7 @@ test('getDeploymentStatus maps replicas and conditions', async () => {
     readyReplicas: 1,
     replicas: 1,
     message: '',
-    conditions: [{ type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable', message: '' }],
+    conditions: [{ type: 'Ready', status: 'True', reason: 'Ready', message: '' }],
   });
 });
 

@@ -72,7 +72,7 @@ test('authentication, deployments, generation and subscription examples run in s
 test('the error-handling example logs "Authentication error:" on a 401', async () => {
   standIn.reset();
   const printed = await run('error-handling');
-  assert.deepEqual(printed.error, [['Authentication error:', 'Invalid API key or client ID']]);
+  assert.deepEqual(printed.error, [['Authentication error:', 'invalid API key or client ID']]);
   assert.equal(standIn.requests.length, 1, 'a 401 is not retried');
   assert.equal(standIn.requests[0].headers.authorization, 'Bearer invalid-key');
 });

@@ -90,7 +90,7 @@ test('an error event mid-stream throws its class after the chunks before it', as
     },
     (err) => {
       assert.ok(err instanceof ServiceError);
-      assert.equal(err.message, 'The model server went away');
+      assert.equal(err.message, 'the stream from the deployment was interrupted');
       assert.equal(err.type, 'service_error');
       assert.match(err.requestId, /^req_/);
       assert.equal(err.status, undefined);

@@ -1,5 +1,10 @@
 """An in-memory emulation of the /v1 contract (docs/rest-api.md, and the OpenAI-compatible chat
-route of docs/openai.md) behind httpx.MockTransport."""
+route of docs/openai.md) behind httpx.MockTransport.
+
+Its error answers on the /v1 contract are the front door's own, recorded in
+sdk/testdata/errors.json (generated from the service's code and kept in sync by the service's
+tests), so they cannot drift from what the service says.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import itertools
 import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,9 +24,23 @@ CLIENT_ID = "your-client-id"
 _NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
+SERVICE_ERRORS: dict[str, Any] = json.loads(
+    (Path(__file__).resolve().parents[2] / "testdata" / "errors.json").read_text()
+)["errors"]
+
+
 def error(status: int, type_: str, message: str, request_id: str = "req-fake") -> httpx.Response:
+    """Any error in the contract's shape, for tests that script one."""
     body = {"error": {"type": type_, "message": message, "request_id": request_id}}
     return httpx.Response(status, json=body, headers={"x-request-id": request_id})
+
+
+def service_error(name: str, request_id: str = "req-fake") -> httpx.Response:
+    """The front door's own answer ``name`` from sdk/testdata/errors.json."""
+    case = SERVICE_ERRORS[name]
+    body = {"error": {**case["body"]["error"], "request_id": request_id}}
+    headers = {**case["headers"], "x-request-id": request_id}
+    return httpx.Response(case["status"], json=body, headers=headers)
 
 
 def sse(*events: Any) -> bytes:
@@ -79,7 +99,7 @@ class FakeServer:
         auth = request.headers.get("authorization", "")
         key = auth.removeprefix("Bearer ")
         if self.credentials.get(key) != request.headers.get("x-client-id"):
-            return error(401, "authentication_error", "Invalid API key or client ID")
+            return service_error("authentication")
         path = request.url.path.removeprefix("/v1")
         body = json.loads(request.content) if request.content else {}
         route = (request.method, path)
@@ -105,7 +125,7 @@ class FakeServer:
         if match:
             deployment = self.deployments.get(match.group(1))
             if deployment is None:
-                return error(404, "not_found_error", f"Deployment {match.group(1)!r} not found")
+                return service_error("deployment_not_found")
             if request.method == "GET" and match.group(2):
                 if self.auto_progress and deployment["status"] in ("pending", "progressing"):
                     ready = deployment["status"] == "progressing"
@@ -122,7 +142,7 @@ class FakeServer:
             if request.method == "DELETE":
                 del self.deployments[deployment["id"]]
                 return self._ok({"id": deployment["id"], "deleted": True}, 202)
-        return error(404, "not_found_error", f"No route {request.method} {path}")
+        return service_error("no_such_route")
 
     def _ok(self, body: Any, status: int = 200) -> httpx.Response:
         return httpx.Response(status, json=body, headers={"x-request-id": "req-fake"})
@@ -130,14 +150,14 @@ class FakeServer:
     def _create(self, body: dict[str, Any]) -> httpx.Response:
         model = body.get("model_name")
         if not isinstance(model, str) or not model:
-            return error(422, "validation_error", "model_name is required")
+            return service_error("model_name_missing")
         name = body.get("deployment_name") or (
             re.sub(r"[^a-z0-9]+", "-", model.lower().split("/")[-1]).strip("-") + "-x1y2z"
         )
         if not _NAME.match(name):
-            return error(422, "validation_error", f"deployment_name {name!r} is not a valid name")
+            return service_error("deployment_name_invalid")
         if name in self.deployments:
-            return error(409, "conflict_error", f"Deployment {name!r} already exists")
+            return service_error("deployment_exists")
         use_gpu = body.get("use_gpu", True)
         deployment = self.add_deployment(
             name,
@@ -169,16 +189,22 @@ class FakeServer:
     def _generate(self, body: dict[str, Any]) -> httpx.Response:
         prompt = body.get("prompt")
         if not isinstance(prompt, str) or not prompt:
-            return error(422, "validation_error", "prompt must be a non-empty string")
+            return service_error("prompt_empty")
         max_tokens = body.get("max_tokens", 256)
-        if not isinstance(max_tokens, int) or not 1 <= max_tokens <= 32768:
-            return error(422, "validation_error", "max_tokens must be between 1 and 32768")
+        if not isinstance(max_tokens, int):
+            return service_error("max_tokens_not_an_integer")
+        if max_tokens < 1:
+            return service_error("max_tokens_too_small")
+        if max_tokens > 32768:
+            return service_error("max_tokens_too_large")
         temperature = body.get("temperature", 1.0)
-        if not 0 <= temperature <= 2:
-            return error(422, "validation_error", "temperature must be between 0 and 2")
+        if temperature < 0:
+            return service_error("temperature_too_low")
+        if temperature > 2:
+            return service_error("temperature_too_high")
         deployment = self.deployments.get(body.get("deployment_id", ""))
         if deployment is None:
-            return error(404, "not_found_error", "Deployment not found")
+            return service_error("generate_deployment_not_found")
         words = ["HIPAA", " compliance", " protects", " patients."]
         usage = {"prompt_tokens": 12, "completion_tokens": 4, "total_tokens": 16}
         if body.get("stream"):
@@ -205,10 +231,10 @@ class FakeServer:
         finish reason with an empty delta, then (when asked) the usage chunk without choices."""
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
-            return error(400, "validation_error", "'messages' must be a non-empty list")
+            return service_error("chat_messages_empty")
         deployment = self.deployments.get(body.get("model", ""))
         if deployment is None:
-            return error(404, "not_found_error", "the model is not one of your deployments")
+            return service_error("chat_model_unknown")
         words = ["Protected", " health", " information."]
         usage = {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
         base = {"id": "chatcmpl-1", "created": 1795694400, "model": deployment["model_name"]}

@@ -106,7 +106,7 @@ def test_errors_and_retries(server: FakeServer) -> None:
             await make_async_client(
                 lambda r: error(429, "rate_limit_error", "x"), max_retries=0
             ).get_subscription()
-        with pytest.raises(AuthenticationError, match="Invalid API key"):
+        with pytest.raises(AuthenticationError, match="invalid API key or client ID"):
             await make_async_client(FakeServer(credentials={}).handle).get_subscription()
 
     run(main())

@@ -25,7 +25,7 @@ from paitient_secure_model import (
 )
 
 from .conftest import Sleeps, make_async_client, make_client, run
-from .fakeserver import FakeServer, error, sse
+from .fakeserver import FakeServer, error, service_error, sse
 
 MESSAGES = [
     {"role": "system", "content": "You are a careful clinical assistant."},
@@ -139,9 +139,9 @@ def test_an_error_event_mid_stream_raises_its_class() -> None:
 @pytest.mark.parametrize(
     ("response", "cls"),
     [
-        (error(401, "authentication_error", "invalid API key or client ID"), AuthenticationError),
-        (error(404, "not_found_error", "the model is not one of your deployments"), NotFoundError),
-        (error(400, "validation_error", "'messages' must be a non-empty list"), ValidationError),
+        (service_error("authentication"), AuthenticationError),
+        (service_error("chat_model_unknown"), NotFoundError),
+        (service_error("chat_messages_empty"), ValidationError),
     ],
 )
 def test_chat_raises_the_same_errors_as_generate(response: httpx.Response, cls: type) -> None:

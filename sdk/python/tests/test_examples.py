@@ -50,7 +50,7 @@ def test_seed_examples(server: FakeServer, capsys: pytest.CaptureFixture[str]) -
         "HIPAA compliance protects patients.",
         "Tier: standard",
         "Usage: 1234/10000000",
-        "Authentication error: Invalid API key or client ID",
+        "Authentication error: invalid API key or client ID",
     ]
     assert namespace["deployment"].id == "my-secure-model"
     assert namespace["status"].id == "my-secure-model"
@@ -67,9 +67,8 @@ def test_seed_validation_branch(server: FakeServer, capsys: pytest.CaptureFixtur
     server.credentials["invalid-key"] = "invalid-id"  # now accepted: deploy fails validation
     server.add_deployment("huatuogpt-o1-8b-x1y2z")
     run_snippets(SEED_EXAMPLES[-1:])
-    assert capsys.readouterr().out.startswith(
-        "Other error: Deployment"
-    )  # 409 is no ValidationError
+    # 409 is no ValidationError
+    assert capsys.readouterr().out == "Other error: a deployment with this name already exists\n"
 
     server.deployments.clear()
     original = server.handle
@@ -109,7 +108,7 @@ def test_readme_examples_run(
     monkeypatch.setattr(_async_client.asyncio, "sleep", no_sleep)
     run_snippets(readme_blocks())
     out = capsys.readouterr().out
-    assert "Authentication error: Invalid API key or client ID" in out
+    assert "Authentication error: invalid API key or client ID" in out
     assert "triage-assistant: ready 1/1" in out
     assert "HIPAA compliance protects patients.\n[stop, 16 tokens]" in out
     assert "Protected health information. stop 12" in out

@@ -49,8 +49,10 @@ def test_the_limiter_refuses_with_retry_after_and_openai_headers() -> None:
     assert headers["x-ratelimit-remaining-tokens"] == "970"
     assert headers["x-ratelimit-reset-requests"] == "1m0s"
     assert set(headers) >= {"x-ratelimit-reset-tokens"}
-    # Another tenant has its own allowance.
-    limiter.admit("other", rpm=3, tpm=1000, tokens=10)
+    # Another tenant has its own allowance, untouched by acme's.
+    other = limiter.admit("other", rpm=3, tpm=1000, tokens=10)
+    assert other.headers["x-ratelimit-remaining-requests"] == "2"
+    assert other.headers["x-ratelimit-remaining-tokens"] == "990"
 
 
 def test_a_refused_request_takes_nothing() -> None:
@@ -98,7 +100,11 @@ def test_concurrent_reservations_cannot_overshoot_the_usage_limit() -> None:
 
 
 def test_no_limit_means_no_refusal() -> None:
-    UsageGuard().reserve("acme", "p", limit=None, used=10**12, tokens=10**6, retry_after=1)
+    guard = UsageGuard()
+    held = guard.reserve("acme", "p", limit=None, used=10**12, tokens=10**6, retry_after=1)
+    assert (held.tokens, guard.reserved) == (10**6, {("acme", "p"): 10**6})
+    with pytest.raises(LimitExceeded):  # the same request against a limit is refused
+        guard.reserve("acme", "p", limit=10**12, used=10**12, tokens=10**6, retry_after=1)
 
 
 @pytest.mark.parametrize(

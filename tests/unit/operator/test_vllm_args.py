@@ -101,8 +101,11 @@ def test_refused_extra_args(arg: str, config: OperatorConfig) -> None:
     assert info.value.reason == "InvalidSpec"
 
 
-def test_values_that_look_like_words_are_not_flags() -> None:
-    check_extra_args(["--max-num-seqs", "64", "--tokenizer", "host", "--generation-config", "port"])
+def test_values_that_look_like_words_are_not_flags(config: OperatorConfig) -> None:
+    extra = ["--max-num-seqs", "64", "--tokenizer", "host", "--generation-config", "port"]
+    args = build_vllm_args(make_md("a").extra_args(*extra).obj(), config)
+    assert args[-len(extra) :] == extra  # passed on as given, after the operator's own
+    assert flag(args, "--host") == "127.0.0.1"
 
 
 def test_every_refused_entry_is_named_at_once() -> None:

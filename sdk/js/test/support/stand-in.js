@@ -6,9 +6,16 @@
  * It keeps deployments in memory, records every request, and can be scripted: `enqueue()`
  * queues one-off answers (a status and body, or a raw handler) that win over the contract
  * routes, to provoke errors, retries and broken streams.
+ *
+ * Its own error answers are the front door's, recorded in sdk/testdata/errors.json (generated
+ * from the service's code and kept in sync by the service's tests), so they cannot drift from
+ * what the service says.
  */
 
 const http = require('node:http');
+const path = require('node:path');
+
+const SERVICE_ERRORS = require(path.join(__dirname, '..', '..', '..', 'testdata', 'errors.json')).errors;
 
 const CREDENTIALS = new Map([
   ['your-api-key', 'your-client-id'],
@@ -71,28 +78,31 @@ async function startStandIn() {
       return send(res, scripted.status, scripted.body);
     }
 
-    const fail = (status, type, message) =>
-      send(res, status, { error: { type, message, request_id: requestId } });
+    const fail = (name) => {
+      const { status, headers, body } = SERVICE_ERRORS[name];
+      for (const [header, value] of Object.entries(headers)) res.setHeader(header, value);
+      return send(res, status, { error: { ...body.error, request_id: requestId } });
+    };
 
     const auth = /^Bearer (.+)$/.exec(req.headers.authorization || '');
     if (!auth || CREDENTIALS.get(auth[1]) !== req.headers['x-client-id']) {
-      return fail(401, 'authentication_error', 'Invalid API key or client ID');
+      return fail('authentication');
     }
 
     const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
-    if (parts[0] !== 'v1') return fail(404, 'not_found_error', 'No such route');
+    if (parts[0] !== 'v1') return fail('no_such_route');
     const [, resource, id, sub] = parts;
     const route = `${req.method} ${resource}${id === undefined ? '' : '/:id'}${sub ? `/${sub}` : ''}`;
 
     switch (route) {
       case 'POST deployments': {
         if (!body || typeof body.model_name !== 'string' || !body.model_name) {
-          return fail(422, 'validation_error', 'model_name is required');
+          return fail('model_name_missing');
         }
         const name =
           body.deployment_name ||
           `${body.model_name.split('/').pop().toLowerCase().replace(/[^a-z0-9-]/g, '-')}-x1y2z`;
-        if (deployments.has(name)) return fail(409, 'conflict_error', `Deployment ${name} already exists`);
+        if (deployments.has(name)) return fail('deployment_exists');
         const created = deployment({
           name,
           model_name: body.model_name,
@@ -111,7 +121,7 @@ async function startStandIn() {
       case 'GET deployments/:id/status':
       case 'POST deployments/:id/generate': {
         const found = deployments.get(id);
-        if (!found) return fail(404, 'not_found_error', `Deployment ${id} not found`);
+        if (!found) return fail('deployment_not_found');
         if (req.method === 'GET' && !sub) return send(res, 200, found);
         if (req.method === 'PATCH') {
           if (body.replicas !== undefined) found.replicas = body.replicas;
@@ -133,9 +143,9 @@ async function startStandIn() {
             message: found.message,
             conditions: [
               {
-                type: 'Available',
+                type: 'Ready',
                 status: found.status === 'ready' ? 'True' : 'False',
-                reason: found.status === 'ready' ? 'MinimumReplicasAvailable' : 'MinimumReplicasUnavailable',
+                reason: found.status === 'ready' ? 'Ready' : 'Progressing',
                 message: found.conditionMessage || '',
               },
             ],
@@ -147,7 +157,7 @@ async function startStandIn() {
         return generate(res, body, requestId, fail);
       case 'POST chat/:id':
         if (id === 'completions') return chat(res, body, fail);
-        return fail(404, 'not_found_error', 'No such route');
+        return fail('no_such_route');
       case 'GET subscription':
         return send(res, 200, {
           tier: 'standard',
@@ -157,21 +167,20 @@ async function startStandIn() {
           period_end: '2026-12-01T00:00:00Z',
         });
       default:
-        return fail(404, 'not_found_error', 'No such route');
+        return fail('no_such_route');
     }
   });
 
   function generate(res, body, requestId, fail) {
-    if (!body || typeof body.prompt !== 'string' || !body.prompt) {
-      return fail(422, 'validation_error', 'prompt must be a non-empty string');
-    }
+    if (!body || typeof body.prompt !== 'string' || !body.prompt) return fail('prompt_empty');
     const maxTokens = body.max_tokens ?? 256;
-    if (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > 32768) {
-      return fail(422, 'validation_error', 'max_tokens must be between 1 and 32768');
-    }
-    if (!deployments.has(body.deployment_id)) {
-      return fail(404, 'not_found_error', `Deployment ${body.deployment_id} not found`);
-    }
+    if (!Number.isInteger(maxTokens)) return fail('max_tokens_not_an_integer');
+    if (maxTokens < 1) return fail('max_tokens_too_small');
+    if (maxTokens > 32768) return fail('max_tokens_too_large');
+    const temperature = body.temperature ?? 1.0;
+    if (temperature < 0) return fail('temperature_too_low');
+    if (temperature > 2) return fail('temperature_too_high');
+    if (!deployments.has(body.deployment_id)) return fail('generate_deployment_not_found');
     const pieces = ['HIPAA ', 'compliance ', 'matters.'];
     const usage = { prompt_tokens: 12, completion_tokens: pieces.length, total_tokens: 12 + pieces.length };
     if (!body.stream) {
@@ -186,9 +195,8 @@ async function startStandIn() {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     if (body.prompt === 'fail midway') {
       res.write(`data: ${JSON.stringify({ text: pieces[0] })}\n\n`);
-      res.write(
-        `data: ${JSON.stringify({ error: { type: 'service_error', message: 'The model server went away', request_id: requestId } })}\n\n`,
-      );
+      const { error } = SERVICE_ERRORS.stream_interrupted.event;
+      res.write(`data: ${JSON.stringify({ error: { ...error, request_id: requestId } })}\n\n`);
       return res.end();
     }
     for (const text of pieces) res.write(`data: ${JSON.stringify({ text })}\n\n`);
@@ -201,10 +209,10 @@ async function startStandIn() {
    * delta, then (when asked) the usage chunk without choices. */
   function chat(res, body, fail) {
     if (!body || !Array.isArray(body.messages) || body.messages.length === 0) {
-      return fail(400, 'validation_error', "'messages' must be a non-empty list");
+      return fail('chat_messages_empty');
     }
     const found = deployments.get(body.model);
-    if (!found) return fail(404, 'not_found_error', 'the model is not one of your deployments');
+    if (!found) return fail('chat_model_unknown');
     const pieces = ['Protected', ' health', ' information.'];
     const usage = { prompt_tokens: 9, completion_tokens: pieces.length, total_tokens: 9 + pieces.length };
     const base = { id: 'chatcmpl-1', created: 1795694400, model: found.model_name };

@@ -1,0 +1,182 @@
+"""How fast the system reacts: the figures the tests wait for with generous bounds, measured.
+
+    python benchmarks/bench_reactions.py [--rounds 5] [--skip-cluster]
+
+Gateway alone (vLLM stand-in, keys file):
+  - a hung model: time until the gateway answers 504 (read timeout 1.5 s);
+  - SIGKILL under load: 8 clients for 2 s, the gateway killed after 1 s: requests started,
+    answered complete, in the ledger, written but never answered, in flight at the kill.
+On the local cluster (the worktree's, reused when running, else started and stopped again; an
+operator and the local data plane of its own, one tenant):
+  - a ModelDeployment from creation to Ready (its gateway answering), and an unplaceable GPU one
+    to its GPUCapacity condition.
+How fast key changes take effect is ``make bench-keys``'s (benchmarks/bench_keys.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from paitient_cli import admin  # noqa: E402
+from paitient_common.kubeapi import Kube  # noqa: E402
+from paitient_localcluster.cluster import LocalCluster  # noqa: E402
+from paitient_operator.resources.install import install_crds  # noqa: E402
+from tests.integration.operator_process import OperatorProcess  # noqa: E402
+from tests.integration.stack_helpers import make_tenant, start_data_plane  # noqa: E402
+from tests.integration.waiting import wait_for  # noqa: E402
+from tests.standins.client import run, sync_call  # noqa: E402
+from tests.standins.load import Load, ledger_records  # noqa: E402
+from tests.standins.processes import (  # noqa: E402
+    configure_standin,
+    start_gateway,
+    start_standin,
+    write_keys_file,
+)
+from tests.unit.operator.factories import make_md  # noqa: E402
+
+MD = ("paitient.ai/v1alpha1", "ModelDeployment")
+READ_TIMEOUT = 1.5
+
+
+def seconds_until(check: Callable[[], bool], timeout: float = 120) -> float:
+    """Seconds from now until ``check()`` holds, polling every 20 ms."""
+    started = time.monotonic()
+    wait_for(check, timeout=timeout, interval=0.02)
+    return time.monotonic() - started
+
+
+def summary(values: list[float]) -> str:
+    ms = sorted(v * 1000 for v in values)
+    return f"median {statistics.median(ms):.0f} ms, min {ms[0]:.0f}, max {ms[-1]:.0f} (n={len(ms)})"
+
+
+# -- the gateway alone ---------------------------------------------------------------------------
+
+
+def gateway_figures(work: Path, rounds: int) -> None:
+    standin = start_standin(work)
+    gateway = restarted = None
+    try:
+        callers = write_keys_file(
+            work / "keys.json",
+            [{"name": "acme", "clientId": "acme-app", "namespace": "tenant-acme"}],
+        )
+        env = {"PAITIENT_UPSTREAM_READ_TIMEOUT": str(READ_TIMEOUT)}
+        gateway = start_gateway(work, work / "keys.json", work / "ledger-hang", standin.url, env)
+        configure_standin(standin, fail="hang")
+        waits = []
+        for _ in range(rounds):
+            started = time.monotonic()
+            answer = sync_call(
+                "POST", f"{gateway.url}/v1/completions", {"prompt": "x", "max_tokens": 1},
+                headers=callers["acme"].headers(),
+            )  # fmt: skip
+            assert answer.status == 504, answer.status
+            waits.append(time.monotonic() - started)
+        print(f"hung model -> 504 (read timeout {READ_TIMEOUT} s): {summary(waits)}")
+        configure_standin(standin, fail=None, tokens_per_second=400)
+        gateway.stop()
+
+        ledger = work / "ledger-kill"
+        gateway = start_gateway(work, work / "keys.json", ledger, standin.url)
+        load = Load(f"{gateway.url}/v1/completions", callers["acme"].headers())
+
+        async def kill_at_one_second() -> int:
+            assert gateway is not None
+            await asyncio.sleep(1.0)
+            in_flight = load.in_flight()
+            await asyncio.to_thread(gateway.kill)
+            await asyncio.sleep(1.0)
+            return in_flight
+
+        in_flight = run(load.run(kill_at_one_second()))
+        restarted = start_gateway(work, work / "keys.json", ledger, standin.url)
+        records = ledger_records(ledger)
+        unanswered = {str(r["request_id"]) for r in records} - set(load.received)
+        print(
+            f"SIGKILL under load (8 clients, 2 s, kill at 1 s): {len(load.started)} started, "
+            f"{len(load.received)} answered complete, {len(records)} in the ledger, "
+            f"{len(unanswered)} written but unanswered, {in_flight} in flight at the kill"
+        )
+    finally:
+        for proc in (restarted, gateway):
+            if proc is not None:
+                proc.stop()
+        standin.stop()
+
+
+# -- on the local cluster ------------------------------------------------------------------------
+
+
+def cluster_figures(work: Path, rounds: int) -> None:
+    cluster = LocalCluster(log=lambda _m: None)
+    reused = cluster.is_healthy()
+    kubeconfig = cluster.up()
+    kube = Kube.from_kubeconfig(str(kubeconfig))
+    install_crds(kube)
+    own = kubeconfig.parent / "operator.kubeconfig"
+    operator = OperatorProcess(
+        own if own.is_file() else kubeconfig,
+        work / "operator.log",
+        env={"PAITIENT_DEFAULT_STORAGE_CLASS": "encrypted-local"},
+    )
+    plane = None
+    tenant: dict[str, str] | None = None
+    try:
+        operator.start()
+        plane, _ = start_data_plane(kubeconfig, work)
+        tenant = make_tenant(kube)
+        ns = tenant["namespace"]
+        kube.create(make_md("reactions").namespace(ns).cpu_only().manifest())
+        ready = seconds_until(lambda: _phase(kube, ns, "reactions") == "Ready")
+        print(f"CPU ModelDeployment created -> Ready: {ready * 1000:.0f} ms")
+        kube.create(make_md("no-gpu").namespace(ns).gpus(1).product("NVIDIA-B200").manifest())
+        stuck = seconds_until(lambda: _ready_reason(kube, ns, "no-gpu") == "GPUCapacity")
+        print(
+            f"unplaceable GPU ModelDeployment created -> reason GPUCapacity: {stuck * 1000:.0f} ms"
+        )
+
+    finally:
+        if tenant is not None:
+            admin.delete_tenant(kube, tenant["name"], force=True)
+        if plane is not None:
+            plane.terminate()
+            plane.wait(timeout=30)
+        operator.stop()
+        if not reused:
+            cluster.down(quiet=True)
+
+
+def _phase(kube: Kube, ns: str, name: str) -> str | None:
+    return ((kube.get(*MD, name, namespace=ns) or {}).get("status") or {}).get("phase")
+
+
+def _ready_reason(kube: Kube, ns: str, name: str) -> str | None:
+    conditions = ((kube.get(*MD, name, namespace=ns) or {}).get("status") or {}).get("conditions")
+    return next((c.get("reason") for c in conditions or [] if c["type"] == "Ready"), None)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=5, help="repetitions of each timing")
+    parser.add_argument("--skip-cluster", action="store_true", help="the gateway figures only")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="paitient-bench-reactions-") as tmp:
+        gateway_figures(Path(tmp), args.rounds)
+        if not args.skip_cluster:
+            cluster_figures(Path(tmp), args.rounds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
