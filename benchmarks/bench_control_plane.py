@@ -31,6 +31,7 @@ from paitient_localcluster.cluster import NODE_PROCESSES, LocalCluster
 from paitient_localcluster.commands import Ports
 from paitient_localcluster.node import PAUSE_IMAGE, built_images
 from paitient_localcluster.pki import NODE_NAME
+from paitient_localcluster.processes import spare_ports
 from paitient_localcluster.versions import CONTROL_PLANE, NODE, Component
 
 
@@ -140,7 +141,7 @@ def main() -> None:
         for real_node in (False, True):
             cluster = LocalCluster(
                 run_dir=Path(run_dir) / f"cluster-{real_node}",
-                ports=Ports.from_base(36400),
+                ports=spare_ports(reserved=Ports.from_env().every_port()),
                 log=lambda m: print(m, file=sys.stderr) if "Ready in" in m else None,
                 real_node=real_node,
                 node_images=pause,

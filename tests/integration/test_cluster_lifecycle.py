@@ -17,11 +17,14 @@ from paitient_localcluster.cluster import LocalCluster
 from paitient_localcluster.commands import Ports
 from paitient_localcluster.errors import ClusterError
 from paitient_localcluster.node import PAUSE_IMAGE, built_images
-from paitient_localcluster.processes import Managed, port_owner
+from paitient_localcluster.processes import Managed, port_owner, spare_ports
 from tests.integration.waiting import wait_for
 
-# Beside the session cluster's ports (and clear of other checkouts' bases, a thousand apart).
-SPARE_BASE = Ports.from_env().base + 500
+
+def _spare_ports() -> Ports:
+    """Free ports beside the session cluster's (and clear of them while it is down), so both
+    run side by side, as do other checkouts' clusters on the same machine."""
+    return spare_ports(reserved=Ports.from_env().every_port())
 
 
 @pytest.fixture
@@ -30,7 +33,7 @@ def spare_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     pause = {PAUSE_IMAGE: built_images()[PAUSE_IMAGE]}
     cluster = LocalCluster(
         run_dir=tmp_path / "cluster",
-        ports=Ports.from_base(SPARE_BASE),
+        ports=_spare_ports(),
         log=lambda _m: None,
         node_images=pause,
     )
@@ -151,9 +154,7 @@ def test_a_busy_port_is_named_with_its_owner(spare_cluster: LocalCluster) -> Non
 
 
 def test_a_program_that_dies_on_start_shows_the_tail_of_its_log(tmp_path: Path) -> None:
-    cluster = LocalCluster(
-        run_dir=tmp_path, ports=Ports.from_base(SPARE_BASE + 200), log=lambda _m: None
-    )
+    cluster = LocalCluster(run_dir=tmp_path, ports=_spare_ports(), log=lambda _m: None)
     cluster.process("etcd").start(
         ["/bin/sh", "-c", "echo 'listen tcp: address already in use' >&2; exit 3"]
     )
