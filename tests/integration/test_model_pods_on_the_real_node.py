@@ -1,4 +1,5 @@
-"""The product's NetworkPolicies proven by traffic on the real node, not by reading YAML.
+"""Model pods on the real node: they serve, their NetworkPolicies hold (proven by traffic, not
+by reading YAML), and their containers cannot write outside their volumes.
 
 A CPU ModelDeployment whose vLLM serves the tiny model (delivered the way a user delivers an
 offline model: a PVC filled by a Job from the tiny-model image, ``model.uri: pvc://...``), a
@@ -120,6 +121,7 @@ class Scene:
     probes: list[Probe]
     tenant: dict[str, str]
     front_door_pod: str
+    model_pod: str
 
 
 @pytest.fixture(scope="module")
@@ -254,7 +256,7 @@ def scene(operator: OperatorProcess, kube: Kube, api_client: client.ApiClient) -
                 "blocked",
             ),
         ]
-        yield Scene(probes, tenant, front[1])
+        yield Scene(probes, tenant, front[1], local_pod)
     finally:
         for t in (tenant, other):
             admin.delete_tenant(kube, t["name"], force=True)
@@ -315,6 +317,42 @@ def test_the_model_pod_serves_through_its_gateway_by_the_services_name(
     assert done.returncode == 0, done.stderr
     status, tokens, finish = done.stdout.split()
     assert status == "200" and int(tokens) >= 1 and finish in ("length", "stop")
+
+
+IDENTITY_AND_WRITES = """
+import os, pathlib, sys
+status = dict(l.split(":", 1) for l in pathlib.Path("/proc/self/status").read_text().splitlines())
+print(os.getuid(), os.getgid(), status["CapEff"].strip(), status["NoNewPrivs"].strip())
+for directory in sys.argv[1:]:
+    try:
+        (pathlib.Path(directory) / "paitient-write-probe").write_text("x")
+        print(directory, "written")
+    except OSError:
+        print(directory, "refused")
+"""
+
+
+@pytest.mark.parametrize(
+    ("container", "writable"),
+    [("gateway", ["/tmp"]), ("vllm", ["/tmp", "/dev/shm", "/models/cache"])],
+)
+def test_model_containers_run_as_declared_and_write_only_to_their_volumes(
+    scene: Scene, kube: Kube, kubeconfig: Path, container: str, writable: list[str]
+) -> None:
+    ns = scene.tenant["namespace"]
+    labels = (kube.get("v1", "Namespace", ns) or {})["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    pod = kube.get("v1", "Pod", scene.model_pod, namespace=ns) or {}
+    security = pod["spec"]["securityContext"]
+    places = ["/", "/usr", "/etc", "/models/source", *writable]
+    done = exec_python(kubeconfig, ns, scene.model_pod, IDENTITY_AND_WRITES, *places,
+                       container=container)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    uid, gid, caps, nnp = done.stdout.splitlines()[0].split()
+    assert (int(uid), int(gid)) == (security["runAsUser"], security["runAsGroup"])
+    assert (caps, nnp) == ("0000000000000000", "1")
+    outcome = dict(line.split() for line in done.stdout.splitlines()[1:])
+    assert outcome == {p: "written" if p in writable else "refused" for p in places}, outcome
 
 
 def format_table(rows: list[tuple[str, str, str, str]]) -> str:
