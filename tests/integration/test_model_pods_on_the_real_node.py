@@ -20,7 +20,7 @@ import pytest
 from kubernetes import client
 
 from paitient_cli import admin
-from paitient_common.kubeapi import Kube
+from paitient_common.kubeapi import Kube, KubeError
 from paitient_common.secrets import CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY
 from paitient_images import image
 from paitient_localcluster.addresses import API_SERVICE_IP, DNS_SERVICE_IP
@@ -353,6 +353,40 @@ def test_model_containers_run_as_declared_and_write_only_to_their_volumes(
     assert (caps, nnp) == ("0000000000000000", "1")
     outcome = dict(line.split() for line in done.stdout.splitlines()[1:])
     assert outcome == {p: "written" if p in writable else "refused" for p in places}, outcome
+
+
+# One relaxation each of what the operator's model pod declares; Pod Security names the field.
+RELAXED: list[tuple[str, dict[str, Any], str]] = [
+    ("root", {"runAsUser": 0}, "runAsUser=0"),
+    ("escalation", {"allowPrivilegeEscalation": True}, "allowPrivilegeEscalation != false"),
+    ("capability", {"capabilities": {"drop": ["ALL"], "add": ["NET_RAW"]}}, "unrestricted capabilities"),
+    ("privileged", {"privileged": True, "allowPrivilegeEscalation": True}, "privileged"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "relax", "named"), RELAXED, ids=[r[0] for r in RELAXED])
+def test_the_tenant_namespace_refuses_the_model_pod_with_one_protection_relaxed(
+    scene: Scene, kube: Kube, what: str, relax: dict[str, Any], named: str
+) -> None:
+    """The operator's own pod, as running, with one field changed: the API server's Pod Security
+    admission (``restricted``, enforced on the tenant's namespace) refuses it (a dry run)."""
+    ns = scene.tenant["namespace"]
+    running = kube.get("v1", "Pod", scene.model_pod, namespace=ns) or {}
+    spec = running["spec"]
+    gateway = next(c for c in spec["containers"] if c["name"] == "gateway")
+    gateway["securityContext"] = {**gateway.get("securityContext", {}), **relax}
+    spec.pop("nodeName", None)
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"relaxed-{what}", "namespace": ns},
+        "spec": spec,
+    }
+    with pytest.raises(KubeError) as refused:
+        kube.request("POST", f"/api/v1/namespaces/{ns}/pods", body=pod, query={"dryRun": "All"})
+    assert refused.value.status == 403
+    assert 'violates PodSecurity "restricted:latest"' in refused.value.message
+    assert named in refused.value.message, refused.value.message
 
 
 def format_table(rows: list[tuple[str, str, str, str]]) -> str:
