@@ -10,7 +10,7 @@ export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help setup node-packages demo up down cluster cluster-down cluster-status cluster-clean-cache operator \
         images image-tools images-test images-clean-cache bench-images \
-        bench-control-plane bench-operator bench-keys bench-gateway bench-reactions lint typecheck unit integration sdk-test chart-lint test clean \
+        bench-control-plane bench-operator bench-keys bench-gateway bench-reactions bench-model-pod lint typecheck unit integration sdk-test chart-lint test clean \
         vllm-flags vllm-test
 
 help: ## list the targets
@@ -94,6 +94,9 @@ bench-gateway: setup ## gateway vs. direct vs. LiteLLM proxy: latency, throughpu
 
 bench-reactions: setup ## how fast a hung model, a ModelDeployment and an unplaceable GPU one are answered; SIGKILL under load
 	$(PY) benchmarks/bench_reactions.py $(ARGS)
+
+bench-model-pod: setup images ## a CPU ModelDeployment on the real node: kubectl apply -> Ready -> first completion (real vLLM), its memory
+	$(PY) benchmarks/bench_model_pod.py $(ARGS)
 
 lint: setup ## ruff
 	$(VENV)/bin/ruff check .

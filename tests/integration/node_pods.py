@@ -8,7 +8,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from kubernetes import client
+
 from paitient_common.kubeapi import Kube
+from paitient_images import image
 from paitient_localcluster.pki import NODE_NAME
 from tests.integration.waiting import wait_for
 
@@ -125,3 +128,50 @@ def connect(
                        container=container)  # fmt: skip
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
+
+
+def fill_model_claim(kube: Kube, batch: client.BatchV1Api, namespace: str) -> None:
+    """The tiny model into a PVC, by a Job from the tiny-model image (its entrypoint copies
+    /model to /target/tiny-llama)."""
+    kube.create({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "tiny-model", "namespace": namespace},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "encrypted-local",
+                 "resources": {"requests": {"storage": "1Gi"}}},
+    })  # fmt: skip
+    batch.create_namespaced_job(namespace, {
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "copy-tiny-model", "namespace": namespace},
+        "spec": {"backoffLimit": 2, "template": {"spec": {
+            "restartPolicy": "Never",
+            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "copy", "image": image("tiny-model").reference,
+                "imagePullPolicy": "Never", "securityContext": RESTRICTED,
+                "resources": {"requests": {"cpu": "10m", "memory": "64Mi"},
+                              "limits": {"memory": "256Mi"}},
+                "volumeMounts": [{"name": "target", "mountPath": "/target"}],
+            }],
+            "volumes": [{"name": "target", "persistentVolumeClaim": {"claimName": "tiny-model"}}],
+        }}},
+    })  # fmt: skip
+    wait_for(
+        lambda: batch.read_namespaced_job_status("copy-tiny-model", namespace).status.succeeded,
+        timeout=120,
+        what="the tiny model copied into its claim",
+    )
+
+
+# A completion through a gateway, TLS verified against the given CA: "<status> <completion tokens>
+# <finish reason>".
+COMPLETE = """
+import json, ssl, sys, urllib.request
+url, key, client_id, ca = sys.argv[1:5]
+context = ssl.create_default_context(cadata=ca)
+body = json.dumps({"model": "local-model", "prompt": "Hello", "max_tokens": 4}).encode()
+request = urllib.request.Request(url, data=body, headers={
+    "Authorization": f"Bearer {key}", "X-Client-ID": client_id, "Content-Type": "application/json"})
+with urllib.request.urlopen(request, context=context, timeout=60) as resp:
+    answer = json.loads(resp.read())
+print(resp.status, answer["usage"]["completion_tokens"], answer["choices"][0]["finish_reason"])
+"""

@@ -25,12 +25,13 @@ from paitient_common.secrets import CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY
 from paitient_images import image
 from paitient_localcluster.addresses import API_SERVICE_IP, DNS_SERVICE_IP
 from tests.integration.node_pods import (
+    COMPLETE,
     PROBE_IMAGE,
-    RESTRICTED,
     SLEEP,
     connect,
     create_ready,
     exec_python,
+    fill_model_claim,
     http_server,
     pod_manifest,
 )
@@ -65,38 +66,6 @@ class Probe:
 def _namespace(kube: Kube, name: str) -> str:
     kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     return name
-
-
-def _fill_model_claim(kube: Kube, batch: client.BatchV1Api, namespace: str) -> None:
-    """The tiny model into a PVC, by a Job from the tiny-model image (its entrypoint copies
-    /model to /target/tiny-llama)."""
-    kube.create({
-        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-        "metadata": {"name": "tiny-model", "namespace": namespace},
-        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "encrypted-local",
-                 "resources": {"requests": {"storage": "1Gi"}}},
-    })  # fmt: skip
-    batch.create_namespaced_job(namespace, {
-        "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": "copy-tiny-model", "namespace": namespace},
-        "spec": {"backoffLimit": 2, "template": {"spec": {
-            "restartPolicy": "Never",
-            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{
-                "name": "copy", "image": image("tiny-model").reference,
-                "imagePullPolicy": "Never", "securityContext": RESTRICTED,
-                "resources": {"requests": {"cpu": "10m", "memory": "64Mi"},
-                              "limits": {"memory": "256Mi"}},
-                "volumeMounts": [{"name": "target", "mountPath": "/target"}],
-            }],
-            "volumes": [{"name": "target", "persistentVolumeClaim": {"claimName": "tiny-model"}}],
-        }}},
-    })  # fmt: skip
-    wait_for(
-        lambda: batch.read_namespaced_job_status("copy-tiny-model", namespace).status.succeeded,
-        timeout=120,
-        what="the tiny model copied into its claim",
-    )
 
 
 def _model_pod(kube: Kube, namespace: str, name: str, ready: bool) -> dict[str, Any]:
@@ -134,7 +103,7 @@ def scene(operator: OperatorProcess, kube: Kube, api_client: client.ApiClient) -
     probe_image = image(PROBE_IMAGE).reference
     try:
         ns = tenant["namespace"]
-        _fill_model_claim(kube, client.BatchV1Api(api_client), ns)
+        fill_model_claim(kube, client.BatchV1Api(api_client), ns)
         kube.create(
             make_md("local-model").namespace(ns).cpu_only().resources("1", "6Gi")
             .uri("pvc://tiny-model/tiny-llama").allow(allowed).storage("1Gi", "encrypted-local")
@@ -286,19 +255,6 @@ def test_network_policies_block_and_allow_exactly_what_the_design_says(
     table = format_table(rows)
     print("\n" + table)
     assert all(observed.split()[0] == expected for _, _, expected, observed in rows), table
-
-
-COMPLETE = """
-import json, ssl, sys, urllib.request
-url, key, client_id, ca = sys.argv[1:5]
-context = ssl.create_default_context(cadata=ca)
-body = json.dumps({"model": "local-model", "prompt": "Hello", "max_tokens": 4}).encode()
-request = urllib.request.Request(url, data=body, headers={
-    "Authorization": f"Bearer {key}", "X-Client-ID": client_id, "Content-Type": "application/json"})
-with urllib.request.urlopen(request, context=context, timeout=60) as resp:
-    answer = json.loads(resp.read())
-print(resp.status, answer["usage"]["completion_tokens"], answer["choices"][0]["finish_reason"])
-"""
 
 
 def test_the_model_pod_serves_through_its_gateway_by_the_services_name(
