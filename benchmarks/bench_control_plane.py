@@ -23,6 +23,7 @@ from pathlib import Path
 from paitient_localcluster.build import ensure_built
 from paitient_localcluster.cluster import LocalCluster
 from paitient_localcluster.commands import Ports
+from paitient_localcluster.processes import spare_ports
 
 
 def rss_mib(pid: int) -> float:
@@ -66,7 +67,9 @@ def main() -> None:
     ensure_built(log=lambda m: print(m, file=sys.stderr))
     with tempfile.TemporaryDirectory(prefix="paitient-bench-") as run_dir:
         cluster = LocalCluster(
-            run_dir=Path(run_dir), ports=Ports.from_base(36400), log=lambda _m: None
+            run_dir=Path(run_dir),
+            ports=spare_ports(reserved=Ports.from_env().every_port()),
+            log=lambda _m: None,
         )
         try:
             started = time.monotonic()

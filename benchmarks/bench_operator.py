@@ -31,6 +31,7 @@ from paitient_localcluster import audit  # noqa: E402
 from paitient_localcluster.cluster import LocalCluster  # noqa: E402
 from paitient_localcluster.commands import Ports  # noqa: E402
 from paitient_localcluster.nodes import build_node  # noqa: E402
+from paitient_localcluster.processes import spare_ports  # noqa: E402
 from paitient_operator.resources.install import install_crds  # noqa: E402
 
 NAMESPACE = "bench"
@@ -124,7 +125,7 @@ def main() -> None:
         # No data plane runs 500 gateways here: KWOK reports model pods Ready itself, as it did
         # before readiness was left to the data plane; this measures the operator alone.
         cluster = LocalCluster(
-            run_dir=Path(tmp) / "cluster", ports=Ports.from_base(46400), log=lambda _m: None,
+            run_dir=Path(tmp) / "cluster", ports=spare_ports(reserved=Ports.from_env().every_port()), log=lambda _m: None,
             model_pods_ready_at_once=True,
         )  # fmt: skip
         operator: subprocess.Popen[bytes] | None = None

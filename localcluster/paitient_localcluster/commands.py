@@ -49,6 +49,24 @@ class Ports:
             "kwok": self.kwok,
         }
 
+    def every_port(self) -> set[int]:
+        """Every port the base implies, the operator's liveness included."""
+        return {*self.all().values(), self.operator_liveness}
+
+
+# Bases for throwaway clusters (tests, benchmarks): ending in 50, so their ports (base + 43 …
+# base + 88) never meet those of a checkout's own base, which by convention ends in 00
+# (16400, 27400, …); below the kernel's ephemeral range (32768+), where free_port()'s come from.
+SPARE_BASES = range(20050, 32000, 100)
+
+
+def spare_base_order(seed: int) -> list[int]:
+    """``SPARE_BASES`` rotated by ``seed``: concurrent choosers (other checkouts' sessions)
+    start at different bases instead of all racing for the first free one."""
+    bases = list(SPARE_BASES)
+    start = seed % len(bases)
+    return bases[start:] + bases[:start]
+
 
 @dataclass(frozen=True)
 class Layout:

@@ -1,10 +1,11 @@
-"""Fixtures of the image tests: the built images (a cached `make images` is seconds) and a
-podman of the session's own, removed with everything it made at the end."""
+"""Fixtures of the image tests: the built images (a cached `make images` is seconds) and the
+session's podman store (shared with tests/vllm), removed with everything it made at the end."""
 
 from __future__ import annotations
 
 import base64
 import os
+import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -46,14 +47,12 @@ def built() -> Iterator[Callable[[str], ImageArtifact]]:
 
 
 @pytest.fixture(scope="session")
-def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
+def podman(request: pytest.FixtureRequest) -> Podman:
+    """The session's podman store (``tests/conftest.py``), shared with tests/vllm."""
     if os.geteuid() != 0:
         pytest.fail("the image tests run rootful podman: run them as root")
-    engine = Podman(tmp_path_factory.mktemp("podman"))
-    try:
-        yield engine
-    finally:
-        engine.close()
+    store: Podman = request.getfixturevalue("podman_store")
+    return store
 
 
 @pytest.fixture(scope="session")
@@ -82,15 +81,25 @@ def started(podman: Podman) -> Iterator[Callable[..., Container]]:
         podman.remove(container)
 
 
-def wait_answers(url: str, container: Container, timeout: float, what: str) -> None:
-    """Until ``url`` answers 200; a failure shows the container's own log."""
+def wait_answers(
+    probe: str | Callable[[], int], container: Container, timeout: float, what: str
+) -> None:
+    """Until ``probe`` (a plain-HTTP URL to GET, or a call returning a status) answers 200; a
+    failure shows the container's own log."""
+
+    def status() -> int:
+        if callable(probe):
+            return probe()
+        return sync_call("GET", probe, timeout=3).status
 
     def answers() -> bool:
         if not container.running():
             raise AssertionError(f"{container.name} stopped: {container.state()}")
         try:
-            return sync_call("GET", url, timeout=3).status == 200
-        except OSError:
+            return status() == 200
+        except ssl.SSLCertVerificationError:
+            raise  # an untrusted certificate does not go away by waiting
+        except OSError:  # refused or reset while it starts
             return False
 
     try:

@@ -1,7 +1,8 @@
 """The gateway, front door and operator images, each run by podman + runc exactly as its pod
 runs it: the container the operator or the chart renders (command, arguments, environment,
-user, read-only root, no capabilities, no-new-privileges, memory-backed /tmp). Listeners move
-from 0.0.0.0 to 127.0.0.1, as the containers share the host's network namespace."""
+user, read-only root, no capabilities, no-new-privileges, memory-backed /tmp, the gateway's
+serving certificate in its Secret volume). Listeners move from 0.0.0.0 to 127.0.0.1, as the
+containers share the host's network namespace."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from paitient_operator.config import OperatorConfig
 from paitient_operator.resources.install import install_crds
 from tests.images.conftest import LOOPBACK, inline_kubeconfig, owned_by_nonroot, wait_answers
 from tests.images.podman import Container, pod_flags
+from tests.images.serving_tls import serving_volume
 from tests.integration.operator_process import OperatorProcess
 from tests.standins.client import sync_call
 from tests.standins.processes import start_standin, write_keys_file
@@ -49,10 +51,11 @@ def test_gateway_image_serves_a_completion_through_the_standin(
             [{"name": "acme", "clientId": "acme-app", "namespace": md.namespace}],
         )
         (secrets / "keys.json").chmod(0o644)
+        tls = serving_volume(md, config, pod, tmp_path / "serving-tls")
         flags = pod_flags(
             pod,
             container,
-            {"gateway-api-token": str(owned_by_nonroot(tmp_path / "token"))},
+            {"gateway-api-token": str(owned_by_nonroot(tmp_path / "token")), **tls.host_paths()},
             env={"PAITIENT_GATEWAY_HOST": LOOPBACK},
         )
         flags += ["--volume", f"{secrets}:/etc/paitient-keys:ro"]
@@ -62,18 +65,19 @@ def test_gateway_image_serves_a_completion_through_the_standin(
             flags,
             ["--keys-file", "/etc/paitient-keys/keys.json"],
         )
-        url = f"http://{LOOPBACK}:{gateway_port}"
-        wait_answers(f"{url}/healthz/ready", gateway, 60, "gateway ready")
-        answer = sync_call(
+        # Called as the front door calls it: TLS, the CA and the Service name verified.
+        client = tls.client(gateway_port)
+        wait_answers(lambda: client.call("GET", "/healthz/ready")[0], gateway, 60, "gateway ready")
+        status, _, body = client.call(
             "POST",
-            f"{url}/v1/completions",
+            "/v1/completions",
             {"prompt": "a b c", "max_tokens": 4},
             headers=callers["acme"].headers(),
         )
-        assert answer.status == 200, answer.body
-        assert answer.json()["usage"]["completion_tokens"] == 4
-        refused = sync_call("POST", f"{url}/v1/completions", {"prompt": "x", "max_tokens": 1})
-        assert refused.status == 401
+        assert status == 200, body
+        assert body["usage"]["completion_tokens"] == 4
+        status, _, body = client.call("POST", "/v1/completions", {"prompt": "x", "max_tokens": 1})
+        assert status == 401, body
     finally:
         standin.stop()
 

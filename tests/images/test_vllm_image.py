@@ -4,7 +4,8 @@ The pod is the one the operator renders for a ``useGpu: false`` ModelDeployment 
 ``model.uri: pvc://…``: first the tiny-model image copies the model into the "PVC" (a host
 directory owned by the pods' user, as fsGroup makes it), then the vLLM container (its command,
 arguments and environment; read-only root, no capabilities, memory-backed /tmp and /dev/shm,
-the model read-only, the cache volume writable) and the gateway container in front of it.
+the model read-only, the cache volume writable) and the gateway container in front of it, with
+its serving certificate in the Secret volume the pod names, called over verified TLS.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from paitient_operator.builders.deployment import build_deployment
 from paitient_operator.config import OperatorConfig
 from tests.images.conftest import LOOPBACK, owned_by_nonroot, wait_answers
 from tests.images.podman import Container, Podman, pod_flags
+from tests.images.serving_tls import serving_volume
 from tests.standins.client import sync_call
 from tests.standins.processes import write_keys_file
 from tests.unit.operator.factories import make_md
@@ -91,8 +93,12 @@ def test_vllm_image_serves_the_tiny_model_behind_the_gateway(
     )
     (secrets / "keys.json").chmod(0o644)
     token = owned_by_nonroot(tmp_path / "token")
+    tls = serving_volume(md, config, pod, tmp_path / "serving-tls")
     gateway_flags = pod_flags(
-        pod, gateway, {"gateway-api-token": str(token)}, env={"PAITIENT_GATEWAY_HOST": LOOPBACK}
+        pod,
+        gateway,
+        {"gateway-api-token": str(token), **tls.host_paths()},
+        env={"PAITIENT_GATEWAY_HOST": LOOPBACK},
     )
     front = started(
         f"gateway-{gateway_port}",
@@ -102,22 +108,22 @@ def test_vllm_image_serves_the_tiny_model_behind_the_gateway(
     )
     # Loading and warming up (it compiles C++ on first start) takes a minute or two here.
     wait_answers(f"http://{LOOPBACK}:{vllm_port}/health", server, 600, "vLLM healthy")
-    url = f"http://{LOOPBACK}:{gateway_port}"
-    wait_answers(f"{url}/healthz/ready", front, 60, "gateway ready")
+    # The gateway called as the front door calls it: TLS, the CA and the Service name verified.
+    client = tls.client(gateway_port, timeout=120)
+    wait_answers(lambda: client.call("GET", "/healthz/ready")[0], front, 60, "gateway ready")
 
     models = sync_call("GET", f"http://{LOOPBACK}:{vllm_port}/v1/models").json()["data"]
     assert [(m["id"], m["max_model_len"]) for m in models] == [("tiny", MAX_MODEL_LEN)]
     headers = callers["acme"].headers()
     body = {"messages": [{"role": "user", "content": "Say hello"}], "max_tokens": 8}
-    answer = sync_call("POST", f"{url}/v1/chat/completions", body, headers=headers, timeout=120)
-    assert answer.status == 200, answer.body
-    result = answer.json()
+    status, _, result = client.call("POST", "/v1/chat/completions", body, headers=headers)
+    assert status == 200, result
     assert result["model"] == "tiny"
     assert 1 <= result["usage"]["completion_tokens"] <= 8
     assert result["usage"]["prompt_tokens"] > 2, "the chat template's tokens are counted"
     assert result["choices"][0]["finish_reason"] in ("stop", "length")
     # vLLM's own validation reaches the caller through the gateway.
     too_long = {**body, "max_tokens": MAX_MODEL_LEN + 1}
-    refused = sync_call("POST", f"{url}/v1/chat/completions", too_long, headers=headers)
-    assert refused.status == 400, refused.body
+    status, _, refused = client.call("POST", "/v1/chat/completions", too_long, headers=headers)
+    assert status == 400, refused
     assert server.running(), server.logs()

@@ -33,8 +33,10 @@ def ca_bundle(kube: Kube, namespace: str = SYSTEM) -> str:
 class _Connection(http.client.HTTPSConnection):
     """HTTPS to one address, verifying the certificate for another name (SNI included)."""
 
-    def __init__(self, host: str, port: int, server_name: str, context: ssl.SSLContext) -> None:
-        super().__init__(host, port, timeout=30, context=context)
+    def __init__(
+        self, host: str, port: int, server_name: str, context: ssl.SSLContext, timeout: float
+    ) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
         self._server_name, self._ctx = server_name, context
 
     def connect(self) -> None:
@@ -49,6 +51,7 @@ class Gateway:
     url: str
     server_name: str
     context: ssl.SSLContext
+    timeout: float = 30
 
     @property
     def address(self) -> tuple[str, int]:
@@ -59,7 +62,7 @@ class Gateway:
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
     ) -> tuple[int, dict[str, str], Any]:
         """(status, headers, parsed JSON or text), like ``frontdoor_process.call``."""
-        connection = _Connection(*self.address, self.server_name, self.context)
+        connection = _Connection(*self.address, self.server_name, self.context, self.timeout)
         try:
             connection.request(
                 method,

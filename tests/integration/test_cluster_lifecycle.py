@@ -14,16 +14,19 @@ import pytest
 from paitient_localcluster.cluster import PROCESSES, LocalCluster
 from paitient_localcluster.commands import Ports
 from paitient_localcluster.errors import ClusterError
-from paitient_localcluster.processes import Managed, port_owner
+from paitient_localcluster.processes import Managed, port_owner, spare_ports
 from tests.integration.waiting import wait_for
+
+
+def _spare_ports() -> Ports:
+    """Free ports beside the session cluster's (and clear of them while it is down), so both
+    run side by side, as do other checkouts' clusters on the same machine."""
+    return spare_ports(reserved=Ports.from_env().every_port())
 
 
 @pytest.fixture
 def spare_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    # Ports beside the session cluster's (base 16400), so both run side by side.
-    cluster = LocalCluster(
-        run_dir=tmp_path / "cluster", ports=Ports.from_base(26400), log=lambda _m: None
-    )
+    cluster = LocalCluster(run_dir=tmp_path / "cluster", ports=_spare_ports(), log=lambda _m: None)
     try:
         yield cluster
     finally:
@@ -76,7 +79,7 @@ def test_a_busy_port_is_named_with_its_owner(spare_cluster: LocalCluster) -> Non
 
 
 def test_a_program_that_dies_on_start_shows_the_tail_of_its_log(tmp_path: Path) -> None:
-    cluster = LocalCluster(run_dir=tmp_path, ports=Ports.from_base(27400), log=lambda _m: None)
+    cluster = LocalCluster(run_dir=tmp_path, ports=_spare_ports(), log=lambda _m: None)
     cluster.process("etcd").start(
         ["/bin/sh", "-c", "echo 'listen tcp: address already in use' >&2; exit 3"]
     )

@@ -90,18 +90,17 @@ class VllmSource:
 
 
 @pytest.fixture(scope="session")
-def vllm_source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmSource]:
+def vllm_source(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> VllmSource:
     if local_vllm_missing() is None:  # a developer's own vLLM environment
-        yield VllmSource(None, None)
-        return
+        return VllmSource(None, None)
     if (missing := image_missing()) is not None:
-        yield VllmSource(None, missing)
-        return
-    runner = ImageRunner(tmp_path_factory.mktemp("podman"))
-    try:
-        yield VllmSource(runner, None)
-    finally:
-        runner.close()
+        return VllmSource(None, missing)
+    # The session's podman store (tests/conftest.py): the images tests may have loaded the
+    # archives already.
+    podman = request.getfixturevalue("podman_store")
+    return VllmSource(ImageRunner(podman, tmp_path_factory.mktemp("vllm-image")), None)
 
 
 BACKENDS = ["standin", pytest.param("vllm", marks=pytest.mark.real_vllm)]

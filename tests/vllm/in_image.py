@@ -19,6 +19,7 @@ from typing import Any
 from paitient_operator.builders.deployment import build_deployment
 from paitient_operator.config import OperatorConfig
 from paitient_operator.resources.modeldeployment import ModelDeployment
+from tests.images.podman import Podman, pod_flags
 
 
 def image_missing() -> str | None:
@@ -39,17 +40,17 @@ def image_missing() -> str | None:
 
 
 class ImageRunner:
-    """One podman of the session's own, with the two images loaded (a few minutes, once)."""
+    """The two images in the session's podman store (loading them takes a few minutes, once per
+    session; the image tests share the store); ``scratch`` holds the "PVC"."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, podman: Podman, scratch: Path) -> None:
         from paitient_images import image  # noqa: PLC0415
-        from tests.images.podman import Podman  # noqa: PLC0415
 
-        self.podman = Podman(home)
+        self.podman = podman
         vllm, tiny = image("vllm-cpu"), image("tiny-model")
         self.vllm_image = self.podman.load(vllm.archive, vllm.reference)
         self.model_image = self.podman.load(tiny.archive, tiny.reference)
-        self.home = home
+        self.home = scratch
         self._models: Path | None = None
 
     def model_volume(self, config: OperatorConfig) -> Path:
@@ -66,7 +67,6 @@ class ImageRunner:
 
     def start(self, name: str, md: ModelDeployment, port: int, state: Path) -> Any:
         """Start the operator's vLLM container for ``md`` on ``port``; returns the container."""
-        from tests.images.podman import pod_flags  # noqa: PLC0415
 
         config = OperatorConfig.model_validate(
             {"vllmPort": port, "encryptedStorageClasses": ["enc"]}
@@ -86,9 +86,6 @@ class ImageRunner:
         flags += ["--volume", f"{scratch}:/in:ro", "--tmpfs", "/tmp:rw,size=256m"]
         done = self.podman.execute(self.vllm_image, flags, ["-c", script, "/in/in.json"])
         return done.returncode, done.stdout, done.stderr
-
-    def close(self) -> None:
-        self.podman.close()
 
 
 def _owned(path: Path, config: OperatorConfig) -> Path:

@@ -189,7 +189,12 @@ class Gateway:
 
 def start_gateway_for(upstream: Upstream, logs: Path) -> Gateway:
     """A gateway for ``upstream`` as the operator configures it (no PAITIENT_MAX_MODEL_LEN: it
-    learns the context from /v1/models). Waits for it to be live, not ready."""
+    learns the context from /v1/models). Waits for it to be live, not ready.
+
+    Plain HTTP on loopback (``--insecure-plaintext``, like ``processes.start_gateway``'s
+    default): these tests are about vLLM's protocol behind the gateway, not the transport; TLS
+    on the gateway's port is tested in tests/unit/common/test_tls.py, tests/integration/test_tls.py
+    and by the image tests."""
     keys = logs / "keys.json"
     tenants = [{"name": "acme", "clientId": "acme-app", "namespace": "tenant-acme"}]
     caller = write_keys_file(keys, tenants)["acme"]
@@ -205,6 +210,7 @@ def start_gateway_for(upstream: Upstream, logs: Path) -> Gateway:
     }
     ledger = logs / "ledger"
     args = [PYTHON, "-m", "paitient_gateway", "--keys-file", str(keys), "--ledger-dir", str(ledger)]
+    args.append("--insecure-plaintext")
     proc = _start(args, port, logs, "gateway", env)
     try:
         wait_http(f"{proc.url}/healthz/live", 30, proc)

@@ -65,6 +65,19 @@ def test_ports_shift_with_the_base_and_never_collide() -> None:
     assert Ports.from_base(20000).apiserver - Ports.from_base(10000).apiserver == 10000
 
 
+def test_spare_bases_never_share_a_port_with_a_checkouts_base_and_stay_below_ephemeral() -> None:
+    checkout_ports = set().union(
+        *(Ports.from_base(b).every_port() for b in range(10000, 33000, 100))
+    )
+    for base in commands.SPARE_BASES:
+        ports = Ports.from_base(base).every_port()
+        assert not ports & checkout_ports
+        assert max(ports) < 32768
+    order = commands.spare_base_order(7)
+    assert sorted(order) == list(commands.SPARE_BASES)
+    assert order[0] == commands.SPARE_BASES[7] != commands.spare_base_order(8)[0]
+
+
 def test_go_version_parsing() -> None:
     assert parse_go_version("go version go1.26.8 linux/amd64") == (1, 26)
     assert parse_go_version("go version go1.9 linux/amd64") == (1, 9)
