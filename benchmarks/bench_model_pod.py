@@ -33,12 +33,9 @@ sys.path.insert(0, str(REPO))
 import yaml  # noqa: E402
 from kubernetes import client  # noqa: E402
 
-from paitient_cli import admin  # noqa: E402
 from paitient_common.kubeapi import Kube  # noqa: E402
 from paitient_common.secrets import CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY  # noqa: E402
 from paitient_images import image  # noqa: E402
-from paitient_localcluster.cluster import LocalCluster  # noqa: E402
-from paitient_operator.resources.install import install_crds  # noqa: E402
 from tests.integration.node_pods import (  # noqa: E402
     COMPLETE,
     KUBECTL,
@@ -49,8 +46,7 @@ from tests.integration.node_pods import (  # noqa: E402
     fill_model_claim,
     pod_manifest,
 )
-from tests.integration.operator_process import OperatorProcess  # noqa: E402
-from tests.integration.stack_helpers import make_tenant  # noqa: E402
+from tests.integration.stack_helpers import operator_and_tenant  # noqa: E402
 from tests.integration.waiting import wait_for  # noqa: E402
 from tests.unit.operator.factories import make_md  # noqa: E402
 
@@ -129,34 +125,18 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    cluster = LocalCluster(log=lambda _m: None)
-    reused = cluster.is_healthy()
-    kubeconfig = cluster.up()
-    kube = Kube.from_kubeconfig(str(kubeconfig))
-    install_crds(kube)
-    own = kubeconfig.parent / "operator.kubeconfig"
-    tenant: dict[str, str] | None = None
     caller = f"bench-caller-{uuid.uuid4().hex[:6]}"
-    with tempfile.TemporaryDirectory(prefix="paitient-bench-pod-") as work:
-        operator = OperatorProcess(
-            own if own.is_file() else kubeconfig,
-            Path(work) / "operator.log",
-            env={"PAITIENT_DEFAULT_STORAGE_CLASS": "encrypted-local"},
-        )
+    with (
+        tempfile.TemporaryDirectory(prefix="paitient-bench-pod-") as work,
+        operator_and_tenant(Path(work)) as (kube, kubeconfig, tenant),
+    ):
         try:
-            operator.start()
-            tenant = make_tenant(kube)
             fill_model_claim(kube, client.BatchV1Api(kube.api), tenant["namespace"])
             create_ready(kube, FRONT_DOOR_NAMESPACE,
                          pod_manifest(caller, image(PROBE_IMAGE).reference, SLEEP))  # fmt: skip
             rows = [one_round(kube, kubeconfig, tenant, caller) for _ in range(args.rounds)]
         finally:
-            if tenant is not None:
-                admin.delete_tenant(kube, tenant["name"], force=True)
             kube.delete("v1", "Pod", caller, namespace=FRONT_DOOR_NAMESPACE)
-            operator.stop()
-            if not reused:
-                cluster.down(quiet=True)
     for number, (ready, first, memory) in enumerate(rows, 1):
         print(
             f"round {number}: apply -> pod Ready {ready} s, -> first completion {first} s; {memory}"
