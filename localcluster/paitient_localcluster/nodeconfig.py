@@ -161,11 +161,15 @@ def kubelet_config(pki: Pki, node_ip: str) -> dict[str, Any]:
         "serializeImagePulls": False,
         "maxPods": 110,
         "registerNode": True,
-        # Development machines run with little free disk at times: evict only when nearly full.
-        "evictionHard": {"memory.available": "100Mi", "nodefs.available": "2%",
-                         "imagefs.available": "2%"},
-        "imageGCHighThresholdPercent": 99,
-        "imageGCLowThresholdPercent": 98,
+        # No eviction or image garbage collection for disk ("0%" turns a signal off; a high
+        # threshold of 100 turns image GC off): the node's images are imported, never pulled,
+        # so one the kubelet deletes is gone for good, and development machines share their
+        # disk, which other work fills for minutes at times (it did: every image went).
+        "evictionHard": {"memory.available": "100Mi", "nodefs.available": "0%",
+                         "nodefs.inodesFree": "0%", "imagefs.available": "0%",
+                         "imagefs.inodesFree": "0%"},
+        "imageGCHighThresholdPercent": 100,
+        "imageGCLowThresholdPercent": 99,
         "nodeStatusReportFrequency": "10s",
         "shutdownGracePeriod": "0s",
         "logging": {"verbosity": 1},
