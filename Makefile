@@ -8,9 +8,9 @@ PY := $(VENV)/bin/python
 BIN := $(CURDIR)/.local/bin
 export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup demo up down cluster cluster-down cluster-status cluster-clean-cache operator \
+.PHONY: help setup node-packages demo up down cluster cluster-down cluster-status cluster-clean-cache operator \
         images image-tools images-test images-clean-cache bench-images \
-        bench-control-plane bench-operator bench-keys bench-gateway bench-reactions lint typecheck unit integration sdk-test chart-lint test clean \
+        bench-control-plane bench-operator bench-keys bench-gateway bench-reactions bench-model-pod lint typecheck unit integration sdk-test chart-lint test clean \
         vllm-flags vllm-test
 
 help: ## list the targets
@@ -30,29 +30,32 @@ $(BIN)/kubectl $(BIN)/helm:
 sdk/js/node_modules/.package-lock.json: sdk/js/package.json sdk/js/package-lock.json
 	cd sdk/js && npm ci --no-audit --no-fund --loglevel=error
 
-setup: $(VENV)/.installed $(BIN)/kubectl sdk/js/node_modules/.package-lock.json ## create .venv, install the packages, kubectl, helm and the JS SDK's dev packages
+setup: $(VENV)/.installed $(BIN)/kubectl sdk/js/node_modules/.package-lock.json node-packages ## create .venv, install the packages, kubectl, helm, the JS SDK's dev packages and the node's Debian packages
 
-demo: setup ## everything on this machine: cluster, operator, front door, gateways; deploy and generate via the SDK
+node-packages: ## the real node's Debian packages: containerd, runc, CNI plugins, iptables, ipset (apt-get; quiet when done)
+	@scripts/install-node-packages.sh
+
+demo: setup images ## everything on this machine: cluster, operator, front door, gateways; deploy and generate via the SDK
 	@$(PY) -m paitient_localcluster.stack demo
 	@KUBECONFIG=$(CURDIR)/.local/cluster/admin.kubeconfig kubectl get nodes -L nvidia.com/gpu.product,nvidia.com/gpu.count
 	@KUBECONFIG=$(CURDIR)/.local/cluster/admin.kubeconfig kubectl get md -A
 
-up: setup ## start the whole stack in the background; prints export lines
+up: setup images ## start the whole stack in the background; prints export lines
 	@$(PY) -m paitient_localcluster.stack up
 
 down: ## stop everything `make up` or `make demo` started
 	@$(PY) -m paitient_localcluster.stack down
 
-cluster: setup ## start (or reuse) the local control plane; the last line is the kubeconfig path
+cluster: setup images ## start (or reuse) the local cluster (control plane, real node, simulated GPU nodes); the last line is the kubeconfig path
 	@$(VENV)/bin/paitient-localcluster up
 
-cluster-down: ## stop every process of the local cluster
+cluster-down: ## stop every process of the local cluster and remove its namespaces and cgroups
 	@$(VENV)/bin/paitient-localcluster down
 
 cluster-status: ## which control-plane processes run
 	@$(VENV)/bin/paitient-localcluster status
 
-cluster-clean-cache: ## delete the cached control-plane binaries (the next `make cluster` rebuilds)
+cluster-clean-cache: ## delete the cached cluster binaries (the next `make cluster` rebuilds)
 	rm -rf "$${PAITIENT_CACHE_DIR:-$${XDG_CACHE_HOME:-$$HOME/.cache}/paitient-localcluster}"
 
 operator: setup ## run the operator against the current kubeconfig (local cluster if KUBECONFIG is unset)
@@ -91,6 +94,9 @@ bench-gateway: setup ## gateway vs. direct vs. LiteLLM proxy: latency, throughpu
 
 bench-reactions: setup ## how fast a hung model, a ModelDeployment and an unplaceable GPU one are answered; SIGKILL under load
 	$(PY) benchmarks/bench_reactions.py $(ARGS)
+
+bench-model-pod: setup images ## a CPU ModelDeployment on the real node: kubectl apply -> Ready -> first completion (real vLLM), its memory
+	$(PY) benchmarks/bench_model_pod.py $(ARGS)
 
 lint: setup ## ruff
 	$(VENV)/bin/ruff check .

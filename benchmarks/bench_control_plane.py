@@ -1,11 +1,13 @@
-"""Figures of the local control plane: cold build, warm start until every node is Ready, and
-resident memory at rest.
+"""Figures of the local cluster: cold and warm builds, start until every node is Ready (the real
+node on its own too), a small pod's create -> Ready on the real node, resident memory at rest.
 
-    python benchmarks/bench_control_plane.py            # warm start + memory (uses the cache)
-    python benchmarks/bench_control_plane.py --cold     # also a cold build in a throwaway cache
+    python benchmarks/bench_control_plane.py          # start, pods, memory (uses the caches)
+    python benchmarks/bench_control_plane.py --cold   # also cold and warm builds
 
-The cold build uses an empty binary cache and an empty GOCACHE (the Go module download cache is
-kept: it measures compiling, not the network). Results go to stdout; docs/benchmarks.md records
+A cold build uses an empty binary cache and an empty GOCACHE; a warm build an empty binary cache
+and the GOCACHE the cold build left (the Go module download cache is kept for both: they measure
+compiling, not the network). The throwaway clusters' node holds the pause image only (from
+`make images`), which the small pod runs too. Results go to stdout; docs/benchmarks.md records
 them.
 """
 
@@ -15,33 +17,47 @@ import argparse
 import os
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
+from paitient_common.kubeapi import Kube
+from paitient_localcluster import cgroups
 from paitient_localcluster.build import ensure_built
-from paitient_localcluster.cluster import LocalCluster
+from paitient_localcluster.cluster import NODE_PROCESSES, LocalCluster
 from paitient_localcluster.commands import Ports
+from paitient_localcluster.node import PAUSE_IMAGE, built_images
+from paitient_localcluster.pki import NODE_NAME
 from paitient_localcluster.processes import spare_ports
+from paitient_localcluster.versions import CONTROL_PLANE, NODE, Component
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return 0.0
 
 
-def cold_build() -> float:
-    scratch = Path(tempfile.mkdtemp(prefix="paitient-cold-"))
+def timed_build(components: Sequence[Component], gocache: Path) -> dict[str, float]:
+    """Build ``components`` into a throwaway binary cache with ``gocache``; seconds each."""
+    scratch = Path(tempfile.mkdtemp(prefix="paitient-build-"))
     saved = {k: os.environ.get(k) for k in ("PAITIENT_CACHE_DIR", "GOCACHE")}
     os.environ["PAITIENT_CACHE_DIR"] = str(scratch / "bin")
-    os.environ["GOCACHE"] = str(scratch / "gocache")
+    os.environ["GOCACHE"] = str(gocache)
+    seconds = {}
     try:
-        started = time.monotonic()
-        ensure_built(log=lambda m: print(m, file=sys.stderr))
-        return time.monotonic() - started
+        for component in components:
+            started = time.monotonic()
+            ensure_built(lambda m: print(m, file=sys.stderr), [component])
+            seconds[component.name] = time.monotonic() - started
+        return seconds
     finally:
         for key, value in saved.items():
             if value is None:
@@ -51,43 +67,104 @@ def cold_build() -> float:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def builds() -> None:
+    with tempfile.TemporaryDirectory(prefix="paitient-gocache-") as gocache:
+        for label in ("cold", "warm"):  # warm: the GOCACHE the cold build filled
+            for group, components in (("control plane", CONTROL_PLANE), ("node", NODE)):
+                seconds = timed_build(components, Path(gocache))
+                parts = ", ".join(f"{name} {s:.0f} s" for name, s in seconds.items())
+                print(f"{label} build, {group}: {sum(seconds.values()):.0f} s ({parts})")
+
+
+def pod_ready_seconds(kube: Kube, image: str, runs: int = 5) -> list[float]:
+    """Create a one-container pod on the real node, time until it is Ready, delete it."""
+    namespace = "bench-pods"
+    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    times = []
+    for i in range(runs):
+        name = f"small-{i}"
+        started = time.monotonic()
+        kube.create(
+            {
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {
+                    "nodeName": NODE_NAME, "terminationGracePeriodSeconds": 0,
+                    "containers": [{"name": "main", "image": image, "imagePullPolicy": "Never"}],
+                },
+            }
+        )  # fmt: skip
+        while not _ready(kube.get("v1", "Pod", name, namespace=namespace)):
+            time.sleep(0.05)
+        times.append(time.monotonic() - started)
+        kube.delete("v1", "Pod", name, namespace=namespace)
+    return times
+
+
+def _ready(pod: dict[str, object] | None) -> bool:
+    status = pod.get("status", {}) if pod else {}
+    conditions = status.get("conditions", []) if isinstance(status, dict) else []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def memory(cluster: LocalCluster, rest: float) -> None:
+    time.sleep(rest)
+    total = node_total = 0.0
+    for name, pid in cluster.running().items():
+        mib = rss_mib(pid) if pid else 0.0
+        total += mib
+        node_total += mib if name in NODE_PROCESSES else 0.0
+        print(f"  rss {name:<24} {mib:7.0f} MiB")
+    recorded = {p for p in cluster.running().values() if p}
+    others = cgroups.pids(cgroups.find(cluster.namespaces.name)) - recorded
+    extra = sum(rss_mib(p) for p in others)
+    print(f"  rss {'shims, pods, launchers':<24} {extra:7.0f} MiB ({len(others)} processes)")
+    print(
+        f"resident memory after {rest:.0f} s at rest: {total + extra:.0f} MiB in all, "
+        f"the real node's programs {node_total:.0f} MiB"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--cold", action="store_true", help="also time a cold build (~7 min)")
+    parser.add_argument("--cold", action="store_true", help="also time cold and warm builds")
     parser.add_argument("--rest", type=float, default=30.0, help="seconds at rest before RSS")
     args = parser.parse_args()
     # A SIGTERM (timeout, Ctrl-C in make) must still run the clean-up below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-
     if args.cold:
-        print(
-            f"cold build (etcd, kube-apiserver, -controller-manager, -scheduler, kwok): {cold_build():.0f} s"
-        )
+        builds()
 
-    ensure_built(log=lambda m: print(m, file=sys.stderr))
+    pause = {PAUSE_IMAGE: built_images()[PAUSE_IMAGE]}
+    ensure_built(lambda m: print(m, file=sys.stderr))
     with tempfile.TemporaryDirectory(prefix="paitient-bench-") as run_dir:
-        cluster = LocalCluster(
-            run_dir=Path(run_dir),
-            ports=spare_ports(reserved=Ports.from_env().every_port()),
-            log=lambda _m: None,
-        )
-        try:
-            started = time.monotonic()
-            cluster.up()
-            print(
-                f"warm start until all {len(cluster.node_summary())} nodes Ready: {time.monotonic() - started:.1f} s"
+        for real_node in (False, True):
+            cluster = LocalCluster(
+                run_dir=Path(run_dir) / f"cluster-{real_node}",
+                ports=spare_ports(reserved=Ports.from_env().every_port()),
+                log=lambda m: print(m, file=sys.stderr) if "Ready in" in m else None,
+                real_node=real_node,
+                node_images=pause,
             )
-            time.sleep(args.rest)
-            total = 0.0
-            for name, pid in cluster.running().items():
-                mib = rss_mib(pid) if pid else 0.0
-                total += mib
-                print(f"  rss {name:<24} {mib:7.0f} MiB")
-            print(
-                f"resident memory of the control plane after {args.rest:.0f} s at rest: {total:.0f} MiB"
-            )
-        finally:
-            cluster.down(quiet=True)
+            try:
+                started = time.monotonic()
+                cluster.up()
+                kind = "with the real node" if real_node else "KWOK nodes only"
+                print(
+                    f"warm start until all {len(cluster.node_summary())} nodes Ready ({kind}): "
+                    f"{time.monotonic() - started:.1f} s"
+                )
+                if real_node:
+                    kube = Kube.from_kubeconfig(str(cluster.kubeconfig))
+                    times = pod_ready_seconds(kube, pause[PAUSE_IMAGE].ref)
+                    print(
+                        f"small pod create -> Ready on the real node: median "
+                        f"{statistics.median(times):.2f} s ({', '.join(f'{t:.2f}' for t in times)})"
+                    )
+                if real_node:
+                    memory(cluster, args.rest)
+            finally:
+                cluster.down(quiet=True)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 Prints: wall time until every ModelDeployment is Ready; the operator's API requests (from the
 API server's audit log) per ModelDeployment and per reconcile; its writes during a quiet period
 after all are Ready (goal: zero); its resident memory. CPU-only deployments with small requests
-on three large simulated nodes, so the scheduler has room for every pod.
+on three large simulated nodes, so the scheduler has room for every pod: this throwaway cluster
+has KWOK nodes only (no real node), where pods turn Ready without running.
 """
 
 from __future__ import annotations
@@ -122,11 +123,13 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     with tempfile.TemporaryDirectory(prefix="paitient-bench-op-") as tmp:
-        # No data plane runs 500 gateways here: KWOK reports model pods Ready itself, as it did
-        # before readiness was left to the data plane; this measures the operator alone.
+        # KWOK nodes only (no real node, whose two CPUs could not hold 500 pods), and no data plane
+        # runs 500 gateways here: KWOK reports model pods Ready itself, as it did before readiness
+        # was left to the data plane; this measures the operator alone.
         cluster = LocalCluster(
-            run_dir=Path(tmp) / "cluster", ports=spare_ports(reserved=Ports.from_env().every_port()), log=lambda _m: None,
-            model_pods_ready_at_once=True,
+            run_dir=Path(tmp) / "cluster",
+            ports=spare_ports(reserved=Ports.from_env().every_port()),
+            log=lambda _m: None, real_node=False, model_pods_ready_at_once=True,
         )  # fmt: skip
         operator: subprocess.Popen[bytes] | None = None
         try:

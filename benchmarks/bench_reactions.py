@@ -27,12 +27,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from paitient_cli import admin  # noqa: E402
 from paitient_common.kubeapi import Kube  # noqa: E402
-from paitient_localcluster.cluster import LocalCluster  # noqa: E402
-from paitient_operator.resources.install import install_crds  # noqa: E402
-from tests.integration.operator_process import OperatorProcess  # noqa: E402
-from tests.integration.stack_helpers import make_tenant, start_data_plane  # noqa: E402
+from tests.integration.stack_helpers import operator_and_tenant, start_data_plane  # noqa: E402
 from tests.integration.waiting import wait_for  # noqa: E402
 from tests.standins.client import run, sync_call  # noqa: E402
 from tests.standins.load import Load, ledger_records  # noqa: E402
@@ -119,42 +115,24 @@ def gateway_figures(work: Path, rounds: int) -> None:
 
 
 def cluster_figures(work: Path, rounds: int) -> None:
-    cluster = LocalCluster(log=lambda _m: None)
-    reused = cluster.is_healthy()
-    kubeconfig = cluster.up()
-    kube = Kube.from_kubeconfig(str(kubeconfig))
-    install_crds(kube)
-    own = kubeconfig.parent / "operator.kubeconfig"
-    operator = OperatorProcess(
-        own if own.is_file() else kubeconfig,
-        work / "operator.log",
-        env={"PAITIENT_DEFAULT_STORAGE_CLASS": "encrypted-local"},
-    )
-    plane = None
-    tenant: dict[str, str] | None = None
-    try:
-        operator.start()
+    with operator_and_tenant(work) as (kube, kubeconfig, tenant):
         plane, _ = start_data_plane(kubeconfig, work)
-        tenant = make_tenant(kube)
-        ns = tenant["namespace"]
-        kube.create(make_md("reactions").namespace(ns).cpu_only().manifest())
-        ready = seconds_until(lambda: _phase(kube, ns, "reactions") == "Ready")
-        print(f"CPU ModelDeployment created -> Ready: {ready * 1000:.0f} ms")
-        kube.create(make_md("no-gpu").namespace(ns).gpus(1).product("NVIDIA-B200").manifest())
-        stuck = seconds_until(lambda: _ready_reason(kube, ns, "no-gpu") == "GPUCapacity")
-        print(
-            f"unplaceable GPU ModelDeployment created -> reason GPUCapacity: {stuck * 1000:.0f} ms"
-        )
-
-    finally:
-        if tenant is not None:
-            admin.delete_tenant(kube, tenant["name"], force=True)
-        if plane is not None:
+        try:
+            ns = tenant["namespace"]
+            # On a simulated H100 node, served by the data plane (a CPU one runs real vLLM on the
+            # real node: that is make bench-model-pod).
+            kube.create(make_md("reactions").namespace(ns).gpus(1).manifest())
+            ready = seconds_until(lambda: _phase(kube, ns, "reactions") == "Ready")
+            print(f"GPU ModelDeployment (simulated node) created -> Ready: {ready * 1000:.0f} ms")
+            kube.create(make_md("no-gpu").namespace(ns).gpus(1).product("NVIDIA-B200").manifest())
+            stuck = seconds_until(lambda: _ready_reason(kube, ns, "no-gpu") == "GPUCapacity")
+            print(
+                f"unplaceable GPU ModelDeployment created -> reason GPUCapacity: "
+                f"{stuck * 1000:.0f} ms"
+            )
+        finally:
             plane.terminate()
             plane.wait(timeout=30)
-        operator.stop()
-        if not reused:
-            cluster.down(quiet=True)
 
 
 def _phase(kube: Kube, ns: str, name: str) -> str | None:

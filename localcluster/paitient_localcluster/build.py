@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .errors import ClusterError
@@ -29,21 +29,21 @@ def build_command(go: str, component: Component) -> list[str]:
     ]  # fmt: skip
 
 
-def ensure_built(log: Log = print) -> dict[str, Path]:
-    """Build every missing component; return binary name -> path for all of them."""
-    missing = [c for c in COMPONENTS if not c.is_built()]
+def ensure_built(log: Log = print, components: Sequence[Component] = COMPONENTS) -> dict[str, Path]:
+    """Build every missing one of ``components``; return binary name -> path for all of them."""
+    missing = [c for c in components if not c.is_built()]
     if missing:
         go = find_go(log)
         for component in missing:
             _build(go, component, log)
-    return {b: c.binary(b) for c in COMPONENTS for b in c.binaries}
+    return {b: c.binary(b) for c in components for b in c.binaries}
 
 
 def _build(go: str, component: Component, log: Log) -> None:
     component.directory.mkdir(parents=True, exist_ok=True)
     log(
         f"[build] {component.name} {component.version}: first run only, "
-        f"about 5 minutes for Kubernetes on 2 cores ({component.directory})"
+        f"minutes on 2 cores ({component.directory})"
     )
     started = time.monotonic()
     env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
@@ -64,7 +64,7 @@ def _build(go: str, component: Component, log: Log) -> None:
         )
     for name in component.binaries:
         _check_runs(component.binary(name), component)
-    (component.directory / ".complete").write_text(f"{component.version}\n")
+    component.stamp.write_text(component.stamp_text())
     log(f"[build] {component.name} built in {time.monotonic() - started:.0f} s")
 
 

@@ -1,11 +1,17 @@
-"""Bring the local control plane up and down: build, certificates, processes, nodes.
+"""Bring the local cluster up and down: build, certificates, namespaces, processes, nodes.
+
+Everything runs inside namespaces the cluster makes (``namespaces.py``): the control plane, KWOK
+with its simulated GPU nodes, and the real node (containerd, kubelet, kube-proxy, kube-router's
+NetworkPolicy controller, CoreDNS). The host reaches the control plane's ports on 127.0.0.1
+through a relay, so every kubeconfig says ``https://127.0.0.1:<port>`` on the host and inside.
 
 ``up()`` is idempotent: a healthy running cluster is reused; leftovers of a dead one (stale pid
-files, half-started processes) are stopped and the cluster is started afresh.
+files, half-started processes, namespaces, cgroups) are removed and the cluster starts afresh.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -13,28 +19,43 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import audit, commands
+from . import audit, cluster_dns, commands, nodeconfig
+from .addresses import NODE_IP
 from .build import ensure_built
 from .commands import Layout, Ports
 from .errors import ClusterError
 from .kubeconfig import build_kubeconfig, write_kubeconfig
 from .kwok_stages import kwok_config
+from .namespaces import HOLDER, ClusterNamespaces, cluster_name
+from .node import (
+    PAUSE_IMAGE,
+    NodeImage,
+    built_images,
+    check_programs,
+    containerd_answers,
+    http_ok_inside,
+    import_images,
+    node_env,
+)
+from .nodeconfig import NodeLayout
 from .nodes import default_nodes
-from .pki import CLIENTS, ensure_pki
+from .pki import CLIENTS, NODE_NAME, ensure_pki
 from .processes import Managed, port_owner
 from .provisioner import storage_classes
-from .versions import REPO_ROOT
+from .relay import PortMapping, relay_argv
+from .versions import CONTROL_PLANE, NODE, REPO_ROOT
 
 Log = Callable[[str], None]
-# Start order; stopped in reverse.
-PROCESSES = (
+RELAY = "relay"
+# Start order; stopped in reverse (the namespace holder first in, last out).
+CONTROL_PLANE_PROCESSES = (
     "etcd",
     "kube-apiserver",
     "kube-controller-manager",
@@ -42,6 +63,7 @@ PROCESSES = (
     "kwok",
     "volume-provisioner",
 )
+NODE_PROCESSES = ("containerd", "kubelet", "kube-proxy", "kube-router")
 CRDS = REPO_ROOT / "crds"
 
 
@@ -53,14 +75,36 @@ def default_run_dir() -> Path:
 
 @dataclass
 class LocalCluster:
-    """A control plane on loopback whose state lives in ``run_dir``."""
+    """A cluster whose state lives in ``run_dir`` and whose ports the host sees on 127.0.0.1.
+
+    ``real_node``: run the real CPU node ``cpu-node-0`` (without it KWOK simulates one, as the
+    operator benchmark's throwaway cluster wants). ``node_images``: the images imported into
+    the node's containerd at start, by name (``pause`` is the pods' sandbox); by default every
+    image ``make images`` built.
+    """
 
     run_dir: Path = field(default_factory=default_run_dir)
     ports: Ports = field(default_factory=Ports.from_env)
     log: Log = print
+    real_node: bool = True
+    node_images: Mapping[str, NodeImage] | None = None
     # Model pods wait for the data plane to report them Ready (kwok_stages.py) unless this is
     # set: for a cluster that runs no data plane (the operator's benchmark).
     model_pods_ready_at_once: bool = False
+
+    @property
+    def processes(self) -> tuple[str, ...]:
+        """Every process of this cluster, in start order."""
+        node = NODE_PROCESSES if self.real_node else ()
+        return (HOLDER, RELAY, *CONTROL_PLANE_PROCESSES, *node)
+
+    @property
+    def namespaces(self) -> ClusterNamespaces:
+        return ClusterNamespaces(cluster_name(self.run_dir, self.ports.base), self.run_dir)
+
+    @property
+    def node_layout(self) -> NodeLayout:
+        return NodeLayout(self.run_dir / "node")
 
     @property
     def layout(self) -> Layout:
@@ -80,11 +124,11 @@ class LocalCluster:
     # -- queries -----------------------------------------------------------------------------
 
     def running(self) -> dict[str, int | None]:
-        return {name: self.process(name).read_pid() for name in PROCESSES}
+        return {name: self.process(name).read_pid() for name in self.processes}
 
     def is_healthy(self) -> bool:
-        """Every process alive and the apiserver ready."""
-        if any(pid is None for pid in self.running().values()):
+        """Namespaces there, every process alive and the apiserver ready."""
+        if not self.namespaces.is_up() or any(pid is None for pid in self.running().values()):
             return False
         return self._apiserver_ready()
 
@@ -93,7 +137,12 @@ class LocalCluster:
     def up(self) -> Path:
         """Start (or reuse) the cluster; return the admin kubeconfig path."""
         started = time.monotonic()
-        binaries = ensure_built(self.log)
+        components = CONTROL_PLANE + (NODE if self.real_node else ())
+        binaries = ensure_built(self.log, components)
+        images: Mapping[str, NodeImage] = {}
+        if self.real_node:
+            binaries["containerd"] = Path(check_programs())
+            images = self.node_images if self.node_images is not None else built_images()
         if self.is_healthy():
             self.log(f"[cluster] already running, reusing it ({self.run_dir})")
             self._write_kubeconfigs()
@@ -104,9 +153,9 @@ class LocalCluster:
             self.log(f"[cluster] stopping leftovers of an earlier run: {', '.join(leftovers)}")
         self.down(quiet=True)
         self._check_ports_free()
-        self._prepare_files()
+        self._prepare_files(images)
         try:
-            self._start_all(binaries)
+            self._start_all(binaries, images)
         except BaseException:
             self.log("[cluster] start failed; stopping what was started")
             self.down(quiet=True)
@@ -116,12 +165,25 @@ class LocalCluster:
         return self.kubeconfig
 
     def down(self, quiet: bool = False) -> list[str]:
-        """Stop every process this cluster started; return their names."""
-        stopped = [n for n in reversed(PROCESSES) if self.process(n).stop()]
+        """Stop every process this cluster started, then remove its namespaces and cgroups
+        (killing what is left in them: containers, shims); return the processes' names."""
+        order = list(reversed(self.processes[1:]))
+        node = [n for n in order if n in NODE_PROCESSES]
+        stopped = [n for n in node if self.process(n).stop()]
+        # The pods go with the node, before the control plane: a pod's open watch would keep
+        # the API server draining its connections until it is killed.
+        self.namespaces.kill_strays(spare=frozenset(p for p in self.running().values() if p))
+        stopped += [n for n in order if n not in node and self.process(n).stop()]
+        holder_was_up = self.process(HOLDER).read_pid() is not None
+        removed = self.namespaces.destroy()
+        if holder_was_up:
+            stopped.append(HOLDER)
         if not quiet:
             self.log(
                 f"[cluster] stopped {', '.join(stopped)}" if stopped else "[cluster] not running"
             )
+            if removed:
+                self.log(f"[cluster] removed {', '.join(removed)}")
         busy = {n: o for n, p in self.ports.all().items() if (o := port_owner(p))}
         if busy and not quiet:
             self.log(f"[cluster] warning: ports still bound after stop: {busy}")
@@ -141,14 +203,26 @@ class LocalCluster:
                 "other ports with PAITIENT_CLUSTER_PORT_BASE=<n>."
             )
 
-    def _prepare_files(self) -> None:
+    def _prepare_files(self, images: Mapping[str, NodeImage]) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.layout.etcd_data, ignore_errors=True)  # every fresh start is empty
+        shutil.rmtree(self.layout.volumes, ignore_errors=True)  # their claims are gone with it
         self._write_kubeconfigs()
         stages = kwok_config(self.model_pods_ready_at_once)
         (self.run_dir / "kwok.yaml").write_text(yaml.safe_dump_all(stages, sort_keys=False))
         self.layout.audit_policy.write_text(yaml.safe_dump(audit.POLICY, sort_keys=False))
         self.layout.audit_log.parent.mkdir(parents=True, exist_ok=True)
+        if self.real_node:
+            files = nodeconfig.render_files(
+                self.node_layout,
+                self.layout.pki,
+                NODE_IP,
+                images[PAUSE_IMAGE].ref,
+                self.layout.kubeconfig("kube-proxy"),
+            )
+            for path, text in files.items():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
 
     def _write_kubeconfigs(self) -> None:
         """One kubeconfig per identity (cheap, so also redone when a cluster is reused)."""
@@ -159,8 +233,13 @@ class LocalCluster:
             )
             write_kubeconfig(self.layout.kubeconfig(identity), doc)
 
-    def _start_all(self, binaries: dict[str, Path]) -> None:
+    def _start_all(self, binaries: dict[str, Path], images: Mapping[str, NodeImage]) -> None:
         lay, ports = self.layout, self.ports
+        self.namespaces.create()
+        self.log(f"[cluster] namespaces {self.namespaces.name} ready")
+        mappings = [PortMapping(p, "127.0.0.1", p) for p in ports.all().values()]
+        pid = self.process(RELAY).start(relay_argv(self.namespaces.netns_path, mappings))
+        self.log(f"[cluster] started relay (pid {pid}): host 127.0.0.1 -> the cluster's namespace")
         self._start("etcd", commands.etcd_argv(binaries["etcd"], lay, ports))
         self._wait("etcd", self._etcd_healthy, 30)
         self._start(
@@ -182,11 +261,53 @@ class LocalCluster:
         self._wait("kube-scheduler", lambda: self._healthz(ports.scheduler), 60)
         self._start("volume-provisioner", commands.provisioner_argv(lay))
         self._create_nodes()
+        if self.real_node:
+            self._start_node(binaries, images)
         self._wait_nodes_ready(timeout=90)
         self._wait("volume-provisioner", self._storage_classes_exist, 30)
 
-    def _start(self, name: str, argv: list[str]) -> None:
-        pid = self.process(name).start(argv)
+    def _start_node(self, binaries: dict[str, Path], images: Mapping[str, NodeImage]) -> None:
+        """containerd and its images, kubelet; once the node is registered, kube-proxy and
+        kube-router (which reads the Node object at start); then the cluster DNS, a pod."""
+        node, lay, env = self.node_layout, self.layout, node_env()
+        started = time.monotonic()
+        enter = self.namespaces.enter(self.run_dir)
+        self._start(
+            "containerd", nodeconfig.containerd_argv(str(binaries["containerd"]), node), env
+        )
+        self._wait("containerd", lambda: containerd_answers(enter), 30)
+        imported = import_images(list(images.values()), enter)
+        if imported:
+            self.log(f"[cluster] imported into the node: {', '.join(imported)}")
+        self._apply(nodeconfig.kube_router_rbac(CLIENTS["kube-router"][0]))
+        self._start(
+            "kubelet",
+            nodeconfig.kubelet_argv(binaries["kubelet"], node, lay.kubeconfig("node"), NODE_IP),
+            env,
+        )
+        self._wait("kubelet", self._node_registered, 60)
+        self._start("kube-proxy", nodeconfig.kube_proxy_argv(binaries["kube-proxy"], node), env)
+        self._start(
+            "kube-router",
+            nodeconfig.kube_router_argv(binaries["kube-router"], lay.kubeconfig("kube-router")),
+            env,
+        )
+        netns = self.namespaces.netns_path
+        for name, url in (
+            ("kubelet", f"http://127.0.0.1:{nodeconfig.KUBELET_HEALTHZ_PORT}/healthz"),
+            ("kube-proxy", f"http://127.0.0.1:{nodeconfig.KUBE_PROXY_HEALTHZ_PORT}/livez"),
+            ("kube-router", f"http://127.0.0.1:{nodeconfig.KUBE_ROUTER_HEALTH_PORT}/healthz"),
+        ):
+            self._wait(name, functools.partial(http_ok_inside, netns, url), 60)
+        self._wait("kubelet", lambda: self._node_ready(NODE_NAME), 60)
+        self.log(f"[cluster] real node {NODE_NAME} Ready in {time.monotonic() - started:.1f} s")
+        self._apply(cluster_dns.objects(binaries["coredns"], images[PAUSE_IMAGE].ref))
+        self._wait("kubelet", self._cluster_dns_ready, 60)
+
+    def _start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        """Start a process of the cluster inside its namespaces."""
+        enter = self.namespaces.enter(self.run_dir)
+        pid = self.process(name).start(enter.argv(argv), env=env, exe=argv[0])
         self.log(f"[cluster] started {name} (pid {pid})")
 
     def _wait(self, name: str, check: Callable[[], bool], timeout: float) -> None:
@@ -247,8 +368,40 @@ class LocalCluster:
                 if exc.code != 409:
                     raise ClusterError(f"installing {path.name}: {exc}") from exc
 
+    def _apply(self, manifests: list[dict[str, Any]]) -> None:
+        """Create each object; one that exists already is left as it is."""
+        for obj in manifests:
+            group_version, kind = obj["apiVersion"], obj["kind"]
+            namespace = obj["metadata"].get("namespace")
+            prefix = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+            scope = f"/namespaces/{namespace}" if namespace else ""
+            plural = _PLURALS[kind]
+            try:
+                self._api("POST", f"{prefix}{scope}/{plural}", obj)
+            except urllib.error.HTTPError as exc:
+                if exc.code != 409:
+                    raise ClusterError(f"creating {kind} {obj['metadata']['name']}: {exc}") from exc
+
+    def _cluster_dns_ready(self) -> bool:
+        path = f"/apis/apps/v1/namespaces/{cluster_dns.NAMESPACE}/deployments/{cluster_dns.NAME}"
+        try:
+            status = self._api("GET", path).get("status", {})
+        except urllib.error.HTTPError:
+            return False
+        return bool(status.get("readyReplicas"))
+
+    def _node_ready(self, name: str) -> bool:
+        return any(n["name"] == name and n["ready"] for n in self.node_summary())
+
+    def _node_registered(self) -> bool:
+        try:
+            self._api("GET", f"/api/v1/nodes/{NODE_NAME}")
+        except urllib.error.HTTPError:
+            return False
+        return True
+
     def _create_nodes(self) -> None:
-        for node in default_nodes():
+        for node in default_nodes(cpu_nodes=0 if self.real_node else 1):
             try:
                 self._api("POST", "/api/v1/nodes", node)
             except urllib.error.HTTPError as exc:
@@ -289,11 +442,22 @@ class LocalCluster:
     def _write_state(self, seconds: float) -> None:
         state = {
             "server": self.server,
+            "namespaces": self.namespaces.name,
             "kubeconfig": str(self.kubeconfig),
             "pids": self.running(),
             "start_seconds": round(seconds, 2),
         }
         (self.run_dir / "state.json").write_text(json.dumps(state, indent=2))
+
+
+_PLURALS = {
+    "ServiceAccount": "serviceaccounts",
+    "ConfigMap": "configmaps",
+    "Service": "services",
+    "Deployment": "deployments",
+    "ClusterRole": "clusterroles",
+    "ClusterRoleBinding": "clusterrolebindings",
+}
 
 
 def _get(url: str, ctx: ssl.SSLContext | None) -> str | None:

@@ -1,7 +1,9 @@
 """The command lines of the control-plane programs (pure: paths and ports in, argv out).
 
-Every listener binds to 127.0.0.1 only. Flags follow what upstream's envtest and kubeadm pass,
-trimmed to what a single-machine test cluster needs.
+They all run inside the cluster's network namespace, where every listener binds to 127.0.0.1,
+except the API server, which pods reach at the node's address too (the `kubernetes` Service).
+The host reaches the loopback ports through the relay (``relay.py``). Flags follow what
+upstream's envtest and kubeadm pass, trimmed to what a single-machine test cluster needs.
 """
 
 from __future__ import annotations
@@ -11,10 +13,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .addresses import NODE_IP, SERVICE_CIDR, SIMULATED_POD_CIDR
 from .pki import Pki
 
-SERVICE_CIDR = "10.0.0.0/16"  # room for thousands of Services (benchmarks)
-POD_CIDR = "10.244.0.1/16"
 ADMISSION_PLUGINS = ("NodeRestriction", "PodSecurity", "ResourceQuota", "LimitRanger")
 
 
@@ -23,6 +24,7 @@ class Ports:
     """Loopback ports; ``PAITIENT_CLUSTER_PORT_BASE`` shifts them all (default keeps clear of
     the well-known 2379/6443/10257/10259 of a real cluster on the same machine)."""
 
+    base: int
     etcd_client: int
     etcd_peer: int
     apiserver: int
@@ -33,7 +35,9 @@ class Ports:
 
     @classmethod
     def from_base(cls, base: int) -> Ports:
-        return cls(base + 79, base + 80, base + 43, base + 57, base + 59, base + 88, base + 81)
+        return cls(
+            base, base + 79, base + 80, base + 43, base + 57, base + 59, base + 88, base + 81
+        )
 
     @classmethod
     def from_env(cls) -> Ports:
@@ -90,6 +94,11 @@ class Layout:
         return self.kubeconfig("admin")
 
     @property
+    def volumes(self) -> Path:
+        """The stand-in provisioner's volumes (emptied at every fresh start, like etcd)."""
+        return self.run_dir / "volumes"
+
+    @property
     def audit_policy(self) -> Path:
         return self.run_dir / "audit-policy.yaml"
 
@@ -122,9 +131,10 @@ def apiserver_argv(binary: Path, layout: Layout, ports: Ports) -> list[str]:
     return [
         str(binary),
         f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
-        "--bind-address=127.0.0.1",
-        # Without an advertise address and no default route the apiserver refuses to start.
-        "--advertise-address=127.0.0.1",
+        # Every address of the cluster's namespace (loopback and the node's): pods reach it
+        # through the `kubernetes` Service, whose endpoint is the advertised node address.
+        "--bind-address=0.0.0.0",
+        f"--advertise-address={NODE_IP}",
         f"--secure-port={ports.apiserver}",
         f"--tls-cert-file={pki.serving_cert}",
         f"--tls-private-key-file={pki.serving_key}",
@@ -134,6 +144,12 @@ def apiserver_argv(binary: Path, layout: Layout, ports: Ports) -> list[str]:
         f"--service-account-key-file={pki.service_account_key}",
         f"--service-account-signing-key-file={pki.service_account_key}",
         "--authorization-mode=Node,RBAC",
+        # logs, exec and port-forward: dial the kubelet at the node's InternalIP (its name does
+        # not resolve), verify its serving certificate, and present our own client certificate.
+        "--kubelet-preferred-address-types=InternalIP",
+        f"--kubelet-certificate-authority={pki.ca_cert}",
+        f"--kubelet-client-certificate={pki.client_cert('apiserver-kubelet-client')}",
+        f"--kubelet-client-key={pki.client_key('apiserver-kubelet-client')}",
         f"--enable-admission-plugins={','.join(ADMISSION_PLUGINS)}",
         # Privileged pods are allowed by the apiserver itself so that Pod Security admission,
         # not a global switch, is what refuses them in restricted namespaces.
@@ -200,7 +216,7 @@ def kwok_argv(binary: Path, layout: Layout, ports: Ports) -> list[str]:
         f"--config={layout.run_dir / 'kwok.yaml'}",
         "--manage-all-nodes=false",
         "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-        f"--cidr={POD_CIDR}",
+        f"--cidr={SIMULATED_POD_CIDR}",
         "--node-ip=127.0.0.1",
         f"--server-address=127.0.0.1:{ports.kwok}",
         # Renew node Leases as kubelets do. Without them KWOK heartbeats through node status
@@ -214,4 +230,5 @@ def provisioner_argv(layout: Layout) -> list[str]:
     # The stand-in provisioner is simulated infrastructure, like KWOK: it shares KWOK's identity,
     # which the audit policy leaves out, so the audit log holds only the project's requests.
     kubeconfig = layout.kubeconfig("kwok")
-    return [sys.executable, "-m", "paitient_localcluster.provisioner", str(kubeconfig)]
+    return [sys.executable, "-m", "paitient_localcluster.provisioner", str(kubeconfig),
+            str(layout.volumes)]  # fmt: skip

@@ -17,15 +17,21 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-# The apiserver's in-cluster address is the first IP of the service range (10.0.0.0/24).
-SERVING_IPS = ("127.0.0.1", "10.0.0.1")
-SERVING_NAMES = (
-    "localhost",
-    "kubernetes",
-    "kubernetes.default",
-    "kubernetes.default.svc",
-    "kubernetes.default.svc.cluster.local",
-)
+from .addresses import API_SERVICE_IP, NODE_IP
+
+NODE_NAME = "cpu-node-0"  # the real node
+# Serving certificates: file stem -> (common name, DNS names, IP addresses). The API server is
+# reached on loopback, at its Service address and at the node address it advertises; the
+# kubelet at the node address (the API server verifies it for logs, exec, port-forward).
+SERVERS = {
+    "apiserver": (
+        "kube-apiserver",
+        ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+         "kubernetes.default.svc.cluster.local"),
+        ("127.0.0.1", API_SERVICE_IP, NODE_IP),
+    ),
+    "kubelet": (f"system:node:{NODE_NAME}", (NODE_NAME,), (NODE_IP,)),
+}  # fmt: skip
 CLIENTS = {
     # file stem: (common name, organisation)
     "admin": ("paitient-admin", "system:masters"),
@@ -35,6 +41,12 @@ CLIENTS = {
     # The operator runs with an identity of its own so the audit log tells its requests apart;
     # the Helm chart gives it least-privilege RBAC, the local cluster simply trusts it.
     "operator": ("paitient-operator", "system:masters"),
+    # The real node: kubelet under the Node authorizer, kube-proxy under its built-in role
+    # (system:node-proxier), kube-router under the role nodeconfig.kube_router_rbac grants.
+    "node": (f"system:node:{NODE_NAME}", "system:nodes"),
+    "kube-proxy": ("system:kube-proxy", None),
+    "kube-router": ("paitient-kube-router", None),
+    "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", "system:masters"),
 }
 _VALIDITY = dt.timedelta(days=365)
 
@@ -55,11 +67,17 @@ class Pki:
 
     @property
     def serving_cert(self) -> Path:
-        return self.directory / "apiserver.crt"
+        return self.serving_cert_of("apiserver")
 
     @property
     def serving_key(self) -> Path:
-        return self.directory / "apiserver.key"
+        return self.serving_key_of("apiserver")
+
+    def serving_cert_of(self, server: str) -> Path:
+        return self.directory / f"{server}.crt"
+
+    def serving_key_of(self, server: str) -> Path:
+        return self.directory / f"{server}.key"
 
     @property
     def service_account_key(self) -> Path:
@@ -72,16 +90,20 @@ class Pki:
         return self.directory / f"{name}.key"
 
     def exists(self) -> bool:
-        files = [self.ca_cert, self.serving_cert, self.service_account_key]
+        files = [self.ca_cert, self.service_account_key]
         files += [self.client_cert(n) for n in CLIENTS]
-        return all(f.is_file() for f in files)
+        return all(f.is_file() for f in files) and all(
+            _serves(self.serving_cert_of(stem), names, ips)
+            for stem, (_, names, ips) in SERVERS.items()
+        )
 
 
 def ensure_pki(directory: Path) -> Pki:
     """Create what is missing of the PKI in ``directory``.
 
     An existing CA is kept (a running cluster keeps trusting its certificates); identities added
-    to ``CLIENTS`` since it was made are issued by it.
+    to ``CLIENTS`` since it was made are issued by it, and a serving certificate whose names
+    differ from ``SERVERS`` is issued again.
     """
     pki = Pki(directory)
     if pki.exists():
@@ -95,15 +117,29 @@ def ensure_pki(directory: Path) -> Pki:
         ca_key, ca_name = loaded, ca_cert.subject
     else:
         ca_key, ca_name = _new_ca(pki)
-        _new_serving_cert(pki, ca_key, ca_name)
         # Service-account tokens are signed with RSA (RS256 is what every verifier accepts).
         sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         pki.service_account_key.write_bytes(_private_pem(sa_key))
         pki.service_account_key.chmod(0o600)
+    for stem, (cn, names, ips) in SERVERS.items():
+        if not _serves(pki.serving_cert_of(stem), names, ips):
+            _new_serving_cert(pki, stem, cn, names, ips, ca_key, ca_name)
     for stem, (cn, org) in CLIENTS.items():
         if not pki.client_cert(stem).is_file():
             _new_client_cert(pki, stem, _name(cn, org), ca_key, ca_name)
     return pki
+
+
+def _serves(cert_path: Path, names: tuple[str, ...], ips: tuple[str, ...]) -> bool:
+    """The certificate exists and names exactly these DNS names and addresses."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return False
+    return set(sans.get_values_for_type(x509.DNSName)) == set(names) and {
+        str(ip) for ip in sans.get_values_for_type(x509.IPAddress)
+    } == set(ips)
 
 
 def _new_ca(pki: Pki) -> tuple[ec.EllipticCurvePrivateKey, x509.Name]:
@@ -130,17 +166,25 @@ def _new_ca(pki: Pki) -> tuple[ec.EllipticCurvePrivateKey, x509.Name]:
     return ca_key, ca_name
 
 
-def _new_serving_cert(pki: Pki, ca_key: ec.EllipticCurvePrivateKey, ca_name: x509.Name) -> None:
+def _new_serving_cert(
+    pki: Pki,
+    stem: str,
+    common_name: str,
+    names: tuple[str, ...],
+    ips: tuple[str, ...],
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_name: x509.Name,
+) -> None:
     key = _ec_key()
-    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in SERVING_NAMES]
-    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in SERVING_IPS]
+    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
+    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
     cert = (
-        _builder(_name("kube-apiserver"), ca_name, key)
+        _builder(_name(common_name), ca_name, key)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    _write(pki.serving_cert, pki.serving_key, cert, key)
+    _write(pki.serving_cert_of(stem), pki.serving_key_of(stem), cert, key)
 
 
 def _new_client_cert(

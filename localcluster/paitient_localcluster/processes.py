@@ -47,7 +47,12 @@ class Managed:
             return None
         return pid if _runs(pid, exe) else None
 
-    def start(self, argv: list[str], env: dict[str, str] | None = None) -> int:
+    def start(
+        self, argv: list[str], env: dict[str, str] | None = None, exe: str | None = None
+    ) -> int:
+        """Start ``argv`` in a session of its own. ``exe``: the program it ends up running when
+        ``argv`` is a launcher that execs it (``linux.Enter``); the pid file records that one,
+        once the launcher has become it."""
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
             log.write(f"\n--- starting {' '.join(argv)}\n".encode())
@@ -58,7 +63,10 @@ class Managed:
                 argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, close_fds=True, env=env,
             )  # fmt: skip
-        self.pid_file.write_text(json.dumps({"pid": proc.pid, "exe": os.path.realpath(argv[0])}))
+        program = os.path.realpath(exe or argv[0])
+        if exe is not None:
+            _wait_exec(proc, program)
+        self.pid_file.write_text(json.dumps({"pid": proc.pid, "exe": program}))
         return proc.pid
 
     def stop(self, timeout: float = 15.0) -> bool:
@@ -90,6 +98,16 @@ class Managed:
                 f"{self.name} exited during start. Last lines of {self.log_file}:\n"
                 f"{self.log_tail()}"
             )
+
+
+def _wait_exec(proc: subprocess.Popen[bytes], program: str, timeout: float = 30.0) -> None:
+    """Until the launcher ``proc`` has exec'd ``program`` (or exited: its log says why)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{proc.pid}/exe").removesuffix(" (deleted)") == program:
+                return
+        time.sleep(0.01)
 
 
 def _runs(pid: int, exe: str) -> bool:

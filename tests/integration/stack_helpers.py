@@ -1,14 +1,20 @@
-"""Helpers for tests against the whole stack: a tenant with a key."""
+"""Helpers for tests and benchmarks against the whole stack: a tenant with a key, the data plane,
+an operator of one's own."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from paitient_cli import admin
 from paitient_common.kubeapi import Kube
+from paitient_localcluster.cluster import LocalCluster
+from paitient_operator.resources.install import install_crds
+from tests.integration.operator_process import OperatorProcess
 from tests.integration.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,3 +50,31 @@ def start_data_plane(kubeconfig: Path, work: Path) -> tuple[subprocess.Popen[byt
         cwd=REPO, stdout=(work / "dataplane.log").open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     return plane, routes
+
+
+@contextlib.contextmanager
+def operator_and_tenant(work: Path) -> Iterator[tuple[Kube, Path, dict[str, str]]]:
+    """For benchmarks: the local cluster (started if none runs, and then stopped again), the CRDs,
+    an operator of its own (logging to ``work``) and a fresh tenant, deleted afterwards."""
+    cluster = LocalCluster(log=lambda _m: None)
+    reused = cluster.is_healthy()
+    kubeconfig = cluster.up()
+    kube = Kube.from_kubeconfig(str(kubeconfig))
+    install_crds(kube)
+    own = kubeconfig.parent / "operator.kubeconfig"
+    operator = OperatorProcess(
+        own if own.is_file() else kubeconfig,
+        work / "operator.log",
+        env={"PAITIENT_DEFAULT_STORAGE_CLASS": "encrypted-local"},
+    )
+    tenant: dict[str, str] | None = None
+    try:
+        operator.start()
+        tenant = make_tenant(kube)
+        yield kube, kubeconfig, tenant
+    finally:
+        if tenant is not None:
+            admin.delete_tenant(kube, tenant["name"], force=True)
+        operator.stop()
+        if not reused:
+            cluster.down(quiet=True)

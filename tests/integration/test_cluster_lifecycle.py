@@ -1,5 +1,6 @@
 """`make cluster` semantics on a second, throwaway cluster: reuse, restart after a crash,
-clean stop, and clear errors for busy ports and programs that die on start."""
+clean stop that leaves nothing behind, and clear errors for busy ports and programs that die on
+start."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from paitient_localcluster.cluster import PROCESSES, LocalCluster
+from paitient_localcluster import cgroups
+from paitient_localcluster.cluster import LocalCluster
 from paitient_localcluster.commands import Ports
 from paitient_localcluster.errors import ClusterError
+from paitient_localcluster.node import PAUSE_IMAGE, built_images
 from paitient_localcluster.processes import Managed, port_owner, spare_ports
 from tests.integration.waiting import wait_for
 
@@ -26,7 +29,14 @@ def _spare_ports() -> Ports:
 
 @pytest.fixture
 def spare_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(run_dir=tmp_path / "cluster", ports=_spare_ports(), log=lambda _m: None)
+    # Only the pause image: the session cluster's run directory keeps the big ones imported.
+    pause = {PAUSE_IMAGE: built_images()[PAUSE_IMAGE]}
+    cluster = LocalCluster(
+        run_dir=tmp_path / "cluster",
+        ports=_spare_ports(),
+        log=lambda _m: None,
+        node_images=pause,
+    )
     try:
         yield cluster
     finally:
@@ -36,33 +46,98 @@ def spare_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
 def test_up_twice_reuses_restart_after_crash_and_down_leaves_nothing(
     spare_cluster: LocalCluster,
 ) -> None:
+    before = _host_state(spare_cluster)
     kubeconfig = spare_cluster.up()
     assert kubeconfig.is_absolute() and kubeconfig.is_file()
     first = spare_cluster.running()
     assert all(first.values())
     nodes = spare_cluster.node_summary()
     assert sum(1 for n in nodes if n["gpus"] == "8" and n["ready"]) >= 2
+    assert any(n["name"] == "cpu-node-0" and n["ready"] for n in nodes), "the real node"
+    running = _host_state(spare_cluster)
+    assert running.pop("netns") == [spare_cluster.namespaces.name]
+    assert running.pop("cgroups"), "the cluster's cgroups exist while it runs"
+    assert running == {k: v for k, v in before.items() if k not in ("netns", "cgroups")}, (
+        "nothing of the host changes while the cluster runs: mounts, interfaces, sysctls, /run, "
+        "/var/lib"
+    )
 
     assert spare_cluster.up() == kubeconfig
     assert spare_cluster.running() == first, "a healthy cluster is reused, not restarted"
 
-    # A crashed component (stale pid file) makes the next `up` restart the whole cluster cleanly.
-    scheduler_pid = first["kube-scheduler"]
-    assert scheduler_pid is not None
-    os.kill(scheduler_pid, signal.SIGKILL)
-    wait_for(
-        lambda: spare_cluster.process("kube-scheduler").read_pid() is None, what="scheduler gone"
-    )
+    # A crash: the namespace holder, containerd and the scheduler die at once. The next `up`
+    # removes the leftovers (namespaces, cgroups, the other processes) and starts afresh.
+    for name in ("namespaces", "containerd", "kube-scheduler"):
+        pid = first[name]
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda n=name: spare_cluster.process(n).read_pid() is None, what=f"{name} gone")
+    seen = _cluster_pids(spare_cluster)
     spare_cluster.up()
     second = spare_cluster.running()
     assert all(second.values()) and second["kube-apiserver"] != first["kube-apiserver"]
+    assert not any(_alive(p) for p in seen - set(second.values())), "leftovers are stopped"
 
-    pids = [p for p in second.values() if p]
-    assert spare_cluster.down() == list(reversed(PROCESSES))
-    assert not any(Path(f"/proc/{p}").exists() and _not_zombie(p) for p in pids)
+    seen = _cluster_pids(spare_cluster)
+    assert spare_cluster.down() == list(reversed(spare_cluster.processes))
+    assert not [p for p in seen if _alive(p)]
     assert {name: port_owner(port) for name, port in spare_cluster.ports.all().items()} == {
         name: None for name in spare_cluster.ports.all()
     }
+    assert _host_state(spare_cluster) == before, "no namespace, cgroup, mount or file is left"
+
+
+def _cluster_pids(cluster: LocalCluster) -> set[int]:
+    """Every process of the cluster: the recorded ones and whatever is in its cgroups."""
+    recorded = {p for p in cluster.running().values() if p}
+    return recorded | cgroups.pids(cgroups.find(cluster.namespaces.name))
+
+
+def _host_state(cluster: LocalCluster) -> dict[str, object]:
+    """What the host shows of a cluster: its namespace and cgroups, and everything of the host
+    the node's programs would write if they were not inside namespaces of their own."""
+    name = cluster.namespaces.name
+    # Only mounts that could be the cluster's: other work on a shared machine mounts too.
+    # (`ip netns add` binds the namespace at /run/netns/<name>: checked as "netns".)
+    ours = (str(cluster.run_dir), *NODE_PATHS)
+    mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    return {
+        "netns": sorted(p.name for p in Path("/run/netns").glob(f"{name}*")),
+        "cgroups": sorted(map(str, cgroups.find(name))),
+        "mounts": sorted(
+            m
+            for m in mounts
+            if m.startswith(ours) or (name in m and not m.startswith("/run/netns/"))
+        ),
+        "interfaces": sorted(p.name for p in Path("/sys/class/net").iterdir()),
+        "sysctls": {key: Path("/proc/sys", key).read_text() for key in HOST_SYSCTLS},
+        "paths": {str(p): p.exists() for p in map(Path, NODE_PATHS)},
+    }
+
+
+# What a node would change on a host it ran on directly.
+HOST_SYSCTLS = (
+    "net/ipv4/ip_forward",
+    "net/ipv4/conf/all/route_localnet",
+    "net/bridge/bridge-nf-call-iptables",
+    "net/netfilter/nf_conntrack_max",
+    "vm/overcommit_memory",
+    "kernel/panic",
+    "kernel/panic_on_oops",
+)
+NODE_PATHS = (
+    "/run/containerd",
+    "/var/lib/kubelet",
+    "/var/lib/cni",
+    "/var/lib/containerd",
+    "/opt/containerd",
+    "/var/log/pods",
+    "/etc/cni/net.d/10-paitient-node.conflist",
+)
+
+
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists() and _not_zombie(pid)
 
 
 def test_a_busy_port_is_named_with_its_owner(spare_cluster: LocalCluster) -> None:

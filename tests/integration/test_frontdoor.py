@@ -67,17 +67,20 @@ def test_deployments_lifecycle_through_the_api(
 ) -> None:
     assert_authorised(api, acme)
     base, name = api.base_url, "my-secure-model"
+    # A GPU deployment: placed on the simulated H100 nodes, where the data plane serves it. (A CPU
+    # one would run real vLLM on the real node, which cannot fetch this Hugging Face model here;
+    # tests/integration/test_model_pods_on_the_real_node.py serves one from a PVC.)
     status, headers, body = call(
         "POST", f"{base}/deployments",
-        {"model_name": "ZimaBlueAI/HuatuoGPT-o1-8B", "deployment_name": name, "use_gpu": False},
+        {"model_name": "ZimaBlueAI/HuatuoGPT-o1-8B", "deployment_name": name, "use_gpu": True},
         auth(acme),
     )  # fmt: skip
     assert status == 202, body
     assert headers.get("x-request-id", "").startswith("req_")
     assert body["id"] == name and body["model_name"] == "ZimaBlueAI/HuatuoGPT-o1-8B"
-    assert body["status"] == "pending" and body["use_gpu"] is False
+    assert body["status"] == "pending" and body["use_gpu"] is True
     md = kube.get(*MD, name, namespace=acme["namespace"])
-    assert md is not None and md["spec"]["useGpu"] is False
+    assert md is not None and md["spec"]["useGpu"] is True
 
     # The operator provisions it (on its default encrypted StorageClass) and it turns ready.
     ready = wait_for(

@@ -148,7 +148,7 @@ def test_the_gateway_uses_only_its_pods_service_account_and_is_never_refused(
             {
                 "apiVersion": "paitient.ai/v1alpha1", "kind": "ModelDeployment",
                 "metadata": {"name": name, "namespace": namespace},
-                "spec": {"model": {"name": "ZimaBlueAI/HuatuoGPT-o1-8B"}, "useGpu": False,
+                "spec": {"model": {"name": "ZimaBlueAI/HuatuoGPT-o1-8B"}, "useGpu": True, "gpu": {"count": 1},
                          "storage": {"size": "5Gi", "storageClassName": "encrypted-local"}},
             }
         )  # fmt: skip

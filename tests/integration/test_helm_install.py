@@ -1,9 +1,10 @@
-"""The Helm chart on the real control plane: it installs, and the RBAC it grants is enough for
-the real operator and front door to do their whole job, and no more than they need.
+"""The Helm chart on the local cluster, for real: it installs with the images `make images`
+built, its operator and front door run as pods on the real node under the chart's
+ServiceAccounts and Pod Security ``restricted``, the RBAC it grants is enough for them to do their
+whole job and no more than they need, and neither can write outside its volumes.
 
-The operator and front door run here as local processes holding nothing but a token of the
-chart's ServiceAccounts (the images cannot be pulled here; KWOK only pretends to run the chart's
-pods, which still proves the API server admits them under Pod Security ``restricted``).
+While the release is installed, the session's own operator is paused: two operators would
+fight over the same objects.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import paitient_secure_model as sdk
 import pytest
-import yaml
 
 from paitient_cli import admin
 from paitient_common.kubeapi import Kube
@@ -28,16 +29,13 @@ from paitient_common.secrets import (
     TIERS_CONFIGMAP,
     keys_secret_name,
 )
+from paitient_images import image
 from paitient_localcluster import audit
-from paitient_localcluster.kubeconfig import write_kubeconfig
-from paitient_localcluster.processes import Managed
-from paitient_localcluster.sa_kubeconfig import (
-    mint_token,
-    service_account_kubeconfig,
-    service_account_user,
-)
+from paitient_localcluster.pki import NODE_NAME
+from paitient_localcluster.processes import Managed, free_port, wait_http_ok
+from paitient_localcluster.sa_kubeconfig import service_account_user
 from paitient_operator.resources.install import install_crds
-from tests.integration.frontdoor_process import ApiProcess
+from tests.integration.node_pods import exec_python
 from tests.integration.operator_process import OperatorProcess
 from tests.integration.stack_helpers import tenant_ready
 from tests.integration.waiting import wait_for
@@ -81,9 +79,12 @@ def run(tool: Path, *args: str, kubeconfig: Path, check: bool = True) -> str:
 
 
 @pytest.fixture(scope="module")
-def release(kubeconfig: Path, kube: Kube) -> Iterator[Release]:
-    """The chart installed into a fresh namespace that enforces Pod Security ``restricted``;
-    uninstalled and the namespace deleted afterwards."""
+def release(kubeconfig: Path, kube: Kube, dataplane: Path) -> Iterator[Release]:
+    """The chart installed into a fresh namespace that enforces Pod Security ``restricted``,
+    its pods Ready; uninstalled and the namespace deleted afterwards. ``dataplane``: model pods
+    on the simulated GPU nodes turn Ready once it runs their gateways."""
+    if Managed("operator", kubeconfig.parent).read_pid() is not None:
+        pytest.skip("a `make up` operator runs on this cluster; two operators would fight")
     install_crds(kube)  # usually there already: the chart's own copy is skipped (--skip-crds)
     suffix = uuid.uuid4().hex[:6]
     rel = Release(f"h{suffix}", f"paitient-helm-{suffix}", kubeconfig)
@@ -97,22 +98,50 @@ def release(kubeconfig: Path, kube: Kube) -> Iterator[Release]:
             },
         }
     )
-    try:
-        run(
-            HELM, "install", rel.name, str(CHART), "--namespace", rel.namespace, "--skip-crds",
-            # The front door creates ModelDeployments that name no class: the local encrypted one.
-            "--set", "operator.config.defaultStorageClass=encrypted-local",
-            kubeconfig=kubeconfig,
-        )  # fmt: skip
-        yield rel
-    finally:
-        run(HELM, "uninstall", rel.name, "--namespace", rel.namespace, kubeconfig=kubeconfig,
-            check=False)  # fmt: skip
-        kube.delete("v1", "Namespace", rel.namespace)
-        kube.delete("v1", "Namespace", f"{rel.namespace}-ca")  # the operator's, not Helm's
+    with OperatorProcess.others_paused():
+        try:
+            run(
+                HELM, "install", rel.name, str(CHART), "--namespace", rel.namespace,
+                "--skip-crds", *api_server_values(kube),
+                # The front door creates ModelDeployments that name no class: the local
+                # encrypted one.
+                "--set", "operator.config.defaultStorageClass=encrypted-local",
+                kubeconfig=kubeconfig,
+            )  # fmt: skip
+            for component in ("operator", "api"):
+                wait_for(lambda c=component: ready_pod(kube, rel, c), timeout=120,
+                         what=f"the chart's {component} pod Ready")  # fmt: skip
+            yield rel
+        finally:
+            run(HELM, "uninstall", rel.name, "--namespace", rel.namespace,
+                kubeconfig=kubeconfig, check=False)  # fmt: skip
+            kube.delete("v1", "Namespace", rel.namespace)
+            kube.delete("v1", "Namespace", f"{rel.namespace}-ca")  # the operator's, not Helm's
 
 
-def test_install_creates_every_object_and_the_pods_are_admitted(
+def api_server_values(kube: Kube) -> list[str]:
+    """The front door's NetworkPolicy must let it reach the API server's own address and port
+    (the `kubernetes` Service's endpoints; a policy sees the port after the Service)."""
+    slice_ = kube.get("discovery.k8s.io/v1", "EndpointSlice", "kubernetes", namespace="default")
+    assert slice_ is not None
+    ips = sorted({a for e in slice_["endpoints"] for a in e["addresses"]})
+    ports = sorted({p["port"] for p in slice_["ports"]})
+    return [
+        "--set", f"frontDoor.networkPolicy.apiServer.cidrs={{{','.join(f'{i}/32' for i in ips)}}}",
+        "--set", f"frontDoor.networkPolicy.apiServer.ports={{{','.join(map(str, ports))}}}",
+    ]  # fmt: skip
+
+
+def ready_pod(kube: Kube, release: Release, component: str) -> dict[str, Any] | None:
+    selector = f"app.kubernetes.io/instance={release.name},app.kubernetes.io/component={component}"
+    for pod in kube.list("v1", "Pod", namespace=release.namespace, label_selector=selector):
+        conditions = pod.get("status", {}).get("conditions") or []
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+            return pod
+    return None
+
+
+def test_install_creates_every_object_and_its_pods_run_on_the_real_node(
     release: Release, kube: Kube
 ) -> None:
     names = run(
@@ -133,17 +162,58 @@ def test_install_creates_every_object_and_the_pods_are_admitted(
     for name in (release.operator, release.api):
         assert f"clusterrole.rbac.authorization.k8s.io/{name}" in cluster
         assert f"clusterrolebinding.rbac.authorization.k8s.io/{name}" in cluster
+    # Admitted under Pod Security `restricted`, and really running the built images.
+    for component, account, image_name in (
+        ("operator", release.operator, "paitient-operator"),
+        ("api", release.api, "paitient-api"),
+    ):
+        pod = ready_pod(kube, release, component)
+        assert pod is not None
+        assert pod["spec"]["nodeName"] == NODE_NAME
+        assert pod["spec"]["serviceAccountName"] == account
+        assert pod["status"]["containerStatuses"][0]["image"] == image(image_name).reference
 
-    # Pod Security `restricted` admits the pods: the ReplicaSets could create them (whether they
-    # then run depends on the images being pullable, which they are not here).
-    def admitted(component: str) -> bool:
-        selector = (
-            f"app.kubernetes.io/instance={release.name},app.kubernetes.io/component={component}"
-        )
-        return bool(kube.list("v1", "Pod", namespace=release.namespace, label_selector=selector))
 
+def test_operator_and_front_door_pods_cannot_write_outside_their_volumes(
+    release: Release, kube: Kube
+) -> None:
     for component in ("operator", "api"):
-        wait_for(lambda c=component: admitted(c), timeout=60, what=f"a {component} pod")
+        pod = ready_pod(kube, release, component)
+        assert pod is not None
+        identity = exec_python(release.kubeconfig, release.namespace, pod["metadata"]["name"],
+                               IDENTITY)  # fmt: skip
+        assert identity.returncode == 0, identity.stderr
+        uid, gid, caps, nnp = identity.stdout.split()
+        security = pod["spec"]["securityContext"]
+        assert (
+            (int(uid), int(gid))
+            == (security["runAsUser"], security["runAsGroup"])
+            == (65532, 65532)
+        )
+        assert (caps, nnp) == ("0000000000000000", "1")
+        writes = exec_python(release.kubeconfig, release.namespace, pod["metadata"]["name"],
+                             WRITES, "/", "/usr/local", "/etc", "/tmp")  # fmt: skip
+        assert writes.stdout.split() == ["refused", "refused", "refused", "written"], (
+            component,
+            writes.stdout,
+            writes.stderr,
+        )
+
+
+IDENTITY = """
+import os, pathlib
+status = dict(l.split(":", 1) for l in pathlib.Path("/proc/self/status").read_text().splitlines())
+print(os.getuid(), os.getgid(), status["CapEff"].strip(), status["NoNewPrivs"].strip())
+"""
+WRITES = """
+import pathlib, sys
+for directory in sys.argv[1:]:
+    try:
+        (pathlib.Path(directory) / "paitient-write-probe").write_text("x")
+        print("written")
+    except OSError:
+        print("refused")
+"""
 
 
 def can_i(release: Release, account: str, *args: str) -> bool:
@@ -243,90 +313,70 @@ def test_rbac_grants_what_the_code_needs_and_nothing_beyond(release: Release) ->
     assert not wrong
 
 
-def token_kubeconfig(release: Release, account: str, path: Path) -> Path:
-    """A kubeconfig holding only a TokenRequest token of ``account``, its namespace the
-    release's (as in the pod)."""
-    admin_kube = Kube.from_kubeconfig(str(release.kubeconfig))
-    token = mint_token(admin_kube, release.namespace, account, expiration_seconds=3600)
-    admin_config = yaml.safe_load(release.kubeconfig.read_text())
-    document = service_account_kubeconfig(
-        admin_config, release.kubeconfig, token.token, release.namespace, account
-    )
-    return write_kubeconfig(path, document)
-
-
 def test_operator_and_front_door_do_their_job_with_the_charts_rbac_alone(
-    release: Release, kube: Kube, dataplane: Path, tmp_path: Path
+    release: Release, kube: Kube
 ) -> None:
-    """``dataplane``: the model pod turns Ready only once the data plane runs its gateway."""
-    if Managed("operator", release.kubeconfig.parent).read_pid() is not None:
-        pytest.skip("a `make up` operator runs on this cluster; two operators would fight")
-    config = kube.get("v1", "ConfigMap", release.operator, namespace=release.namespace)
-    assert config is not None
-    config_file = tmp_path / "operator.yaml"
-    config_file.write_text(config["data"]["operator.yaml"])
+    """The chart's pods themselves: the operator sets up the release namespace and a tenant,
+    the front door (reached through a port-forward to its Service) serves the SDK."""
     audit_log = release.kubeconfig.parent / "logs" / "audit.log"
     offset = audit.log_size(audit_log)
     name = f"helm{uuid.uuid4().hex[:6]}"
     client_id = f"{name}-clinic"
-    operator = OperatorProcess(
-        token_kubeconfig(release, release.operator, tmp_path / "operator.kubeconfig"),
-        tmp_path / "operator.log",
-        env={"PAITIENT_OPERATOR_CONFIG": str(config_file)},
-    )
-    front_door = ApiProcess(
-        token_kubeconfig(release, release.api, tmp_path / "api.kubeconfig"),
-        tmp_path / "api.log",
-        system_namespace=release.namespace,
-    )
-    with OperatorProcess.others_paused():
-        try:
-            operator.start()
-            # At start, in the release namespace: the pepper, the tiers, the CA's bundle; and
-            # the CA itself in a namespace of its own.
-            for kind, obj_name in (
-                ("Secret", PEPPER_SECRET),
-                ("ConfigMap", TIERS_CONFIGMAP),
-                ("ConfigMap", CA_BUNDLE_CONFIGMAP),
-            ):
-                assert kube.get("v1", kind, obj_name, namespace=release.namespace), obj_name
-            assert kube.get("v1", "Secret", CA_SECRET, namespace=f"{release.namespace}-ca")
-            assert not kube.get("v1", "Secret", CA_SECRET, namespace=release.namespace)
-            admin.create_tenant(kube, name, client_id, "standard", None, {"standard"})
-            wait_for(lambda: tenant_ready(kube, name), timeout=60, what="tenant Ready")
-            secret = keys_secret_name(name)
-            wait_for(
-                lambda: kube.get("v1", "Secret", secret, namespace=release.namespace),
-                what="the tenant's key Secret in the release namespace",
-            )
-            key = admin.create_key(kube, client_id, None, "", release.namespace)[0]
-
-            front_door.start()  # ready once it has read keys, pepper, tenants and tiers
-            client = sdk.SecureModelClient(
-                api_key=key, client_id=client_id, base_url=front_door.base_url
-            )
-            assert client.get_subscription().tier == "standard"
-            client.deploy_model(
-                model_name="ZimaBlueAI/HuatuoGPT-o1-8B", deployment_name="cpu-model", use_gpu=False
-            )
-            client.wait_until_ready("cpu-model", timeout=90, poll_interval=0.5)
-            assert [d.id for d in client.list_deployments()] == ["cpu-model"]
-            md = kube.get(*MD, "cpu-model", namespace=f"tenant-{name}") or {}
-            assert md["status"]["phase"] == "Ready"
-            # Its gateway will look for keys where this release keeps them.
-            pod = (
-                kube.get("apps/v1", "Deployment", "cpu-model", namespace=f"tenant-{name}") or {}
-            )["spec"]["template"]["spec"]
-            env = {e["name"]: e.get("value") for c in pod["containers"] for e in c.get("env", [])}
-            assert env["PAITIENT_SYSTEM_NAMESPACE"] == release.namespace
-            client.close()
-            # Before the clean-up: deleting a namespace makes Event posts in it fail, on purpose.
-            events = list(audit.read_events(audit_log, offset))
-            logs = operator.log.read_text() + front_door.log.read_text()
-        finally:
-            front_door.stop()
-            _delete_tenant(kube, name)
-            operator.stop()
+    # At start, in the release namespace: the pepper, the tiers, the CA's bundle; and the CA
+    # itself in a namespace of its own.
+    for kind, obj_name in (
+        ("Secret", PEPPER_SECRET),
+        ("ConfigMap", TIERS_CONFIGMAP),
+        ("ConfigMap", CA_BUNDLE_CONFIGMAP),
+    ):
+        assert kube.get("v1", kind, obj_name, namespace=release.namespace), obj_name
+    assert kube.get("v1", "Secret", CA_SECRET, namespace=f"{release.namespace}-ca")
+    assert not kube.get("v1", "Secret", CA_SECRET, namespace=release.namespace)
+    port = free_port()
+    forward = subprocess.Popen(
+        [str(KUBECTL), "--kubeconfig", str(release.kubeconfig), "-n", release.namespace,
+         "port-forward", f"service/{release.api}", f"{port}:80"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        admin.create_tenant(kube, name, client_id, "standard", None, {"standard"})
+        wait_for(lambda: tenant_ready(kube, name), timeout=60, what="tenant Ready")
+        secret = keys_secret_name(name)
+        wait_for(
+            lambda: kube.get("v1", "Secret", secret, namespace=release.namespace),
+            what="the tenant's key Secret in the release namespace",
+        )
+        key = admin.create_key(kube, client_id, None, "", release.namespace)[0]
+        assert wait_http_ok(f"http://127.0.0.1:{port}/readyz", 30), "the front door's Service"
+        client = sdk.SecureModelClient(
+            api_key=key, client_id=client_id, base_url=f"http://127.0.0.1:{port}/v1"
+        )
+        assert client.get_subscription().tier == "standard"
+        client.deploy_model(
+            model_name="ZimaBlueAI/HuatuoGPT-o1-8B", deployment_name="gpu-model", use_gpu=True
+        )
+        client.wait_until_ready("gpu-model", timeout=90, poll_interval=0.5)
+        assert [d.id for d in client.list_deployments()] == ["gpu-model"]
+        md = kube.get(*MD, "gpu-model", namespace=f"tenant-{name}") or {}
+        assert md["status"]["phase"] == "Ready"
+        # Its gateway will look for keys where this release keeps them.
+        pod = (kube.get("apps/v1", "Deployment", "gpu-model", namespace=f"tenant-{name}") or {})[
+            "spec"
+        ]["template"]["spec"]
+        env = {e["name"]: e.get("value") for c in pod["containers"] for e in c.get("env", [])}
+        assert env["PAITIENT_SYSTEM_NAMESPACE"] == release.namespace
+        client.close()
+        # Before the clean-up: deleting a namespace makes Event posts in it fail, on purpose.
+        events = list(audit.read_events(audit_log, offset))
+        logs = "".join(
+            run(KUBECTL, "logs", "-n", release.namespace, f"deployment/{component}",
+                kubeconfig=release.kubeconfig, check=False)
+            for component in (release.operator, release.api)
+        )  # fmt: skip
+    finally:
+        forward.terminate()
+        forward.wait(timeout=10)
+        _delete_tenant(kube, name)
     # A namespace being deleted (another test's) refuses Events with 403 too: not RBAC.
     refusals = [
         line

@@ -109,14 +109,14 @@ def test_kubectl_shows_columns_and_waits_for_ready(
 ) -> None:
     _apply(
         kube,
-        make_md("cpu-model")
+        make_md("columns")
         .namespace(tenant_ns)
-        .cpu_only()
+        .gpus(1)
         .storage("5Gi", "encrypted-local")
         .manifest(),
     )
     done = subprocess.run(
-        [str(KUBECTL), "--kubeconfig", str(kubeconfig), "-n", tenant_ns, "wait", "--for=condition=Ready", "md/cpu-model", "--timeout=60s"],
+        [str(KUBECTL), "--kubeconfig", str(kubeconfig), "-n", tenant_ns, "wait", "--for=condition=Ready", "md/columns", "--timeout=60s"],
         capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -126,14 +126,34 @@ def test_kubectl_shows_columns_and_waits_for_ready(
         text=True,
     ).stdout.splitlines()
     assert table[0].split() == ["NAME", "MODEL", "GPUS", "READY", "PHASE", "AGE"]
-    # A CPU deployment has no GPUs column value: spec.gpu is unset.
-    assert table[1].split()[:4] == ["cpu-model", "ZimaBlueAI/HuatuoGPT-o1-8B", "1", "Ready"]
-    pod = kube.list(
-        "v1", "Pod", namespace=tenant_ns, label_selector="paitient.ai/modeldeployment=cpu-model"
-    )[0]
+    assert table[1].split()[:5] == ["columns", "ZimaBlueAI/HuatuoGPT-o1-8B", "1", "1", "Ready"]
+
+
+def test_a_cpu_deployment_is_placed_on_the_real_cpu_node_without_gpus(
+    operator: OperatorProcess, kube: Kube, tenant_ns: str
+) -> None:
+    _apply(
+        kube,
+        make_md("cpu-model")
+        .namespace(tenant_ns)
+        .cpu_only()
+        .resources("1", "6Gi")  # the real node has 2 CPUs
+        .storage("5Gi", "encrypted-local")
+        .manifest(),
+    )
+    pod = wait_for(
+        lambda: next(
+            (p for p in kube.list("v1", "Pod", namespace=tenant_ns,
+                                  label_selector="paitient.ai/modeldeployment=cpu-model")
+             if p["spec"].get("nodeName")),
+            None,
+        ),
+        timeout=60, what="the CPU deployment's pod scheduled",
+    )  # fmt: skip
     assert "nvidia.com/gpu" not in json.dumps(pod["spec"]["containers"])
     node = kube.get("v1", "Node", pod["spec"]["nodeName"])
     assert node is not None and "nvidia.com/gpu.present" not in node["metadata"]["labels"]
+    assert node["metadata"]["labels"]["paitient.ai/simulated"] == "false", "the real node"
 
 
 def test_unschedulable_gpu_request_is_reported_in_status(
@@ -219,11 +239,7 @@ def test_drift_is_repaired_and_updates_roll(
 ) -> None:
     _apply(
         kube,
-        make_md("drift")
-        .namespace(tenant_ns)
-        .cpu_only()
-        .storage("5Gi", "encrypted-local")
-        .manifest(),
+        make_md("drift").namespace(tenant_ns).gpus(1).storage("5Gi", "encrypted-local").manifest(),
     )
     _wait_phase(kube, tenant_ns, "drift", "Ready")
     kube.delete("networking.k8s.io/v1", "NetworkPolicy", "drift", namespace=tenant_ns)
@@ -263,11 +279,13 @@ def test_drift_is_repaired_and_updates_roll(
         return dep["spec"]["replicas"] == 2 and "4096" in args
 
     wait_for(rolled, what="Deployment updated in place")
-    md = wait_for(
-        lambda: (m := _md(kube, tenant_ns, "drift"))["status"].get("readyReplicas") == 2 and m["status"]["phase"] == "Ready" and m,
-        timeout=60, what="2 ready replicas",
+    # The status may count the new replicas (a Deployment event) before the operator has
+    # handled the new generation: wait for both.
+    wait_for(
+        lambda: (m := _md(kube, tenant_ns, "drift"))["status"].get("readyReplicas") == 2 and m["status"]["phase"] == "Ready"
+        and m["status"]["observedGeneration"] == m["metadata"]["generation"],
+        timeout=60, what="2 ready replicas of the new generation",
     )  # fmt: skip
-    assert md["status"]["observedGeneration"] == md["metadata"]["generation"]
 
 
 def _gateway_bindings(kube: Kube, ns: str, name: str) -> list[dict[str, Any] | None]:
@@ -294,7 +312,7 @@ def test_gateway_account_may_read_keys_and_write_its_usage_and_nothing_more(
         kube,
         make_md("guarded")
         .namespace(tenant_ns)
-        .cpu_only()
+        .gpus(1)
         .storage("5Gi", "encrypted-local")
         .manifest(),
     )
@@ -342,11 +360,7 @@ def test_bindings_of_a_deployment_deleted_while_the_operator_was_down_are_swept(
 ) -> None:
     _apply(
         kube,
-        make_md("orphan")
-        .namespace(tenant_ns)
-        .cpu_only()
-        .storage("5Gi", "encrypted-local")
-        .manifest(),
+        make_md("orphan").namespace(tenant_ns).gpus(1).storage("5Gi", "encrypted-local").manifest(),
     )
     _wait_phase(kube, tenant_ns, "orphan", "Ready")
     operator.stop()
@@ -368,11 +382,7 @@ def test_deletion_leaves_nothing_behind(
 ) -> None:
     _apply(
         kube,
-        make_md("doomed")
-        .namespace(tenant_ns)
-        .cpu_only()
-        .storage("5Gi", "encrypted-local")
-        .manifest(),
+        make_md("doomed").namespace(tenant_ns).gpus(1).storage("5Gi", "encrypted-local").manifest(),
     )
     _wait_phase(kube, tenant_ns, "doomed", "Ready")
     kube.delete(*MD, "doomed", namespace=tenant_ns)
@@ -409,11 +419,7 @@ def test_a_resync_of_an_unchanged_deployment_writes_nothing(
         pytest.skip("needs the local cluster's audit log")
     _apply(
         kube,
-        make_md("quiet")
-        .namespace(tenant_ns)
-        .cpu_only()
-        .storage("5Gi", "encrypted-local")
-        .manifest(),
+        make_md("quiet").namespace(tenant_ns).gpus(1).storage("5Gi", "encrypted-local").manifest(),
     )
     _wait_phase(kube, tenant_ns, "quiet", "Ready")
     # The rollout's last write is the Ready Event, posted after the status: from then on the
@@ -501,11 +507,7 @@ def test_an_autoscaler_on_the_deployment_owns_its_replicas(
 ) -> None:
     _apply(
         kube,
-        make_md("scaled")
-        .namespace(tenant_ns)
-        .cpu_only()
-        .storage("5Gi", "encrypted-local")
-        .manifest(),
+        make_md("scaled").namespace(tenant_ns).gpus(1).storage("5Gi", "encrypted-local").manifest(),
     )
     _wait_phase(kube, tenant_ns, "scaled", "Ready")
     kube.create(

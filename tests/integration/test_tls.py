@@ -70,7 +70,7 @@ def _model_deployment(name: str, namespace: str) -> dict[str, Any]:
     return {
         "apiVersion": "paitient.ai/v1alpha1", "kind": "ModelDeployment",
         "metadata": {"name": name, "namespace": namespace},
-        "spec": {"model": {"name": "ZimaBlueAI/HuatuoGPT-o1-8B"}, "useGpu": False,
+        "spec": {"model": {"name": "ZimaBlueAI/HuatuoGPT-o1-8B"}, "useGpu": True, "gpu": {"count": 1},
                  "storage": {"size": "5Gi", "storageClassName": "encrypted-local"}},
     }  # fmt: skip
 

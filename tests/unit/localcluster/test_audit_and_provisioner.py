@@ -52,7 +52,7 @@ def test_volume_is_pre_bound_to_its_claim() -> None:
             "resources": {"requests": {"storage": "5Gi"}},
         },
     }
-    pv = build_volume(claim)
+    pv = build_volume(claim, Path("/r/volumes/pv-u-1"))
     assert pv["spec"]["claimRef"] == {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
@@ -62,6 +62,7 @@ def test_volume_is_pre_bound_to_its_claim() -> None:
     }
     assert pv["spec"]["capacity"] == {"storage": "5Gi"}
     assert pv["spec"]["storageClassName"] == "encrypted-local"
+    assert pv["spec"]["hostPath"] == {"path": "/r/volumes/pv-u-1", "type": "Directory"}
 
 
 def test_only_the_encrypted_class_is_labelled_encrypted() -> None:

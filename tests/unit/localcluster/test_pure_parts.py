@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from paitient_localcluster import commands
+from paitient_localcluster.addresses import NODE_IP
 from paitient_localcluster.build import build_command
 from paitient_localcluster.commands import Layout, Ports
 from paitient_localcluster.kubeconfig import build_kubeconfig
@@ -36,19 +37,23 @@ def test_cpu_node_has_no_gpu_labels() -> None:
     assert not any(k.startswith("nvidia.com/") for k in labels)
 
 
-def test_every_listener_binds_to_loopback_only() -> None:
+def test_listeners_bind_to_loopback_but_the_apiserver_also_serves_the_node_address() -> None:
+    """All of them run inside the cluster's network namespace: its loopback is not the host's,
+    and the node address exists only there."""
     layout, ports = Layout(Path("/run/x")), Ports.from_base(16400)
     binary = Path("/bin/x")
     etcd = commands.etcd_argv(binary, layout, ports)
     assert f"--listen-client-urls=http://127.0.0.1:{ports.etcd_client}" in etcd
     assert f"--listen-peer-urls=http://127.0.0.1:{ports.etcd_peer}" in etcd
     for argv in (
-        commands.apiserver_argv(binary, layout, ports),
         commands.controller_manager_argv(binary, layout, ports),
         commands.scheduler_argv(binary, layout, ports),
     ):
         assert "--bind-address=127.0.0.1" in argv
     assert f"--server-address=127.0.0.1:{ports.kwok}" in commands.kwok_argv(binary, layout, ports)
+    apiserver = commands.apiserver_argv(binary, layout, ports)
+    assert f"--advertise-address={NODE_IP}" in apiserver
+    assert "--kubelet-preferred-address-types=InternalIP" in apiserver
 
 
 def test_apiserver_enables_rbac_and_pod_security() -> None:
@@ -89,8 +94,9 @@ def test_binaries_are_cached_outside_the_repo_keyed_by_version(monkeypatch, tmp_
     assert cache_dir() == tmp_path
     assert KUBERNETES.directory == tmp_path / f"kubernetes-{KUBERNETES.version}"
     assert {c.directory for c in COMPONENTS} == {
-        tmp_path / f"{c.gomod}-{c.version}" for c in COMPONENTS
+        tmp_path / f"{c.key}-{c.version}" for c in COMPONENTS
     }
+    assert len({c.directory for c in COMPONENTS}) == len(COMPONENTS), "each has its own folder"
 
 
 def test_kubernetes_build_is_one_go_build_with_the_version_stamped() -> None:

@@ -1,0 +1,152 @@
+"""A CPU ModelDeployment on the local cluster's real node, from ``kubectl apply`` to real vLLM's
+first answer through the gateway, and the model pod's memory.
+
+    make bench-model-pod [ARGS="--rounds 2"]
+
+Uses the running local cluster (starts one if none runs, and stops it again), an operator of its
+own, and a tenant of its own; the tiny model reaches a PVC by a Job from the tiny-model image, as
+in tests/integration/test_model_pods_on_the_real_node.py. The vllm-cpu image is already on the
+node (imported when the cluster starts): these are warm-image figures. Each round:
+
+- ``kubectl apply`` of the ModelDeployment -> its pod Ready (vLLM's readiness: model loaded);
+- ``kubectl apply`` -> the first completion (4 tokens) answered through the gateway by the
+  Service's DNS name with TLS verified, from a pod in the front door's namespace, retried once a
+  second;
+- the resident memory of each container's processes once it serves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import yaml  # noqa: E402
+from kubernetes import client  # noqa: E402
+
+from paitient_common.kubeapi import Kube  # noqa: E402
+from paitient_common.secrets import CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY  # noqa: E402
+from paitient_images import image  # noqa: E402
+from tests.integration.node_pods import (  # noqa: E402
+    COMPLETE,
+    KUBECTL,
+    PROBE_IMAGE,
+    SLEEP,
+    create_ready,
+    exec_python,
+    fill_model_claim,
+    pod_manifest,
+)
+from tests.integration.stack_helpers import operator_and_tenant  # noqa: E402
+from tests.integration.waiting import wait_for  # noqa: E402
+from tests.unit.operator.factories import make_md  # noqa: E402
+
+FRONT_DOOR_NAMESPACE = "paitient-system"
+NAME = "local-model"  # the name COMPLETE asks for
+MD = ("paitient.ai/v1alpha1", "ModelDeployment")
+
+# Resident memory of every process the container sees, in MiB.
+RSS = """
+import pathlib
+total = 0
+for status in pathlib.Path("/proc").glob("[0-9]*/status"):
+    try:
+        fields = dict(l.split(":", 1) for l in status.read_text().splitlines())
+    except OSError:
+        continue
+    total += int(fields.get("VmRSS", "0 kB").split()[0])
+print(total // 1024)
+"""
+
+
+def model_pod(kube: Kube, namespace: str) -> dict[str, object] | None:
+    """The deployment's pod once it is Ready."""
+    for pod in kube.list(
+        "v1", "Pod", namespace=namespace, label_selector=f"paitient.ai/modeldeployment={NAME}"
+    ):
+        conditions = pod.get("status", {}).get("conditions") or []
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+            return pod
+    return None
+
+
+def one_round(kube: Kube, kubeconfig: Path, tenant: dict[str, str], caller: str) -> list[str]:
+    """Apply, wait for Ready and the first answer, measure memory, delete; the figures' lines."""
+    ns = tenant["namespace"]
+    manifest = (
+        make_md(NAME).namespace(ns).cpu_only().resources("1", "6Gi")
+        .uri("pvc://tiny-model/tiny-llama").storage("1Gi", "encrypted-local").manifest()
+    )  # fmt: skip
+    bundle = kube.get("v1", "ConfigMap", CA_BUNDLE_CONFIGMAP, namespace=FRONT_DOOR_NAMESPACE)
+    assert bundle is not None
+    url = f"https://{NAME}.{ns}.svc.cluster.local:8443/v1/completions"
+    started = time.monotonic()
+    subprocess.run(
+        [str(KUBECTL), "--kubeconfig", str(kubeconfig), "apply", "-f", "-"],
+        input=yaml.safe_dump(manifest), text=True, check=True, capture_output=True,
+    )  # fmt: skip
+    ready_pod = wait_for(lambda: model_pod(kube, ns), timeout=600, interval=0.5, what="pod Ready")
+    ready = time.monotonic() - started
+
+    def answered() -> bool:
+        done = exec_python(kubeconfig, FRONT_DOOR_NAMESPACE, caller, COMPLETE, url,
+                           tenant["key"], tenant["client_id"], bundle["data"][CA_BUNDLE_KEY])  # fmt: skip
+        return done.returncode == 0 and done.stdout.split()[:1] == ["200"]
+
+    wait_for(answered, timeout=600, interval=1, what="the first completion")
+    first = time.monotonic() - started
+    pod_name = str(ready_pod["metadata"]["name"])  # type: ignore[index]
+    memory = {
+        container: exec_python(kubeconfig, ns, pod_name, RSS, container=container).stdout.strip()
+        for container in ("vllm", "gateway")
+    }
+    kube.delete(*MD, NAME, namespace=ns)
+    wait_for(lambda: model_pod(kube, ns) is None and not kube.list("v1", "Pod", namespace=ns,
+             label_selector=f"paitient.ai/modeldeployment={NAME}"), timeout=120,
+             what="the model pod gone")  # fmt: skip
+    return [
+        f"{ready:.1f}",
+        f"{first:.1f}",
+        f"vllm {memory['vllm']} MiB, gateway {memory['gateway']} MiB",
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    caller = f"bench-caller-{uuid.uuid4().hex[:6]}"
+    with (
+        tempfile.TemporaryDirectory(prefix="paitient-bench-pod-") as work,
+        operator_and_tenant(Path(work)) as (kube, kubeconfig, tenant),
+    ):
+        try:
+            fill_model_claim(kube, client.BatchV1Api(kube.api), tenant["namespace"])
+            create_ready(kube, FRONT_DOOR_NAMESPACE,
+                         pod_manifest(caller, image(PROBE_IMAGE).reference, SLEEP))  # fmt: skip
+            rows = [one_round(kube, kubeconfig, tenant, caller) for _ in range(args.rounds)]
+        finally:
+            kube.delete("v1", "Pod", caller, namespace=FRONT_DOOR_NAMESPACE)
+    for number, (ready, first, memory) in enumerate(rows, 1):
+        print(
+            f"round {number}: apply -> pod Ready {ready} s, -> first completion {first} s; {memory}"
+        )
+    print(
+        f"median: apply -> pod Ready {statistics.median(float(r[0]) for r in rows):.1f} s, "
+        f"-> first completion through the gateway {statistics.median(float(r[1]) for r in rows):.1f} s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
