@@ -45,6 +45,9 @@ def build_model_deployment(
             spec["gpu"]["product"] = request.gpu_product
     if request.max_model_len:
         spec["runtime"] = {"maxModelLen": request.max_model_len}
+    resources = {"cpu": request.cpu, "memory": request.memory}
+    if any(resources.values()):
+        spec["resources"] = {k: v for k, v in resources.items() if v}
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,

@@ -11,6 +11,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from paitient_operator.resources import modeldeployment as md
+from paitient_operator.resources.common import QUANTITY_PATTERN
 
 # The ModelDeployment's own rules, so the API refuses what the CRD would.
 NAME_PATTERN = md.NAME_PATTERN
@@ -103,6 +104,18 @@ class CreateDeployment(_Body):
     gpu_product: str | None = Field(default=None, max_length=63, pattern=md.GPU_PRODUCT_PATTERN)
     replicas: int = Field(default=1, ge=0, le=16)
     max_model_len: int | None = Field(default=None, ge=1, le=1_048_576)
+    cpu: str | None = Field(
+        default=None,
+        max_length=32,
+        pattern=QUANTITY_PATTERN,
+        description='CPU request of the model container, e.g. "1" or "500m"; the operator\'s default when unset.',
+    )
+    memory: str | None = Field(
+        default=None,
+        max_length=32,
+        pattern=QUANTITY_PATTERN,
+        description="Memory request and limit of the model container, e.g. 6Gi; the operator's default when unset.",
+    )
 
     @field_validator("model_name")
     @classmethod

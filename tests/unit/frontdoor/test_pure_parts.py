@@ -106,6 +106,24 @@ def test_the_openapi_shapes_of_model_name_admit_exactly_what_the_api_accepts() -
         assert documented(value) == accepted, value
 
 
+def test_cpu_and_memory_size_the_model_container_and_are_quantities() -> None:
+    request = CreateDeployment(model_name="pvc://m/x", use_gpu=False, cpu="1", memory="6Gi")
+    md = mapping.build_model_deployment(request, "tenant-a", "a-clinic")
+    assert md["spec"]["resources"] == {"cpu": "1", "memory": "6Gi"}
+    assert parse_model_deployment(md).spec.resources.memory == "6Gi"
+    only_memory = CreateDeployment(model_name="m", memory="8Gi")
+    assert mapping.build_model_deployment(only_memory, "t", "c")["spec"]["resources"] == {
+        "memory": "8Gi"
+    }
+    assert (
+        "resources"
+        not in mapping.build_model_deployment(CreateDeployment(model_name="m"), "t", "c")["spec"]
+    )
+    for bad in ({"cpu": "one"}, {"memory": "6 GiB"}, {"cpu": 1}):
+        with pytest.raises(ValidationError):
+            CreateDeployment.model_validate({"model_name": "m", **bad})
+
+
 def test_default_names_are_valid_kubernetes_names_and_unique() -> None:
     names = {mapping.default_name("ZimaBlueAI/HuatuoGPT-o1-8B") for _ in range(50)}
     assert len(names) == 50
