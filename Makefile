@@ -35,15 +35,17 @@ setup: $(VENV)/.installed $(BIN)/kubectl sdk/js/node_modules/.package-lock.json 
 node-packages: ## the real node's Debian packages: containerd, runc, CNI plugins, iptables, ipset (apt-get; quiet when done)
 	@scripts/install-node-packages.sh
 
-demo: setup images ## everything on this machine: cluster, operator, front door, gateways; deploy and generate via the SDK
+demo: setup images ## everything on this machine: cluster with its real node, the chart; deploy (real vLLM on CPU) and generate via the SDK
 	@$(PY) -m paitient_localcluster.stack demo
 	@KUBECONFIG=$(CURDIR)/.local/cluster/admin.kubeconfig kubectl get nodes -L nvidia.com/gpu.product,nvidia.com/gpu.count
 	@KUBECONFIG=$(CURDIR)/.local/cluster/admin.kubeconfig kubectl get md -A
+	@KUBECONFIG=$(CURDIR)/.local/cluster/admin.kubeconfig kubectl get pods -o wide -n paitient-system
+	@KUBECONFIG=$(CURDIR)/.local/cluster/admin.kubeconfig kubectl get pods -o wide -n tenant-demo
 
-up: setup images ## start the whole stack in the background; prints export lines
+up: setup images ## the cluster and the chart on its real node, the front door on 127.0.0.1 by a relay; prints how to call it
 	@$(PY) -m paitient_localcluster.stack up
 
-down: ## stop everything `make up` or `make demo` started
+down: ## stop everything `make up` or `make demo` started (relay, cluster, its pods, namespaces, mounts, cgroups)
 	@$(PY) -m paitient_localcluster.stack down
 
 cluster: setup images ## start (or reuse) the local cluster (control plane, real node, simulated GPU nodes); the last line is the kubeconfig path

@@ -31,11 +31,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import yaml  # noqa: E402
-from kubernetes import client  # noqa: E402
 
 from paitient_common.kubeapi import Kube  # noqa: E402
 from paitient_common.secrets import CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY  # noqa: E402
 from paitient_images import image  # noqa: E402
+from paitient_localcluster.tiny_model import MODEL_URI, fill_model_claim  # noqa: E402
 from tests.integration.node_pods import (  # noqa: E402
     COMPLETE,
     KUBECTL,
@@ -43,7 +43,6 @@ from tests.integration.node_pods import (  # noqa: E402
     SLEEP,
     create_ready,
     exec_python,
-    fill_model_claim,
     pod_manifest,
 )
 from tests.integration.stack_helpers import operator_and_tenant  # noqa: E402
@@ -84,7 +83,7 @@ def one_round(kube: Kube, kubeconfig: Path, tenant: dict[str, str], caller: str)
     ns = tenant["namespace"]
     manifest = (
         make_md(NAME).namespace(ns).cpu_only().resources("1", "6Gi")
-        .uri("pvc://tiny-model/tiny-llama").storage("1Gi", "encrypted-local").manifest()
+        .uri(MODEL_URI).storage("1Gi", "encrypted-local").manifest()
     )  # fmt: skip
     bundle = kube.get("v1", "ConfigMap", CA_BUNDLE_CONFIGMAP, namespace=FRONT_DOOR_NAMESPACE)
     assert bundle is not None
@@ -131,7 +130,7 @@ def main() -> int:
         operator_and_tenant(Path(work)) as (kube, kubeconfig, tenant),
     ):
         try:
-            fill_model_claim(kube, client.BatchV1Api(kube.api), tenant["namespace"])
+            fill_model_claim(kube, tenant["namespace"])
             create_ready(kube, FRONT_DOOR_NAMESPACE,
                          pod_manifest(caller, image(PROBE_IMAGE).reference, SLEEP))  # fmt: skip
             rows = [one_round(kube, kubeconfig, tenant, caller) for _ in range(args.rounds)]

@@ -33,6 +33,7 @@ RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
     ("v1", "Event"): ("events", True),
     ("apps/v1", "Deployment"): ("deployments", True),
     ("apps/v1", "ReplicaSet"): ("replicasets", True),
+    ("batch/v1", "Job"): ("jobs", True),
     ("networking.k8s.io/v1", "NetworkPolicy"): ("networkpolicies", True),
     ("autoscaling/v2", "HorizontalPodAutoscaler"): ("horizontalpodautoscalers", True),
     ("storage.k8s.io/v1", "StorageClass"): ("storageclasses", False),

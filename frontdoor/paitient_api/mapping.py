@@ -12,6 +12,7 @@ from paitient_api.schemas import (
     Deployment,
     DeploymentStatus,
     UpdateDeployment,
+    model_source,
 )
 
 API_VERSION = "paitient.ai/v1alpha1"
@@ -20,7 +21,10 @@ CREATED_BY = "paitient.ai/created-by"
 
 
 def default_name(model_name: str) -> str:
-    """``ZimaBlueAI/HuatuoGPT-o1-8B`` -> ``huatuogpt-o1-8b-x7k2p9``: readable and unique."""
+    """``ZimaBlueAI/HuatuoGPT-o1-8B`` -> ``huatuogpt-o1-8b-x7k2p9``: readable and unique.
+
+    A URI names it after its last part: ``pvc://models/tiny-llama`` -> ``tiny-llama-…``.
+    """
     base = re.sub(r"[^a-z0-9-]+", "-", model_name.rsplit("/", 1)[-1].lower()).strip("-")
     base = re.sub(r"^[^a-z]+", "", base)[:50].rstrip("-") or "model"
     return f"{base}-{secrets.token_hex(3)}"
@@ -31,7 +35,7 @@ def build_model_deployment(
 ) -> dict[str, Any]:
     name = request.deployment_name or default_name(request.model_name)
     spec: dict[str, Any] = {
-        "model": {"name": request.model_name},
+        "model": model_source(request.model_name),
         "useGpu": request.use_gpu,
         "replicas": request.replicas,
     }
@@ -41,6 +45,9 @@ def build_model_deployment(
             spec["gpu"]["product"] = request.gpu_product
     if request.max_model_len:
         spec["runtime"] = {"maxModelLen": request.max_model_len}
+    resources = {"cpu": request.cpu, "memory": request.memory}
+    if any(resources.values()):
+        spec["resources"] = {k: v for k, v in resources.items() if v}
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -58,6 +65,11 @@ def update_patch(request: UpdateDeployment) -> dict[str, Any]:
     return {"spec": spec}
 
 
+def _model_name(model: dict[str, Any]) -> str | None:
+    """What the caller gave as model_name: the Hugging Face repo id, or the URI."""
+    return model.get("name") or model.get("uri")
+
+
 def _status(md: dict[str, Any]) -> str:
     phase = str((md.get("status") or {}).get("phase") or "Pending")
     return (
@@ -73,7 +85,7 @@ def to_deployment(md: dict[str, Any]) -> Deployment:
     return Deployment(
         id=meta["name"],
         name=meta["name"],
-        model_name=(spec.get("model") or {}).get("name"),
+        model_name=_model_name(spec.get("model") or {}),
         status=_status(md),  # type: ignore[arg-type]
         use_gpu=use_gpu,
         gpu_count=int((spec.get("gpu") or {}).get("count", 1)) if use_gpu else 0,

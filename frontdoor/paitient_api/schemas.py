@@ -5,15 +5,24 @@ docs/rest-api.md describes the same contract in prose; both SDKs follow it.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from paitient_operator.resources import modeldeployment as md
+from paitient_operator.resources.common import QUANTITY_PATTERN
 
 # The ModelDeployment's own rules, so the API refuses what the CRD would.
 NAME_PATTERN = md.NAME_PATTERN
 MODEL_PATTERN = md.HF_REPO_PATTERN
+# What model_name may be, for the OpenAPI document (model_source() checks it and says what is wrong).
+MODEL_SOURCE_SHAPES: list[JsonValue] = [
+    {"pattern": md.HF_REPO_PATTERN, "maxLength": md.MAX_HF_REPO_LENGTH},
+    {"pattern": md.PVC_URI_PATTERN, "maxLength": md.MAX_URI_LENGTH},
+    {"pattern": md.S3_URI_PATTERN, "maxLength": md.MAX_URI_LENGTH},
+]
+URI_SCHEMES = ("pvc://", "s3://")
 MAX_PROMPT_BYTES = 1024 * 1024
 
 
@@ -41,6 +50,29 @@ class _Body(BaseModel):
         }
 
 
+def model_source(model_name: str) -> dict[str, str]:
+    """``spec.model`` for a ``model_name``: a Hugging Face repo id, or a pvc:// / s3:// URI.
+
+    ValueError with a message that says which form was meant and what is wrong with it.
+    """
+    if model_name.startswith(URI_SCHEMES):
+        problem = md.uri_problem(model_name)
+        if problem:
+            raise ValueError(problem.replace("model.uri", "model_name"))
+        return {"uri": model_name}
+    if "://" in model_name:
+        raise ValueError(
+            "model_name URIs must start with pvc:// or s3:// (or give a Hugging Face repo id)"
+        )
+    if len(model_name) > md.MAX_HF_REPO_LENGTH or not re.match(MODEL_PATTERN, model_name):
+        raise ValueError(
+            "model_name must be a Hugging Face repo id like org/name (letters, digits, . _ -; "
+            f"at most {md.MAX_HF_REPO_LENGTH} characters), pvc://<claim>/<path> or "
+            "s3://<bucket>/<prefix>"
+        )
+    return {"name": model_name}
+
+
 class CreateDeployment(_Body):
     """POST /v1/deployments."""
 
@@ -55,7 +87,11 @@ class CreateDeployment(_Body):
     )
 
     model_name: str = Field(
-        max_length=200, pattern=MODEL_PATTERN, description="Hugging Face repo id."
+        description=(
+            "Hugging Face repo id (org/name), or weights already inside the trust boundary: "
+            "pvc://<claim>/<path> (a PVC in your tenant's namespace) or s3://<bucket>/<prefix>."
+        ),
+        json_schema_extra={"anyOf": MODEL_SOURCE_SHAPES},
     )
     deployment_name: str | None = Field(
         default=None,
@@ -68,6 +104,24 @@ class CreateDeployment(_Body):
     gpu_product: str | None = Field(default=None, max_length=63, pattern=md.GPU_PRODUCT_PATTERN)
     replicas: int = Field(default=1, ge=0, le=16)
     max_model_len: int | None = Field(default=None, ge=1, le=1_048_576)
+    cpu: str | None = Field(
+        default=None,
+        max_length=32,
+        pattern=QUANTITY_PATTERN,
+        description='CPU request of the model container, e.g. "1" or "500m"; the operator\'s default when unset.',
+    )
+    memory: str | None = Field(
+        default=None,
+        max_length=32,
+        pattern=QUANTITY_PATTERN,
+        description="Memory request and limit of the model container, e.g. 6Gi; the operator's default when unset.",
+    )
+
+    @field_validator("model_name")
+    @classmethod
+    def _model_source(cls, value: str) -> str:
+        model_source(value)  # raises ValueError with what is wrong
+        return value
 
     @model_validator(mode="after")
     def _gpu_settings_need_gpu(self) -> CreateDeployment:

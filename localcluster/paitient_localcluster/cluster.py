@@ -146,6 +146,8 @@ class LocalCluster:
         if self.is_healthy():
             self.log(f"[cluster] already running, reusing it ({self.run_dir})")
             self._write_kubeconfigs()
+            if self.real_node:  # what `make images` rebuilt since the node started
+                self._import_images(images)
             self._wait_nodes_ready(timeout=60)
             return self.kubeconfig
         leftovers = [n for n, pid in self.running().items() if pid is not None]
@@ -276,9 +278,7 @@ class LocalCluster:
             "containerd", nodeconfig.containerd_argv(str(binaries["containerd"]), node), env
         )
         self._wait("containerd", lambda: containerd_answers(enter), 30)
-        imported = import_images(list(images.values()), enter)
-        if imported:
-            self.log(f"[cluster] imported into the node: {', '.join(imported)}")
+        self._import_images(images)
         self._apply(nodeconfig.kube_router_rbac(CLIENTS["kube-router"][0]))
         self._start(
             "kubelet",
@@ -303,6 +303,11 @@ class LocalCluster:
         self.log(f"[cluster] real node {NODE_NAME} Ready in {time.monotonic() - started:.1f} s")
         self._apply(cluster_dns.objects(binaries["coredns"], images[PAUSE_IMAGE].ref))
         self._wait("kubelet", self._cluster_dns_ready, 60)
+
+    def _import_images(self, images: Mapping[str, NodeImage]) -> None:
+        imported = import_images(list(images.values()), self.namespaces.enter(self.run_dir))
+        if imported:
+            self.log(f"[cluster] imported into the node: {', '.join(imported)}")
 
     def _start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         """Start a process of the cluster inside its namespaces."""

@@ -31,13 +31,10 @@ class Ports:
     controller_manager: int
     scheduler: int
     kwok: int
-    operator_liveness: int  # `make up`'s operator (not the cluster's: not in ``all``)
 
     @classmethod
     def from_base(cls, base: int) -> Ports:
-        return cls(
-            base, base + 79, base + 80, base + 43, base + 57, base + 59, base + 88, base + 81
-        )
+        return cls(base, base + 79, base + 80, base + 43, base + 57, base + 59, base + 88)
 
     @classmethod
     def from_env(cls) -> Ports:
@@ -54,8 +51,8 @@ class Ports:
         }
 
     def every_port(self) -> set[int]:
-        """Every port the base implies, the operator's liveness included."""
-        return {*self.all().values(), self.operator_liveness}
+        """Every port the base implies."""
+        return set(self.all().values())
 
 
 # Bases for throwaway clusters (tests, benchmarks): ending in 50, so their ports (base + 43 …

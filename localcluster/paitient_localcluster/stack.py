@@ -1,7 +1,10 @@
-"""The whole product on this machine: local cluster, CRDs, operator, local data plane and front
-door, as background processes (``make up`` / ``make down``), and the demo (``make demo``). The
-front door serves HTTPS with a certificate of a local CA (``local_tls.py``); the gateways serve
-TLS with the operator's certificates, as in a cluster.
+"""The whole product on this machine, as it runs in a cluster (``make up`` / ``make down``), and
+the demo (``make demo``): the local cluster with its real node, the CRDs, and the Helm chart
+installed with the images ``make images`` built, so the operator and the front door run as pods
+on the real node and the front door reaches each gateway by its Service's name. The host reaches
+the front door only through a relay on 127.0.0.1 into the cluster's network namespace (like
+kind's port mappings). The front door serves HTTPS with a certificate of a local CA
+(``local_tls.py``); the gateways serve TLS with the operator's certificates.
 
     python -m paitient_localcluster.stack up      # prints export lines: base URL, CA bundle, kubeconfig
     python -m paitient_localcluster.stack demo    # up, then tenant, key, deploy, generate, usage
@@ -11,84 +14,118 @@ TLS with the operator's certificates, as in a cluster.
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import sys
+import time
 from pathlib import Path
 
 from paitient_common.kubeapi import Kube
 
+from .chart import CHART, helm, local_values
 from .cluster import LocalCluster
-from .commands import Ports
 from .errors import ClusterError
-from .local_tls import front_door_certificate
+from .local_tls import LocalCertificate, front_door_certificate
 from .processes import Managed, port_owner, probe_context, wait_http_ok
+from .relay import PortMapping, relay_argv
 
 API_PORT = int(os.environ.get("PAITIENT_API_PORT", "18080"))
-SERVICES = ("operator", "dataplane", "paitient-api")
+RELEASE = "paitient"
+SYSTEM_NAMESPACE = "paitient-system"  # the release's: keys, tiers and the CA bundle live here
+FRONT_DOOR_SERVICE = "paitient-api"  # the chart's name for it in a release called "paitient"
+TLS_SECRET = "paitient-api-tls"  # noqa: S105 - a Secret's name, not a secret
+# The Managed process that marks a `make up` stack on this cluster (tests look for it).
+FRONT_DOOR_RELAY = "front-door-relay"
 
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _wait_url(url: str, what: str, proc: Managed, timeout: float = 60) -> None:
-    context = probe_context() if url.startswith("https:") else None
-    if not wait_http_ok(url, timeout, alive=proc.ensure_alive, context=context):
-        raise ClusterError(f"{what} did not become ready in {timeout:.0f} s:\n{proc.log_tail()}")
-
-
 def up() -> tuple[str, Path, Path]:
     """Start (or reuse) everything; return (base URL, CA bundle, admin kubeconfig)."""
     cluster = LocalCluster(log=_log)
     kubeconfig = cluster.up()
+    kube = Kube.from_kubeconfig(str(kubeconfig))
     from paitient_operator.resources.install import install_crds  # noqa: PLC0415 - heavy, only here
 
-    install_crds(Kube.from_kubeconfig(str(kubeconfig)))
-    run = cluster.run_dir
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(cluster.layout.kubeconfig("operator")),
-        # The local cluster's encrypted class serves deployments that name none (the API's).
-        "PAITIENT_DEFAULT_STORAGE_CLASS": "encrypted-local",
-    }
-    operator = Managed("operator", run)
-    liveness = f"http://127.0.0.1:{Ports.from_env().operator_liveness}/healthz"
-    if operator.read_pid() is None:
-        argv = [sys.executable, "-m", "paitient_operator.main", "--liveness", liveness]
-        _start(operator, argv, env)
-    _wait_url(liveness, "the operator", operator)
-    routes = run / "routes.json"
-    plane = Managed("dataplane", run)
-    if plane.read_pid() is None:
-        argv = [sys.executable, "-m", "paitient_localcluster.dataplane", "--kubeconfig", str(kubeconfig),
-                "--routes", str(routes), "--state-dir", str(run / "dataplane")]  # fmt: skip
-        _start(plane, argv, {**os.environ})
-    api = Managed("paitient-api", run)
-    tls = front_door_certificate(run / "frontdoor-tls")
-    if api.read_pid() is None:
+    install_crds(kube)
+    tls = front_door_certificate(cluster.run_dir / "frontdoor-tls")
+    _system_namespace(kube, tls)
+    started = time.monotonic()
+    _log(
+        f"[stack] helm upgrade --install {RELEASE} (operator and front door pods on the real node)"
+    )
+    helm(
+        kubeconfig, "upgrade", "--install", RELEASE, str(CHART), "--namespace", SYSTEM_NAMESPACE,
+        "--skip-crds", *local_values(kube), "--set", f"frontDoor.tls.existingSecret={TLS_SECRET}",
+        "--wait", "--timeout", "5m",
+    )  # fmt: skip
+    _log(f"[stack] operator and front door Ready in {time.monotonic() - started:.0f} s")
+    base_url = f"https://127.0.0.1:{API_PORT}/v1"
+    relay = Managed(FRONT_DOOR_RELAY, cluster.run_dir)
+    if relay.read_pid() is None:
         if owner := port_owner(API_PORT):
             raise ClusterError(
                 f"port {API_PORT} for the front door is used by {owner}; set PAITIENT_API_PORT"
             )
-        argv = [sys.executable, "-m", "paitient_api.main", "--host", "127.0.0.1", "--port", str(API_PORT),
-                "--kubeconfig", str(kubeconfig), "--gateway-url", f"file:{routes}",
-                "--tls-cert-file", str(tls.cert_file), "--tls-key-file", str(tls.key_file)]  # fmt: skip
-        _start(api, argv, {**os.environ})
-    _wait_url(f"https://127.0.0.1:{API_PORT}/readyz", "the front door", api)
-    return f"https://127.0.0.1:{API_PORT}/v1", tls.ca_bundle, kubeconfig
+        service = kube.get("v1", "Service", FRONT_DOOR_SERVICE, namespace=SYSTEM_NAMESPACE)
+        if service is None:
+            raise ClusterError(f"the chart made no Service {SYSTEM_NAMESPACE}/{FRONT_DOOR_SERVICE}")
+        target = PortMapping(
+            API_PORT, service["spec"]["clusterIP"], service["spec"]["ports"][0]["port"]
+        )
+        pid = relay.start(relay_argv(cluster.namespaces.netns_path, [target]))
+        _log(f"[stack] started the front door's relay (pid {pid}): 127.0.0.1:{API_PORT} -> "
+             f"service/{FRONT_DOOR_SERVICE} {target.target_host}:{target.target_port}")  # fmt: skip
+    if not wait_http_ok(base_url.removesuffix("/v1") + "/readyz", 60, alive=relay.ensure_alive,
+                        context=probe_context()):  # fmt: skip
+        raise ClusterError(f"the front door did not answer through its relay:\n{relay.log_tail()}")
+    return base_url, tls.ca_bundle, kubeconfig
 
 
-def _start(proc: Managed, argv: list[str], env: dict[str, str]) -> None:
-    pid = proc.start(argv, env=env)
-    _log(f"[stack] started {proc.name} (pid {pid}, log {proc.log_file})")
+def _system_namespace(kube: Kube, tls: LocalCertificate) -> None:
+    """The release namespace, enforcing Pod Security ``restricted``, with the front door's
+    serving certificate (the local CA's, for 127.0.0.1: the host calls through the relay)."""
+    if kube.get("v1", "Namespace", SYSTEM_NAMESPACE) is None:
+        kube.create({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": SYSTEM_NAMESPACE,
+                         "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
+        })  # fmt: skip
+    data = {
+        "tls.crt": base64.b64encode(tls.cert_file.read_bytes()).decode(),
+        "tls.key": base64.b64encode(tls.key_file.read_bytes()).decode(),
+    }
+    if kube.get("v1", "Secret", TLS_SECRET, namespace=SYSTEM_NAMESPACE) is None:
+        kube.create({
+            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+            "metadata": {"name": TLS_SECRET, "namespace": SYSTEM_NAMESPACE}, "data": data,
+        })  # fmt: skip
+    else:
+        kube.patch("v1", "Secret", TLS_SECRET, {"data": data}, namespace=SYSTEM_NAMESPACE)
 
 
 def down() -> None:
     cluster = LocalCluster(log=_log)
-    for name in reversed(SERVICES):
-        if Managed(name, cluster.run_dir).stop():
-            _log(f"[stack] stopped {name}")
-    cluster.down()
+    if Managed(FRONT_DOOR_RELAY, cluster.run_dir).stop():
+        _log("[stack] stopped the front door's relay")
+    cluster.down()  # the chart's pods go with the node
+
+
+def how_to_call(base_url: str, ca_bundle: Path, kubeconfig: Path) -> str:
+    """What `make up` ends with: how to call the API from the host (pure)."""
+    return (
+        "The stack runs: operator and front door are pods on the real node; the front door is "
+        f"reached only through 127.0.0.1:{API_PORT} (HTTPS, certificate of a local CA).\n"
+        "Make a tenant and a key, then call it:\n"
+        f"  export KUBECONFIG={kubeconfig}\n"
+        "  .venv/bin/paitient tenants create my-clinic --client-id my-clinic\n"
+        "  .venv/bin/paitient keys create --client-id my-clinic   # prints the key once: KEY=...\n"
+        f"  curl -s --cacert {ca_bundle} {base_url}/subscription "
+        "-H \"Authorization: Bearer $KEY\" -H 'X-Client-ID: my-clinic'\n"
+        "Stop everything with: make down"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             from .demo import run_demo  # noqa: PLC0415
 
             run_demo(base_url, ca_bundle, kubeconfig)
+        else:
+            _log(how_to_call(base_url, ca_bundle, kubeconfig))
         print(f"export PAITIENT_BASE_URL={base_url}")
         print(f"export PAITIENT_CA_BUNDLE={ca_bundle}")
         print(f"export KUBECONFIG={kubeconfig}")

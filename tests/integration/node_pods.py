@@ -8,21 +8,14 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client
-
 from paitient_common.kubeapi import Kube
-from paitient_images import image
 from paitient_localcluster.pki import NODE_NAME
+from paitient_localcluster.tiny_model import RESTRICTED
 from tests.integration.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 KUBECTL = REPO / ".local" / "bin" / "kubectl"
 PROBE_IMAGE = "paitient-gateway"  # in the images index: a Python image every node holds
-RESTRICTED = {
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "capabilities": {"drop": ["ALL"]},
-}
 
 # A connection attempt as a probe prints it: "open", "refused", "timeout" or the error's name.
 CONNECT = """
@@ -128,38 +121,6 @@ def connect(
                        container=container)  # fmt: skip
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
-
-
-def fill_model_claim(kube: Kube, batch: client.BatchV1Api, namespace: str) -> None:
-    """The tiny model into a PVC, by a Job from the tiny-model image (its entrypoint copies
-    /model to /target/tiny-llama)."""
-    kube.create({
-        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-        "metadata": {"name": "tiny-model", "namespace": namespace},
-        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "encrypted-local",
-                 "resources": {"requests": {"storage": "1Gi"}}},
-    })  # fmt: skip
-    batch.create_namespaced_job(namespace, {
-        "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": "copy-tiny-model", "namespace": namespace},
-        "spec": {"backoffLimit": 2, "template": {"spec": {
-            "restartPolicy": "Never",
-            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{
-                "name": "copy", "image": image("tiny-model").reference,
-                "imagePullPolicy": "Never", "securityContext": RESTRICTED,
-                "resources": {"requests": {"cpu": "10m", "memory": "64Mi"},
-                              "limits": {"memory": "256Mi"}},
-                "volumeMounts": [{"name": "target", "mountPath": "/target"}],
-            }],
-            "volumes": [{"name": "target", "persistentVolumeClaim": {"claimName": "tiny-model"}}],
-        }}},
-    })  # fmt: skip
-    wait_for(
-        lambda: batch.read_namespaced_job_status("copy-tiny-model", namespace).status.succeeded,
-        timeout=120,
-        what="the tiny model copied into its claim",
-    )
 
 
 # A completion through a gateway, TLS verified against the given CA: "<status> <completion tokens>

@@ -31,9 +31,11 @@ from paitient_common.secrets import (
 )
 from paitient_images import image
 from paitient_localcluster import audit
+from paitient_localcluster.chart import CHART, local_values
 from paitient_localcluster.pki import NODE_NAME
 from paitient_localcluster.processes import Managed, free_port, wait_http_ok
 from paitient_localcluster.sa_kubeconfig import service_account_user
+from paitient_localcluster.stack import FRONT_DOOR_RELAY
 from paitient_operator.resources.install import install_crds
 from tests.integration.node_pods import exec_python
 from tests.integration.operator_process import OperatorProcess
@@ -41,7 +43,6 @@ from tests.integration.stack_helpers import tenant_ready
 from tests.integration.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "paitient"
 HELM = REPO / ".local" / "bin" / "helm"
 KUBECTL = REPO / ".local" / "bin" / "kubectl"
 TENANT = ("paitient.ai/v1alpha1", "Tenant")
@@ -83,8 +84,8 @@ def release(kubeconfig: Path, kube: Kube, dataplane: Path) -> Iterator[Release]:
     """The chart installed into a fresh namespace that enforces Pod Security ``restricted``,
     its pods Ready; uninstalled and the namespace deleted afterwards. ``dataplane``: model pods
     on the simulated GPU nodes turn Ready once it runs their gateways."""
-    if Managed("operator", kubeconfig.parent).read_pid() is not None:
-        pytest.skip("a `make up` operator runs on this cluster; two operators would fight")
+    if Managed(FRONT_DOOR_RELAY, kubeconfig.parent).read_pid() is not None:
+        pytest.skip("`make up`'s release runs on this cluster; two operators would fight")
     install_crds(kube)  # usually there already: the chart's own copy is skipped (--skip-crds)
     suffix = uuid.uuid4().hex[:6]
     rel = Release(f"h{suffix}", f"paitient-helm-{suffix}", kubeconfig)
@@ -102,11 +103,7 @@ def release(kubeconfig: Path, kube: Kube, dataplane: Path) -> Iterator[Release]:
         try:
             run(
                 HELM, "install", rel.name, str(CHART), "--namespace", rel.namespace,
-                "--skip-crds", *api_server_values(kube),
-                # The front door creates ModelDeployments that name no class: the local
-                # encrypted one.
-                "--set", "operator.config.defaultStorageClass=encrypted-local",
-                kubeconfig=kubeconfig,
+                "--skip-crds", *local_values(kube), kubeconfig=kubeconfig,
             )  # fmt: skip
             for component in ("operator", "api"):
                 wait_for(lambda c=component: ready_pod(kube, rel, c), timeout=120,
@@ -117,19 +114,6 @@ def release(kubeconfig: Path, kube: Kube, dataplane: Path) -> Iterator[Release]:
                 kubeconfig=kubeconfig, check=False)  # fmt: skip
             kube.delete("v1", "Namespace", rel.namespace)
             kube.delete("v1", "Namespace", f"{rel.namespace}-ca")  # the operator's, not Helm's
-
-
-def api_server_values(kube: Kube) -> list[str]:
-    """The front door's NetworkPolicy must let it reach the API server's own address and port
-    (the `kubernetes` Service's endpoints; a policy sees the port after the Service)."""
-    slice_ = kube.get("discovery.k8s.io/v1", "EndpointSlice", "kubernetes", namespace="default")
-    assert slice_ is not None
-    ips = sorted({a for e in slice_["endpoints"] for a in e["addresses"]})
-    ports = sorted({p["port"] for p in slice_["ports"]})
-    return [
-        "--set", f"frontDoor.networkPolicy.apiServer.cidrs={{{','.join(f'{i}/32' for i in ips)}}}",
-        "--set", f"frontDoor.networkPolicy.apiServer.ports={{{','.join(map(str, ports))}}}",
-    ]  # fmt: skip
 
 
 def ready_pod(kube: Kube, release: Release, component: str) -> dict[str, Any] | None:

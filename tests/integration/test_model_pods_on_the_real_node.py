@@ -24,6 +24,7 @@ from paitient_common.kubeapi import Kube, KubeError
 from paitient_common.secrets import CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY
 from paitient_images import image
 from paitient_localcluster.addresses import API_SERVICE_IP, DNS_SERVICE_IP
+from paitient_localcluster.tiny_model import MODEL_URI, fill_model_claim
 from tests.integration.node_pods import (
     COMPLETE,
     PROBE_IMAGE,
@@ -31,7 +32,6 @@ from tests.integration.node_pods import (
     connect,
     create_ready,
     exec_python,
-    fill_model_claim,
     http_server,
     pod_manifest,
 )
@@ -103,10 +103,10 @@ def scene(operator: OperatorProcess, kube: Kube, api_client: client.ApiClient) -
     probe_image = image(PROBE_IMAGE).reference
     try:
         ns = tenant["namespace"]
-        fill_model_claim(kube, client.BatchV1Api(api_client), ns)
+        fill_model_claim(kube, ns)
         kube.create(
             make_md("local-model").namespace(ns).cpu_only().resources("1", "6Gi")
-            .uri("pvc://tiny-model/tiny-llama").allow(allowed).storage("1Gi", "encrypted-local")
+            .uri(MODEL_URI).allow(allowed).storage("1Gi", "encrypted-local")
             .manifest()
         )  # fmt: skip
         kube.create(

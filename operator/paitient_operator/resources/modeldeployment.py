@@ -46,6 +46,8 @@ REVISION_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._/-]*$"
 # a regex over a string of unknown length would blow CEL's cost budget) (a Service needs a DNS-1035 label) and is a label value.
 NAME_PATTERN: Final = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 NAME_MAX: Final = 63
+MAX_HF_REPO_LENGTH: Final = 200
+MAX_URI_LENGTH: Final = 1024
 # pvc://<claim>[/<path>]: claim is a DNS-1123 subdomain; s3://<bucket>[/<prefix>]: S3 bucket rules.
 PVC_URI_PATTERN: Final = r"^pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/.*)?$"
 S3_URI_PATTERN: Final = r"^s3://[a-z0-9][-a-z0-9.]{1,61}[a-z0-9](/.*)?$"
@@ -116,6 +118,20 @@ NAME_MESSAGE: Final = (
 )
 
 
+def uri_problem(uri: str) -> str | None:
+    """What is wrong with a model URI, or None: mirrors _URI_*_RULE for callers that never reach
+    the API server (the front door, tests)."""
+    if not uri.startswith(("pvc://", "s3://")):
+        return _URI_PREFIX_RULE["message"]
+    if uri.startswith("pvc://") and not re.match(PVC_URI_PATTERN, uri):
+        return _URI_PVC_RULE["message"]
+    if uri.startswith("s3://") and not re.match(S3_URI_PATTERN, uri):
+        return _URI_S3_RULE["message"]
+    if len(uri) > MAX_URI_LENGTH:
+        return f"model.uri must be at most {MAX_URI_LENGTH} characters"
+    return None
+
+
 class ModelSource(WireModel):
     """Where the weights come from: a Hugging Face repo id, or a URI (pvc:// or s3://)."""
 
@@ -127,7 +143,7 @@ class ModelSource(WireModel):
             "Hugging Face repo id, e.g. ZimaBlueAI/HuatuoGPT-o1-8B. Also the name clients use "
             "in the OpenAI `model` field. Exactly one of name and uri is set."
         ),
-        max_length=200,
+        max_length=MAX_HF_REPO_LENGTH,
         pattern=HF_REPO_PATTERN,
     )
     revision: str = Field(
@@ -143,7 +159,7 @@ class ModelSource(WireModel):
             "namespace, mounted read-only) or s3://<bucket>/<prefix> (streamed by vLLM). "
             "Exactly one of name and uri is set."
         ),
-        max_length=1024,
+        max_length=MAX_URI_LENGTH,
         json_schema_extra=cel_rules(_URI_PREFIX_RULE, _URI_PVC_RULE, _URI_S3_RULE),
     )
     token_secret_ref: SecretKeyRef | None = Field(
@@ -154,15 +170,9 @@ class ModelSource(WireModel):
     @field_validator("uri")
     @classmethod
     def _uri_shape(cls, uri: str | None) -> str | None:
-        # Mirrors _URI_*_RULE for callers that never reach the API server (front door, tests).
-        if uri is None:
-            return uri
-        if not uri.startswith(("pvc://", "s3://")):
-            raise ValueError(_URI_PREFIX_RULE["message"])
-        if uri.startswith("pvc://") and not re.match(PVC_URI_PATTERN, uri):
-            raise ValueError(_URI_PVC_RULE["message"])
-        if uri.startswith("s3://") and not re.match(S3_URI_PATTERN, uri):
-            raise ValueError(_URI_S3_RULE["message"])
+        problem = None if uri is None else uri_problem(uri)
+        if problem:
+            raise ValueError(problem)
         return uri
 
     @model_validator(mode="after")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import pytest
 from pydantic import ValidationError
@@ -13,7 +14,12 @@ from paitient_api import mapping, translate
 from paitient_api.idempotency import IdempotencyTable
 from paitient_api.openapi import DOC_PATH, render
 from paitient_api.routing import GatewayRoute, Route
-from paitient_api.schemas import CreateDeployment, Generate, UpdateDeployment
+from paitient_api.schemas import (
+    CreateDeployment,
+    Generate,
+    UpdateDeployment,
+)
+from paitient_operator.resources.modeldeployment import parse_model_deployment
 
 
 def test_a_create_request_becomes_a_model_deployment_in_the_callers_namespace() -> None:
@@ -33,6 +39,89 @@ def test_a_create_request_becomes_a_model_deployment_in_the_callers_namespace() 
         "replicas": 1,
         "gpu": {"count": 2},
     }
+
+
+@pytest.mark.parametrize(
+    ("model_name", "source"),
+    [
+        ("pvc://tiny-model/tiny-llama", {"uri": "pvc://tiny-model/tiny-llama"}),
+        ("pvc://models", {"uri": "pvc://models"}),
+        ("s3://weights-bucket/org/llama-8b", {"uri": "s3://weights-bucket/org/llama-8b"}),
+        ("ZimaBlueAI/HuatuoGPT-o1-8B", {"name": "ZimaBlueAI/HuatuoGPT-o1-8B"}),
+    ],
+)
+def test_a_model_uri_becomes_spec_model_uri_and_reads_back_as_the_model_name(
+    model_name: str, source: dict[str, str]
+) -> None:
+    request = CreateDeployment(model_name=model_name, use_gpu=False)
+    md = mapping.build_model_deployment(request, "tenant-a", "a-clinic")
+    assert md["spec"]["model"] == source
+    # The operator's own parser takes it as it stands.
+    assert parse_model_deployment(md).spec.model.model_dump(exclude_none=True, by_alias=True) == {
+        **source,
+        "revision": "main",
+    }
+    assert mapping.to_deployment(md).model_name == model_name
+    assert md["metadata"]["name"].startswith(model_name.rstrip("/").rsplit("/", 1)[-1].lower())
+
+
+@pytest.mark.parametrize(
+    ("model_name", "message"),
+    [
+        ("pvc://Upper/x", "model_name must look like pvc://<claim-name>/<path>"),
+        ("pvc://", "model_name must look like pvc://<claim-name>/<path>"),
+        ("s3://a", "model_name must look like s3://<bucket>/<prefix>"),
+        ("https://huggingface.co/org/m", "model_name URIs must start with pvc:// or s3://"),
+        ("file:///models/x", "model_name URIs must start with pvc:// or s3://"),
+        ("pvc://c/" + "x" * 1020, "at most 1024 characters"),
+        ("org/" + "m" * 200, "a Hugging Face repo id like org/name"),
+        ("../x", "a Hugging Face repo id like org/name"),
+    ],
+)
+def test_a_malformed_model_name_is_refused_saying_which_form_was_meant(
+    model_name: str, message: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        CreateDeployment(model_name=model_name)
+    (error,) = refused.value.errors()
+    assert error["loc"] == ("model_name",)
+    assert message in error["msg"]
+
+
+def test_the_openapi_shapes_of_model_name_admit_exactly_what_the_api_accepts() -> None:
+    shapes = CreateDeployment.model_json_schema()["properties"]["model_name"]["anyOf"]
+
+    def documented(value: str) -> bool:
+        return any(
+            re.search(shape["pattern"], value) and len(value) <= shape["maxLength"]
+            for shape in shapes
+        )
+
+    for value in ("org/m", "m", "pvc://c/p", "s3://bucket/p", "org/" + "m" * 200, "https://x/y"):
+        try:
+            CreateDeployment(model_name=value)
+            accepted = True
+        except ValidationError:
+            accepted = False
+        assert documented(value) == accepted, value
+
+
+def test_cpu_and_memory_size_the_model_container_and_are_quantities() -> None:
+    request = CreateDeployment(model_name="pvc://m/x", use_gpu=False, cpu="1", memory="6Gi")
+    md = mapping.build_model_deployment(request, "tenant-a", "a-clinic")
+    assert md["spec"]["resources"] == {"cpu": "1", "memory": "6Gi"}
+    assert parse_model_deployment(md).spec.resources.memory == "6Gi"
+    only_memory = CreateDeployment(model_name="m", memory="8Gi")
+    assert mapping.build_model_deployment(only_memory, "t", "c")["spec"]["resources"] == {
+        "memory": "8Gi"
+    }
+    assert (
+        "resources"
+        not in mapping.build_model_deployment(CreateDeployment(model_name="m"), "t", "c")["spec"]
+    )
+    for bad in ({"cpu": "one"}, {"memory": "6 GiB"}, {"cpu": 1}):
+        with pytest.raises(ValidationError):
+            CreateDeployment.model_validate({"model_name": "m", **bad})
 
 
 def test_default_names_are_valid_kubernetes_names_and_unique() -> None:
