@@ -2,11 +2,17 @@
 first answer through the gateway, and the model pod's memory.
 
     make bench-model-pod [ARGS="--rounds 2"]
+    make bench-model-pod ARGS="--rounds 1 --cold"   # the vllm-cpu image not on the node
 
 Uses the running local cluster (starts one if none runs, and stops it again), an operator of its
 own, and a tenant of its own; the tiny model reaches a PVC by a Job from the tiny-model image, as
 in tests/integration/test_model_pods_on_the_real_node.py. The vllm-cpu image is already on the
-node (imported when the cluster starts): these are warm-image figures. Each round:
+node (imported when the cluster starts): these are warm-image figures. With ``--cold`` each
+round first removes the vllm-cpu image from the node's containerd (``ctr images rm --sync``: its
+content and unpacked snapshots are garbage-collected, except layers another image shares) and
+times its import from the oci-archive by the import ``make cluster`` runs (nothing can be pulled
+here: the import stands in for a pull), then the round below; the image is imported again at the
+end, also on failure. Each round:
 
 - ``kubectl apply`` of the ModelDeployment -> its pod Ready (vLLM's readiness: model loaded);
 - ``kubectl apply`` -> the first completion (4 tokens) answered through the gateway by the
@@ -25,6 +31,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,6 +42,9 @@ import yaml  # noqa: E402
 from paitient_common.kubeapi import Kube  # noqa: E402
 from paitient_common.secrets import CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY  # noqa: E402
 from paitient_images import image  # noqa: E402
+from paitient_localcluster.cluster import LocalCluster  # noqa: E402
+from paitient_localcluster.linux import Enter  # noqa: E402
+from paitient_localcluster.node import NodeImage, built_images, import_images, remove_image  # noqa: E402
 from paitient_localcluster.tiny_model import MODEL_URI, fill_model_claim  # noqa: E402
 from tests.integration.node_pods import (  # noqa: E402
     COMPLETE,
@@ -52,6 +62,7 @@ from tests.unit.operator.factories import make_md  # noqa: E402
 FRONT_DOOR_NAMESPACE = "paitient-system"
 NAME = "local-model"  # the name COMPLETE asks for
 MD = ("paitient.ai/v1alpha1", "ModelDeployment")
+VLLM_CPU = "vllm-cpu"  # the image a CPU ModelDeployment runs, in the images index
 
 # Resident memory of every process the container sees, in MiB.
 RSS = """
@@ -119,9 +130,59 @@ def one_round(kube: Kube, kubeconfig: Path, tenant: dict[str, str], caller: str)
     ]
 
 
+def disk_bytes(path: Path) -> int:
+    """Bytes under ``path`` on disk (``du``): what removing an image freed."""
+    done = subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True, check=True)
+    return int(done.stdout.split()[0])
+
+
+class ColdImage:
+    """Removes the vllm-cpu image from the real node and times its import back."""
+
+    def __init__(self) -> None:
+        cluster = LocalCluster(log=lambda _m: None)
+        self.enter: Enter = cluster.namespaces.enter(cluster.run_dir)
+        self.root = cluster.node_layout.containerd_root
+        self.image: NodeImage = built_images()[VLLM_CPU]
+
+    def remove(self) -> str:
+        """Remove the image (an error when it was not there); what that freed."""
+        before = disk_bytes(self.root)
+        if not remove_image(self.image, self.enter):
+            raise SystemExit(f"{self.image.ref} was not on the node: nothing to measure cold")
+        return f"removing it freed {(before - disk_bytes(self.root)) / 2**30:.1f} GiB"
+
+    def import_seconds(self) -> float:
+        started = time.monotonic()
+        imported = import_images([self.image], self.enter)
+        assert imported == [self.image.ref], imported
+        return time.monotonic() - started
+
+    def restore(self) -> None:
+        """The image on the node again (imported only when it is missing)."""
+        import_images([self.image], self.enter)
+
+
+def cold_round(cold: ColdImage, measure: Callable[[], list[str]]) -> list[str]:
+    """Remove the image, import it (timed), then the round; import time, totals from it."""
+    freed = cold.remove()
+    imported = cold.import_seconds()
+    ready, first, memory = measure()
+    return [
+        f"{imported + float(ready):.1f}",
+        f"{imported + float(first):.1f}",
+        f"{memory}; import {imported:.1f} s ({freed}), then apply -> Ready {ready} s, "
+        f"-> first completion {first} s",
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--cold", action="store_true",
+        help="each round: the vllm-cpu image removed from the node, timed from its import",
+    )  # fmt: skip
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     caller = f"bench-caller-{uuid.uuid4().hex[:6]}"
@@ -133,15 +194,24 @@ def main() -> int:
             fill_model_claim(kube, tenant["namespace"])
             create_ready(kube, FRONT_DOOR_NAMESPACE,
                          pod_manifest(caller, image(PROBE_IMAGE).reference, SLEEP))  # fmt: skip
-            rows = [one_round(kube, kubeconfig, tenant, caller) for _ in range(args.rounds)]
+            cold = ColdImage() if args.cold else None
+
+            def measure() -> list[str]:
+                return one_round(kube, kubeconfig, tenant, caller)
+
+            rows = [cold_round(cold, measure) if cold else measure() for _ in range(args.rounds)]
         finally:
             kube.delete("v1", "Pod", caller, namespace=FRONT_DOOR_NAMESPACE)
+            if args.cold:
+                ColdImage().restore()
+    start = "import" if args.cold else "apply"
     for number, (ready, first, memory) in enumerate(rows, 1):
         print(
-            f"round {number}: apply -> pod Ready {ready} s, -> first completion {first} s; {memory}"
+            f"round {number}: {start} -> pod Ready {ready} s, -> first completion {first} s; "
+            f"{memory}"
         )
     print(
-        f"median: apply -> pod Ready {statistics.median(float(r[0]) for r in rows):.1f} s, "
+        f"median: {start} -> pod Ready {statistics.median(float(r[0]) for r in rows):.1f} s, "
         f"-> first completion through the gateway {statistics.median(float(r[1]) for r in rows):.1f} s"
     )
     return 0

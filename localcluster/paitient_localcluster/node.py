@@ -117,6 +117,33 @@ def import_images(wanted: Sequence[NodeImage], enter: Enter) -> list[str]:
     return imported
 
 
+def refs_of(image: NodeImage, present: dict[str, str]) -> list[str]:
+    """Every reference in ``present`` (reference -> manifest digest) naming ``image``: its own
+    and those the CRI adds for the same manifest (``sha256:<image id>``) (pure)."""
+    return sorted(
+        ref
+        for ref, digest in present.items()
+        if ref == image.ref or (image.digest is not None and digest == image.digest)
+    )
+
+
+def remove_image(image: NodeImage, enter: Enter) -> list[str]:
+    """Remove ``image`` (every reference to it) from the node's containerd and wait (``--sync``)
+    until its garbage collection has deleted what no other image shares: its content and
+    unpacked snapshots, as on a node that never held it. The references removed."""
+    listed = _ctr(enter, "images", "ls")
+    if listed.returncode != 0:
+        raise ClusterError(f"listing the node's images failed: {listed.stderr.strip()[-500:]}")
+    refs = refs_of(image, parse_image_list(listed.stdout))
+    if refs:
+        done = _ctr(enter, "images", "rm", "--sync", *refs)
+        if done.returncode != 0:
+            raise ClusterError(
+                f"removing {image.ref} from the node failed: {done.stderr.strip()[-500:]}"
+            )
+    return refs
+
+
 def containerd_answers(enter: Enter) -> bool:
     return _ctr(enter, "version").returncode == 0
 

@@ -16,6 +16,7 @@ from paitient_localcluster.addresses import DNS_SERVICE_IP, NODE_IP, SERVICE_CID
 from paitient_localcluster.cgroups import Hierarchy, parse_mountinfo, parse_proc_cgroup
 from paitient_localcluster.linux import Enter
 from paitient_localcluster.namespaces import cluster_name
+from paitient_localcluster.node import NodeImage, parse_image_list, refs_of
 from paitient_localcluster.nodeconfig import NODE_NAME, NodeLayout
 from paitient_localcluster.nodefs import KUBELET_SYSCTLS, PRIVATE_TMPFS, Spec, mount_plan
 from paitient_localcluster.pki import CLIENTS, SERVERS, Pki, ensure_pki
@@ -233,3 +234,25 @@ def test_a_binary_added_to_a_component_invalidates_its_stamp(
     assert not grown.is_built()
     assert not replace(component, version="v9.9.9").is_built()
     assert {c.key for c in NODE} == {"kubernetes-node", "coredns", "kube-router"}
+
+
+# What `ctr -n k8s.io images ls` printed on the real node (columns shortened): a name the import
+# gave, the image ID the CRI added for the same manifest, another image.
+CTR_IMAGES_LS = """\
+REF                                 TYPE                                       DIGEST      SIZE      PLATFORMS   LABELS
+ghcr.io/paitient/vllm-cpu:v0.32.0   application/vnd.oci.image.manifest.v1+json sha256:674a 2.9 GiB   linux/amd64 io.cri-containerd.image=managed
+ghcr.io/paitient/pause:3.10.1       application/vnd.oci.image.manifest.v1+json sha256:5dc3 301.1 KiB linux/amd64 io.cri-containerd.image=managed
+sha256:2709                         application/vnd.oci.image.manifest.v1+json sha256:674a 2.9 GiB   linux/amd64 io.cri-containerd.image=managed
+sha256:8627                         application/vnd.oci.image.manifest.v1+json sha256:5dc3 301.1 KiB linux/amd64 io.cri-containerd.image=managed
+"""
+
+
+def test_removing_an_image_takes_every_reference_to_its_manifest_and_no_other() -> None:
+    present = parse_image_list(CTR_IMAGES_LS)
+    assert present["ghcr.io/paitient/vllm-cpu:v0.32.0"] == "sha256:674a"
+    vllm = NodeImage("ghcr.io/paitient/vllm-cpu:v0.32.0", Path("vllm.oci.tar"), "sha256:674a")
+    assert refs_of(vllm, present) == ["ghcr.io/paitient/vllm-cpu:v0.32.0", "sha256:2709"]
+    # A rebuilt image (another digest): only its name goes, the older build's ID stays.
+    rebuilt = NodeImage("ghcr.io/paitient/vllm-cpu:v0.32.0", Path("vllm.oci.tar"), "sha256:ffff")
+    assert refs_of(rebuilt, present) == ["ghcr.io/paitient/vllm-cpu:v0.32.0"]
+    assert refs_of(NodeImage("ghcr.io/x:1", Path("x.oci.tar"), None), present) == []
