@@ -16,7 +16,7 @@ from paitient_localcluster.addresses import DNS_SERVICE_IP, NODE_IP, SERVICE_CID
 from paitient_localcluster.cgroups import Hierarchy, parse_mountinfo, parse_proc_cgroup
 from paitient_localcluster.linux import Enter
 from paitient_localcluster.namespaces import cluster_name
-from paitient_localcluster.node import NodeImage, parse_image_list, refs_of
+from paitient_localcluster.node import NodeImage, parse_image_list, refs_of, superseded_refs
 from paitient_localcluster.nodeconfig import NODE_NAME, NodeLayout
 from paitient_localcluster.nodefs import KUBELET_SYSCTLS, PRIVATE_TMPFS, Spec, mount_plan
 from paitient_localcluster.pki import CLIENTS, SERVERS, Pki, ensure_pki
@@ -256,3 +256,23 @@ def test_removing_an_image_takes_every_reference_to_its_manifest_and_no_other() 
     rebuilt = NodeImage("ghcr.io/paitient/vllm-cpu:v0.32.0", Path("vllm.oci.tar"), "sha256:ffff")
     assert refs_of(rebuilt, present) == ["ghcr.io/paitient/vllm-cpu:v0.32.0"]
     assert refs_of(NodeImage("ghcr.io/x:1", Path("x.oci.tar"), None), present) == []
+
+
+def test_a_reimport_drops_the_old_versions_id_and_nothing_still_named() -> None:
+    before = parse_image_list(CTR_IMAGES_LS)
+    # vllm-cpu rebuilt (manifest sha256:aaaa) and imported: its name moved, the CRI added an ID.
+    after = {
+        **before,
+        "ghcr.io/paitient/vllm-cpu:v0.32.0": "sha256:aaaa",
+        "sha256:3001": "sha256:aaaa",
+    }
+    rebuilt = NodeImage("ghcr.io/paitient/vllm-cpu:v0.32.0", Path("vllm.oci.tar"), "sha256:aaaa")
+    assert superseded_refs(before, after, [rebuilt]) == ["sha256:2709"]
+    # Imported again unchanged, or imported for the first time: nothing is superseded.
+    same = NodeImage("ghcr.io/paitient/vllm-cpu:v0.32.0", Path("vllm.oci.tar"), "sha256:674a")
+    assert superseded_refs(before, before, [same]) == []
+    fresh = NodeImage("ghcr.io/paitient/tiny-model:0.1.0", Path("t.oci.tar"), "sha256:bbbb")
+    assert superseded_refs(before, {**before, fresh.ref: "sha256:bbbb"}, [fresh]) == []
+    # An old manifest another name still points at is kept.
+    shared = {**after, "ghcr.io/other/vllm:pinned": "sha256:674a"}
+    assert superseded_refs(before, shared, [rebuilt]) == []
