@@ -25,14 +25,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from paitient_common.kubeapi import Kube
-from paitient_localcluster import cgroups
-from paitient_localcluster.build import ensure_built
 from paitient_localcluster.cluster import NODE_PROCESSES, LocalCluster
-from paitient_localcluster.commands import Ports
-from paitient_localcluster.node import PAUSE_IMAGE, built_images
-from paitient_localcluster.pki import NODE_NAME
-from paitient_localcluster.processes import spare_ports
-from paitient_localcluster.versions import CONTROL_PLANE, NODE, Component
+from paitient_localcluster.controlplane.commands import Ports
+from paitient_localcluster.controlplane.pki import NODE_NAME
+from paitient_localcluster.host import cgroups
+from paitient_localcluster.host.processes import spare_ports
+from paitient_localcluster.node.runtime import PAUSE_IMAGE, built_images
+from paitient_localcluster.upstream.build import ensure_built
+from paitient_localcluster.upstream.versions import CONTROL_PLANE, NODE, Component
 
 
 def rss_mib(pid: int) -> float:

@@ -207,7 +207,7 @@ def main() -> None:
             operator.start()
             with (work / "dataplane.log").open("wb") as log:
                 plane = subprocess.Popen(
-                    [sys.executable, "-m", "paitient_localcluster.dataplane", "--kubeconfig", str(kubeconfig),
+                    [sys.executable, "-m", "paitient_localcluster.simulated.dataplane", "--kubeconfig", str(kubeconfig),
                      "--routes", str(routes), "--state-dir", str(work / "dataplane")],
                     cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ},
                 )  # fmt: skip

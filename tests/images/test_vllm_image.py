@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from paitient_images.tinymodel import MAX_MODEL_LEN, MODEL_NAME
-from paitient_localcluster.processes import free_port
+from paitient_localcluster.host.processes import free_port
 from paitient_operator.builders.deployment import build_deployment
 from paitient_operator.config import OperatorConfig
 from tests.images.conftest import LOOPBACK, owned_by_nonroot, wait_answers

@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from paitient_localcluster.processes import free_port, probe_context, wait_http_ok
+from paitient_localcluster.host.processes import free_port, probe_context, wait_http_ok
 
 
 class ApiProcess:

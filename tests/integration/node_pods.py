@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from paitient_common.kubeapi import Kube
-from paitient_localcluster.pki import NODE_NAME
-from paitient_localcluster.tiny_model import RESTRICTED
+from paitient_localcluster.controlplane.pki import NODE_NAME
+from paitient_localcluster.stack.tiny_model import RESTRICTED
 from tests.integration.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
-from paitient_localcluster.processes import free_port, wait_http_ok
+from paitient_localcluster.host.processes import free_port, wait_http_ok
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from paitient_localcluster.kubeconfig import write_kubeconfig
+from paitient_localcluster.controlplane.kubeconfig import write_kubeconfig
 
 T = TypeVar("T")
 

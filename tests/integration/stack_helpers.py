@@ -45,7 +45,7 @@ def start_data_plane(kubeconfig: Path, work: Path) -> tuple[subprocess.Popen[byt
     routes file it keeps (``namespace/name -> gateway URL``). The caller terminates it."""
     routes = work / "routes.json"
     plane = subprocess.Popen(
-        [sys.executable, "-m", "paitient_localcluster.dataplane", "--kubeconfig", str(kubeconfig),
+        [sys.executable, "-m", "paitient_localcluster.simulated.dataplane", "--kubeconfig", str(kubeconfig),
          "--routes", str(routes), "--state-dir", str(work / "dataplane")],
         cwd=REPO, stdout=(work / "dataplane.log").open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from paitient_localcluster import cgroups
 from paitient_localcluster.cluster import LocalCluster
-from paitient_localcluster.commands import Ports
+from paitient_localcluster.controlplane.commands import Ports
 from paitient_localcluster.errors import ClusterError
-from paitient_localcluster.node import PAUSE_IMAGE, built_images
-from paitient_localcluster.processes import Managed, port_owner, spare_ports
+from paitient_localcluster.host import cgroups
+from paitient_localcluster.host.processes import Managed, port_owner, spare_ports
+from paitient_localcluster.node.runtime import PAUSE_IMAGE, built_images
 from tests.integration.waiting import wait_for
 
 

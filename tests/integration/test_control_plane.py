@@ -13,8 +13,8 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from paitient_common.kubeapi import Kube
-from paitient_localcluster.kubeconfig import write_kubeconfig
-from paitient_localcluster.sa_kubeconfig import mint_token, service_account_kubeconfig
+from paitient_localcluster.controlplane.kubeconfig import write_kubeconfig
+from paitient_localcluster.simulated.sa_kubeconfig import mint_token, service_account_kubeconfig
 from tests.integration.waiting import wait_for
 
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}

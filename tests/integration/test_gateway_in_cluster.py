@@ -13,9 +13,9 @@ import pytest
 from paitient_cli import admin
 from paitient_common.kubeapi import Kube
 from paitient_common.secrets import PEPPER_SECRET, TIERS_CONFIGMAP
-from paitient_localcluster import audit
-from paitient_localcluster.dataplane import gateway_env
-from paitient_localcluster.sa_kubeconfig import service_account_user
+from paitient_localcluster.controlplane import audit
+from paitient_localcluster.simulated.dataplane import gateway_env
+from paitient_localcluster.simulated.sa_kubeconfig import service_account_user
 from tests.integration.frontdoor_process import ApiProcess
 from tests.integration.gateway_tls import Gateway, gateway
 from tests.integration.stack_helpers import make_tenant

@@ -30,12 +30,12 @@ from paitient_common.secrets import (
     keys_secret_name,
 )
 from paitient_images import image
-from paitient_localcluster import audit
-from paitient_localcluster.chart import CHART, local_values
-from paitient_localcluster.pki import NODE_NAME
-from paitient_localcluster.processes import Managed, free_port, wait_http_ok
-from paitient_localcluster.sa_kubeconfig import service_account_user
-from paitient_localcluster.stack import FRONT_DOOR_RELAY
+from paitient_localcluster.controlplane import audit
+from paitient_localcluster.controlplane.pki import NODE_NAME
+from paitient_localcluster.host.processes import Managed, free_port, wait_http_ok
+from paitient_localcluster.simulated.sa_kubeconfig import service_account_user
+from paitient_localcluster.stack.chart import CHART, local_values
+from paitient_localcluster.stack.lifecycle import FRONT_DOOR_RELAY
 from paitient_operator.resources.install import install_crds
 from tests.integration.node_pods import exec_python
 from tests.integration.operator_process import OperatorProcess

@@ -21,11 +21,11 @@ import pytest
 
 from paitient_cli import admin
 from paitient_common.kubeapi import Kube
-from paitient_localcluster import stack
-from paitient_localcluster.chart import helm
 from paitient_localcluster.cluster import LocalCluster
-from paitient_localcluster.pki import NODE_NAME
-from paitient_localcluster.processes import Managed, free_port
+from paitient_localcluster.controlplane.pki import NODE_NAME
+from paitient_localcluster.host.processes import Managed, free_port
+from paitient_localcluster.stack import lifecycle
+from paitient_localcluster.stack.chart import helm
 from tests.integration.operator_process import OperatorProcess
 from tests.integration.stack_helpers import make_tenant
 
@@ -34,35 +34,35 @@ from tests.integration.stack_helpers import make_tenant
 def made_up(
     kubeconfig: Path, kube: Kube, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[str, Path]]:
-    """``stack.up()`` on this cluster, on a free host port; the release, its certificate and
+    """``lifecycle.up()`` on this cluster, on a free host port; the release, its certificate and
     the relay removed afterwards (the cluster stays: it is the session's)."""
     if kubeconfig != LocalCluster().kubeconfig:
         pytest.skip("`make up` runs on the local cluster only")
-    relay = Managed(stack.FRONT_DOOR_RELAY, kubeconfig.parent)
+    relay = Managed(lifecycle.FRONT_DOOR_RELAY, kubeconfig.parent)
     if relay.read_pid() is not None:
         pytest.skip("`make up`'s release runs on this cluster already")
-    monkeypatch.setattr(stack, "API_PORT", free_port())
+    monkeypatch.setattr(lifecycle, "API_PORT", free_port())
     with OperatorProcess.others_paused():
         try:
-            base_url, ca_bundle, _ = stack.up()
+            base_url, ca_bundle, _ = lifecycle.up()
             yield base_url, ca_bundle
         finally:
             relay.stop()
-            helm(kubeconfig, "uninstall", stack.RELEASE, "--namespace", stack.SYSTEM_NAMESPACE,
-                 "--wait", "--ignore-not-found")  # fmt: skip
-            kube.delete("v1", "Secret", stack.TLS_SECRET, namespace=stack.SYSTEM_NAMESPACE)
+            helm(kubeconfig, "uninstall", lifecycle.RELEASE,
+                 "--namespace", lifecycle.SYSTEM_NAMESPACE, "--wait", "--ignore-not-found")  # fmt: skip
+            kube.delete("v1", "Secret", lifecycle.TLS_SECRET, namespace=lifecycle.SYSTEM_NAMESPACE)
 
 
 def _release_pods(kube: Kube) -> list[dict[str, Any]]:
-    return kube.list("v1", "Pod", namespace=stack.SYSTEM_NAMESPACE,
-                     label_selector=f"app.kubernetes.io/instance={stack.RELEASE}")  # fmt: skip
+    return kube.list("v1", "Pod", namespace=lifecycle.SYSTEM_NAMESPACE,
+                     label_selector=f"app.kubernetes.io/instance={lifecycle.RELEASE}")  # fmt: skip
 
 
 def test_make_up_serves_the_api_from_pods_on_the_real_node_through_host_loopback_only(
     made_up: tuple[str, Path], kube: Kube
 ) -> None:
     base_url, ca_bundle = made_up
-    assert base_url == f"https://127.0.0.1:{stack.API_PORT}/v1"
+    assert base_url == f"https://127.0.0.1:{lifecycle.API_PORT}/v1"
     pods = {p["metadata"]["labels"]["app.kubernetes.io/component"]: p for p in _release_pods(kube)}
     assert set(pods) == {"operator", "api"}
     for pod in pods.values():
@@ -75,7 +75,7 @@ def test_make_up_serves_the_api_from_pods_on_the_real_node_through_host_loopback
     context = ssl.create_default_context(cafile=str(ca_bundle))
     with urllib.request.urlopen(base_url.removesuffix("/v1") + "/readyz", context=context) as ok:
         assert ok.status == 200
-    port = f"{stack.API_PORT:04X}"
+    port = f"{lifecycle.API_PORT:04X}"
     listening = {
         fields[1]
         for table in ("/proc/net/tcp", "/proc/net/tcp6")

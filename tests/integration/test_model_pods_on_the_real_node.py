@@ -24,7 +24,7 @@ from paitient_common.kubeapi import Kube, KubeError
 from paitient_common.secrets import CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY
 from paitient_images import image
 from paitient_localcluster.addresses import API_SERVICE_IP, DNS_SERVICE_IP
-from paitient_localcluster.tiny_model import MODEL_URI, fill_model_claim
+from paitient_localcluster.stack.tiny_model import MODEL_URI, fill_model_claim
 from tests.integration.node_pods import (
     COMPLETE,
     PROBE_IMAGE,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from paitient_common.kubeapi import Kube, KubeError
-from paitient_localcluster import audit
+from paitient_localcluster.controlplane import audit
 from tests.integration.operator_process import OperatorProcess
 from tests.integration.relay import relay_to_api_server, relayed_kubeconfig
 from tests.integration.waiting import wait_for

@@ -22,10 +22,10 @@ from paitient_common.kubeapi import Kube
 from paitient_images import image
 from paitient_localcluster.addresses import API_SERVICE_IP, DNS_SERVICE_IP, NODE_IP
 from paitient_localcluster.cluster import LocalCluster
-from paitient_localcluster.linux import call_in_netns
-from paitient_localcluster.pki import NODE_NAME
-from paitient_localcluster.processes import free_port, wait_http_ok
-from paitient_localcluster.versions import KUBERNETES_VERSION
+from paitient_localcluster.controlplane.pki import NODE_NAME
+from paitient_localcluster.host.linux import call_in_netns
+from paitient_localcluster.host.processes import free_port, wait_http_ok
+from paitient_localcluster.upstream.versions import KUBERNETES_VERSION
 from tests.integration.node_pods import (
     KUBECTL,
     PROBE_IMAGE,

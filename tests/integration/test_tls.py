@@ -39,7 +39,7 @@ from paitient_cli import admin
 from paitient_common.kubeapi import Kube, KubeError
 from paitient_common.secrets import CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY, CA_SECRET
 from paitient_common.tls import client_context
-from paitient_localcluster.certmanager import fetch_crds
+from paitient_localcluster.upstream.certmanager import fetch_crds
 from paitient_operator.certificates import x509
 from paitient_operator.certificates.authority import AuthorityStore
 from paitient_operator.config import TLSConfig

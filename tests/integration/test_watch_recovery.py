@@ -27,8 +27,8 @@ import yaml
 
 from paitient_cli import admin
 from paitient_common.kubeapi import Kube
-from paitient_localcluster.kubeconfig import write_kubeconfig
-from paitient_localcluster.sa_kubeconfig import mint_token, service_account_kubeconfig
+from paitient_localcluster.controlplane.kubeconfig import write_kubeconfig
+from paitient_localcluster.simulated.sa_kubeconfig import mint_token, service_account_kubeconfig
 from tests.integration.frontdoor_process import ApiProcess, call
 from tests.integration.stack_helpers import make_tenant
 from tests.integration.tcp_proxy import TcpProxy

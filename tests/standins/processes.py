@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from paitient_common.apikeys import generate_api_key, new_record
-from paitient_localcluster.processes import free_port, probe_context, wait_http_ok
+from paitient_localcluster.host.processes import free_port, probe_context, wait_http_ok
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable

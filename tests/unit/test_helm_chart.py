@@ -19,7 +19,7 @@ import yaml
 from lupa import lua51
 
 from paitient_common.tiers import Tier
-from paitient_localcluster.certmanager import fetch_crds
+from paitient_localcluster.upstream.certmanager import fetch_crds
 from paitient_operator.builders.deployment import build_deployment
 from paitient_operator.builders.gateway_rbac import build_gateway_roles
 from paitient_operator.certificates import x509

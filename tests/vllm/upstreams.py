@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from paitient_localcluster.processes import free_port
+from paitient_localcluster.host.processes import free_port
 from paitient_operator.builders.deployment import POD_TMP, vllm_env
 from paitient_operator.builders.vllm_args import build_vllm_args
 from paitient_operator.config import OperatorConfig

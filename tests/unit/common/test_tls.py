@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from paitient_common.tls import ReloadingCertificate, client_context, server_context
-from paitient_localcluster.volumes import write_atomically
+from paitient_localcluster.simulated.volumes import write_atomically
 from paitient_operator.certificates import x509
 
 NAMES = ["m.ns.svc", "m.ns.svc.cluster.local"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from paitient_localcluster.audit import POLICY, log_size, read_events, writes_by
-from paitient_localcluster.provisioner import PROVISIONER, build_volume, storage_classes
+from paitient_localcluster.controlplane.audit import POLICY, log_size, read_events, writes_by
+from paitient_localcluster.simulated.provisioner import PROVISIONER, build_volume, storage_classes
 
 
 def _event(user: str, verb: str, stage: str = "ResponseComplete") -> str:

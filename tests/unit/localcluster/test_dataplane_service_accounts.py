@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
-from paitient_localcluster import dataplane
-from paitient_localcluster.dataplane import DataPlane, service_account_name
-from paitient_localcluster.kubeconfig import write_kubeconfig
-from paitient_localcluster.sa_kubeconfig import (
+from paitient_localcluster.controlplane.kubeconfig import write_kubeconfig
+from paitient_localcluster.simulated import dataplane
+from paitient_localcluster.simulated.dataplane import DataPlane, service_account_name
+from paitient_localcluster.simulated.sa_kubeconfig import (
     ServiceAccountToken,
     mint_token,
     service_account_kubeconfig,

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from paitient_localcluster.kwok_stages import MODEL_POD_LABEL, kwok_config
+from paitient_localcluster.simulated.kwok_stages import MODEL_POD_LABEL, kwok_config
 
 
 def stages() -> dict[str, dict[str, Any]]:

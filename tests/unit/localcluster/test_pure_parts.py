@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from paitient_localcluster import commands
 from paitient_localcluster.addresses import NODE_IP
-from paitient_localcluster.build import build_command
-from paitient_localcluster.commands import Layout, Ports
-from paitient_localcluster.kubeconfig import build_kubeconfig
-from paitient_localcluster.nodes import GPU_TAINT, build_node, default_nodes
+from paitient_localcluster.controlplane import commands
+from paitient_localcluster.controlplane.commands import Layout, Ports
+from paitient_localcluster.controlplane.kubeconfig import build_kubeconfig
+from paitient_localcluster.simulated.nodes import GPU_TAINT, build_node, default_nodes
 from paitient_localcluster.toolchain import parse_go_version
-from paitient_localcluster.versions import COMPONENTS, KUBERNETES, cache_dir
+from paitient_localcluster.upstream.build import build_command
+from paitient_localcluster.upstream.versions import COMPONENTS, KUBERNETES, cache_dir
 
 
 def test_default_nodes_are_two_h100_gpu_nodes_and_one_cpu_node() -> None:

@@ -11,17 +11,18 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from paitient_localcluster import cluster_dns, nodeconfig
 from paitient_localcluster.addresses import DNS_SERVICE_IP, NODE_IP, SERVICE_CIDR
-from paitient_localcluster.cgroups import Hierarchy, parse_mountinfo, parse_proc_cgroup
-from paitient_localcluster.linux import Enter
-from paitient_localcluster.namespaces import cluster_name
-from paitient_localcluster.node import NodeImage, parse_image_list, refs_of, superseded_refs
-from paitient_localcluster.nodeconfig import NODE_NAME, NodeLayout
-from paitient_localcluster.nodefs import KUBELET_SYSCTLS, PRIVATE_TMPFS, Spec, mount_plan
-from paitient_localcluster.pki import CLIENTS, SERVERS, Pki, ensure_pki
-from paitient_localcluster.relay import PortMapping
-from paitient_localcluster.versions import KUBERNETES_NODE, NODE
+from paitient_localcluster.controlplane.pki import CLIENTS, SERVERS, Pki, ensure_pki
+from paitient_localcluster.host.cgroups import Hierarchy, parse_mountinfo, parse_proc_cgroup
+from paitient_localcluster.host.linux import Enter
+from paitient_localcluster.host.namespaces import cluster_name
+from paitient_localcluster.host.nodefs import KUBELET_SYSCTLS, PRIVATE_TMPFS, Spec, mount_plan
+from paitient_localcluster.host.relay import PortMapping
+from paitient_localcluster.node import cluster_dns
+from paitient_localcluster.node import config as nodeconfig
+from paitient_localcluster.node.config import NODE_NAME, NodeLayout
+from paitient_localcluster.node.runtime import NodeImage, parse_image_list, refs_of, superseded_refs
+from paitient_localcluster.upstream.versions import KUBERNETES_NODE, NODE
 
 LAYOUT = NodeLayout(Path("/r/node"))
 
@@ -188,7 +189,7 @@ def test_namespace_names_differ_per_checkout_and_port_base() -> None:
 def test_the_launcher_joins_every_namespace_then_runs_the_program() -> None:
     enter = Enter(Path("/run/netns/x"), 42, (Path("/sys/fs/cgroup/pids/x"),), Path("/w"))
     argv = enter.argv(["/bin/kubelet", "--v=1"])
-    assert argv[1:3] == ["-m", "paitient_localcluster.enter"]
+    assert argv[1:3] == ["-m", "paitient_localcluster.host.enter"]
     assert argv[argv.index("--") + 1 :] == ["/bin/kubelet", "--v=1"]
     assert "--holder" in argv and "42" in argv and "--cgroup=/sys/fs/cgroup/pids/x" in argv
 

@@ -6,8 +6,8 @@ import os
 import stat
 from pathlib import Path
 
-from paitient_localcluster.dataplane import SecretMount, local_env, secret_mounts
-from paitient_localcluster.volumes import current_files, secret_files, write_atomically
+from paitient_localcluster.simulated.dataplane import SecretMount, local_env, secret_mounts
+from paitient_localcluster.simulated.volumes import current_files, secret_files, write_atomically
 from paitient_operator.builders.deployment import build_deployment
 from paitient_operator.config import OperatorConfig
 from tests.unit.operator.factories import make_md

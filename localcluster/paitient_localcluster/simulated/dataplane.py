@@ -37,7 +37,7 @@ reach a running gateway. Tokens are therefore minted for 24 h, and once a pod's 
 half its life the data plane restarts that pod's processes with a fresh token on the next sync
 (the ledger directory, hence the usage counted, is kept).
 
-    python -m paitient_localcluster.dataplane --kubeconfig K --routes FILE --state-dir DIR
+    python -m paitient_localcluster.simulated.dataplane --kubeconfig K --routes FILE --state-dir DIR
 """
 
 from __future__ import annotations
@@ -63,9 +63,9 @@ import yaml
 
 from paitient_common.kubeapi import Kube
 
-from .kubeconfig import write_kubeconfig
+from ..controlplane.kubeconfig import write_kubeconfig
+from ..host.processes import free_port, probe_context, wait_http_ok
 from .kwok_stages import MODEL_POD_LABEL
-from .processes import free_port, probe_context, wait_http_ok
 from .sa_kubeconfig import (
     ServiceAccountToken,
     mint_token,
@@ -73,7 +73,7 @@ from .sa_kubeconfig import (
 )
 from .volumes import secret_files, write_atomically
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 MANAGED = "app.kubernetes.io/managed-by=paitient-operator"
 MODEL_PODS = f"{MODEL_POD_LABEL[0]}={MODEL_POD_LABEL[1]},{MANAGED}"
 MD_LABEL = "paitient.ai/modeldeployment"

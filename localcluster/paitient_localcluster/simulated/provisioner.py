@@ -10,7 +10,7 @@ directories are writable by every uid (the pods' users differ; a hostPath volume
 ``encrypted-local`` (labelled ``paitient.ai/encrypted: "true"``; nothing is encrypted, it stands
 for a class that would be) and ``plain-local`` (not encrypted, for refusal tests).
 
-Run as ``python -m paitient_localcluster.provisioner <kubeconfig> <volumes dir>``; the cluster
+Run as ``python -m paitient_localcluster.simulated.provisioner <kubeconfig> <volumes dir>``; the cluster
 starts it.
 """
 

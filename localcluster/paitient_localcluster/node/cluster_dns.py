@@ -16,9 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Final
 
-from .addresses import DNS_SERVICE_IP
-from .nodeconfig import CLUSTER_DOMAIN, cluster_role, read_rule
-from .pki import NODE_NAME
+from ..addresses import DNS_SERVICE_IP
+from ..controlplane.pki import NODE_NAME
+from .config import CLUSTER_DOMAIN, cluster_role, read_rule
 
 NAMESPACE: Final = "kube-system"
 NAME: Final = "coredns"

@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from .addresses import CLUSTER_CIDR, DNS_SERVICE_IP, NODE_POD_CIDR, SERVICE_CIDR
-from .pki import NODE_NAME, Pki
+from ..addresses import CLUSTER_CIDR, DNS_SERVICE_IP, NODE_POD_CIDR, SERVICE_CIDR
+from ..controlplane.pki import NODE_NAME, Pki
 
 CLUSTER_DOMAIN = "cluster.local"
 CNI_BIN_DIR = "/usr/lib/cni"  # Debian's containernetworking-plugins

@@ -11,7 +11,7 @@ from typing import Any, Final
 from paitient_common.kubeapi import Kube
 from paitient_images import image
 
-from .errors import ClusterError
+from ..errors import ClusterError
 
 CLAIM: Final = "tiny-model"
 JOB: Final = "copy-tiny-model"

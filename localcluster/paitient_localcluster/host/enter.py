@@ -1,6 +1,6 @@
 """Launcher: join the cluster's cgroups and namespaces, then exec the given program.
 
-    python -m paitient_localcluster.enter --netns P --holder PID --cwd DIR [--cgroup DIR ...] \
+    python -m paitient_localcluster.host.enter --netns P --holder PID --cwd DIR [--cgroup DIR ...] \
         -- PROGRAM ARGS...
 
 The program replaces this process (same pid), so the cluster's pid files name the program.

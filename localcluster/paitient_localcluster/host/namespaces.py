@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import ClusterError
 from . import cgroups, netns
-from .errors import ClusterError
 from .linux import Enter
 from .nodefs import spec_for
 from .processes import Managed
@@ -67,7 +67,9 @@ class ClusterNamespaces:
         spec.ready_file.unlink(missing_ok=True)
         spec_path = self.state_dir / "nodefs.json"
         spec.save(spec_path)
-        self.holder.start([sys.executable, "-m", "paitient_localcluster.nodefs", str(spec_path)])
+        self.holder.start(
+            [sys.executable, "-m", "paitient_localcluster.host.nodefs", str(spec_path)]
+        )
         deadline = time.monotonic() + timeout
         while not spec.ready_file.exists():
             self.holder.ensure_alive()

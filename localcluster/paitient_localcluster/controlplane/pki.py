@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .addresses import API_SERVICE_IP, NODE_IP
+from ..addresses import API_SERVICE_IP, NODE_IP
 
 NODE_NAME = "cpu-node-0"  # the real node
 # Serving certificates: file stem -> (common name, DNS names, IP addresses). The API server is

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from paitient_images import NotBuilt, images
 
-from .errors import ClusterError
-from .linux import Enter, call_in_netns
-from .nodeconfig import CNI_BIN_DIR, CONTAINERD_SOCKET, RUNC
+from ..errors import ClusterError
+from ..host.linux import Enter, call_in_netns
+from .config import CNI_BIN_DIR, CONTAINERD_SOCKET, RUNC
 
 # What scripts/install-node-packages.sh installs (make cluster runs it).
 REQUIRED_PROGRAMS = ("containerd", "containerd-shim-runc-v2", "ctr", "iptables", "ipset", "ip")

@@ -22,12 +22,12 @@ from pathlib import Path
 
 from paitient_common.kubeapi import Kube
 
+from ..cluster import LocalCluster
+from ..errors import ClusterError
+from ..host.processes import Managed, port_owner, probe_context, wait_http_ok
+from ..host.relay import PortMapping, relay_argv
 from .chart import CHART, helm, local_values
-from .cluster import LocalCluster
-from .errors import ClusterError
 from .local_tls import LocalCertificate, front_door_certificate
-from .processes import Managed, port_owner, probe_context, wait_http_ok
-from .relay import PortMapping, relay_argv
 
 API_PORT = int(os.environ.get("PAITIENT_API_PORT", "18080"))
 RELEASE = "paitient"

@@ -11,8 +11,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .addresses import NODE_IP, NODE_PREFIX, SERVICE_CIDR
-from .errors import ClusterError
+from ..addresses import NODE_IP, NODE_PREFIX, SERVICE_CIDR
+from ..errors import ClusterError
 
 NETNS_DIR = Path("/run/netns")
 NODE_INTERFACE = "node0"  # carries the node IP

@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .commands import SPARE_BASES, Ports, spare_base_order
-from .errors import ClusterError
+from ..controlplane.commands import SPARE_BASES, Ports, spare_base_order
+from ..errors import ClusterError
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ host's 127.0.0.1 first, then moves itself into the namespace: every connection i
 then on is made inside (a socket keeps the namespace it was created in), so host programs reach
 ``127.0.0.1:<port>`` as before while no host interface, route or rule is ever changed.
 
-    python -m paitient_localcluster.relay --netns /run/netns/NAME LISTEN_PORT=TARGET_HOST:PORT ...
+    python -m paitient_localcluster.host.relay --netns /run/netns/NAME LISTEN_PORT=TARGET_HOST:PORT ...
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class PortMapping:
 
 
 def relay_argv(netns_path: Path, mappings: list[PortMapping]) -> list[str]:
-    return [sys.executable, "-m", "paitient_localcluster.relay", "--netns", str(netns_path),
+    return [sys.executable, "-m", "paitient_localcluster.host.relay", "--netns", str(netns_path),
             *map(str, mappings)]  # fmt: skip
 
 

@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .errors import ClusterError
-from .toolchain import find_go
+from ..errors import ClusterError
+from ..toolchain import find_go
 from .versions import COMPONENTS, GOMOD_DIR, Component
 
 Log = Callable[[str], None]

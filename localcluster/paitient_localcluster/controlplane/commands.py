@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .addresses import NODE_IP, SERVICE_CIDR, SIMULATED_POD_CIDR
+from ..addresses import NODE_IP, SERVICE_CIDR, SIMULATED_POD_CIDR
 from .pki import Pki
 
 ADMISSION_PLUGINS = ("NodeRestriction", "PodSecurity", "ResourceQuota", "LimitRanger")
@@ -227,5 +227,5 @@ def provisioner_argv(layout: Layout) -> list[str]:
     # The stand-in provisioner is simulated infrastructure, like KWOK: it shares KWOK's identity,
     # which the audit policy leaves out, so the audit log holds only the project's requests.
     kubeconfig = layout.kubeconfig("kwok")
-    return [sys.executable, "-m", "paitient_localcluster.provisioner", str(kubeconfig),
+    return [sys.executable, "-m", "paitient_localcluster.simulated.provisioner", str(kubeconfig),
             str(layout.volumes)]  # fmt: skip
