@@ -26,10 +26,9 @@ from pathlib import Path
 
 from paitient_common.kubeapi import Kube
 from paitient_localcluster.cluster import NODE_PROCESSES, LocalCluster
-from paitient_localcluster.controlplane.commands import Ports
 from paitient_localcluster.controlplane.pki import NODE_NAME
+from paitient_localcluster.controlplane.ports import Ports, spare_ports
 from paitient_localcluster.host import cgroups
-from paitient_localcluster.host.processes import spare_ports
 from paitient_localcluster.node.runtime import PAUSE_IMAGE, built_images
 from paitient_localcluster.upstream.build import ensure_built
 from paitient_localcluster.upstream.versions import CONTROL_PLANE, NODE, Component

@@ -30,8 +30,7 @@ sys.path.insert(0, str(REPO))
 from paitient_common.kubeapi import Kube  # noqa: E402
 from paitient_localcluster.cluster import LocalCluster  # noqa: E402
 from paitient_localcluster.controlplane import audit  # noqa: E402
-from paitient_localcluster.controlplane.commands import Ports  # noqa: E402
-from paitient_localcluster.host.processes import spare_ports  # noqa: E402
+from paitient_localcluster.controlplane.ports import Ports, spare_ports  # noqa: E402
 from paitient_localcluster.simulated.nodes import build_node  # noqa: E402
 from paitient_operator.resources.install import install_crds  # noqa: E402
 

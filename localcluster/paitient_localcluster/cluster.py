@@ -28,9 +28,10 @@ import yaml
 
 from .addresses import NODE_IP
 from .controlplane import audit, commands
-from .controlplane.commands import Layout, Ports
+from .controlplane.commands import Layout
 from .controlplane.kubeconfig import build_kubeconfig, write_kubeconfig
 from .controlplane.pki import CLIENTS, NODE_NAME, ensure_pki
+from .controlplane.ports import Ports
 from .errors import ClusterError
 from .host.namespaces import HOLDER, ClusterNamespaces, cluster_name
 from .host.processes import Managed, port_owner

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from paitient_localcluster.cluster import LocalCluster
-from paitient_localcluster.controlplane.commands import Ports
+from paitient_localcluster.controlplane.ports import Ports, spare_ports
 from paitient_localcluster.errors import ClusterError
 from paitient_localcluster.host import cgroups
-from paitient_localcluster.host.processes import Managed, port_owner, spare_ports
+from paitient_localcluster.host.processes import Managed, port_owner
 from paitient_localcluster.node.runtime import PAUSE_IMAGE, built_images
 from tests.integration.waiting import wait_for
 

@@ -8,65 +8,15 @@ upstream's envtest and kubeadm pass, trimmed to what a single-machine test clust
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..addresses import NODE_IP, SERVICE_CIDR, SIMULATED_POD_CIDR
 from .pki import Pki
+from .ports import Ports
 
 ADMISSION_PLUGINS = ("NodeRestriction", "PodSecurity", "ResourceQuota", "LimitRanger")
-
-
-@dataclass(frozen=True)
-class Ports:
-    """Loopback ports; ``PAITIENT_CLUSTER_PORT_BASE`` shifts them all (default keeps clear of
-    the well-known 2379/6443/10257/10259 of a real cluster on the same machine)."""
-
-    base: int
-    etcd_client: int
-    etcd_peer: int
-    apiserver: int
-    controller_manager: int
-    scheduler: int
-    kwok: int
-
-    @classmethod
-    def from_base(cls, base: int) -> Ports:
-        return cls(base, base + 79, base + 80, base + 43, base + 57, base + 59, base + 88)
-
-    @classmethod
-    def from_env(cls) -> Ports:
-        return cls.from_base(int(os.environ.get("PAITIENT_CLUSTER_PORT_BASE", "16400")))
-
-    def all(self) -> dict[str, int]:
-        return {
-            "etcd": self.etcd_client,
-            "etcd (peer)": self.etcd_peer,
-            "kube-apiserver": self.apiserver,
-            "kube-controller-manager": self.controller_manager,
-            "kube-scheduler": self.scheduler,
-            "kwok": self.kwok,
-        }
-
-    def every_port(self) -> set[int]:
-        """Every port the base implies."""
-        return set(self.all().values())
-
-
-# Bases for throwaway clusters (tests, benchmarks): ending in 50, so their ports (base + 43 …
-# base + 88) never meet those of a checkout's own base, which by convention ends in 00
-# (16400, 27400, …); below the kernel's ephemeral range (32768+), where free_port()'s come from.
-SPARE_BASES = range(20050, 32000, 100)
-
-
-def spare_base_order(seed: int) -> list[int]:
-    """``SPARE_BASES`` rotated by ``seed``: concurrent choosers (other checkouts' sessions)
-    start at different bases instead of all racing for the first free one."""
-    bases = list(SPARE_BASES)
-    start = seed % len(bases)
-    return bases[start:] + bases[:start]
 
 
 @dataclass(frozen=True)

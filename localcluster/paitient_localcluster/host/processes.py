@@ -15,11 +15,10 @@ import ssl
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..controlplane.commands import SPARE_BASES, Ports, spare_base_order
 from ..errors import ClusterError
 
 
@@ -177,19 +176,6 @@ def _describe_listener(port: int) -> str | None:
                     cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:120]
                     return f"pid {proc.name} ({cmd.strip()})"
     return None
-
-
-def spare_ports(reserved: Iterable[int] = ()) -> Ports:
-    """Ports for a throwaway cluster: the first base (``spare_base_order``) whose every port is
-    free now and none of them ``reserved`` (e.g. the session cluster's, even while it is down)."""
-    taken = set(reserved)
-    for base in spare_base_order(os.getpid()):
-        ports = Ports.from_base(base)
-        if taken.isdisjoint(ports.every_port()) and not any(map(port_owner, ports.every_port())):
-            return ports
-    raise ClusterError(
-        f"no free port base for a throwaway cluster in {SPARE_BASES[0]}-{SPARE_BASES[-1]}"
-    )
 
 
 def free_port() -> int:

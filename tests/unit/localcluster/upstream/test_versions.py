@@ -1,0 +1,42 @@
+"""The binary cache: outside the repository, keyed by version, a stamp per component."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from paitient_localcluster.upstream.versions import (
+    COMPONENTS,
+    KUBERNETES,
+    KUBERNETES_NODE,
+    NODE,
+    cache_dir,
+)
+
+
+def test_binaries_are_cached_outside_the_repo_keyed_by_version(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("PAITIENT_CACHE_DIR", str(tmp_path))
+    assert cache_dir() == tmp_path
+    assert KUBERNETES.directory == tmp_path / f"kubernetes-{KUBERNETES.version}"
+    assert {c.directory for c in COMPONENTS} == {
+        tmp_path / f"{c.key}-{c.version}" for c in COMPONENTS
+    }
+    assert len({c.directory for c in COMPONENTS}) == len(COMPONENTS), "each has its own folder"
+
+
+def test_a_binary_added_to_a_component_invalidates_its_stamp(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PAITIENT_CACHE_DIR", str(tmp_path))
+    component = KUBERNETES_NODE
+    component.directory.mkdir(parents=True)
+    for name in component.binaries:
+        component.binary(name).write_text("")
+    component.stamp.write_text(component.stamp_text())
+    assert component.is_built()
+    grown = replace(component, binaries=(*component.binaries, "kubectl"))
+    assert not grown.is_built()
+    assert not replace(component, version="v9.9.9").is_built()
+    assert {c.key for c in NODE} == {"kubernetes-node", "coredns", "kube-router"}
