@@ -26,6 +26,8 @@ from typing import Any
 
 import yaml
 
+from paitient_common.kubeapi import Kube, KubeError
+
 from .addresses import NODE_IP
 from .controlplane import audit, commands
 from .controlplane.commands import Layout
@@ -94,6 +96,7 @@ class LocalCluster:
     # Model pods wait for the data plane to report them Ready (kwok_stages.py) unless this is
     # set: for a cluster that runs no data plane (the operator's benchmark).
     model_pods_ready_at_once: bool = False
+    _kube: Kube | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def processes(self) -> tuple[str, ...]:
@@ -120,6 +123,14 @@ class LocalCluster:
     @property
     def server(self) -> str:
         return f"https://127.0.0.1:{self.ports.apiserver}"
+
+    @property
+    def kube(self) -> Kube:
+        """The API as the admin identity (the project's shared client), once the admin
+        kubeconfig is written."""
+        if self._kube is None:
+            self._kube = Kube.from_kubeconfig(str(self.kubeconfig))
+        return self._kube
 
     def process(self, name: str) -> Managed:
         return Managed(name, self.run_dir)
@@ -237,6 +248,7 @@ class LocalCluster:
                 self.server, pki.ca_cert, pki.client_cert(identity), pki.client_key(identity)
             )
             write_kubeconfig(self.layout.kubeconfig(identity), doc)
+        self._kube = None  # a client made before holds the connections of an earlier run
 
     def _start_all(self, binaries: dict[str, Path], images: Mapping[str, NodeImage]) -> None:
         lay, ports = self.layout, self.ports
@@ -332,6 +344,10 @@ class LocalCluster:
         )
 
     # -- health ------------------------------------------------------------------------------
+    # Plain HTTP(S) GETs of the programs' health endpoints, not the Kubernetes client: they run
+    # before the API server answers (etcd's, the API server's own readiness) and when no cluster
+    # runs at all (``is_healthy``), where one quick refusal is the answer and the client's
+    # retries would only delay it.
 
     def _etcd_healthy(self) -> bool:
         body = _get(f"http://127.0.0.1:{self.ports.etcd_client}/health", None)
@@ -357,72 +373,58 @@ class LocalCluster:
 
     # -- nodes -------------------------------------------------------------------------------
 
-    def _api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"{self.server}{path}", data=data, method=method)
-        req.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(req, context=self._admin_ssl(), timeout=30) as resp:
-            return json.loads(resp.read())
-
     def _install_crds(self) -> None:
         for path in sorted(CRDS.glob("*.yaml")):
             try:
-                self._api(
-                    "POST",
-                    "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-                    yaml.safe_load(path.read_text()),
-                )
-            except urllib.error.HTTPError as exc:
-                if exc.code != 409:
+                self.kube.create(yaml.safe_load(path.read_text()))
+            except KubeError as exc:
+                if exc.status != 409:
                     raise ClusterError(f"installing {path.name}: {exc}") from exc
 
     def _apply(self, manifests: list[dict[str, Any]]) -> None:
         """Create each object; one that exists already is left as it is."""
         for obj in manifests:
-            group_version, kind = obj["apiVersion"], obj["kind"]
-            namespace = obj["metadata"].get("namespace")
-            prefix = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
-            scope = f"/namespaces/{namespace}" if namespace else ""
-            plural = _PLURALS[kind]
             try:
-                self._api("POST", f"{prefix}{scope}/{plural}", obj)
-            except urllib.error.HTTPError as exc:
-                if exc.code != 409:
-                    raise ClusterError(f"creating {kind} {obj['metadata']['name']}: {exc}") from exc
+                self.kube.create(obj)
+            except KubeError as exc:
+                if exc.status != 409:
+                    raise ClusterError(
+                        f"creating {obj['kind']} {obj['metadata']['name']}: {exc}"
+                    ) from exc
 
     def _cluster_dns_ready(self) -> bool:
-        path = f"/apis/apps/v1/namespaces/{cluster_dns.NAMESPACE}/deployments/{cluster_dns.NAME}"
         try:
-            status = self._api("GET", path).get("status", {})
-        except urllib.error.HTTPError:
+            deployment = self.kube.get(
+                "apps/v1", "Deployment", cluster_dns.NAME, namespace=cluster_dns.NAMESPACE
+            )
+        except KubeError:
             return False
-        return bool(status.get("readyReplicas"))
+        return bool(((deployment or {}).get("status") or {}).get("readyReplicas"))
 
     def _node_ready(self, name: str) -> bool:
         return any(n["name"] == name and n["ready"] for n in self.node_summary())
 
     def _node_registered(self) -> bool:
         try:
-            self._api("GET", f"/api/v1/nodes/{NODE_NAME}")
-        except urllib.error.HTTPError:
+            return self.kube.get("v1", "Node", NODE_NAME) is not None
+        except KubeError:
             return False
-        return True
 
     def _create_nodes(self) -> None:
         for node in default_nodes(cpu_nodes=0 if self.real_node else 1):
             try:
-                self._api("POST", "/api/v1/nodes", node)
-            except urllib.error.HTTPError as exc:
-                if exc.code != 409:
+                self.kube.create(node)
+            except KubeError as exc:
+                if exc.status != 409:
                     raise ClusterError(f"creating node {node['metadata']['name']}: {exc}") from exc
 
     def _storage_classes_exist(self) -> bool:
         names = {sc["metadata"]["name"] for sc in storage_classes()}
-        found = self._api("GET", "/apis/storage.k8s.io/v1/storageclasses")["items"]
+        found = self.kube.list("storage.k8s.io/v1", "StorageClass")
         return names <= {sc["metadata"]["name"] for sc in found}
 
     def node_summary(self) -> list[dict[str, Any]]:
-        nodes = self._api("GET", "/api/v1/nodes")["items"]
+        nodes = self.kube.list("v1", "Node")
         return [
             {
                 "name": n["metadata"]["name"],
@@ -456,16 +458,6 @@ class LocalCluster:
             "start_seconds": round(seconds, 2),
         }
         (self.run_dir / "state.json").write_text(json.dumps(state, indent=2))
-
-
-_PLURALS = {
-    "ServiceAccount": "serviceaccounts",
-    "ConfigMap": "configmaps",
-    "Service": "services",
-    "Deployment": "deployments",
-    "ClusterRole": "clusterroles",
-    "ClusterRoleBinding": "clusterrolebindings",
-}
 
 
 def _get(url: str, ctx: ssl.SSLContext | None) -> str | None:
