@@ -1,5 +1,5 @@
-"""A real local Kubernetes control plane for tests and the demo.
-
-etcd, kube-apiserver, kube-controller-manager, kube-scheduler and KWOK, built from the official
-Go modules and run on loopback; see ``cluster.LocalCluster``.
+"""A real local Kubernetes cluster for tests, benchmarks and the demo: control plane, a real
+node and KWOK's simulated GPU nodes, built from the official Go modules and run inside namespaces
+of its own; see ``cluster.LocalCluster`` and the folders ``host``, ``upstream``, ``controlplane``,
+``node``, ``simulated`` and ``stack`` (docs/local-cluster.md, "Where things live").
 """
