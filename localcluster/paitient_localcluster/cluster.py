@@ -15,10 +15,7 @@ import functools
 import json
 import os
 import shutil
-import ssl
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +26,7 @@ import yaml
 from paitient_common.kubeapi import Kube, KubeError
 
 from .addresses import NODE_IP
-from .controlplane import audit, commands
+from .controlplane import audit, commands, health
 from .controlplane.commands import Layout
 from .controlplane.kubeconfig import build_kubeconfig, write_kubeconfig
 from .controlplane.pki import CLIENTS, NODE_NAME, ensure_pki
@@ -258,7 +255,7 @@ class LocalCluster:
         pid = self.process(RELAY).start(relay_argv(self.namespaces.netns_path, mappings))
         self.log(f"[cluster] started relay (pid {pid}): host 127.0.0.1 -> the cluster's namespace")
         self._start("etcd", commands.etcd_argv(binaries["etcd"], lay, ports))
-        self._wait("etcd", self._etcd_healthy, 30)
+        self._wait("etcd", lambda: health.etcd_healthy(ports.etcd_client), 30)
         self._start(
             "kube-apiserver", commands.apiserver_argv(binaries["kube-apiserver"], lay, ports)
         )
@@ -274,8 +271,10 @@ class LocalCluster:
             "kube-scheduler", commands.scheduler_argv(binaries["kube-scheduler"], lay, ports)
         )
         self._start("kwok", commands.kwok_argv(binaries["kwok"], lay, ports))
-        self._wait("kube-controller-manager", lambda: self._healthz(ports.controller_manager), 60)
-        self._wait("kube-scheduler", lambda: self._healthz(ports.scheduler), 60)
+        self._wait(
+            "kube-controller-manager", lambda: health.serves_healthz(ports.controller_manager), 60
+        )
+        self._wait("kube-scheduler", lambda: health.serves_healthz(ports.scheduler), 60)
         self._start("volume-provisioner", commands.provisioner_argv(lay))
         self._create_nodes()
         if self.real_node:
@@ -344,32 +343,9 @@ class LocalCluster:
         )
 
     # -- health ------------------------------------------------------------------------------
-    # Plain HTTP(S) GETs of the programs' health endpoints, not the Kubernetes client: they run
-    # before the API server answers (etcd's, the API server's own readiness) and when no cluster
-    # runs at all (``is_healthy``), where one quick refusal is the answer and the client's
-    # retries would only delay it.
-
-    def _etcd_healthy(self) -> bool:
-        body = _get(f"http://127.0.0.1:{self.ports.etcd_client}/health", None)
-        return body is not None and '"health":"true"' in body.replace(" ", "")
-
-    def _admin_ssl(self) -> ssl.SSLContext:
-        pki = self.layout.pki
-        ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
-        ctx.load_cert_chain(str(pki.client_cert("admin")), str(pki.client_key("admin")))
-        return ctx
 
     def _apiserver_ready(self) -> bool:
-        if not self.layout.pki.exists():
-            return False
-        return _get(f"{self.server}/readyz", self._admin_ssl()) == "ok"
-
-    def _healthz(self, port: int) -> bool:
-        # Their serving certificates are self-signed at start; /healthz is open to anyone.
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        return _get(f"https://127.0.0.1:{port}/healthz", ctx) == "ok"
+        return health.apiserver_ready(self.server, self.layout.pki)
 
     # -- nodes -------------------------------------------------------------------------------
 
@@ -458,11 +434,3 @@ class LocalCluster:
             "start_seconds": round(seconds, 2),
         }
         (self.run_dir / "state.json").write_text(json.dumps(state, indent=2))
-
-
-def _get(url: str, ctx: ssl.SSLContext | None) -> str | None:
-    try:
-        with urllib.request.urlopen(url, context=ctx, timeout=5) as resp:
-            return str(resp.read().decode())
-    except (urllib.error.URLError, OSError, ssl.SSLError):
-        return None

@@ -1,2 +1,2 @@
-"""The control plane's own parts: command lines and ports, certificates, kubeconfigs, the
-audit log."""
+"""The control plane's own parts: command lines and ports, certificates, kubeconfigs, health
+probes, the audit log."""
