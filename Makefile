@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 BIN := $(CURDIR)/.local/bin
 export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup node-packages demo up down cluster cluster-down cluster-status cluster-clean-cache operator \
+.PHONY: help setup node-packages demo up down cluster cluster-build cluster-down cluster-status cluster-clean-cache operator \
         images image-tools images-test images-clean-cache bench-images \
         bench-control-plane bench-operator bench-keys bench-gateway bench-reactions bench-model-pod lint typecheck unit integration sdk-test chart-lint test clean \
         vllm-flags vllm-test
@@ -35,21 +35,24 @@ setup: $(VENV)/.installed $(BIN)/kubectl sdk/js/node_modules/.package-lock.json 
 node-packages: ## the real node's Debian packages: containerd, runc, CNI plugins, iptables, ipset (apt-get; quiet when done)
 	@scripts/install-node-packages.sh
 
-demo: setup images ## everything on this machine: cluster with its real node, the chart; deploy (real vLLM on CPU) and generate via the SDK
+demo: setup images cluster-build ## everything on this machine: cluster with its real node, the chart; deploy (real vLLM on CPU) and generate via the SDK
 	@$(PY) -m paitient_localcluster.stack demo
 	@KUBECONFIG=$(CURDIR)/.local/cluster/admin.kubeconfig kubectl get nodes -L nvidia.com/gpu.product,nvidia.com/gpu.count
 	@KUBECONFIG=$(CURDIR)/.local/cluster/admin.kubeconfig kubectl get md -A
 	@KUBECONFIG=$(CURDIR)/.local/cluster/admin.kubeconfig kubectl get pods -o wide -n paitient-system
 	@KUBECONFIG=$(CURDIR)/.local/cluster/admin.kubeconfig kubectl get pods -o wide -n tenant-demo
 
-up: setup images ## the cluster and the chart on its real node, the front door on 127.0.0.1 by a relay; prints how to call it
+up: setup images cluster-build ## the cluster and the chart on its real node, the front door on 127.0.0.1 by a relay; prints how to call it
 	@$(PY) -m paitient_localcluster.stack up
 
 down: ## stop everything `make up` or `make demo` started (relay, cluster, its pods, namespaces, mounts, cgroups)
 	@$(PY) -m paitient_localcluster.stack down
 
-cluster: setup images ## start (or reuse) the local cluster (control plane, real node, simulated GPU nodes); the last line is the kubeconfig path
+cluster: setup images cluster-build ## start (or reuse) the local cluster (control plane, real node, simulated GPU nodes); the last line is the kubeconfig path
 	@$(VENV)/bin/paitient-localcluster up
+
+cluster-build: setup ## build the cluster's upstream programs from the Go module proxy, once per version (minutes cold, instant cached)
+	@$(VENV)/bin/paitient-localcluster build
 
 cluster-down: ## stop every process of the local cluster and remove its namespaces and cgroups
 	@$(VENV)/bin/paitient-localcluster down
@@ -121,7 +124,7 @@ sdk-test: setup ## the SDKs' own lint, types and tests (Python and JavaScript)
 	  && ../../$(VENV)/bin/mypy --strict paitient_secure_model && ../../$(VENV)/bin/pytest -q -p no:cacheprovider
 	cd sdk/js && npm test
 
-test: setup lint typecheck sdk-test images ## lint, type checks, SDK tests, the images, and every test (starts the local cluster when none runs)
+test: setup lint typecheck sdk-test images cluster-build ## lint, type checks, SDK tests, the images, and every test (starts the local cluster when none runs)
 	$(VENV)/bin/pytest -q
 
 vllm-test: images ## only the gateway's contract tests against real vLLM (the vllm-cpu image) and vLLM's parser on the operator's arguments
