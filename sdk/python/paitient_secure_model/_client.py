@@ -1,4 +1,4 @@
-"""The synchronous client: the /v1 API as blocking method calls."""
+"""SecureModelClient: the /v1 API as synchronous method calls."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import ssl
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, Callable, Literal, overload
+from typing import Any, Literal, overload
 
 import httpx
 
-from . import _base
-from ._base import BaseClient, ProgressCallback, ReadinessWait, RequestSpec
+from . import _requests
+from ._base import BaseClient
 from ._config import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
@@ -19,7 +19,11 @@ from ._config import (
     TimeoutTypes,
     tls_verification,
 )
+from ._error_mapping import connection_error, json_body, status_error
 from ._exceptions import ConfigurationError
+from ._ready import ProgressCallback, ReadinessWait, report_progress
+from ._requests import RequestSpec, httpx_request_args
+from ._retry import Sleep, delay_after_exception, delay_after_response
 from ._streaming import ChatStream, GenerationStream
 from ._types import (
     ChatResult,
@@ -39,13 +43,13 @@ def _new_http_client(timeout: TimeoutTypes, verify: ssl.SSLContext | bool) -> ht
 
 
 class SecureModelClient(BaseClient):
-    """Client for the PaiTIENT Secure Model Service.
+    """Synchronous client for the PaiTIENT Secure Model Service.
 
     Credentials come from the arguments or from ``PAITIENT_API_KEY``, ``PAITIENT_CLIENT_ID``
     and ``PAITIENT_BASE_URL``. The server's certificate is always verified: against the
     system's trust store, or only against ``ca_bundle`` (a PEM file or PEM text; default
     ``PAITIENT_CA_BUNDLE``) for a service whose certificate your own CA signed. Use it as a
-    context manager, or call ``close()``.
+    context manager (``with``), or call ``client.close()``.
     """
 
     def __init__(
@@ -71,7 +75,7 @@ class SecureModelClient(BaseClient):
             if http_client is not None
             else _new_http_client(timeout, tls_verification(self._config.ca_bundle))
         )
-        self._sleep: Callable[[float], object] = time.sleep
+        self._sleep: Sleep = time.sleep
 
     # -- lifecycle
 
@@ -108,22 +112,22 @@ class SecureModelClient(BaseClient):
 
         ``extra`` fields (``max_model_len``, ``gpu_product``) go into the request body.
         """
-        spec = _base.deploy_model_request(
+        spec = _requests.deploy_model_request(
             model_name, deployment_name, use_gpu, gpu_count, replicas, extra
         )
         return Deployment.from_json(self._request(spec, timeout))
 
     def list_deployments(self, *, timeout: TimeoutTypes | None = None) -> list[Deployment]:
         """Every deployment of this client."""
-        data = self._request(_base.list_deployments_request(), timeout)
-        return [Deployment.from_json(item) for item in _base.deployments_from_list(data)]
+        data = self._request(_requests.list_deployments_request(), timeout)
+        return [Deployment.from_json(item) for item in _requests.deployments_from_list(data)]
 
     def get_deployment(
         self, deployment_id: str, *, timeout: TimeoutTypes | None = None
     ) -> Deployment:
         """One deployment by id (its name)."""
         return Deployment.from_json(
-            self._request(_base.get_deployment_request(deployment_id), timeout)
+            self._request(_requests.get_deployment_request(deployment_id), timeout)
         )
 
     def get_deployment_status(
@@ -131,7 +135,7 @@ class SecureModelClient(BaseClient):
     ) -> DeploymentStatus:
         """Status, replica counts and conditions of one deployment."""
         return DeploymentStatus.from_json(
-            self._request(_base.get_deployment_status_request(deployment_id), timeout)
+            self._request(_requests.get_deployment_status_request(deployment_id), timeout)
         )
 
     def update_deployment(
@@ -144,7 +148,7 @@ class SecureModelClient(BaseClient):
         **extra: Any,
     ) -> Deployment:
         """Change a deployment's ``replicas`` and/or ``max_model_len``."""
-        spec = _base.update_deployment_request(deployment_id, replicas, max_model_len, extra)
+        spec = _requests.update_deployment_request(deployment_id, replicas, max_model_len, extra)
         return Deployment.from_json(self._request(spec, timeout))
 
     def delete_deployment(
@@ -152,7 +156,7 @@ class SecureModelClient(BaseClient):
     ) -> DeletedDeployment:
         """Delete a deployment; the teardown continues in the background."""
         return DeletedDeployment.from_json(
-            self._request(_base.delete_deployment_request(deployment_id), timeout)
+            self._request(_requests.delete_deployment_request(deployment_id), timeout)
         )
 
     def wait_until_ready(
@@ -170,8 +174,7 @@ class SecureModelClient(BaseClient):
         wait = ReadinessWait(deployment_id, timeout, poll_interval, self._clock)
         while True:
             status = self.get_deployment_status(deployment_id)
-            if on_progress is not None:
-                on_progress(status)
+            report_progress(on_progress, status)
             delay = wait.next_delay(status)
             if delay is None:
                 return status
@@ -224,11 +227,12 @@ class SecureModelClient(BaseClient):
     ) -> GenerationResult | GenerationStream:
         """Generate text from ``prompt`` with a ready deployment.
 
-        With ``stream=True`` returns a GenerationStream of chunks instead of the whole result.
+        With ``stream=True`` returns a stream of chunks (GenerationStream) instead of the
+        whole result.
         """
         if stream:
             return self.generate_stream(deployment_id, prompt, max_tokens, temperature, timeout)
-        spec = _base.generate_request(deployment_id, prompt, max_tokens, temperature, False)
+        spec = _requests.generate_request(deployment_id, prompt, max_tokens, temperature, False)
         return GenerationResult.from_json(self._request(spec, timeout))
 
     def generate_stream(
@@ -240,8 +244,8 @@ class SecureModelClient(BaseClient):
         timeout: TimeoutTypes | None = None,
     ) -> GenerationStream:
         """Generate text chunk by chunk; the last chunk carries ``finish_reason`` and ``usage``."""
-        spec = _base.generate_request(deployment_id, prompt, max_tokens, temperature, True)
-        return GenerationStream(self._send(spec, timeout), self)
+        spec = _requests.generate_request(deployment_id, prompt, max_tokens, temperature, True)
+        return GenerationStream(self._send(spec, timeout), self._config.redact)
 
     # -- chat
 
@@ -297,13 +301,15 @@ class SecureModelClient(BaseClient):
         ``messages`` are ``{"role": ..., "content": ...}`` mappings. ``max_tokens`` and
         ``temperature`` left at None take the server's defaults; ``extra`` keyword arguments
         (``top_p``, ``stop``, ``seed``...) go into the request body. With ``stream=True``
-        returns a ChatStream of chunks instead of the whole result.
+        returns a stream of chunks (ChatStream) instead of the whole result.
         """
         if stream:
             return self.chat_stream(
                 deployment_id, messages, max_tokens, temperature, timeout, **extra
             )
-        spec = _base.chat_request(deployment_id, messages, max_tokens, temperature, False, extra)
+        spec = _requests.chat_request(
+            deployment_id, messages, max_tokens, temperature, False, extra
+        )
         return ChatResult.from_json(self._request(spec, timeout), deployment_id)
 
     def chat_stream(
@@ -316,26 +322,26 @@ class SecureModelClient(BaseClient):
         **extra: Any,
     ) -> ChatStream:
         """Chat chunk by chunk; the last chunk carries ``finish_reason`` and ``usage``."""
-        spec = _base.chat_request(deployment_id, messages, max_tokens, temperature, True, extra)
-        return ChatStream(self._send(spec, timeout), self)
+        spec = _requests.chat_request(deployment_id, messages, max_tokens, temperature, True, extra)
+        return ChatStream(self._send(spec, timeout), self._config.redact)
 
     # -- subscription
 
     def get_subscription(self, *, timeout: TimeoutTypes | None = None) -> Subscription:
         """The plan, usage and limit of the current billing period."""
-        return Subscription.from_json(self._request(_base.subscription_request(), timeout))
+        return Subscription.from_json(self._request(_requests.subscription_request(), timeout))
 
     # -- transport
 
     def _request(self, spec: RequestSpec, timeout: TimeoutTypes | None) -> Any:
-        return self._parse_json(self._send(spec, timeout))
+        return json_body(self._send(spec, timeout))
 
     def _send(self, spec: RequestSpec, timeout: TimeoutTypes | None) -> httpx.Response:
         """Send with the shared retry policy; return a 2xx response or raise its error.
 
         A streaming response is returned unread, so it is only retried before its body starts.
         """
-        args = self._request_args(spec, timeout)
+        args = httpx_request_args(self._config, spec, timeout)
         attempt = 0
         while True:
             request = self._http.build_request(**args)
@@ -347,14 +353,14 @@ class SecureModelClient(BaseClient):
                     finally:
                         response.close()
             except httpx.TransportError as exc:
-                delay = self._retry_delay_after_exception(exc, attempt)
+                delay = delay_after_exception(exc, attempt, self.max_retries, self._random)
                 if delay is None:
-                    raise self._connection_error(exc) from exc
+                    raise connection_error(exc, self._config.redact) from exc
             else:
                 if response.is_success:
                     return response
-                delay = self._retry_delay_after_response(response, attempt)
+                delay = delay_after_response(response, attempt, self.max_retries, self._random)
                 if delay is None:
-                    raise self._status_error(response)
+                    raise status_error(response, self._config.redact)
             self._sleep(delay)
             attempt += 1
