@@ -20,9 +20,9 @@ from ._exceptions import (
     ServiceError,
     ValidationError,
 )
+from ._requests import Json
 from ._retry import parse_retry_after
 
-Json = Any
 Redact = Callable[[str], str]
 
 _STATUS_ERRORS: dict[int, type[PaitientError]] = {
