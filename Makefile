@@ -10,7 +10,7 @@ export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help setup node-packages demo up down cluster cluster-build cluster-down cluster-status cluster-clean-cache operator \
         images image-tools images-test images-clean-cache bench-images \
-        bench-control-plane bench-operator bench-keys bench-gateway bench-reactions bench-model-pod lint typecheck unit integration sdk-test chart-lint test clean \
+        bench-control-plane bench-operator bench-keys bench-gateway bench-reactions bench-model-pod lint typecheck unit integration sdk-test sdk-unasync chart-lint test clean \
         vllm-flags vllm-test
 
 help: ## list the targets
@@ -119,10 +119,14 @@ integration: setup ## integration tests against the local control plane (started
 chart-lint: setup ## the Helm chart: helm lint --strict, rendered objects against the Kubernetes schemas, RBAC, Argo CD check
 	$(VENV)/bin/pytest tests/unit/test_helm_chart.py -q
 
-sdk-test: setup ## the SDKs' own lint, types and tests (Python and JavaScript)
-	cd sdk/python && ../../$(VENV)/bin/ruff check . && ../../$(VENV)/bin/ruff format --check . \
-	  && ../../$(VENV)/bin/mypy --strict paitient_secure_model && ../../$(VENV)/bin/pytest -q -p no:cacheprovider
+sdk-test: setup ## the SDKs' own lint, types and tests (Python and JavaScript); the generated sync Python modules must match their async sources
+	cd sdk/python && ../../$(PY) scripts/unasync.py --check \
+	  && ../../$(VENV)/bin/ruff check . && ../../$(VENV)/bin/ruff format --check . \
+	  && ../../$(VENV)/bin/mypy --strict paitient_secure_model scripts && ../../$(VENV)/bin/pytest -q -p no:cacheprovider
 	cd sdk/js && npm test
+
+sdk-unasync: $(VENV)/.installed ## write the Python SDK's sync modules (_client.py, _streaming.py) from their async sources
+	cd sdk/python && ../../$(PY) scripts/unasync.py
 
 test: setup lint typecheck sdk-test images cluster-build ## lint, type checks, SDK tests, the images, and every test (starts the local cluster when none runs)
 	$(VENV)/bin/pytest -q

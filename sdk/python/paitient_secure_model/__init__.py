@@ -9,6 +9,7 @@ and check the subscription, through the /v1 REST API.
 """
 
 from ._async_client import AsyncSecureModelClient
+from ._async_streaming import AsyncChatStream, AsyncGenerationStream
 from ._client import SecureModelClient
 from ._config import DEFAULT_BASE_URL
 from ._exceptions import (
@@ -26,7 +27,7 @@ from ._exceptions import (
     ValidationError,
     WaitTimeoutError,
 )
-from ._streaming import AsyncChatStream, AsyncGenerationStream, ChatStream, GenerationStream
+from ._streaming import ChatStream, GenerationStream
 from ._types import (
     ChatChunk,
     ChatMessage,

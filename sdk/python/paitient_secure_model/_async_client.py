@@ -1,18 +1,18 @@
-"""The asynchronous client: the same surface as SecureModelClient, every call awaited."""
+"""AsyncSecureModelClient: the /v1 API as asynchronous method calls."""
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import ssl
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, Callable, Literal, overload
+from typing import Any, Literal, overload
 
 import httpx
 
-from . import _base
-from ._base import BaseClient, ProgressCallback, ReadinessWait, RequestSpec
+from . import _requests
+from ._async_streaming import AsyncChatStream, AsyncGenerationStream
+from ._base import BaseClient
 from ._config import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
@@ -20,8 +20,11 @@ from ._config import (
     TimeoutTypes,
     tls_verification,
 )
+from ._error_mapping import connection_error, json_body, status_error
 from ._exceptions import ConfigurationError
-from ._streaming import AsyncChatStream, AsyncGenerationStream
+from ._ready import ProgressCallback, ReadinessWait, async_report_progress
+from ._requests import RequestSpec, httpx_request_args
+from ._retry import AsyncSleep, delay_after_exception, delay_after_response
 from ._types import (
     ChatResult,
     DeletedDeployment,
@@ -40,10 +43,13 @@ def _new_http_client(timeout: TimeoutTypes, verify: ssl.SSLContext | bool) -> ht
 
 
 class AsyncSecureModelClient(BaseClient):
-    """Async client for the PaiTIENT Secure Model Service.
+    """Asynchronous client for the PaiTIENT Secure Model Service.
 
-    Same arguments and methods as SecureModelClient; every method is awaited and streams are
-    read with ``async for``. Use ``async with``, or ``await client.close()``.
+    Credentials come from the arguments or from ``PAITIENT_API_KEY``, ``PAITIENT_CLIENT_ID``
+    and ``PAITIENT_BASE_URL``. The server's certificate is always verified: against the
+    system's trust store, or only against ``ca_bundle`` (a PEM file or PEM text; default
+    ``PAITIENT_CA_BUNDLE``) for a service whose certificate your own CA signed. Use it as a
+    context manager (``async with``), or call ``await client.close()``.
     """
 
     def __init__(
@@ -69,7 +75,7 @@ class AsyncSecureModelClient(BaseClient):
             if http_client is not None
             else _new_http_client(timeout, tls_verification(self._config.ca_bundle))
         )
-        self._sleep: Callable[[float], Awaitable[object]] = asyncio.sleep
+        self._sleep: AsyncSleep = asyncio.sleep
 
     # -- lifecycle
 
@@ -106,22 +112,22 @@ class AsyncSecureModelClient(BaseClient):
 
         ``extra`` fields (``max_model_len``, ``gpu_product``) go into the request body.
         """
-        spec = _base.deploy_model_request(
+        spec = _requests.deploy_model_request(
             model_name, deployment_name, use_gpu, gpu_count, replicas, extra
         )
         return Deployment.from_json(await self._request(spec, timeout))
 
     async def list_deployments(self, *, timeout: TimeoutTypes | None = None) -> list[Deployment]:
         """Every deployment of this client."""
-        data = await self._request(_base.list_deployments_request(), timeout)
-        return [Deployment.from_json(item) for item in _base.deployments_from_list(data)]
+        data = await self._request(_requests.list_deployments_request(), timeout)
+        return [Deployment.from_json(item) for item in _requests.deployments_from_list(data)]
 
     async def get_deployment(
         self, deployment_id: str, *, timeout: TimeoutTypes | None = None
     ) -> Deployment:
         """One deployment by id (its name)."""
         return Deployment.from_json(
-            await self._request(_base.get_deployment_request(deployment_id), timeout)
+            await self._request(_requests.get_deployment_request(deployment_id), timeout)
         )
 
     async def get_deployment_status(
@@ -129,7 +135,7 @@ class AsyncSecureModelClient(BaseClient):
     ) -> DeploymentStatus:
         """Status, replica counts and conditions of one deployment."""
         return DeploymentStatus.from_json(
-            await self._request(_base.get_deployment_status_request(deployment_id), timeout)
+            await self._request(_requests.get_deployment_status_request(deployment_id), timeout)
         )
 
     async def update_deployment(
@@ -142,7 +148,7 @@ class AsyncSecureModelClient(BaseClient):
         **extra: Any,
     ) -> Deployment:
         """Change a deployment's ``replicas`` and/or ``max_model_len``."""
-        spec = _base.update_deployment_request(deployment_id, replicas, max_model_len, extra)
+        spec = _requests.update_deployment_request(deployment_id, replicas, max_model_len, extra)
         return Deployment.from_json(await self._request(spec, timeout))
 
     async def delete_deployment(
@@ -150,7 +156,7 @@ class AsyncSecureModelClient(BaseClient):
     ) -> DeletedDeployment:
         """Delete a deployment; the teardown continues in the background."""
         return DeletedDeployment.from_json(
-            await self._request(_base.delete_deployment_request(deployment_id), timeout)
+            await self._request(_requests.delete_deployment_request(deployment_id), timeout)
         )
 
     async def wait_until_ready(
@@ -164,15 +170,12 @@ class AsyncSecureModelClient(BaseClient):
 
         Raises ResourceError (with the deployment's message) when it is ``failed``, and
         WaitTimeoutError when ``timeout`` seconds pass first. ``on_progress`` gets every status
-        (and is awaited if it returns an awaitable).
+        (and is awaited when it returns an awaitable).
         """
         wait = ReadinessWait(deployment_id, timeout, poll_interval, self._clock)
         while True:
             status = await self.get_deployment_status(deployment_id)
-            if on_progress is not None:
-                outcome = on_progress(status)
-                if inspect.isawaitable(outcome):
-                    await outcome
+            await async_report_progress(on_progress, status)
             delay = wait.next_delay(status)
             if delay is None:
                 return status
@@ -225,13 +228,14 @@ class AsyncSecureModelClient(BaseClient):
     ) -> GenerationResult | AsyncGenerationStream:
         """Generate text from ``prompt`` with a ready deployment.
 
-        With ``stream=True`` returns a AsyncGenerationStream of chunks instead of the whole result.
+        With ``stream=True`` returns a stream of chunks (AsyncGenerationStream) instead of the
+        whole result.
         """
         if stream:
             return await self.generate_stream(
                 deployment_id, prompt, max_tokens, temperature, timeout
             )
-        spec = _base.generate_request(deployment_id, prompt, max_tokens, temperature, False)
+        spec = _requests.generate_request(deployment_id, prompt, max_tokens, temperature, False)
         return GenerationResult.from_json(await self._request(spec, timeout))
 
     async def generate_stream(
@@ -243,8 +247,8 @@ class AsyncSecureModelClient(BaseClient):
         timeout: TimeoutTypes | None = None,
     ) -> AsyncGenerationStream:
         """Generate text chunk by chunk; the last chunk carries ``finish_reason`` and ``usage``."""
-        spec = _base.generate_request(deployment_id, prompt, max_tokens, temperature, True)
-        return AsyncGenerationStream(await self._send(spec, timeout), self)
+        spec = _requests.generate_request(deployment_id, prompt, max_tokens, temperature, True)
+        return AsyncGenerationStream(await self._send(spec, timeout), self._config.redact)
 
     # -- chat
 
@@ -300,13 +304,15 @@ class AsyncSecureModelClient(BaseClient):
         ``messages`` are ``{"role": ..., "content": ...}`` mappings. ``max_tokens`` and
         ``temperature`` left at None take the server's defaults; ``extra`` keyword arguments
         (``top_p``, ``stop``, ``seed``...) go into the request body. With ``stream=True``
-        returns a AsyncChatStream of chunks instead of the whole result.
+        returns a stream of chunks (AsyncChatStream) instead of the whole result.
         """
         if stream:
             return await self.chat_stream(
                 deployment_id, messages, max_tokens, temperature, timeout, **extra
             )
-        spec = _base.chat_request(deployment_id, messages, max_tokens, temperature, False, extra)
+        spec = _requests.chat_request(
+            deployment_id, messages, max_tokens, temperature, False, extra
+        )
         return ChatResult.from_json(await self._request(spec, timeout), deployment_id)
 
     async def chat_stream(
@@ -319,26 +325,28 @@ class AsyncSecureModelClient(BaseClient):
         **extra: Any,
     ) -> AsyncChatStream:
         """Chat chunk by chunk; the last chunk carries ``finish_reason`` and ``usage``."""
-        spec = _base.chat_request(deployment_id, messages, max_tokens, temperature, True, extra)
-        return AsyncChatStream(await self._send(spec, timeout), self)
+        spec = _requests.chat_request(deployment_id, messages, max_tokens, temperature, True, extra)
+        return AsyncChatStream(await self._send(spec, timeout), self._config.redact)
 
     # -- subscription
 
     async def get_subscription(self, *, timeout: TimeoutTypes | None = None) -> Subscription:
         """The plan, usage and limit of the current billing period."""
-        return Subscription.from_json(await self._request(_base.subscription_request(), timeout))
+        return Subscription.from_json(
+            await self._request(_requests.subscription_request(), timeout)
+        )
 
     # -- transport
 
     async def _request(self, spec: RequestSpec, timeout: TimeoutTypes | None) -> Any:
-        return self._parse_json(await self._send(spec, timeout))
+        return json_body(await self._send(spec, timeout))
 
     async def _send(self, spec: RequestSpec, timeout: TimeoutTypes | None) -> httpx.Response:
         """Send with the shared retry policy; return a 2xx response or raise its error.
 
         A streaming response is returned unread, so it is only retried before its body starts.
         """
-        args = self._request_args(spec, timeout)
+        args = httpx_request_args(self._config, spec, timeout)
         attempt = 0
         while True:
             request = self._http.build_request(**args)
@@ -350,14 +358,14 @@ class AsyncSecureModelClient(BaseClient):
                     finally:
                         await response.aclose()
             except httpx.TransportError as exc:
-                delay = self._retry_delay_after_exception(exc, attempt)
+                delay = delay_after_exception(exc, attempt, self.max_retries, self._random)
                 if delay is None:
-                    raise self._connection_error(exc) from exc
+                    raise connection_error(exc, self._config.redact) from exc
             else:
                 if response.is_success:
                     return response
-                delay = self._retry_delay_after_response(response, attempt)
+                delay = delay_after_response(response, attempt, self.max_retries, self._random)
                 if delay is None:
-                    raise self._status_error(response)
+                    raise status_error(response, self._config.redact)
             await self._sleep(delay)
             attempt += 1

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from ._exceptions import PaitientError
+from ._paitient_error import PaitientError
 
 __all__ = [
     "ChatChunk",

@@ -17,7 +17,7 @@ from paitient_secure_model import (
     ServiceError,
     ValidationError,
 )
-from paitient_secure_model._base import backoff_delay, parse_retry_after, retry_delay
+from paitient_secure_model._retry import backoff_delay, parse_retry_after, retry_delay
 
 from .conftest import Sleeps, make_client
 from .fakeserver import FakeServer, error

@@ -17,7 +17,7 @@ from paitient_secure_model import (
     ServiceError,
     Usage,
 )
-from paitient_secure_model._streaming import ServerSentEvent, SSEDecoder
+from paitient_secure_model._sse import ServerSentEvent, SSEDecoder
 
 from .conftest import Sleeps, make_client
 from .fakeserver import FakeServer, error, sse
