@@ -2,7 +2,8 @@
 
 - ``paitient_cache_watch_restarts_total{cache, reason}``: watches restarted, by why (``gone``:
   410, listed again; ``stalled``: silent past the read timeout; ``disconnected``: the connection
-  dropped; ``short``: ended at once, empty; ``error``: the API answered an error);
+  dropped; ``short``: ended at once, empty; ``oversize``: a line longer than any event the API
+  server can send, ``MAX_EVENT_BYTES``; ``error``: the API answered an error);
 - ``paitient_cache_age_seconds{cache}``: seconds since the cache was last known current;
 - ``paitient_cache_objects{cache}``: objects held;
 - ``paitient_cache_read_through_total{read, outcome}``: read-throughs of keys and tenants.

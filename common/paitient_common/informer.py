@@ -4,7 +4,7 @@ gateways for keys, tenants, the pepper, the tiers and a deployment's access list
 ``Informer.run`` lists the collection, then watches from the list's resourceVersion; a watch
 the server ends (``timeoutSeconds``) is resumed from the last resourceVersion seen, without a
 new list. It lists again after ``410 Gone`` (the version fell out of the server's window), after
-any error (with a bounded, jittered backoff) and after a watch that stayed silent past its read
+any error (with a bounded, jittered backoff; a line longer than any event is one) and after a watch that stayed silent past its read
 timeout (a stalled connection): each of those restarts is counted by reason. ``age()`` is how
 long ago the cache was last known current; callers fail readiness past a bound.
 
@@ -34,7 +34,7 @@ from typing import Generic, TypeVar
 import aiohttp
 
 from paitient_common.kubeapi import KubeError, Obj
-from paitient_common.kubeasync import AsyncKube, Query, WatchEvent
+from paitient_common.kubeasync import AsyncKube, EventTooLarge, Query, WatchEvent
 
 log = logging.getLogger("paitient.informer")
 
@@ -319,6 +319,8 @@ def _reason(exc: BaseException) -> str:
         return "stalled"
     if isinstance(exc, ShortWatch):
         return "short"
+    if isinstance(exc, EventTooLarge):
+        return "oversize"
     if isinstance(exc, (aiohttp.ClientError, OSError)):
         return "disconnected"
     return "error"

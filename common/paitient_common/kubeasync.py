@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Final
 from urllib.parse import urlencode
 
 import aiohttp
@@ -26,6 +27,15 @@ from paitient_common.kubeapi import KubeError, Obj, load_configuration, resource
 
 # A GET or LIST that takes longer than this is a failure to retry, not a wait to sit through.
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
+
+# The most one watch event may take. The API server keeps an object of at most 1.5 MiB (etcd's
+# default --max-request-bytes) and sends it as JSON, where a byte may grow to six (``\u0001``):
+# 9 MiB is the most one event can be (a full Secret is ~1.4 MiB: 1 MiB of data in base64). A line
+# longer than this bound is a broken stream, not an event worth more memory.
+MAX_EVENT_BYTES: Final = 16 * 1024 * 1024
+# A read returns what has arrived, up to this: a small event is passed on at once, a large one is
+# gathered in a few reads.
+READ_CHUNK_BYTES: Final = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,66 @@ def parse_watch_line(line: bytes) -> WatchEvent | None:
     return WatchEvent(str(event["type"]), obj)
 
 
+def parse_watch_lines(lines: Iterable[bytes]) -> Iterator[WatchEvent]:
+    """The events on ``lines`` (pure), as ``parse_watch_line`` reads each."""
+    for line in lines:
+        if (event := parse_watch_line(line)) is not None:
+            yield event
+
+
+class EventTooLarge(ValueError):
+    """A watch line ran past ``MAX_EVENT_BYTES`` without ending: the stream is broken."""
+
+
+class LineSplitter:
+    """Bytes as they arrive -> whole lines, without their ``\\n`` or ``\\r\\n`` (pure, no I/O).
+
+    Why not ``StreamReader.readline``: aiohttp refuses a line over its buffer limit (512 KiB:
+    ``LineTooLong``), and one Secret is up to ~1.4 MiB on a watch. ``feed`` returns the lines a
+    chunk completes and keeps the rest; ``end`` returns the last line of a stream that did not end
+    with a newline. Blank lines are dropped. A line longer than ``limit`` bytes raises
+    ``EventTooLarge`` as soon as it passes the bound, so memory stays bounded whatever is sent.
+    """
+
+    def __init__(self, limit: int = MAX_EVENT_BYTES) -> None:
+        self.limit = limit
+        self._partial = bytearray()
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        lines, start = [], 0
+        while (newline := chunk.find(b"\n", start)) >= 0:
+            lines.append(self._take(chunk, start, newline))
+            start = newline + 1
+        self._keep(chunk, start, len(chunk))
+        return [line for line in lines if line]
+
+    def end(self) -> list[bytes]:
+        line = self._take(b"", 0, 0)
+        return [line] if line else []
+
+    def _keep(self, chunk: bytes, start: int, stop: int) -> None:
+        self._check(len(self._partial) + stop - start)
+        self._partial += chunk[start:stop]
+
+    def _take(self, chunk: bytes, start: int, stop: int) -> bytes:
+        self._check(len(self._partial) + stop - start)
+        if self._partial:
+            self._partial += chunk[start:stop]
+            line = bytes(self._partial)
+            self._partial.clear()
+        else:  # the whole line is in this chunk: no copy through the buffer
+            line = chunk[start:stop]
+        return line[:-1] if line.endswith(b"\r") else line
+
+    def _check(self, size: int) -> None:
+        if size > self.limit:
+            self._partial.clear()
+            raise EventTooLarge(
+                f"a watch event ran past {self.limit} bytes without ending, more than the API "
+                "server can send: the stream is broken"
+            )
+
+
 def ssl_context(configuration: client.Configuration) -> ssl.SSLContext | bool:
     """The TLS settings of a client configuration: its CA (else the system's), its client
     certificate if any; ``False`` (no verification) only where the kubeconfig says
@@ -107,8 +177,11 @@ def authorization(configuration: client.Configuration) -> str | None:
 class AsyncKube:
     """GET, LIST and WATCH over one ``aiohttp`` session; ``close`` when done."""
 
-    def __init__(self, configuration: client.Configuration | None) -> None:
+    def __init__(
+        self, configuration: client.Configuration | None, max_event_bytes: int = MAX_EVENT_BYTES
+    ) -> None:
         self.configuration = configuration
+        self.max_event_bytes = max_event_bytes
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
@@ -180,7 +253,9 @@ class AsyncKube:
 
         ``read_timeout`` bounds the silence between two lines: a connection that stalls without
         closing raises ``TimeoutError`` instead of waiting forever. Bookmarks are asked for, so a
-        quiet collection still moves the resourceVersion on.
+        quiet collection still moves the resourceVersion on. An event of any size the API server
+        can send is read (``LineSplitter``); a line past ``max_event_bytes`` raises
+        ``EventTooLarge``.
         """
         params = {
             **query.params(),
@@ -191,11 +266,13 @@ class AsyncKube:
         }
         timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=read_timeout)
         response = await self._open(query.path, params, timeout)
+        lines = LineSplitter(self.max_event_bytes)
         try:
-            while line := await response.content.readline():
-                event = parse_watch_line(line)
-                if event is not None:
+            async for chunk in response.content.iter_chunked(READ_CHUNK_BYTES):
+                for event in parse_watch_lines(lines.feed(chunk)):
                     yield event
+            for event in parse_watch_lines(lines.end()):
+                yield event
         finally:
             response.close()
 

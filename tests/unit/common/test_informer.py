@@ -122,11 +122,16 @@ async def until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> 
 
 
 def run_against(
-    api: ScriptedApi, tmp: Path, body: Callable[[Informer[str]], Awaitable[None]]
+    api: ScriptedApi,
+    tmp: Path,
+    body: Callable[[Informer[str]], Awaitable[None]],
+    max_event_bytes: int | None = None,
 ) -> None:
     async def main() -> None:
         await api.start()
         kube = await AsyncKube.from_kubeconfig(str(api.kubeconfig(tmp)))
+        if max_event_bytes is not None:
+            kube.max_event_bytes = max_event_bytes
         cache = Informer("things", kube, QUERY, lambda o: str(o.get("data")), lambda: None, FAST)
         task = asyncio.create_task(cache.run())
         try:
@@ -209,3 +214,34 @@ def test_an_unreachable_server_keeps_the_cache_and_it_goes_stale(tmp_path: Path)
         assert cache.stale()
 
     run_against(api, tmp_path, body)
+
+
+def test_an_event_of_megabytes_arrives_without_a_restart(tmp_path: Path) -> None:
+    api = ScriptedApi()
+    api.put("a")
+    big = {"type": "MODIFIED", "object": api.next_version("a", {"k": "x" * 1_400_000})}
+    api.version -= 1
+    api.steps.append(Step("events", [big]))
+
+    async def body(cache: Informer[str]) -> None:
+        await until(lambda: len(cache.get("ns/a") or "") > 1_400_000, "the large event")
+        assert cache.restarts == {}
+
+    run_against(api, tmp_path, body)
+
+
+def test_a_line_past_the_event_bound_restarts_the_watch_counted_as_oversize(
+    tmp_path: Path,
+) -> None:
+    api = ScriptedApi()
+    api.put("a", {"k": "listed"})
+    big = {"type": "MODIFIED", "object": api.next_version("a", {"k": "x" * 5000})}
+    api.version -= 1
+    api.steps.append(Step("events", [big]))
+
+    async def body(cache: Informer[str]) -> None:
+        await until(lambda: cache.restarts["oversize"] == 1, "the oversize line refused")
+        await until(lambda: api.requests.count("list") == 2, "a list after it")
+        assert cache.get("ns/a") == "{'k': 'listed'}"
+
+    run_against(api, tmp_path, body, max_event_bytes=4096)
