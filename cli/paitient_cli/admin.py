@@ -6,11 +6,12 @@ Each function returns the lines to print or raises ``CliError`` with one clear l
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from paitient_common import apikeys
+from paitient_common.keyretention import DEFAULT_RETENTION, KeyRefused, add_key, describe
 from paitient_common.kubeapi import Kube, KubeError, Obj
 from paitient_common.secrets import PEPPER_KEY, PEPPER_SECRET, keys_secret_name
 from paitient_common.tiers import DEFAULT_TIERS
@@ -19,6 +20,9 @@ TENANT = ("paitient.ai/v1alpha1", "Tenant")
 MODEL_DEPLOYMENT = ("paitient.ai/v1alpha1", "ModelDeployment")
 USAGE_REPORT = ("paitient.ai/v1alpha1", "UsageReport")
 SECRET = ("v1", "Secret")
+# Writes to a key Secret are conditional on the version read; a write that lost a race is
+# redone from a fresh read, this many times at most.
+WRITE_ATTEMPTS = 5
 
 
 class CliError(Exception):
@@ -134,30 +138,80 @@ def _pepper(kube: Kube, system_namespace: str) -> bytes:
 
 
 def create_key(
-    kube: Kube, client_id: str, expires: timedelta | None, description: str, system_namespace: str
+    kube: Kube,
+    client_id: str,
+    expires: timedelta | None,
+    description: str,
+    system_namespace: str,
+    retention: timedelta = DEFAULT_RETENTION,
 ) -> list[str]:
+    """Add a key to the tenant's Secret, removing in the same write the records past
+    ``retention``; refused with a message when the record is too large or the tenant full."""
     tenant = tenant_by_client_id(kube, client_id)
     name = tenant["metadata"]["name"]
     secret_name = keys_secret_name(name)
-    if kube.get(*SECRET, secret_name, namespace=system_namespace) is None:
-        raise CliError(
-            f"tenant {name} is not ready yet (no Secret {system_namespace}/{secret_name}); try again in a moment"
-        )
+    not_ready = f"tenant {name} is not ready yet (no Secret {system_namespace}/{secret_name}); try again in a moment"
     now = datetime.now(UTC).replace(microsecond=0)
     key = apikeys.generate_api_key()
     record = apikeys.new_record(
         key, _pepper(kube, system_namespace), name, client_id, now,
         expires=now + expires if expires else None, description=description,
     )  # fmt: skip
-    data = apikeys.records_to_secret_data([record])
-    kube.patch(*SECRET, secret_name, {"data": data}, namespace=system_namespace)
-    return [
+
+    def change(secret: Obj) -> dict[str, str | None]:
+        try:
+            return add_key(secret.get("data"), record, now, retention).data
+        except KeyRefused as exc:
+            raise CliError(str(exc)) from exc
+
+    written = _write_keys_secret(kube, secret_name, system_namespace, change, not_ready)
+    pruned = [k for k, v in (written or {}).items() if v is None]
+    lines = [
         key.plaintext,
         "",
         f"API key {key.key_id} for client ID {client_id} (tenant {name})"
         + (f", expires {record.expires:%Y-%m-%d %H:%M} UTC" if record.expires else ", no expiry"),
         "This is the only time the key is shown: store it now. Only its hash is kept.",
     ]
+    if pruned:
+        lines.append(
+            f"Removed the records of {len(pruned)} keys revoked or expired more than "
+            f"{describe(retention)} ago."
+        )
+    return lines
+
+
+def _write_keys_secret(
+    kube: Kube,
+    secret_name: str,
+    system_namespace: str,
+    change: Callable[[Obj], dict[str, str | None] | None],
+    missing: str,
+) -> dict[str, str | None] | None:
+    """Read the Secret, write ``change(secret)`` into its ``data`` (None: nothing to write) on
+    the condition that it is still the version read, else read again; the data written.
+    ``CliError(missing)`` when there is no such Secret."""
+    for _ in range(WRITE_ATTEMPTS):
+        secret = kube.get(*SECRET, secret_name, namespace=system_namespace)
+        if secret is None:
+            raise CliError(missing)
+        data = change(secret)
+        if data is None:
+            return None
+        # A resourceVersion in a merge patch is a precondition: 409 if anyone wrote since.
+        version = secret["metadata"]["resourceVersion"]
+        patch = {"metadata": {"resourceVersion": version}, "data": data}
+        try:
+            kube.patch(*SECRET, secret_name, patch, namespace=system_namespace)
+        except KubeError as exc:
+            if exc.status == 409:
+                continue
+            raise
+        return data
+    raise CliError(
+        f"the Secret {system_namespace}/{secret_name} changed under every one of "
+        f"{WRITE_ATTEMPTS} attempts (other key writes at the same time?); try again"
+    )
 
 
 def _all_records(kube: Kube, system_namespace: str) -> list[tuple[str, apikeys.KeyRecord]]:
@@ -206,19 +260,30 @@ def list_keys(kube: Kube, client_id: str | None, system_namespace: str) -> list[
 def revoke_key(kube: Kube, key_id: str, system_namespace: str) -> list[str]:
     for secret_name, record in _all_records(kube, system_namespace):
         if record.key_id == key_id:
-            if record.revoked is not None:
-                return [f"key {key_id} was already revoked at {record.revoked:%Y-%m-%d %H:%M} UTC"]
-            revoked = record.model_copy(
-                update={"revoked": datetime.now(UTC).replace(microsecond=0)}
-            )
-            kube.patch(
-                *SECRET,
-                secret_name,
-                {"data": apikeys.records_to_secret_data([revoked])},
-                namespace=system_namespace,
-            )
-            return [f"key {key_id} revoked; the front door and every gateway refuse it within 1 s"]
+            return _revoke(kube, secret_name, key_id, system_namespace)
     raise CliError(f"unknown key id {key_id!r} (see `paitient keys list`)")
+
+
+def _revoke(kube: Kube, secret_name: str, key_id: str, system_namespace: str) -> list[str]:
+    said: list[str] = []
+
+    def change(secret: Obj) -> dict[str, str | None] | None:
+        found = [
+            r for r in apikeys.records_from_secret_data(secret.get("data")) if r.key_id == key_id
+        ]
+        if not found:  # removed meanwhile: it had been revoked or expired for the retention
+            said[:] = [f"key {key_id} was revoked or expired long ago and its record removed"]
+            return None
+        if found[0].revoked is not None:
+            said[:] = [f"key {key_id} was already revoked at {found[0].revoked:%Y-%m-%d %H:%M} UTC"]
+            return None
+        revoked = found[0].model_copy(update={"revoked": datetime.now(UTC).replace(microsecond=0)})
+        said[:] = [f"key {key_id} revoked; the front door and every gateway refuse it within 1 s"]
+        return dict(apikeys.records_to_secret_data([revoked]))
+
+    gone = f"no Secret {system_namespace}/{secret_name}: was the tenant deleted?"
+    _write_keys_secret(kube, secret_name, system_namespace, change, gone)
+    return said
 
 
 def known_tiers(kube: Kube, system_namespace: str) -> set[str]:

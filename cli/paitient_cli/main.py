@@ -2,7 +2,7 @@
 
 paitient tenants create acme --client-id acme-clinic --tier standard
 paitient tenants list | suspend NAME | resume NAME | delete NAME [--force]
-paitient keys create --client-id acme-clinic [--expires 90d] [--description TEXT]
+paitient keys create --client-id acme-clinic [--expires 90d] [--description TEXT] [--key-retention 30d]
 paitient keys list [--client-id ID] | revoke KEY_ID
 """
 
@@ -17,6 +17,7 @@ from urllib3.exceptions import HTTPError as TransportError
 
 from paitient_cli import admin
 from paitient_common.durations import parse_duration
+from paitient_common.keyretention import DEFAULT_RETENTION, describe
 from paitient_common.kubeapi import Kube, KubeError
 
 
@@ -52,6 +53,13 @@ def _parser() -> argparse.ArgumentParser:
     kc.add_argument("--client-id", required=True)
     kc.add_argument("--expires", type=_duration, help="lifetime, e.g. 90d, 12h")
     kc.add_argument("--description", default="")
+    kc.add_argument(
+        "--key-retention",
+        type=_duration,
+        default=DEFAULT_RETENTION,
+        help="how long a revoked or expired key's record is kept; older ones are removed by "
+        f"this write (default {describe(DEFAULT_RETENTION)})",
+    )
     kl = k.add_parser("list", help="list keys (never the secret)")
     kl.add_argument("--client-id")
     k.add_parser("revoke", help="revoke a key").add_argument("key_id")
@@ -79,7 +87,9 @@ def run(args: argparse.Namespace, kube: Kube) -> list[str]:
             return admin.set_suspended(kube, args.name, args.action == "suspend")
         return admin.delete_tenant(kube, args.name, args.force)
     if args.action == "create":
-        return admin.create_key(kube, args.client_id, args.expires, args.description, ns)
+        return admin.create_key(
+            kube, args.client_id, args.expires, args.description, ns, args.key_retention
+        )
     if args.action == "list":
         return admin.list_keys(kube, args.client_id, ns)
     return admin.revoke_key(kube, args.key_id, ns)
