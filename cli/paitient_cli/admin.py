@@ -175,8 +175,8 @@ def create_key(
     ]
     if pruned:
         lines.append(
-            f"Removed the records of {len(pruned)} keys revoked or expired more than "
-            f"{describe(retention)} ago."
+            f"Removed {len(pruned)} record{'s' if len(pruned) != 1 else ''} of keys revoked or "
+            f"expired more than {describe(retention)} ago."
         )
     return lines
 

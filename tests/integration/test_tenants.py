@@ -16,9 +16,17 @@ from typing import Any
 
 import pytest
 
+from paitient_common.apikeys import (
+    generate_api_key,
+    new_record,
+    records_from_secret_data,
+    records_to_secret_data,
+)
+from paitient_common.keyretention import MAX_KEYS_PER_TENANT
 from paitient_common.kubeapi import Kube
 from paitient_common.secrets import keys_secret_name
 from paitient_common.tiers import format_time, period_bounds
+from tests.integration.frontdoor_process import ApiProcess, call
 from tests.integration.operator_process import OperatorProcess
 from tests.integration.waiting import wait_for
 from tests.unit.operator.factories import make_md
@@ -340,3 +348,67 @@ def test_cli_says_when_no_cluster_is_reachable(tmp_path: Path, kubeconfig: Path)
     )  # fmt: skip
     assert done.returncode == 1
     assert done.stderr.startswith("error: no cluster reachable")
+
+
+def _key_data(kube: Kube, tenant: str) -> dict[str, str]:
+    secret = kube.get("v1", "Secret", keys_secret_name(tenant), namespace=SYSTEM) or {}
+    return dict(secret.get("data") or {})
+
+
+def test_a_full_tenant_is_refused_and_pruning_makes_room_without_letting_a_key_back(
+    tenant: dict[str, str], kube: Kube, kubeconfig: Path, stack: ApiProcess
+) -> None:
+    name, client_id = tenant["name"], tenant["client_id"]
+    made = cli(kubeconfig, "keys", "create", "--client-id", client_id)
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.splitlines()[0]
+    key_id = key.split("_")[1]
+    headers = {"Authorization": f"Bearer {key}", "X-Client-ID": client_id}
+
+    def subscription(headers: dict[str, str]) -> tuple[int, dict[str, str], Any]:
+        return call("GET", f"{stack.base_url}/subscription", headers=headers)
+
+    assert subscription(headers)[0] == 200
+    assert cli(kubeconfig, "keys", "revoke", key_id).returncode == 0
+    wait_for(lambda: subscription(headers)[0] == 401, what="the revocation at the front door")
+    revoked_answer = subscription(headers)[2]
+    # The tenant fills up: 511 more keys (records as `keys create` writes them; never used).
+    now = datetime.now(UTC).replace(microsecond=0)
+    others = [
+        new_record(generate_api_key(), b"f" * 32, name, client_id, now)
+        for _ in range(MAX_KEYS_PER_TENANT - 1)
+    ]
+    secret = keys_secret_name(name)
+    kube.patch("v1", "Secret", secret, {"data": records_to_secret_data(others)}, namespace=SYSTEM)
+    assert len(_key_data(kube, name)) == MAX_KEYS_PER_TENANT
+
+    refused = cli(kubeconfig, "keys", "create", "--client-id", client_id)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr.startswith(
+        f"error: tenant {name} holds {MAX_KEYS_PER_TENANT} key records, the most one tenant "
+        f"may hold ({MAX_KEYS_PER_TENANT}): revoke keys it no longer uses."
+    ), refused.stderr
+    assert "kept 30 days (--key-retention)" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert len(_key_data(kube, name)) == MAX_KEYS_PER_TENANT  # nothing written
+
+    # 31 days later (the record as it would stand then), the revoked key's record is pruned by
+    # the next write, which makes room for the new key.
+    (mine,) = [r for r in records_from_secret_data(_key_data(kube, name)) if r.key_id == key_id]
+    aged = mine.model_copy(update={"created": now - timedelta(days=60), "revoked": now - timedelta(days=31)})  # fmt: skip
+    kube.patch("v1", "Secret", secret, {"data": records_to_secret_data([aged])}, namespace=SYSTEM)
+    made = cli(kubeconfig, "keys", "create", "--client-id", client_id)
+    assert made.returncode == 0, made.stderr
+    assert "Removed 1 record of keys revoked or expired more than 30 days ago." in made.stdout
+    data = _key_data(kube, name)
+    assert key_id not in data and len(data) == MAX_KEYS_PER_TENANT
+    new_key = made.stdout.splitlines()[0]
+    new_headers = {"Authorization": f"Bearer {new_key}", "X-Client-ID": client_id}
+    assert subscription(new_headers)[0] == 200
+
+    # The pruned key stays refused, with the same answer as when it was revoked.
+    status, _, body = subscription(headers)
+    assert status == 401
+    assert body["error"]["message"] == revoked_answer["error"]["message"]
+    # And the tenant is full again.
+    assert cli(kubeconfig, "keys", "create", "--client-id", client_id).returncode == 1
