@@ -251,7 +251,7 @@ class AsyncKube:
     ) -> AsyncGenerator[WatchEvent, None]:
         """Events after ``resource_version`` until the server ends the watch (``timeoutSeconds``).
 
-        ``read_timeout`` bounds the silence between two lines: a connection that stalls without
+        ``read_timeout`` bounds the silence between two reads: a connection that stalls without
         closing raises ``TimeoutError`` instead of waiting forever. Bookmarks are asked for, so a
         quiet collection still moves the resourceVersion on. An event of any size the API server
         can send is read (``LineSplitter``); a line past ``max_event_bytes`` raises
