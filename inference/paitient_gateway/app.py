@@ -10,8 +10,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Final
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any, Final
 
 import aiohttp
 from aiohttp import web
@@ -19,7 +19,11 @@ from aiohttp import web
 from paitient_common.errors import ApiError, NotFoundError, error_body
 from paitient_common.kubeapi import Kube
 from paitient_common.logs import log_unexpected
+from paitient_common.store.connection import Store
+from paitient_common.store.health import StoreHealth
+from paitient_common.store.metrics import StoreMetrics
 from paitient_gateway import proxy
+from paitient_gateway.admission import Limits, LocalLimits
 from paitient_gateway.audit import AuditRecord, audit_logger, write_audit
 from paitient_gateway.config import GatewayConfig
 from paitient_gateway.errors import (
@@ -34,9 +38,10 @@ from paitient_gateway.errors import (
 )
 from paitient_gateway.keysource import Directory, KeySource
 from paitient_gateway.ledger import UsageLedger
-from paitient_gateway.limits import RateLimiter, UsageGuard
+from paitient_gateway.membership import Membership
 from paitient_gateway.metrics import CONTENT_TYPE, GatewayMetrics, operation_name
 from paitient_gateway.report import UsageReporter
+from paitient_gateway.shared_limits import WHILE_DOWN, DeploymentLimits, SharedLimits
 from paitient_gateway.upstream import max_model_len_from
 from paitient_gateway.usage import CHAT_COMPLETIONS, COMPLETIONS, Usage
 
@@ -64,16 +69,49 @@ class Gateway:
         self.key_source = key_source
         self.directory = Directory()
         self.metrics = GatewayMetrics()
-        self.limiter = RateLimiter(
-            config.deployment_requests_per_minute, config.deployment_tokens_per_minute
-        )
-        self.guard = UsageGuard()
         self.ledger = UsageLedger(
             config.ledger_dir, config.ledger_sync_interval, config.ledger_sync_batch
         )
         self.reporter = UsageReporter(
             kube, config.pod_name, config.namespace, config.deployment, self.ledger.counters
         )
+        self.store: Store | None = None
+        self.shared: SharedLimits | None = None
+        self.limits: Limits
+        if config.store is None:
+            log.warning(
+                "no shared store (PAITIENT_STORE_URL unset): this replica enforces every limit "
+                "on its own, so N replicas admit up to N times a rate limit (docs/gateway.md)"
+            )
+            self.limits = LocalLimits(
+                config.deployment_requests_per_minute,
+                config.deployment_tokens_per_minute,
+                self.reporter,
+            )
+        else:
+            self.store = Store(config.store)
+            store_metrics = StoreMetrics(self.metrics.registry)
+            self.shared = SharedLimits(
+                self.store,
+                StoreHealth(config.store, WHILE_DOWN, store_metrics.changed),
+                DeploymentLimits(
+                    config.namespace,
+                    config.deployment,
+                    config.deployment_requests_per_minute,
+                    config.deployment_tokens_per_minute,
+                ),
+                self.directory,
+                self.ledger,
+                Membership(
+                    config.pod_name,
+                    config.namespace,
+                    config.deployment,
+                    config.store_heartbeat_interval,
+                ),
+                self.metrics.fallback_admissions.inc,
+            )
+            self.limits = self.shared
+        self._settling: set[asyncio.Task[None]] = set()
         self.audit = audit_logger()
         self.started = int(time.time())
         self._max_model_len = config.max_model_len
@@ -130,6 +168,13 @@ class Gateway:
 
     # -- accounting ----------------------------------------------------------------------------
 
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` (a settlement whose request is gone) to its end, even if the request's
+        task is cancelled; shutdown waits for these."""
+        task = asyncio.create_task(work)
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
     def observe_usage(self, route: str, usage: Usage) -> None:
         op = operation_name(route)
         m = self.metrics
@@ -171,12 +216,27 @@ class Gateway:
                 self.reporter.run(self.config.report_interval, self.metrics.report_failures.inc)
             ),
         ]
+        if self.shared is not None:
+            self._tasks.append(
+                asyncio.create_task(
+                    self.shared.run(
+                        self.config.store_heartbeat_interval, self.config.report_interval
+                    )
+                )
+            )
         try:
             yield
         finally:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self._settling:  # settlements of requests that ended as the server stopped
+                await asyncio.wait(self._settling, timeout=5)
+            if self.shared is not None and self.store is not None:
+                with contextlib.suppress(Exception):  # best effort: the counters catch up
+                    await asyncio.wait_for(self.shared.push_counters(), 5)
+                    await asyncio.wait_for(self.shared.leave(), 2)
+                await self.store.close()
             with contextlib.suppress(Exception):  # best effort: the ledger has it anyway
                 await asyncio.wait_for(self.reporter.flush(), 5)
             self.ledger.close()
@@ -264,9 +324,13 @@ async def ready(request: web.Request) -> web.Response:
     gw: Gateway = request.app["gateway"]
     if reason := gw.directory.unready_reason():  # keys not loaded, or a cache gone stale
         raise unavailable(reason)
+    if gw.shared is not None and (reason := gw.shared.unready_reason()):
+        raise unavailable(reason)  # never reached the store: its limits would be guesses
     if not await gw.upstream_healthy():
         raise unavailable("the model server is not healthy")
     await gw.max_model_len()  # learnt before traffic arrives, not on the first request
+    if gw.shared is not None:  # ready on its shares while the store is away: say so
+        return web.json_response({"status": "ok", "store": gw.shared.health.status()})
     return web.json_response({"status": "ok"})
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Final
 
 from paitient_common.informer import WatchSettings, watch_settings_from_env
+from paitient_common.store.settings import StoreSettings, store_settings_from_env
 
 DEFAULT_PORT: Final = 8443
 DEFAULT_BODY_LIMIT: Final = 1024 * 1024
@@ -71,6 +72,10 @@ class GatewayConfig:
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     insecure_plaintext: bool = False
+    # The shared store (PAITIENT_STORE_URL, _PASSWORD, _CA_FILE); None: limits per replica.
+    store: StoreSettings | None = None
+    # How often the gateway beats in the store (and learns N, the share of each limit).
+    store_heartbeat_interval: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> GatewayConfig:
@@ -101,6 +106,8 @@ class GatewayConfig:
             "watch": watch_settings_from_env(env),
             "tls_cert_file": _path(env, "PAITIENT_TLS_CERT_FILE"),
             "tls_key_file": _path(env, "PAITIENT_TLS_KEY_FILE"),
+            "store": store_settings_from_env(env),
+            "store_heartbeat_interval": _float(env, "PAITIENT_STORE_HEARTBEAT_SECONDS", 1.0),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         config = cls(**values)  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -122,10 +123,26 @@ class UsageLedger:
         self._unsynced = 0
         self._wake = asyncio.Event()
         self.last_sync_seconds = 0.0
+        self.ledger_id = ""
+
+    def _identity(self) -> str:
+        """This ledger's name, made once with its directory: the shared store keys this
+        ledger's cumulative counters by it, so a restart on the same ledger continues its
+        counters and two ledgers never share one."""
+        path = self.directory / "ledger-id"
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            ledger_id = uuid.uuid4().hex[:16]
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(ledger_id)
+            tmp.replace(path)
+            return ledger_id
 
     def open(self) -> int:
         """Create the directory and replay every file; returns the records replayed."""
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.ledger_id = self._identity()
         replayed = 0
         for path in sorted(self.directory.glob("usage-*.jsonl")):
             raw = path.read_bytes()

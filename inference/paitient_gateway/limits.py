@@ -25,13 +25,18 @@ Clock = Callable[[], float]
 
 
 class TokenBucket:
-    """``capacity`` per minute, refilled continuously; the level may go negative (debt)."""
+    """``capacity`` per minute, refilled continuously; the level may go negative (debt).
 
-    def __init__(self, capacity: int, clock: Clock = time.monotonic) -> None:
+    It starts full unless ``level`` is given (a replica's share of a shared bucket, while the
+    store is unreachable, starts no fuller than the shared one was)."""
+
+    def __init__(
+        self, capacity: float, clock: Clock = time.monotonic, level: float | None = None
+    ) -> None:
         self.capacity = capacity
         self.rate = capacity / 60.0
         self.clock = clock
-        self.level = float(capacity)
+        self.level = float(capacity) if level is None else min(float(capacity), level)
         self.updated = clock()
 
     def _refill(self) -> None:
@@ -39,17 +44,17 @@ class TokenBucket:
         self.level = min(float(self.capacity), self.level + (now - self.updated) * self.rate)
         self.updated = now
 
-    def wait_for(self, cost: int) -> float:
+    def wait_for(self, cost: float) -> float:
         """Seconds until ``cost`` can be taken (0 when it can be taken now)."""
         self._refill()
         need = min(cost, self.capacity)
         return 0.0 if self.level >= need else (need - self.level) / self.rate
 
-    def take(self, cost: int) -> None:
+    def take(self, cost: float) -> None:
         self._refill()
         self.level -= cost
 
-    def give_back(self, amount: int) -> None:
+    def give_back(self, amount: float) -> None:
         """Return ``amount`` (negative takes more: a request used more than it reserved)."""
         self._refill()
         self.level = min(float(self.capacity), self.level + amount)
@@ -62,6 +67,30 @@ class TokenBucket:
         """Seconds until the bucket is full again."""
         self._refill()
         return max(0.0, (self.capacity - self.level) / self.rate)
+
+
+@dataclass(frozen=True)
+class LimitState:
+    """One limit as the ``x-ratelimit-*`` headers show it."""
+
+    kind: str  # "requests" or "tokens"
+    limit: float
+    remaining: int
+    reset_seconds: float
+
+
+def limit_headers(states: list[LimitState]) -> dict[str, str]:
+    """OpenAI's ``x-ratelimit-*`` headers of the tightest limit of each kind (pure)."""
+    headers: dict[str, str] = {}
+    for kind in ("requests", "tokens"):
+        of_kind = [s for s in states if s.kind == kind]
+        if not of_kind:
+            continue
+        tight = min(of_kind, key=lambda s: s.remaining)
+        headers[f"x-ratelimit-limit-{kind}"] = str(math.floor(tight.limit))
+        headers[f"x-ratelimit-remaining-{kind}"] = str(tight.remaining)
+        headers[f"x-ratelimit-reset-{kind}"] = format_reset(tight.reset_seconds)
+    return headers
 
 
 def format_reset(seconds: float) -> str:
@@ -155,16 +184,14 @@ class RateLimiter:
     @staticmethod
     def headers(scopes: list[Scope]) -> dict[str, str]:
         """OpenAI's ``x-ratelimit-*`` headers of the tightest scope of each kind."""
-        headers: dict[str, str] = {}
-        for kind in ("requests", "tokens"):
-            buckets = [b for s in scopes if (b := getattr(s, kind)) is not None]
-            if not buckets:
-                continue
-            tight = min(buckets, key=lambda b: b.remaining())
-            headers[f"x-ratelimit-limit-{kind}"] = str(tight.capacity)
-            headers[f"x-ratelimit-remaining-{kind}"] = str(tight.remaining())
-            headers[f"x-ratelimit-reset-{kind}"] = format_reset(tight.reset_seconds())
-        return headers
+        return limit_headers(
+            [
+                LimitState(kind, b.capacity, b.remaining(), b.reset_seconds())
+                for s in scopes
+                for kind in ("requests", "tokens")
+                if (b := getattr(s, kind)) is not None
+            ]
+        )
 
 
 @dataclass

@@ -95,6 +95,12 @@ class GatewayMetrics:
             "UsageReport writes that failed (retried at the next interval).",
             registry=r,
         )
+        self.fallback_admissions = Counter(
+            "paitient_gateway_fallback_admissions",
+            "Requests admitted on this gateway's share of the limits while the shared store "
+            "was unreachable.",
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,9 +1,10 @@
 """The /v1 handlers: authenticate, admit, forward to vLLM, meter, answer.
 
-Order for every completion request: auth (401/403) → body (413/400) → rate limits (429) →
-usage-limit reservation (429) → upstream. Usage is written to the ledger before the client gets
-the bytes that carry it (the end of a JSON answer, the usage chunk or ``[DONE]`` of a stream),
-and a stream the client abandons is billed with the last usage vLLM reported.
+Order for every completion request: auth (401/403) → body (413/400) → admission: rate limits
+and the usage-limit reservation (429, ``admission.py``) → upstream. Usage is written to the
+ledger, then settled (in the shared store, when there is one), before the client gets the bytes
+that carry it (the end of a JSON answer, the usage chunk or ``[DONE]`` of a stream), and a
+stream the client abandons is billed with the last usage vLLM reported.
 """
 
 from __future__ import annotations
@@ -27,17 +28,16 @@ from paitient_common.errors import (
     ServiceError,
     error_body,
 )
-from paitient_common.tiers import current_period, format_time
+from paitient_common.tiers import format_time
+from paitient_gateway.admission import Request, Ticket
 from paitient_gateway.audit import AuditRecord
 from paitient_gateway.errors import (
-    LimitExceeded,
     PayloadTooLargeError,
     unavailable,
     upstream_failed,
     upstream_timeout,
 )
 from paitient_gateway.ledger import UsageRecord
-from paitient_gateway.limits import Admission, Reservation
 from paitient_gateway.metrics import operation_name
 from paitient_gateway.upstream import refusal_message
 from paitient_gateway.usage import (
@@ -58,9 +58,7 @@ class Billing:
     """What one admitted request holds until it settles."""
 
     identity: VerifiedIdentity
-    period_start: str
-    admission: Admission
-    reservation: Reservation
+    ticket: Ticket
     prepared: PreparedRequest
     settled: bool = False
 
@@ -105,61 +103,70 @@ async def authenticate(gw: Gateway, request: web.Request) -> VerifiedIdentity:
     return result
 
 
-def admit(gw: Gateway, identity: VerifiedIdentity, prepared: PreparedRequest) -> Billing:
+async def admit(
+    gw: Gateway, request: web.Request, identity: VerifiedIdentity, prepared: PreparedRequest
+) -> Billing:
     tenant = identity.tenant
-    tier = gw.directory.tier(tenant.tier)
-    now = datetime.now(UTC)
-    _, end, period_start = current_period(now, tier.period)
-    admission = gw.limiter.admit(
-        tenant.name, tier.requests_per_minute, tier.tokens_per_minute, prepared.reserve
-    )
-    usage = gw.directory.usage.get(tenant.name)
-    limit = usage.usage_limit if usage and usage.usage_limit is not None else tier.token_limit
-    cluster = usage.current_usage if usage and usage.period_start == period_start else 0
-    used = cluster + gw.reporter.unreported(tenant.name, period_start)
-    try:
-        reservation = gw.guard.reserve(
-            tenant.name,
-            period_start,
-            limit,
-            used,
+    ticket = await gw.limits.admit(
+        Request(
+            request["request_id"],
+            tenant,
+            gw.directory.tier(tenant.tier),
+            gw.directory.usage.get(tenant.name),
             prepared.reserve,
-            (end - now).total_seconds(),
         )
-    except LimitExceeded as exc:
-        gw.limiter.settle(admission, 0)
-        exc.limit_headers = {**admission.headers, **exc.limit_headers}
-        raise
-    return Billing(identity, period_start, admission, reservation, prepared)
+    )
+    return Billing(identity, ticket, prepared)
 
 
-def settle(gw: Gateway, request: web.Request, billing: Billing, usage: Usage | None) -> None:
-    """Ledger first, then counters, limits and metrics; ``None`` releases (nothing to bill)."""
+def _bill(gw: Gateway, request: web.Request, billing: Billing, usage: Usage | None) -> bool:
+    """Ledger first, then counters and metrics; ``None`` bills nothing. False when the request
+    was billed already."""
     if billing.settled:
-        return
+        return False
     billing.settled = True
+    if usage is not None:
+        gw.ledger.append(
+            UsageRecord(
+                request_id=request["request_id"],
+                tenant=billing.identity.tenant.name,
+                key_id=billing.identity.key_id,
+                period_start=billing.ticket.period_start,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                time=format_time(datetime.now(UTC)),
+            )
+        )
+        gw.observe_usage(request.path, usage)
+        audit = _audit(request)
+        audit.prompt_tokens, audit.completion_tokens = (
+            usage.prompt_tokens,
+            usage.completion_tokens,
+        )
+    return True
+
+
+async def settle(gw: Gateway, request: web.Request, billing: Billing, usage: Usage | None) -> None:
+    """Bill, then settle the limits (in the store: before the client gets the usage's bytes,
+    so what a client received is in the store at once)."""
     try:
-        if usage is not None:
-            gw.ledger.append(
-                UsageRecord(
-                    request_id=request["request_id"],
-                    tenant=billing.identity.tenant.name,
-                    key_id=billing.identity.key_id,
-                    period_start=billing.period_start,
-                    prompt_tokens=usage.prompt_tokens,
-                    completion_tokens=usage.completion_tokens,
-                    time=format_time(datetime.now(UTC)),
-                )
-            )
-            gw.observe_usage(request.path, usage)
-            audit = _audit(request)
-            audit.prompt_tokens, audit.completion_tokens = (
-                usage.prompt_tokens,
-                usage.completion_tokens,
-            )
+        billed = _bill(gw, request, billing, usage)
+    except BaseException:
+        gw.spawn(gw.limits.settle(billing.ticket, 0))
+        raise
+    if billed:
+        await gw.limits.settle(billing.ticket, usage.total if usage else 0)
+
+
+def settle_soon(gw: Gateway, request: web.Request, billing: Billing, usage: Usage | None) -> None:
+    """``settle`` for a request whose task may be cancelled: the ledger now, the limits in a
+    task of their own."""
+    billed = False
+    try:
+        billed = _bill(gw, request, billing, usage)
     finally:
-        gw.limiter.settle(billing.admission, usage.total if usage else 0)
-        gw.guard.release(billing.reservation)
+        if not billing.ticket.settled:
+            gw.spawn(gw.limits.settle(billing.ticket, usage.total if usage and billed else 0))
 
 
 async def completions(request: web.Request) -> web.StreamResponse:
@@ -173,19 +180,19 @@ async def completions(request: web.Request) -> web.StreamResponse:
         gw.config.default_max_tokens,
         await gw.max_model_len(),
     )
-    billing = admit(gw, identity, prepared)
-    request["ratelimit_headers"] = billing.admission.headers
+    billing = await admit(gw, request, identity, prepared)
+    request["ratelimit_headers"] = billing.ticket.headers
     try:
         upstream = await gw.open_upstream(request.path, prepared.body)
     except BaseException:
-        settle(gw, request, billing, None)
+        settle_soon(gw, request, billing, None)
         raise
     try:
         if prepared.stream and upstream.status == 200:
             return await _stream(gw, request, billing, upstream)
         return await _whole(gw, request, billing, upstream)
     finally:
-        settle(gw, request, billing, None)  # a no-op once billed
+        settle_soon(gw, request, billing, None)  # a no-op once billed
         if upstream.content.at_eof():
             upstream.release()  # back to the pool
         else:
@@ -218,11 +225,11 @@ async def _whole(
         raise upstream_failed() from None
     if usage is None:  # vLLM always reports usage; bill the estimate rather than nothing
         usage = Usage(billing.prepared.prompt_estimate, 0)
-    settle(gw, request, billing, usage)
+    await settle(gw, request, billing, usage)
     return web.Response(
         body=payload,
         content_type="application/json",
-        headers=billing.admission.headers,
+        headers=billing.ticket.headers,
     )
 
 
@@ -236,7 +243,7 @@ async def _stream(
         headers={
             "Content-Type": "text/event-stream",
             "Cache-Control": "no-cache",
-            **billing.admission.headers,
+            **billing.ticket.headers,
         },
     )
     started = request["started"]
@@ -247,7 +254,7 @@ async def _stream(
             if meter.upstream_error:
                 raise upstream_failed()
             if meter.final and not billing.settled:
-                settle(gw, request, billing, meter.usage or Usage())
+                await settle(gw, request, billing, meter.usage or Usage())
             if not out:
                 continue
             if meter.first_content and "ttft" not in request:
@@ -257,19 +264,19 @@ async def _stream(
         if not meter.done:
             raise upstream_failed()
     except asyncio.CancelledError:
-        settle(gw, request, billing, meter.usage or Usage())
+        settle_soon(gw, request, billing, meter.usage or Usage())
         request["status"] = 499
         raise
     except ConnectionResetError:  # aiohttp's ClientConnectionResetError is one too
         # The client went away: bill what vLLM generated so far; releasing the upstream
         # connection makes vLLM abort the generation.
-        settle(gw, request, billing, meter.usage or Usage())
+        await settle(gw, request, billing, meter.usage or Usage())
         _audit(request).error_type = "client_disconnected"
         request["status"] = 499
         return response
     except (ServiceError, TimeoutError, aiohttp.ClientError) as exc:
         err = exc if isinstance(exc, ApiError) else _stream_error(exc)
-        settle(gw, request, billing, meter.usage or Usage())
+        await settle(gw, request, billing, meter.usage or Usage())
         request["status"] = err.status
         _audit(request).error_type = err.type
         gw.metrics.rejections.labels(

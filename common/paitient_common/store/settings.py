@@ -1,0 +1,119 @@
+"""Where the shared store is and how to reach it, read from the environment (pure).
+
+``PAITIENT_STORE_URL`` is ``redis://host:port/db`` (or ``rediss://`` for TLS); unset means no
+store: every component keeps today's per-process state and says so loudly at start.
+``PAITIENT_STORE_PASSWORD`` comes from a Secret and is never logged nor put in a URL;
+``PAITIENT_STORE_CA_FILE`` is the PEM CA a ``rediss://`` server's certificate must chain to.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit
+
+URL_ENV: Final = "PAITIENT_STORE_URL"
+PASSWORD_ENV: Final = "PAITIENT_STORE_PASSWORD"  # noqa: S105 - the variable's name
+CA_FILE_ENV: Final = "PAITIENT_STORE_CA_FILE"
+TIMEOUT_ENV: Final = "PAITIENT_STORE_TIMEOUT_SECONDS"
+DEFAULT_PORT: Final = 6379
+# One round trip slower than this counts as the store being unreachable: the gateway then
+# admits on its local share rather than holding a request. Generous for a store on the same
+# network (a round trip is well under a millisecond).
+DEFAULT_TIMEOUT: Final = 1.0
+_HOST: Final = re.compile(r"[A-Za-z0-9.\-:]+")  # a DNS name, an IPv4 or (unbracketed) IPv6
+
+
+class StoreSettingsError(ValueError):
+    """The store's settings cannot be used; the message says which and why (never a secret)."""
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """A parsed, checked store address; ``describe()`` is what logs may show."""
+
+    host: str
+    port: int = DEFAULT_PORT
+    db: int = 0
+    tls: bool = False
+    password: str | None = field(default=None, repr=False)
+    ca_file: Path | None = None
+    username: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+
+    def describe(self) -> str:
+        """``rediss://store.paitient-system.svc:6379/0``: no password, ever."""
+        scheme = "rediss" if self.tls else "redis"
+        user = f"{self.username}@" if self.username else ""
+        return f"{scheme}://{user}{self.host}:{self.port}/{self.db}"
+
+
+def parse_store_url(
+    url: str,
+    password: str | None = None,
+    ca_file: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> StoreSettings:
+    """Check ``url`` and the rest; ``StoreSettingsError`` says what is wrong, without echoing a
+    password even when one was (wrongly) put in the URL."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port  # raises ValueError for a port that is not a number or out of range
+    except ValueError:
+        raise StoreSettingsError(
+            f"{URL_ENV} is not a valid URL (expected redis://host:port/db or rediss://...)"
+        ) from None
+    if parts.scheme not in ("redis", "rediss"):
+        raise StoreSettingsError(
+            f"{URL_ENV} must start with redis:// or rediss:// (TLS), not {parts.scheme or 'nothing'}"
+        )
+    if parts.password is not None:
+        raise StoreSettingsError(
+            f"{URL_ENV} carries a password: put it in {PASSWORD_ENV} (from a Secret) instead, "
+            "so that no URL in a log or a manifest holds it"
+        )
+    host = parts.hostname or ""
+    if not _HOST.fullmatch(host):
+        raise StoreSettingsError(f"{URL_ENV} names no valid host (redis://host:port/db)")
+    db_text = parts.path.strip("/") or "0"
+    if not db_text.isdigit() or int(db_text) > 15:
+        raise StoreSettingsError(f"{URL_ENV}: the database must be a number from 0 to 15")
+    if parts.query or parts.fragment:
+        raise StoreSettingsError(f"{URL_ENV} takes no query or fragment: use the other variables")
+    ca = Path(ca_file) if ca_file else None
+    if ca is not None and parts.scheme != "rediss":
+        raise StoreSettingsError(f"{CA_FILE_ENV} is set but {URL_ENV} is not rediss:// (TLS)")
+    if ca is not None and not ca.is_file():
+        raise StoreSettingsError(f"{CA_FILE_ENV}: no such file {ca}")
+    if timeout <= 0:
+        raise StoreSettingsError(f"{TIMEOUT_ENV} must be positive")
+    return StoreSettings(
+        host=host,
+        port=port or DEFAULT_PORT,
+        db=int(db_text),
+        tls=parts.scheme == "rediss",
+        password=password or None,
+        ca_file=ca,
+        username=parts.username or None,
+        timeout=timeout,
+    )
+
+
+def store_settings_from_env(env: Mapping[str, str] | None = None) -> StoreSettings | None:
+    """The store's settings, or None when ``PAITIENT_STORE_URL`` is unset (no store)."""
+    env = os.environ if env is None else env
+    url = env.get(URL_ENV, "").strip()
+    if not url:
+        return None
+    raw_timeout = env.get(TIMEOUT_ENV, "").strip()
+    try:
+        timeout = float(raw_timeout) if raw_timeout else DEFAULT_TIMEOUT
+    except ValueError:
+        raise StoreSettingsError(f"{TIMEOUT_ENV} must be a number of seconds") from None
+    return parse_store_url(
+        url, env.get(PASSWORD_ENV) or None, env.get(CA_FILE_ENV) or None, timeout
+    )
