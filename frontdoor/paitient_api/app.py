@@ -13,10 +13,10 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from paitient_api import deployments, openai_routes
+from paitient_api import deployments, openai_routes, subscription
 from paitient_api.door import FrontDoor
 from paitient_api.generate import generate
-from paitient_api.idempotency import IdempotencyTable
+from paitient_api.idempotency import LocalRecords, SharedRecords
 from paitient_api.middleware import authenticate, errors_and_ids, idempotent
 from paitient_api.openai_wire import CHAT_COMPLETIONS, COMPLETIONS, MODELS
 from paitient_api.openapi import openapi_document
@@ -32,7 +32,15 @@ async def readyz(request: web.Request) -> web.Response:
     door: FrontDoor = request.app["door"]
     if reason := door.callers.unready_reason():  # keys not loaded, or a cache gone stale
         return web.json_response({"status": reason}, status=503)
-    return web.json_response({"status": "ok"})
+    health = door.store_health
+    if health is None:
+        return web.json_response({"status": "ok"})
+    if not health.ever_up:  # never reached: idempotency and usage would be this replica's
+        return web.json_response(
+            {"status": f"the shared store has not answered yet ({health.reason})"}, status=503
+        )
+    # Unreachable later: still ready, on the fallbacks (Tenant.status, local records).
+    return web.json_response({"status": "ok", "store": health.status()})
 
 
 async def metrics(_: web.Request) -> web.Response:
@@ -48,7 +56,10 @@ def create_app(door: FrontDoor) -> web.Application:
         middlewares=[errors_and_ids, authenticate, idempotent], client_max_size=MAX_BODY
     )
     app["door"] = door
-    app["idempotency"] = IdempotencyTable()
+    local = LocalRecords()
+    app["idempotency"] = local
+    if door.store is not None and door.store_health is not None:
+        app["idempotency_shared"] = SharedRecords(door.store, door.store_health, local)
     app.router.add_post("/v1/deployments", deployments.create_deployment)
     app.router.add_get("/v1/deployments", deployments.list_deployments)
     app.router.add_get("/v1/deployments/{id}", deployments.get_deployment)
@@ -57,7 +68,7 @@ def create_app(door: FrontDoor) -> web.Application:
     app.router.add_get("/v1/deployments/{id}/status", deployments.deployment_status)
     app.router.add_post("/v1/deployments/{id}/generate", generate)
     app.router.add_post("/v1/generate", generate)
-    app.router.add_get("/v1/subscription", deployments.subscription)
+    app.router.add_get("/v1/subscription", subscription.subscription)
     app.router.add_post(CHAT_COMPLETIONS, openai_routes.chat_completions)
     app.router.add_post(COMPLETIONS, openai_routes.completions)
     app.router.add_get(MODELS, openai_routes.list_models)

@@ -1,4 +1,4 @@
-"""Handlers of /v1/deployments and /v1/subscription."""
+"""Handlers of /v1/deployments."""
 
 from __future__ import annotations
 
@@ -14,10 +14,8 @@ from paitient_api.request_context import (
     kube_error,
     read_body,
 )
-from paitient_api.schemas import CreateDeployment, DeploymentList, Subscription, UpdateDeployment
+from paitient_api.schemas import CreateDeployment, DeploymentList, UpdateDeployment
 from paitient_common.kubeapi import KubeError
-
-TENANT = ("paitient.ai/v1alpha1", "Tenant")
 
 
 async def create_deployment(request: web.Request) -> web.Response:
@@ -72,19 +70,3 @@ async def delete_deployment(request: web.Request) -> web.Response:
         door.kube.delete, *MD, md["metadata"]["name"], namespace=caller(request).namespace
     )
     return web.json_response({"id": md["metadata"]["name"], "deleted": True}, status=202)
-
-
-async def subscription(request: web.Request) -> web.Response:
-    door: FrontDoor = request.app["door"]
-    tenant = caller(request)
-    obj = await door.k8s(door.kube.get, *TENANT, tenant.name) or {}
-    status = obj.get("status") or {}
-    return answer(
-        Subscription(
-            tier=str(status.get("tier") or tenant.tier),
-            current_usage=int(status.get("currentUsage") or 0),
-            usage_limit=int(status.get("usageLimit") or 0),
-            period_start=status.get("periodStart"),
-            period_end=status.get("periodEnd"),
-        )
-    )

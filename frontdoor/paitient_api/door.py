@@ -13,6 +13,8 @@ import aiohttp
 from paitient_api.gateway_client import GatewayTrust
 from paitient_api.routing import GatewayRoute
 from paitient_common.kubeapi import Kube, KubeError
+from paitient_common.store.connection import Store
+from paitient_common.store.health import StoreHealth
 from paitient_gateway.keysource import Directory
 
 log = logging.getLogger("paitient.api")
@@ -28,6 +30,9 @@ class FrontDoor:
     route: GatewayRoute
     trust: GatewayTrust  # the CAs the gateways' certificates must chain to
     http: aiohttp.ClientSession | None = None
+    # The shared store (idempotency records, usage the moment it is spent); None: none.
+    store: Store | None = None
+    store_health: StoreHealth | None = None
 
     async def k8s(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call the Kubernetes API off the event loop, riding out what the API server says is

@@ -28,6 +28,10 @@ from paitient_common.informer import watch_settings_from_env
 from paitient_common.kubeapi import Kube
 from paitient_common.logs import quiet_http_parser_logs
 from paitient_common.secrets import CA_BUNDLE_CONFIGMAP
+from paitient_common.store.connection import Store
+from paitient_common.store.health import StoreHealth, keep_probing
+from paitient_common.store.metrics import StoreMetrics
+from paitient_common.store.settings import StoreSettingsError, store_settings_from_env
 from paitient_common.tls import ReloadingCertificate
 from paitient_gateway.keysource import Directory
 from paitient_gateway.kubekeys import KubernetesKeySource
@@ -67,19 +71,42 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if bool(args.tls_cert_file) != bool(args.tls_key_file):
         parser.error("--tls-cert-file and --tls-key-file go together")
+    try:
+        store_settings = store_settings_from_env()
+    except StoreSettingsError as exc:
+        parser.error(str(exc))
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     quiet_http_parser_logs()
     kube = Kube.from_kubeconfig(args.kubeconfig)
     directory = Directory()
+    store = Store(store_settings) if store_settings else None
+    health = None
+    if store_settings is None:
+        logging.getLogger("paitient.api").warning(
+            "no shared store (PAITIENT_STORE_URL unset): idempotency records and the negative "
+            "key cache are this replica's own, and usage shows as the UsageReports last reported"
+        )
+    else:
+        health = StoreHealth(
+            store_settings,
+            "answering usage from Tenant.status and keeping idempotency records in this replica",
+            StoreMetrics().changed,
+        )
     door = FrontDoor(
         kube=kube,
         callers=directory,
         route=GatewayRoute(args.gateway_url),
         trust=GatewayTrust(args.system_namespace, args.gateway_ca_configmap),
+        store=store,
+        store_health=health,
     )
     app = create_app(door)
     source = KubernetesKeySource(
-        args.kubeconfig, args.system_namespace, settings=watch_settings_from_env(os.environ)
+        args.kubeconfig,
+        args.system_namespace,
+        settings=watch_settings_from_env(os.environ),
+        store=store,
+        store_health=health,
     )
     REGISTRY.register(source.collector())
     certificate = (
@@ -93,12 +120,16 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if certificate is not None:
             tasks.append(asyncio.create_task(certificate.run()))
+        if store is not None and health is not None:
+            tasks.append(asyncio.create_task(keep_probing(store, health)))
         yield
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if store is not None:
+            await store.close()
 
     app.cleanup_ctx.append(background)
     web.run_app(

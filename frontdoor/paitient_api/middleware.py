@@ -3,6 +3,7 @@ and the audit line; authentication; Idempotency-Key replay."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -12,7 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from aiohttp import web
 
 from paitient_api.door import FrontDoor
-from paitient_api.idempotency import MAX_KEY_LENGTH, IdempotencyTable
+from paitient_api.idempotency import MAX_KEY_LENGTH, Answer, IdempotencyRecords
 from paitient_api.openai_wire import is_openai_path
 from paitient_common.apikeys import AuthFailure
 from paitient_common.errors import (
@@ -95,6 +96,20 @@ def _from_http(exc: web.HTTPException) -> ApiError:
     return RequestValidationError(exc.reason or "bad request", status=400)
 
 
+def _records(request: web.Request) -> IdempotencyRecords:
+    """The shared records for the deployment routes, this process's for the rest (their
+    answers can carry completion text, which never rests in the store)."""
+    shared: IdempotencyRecords | None = request.app.get("idempotency_shared")
+    if shared is not None and is_control_route(request.path):
+        return shared
+    local: IdempotencyRecords = request.app["idempotency"]
+    return local
+
+
+def is_control_route(path: str) -> bool:
+    return path.startswith("/v1/deployments") and not path.endswith("/generate")
+
+
 @web.middleware
 async def idempotent(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Replay the first answer to a retried write that carries the same Idempotency-Key."""
@@ -104,36 +119,36 @@ async def idempotent(request: web.Request, handler: Handler) -> web.StreamRespon
         return await handler(request)
     if len(key) > MAX_KEY_LENGTH:
         raise RequestValidationError("Idempotency-Key is longer than 128 characters", status=400)
-    table: IdempotencyTable = request.app["idempotency"]
-    slot = f"{request.method} {request.path} {key}"
-    entry, first = table.claim(tenant.name, slot)
-    if not first:
-        await entry.done.wait()
-        if entry.status > 0:
-            return web.Response(
-                status=entry.status, body=entry.body, content_type=entry.content_type
-            )
+    records = _records(request)
+    claim = await records.begin(tenant.name, f"{request.method} {request.path} {key}")
+    if claim.answer is not None:
+        answer = claim.answer
+        return web.Response(
+            status=answer.status, body=answer.body, content_type=answer.content_type
+        )
+    if not claim.owner:
         return await handler(request)  # the first attempt left nothing to replay
+    owner = claim.records or records
     try:
         response = await handler(request)
     except ApiError as err:
         if err.status < 500:
             body = json.dumps(body_of(request, err)).encode()
-            table.complete(entry, err.status, body, "application/json")
+            await owner.complete(claim, Answer(err.status, body, "application/json"))
         else:
-            table.abandon(tenant.name, slot, entry)
+            await owner.abandon(claim)
         raise
     except BaseException:
-        table.abandon(tenant.name, slot, entry)
+        await asyncio.shield(owner.abandon(claim))
         raise
     if (
         isinstance(response, web.Response)
         and response.status < 500
         and isinstance(response.body, bytes)
     ):
-        table.complete(entry, response.status, response.body, response.content_type)
+        await owner.complete(claim, Answer(response.status, response.body, response.content_type))
     else:
-        table.abandon(tenant.name, slot, entry)
+        await owner.abandon(claim)
     return response
 
 

@@ -80,6 +80,8 @@ def build(args: argparse.Namespace) -> Gateway:
         config.watch,
     )
     gateway = Gateway(config, watched, kube)
+    if gateway.shared is not None:  # unknown keys are remembered in the store too
+        watched.store, watched.store_health = gateway.store, gateway.shared.health
     gateway.metrics.registry.register(watched.collector())
     return gateway
 
@@ -118,7 +120,11 @@ async def serve(gateway: Gateway) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     quiet_http_parser_logs()
-    gateway = build(parse_args(argv))
+    args = parse_args(argv)
+    try:
+        gateway = build(args)
+    except ValueError as exc:  # a setting that cannot work: say which, and stop
+        raise SystemExit(f"paitient-gateway: {exc}") from None
     factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
     if uvloop is not None:  # a faster event loop for the same code, where it is installed
         factory = uvloop.new_event_loop

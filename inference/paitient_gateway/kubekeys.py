@@ -10,7 +10,8 @@ One implementation for the front door (no deployment: no access list) and every 
 - **Read-through.** A key id the cache does not hold (a key used the instant ``keys create``
   returned) is looked up in its tenant's Secret once, through ``FreshReader``: one GET per
   tenant Secret at most every 0.25 s however many requests ask, four reads in flight at most,
-  and an id still unknown after a read is refused for 5 s without another (``NegativeCache``).
+  and an id still unknown after a read is refused for 5 s without another (a negative cache in
+  the shared store when there is one, so every replica knows it; in-process otherwise).
   A client ID no cached Tenant has costs one Tenant LIST, shared and spaced the same way. What
   is read is merged into the watch-fed cache (newest resourceVersion wins), never kept aside.
 - **Staleness.** ``stale_reason`` names a cache older than ``WatchSettings.stale_after`` (or not
@@ -31,8 +32,11 @@ from paitient_common.cache_metrics import CacheCollector
 from paitient_common.informer import Informer, WatchSettings
 from paitient_common.kubeapi import KubeError, Obj
 from paitient_common.kubeasync import AsyncKube, Query
-from paitient_common.readthrough import FreshReader, NegativeCache
+from paitient_common.readthrough import FreshReader
 from paitient_common.secrets import KEYS_LABEL, PEPPER_SECRET, TIERS_CONFIGMAP, keys_secret_name
+from paitient_common.store.connection import Store
+from paitient_common.store.health import StoreHealth
+from paitient_common.store.negative import SharedNegativeCache
 from paitient_common.tiers import DEFAULT_TIERS
 from paitient_gateway.keysource import (
     Directory,
@@ -69,8 +73,11 @@ class KubernetesKeySource:
         namespace: str = "",
         deployment: str = "",
         settings: WatchSettings | None = None,
+        store: Store | None = None,
+        store_health: StoreHealth | None = None,
     ) -> None:
         self.kubeconfig = kubeconfig
+        self.store, self.store_health = store, store_health
         self.system_namespace = system_namespace
         self.namespace = namespace
         self.deployment = deployment
@@ -109,7 +116,12 @@ class KubernetesKeySource:
                 for name, query in self.queries().items()
             }
             self.read_through = KeyReadThrough(
-                kube, self.system_namespace, self.informers, directory
+                kube,
+                self.system_namespace,
+                self.informers,
+                directory,
+                store=self.store,
+                store_health=self.store_health,
             )
             directory.resolver = self.read_through
             directory.staleness = self.stale_reason
@@ -172,6 +184,8 @@ class KeyReadThrough:
         informers: dict[str, Informer[Any]],
         directory: Directory,
         reader: FreshReader | None = None,
+        store: Store | None = None,
+        store_health: StoreHealth | None = None,
     ) -> None:
         self.kube = kube
         self.system_namespace = system_namespace
@@ -179,8 +193,8 @@ class KeyReadThrough:
         self.tenants = informers["tenants"]
         self.store = directory.keys
         self.reader = reader or FreshReader()
-        self.unknown_keys = NegativeCache(ttl=5.0)
-        self.unknown_clients = NegativeCache(ttl=1.0)
+        self.unknown_keys = SharedNegativeCache("key", 5.0, store, store_health)
+        self.unknown_clients = SharedNegativeCache("client", 1.0, store, store_health)
         # (what was read, outcome) -> count: found, absent, refused_from_memory, failed
         self.outcomes: Counter[tuple[str, str]] = Counter()
 
@@ -201,24 +215,24 @@ class KeyReadThrough:
             name = record.tenant
             await self.reader.read(f"tenant/{name}", lambda: self._get_tenant(name))
             return self._count("tenant", self.store.tenant(name) is not None)
-        if key_id in self.unknown_keys:
+        if await self.unknown_keys.contains(key_id):
             self.outcomes["key", "refused_from_memory"] += 1
             return False
         tenant = self.store.tenant_by_client_id(client_id)
         if tenant is None:
-            if client_id in self.unknown_clients:
+            if await self.unknown_clients.contains(client_id):
                 self.outcomes["tenants", "refused_from_memory"] += 1
                 return False
             await self.reader.read("tenants", self._list_tenants)
             tenant = self.store.tenant_by_client_id(client_id)
             if not self._count("tenants", tenant is not None):
-                self.unknown_clients.add(client_id)
+                await self.unknown_clients.add(client_id)
                 return False
         assert tenant is not None
         name = tenant.name
         await self.reader.read(f"keys/{name}", lambda: self._get_key_secret(name))
         if not self._count("key", self.store.record(key_id) is not None):
-            self.unknown_keys.add(key_id)
+            await self.unknown_keys.add(key_id)
             return False
         return True
 

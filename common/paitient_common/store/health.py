@@ -8,10 +8,13 @@ reached the store is not ready) from "gone for a while" (it serves on its fallba
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
-from paitient_common.store.connection import describe_failure
+from redis import exceptions as rexc
+
+from paitient_common.store.connection import UNREACHABLE, Store, describe_failure
 from paitient_common.store.settings import StoreSettings
 
 log = logging.getLogger("paitient.store")
@@ -78,3 +81,15 @@ class StoreHealth:
         if self.available:
             return "ok"
         return "unreachable" if self.ever_up else "not-connected"
+
+
+async def keep_probing(store: Store, health: StoreHealth, interval: float = 1.0) -> None:
+    """PING every ``interval`` seconds, marking the store up or down, until cancelled (for a
+    component whose own calls are too rare to notice the store come back)."""
+    while True:
+        try:
+            await store.client.ping()
+            health.up()
+        except (*UNREACHABLE, rexc.ResponseError) as exc:
+            health.down(exc)
+        await asyncio.sleep(interval)
