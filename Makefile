@@ -8,9 +8,9 @@ PY := $(VENV)/bin/python
 BIN := $(CURDIR)/.local/bin
 export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup node-packages demo up down cluster cluster-build cluster-down cluster-status cluster-clean-cache operator \
+.PHONY: help setup node-packages test-packages demo up down cluster cluster-build cluster-down cluster-status cluster-clean-cache operator \
         images image-tools images-test images-clean-cache bench-images \
-        bench-control-plane bench-operator bench-keys bench-gateway bench-reactions bench-model-pod lint typecheck unit integration sdk-test sdk-unasync chart-lint test clean \
+        bench-control-plane bench-operator bench-keys bench-gateway bench-reactions bench-model-pod bench-limits lint typecheck unit integration sdk-test sdk-unasync chart-lint test clean \
         vllm-flags vllm-test
 
 help: ## list the targets
@@ -30,10 +30,13 @@ $(BIN)/kubectl $(BIN)/helm:
 sdk/js/node_modules/.package-lock.json: sdk/js/package.json sdk/js/package-lock.json
 	cd sdk/js && npm ci --no-audit --no-fund --loglevel=error
 
-setup: $(VENV)/.installed $(BIN)/kubectl sdk/js/node_modules/.package-lock.json node-packages ## create .venv, install the packages, kubectl, helm, the JS SDK's dev packages and the node's Debian packages
+setup: $(VENV)/.installed $(BIN)/kubectl sdk/js/node_modules/.package-lock.json node-packages test-packages ## create .venv, install the packages, kubectl, helm, the JS SDK's dev packages, the node's and the tests' Debian packages
 
 node-packages: ## the real node's Debian packages: containerd, runc, CNI plugins, iptables, ipset (apt-get; quiet when done)
 	@scripts/install-node-packages.sh
+
+test-packages: ## the Debian packages tests run for real: redis-server (the shared store) (apt-get; quiet when done)
+	@scripts/install-test-packages.sh
 
 demo: setup images cluster-build ## everything on this machine: cluster with its real node, the chart; deploy (real vLLM on CPU) and generate via the SDK
 	@$(PY) -m paitient_localcluster.stack demo
@@ -99,6 +102,9 @@ bench-gateway: setup ## gateway vs. direct vs. LiteLLM proxy: latency, throughpu
 
 bench-reactions: setup ## how fast a hung model, a ModelDeployment and an unplaceable GPU one are answered; SIGKILL under load
 	$(PY) benchmarks/bench_reactions.py $(ARGS)
+
+bench-limits: setup ## overshoot of a tier limit under a burst through 2 gateways, shared store vs per replica; the store's added latency (ARGS=--smoke: seconds)
+	$(PY) benchmarks/bench_limits.py $(ARGS)
 
 bench-model-pod: setup images ## a CPU ModelDeployment on the real node: kubectl apply -> Ready -> first completion (real vLLM), its memory
 	$(PY) benchmarks/bench_model_pod.py $(ARGS)

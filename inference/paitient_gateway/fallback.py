@@ -159,3 +159,36 @@ class LocalShares:
                 for c, b in buckets
             ]
         )
+
+
+class RecentUse:
+    """What this gateway took from each shared bucket in the last minute, net of what it gave
+    back, by second: if the store loses its data, each gateway charges its part into the new
+    buckets, so that no minute's allowance is granted twice (a bucket never remembers more
+    than a minute)."""
+
+    WINDOW = 60
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self.clock = clock
+        self.buckets: dict[str, Bucket] = {}
+        self._slots: dict[str, dict[int, float]] = {}
+
+    def add(self, bucket: Bucket, amount: float) -> None:
+        now = int(self.clock())
+        self.buckets[bucket.key] = bucket
+        slots = self._slots.setdefault(bucket.key, {})
+        slots[now] = slots.get(now, 0.0) + amount
+        if len(slots) > self.WINDOW + 1:
+            for second in [s for s in slots if s < now - self.WINDOW]:
+                del slots[second]
+
+    def totals(self) -> dict[str, float]:
+        """Bucket key -> what was taken from it in the last minute (positive only)."""
+        horizon = int(self.clock()) - self.WINDOW
+        out = {}
+        for key, slots in self._slots.items():
+            total = sum(v for s, v in slots.items() if s >= horizon)
+            if total > 0:
+                out[key] = total
+        return out

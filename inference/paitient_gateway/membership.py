@@ -8,6 +8,9 @@ three beats; one that stops on SIGTERM leaves at once. N for a tenant is the cou
 namespace's set (every gateway that may admit its requests, across all its deployments); for a
 deployment's own limits, its set's. A gateway reports itself ready only once a beat's interval
 has passed since its first beat, so every other gateway has counted it by then.
+
+Each beat also reads the store's epoch (made by the first beat that finds none): a new epoch
+means the store lost its data, which every gateway then notices within one beat.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from paitient_common.store.connection import Store
 from paitient_common.store.keys import PREFIX, members_of_deployment, members_of_namespace
 
 ALL_GATEWAYS: Final = f"{PREFIX}gw:all"
+EPOCH: Final = f"{PREFIX}epoch"
 BEATS_TO_LIVE: Final = 3
 
 
@@ -33,6 +37,8 @@ class Membership:
         self.interval = interval
         self.counts: dict[str, int] = {}
         self.first_beat: float | None = None
+        self.epoch = ""  # the store's epoch at the last beat
+        self.epoch_age = 0.0  # seconds, then
 
     def keys(self, served_namespaces: Iterable[str]) -> list[str]:
         """The sets this gateway belongs to (pure)."""
@@ -46,13 +52,25 @@ class Membership:
     async def beat(self, store: Store, served_namespaces: Iterable[str]) -> None:
         keys = self.keys(served_namespaces)
         ttl = round(self.interval * BEATS_TO_LIVE * 1000)
-        counts = await store.call("heartbeat", keys, [self.member, ttl, "0"])
-        self.counts = {k: int(n) for k, n in zip(keys, counts, strict=True)}
+        reply = await store.call(
+            "heartbeat", [EPOCH, *keys], [self.member, ttl, "0", uuid.uuid4().hex[:12]]
+        )
+        self.epoch = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+        self.epoch_age = int(reply[1]) / 1000
+        self.counts = {k: int(n) for k, n in zip(keys, reply[2:], strict=True)}
         if self.first_beat is None:
             self.first_beat = time.monotonic()
 
     async def leave(self, store: Store, served_namespaces: Iterable[str]) -> None:
-        await store.call("heartbeat", self.keys(served_namespaces), [self.member, 1, "1"])
+        await store.call(
+            "heartbeat", [EPOCH, *self.keys(served_namespaces)], [self.member, 1, "1", "-"]
+        )
+
+    @property
+    def settle_time(self) -> float:
+        """How long a new epoch waits before admission goes through it: every live gateway
+        has beaten, so brought its counters and holds into it, by then."""
+        return self.interval * BEATS_TO_LIVE
 
     def settled_in(self) -> bool:
         """Whether every other gateway has counted this one (a beat's interval after its

@@ -40,7 +40,13 @@ from paitient_common.store.limits import Bucket, Period, Reserved
 from paitient_common.tiers import current_period
 from paitient_gateway.admission import Request, Ticket
 from paitient_gateway.errors import LimitExceeded
-from paitient_gateway.fallback import LocalShares, SeenUsage, ShareCost, usage_budget
+from paitient_gateway.fallback import (
+    LocalShares,
+    RecentUse,
+    SeenUsage,
+    ShareCost,
+    usage_budget,
+)
 from paitient_gateway.keysource import Directory
 from paitient_gateway.ledger import UsageLedger
 from paitient_gateway.limits import LimitState, limit_headers
@@ -93,6 +99,10 @@ class SharedLimits:
         self.waiting: list[tuple[Ticket, int]] = []  # settles the store did not take
         self._charged: dict[str, float] = {}
         self._share_buckets: dict[str, Bucket] = {}
+        self.recent = RecentUse()  # what this gateway took from each bucket in the last minute
+        self._pushed: dict[tuple[str, str], int] = {}  # counters last sent to the store
+        self._epoch = ""
+        self._rebuilding = self._recent_charged = False
 
     # -- which limits a request meets ------------------------------------------------------------
 
@@ -169,6 +179,8 @@ class SharedLimits:
                 reason="usage_limit",
                 limit_headers=headers,
             )
+        for bucket, cost in costs:
+            self.recent.add(bucket, cost)
         ticket = Ticket(tenant, period_start, request.tokens, headers, "store")
         ticket.reservation_id, ticket.period = reservation_id, period
         ticket.token_buckets = tuple(b for b, _ in costs if b.kind == "tokens")
@@ -204,6 +216,8 @@ class SharedLimits:
             tenant_n,
         )
         headers = self.shares.admit(shares, (tenant.name, period_start), budget, request.tokens)
+        for share in shares:
+            self.recent.add(share.bucket, share.cost)
         if self.on_fallback_admission is not None:
             self.on_fallback_admission()
         ticket = Ticket(tenant.name, period_start, request.tokens, headers, "fallback")
@@ -219,6 +233,8 @@ class SharedLimits:
         if ticket.settled:
             return
         ticket.settled = True
+        for bucket in ticket.token_buckets:
+            self.recent.add(bucket, used - ticket.tokens)
         if ticket.mode == "fallback" and not ticket.adopted:
             self.local_open.pop(ticket.reservation_id, None)
             if self.shares is not None:
@@ -253,46 +269,81 @@ class SharedLimits:
         self.health.down(exc)
 
     async def recover(self) -> None:
-        """Bring what happened while the store was away into it, then admit through it again.
-        A failure leaves the gateway on its shares; what was done is not done twice."""
-        while True:
-            progress = False
-            while self.waiting:
-                ticket, used = self.waiting[0]
-                await self._settle_in_store(ticket, used)
-                self.waiting.pop(0)
-                progress = True
-            if self.shares is not None:
-                for key, deficit in self.shares.deficits().items():
-                    extra = math.ceil(deficit - self._charged.get(key, 0.0))
-                    if extra <= 0:
-                        continue
+        """Bring what happened while the store was away into it; then admit through it again.
+
+        Each step is done once (a failure leaves the gateway on its shares and the next beat
+        goes on from there) and awaits nothing when it has nothing to do, so the last pass,
+        which found nothing, is followed by the switch with no await between: no request
+        slips in on a share unseen. After a new epoch (the store lost its data) the counters,
+        the last minute's use of each bucket and every open reservation are brought in, and
+        admission waits until every live gateway has done the same (``settle_time``)."""
+        epoch = self.membership.epoch
+        rebuilt = bool(self._epoch) and epoch != self._epoch
+        if rebuilt:
+            log.error(
+                "shared store %s lost its data (a new epoch): rebuilding it from this "
+                "gateway's ledger and holds; admitting on shares meanwhile",
+                self.store.settings.describe(),
+            )
+            self.health.down(ConnectionError("the store lost its data"))
+            for ticket in self.open.values():
+                ticket.adopted = False  # its reservation went with the data: bring it again
+                self.local_open[ticket.reservation_id] = ticket
+            self._pushed.clear()
+            self._rebuilding, self._recent_charged = True, False
+        self._epoch = epoch
+        while await self._bring_in():
+            pass
+        if self.membership.epoch_age < self.membership.settle_time:
+            return  # a young epoch: the other gateways may not have brought theirs in yet
+        # Nothing awaited since the last pass found nothing to bring: switch now.
+        self.shares, self._charged, self._rebuilding = None, {}, False
+        self.local_open = {k: t for k, t in self.local_open.items() if not t.adopted}
+        self.health.up()
+
+    async def _bring_in(self) -> bool:
+        """One pass over what the store lacks; True when something was brought in."""
+        progress = False
+        while self.waiting:
+            ticket, used = self.waiting[0]
+            await self._settle_in_store(ticket, used)
+            self.waiting.pop(0)
+            progress = True
+        if self._rebuilding and not self._recent_charged:
+            # The new buckets are empty of history: this gateway's last minute goes in (its
+            # shares' use included, so their deficits so far count as charged).
+            for key, amount in self.recent.totals().items():
+                await shared.settle(
+                    self.store, _no_period(), "", "", 0,
+                    [(self.recent.buckets[key], -math.ceil(amount))],
+                )  # fmt: skip
+            self._recent_charged = True
+            self._charged = self.shares.deficits() if self.shares is not None else {}
+            progress = True
+        elif self.shares is not None:
+            for key, deficit in self.shares.deficits().items():
+                extra = math.ceil(deficit - self._charged.get(key, 0.0))
+                if extra > 0:
                     bucket = self._share_buckets[key]
                     await shared.settle(self.store, _no_period(), "", "", 0, [(bucket, -extra)])
                     self._charged[key] = self._charged.get(key, 0.0) + extra
                     progress = True
-            for ticket in [t for t in self.local_open.values() if not t.adopted]:
-                assert ticket.period is not None
-                await shared.reserve(
-                    self.store, ticket.period, ticket.reservation_id, ticket.tokens, None, 0, (),
-                    force=True,
-                )  # fmt: skip
-                ticket.adopted = True
-                self.open[ticket.reservation_id] = ticket
-                progress = True
-            if not progress:
-                break
-        # Nothing awaited between the last look and here: no request slips in on a share.
-        self.shares, self._charged = None, {}
-        self.local_open = {k: t for k, t in self.local_open.items() if not t.adopted}
-        self.health.up()
-        await self.push_counters()
+        for ticket in [t for t in self.local_open.values() if not t.adopted]:
+            assert ticket.period is not None
+            await shared.reserve(
+                self.store, ticket.period, ticket.reservation_id, ticket.tokens, None, 0, (),
+                force=True,
+            )  # fmt: skip
+            ticket.adopted = True
+            self.open[ticket.reservation_id] = ticket
+            progress = True
+        return await self.push_counters(only_changed=True) or progress
 
-    async def push_counters(self) -> None:
+    async def push_counters(self, only_changed: bool = False) -> bool:
         """Raise this ledger's counter of every tenant's current period to what it holds
-        (idempotent: a counter only rises)."""
+        (idempotent: a counter only rises); True when something was sent."""
         now = datetime.now(UTC)
-        pushes = []
+        pushes, values = [], {}
         for (tenant, period_start), counter in list(self.ledger.counters.entries.items()):
             info = self.directory.keys.tenant(tenant)
             if info is None:
@@ -300,9 +351,16 @@ class SharedLimits:
             _, end, current = current_period(now, self.directory.tier(info.tier).period)
             if current != period_start:
                 continue
+            if only_changed and self._pushed.get((tenant, period_start)) == counter.total:
+                continue
+            values[tenant, period_start] = counter.total
             period = Period(period_keys(tenant, period_start), _expire_ms(end))
             pushes.append(shared.settle(self.store, period, "", self.counter(), counter.total))
+        if not pushes:
+            return False
         await asyncio.gather(*pushes)
+        self._pushed.update(values)
+        return True
 
     async def refresh_views(self) -> None:
         """Remember each served tenant's usage and tokens level, for the shares' arithmetic."""
@@ -340,7 +398,7 @@ class SharedLimits:
         while True:
             try:
                 await self.membership.beat(self.store, self.served_namespaces())
-                if not self.health.available:
+                if not self.health.available or self.membership.epoch != self._epoch:
                     await self.recover()  # or the first contact: nothing to bring in then
                 await self.refresh_views()
                 now = time.monotonic()
