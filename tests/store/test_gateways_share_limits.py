@@ -5,8 +5,10 @@ stops under load each gateway falls back to its share (never more), then reconci
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -29,8 +31,6 @@ def stored_usage(server: RedisServer) -> int:
     async def read() -> int:
         store = Store(parse_store_url(server.url, server.password))
         try:
-            from datetime import UTC, datetime
-
             start = current_period(datetime.now(UTC))[2]
             return await read_usage(store, period_keys(TENANT, start))
         finally:
@@ -40,8 +40,6 @@ def stored_usage(server: RedisServer) -> int:
 
 
 def ledger_total(work: Path) -> int:
-    import json
-
     total = 0
     for path in work.glob("ledger-*/usage-*.jsonl"):
         for line in path.read_text().splitlines():

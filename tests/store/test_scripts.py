@@ -51,7 +51,7 @@ def test_no_interleaving_of_clients_in_several_processes_admits_past_the_usage_l
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-        )  # fmt: skip
+        )
         for _ in range(4)
     ]
     outcomes = []
