@@ -107,10 +107,12 @@ def start_gateway(
     port: int | None = None,
     tls: tuple[Path, Path] | None = None,
     kubeconfig: Path | None = None,
+    wait_ready: bool = True,
 ) -> Proc:
     """The gateway with keys from ``keys_file``: serving TLS with ``tls`` (certificate and key
     files), else plain HTTP (``--insecure-plaintext``: these tests are about auth and metering).
-    With ``kubeconfig`` it writes its UsageReports to that cluster."""
+    With ``kubeconfig`` it writes its UsageReports to that cluster. ``wait_ready=False``
+    returns as soon as it is started (a test of readiness itself)."""
     port = port or free_port()
     base = {
         "PAITIENT_GATEWAY_HOST": "127.0.0.1",
@@ -131,7 +133,8 @@ def start_gateway(
         base["PAITIENT_TLS_CERT_FILE"], base["PAITIENT_TLS_KEY_FILE"] = str(tls[0]), str(tls[1])
     proc = _start(args, port, logs, f"gateway-{port}", {**base, **(env or {})})
     proc.scheme = "https" if tls else "http"
-    wait_http(f"{proc.url}/healthz/ready", proc=proc)
+    if wait_ready:
+        wait_http(f"{proc.url}/healthz/ready", proc=proc)
     return proc
 
 

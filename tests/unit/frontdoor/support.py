@@ -29,6 +29,8 @@ from paitient_api.gateway_client import GatewayTrust
 from paitient_api.routing import GatewayRoute
 from paitient_common.apikeys import KeyRecord, KeyStore, TenantInfo, generate_api_key, new_record
 from paitient_common.kubeapi import KubeError
+from paitient_common.store.connection import Store
+from paitient_common.store.health import StoreHealth
 from paitient_common.tls import server_context
 from paitient_gateway.keysource import Directory
 from paitient_operator.certificates import x509
@@ -46,6 +48,8 @@ class InMemoryCluster:
     """ModelDeployments by (namespace, name): what ``Kube.get``, ``list`` and ``create`` do."""
 
     objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    tenants: dict[str, dict[str, Any]] = field(default_factory=dict)  # Tenants by name
+    creates: int = 0
 
     def add(self, namespace: str, name: str, phase: str = "Ready", model: str = "org/m") -> None:
         self.objects[(namespace, name)] = {
@@ -59,6 +63,8 @@ class InMemoryCluster:
     def get(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
     ) -> dict[str, Any] | None:
+        if (api_version, kind) == ("paitient.ai/v1alpha1", "Tenant"):
+            return self.tenants.get(name)
         assert (api_version, kind) == ("paitient.ai/v1alpha1", "ModelDeployment")
         return self.objects.get((namespace or "", name))
 
@@ -66,6 +72,7 @@ class InMemoryCluster:
         return [o for (ns, _), o in self.objects.items() if ns == namespace]
 
     def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self.creates += 1
         meta = obj["metadata"]
         where = (meta["namespace"], meta["name"])
         if where in self.objects:
@@ -129,9 +136,12 @@ async def front_door(
     cluster: InMemoryCluster | None = None,
     gateway_url: str = "http://127.0.0.1:9",
     extra_routes: list[web.RouteDef] | None = None,
+    keys: Keys | None = None,
+    store: tuple[Store, StoreHealth] | None = None,
 ) -> AsyncIterator[tuple[str, Keys]]:
-    """The front door's app (``create_app``), its base URL and its keys."""
-    keys = make_keys()
+    """The front door's app (``create_app``), its base URL and its keys; ``keys`` and a
+    ``store`` given, one of several replicas of one front door."""
+    keys = keys or make_keys()
     callers = Directory()
     callers.keys, callers.loaded = keys.store, True  # no watch: the keys are all there is
     trust = GatewayTrust("paitient-system")
@@ -141,6 +151,8 @@ async def front_door(
         callers=callers,
         route=GatewayRoute(gateway_url),
         trust=trust,
+        store=store[0] if store else None,
+        store_health=store[1] if store else None,
     )
     app = create_app(door)
     app.router.add_routes(extra_routes or [])
