@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Annotated, Any, Final, Literal, get_origin
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
 from pydantic.alias_generators import to_camel
 
 from paitient_common.durations import parse_duration
+from paitient_common.store.settings import StoreSettings, parse_store_url
 from paitient_common.tiers import DEFAULT_TIERS, Tier
 
 CONFIG_PATH_ENV: Final = "PAITIENT_OPERATOR_CONFIG"
@@ -171,6 +172,37 @@ class TLSConfig(_Settings):
         return self
 
 
+class StoreConfig(_Settings):
+    """The shared store every gateway reserves its limits in (``PAITIENT_STORE_URL``,
+    ``_PASSWORD``, ``_CA_FILE``, as the front door reads them): the operator renders them
+    into every gateway, the password and CA through a Secret of the ModelDeployment's own."""
+
+    url: str = Field(
+        default="",
+        description="redis://host:port/db or rediss:// (TLS); empty: no store, limits per "
+        "gateway replica.",
+    )
+    password: SecretStr | None = Field(
+        default=None, description="The store's password (from a Secret; never logged)."
+    )
+    ca_file: str = Field(
+        default="", description="PEM CA the store's certificate chains to (rediss)."
+    )
+
+    def settings(self) -> StoreSettings | None:
+        """The parsed settings; ``StoreSettingsError`` (which names the variable and why,
+        never echoing a value) when they cannot work. Checked by ``load_config``, outside
+        pydantic, whose errors would print the password they were given."""
+        if not self.url:
+            return None
+        password = self.password.get_secret_value() if self.password else None
+        return parse_store_url(self.url, password, self.ca_file or None)
+
+    def ca_pem(self) -> str:
+        """The CA's PEM, read now (a rotated file is picked up at the next reconcile)."""
+        return Path(self.ca_file).read_text(encoding="utf-8") if self.ca_file else ""
+
+
 class OperatorConfig(_Settings):
     """Everything the builders need besides the ModelDeployment itself."""
 
@@ -205,6 +237,10 @@ class OperatorConfig(_Settings):
     )
     tls: TLSConfig = Field(
         default_factory=TLSConfig, description="Serving certificates of the gateways."
+    )
+    store: StoreConfig = Field(
+        default_factory=StoreConfig,
+        description="The shared store of the gateways' limits (set by the chart).",
     )
     encrypted_storage_classes: list[str] = Field(
         default_factory=list,
@@ -314,7 +350,7 @@ def _env_overrides(model: type[BaseModel], env: Mapping[str, str], prefix: str) 
 
 
 # The keys of nested settings models, merged key by key.
-_SECTIONS: Final = frozenset({"gateway", "tls", "certManager"})
+_SECTIONS: Final = frozenset({"gateway", "tls", "certManager", "store"})
 
 
 def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
@@ -342,4 +378,6 @@ def load_config(env: Mapping[str, str] | None = None) -> OperatorConfig:
             raise ValueError(f"{path}: the operator configuration must be a YAML mapping")
         data = loaded
     data = _merge(data, _env_overrides(OperatorConfig, env, ENV_PREFIX))
-    return OperatorConfig.model_validate(data)
+    config = OperatorConfig.model_validate(data)
+    config.store.settings()  # a store that cannot work stops the operator now, saying why
+    return config

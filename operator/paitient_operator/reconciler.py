@@ -197,6 +197,7 @@ class Reconciler:
             # Bindings outside the namespace cannot be owned by the ModelDeployment: they are
             # labelled with its uid instead, and deleted by the operator when it goes.
             *builders.build_gateway_cross_namespace_bindings(md, uid, self.config.system_namespace),
+            *[adopt(secret, body) for secret in self._store_secret(md)],
             adopt(builders.build_pvc(md, self.config, storage_class), body),
             adopt(builders.build_service(md, self.config), body),
             adopt(
@@ -214,6 +215,12 @@ class Reconciler:
                 body,
             ),
         ]
+
+    def _store_secret(self, md: ModelDeployment) -> list[Obj]:
+        """The gateway's copy of the store's password and CA (none without a store)."""
+        store = self.config.store
+        secret = builders.build_store_secret(md, store, store.ca_pem())
+        return [secret] if secret is not None else []
 
     def _check_tier(self, md: ModelDeployment, body: Obj, tenant: Obj | None) -> None:
         """Tier rules, when the namespace belongs to a Tenant (other namespaces have none)."""

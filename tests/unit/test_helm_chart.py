@@ -277,7 +277,8 @@ def test_schema_knows_every_operator_setting() -> None:
     def aliases(model: type[Any]) -> set[str]:
         return {f.alias or n for n, f in model.model_fields.items()}
 
-    assert set(config["properties"]) == aliases(OperatorConfig) - {"systemNamespace"}
+    # The chart sets these itself (the store's: PAITIENT_STORE_* from its Secret).
+    assert set(config["properties"]) == aliases(OperatorConfig) - {"systemNamespace", "store"}
     assert set(config["properties"]["gateway"]["properties"]) == aliases(GatewayConfig) - {"image"}
     tls = config["properties"]["tls"]["properties"]
     assert set(tls) == aliases(TLSConfig)

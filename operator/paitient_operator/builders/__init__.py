@@ -22,6 +22,7 @@ from paitient_operator.builders.network_policy import build_network_policy
 from paitient_operator.builders.pvc import build_pvc
 from paitient_operator.builders.service import build_service, endpoint_url
 from paitient_operator.builders.service_account import build_service_account
+from paitient_operator.builders.store import build_store_secret
 from paitient_operator.builders.vllm_args import build_vllm_args, check_extra_args
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "build_pvc",
     "build_service",
     "build_service_account",
+    "build_store_secret",
     "build_vllm_args",
     "check_extra_args",
     "common_labels",

@@ -26,6 +26,7 @@ from paitient_operator.builders.metadata import (
     serving_secret_name,
 )
 from paitient_operator.builders.security import container_security_context, pod_security_context
+from paitient_operator.builders.store import store_env, store_mounts, store_volumes
 from paitient_operator.builders.vllm_args import VLLM_HOST, build_vllm_args
 from paitient_operator.builders.vllm_cpu import cpu_env
 from paitient_operator.config import OperatorConfig
@@ -187,8 +188,12 @@ def gateway_env(md: ModelDeployment, config: OperatorConfig) -> list[dict[str, A
     if md.spec.runtime.max_model_len is not None:
         # Caps the gateway's default max_tokens (vLLM refuses more than the context).
         own["PAITIENT_MAX_MODEL_LEN"] = str(md.spec.runtime.max_model_len)
-    extras = {k: v for k, v in sorted(config.gateway.env.items()) if k not in own}
+    store = store_env(md, config.store)
+    owned = set(own) | {item["name"] for item in store}
+    extras = {k: v for k, v in sorted(config.gateway.env.items()) if k not in owned}
     env = [_env(k, v) for k, v in extras.items()] + [_env(k, v) for k, v in own.items()]
+    # The shared store of the limits: its password by reference, never in the pod spec.
+    env += store
     # Usage is counted per pod: the pod's name keys the gateway's counters.
     env.append(
         {"name": "PAITIENT_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
@@ -215,6 +220,7 @@ def _gateway_container(md: ModelDeployment, config: OperatorConfig) -> dict[str,
             {"name": VOLUME_GATEWAY_TMP, "mountPath": POD_TMP},
             {"name": VOLUME_API_TOKEN, "mountPath": SERVICE_ACCOUNT_DIR, "readOnly": True},
             {"name": VOLUME_SERVING_TLS, "mountPath": TLS_DIR, "readOnly": True},
+            *store_mounts(config.store),
         ],
         "startupProbe": _http_probe(
             PROBE_LIVE, gw.port, periodSeconds=2, timeoutSeconds=2, failureThreshold=30
@@ -277,6 +283,7 @@ def _volumes(md: ModelDeployment, config: OperatorConfig) -> list[dict[str, Any]
             "name": VOLUME_SERVING_TLS,
             "secret": {"secretName": serving_secret_name(md), "defaultMode": 0o440},
         },
+        *store_volumes(md, config.store),
     ]
     pvc = md.spec.model.pvc_claim_and_path()
     if pvc is not None:

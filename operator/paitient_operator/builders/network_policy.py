@@ -2,7 +2,8 @@
 
 Ingress: the gateway port, from the front door's namespace and the namespaces the spec allows.
 Egress: DNS; HTTPS while the weights come from outside the cluster (Hugging Face, S3); the API
-server's endpoints, which the gateway calls to flush usage.
+server's endpoints, which the gateway calls to flush usage; the shared store, where the gateway
+reserves and settles every request (``store.store_egress``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from paitient_operator.builders.metadata import Manifest, object_meta, selector_labels
+from paitient_operator.builders.store import store_egress
 from paitient_operator.config import OperatorConfig
 from paitient_operator.resources.modeldeployment import ModelDeployment
 
@@ -67,6 +69,9 @@ def build_network_policy(
     egress: list[dict[str, Any]] = [dns]
     if md.spec.model.is_remote and allow_model_download:
         egress.append({"ports": [{"protocol": "TCP", "port": 443}]})
+    store = store_egress(config.store)
+    if store is not None:
+        egress.append(store)
     for ip, port in sorted(set(api_server_endpoints)):
         egress.append(
             {
