@@ -5,11 +5,13 @@ In a cluster the URL is the gateway's Service, ``https://{name}.{namespace}.svc:
 name to verify is its host. Locally a routes file (written by the local data plane) maps
 ``namespace/name`` to ``{"url": "https://127.0.0.1:<port>", "serverName": "<name>.<ns>.svc"}``:
 the gateway listens on loopback but holds the certificate of its Service. A plain string value
-is a URL whose own host is verified.
+is a URL whose own host is verified. An entry may list ``replicas`` (``[{"url"}, ...]``, one per
+pod, the name to verify shared): requests are then spread over them in turn, as a Service would.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,13 +32,23 @@ class Route:
         return self.url.startswith("https://")
 
 
-def _route(entry: Any) -> Route | None:
+def _route(entry: Any, turn: int = 0) -> Route | None:
+    """The route of a routes-file entry; ``turn`` picks among its replicas (pure)."""
     if isinstance(entry, str):
         return Route(entry.rstrip("/"))
-    if isinstance(entry, dict) and isinstance(entry.get("url"), str):
-        name = entry.get("serverName")
-        return Route(entry["url"].rstrip("/"), str(name) if name else None)
-    return None
+    if not isinstance(entry, dict):
+        return None
+    urls = [
+        r["url"]
+        for r in entry.get("replicas") or []
+        if isinstance(r, dict) and isinstance(r.get("url"), str)
+    ]
+    if not urls and isinstance(entry.get("url"), str):
+        urls = [entry["url"]]
+    if not urls:
+        return None
+    name = entry.get("serverName")
+    return Route(urls[turn % len(urls)].rstrip("/"), str(name) if name else None)
 
 
 @dataclass
@@ -47,6 +59,7 @@ class GatewayRoute:
     template: str = IN_CLUSTER
     _table: dict[str, Any] = field(default_factory=dict)
     _seen: tuple[int, int, int] | None = None
+    _turns: itertools.count[int] = field(default_factory=itertools.count)
 
     def route(self, name: str, namespace: str) -> Route | None:
         """The gateway's route, or None when there is none yet. The routes file is looked at on
@@ -62,4 +75,4 @@ class GatewayRoute:
                 self._table, self._seen = json.loads(path.read_text()), seen
         except (OSError, ValueError):
             return None
-        return _route(self._table.get(f"{namespace}/{name}"))
+        return _route(self._table.get(f"{namespace}/{name}"), next(self._turns))

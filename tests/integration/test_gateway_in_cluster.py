@@ -191,7 +191,12 @@ def test_the_gateway_uses_only_its_pods_service_account_and_is_never_refused(
             timeout=KEY_CHANGE_WAIT,
             what="the gateway to serve the tenant's key",
         )
-        report = f"local-{name}"  # the data plane's pod name
+        # The data plane names each gateway like its pod, and the UsageReport like the gateway.
+        reports = {
+            p["metadata"]["name"]
+            for p in kube.list("v1", "Pod", namespace=namespace,
+                               label_selector=f"paitient.ai/modeldeployment={name}")
+        }  # fmt: skip
         wait_for(
             lambda: _refused(seen()) or any(
                 e.resource == "usagereports" and e.is_write and e.code < 400 for e in seen()
@@ -211,7 +216,7 @@ def test_the_gateway_uses_only_its_pods_service_account_and_is_never_refused(
         e.user
         for e in events
         if e.resource == "usagereports" and e.verb in ("create", "update", "patch")
-        and e.namespace == namespace and e.name in ("", report)
+        and e.namespace == namespace and (e.name == "" or e.name in reports)
     }  # fmt: skip
     assert writers == {user}
 

@@ -14,13 +14,18 @@ Readiness, as a kubelet's probe gives it: KWOK leaves a model pod Ready=False
 sets the pod's Ready (and ContainersReady) condition from the answer, after the route is in the
 routes file. So the Deployment's ``readyReplicas``, hence the ModelDeployment's Ready condition
 and the REST status, say ``ready`` only once a generate sent then reaches a gateway that
-answers. One gateway serves all the pods of a ModelDeployment (replicas share it).
+answers. Each running pod gets a gateway of its own (named as the pod, with a ledger of its
+own), as in a cluster; the replicas of one ModelDeployment share one stand-in. The routes file
+lists every replica whose probe answered (``replicas``), and the front door spreads requests
+over them, as a Service would.
 
 Each gateway talks to the API as its pod's ServiceAccount (the Deployment's
 ``serviceAccountName``), never with the admin kubeconfig this process is given: like the kubelet,
 the data plane mints a token for that account (TokenRequest API) and hands the gateway a
 kubeconfig of its own holding only that token (``<state-dir>/kubeconfigs/``, mode 0600). So a
 right the operator forgot to grant shows up here as a 403, as it would on a real cluster.
+Environment values from a Secret (``secretKeyRef``: the shared store's password) are read from
+that Secret as the kubelet reads them; a pod whose Secret is missing does not start.
 
 The Secret volumes of the gateway container (its serving certificate) are written as the
 kubelet writes them (``volumes.py``: payload directories swapped in by renaming ``..data``) under
@@ -43,6 +48,7 @@ half its life the data plane restarts that pod's processes with a fresh token on
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
@@ -92,19 +98,29 @@ def service_account_name(deployment: dict[str, Any]) -> str:
     return str(deployment["spec"]["template"]["spec"].get("serviceAccountName") or "default")
 
 
-def gateway_env(deployment: dict[str, Any], pod_name: str) -> dict[str, str]:
-    """The gateway container's environment as the operator rendered it (pure); ``fieldRef``
-    values are filled in as the kubelet would, secrets are not (the gateway reads none)."""
+SecretValue = Callable[[str, str], str]  # (Secret name, key) -> value, in the pod's namespace
+
+
+def gateway_env(
+    deployment: dict[str, Any], pod_name: str, secret_value: SecretValue | None = None
+) -> dict[str, str]:
+    """The gateway container's environment as the operator rendered it; ``fieldRef`` values
+    are filled in as the kubelet would, ``secretKeyRef`` ones through ``secret_value``
+    (skipped without it)."""
     containers = deployment["spec"]["template"]["spec"]["containers"]
     gateway = next(c for c in containers if c["name"] == GATEWAY_CONTAINER)
     env: dict[str, str] = {}
     for item in gateway.get("env", []):
+        source = item.get("valueFrom", {})
         if "value" in item:
             env[item["name"]] = str(item["value"])
-        elif item.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name":
+        elif source.get("fieldRef", {}).get("fieldPath") == "metadata.name":
             env[item["name"]] = pod_name
-        elif item.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
+        elif source.get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
             env[item["name"]] = deployment["metadata"]["namespace"]
+        elif "secretKeyRef" in source and secret_value is not None:
+            ref = source["secretKeyRef"]
+            env[item["name"]] = secret_value(ref["name"], ref["key"])
     return env
 
 
@@ -200,29 +216,55 @@ def local_env(env: dict[str, str], directories: dict[str, Path]) -> dict[str, st
     return moved
 
 
+def _stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
+    for proc in processes:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in processes:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@dataclass
+class Replica:
+    """One pod's gateway."""
+
+    pod: str
+    url: str
+    process: subprocess.Popen[bytes]
+    ready: bool = False
+
+
 @dataclass
 class ModelPod:
-    """The gateway and stand-in of one ModelDeployment."""
+    """The gateways (one per running pod) and the stand-in of one ModelDeployment."""
 
     key: str
-    url: str
     token: ServiceAccountToken
     kubeconfig: Path
     server_name: str = ""
     # Secret name -> (local directory, file mode), rewritten when the Secret changes.
     volumes: dict[str, tuple[Path, int]] = field(default_factory=dict)
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)  # the stand-in
+    replicas: dict[str, Replica] = field(default_factory=dict)  # by pod name
+    standin_url: str = ""
+
+    @property
+    def url(self) -> str:
+        """The first replica's URL (where a single route points)."""
+        return next(iter(self.replicas.values())).url if self.replicas else ""
+
+    def stop_replica(self, pod: str) -> None:
+        replica = self.replicas.pop(pod, None)
+        if replica is not None:
+            _stop_processes([replica.process])
 
     def stop(self) -> None:
-        for proc in self.processes:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.processes:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _stop_processes([r.process for r in self.replicas.values()] + self.processes)
+        self.replicas.clear()
         self.kubeconfig.unlink(missing_ok=True)  # the token in it lives on until it expires
         for directory, _mode in self.volumes.values():  # a private key among them
             shutil.rmtree(directory, ignore_errors=True)
@@ -269,6 +311,20 @@ class DataPlane:
                 self._start(key, wanted[key])
             except Exception as exc:
                 failed.append(f"{key}: {type(exc).__name__}: {exc}")
+        for key, model in sorted(self.pods.items()):
+            pods = sorted(p["metadata"]["name"] for p in running.get(key, []))
+            for gone in set(model.replicas) - set(pods):
+                model.stop_replica(gone)
+            for pod in pods:
+                if pod in model.replicas:
+                    continue
+                try:
+                    self._start_replica(model, wanted[key], pod)
+                except Exception as exc:
+                    failed.append(f"{key}/{pod}: {type(exc).__name__}: {exc}")
+        for model in self.pods.values():  # every probe first: the routes list the ready ones
+            for replica in model.replicas.values():
+                replica.ready = probe_ready(replica.url)
         self._write_routes()  # before any pod turns Ready: the route exists first
         failed += self._report_readiness(running, now)
         if failed:
@@ -280,9 +336,10 @@ class DataPlane:
         """Set each running pod's Ready condition from its gateway's probe; the failures."""
         failed = []
         for key, pods in sorted(running.items()):
-            gateway = self.pods.get(key)
-            ready = gateway is not None and probe_ready(gateway.url)
+            model = self.pods.get(key)
             for pod in pods:
+                replica = model.replicas.get(pod["metadata"]["name"]) if model else None
+                ready = replica is not None and replica.ready
                 patch = readiness_patch(pod, ready, now)
                 if patch is None:
                     continue
@@ -322,9 +379,10 @@ class DataPlane:
                       file=sys.stderr, flush=True)  # fmt: skip
 
     def _start(self, key: str, deployment: dict[str, Any]) -> None:
-        """Start the pod's processes, recording each as soon as it exists, so a stop at any
-        moment (SIGTERM mid-start) still stops every one of them. The token comes first: if it
-        cannot be minted, nothing starts and the next sync tries again."""
+        """Start the ModelDeployment's stand-in (its gateways come per pod, ``_start_replica``),
+        recording each process as soon as it exists, so a stop at any moment (SIGTERM
+        mid-start) still stops every one of them. The token comes first: if it cannot be
+        minted, nothing starts and the next sync tries again."""
         namespace, name = key.split("/")
         mounts = secret_mounts(deployment)
         volumes = {
@@ -338,46 +396,63 @@ class DataPlane:
             for directory, _mode in volumes.values():
                 shutil.rmtree(directory, ignore_errors=True)
             raise
-        env = local_env(
-            gateway_env(deployment, pod_name=f"local-{name}"),
-            {m.mount_path: volumes[m.secret][0] for m in mounts},
-        )
-        tls = bool(env.get("PAITIENT_TLS_CERT_FILE"))
-        standin_port, gateway_port = free_port(), free_port()
+        env = gateway_env(deployment, pod_name=name)
+        standin_port = free_port()
         logs = self.state_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         served = env.get("PAITIENT_SERVED_MODEL_NAME", name)
         kubeconfig = self._kubeconfig_path(namespace, name)
-        url = f"{'https' if tls else 'http'}://127.0.0.1:{gateway_port}"
         # The Service the operator renders is named like the Deployment.
-        pod = ModelPod(key, url, token, kubeconfig, f"{name}.{namespace}.svc", volumes)
-        self.pods[key] = pod
+        model = ModelPod(key, token, kubeconfig, f"{name}.{namespace}.svc", volumes)
+        model.standin_url = f"http://127.0.0.1:{standin_port}"
+        self.pods[key] = model
         standin_args = [sys.executable, "-m", "tests.standins.vllm_standin"]
         standin_args += ["--port", str(standin_port), "--served-model-name", served]
         if env.get("PAITIENT_MAX_MODEL_LEN"):  # the spec's context, as vLLM would get it
             standin_args += ["--max-model-len", env["PAITIENT_MAX_MODEL_LEN"]]
         log = logs / f"standin-{namespace}-{name}.log"
-        standin = self._spawn(standin_args, os.environ.copy(), log)
-        pod.processes.append(standin)
-        gw_env = {**os.environ, **env, "PAITIENT_UPSTREAM_URL": f"http://127.0.0.1:{standin_port}"}
+        model.processes.append(self._spawn(standin_args, os.environ.copy(), log))
+
+    def _start_replica(self, model: ModelPod, deployment: dict[str, Any], pod: str) -> None:
+        """The gateway of one running pod: its own name, port and ledger; the ModelDeployment's
+        account, volumes and stand-in."""
+        namespace, name = model.key.split("/")
+
+        def secret_value(secret: str, key: str) -> str:
+            found = self.kube.get("v1", "Secret", secret, namespace=namespace)
+            data = (found or {}).get("data") or {}
+            if key not in data:  # as a kubelet: the container does not start without it
+                raise RuntimeError(f"Secret {namespace}/{secret} has no {key} (yet)")
+            return base64.b64decode(data[key]).decode()
+
+        mounts = secret_mounts(deployment)
+        env = local_env(
+            gateway_env(deployment, pod_name=pod, secret_value=secret_value),
+            {m.mount_path: model.volumes[m.secret][0] for m in mounts},
+        )
+        tls = bool(env.get("PAITIENT_TLS_CERT_FILE"))
+        port = free_port()
+        url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+        gw_env = {**os.environ, **env, "PAITIENT_UPSTREAM_URL": model.standin_url}
         gw_env.pop("KUBECONFIG", None)  # nothing to fall back on but its own kubeconfig
-        gateway = self._spawn(
+        logs = self.state_dir / "logs"
+        process = self._spawn(
             [
-                sys.executable, "-m", "paitient_gateway", "--kubeconfig", str(kubeconfig),
-                "--host", "127.0.0.1", "--port", str(gateway_port),
-                "--ledger-dir", str(self.state_dir / "ledgers" / namespace / name),
+                sys.executable, "-m", "paitient_gateway", "--kubeconfig", str(model.kubeconfig),
+                "--host", "127.0.0.1", "--port", str(port),
+                "--ledger-dir", str(self.state_dir / "ledgers" / namespace / name / pod),
             ],
-            gw_env, logs / f"gateway-{namespace}-{name}.log",
+            gw_env, logs / f"gateway-{namespace}-{pod}.log",
         )  # fmt: skip
-        pod.processes.insert(0, gateway)
+        model.replicas[pod] = Replica(pod, url, process)
         probe = probe_context() if tls else None
-        wait_http_ok(f"{pod.url}/healthz/live", 30, context=probe)
+        wait_http_ok(f"{url}/healthz/live", 30, context=probe)
         # Its caches list in well under a second: give it that, so the same sync can report the
         # pod Ready; a gateway slower than this is reported Ready by a later sync.
-        wait_http_ok(f"{pod.url}/healthz/ready", 5, context=probe)
+        wait_http_ok(f"{url}/healthz/ready", 5, context=probe)
         print(
-            f"[dataplane] {key}: gateway {pod.url} as {token.user} (token until "
-            f"{token.expires_at:%Y-%m-%dT%H:%M:%SZ}) -> stand-in :{standin_port}",
+            f"[dataplane] {model.key}: {pod}'s gateway {url} as {model.token.user} (token "
+            f"until {model.token.expires_at:%Y-%m-%dT%H:%M:%SZ}) -> {model.standin_url}",
             file=sys.stderr,
             flush=True,
         )
@@ -387,10 +462,17 @@ class DataPlane:
             return subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
 
     def _write_routes(self) -> None:
-        table = {
-            key: {"url": pod.url, "serverName": pod.server_name}
-            for key, pod in sorted(self.pods.items())
-        }
+        table = {}
+        for key, model in sorted(self.pods.items()):
+            if not model.replicas:
+                continue
+            ready = [r.url for r in model.replicas.values() if r.ready]
+            urls = ready or [r.url for r in model.replicas.values()]  # a route exists first
+            table[key] = {
+                "url": urls[0],
+                "serverName": model.server_name,
+                "replicas": [{"url": u} for u in urls],
+            }
         tmp = self.routes.with_suffix(".tmp")
         tmp.write_text(json.dumps(table, indent=2))
         tmp.replace(self.routes)  # atomic: the front door never reads half a file
