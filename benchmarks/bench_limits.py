@@ -1,0 +1,195 @@
+"""Limits across replicas: how far a burst passes a tier's limit, with the shared store and with
+today's per-replica design, in the same run; and what the store's round trip adds per request.
+
+    python benchmarks/bench_limits.py [--smoke] [--requests 2000]
+
+Two gateway processes in front of one vLLM stand-in (keys file, no cluster), with and without a
+real redis-server (Debian's) on 127.0.0.1:
+  - overshoot of the period's usage limit (200 tokens) and of a tokens-per-minute limit (600)
+    under a burst of 24 concurrent clients spread over both gateways;
+  - latency through one gateway, sequential requests, with the store and without it, and the
+    round trip of the reserve and settle scripts themselves (redis-py's asyncio client).
+The last line is a JSON summary. ``--smoke`` runs it all in seconds (a test runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from paitient_common.store import limits  # noqa: E402
+from paitient_common.store.connection import Store  # noqa: E402
+from paitient_common.store.limits import Bucket  # noqa: E402
+from paitient_common.store.settings import parse_store_url  # noqa: E402
+from tests.standins.processes import Proc  # noqa: E402
+from tests.store.burst import period  # noqa: E402
+from tests.store.gateways import gateways, write_tenant  # noqa: E402
+from tests.store.limit_load import LimitLoad  # noqa: E402
+from tests.storeserver import RedisServer  # noqa: E402
+
+USAGE_LIMIT = 200
+TOKENS_PER_MINUTE = 600
+
+
+@contextmanager
+def two_gateways(
+    work: Path, store: RedisServer | None, tokens_per_minute: int, usage_limit: int | None
+) -> Iterator[tuple[list[Proc], dict[str, str]]]:
+    work.mkdir(parents=True, exist_ok=True)
+    keys = work / "keys.json"
+    caller = write_tenant(keys, tokens_per_minute=tokens_per_minute, usage_limit=usage_limit)
+    with gateways(work, keys, 2, store.env() if store else {}) as (_, procs):
+        yield procs, caller.headers()
+
+
+def burst(procs: list[Proc], headers: dict[str, str], attempts: int) -> tuple[LimitLoad, float]:
+    load = LimitLoad([f"{p.url}/v1/completions" for p in procs], headers, clients=24)
+    started = time.monotonic()
+    asyncio.run(load.run_for(attempts=attempts))
+    return load, time.monotonic() - started
+
+
+def overshoot(work: Path, store: RedisServer | None, attempts: int) -> dict[str, Any]:
+    """The usage limit's overshoot, then the tokens-per-minute limit's (over one bucket and
+    its refill while the burst ran)."""
+    with two_gateways(work / "usage", store, 10**6, USAGE_LIMIT) as (procs, headers):
+        usage, _ = burst(procs, headers, attempts)
+    with two_gateways(work / "rate", store, TOKENS_PER_MINUTE, None) as (procs, headers):
+        rate, elapsed = burst(procs, headers, attempts)
+    allowed = TOKENS_PER_MINUTE + TOKENS_PER_MINUTE / 60 * elapsed
+    return {
+        "usage_admitted_tokens": usage.tokens,
+        "usage_overshoot": max(0, usage.tokens - USAGE_LIMIT),
+        "rate_admitted_tokens": rate.tokens,
+        "rate_allowed_tokens": round(allowed),
+        "rate_overshoot": max(0, round(rate.tokens - allowed)),
+    }
+
+
+async def _sequential(url: str, headers: dict[str, str], requests: int) -> list[float]:
+    body = {"prompt": "a", "max_tokens": 1}
+    times = []
+    async with aiohttp.ClientSession() as session:
+        for _ in range(requests // 10):  # warm-up: connections, the store's scripts
+            async with session.post(url, json=body, headers=headers) as r:
+                await r.read()
+        for _ in range(requests):
+            started = time.perf_counter()
+            async with session.post(url, json=body, headers=headers) as r:
+                await r.read()
+                assert r.status == 200, r.status
+            times.append(time.perf_counter() - started)
+    return times
+
+
+def gateway_latency(work: Path, store: RedisServer | None, requests: int) -> list[float]:
+    with two_gateways(work, store, 10**9, None) as (procs, headers):
+        return asyncio.run(_sequential(f"{procs[0].url}/v1/completions", headers, requests))
+
+
+async def script_round_trips(server: RedisServer, requests: int) -> tuple[list[float], list[float]]:
+    """reserve.lua and settle.lua as the gateway calls them (tenant and deployment buckets)."""
+    store = Store(parse_store_url(server.url, server.password))
+    tenant = f"bench{uuid.uuid4().hex[:6]}"
+    p = period(tenant)
+    costs = [
+        (Bucket(f"t:{tenant}", "requests", 10**9), 1),
+        (Bucket(f"t:{tenant}", "tokens", 10**12), 10),
+        (Bucket("d:ns/model", "requests", 10**9), 1),
+        (Bucket("d:ns/model", "tokens", 10**12), 10),
+    ]
+    tokens = [c for c in costs if c[0].kind == "tokens"]
+    reserves, settles = [], []
+    try:
+        for n in range(requests + requests // 10):
+            rid = uuid.uuid4().hex
+            started = time.perf_counter()
+            await limits.reserve(store, p, rid, 10, 10**12, 0, costs)
+            reserved = time.perf_counter()
+            await limits.settle(store, p, rid, "c:bench", n, [(b, 2) for b, _ in tokens])
+            settled = time.perf_counter()
+            if n >= requests // 10:
+                reserves.append(reserved - started)
+                settles.append(settled - reserved)
+    finally:
+        await store.close()
+    return reserves, settles
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="seconds, not minutes")
+    parser.add_argument("--requests", type=int, default=2000, help="sequential, per variant")
+    args = parser.parse_args(argv)
+    requests = 100 if args.smoke else args.requests
+    attempts = 4 if args.smoke else 12
+    with tempfile.TemporaryDirectory(prefix="bench-limits-") as tmp:
+        work = Path(tmp)
+        server = RedisServer(work / "redis").start()
+        try:
+            print("[bench] overshoot under a burst: 2 gateways, 24 clients", flush=True)
+            ours = overshoot(work / "store", server, attempts)
+            theirs = overshoot(work / "per-replica", None, attempts)
+            for name, figures in (("shared store", ours), ("per replica", theirs)):
+                print(
+                    f"  {name:12}: usage limit {USAGE_LIMIT}: admitted "
+                    f"{figures['usage_admitted_tokens']}, overshoot {figures['usage_overshoot']}; "
+                    f"{TOKENS_PER_MINUTE}/min: admitted {figures['rate_admitted_tokens']} of "
+                    f"{figures['rate_allowed_tokens']} allowed, overshoot {figures['rate_overshoot']}"
+                )
+            print(
+                f"[bench] latency: {requests} sequential requests through one gateway", flush=True
+            )
+            with_store = gateway_latency(work / "lat-store", server, requests)
+            without = gateway_latency(work / "lat-none", None, requests)
+            reserves, settles = asyncio.run(script_round_trips(server, requests))
+        finally:
+            server.stop()
+    added = statistics.median(with_store) * 1000 - statistics.median(without) * 1000
+    trip = [r + s for r, s in zip(reserves, settles, strict=True)]
+    print(
+        f"  through the gateway: p50 {pct(with_store, 0.5):.2f} ms with the store, "
+        f"{pct(without, 0.5):.2f} ms without (added {added:.2f} ms); p99 "
+        f"{pct(with_store, 0.99):.2f} / {pct(without, 0.99):.2f} ms"
+    )
+    print(
+        f"  the scripts alone: reserve p50 {pct(reserves, 0.5):.3f} ms, settle p50 "
+        f"{pct(settles, 0.5):.3f} ms, both p50 {pct(trip, 0.5):.3f} ms, p99 {pct(trip, 0.99):.3f} ms"
+    )
+    summary = {
+        "smoke": args.smoke,
+        "store": ours,
+        "per_replica": theirs,
+        "gateway_p50_ms": {"store": round(pct(with_store, 0.5), 3), "none": round(pct(without, 0.5), 3)},
+        "gateway_p99_ms": {"store": round(pct(with_store, 0.99), 3), "none": round(pct(without, 0.99), 3)},
+        "added_p50_ms": round(added, 3),
+        "scripts_p50_ms": {"reserve": round(pct(reserves, 0.5), 3), "settle": round(pct(settles, 0.5), 3),
+                           "both": round(pct(trip, 0.5), 3)},
+        "scripts_p99_ms": round(pct(trip, 0.99), 3),
+    }  # fmt: skip
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
