@@ -36,25 +36,30 @@ from paitient_common.store import limits  # noqa: E402
 from paitient_common.store.connection import Store  # noqa: E402
 from paitient_common.store.limits import Bucket  # noqa: E402
 from paitient_common.store.settings import parse_store_url  # noqa: E402
-from tests.standins.processes import Proc  # noqa: E402
+from tests.standins.processes import Caller, Proc  # noqa: E402
 from tests.store.burst import period  # noqa: E402
-from tests.store.gateways import gateways, write_tenant  # noqa: E402
+from tests.store.gateways import gateways, write_tenants  # noqa: E402
 from tests.store.limit_load import LimitLoad  # noqa: E402
 from tests.storeserver import RedisServer  # noqa: E402
 
 USAGE_LIMIT = 200
 TOKENS_PER_MINUTE = 600
+Callers = dict[str, Caller]
 
 
 @contextmanager
-def two_gateways(
-    work: Path, store: RedisServer | None, tokens_per_minute: int, usage_limit: int | None
-) -> Iterator[tuple[list[Proc], dict[str, str]]]:
+def two_gateways(work: Path, store: RedisServer | None) -> Iterator[tuple[list[Proc], Callers]]:
+    """Two gateways (and a stand-in) for three tenants: ``usage`` (a usage limit of 200),
+    ``rate`` (600 tokens a minute) and ``free`` (nothing in the way)."""
     work.mkdir(parents=True, exist_ok=True)
     keys = work / "keys.json"
-    caller = write_tenant(keys, tokens_per_minute=tokens_per_minute, usage_limit=usage_limit)
+    callers = write_tenants(
+        keys,
+        {"usage": (10**6, USAGE_LIMIT), "rate": (TOKENS_PER_MINUTE, None), "free": (10**9, None)},
+        requests_per_minute=10**9,
+    )
     with gateways(work, keys, 2, store.env() if store else {}) as (_, procs):
-        yield procs, caller.headers()
+        yield procs, callers
 
 
 def burst(procs: list[Proc], headers: dict[str, str], attempts: int) -> tuple[LimitLoad, float]:
@@ -64,13 +69,11 @@ def burst(procs: list[Proc], headers: dict[str, str], attempts: int) -> tuple[Li
     return load, time.monotonic() - started
 
 
-def overshoot(work: Path, store: RedisServer | None, attempts: int) -> dict[str, Any]:
+def overshoot(procs: list[Proc], callers: Callers, attempts: int) -> dict[str, Any]:
     """The usage limit's overshoot, then the tokens-per-minute limit's (over one bucket and
     its refill while the burst ran)."""
-    with two_gateways(work / "usage", store, 10**6, USAGE_LIMIT) as (procs, headers):
-        usage, _ = burst(procs, headers, attempts)
-    with two_gateways(work / "rate", store, TOKENS_PER_MINUTE, None) as (procs, headers):
-        rate, elapsed = burst(procs, headers, attempts)
+    usage, _ = burst(procs, callers["usage"].headers(), attempts)
+    rate, elapsed = burst(procs, callers["rate"].headers(), attempts)
     allowed = TOKENS_PER_MINUTE + TOKENS_PER_MINUTE / 60 * elapsed
     return {
         "usage_admitted_tokens": usage.tokens,
@@ -97,9 +100,14 @@ async def _sequential(url: str, headers: dict[str, str], requests: int) -> list[
     return times
 
 
-def gateway_latency(work: Path, store: RedisServer | None, requests: int) -> list[float]:
-    with two_gateways(work, store, 10**9, None) as (procs, headers):
-        return asyncio.run(_sequential(f"{procs[0].url}/v1/completions", headers, requests))
+def measure(
+    work: Path, store: RedisServer | None, attempts: int, requests: int
+) -> tuple[dict[str, Any], list[float]]:
+    """Overshoot under the bursts, then sequential latency through one gateway."""
+    with two_gateways(work, store) as (procs, callers):
+        figures = overshoot(procs, callers, attempts)
+        url = f"{procs[0].url}/v1/completions"
+        return figures, asyncio.run(_sequential(url, callers["free"].headers(), requests))
 
 
 async def script_round_trips(server: RedisServer, requests: int) -> tuple[list[float], list[float]]:
@@ -147,9 +155,13 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         server = RedisServer(work / "redis").start()
         try:
-            print("[bench] overshoot under a burst: 2 gateways, 24 clients", flush=True)
-            ours = overshoot(work / "store", server, attempts)
-            theirs = overshoot(work / "per-replica", None, attempts)
+            print(
+                f"[bench] 2 gateways: a burst of 24 clients x {attempts}; then {requests} "
+                "sequential requests through one",
+                flush=True,
+            )
+            ours, with_store = measure(work / "store", server, attempts, requests)
+            theirs, without = measure(work / "per-replica", None, attempts, requests)
             for name, figures in (("shared store", ours), ("per replica", theirs)):
                 print(
                     f"  {name:12}: usage limit {USAGE_LIMIT}: admitted "
@@ -157,11 +169,6 @@ def main(argv: list[str] | None = None) -> int:
                     f"{TOKENS_PER_MINUTE}/min: admitted {figures['rate_admitted_tokens']} of "
                     f"{figures['rate_allowed_tokens']} allowed, overshoot {figures['rate_overshoot']}"
                 )
-            print(
-                f"[bench] latency: {requests} sequential requests through one gateway", flush=True
-            )
-            with_store = gateway_latency(work / "lat-store", server, requests)
-            without = gateway_latency(work / "lat-none", None, requests)
             reserves, settles = asyncio.run(script_round_trips(server, requests))
         finally:
             server.stop()

@@ -23,21 +23,37 @@ def write_tenant(
     requests_per_minute: int = 100_000,
     current_usage: int = 0,
 ) -> Caller:
-    tenant: dict[str, Any] = {"name": TENANT, "clientId": "shared-app", "tier": "burst",
-                              "namespace": NAMESPACE, "currentUsage": current_usage}  # fmt: skip
-    if usage_limit is not None:
-        tenant["usageLimit"] = usage_limit
-    callers = write_keys_file(path, [tenant])
-    data = json.loads(path.read_text())
-    data["tiers"] = {
-        "burst": {
+    """A keys file with the one tenant ``shared`` on a tier of these limits."""
+    return write_tenants(
+        path, {TENANT: (tokens_per_minute, usage_limit)}, requests_per_minute, current_usage
+    )[TENANT]
+
+
+def write_tenants(
+    path: Path,
+    limits: dict[str, tuple[int, int | None]],
+    requests_per_minute: int = 100_000,
+    current_usage: int = 0,
+) -> dict[str, Caller]:
+    """A keys file with a tenant per name, each on a tier of its own: (tokens per minute,
+    usage limit or None); all in ``tenant-acme``."""
+    tenants, tiers = [], {}
+    for name, (tokens_per_minute, usage_limit) in limits.items():
+        tenant: dict[str, Any] = {"name": name, "clientId": f"{name}-app", "tier": f"tier-{name}",
+                                  "namespace": NAMESPACE, "currentUsage": current_usage}  # fmt: skip
+        if usage_limit is not None:
+            tenant["usageLimit"] = usage_limit
+        tenants.append(tenant)
+        tiers[f"tier-{name}"] = {
             "tokenLimit": 10**9, "requestsPerMinute": requests_per_minute,
             "tokensPerMinute": tokens_per_minute, "maxDeployments": 1, "maxGpus": 0,
             "gpusAllowed": False,
-        }
-    }  # fmt: skip
+        }  # fmt: skip
+    callers = write_keys_file(path, tenants)
+    data = json.loads(path.read_text())
+    data["tiers"] = tiers
     path.write_text(json.dumps(data))
-    return callers[TENANT]
+    return callers
 
 
 @contextlib.contextmanager
