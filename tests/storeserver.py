@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from paitient_localcluster.processes import free_port
+from paitient_localcluster.host.processes import free_port
 from paitient_operator.certificates.x509 import issue, new_authority
 
 INSTALL_HINT = "redis-server is not installed: run `make setup` (scripts/install-test-packages.sh)"

@@ -24,7 +24,7 @@ import pytest
 from paitient_cli import admin
 from paitient_common.kubeapi import Kube
 from paitient_common.tiers import DEFAULT_TIERS
-from paitient_localcluster.processes import probe_context
+from paitient_localcluster.host.processes import probe_context
 from tests.integration.frontdoor_process import ApiProcess, call
 from tests.integration.gateway_tls import route_entry
 from tests.integration.operator_process import OperatorProcess

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from paitient_localcluster.processes import free_port
+from paitient_localcluster.host.processes import free_port
 from tests.standins.processes import ROOT, Proc, start_gateway, start_standin
 from tests.store.gateways import write_tenant
 from tests.storeserver import RedisServer
