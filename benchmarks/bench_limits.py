@@ -3,12 +3,13 @@ today's per-replica design, in the same run; and what the store's round trip add
 
     python benchmarks/bench_limits.py [--smoke] [--requests 2000]
 
-Two gateway processes in front of one vLLM stand-in (keys file, no cluster), with and without a
-real redis-server (Debian's) on 127.0.0.1:
+Two gateway processes in front of one vLLM stand-in (keys file, no cluster), with a real
+redis-server (Debian's) on 127.0.0.1, and two more without it, in the same run:
   - overshoot of the period's usage limit (200 tokens) and of a tokens-per-minute limit (600)
-    under a burst of 24 concurrent clients spread over both gateways;
-  - latency through one gateway, sequential requests, with the store and without it, and the
-    round trip of the reserve and settle scripts themselves (redis-py's asyncio client).
+    under a burst of 24 concurrent clients spread over both gateways of a pair;
+  - latency through one gateway of each pair, sequential requests alternating between them (so
+    both meet the same load), and the round trip of the reserve and settle scripts themselves
+    (redis-py's asyncio client) beside a PING's.
 The last line is a JSON summary. ``--smoke`` runs it all in seconds (a test runs it).
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -84,34 +86,56 @@ def overshoot(procs: list[Proc], callers: Callers, attempts: int) -> dict[str, A
     }
 
 
-async def _sequential(url: str, headers: dict[str, str], requests: int) -> list[float]:
+async def _alternating(
+    urls: tuple[str, str], headers: tuple[dict[str, str], dict[str, str]], requests: int
+) -> tuple[list[float], list[float]]:
+    """Sequential requests, one to each URL in turn, so that both meet the same load of the
+    (shared, busy) machine: their medians differ by what the path itself adds."""
     body = {"prompt": "a", "max_tokens": 1}
-    times = []
+    times: tuple[list[float], list[float]] = ([], [])
     async with aiohttp.ClientSession() as session:
-        for _ in range(requests // 10):  # warm-up: connections, the store's scripts
-            async with session.post(url, json=body, headers=headers) as r:
-                await r.read()
-        for _ in range(requests):
-            started = time.perf_counter()
-            async with session.post(url, json=body, headers=headers) as r:
-                await r.read()
-                assert r.status == 200, r.status
-            times.append(time.perf_counter() - started)
+        for n in range(requests + requests // 10):  # the first tenth warms up
+            for which in (0, 1):
+                started = time.perf_counter()
+                async with session.post(urls[which], json=body, headers=headers[which]) as r:
+                    await r.read()
+                    assert r.status == 200, r.status
+                if n >= requests // 10:
+                    times[which].append(time.perf_counter() - started)
     return times
 
 
+def cpu_seconds(proc: Proc) -> float:
+    """User and system CPU time a process has used (its own, from /proc)."""
+    fields = Path(f"/proc/{proc.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(
-    work: Path, store: RedisServer | None, attempts: int, requests: int
-) -> tuple[dict[str, Any], list[float]]:
-    """Overshoot under the bursts, then sequential latency through one gateway."""
-    with two_gateways(work, store) as (procs, callers):
-        figures = overshoot(procs, callers, attempts)
-        url = f"{procs[0].url}/v1/completions"
-        return figures, asyncio.run(_sequential(url, callers["free"].headers(), requests))
+    work: Path, store: RedisServer, attempts: int, requests: int
+) -> tuple[dict[str, Any], dict[str, Any], list[float], list[float], float]:
+    """Overshoot under the bursts with the store and without it, then latency through one
+    gateway of each, alternating; and the CPU the store's gateway spent more per request."""
+    with (
+        two_gateways(work / "store", store) as (ours, our_callers),
+        two_gateways(work / "per-replica", None) as (theirs, their_callers),
+    ):
+        with_store_figures = overshoot(ours, our_callers, attempts)
+        per_replica_figures = overshoot(theirs, their_callers, attempts)
+        urls = (f"{ours[0].url}/v1/completions", f"{theirs[0].url}/v1/completions")
+        headers = (our_callers["free"].headers(), their_callers["free"].headers())
+        before = cpu_seconds(ours[0]), cpu_seconds(theirs[0])
+        with_store, without = asyncio.run(_alternating(urls, headers, requests))
+        extra_cpu = (cpu_seconds(ours[0]) - before[0]) - (cpu_seconds(theirs[0]) - before[1])
+        total = requests + requests // 10
+        return with_store_figures, per_replica_figures, with_store, without, extra_cpu / total
 
 
-async def script_round_trips(server: RedisServer, requests: int) -> tuple[list[float], list[float]]:
-    """reserve.lua and settle.lua as the gateway calls them (tenant and deployment buckets)."""
+async def script_round_trips(
+    server: RedisServer, requests: int
+) -> tuple[list[float], list[float], list[float]]:
+    """reserve.lua and settle.lua as the gateway calls them (tenant and deployment buckets),
+    each next to a PING: the bare round trip of the same client on the same machine."""
     store = Store(parse_store_url(server.url, server.password))
     tenant = f"bench{uuid.uuid4().hex[:6]}"
     p = period(tenant)
@@ -122,7 +146,7 @@ async def script_round_trips(server: RedisServer, requests: int) -> tuple[list[f
         (Bucket("d:ns/model", "tokens", 10**12), 10),
     ]
     tokens = [c for c in costs if c[0].kind == "tokens"]
-    reserves, settles = [], []
+    reserves, settles, pings = [], [], []
     try:
         for n in range(requests + requests // 10):
             rid = uuid.uuid4().hex
@@ -131,12 +155,26 @@ async def script_round_trips(server: RedisServer, requests: int) -> tuple[list[f
             reserved = time.perf_counter()
             await limits.settle(store, p, rid, "c:bench", n, [(b, 2) for b, _ in tokens])
             settled = time.perf_counter()
+            await store.client.ping()
+            pinged = time.perf_counter()
             if n >= requests // 10:
                 reserves.append(reserved - started)
                 settles.append(settled - reserved)
+                pings.append(pinged - settled)
     finally:
         await store.close()
-    return reserves, settles
+    return reserves, settles, pings
+
+
+async def script_server_time(server: RedisServer) -> float:
+    """Microseconds the server spent per script call (INFO commandstats: EVALSHA), whatever
+    the machine's load: the store's own share of the added latency."""
+    store = Store(parse_store_url(server.url, server.password))
+    try:
+        stats = await store.client.info("commandstats")
+    finally:
+        await store.close()
+    return float(stats.get("cmdstat_evalsha", {}).get("usec_per_call", 0.0))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -160,8 +198,9 @@ def main(argv: list[str] | None = None) -> int:
                 "sequential requests through one",
                 flush=True,
             )
-            ours, with_store = measure(work / "store", server, attempts, requests)
-            theirs, without = measure(work / "per-replica", None, attempts, requests)
+            ours, theirs, with_store, without, gateway_cpu = measure(
+                work, server, attempts, requests
+            )
             for name, figures in (("shared store", ours), ("per replica", theirs)):
                 print(
                     f"  {name:12}: usage limit {USAGE_LIMIT}: admitted "
@@ -169,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{TOKENS_PER_MINUTE}/min: admitted {figures['rate_admitted_tokens']} of "
                     f"{figures['rate_allowed_tokens']} allowed, overshoot {figures['rate_overshoot']}"
                 )
-            reserves, settles = asyncio.run(script_round_trips(server, requests))
+            reserves, settles, pings = asyncio.run(script_round_trips(server, requests))
+            server_us = asyncio.run(script_server_time(server))
         finally:
             server.stop()
     added = statistics.median(with_store) * 1000 - statistics.median(without) * 1000
@@ -181,7 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"  the scripts alone: reserve p50 {pct(reserves, 0.5):.3f} ms, settle p50 "
-        f"{pct(settles, 0.5):.3f} ms, both p50 {pct(trip, 0.5):.3f} ms, p99 {pct(trip, 0.99):.3f} ms"
+        f"{pct(settles, 0.5):.3f} ms, both p50 {pct(trip, 0.5):.3f} ms, p99 {pct(trip, 0.99):.3f} "
+        f"ms; a PING p50 {pct(pings, 0.5):.3f} ms"
+    )
+    print(
+        f"  CPU per request, whatever the load: the gateway {gateway_cpu * 1000:.3f} ms more "
+        f"with the store; the store {server_us:.1f} us per script call (2 per request)"
     )
     summary = {
         "smoke": args.smoke,
@@ -193,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
         "scripts_p50_ms": {"reserve": round(pct(reserves, 0.5), 3), "settle": round(pct(settles, 0.5), 3),
                            "both": round(pct(trip, 0.5), 3)},
         "scripts_p99_ms": round(pct(trip, 0.99), 3),
+        "ping_p50_ms": round(pct(pings, 0.5), 3),
+        "gateway_extra_cpu_ms": round(gateway_cpu * 1000, 3),
+        "store_us_per_script": round(server_us, 1),
+        "load_average": round(os.getloadavg()[0], 1),
     }  # fmt: skip
     print(json.dumps(summary))
     return 0

@@ -32,6 +32,7 @@ from typing import Final
 
 from redis import exceptions as rexc
 
+from paitient_common.logs import log_unexpected
 from paitient_common.store import limits as shared
 from paitient_common.store.connection import UNREACHABLE, Store
 from paitient_common.store.health import StoreHealth
@@ -410,6 +411,8 @@ class SharedLimits:
                     last_push = now
             except FAILED as exc:
                 self.lost(exc)
+            except Exception as exc:  # a bug must not end the beat: log it, beat again
+                log_unexpected(log, exc, "the shared store's heartbeat")
             await asyncio.sleep(interval)
 
     async def leave(self) -> None:
