@@ -7,16 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
 
 from paitient_common.store.connection import Store
-from paitient_common.store.health import StoreHealth
+from paitient_common.store.health import StoreHealth, keep_probing
 from paitient_common.store.keys import period_keys
 from paitient_common.store.limits import Period, settle
 from paitient_common.store.negative import SharedNegativeCache
 from paitient_common.store.settings import parse_store_url
 from paitient_common.tiers import current_period, format_time
+from paitient_localcluster.host.processes import free_port
 from tests.storeserver import RedisServer
 from tests.unit.frontdoor.support import InMemoryCluster, Keys, call, front_door, make_keys
 
@@ -149,3 +155,41 @@ def test_a_name_one_replica_found_missing_is_known_missing_to_the_other(
                 await store.close()
 
     assert asyncio.run(scenario()) == [False, True, False, False, True, False]
+
+
+def test_a_front_door_is_not_ready_until_its_store_answers_and_never_shows_the_password(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    server = RedisServer(tmp_path / "redis")
+    server.port = free_port()  # nothing there yet
+
+    async def scenario() -> list[tuple[int, str]]:
+        wrong = parse_store_url(server.url, "not-" + server.password)
+        right = parse_store_url(server.url, server.password)
+        seen = []
+        for settings, start_it in ((right, True), (wrong, False), (right, False)):
+            store, health = Store(settings), StoreHealth(settings, "on the fallbacks")
+            probing = asyncio.ensure_future(keep_probing(store, health, interval=0.05))
+            try:
+                async with front_door(store=(store, health)) as (url, _):
+                    await asyncio.sleep(0.3)
+                    status, _, body = await call("GET", f"{url}/readyz")
+                    seen.append((status, json.dumps(body)))
+                    if start_it:
+                        server.start()
+            finally:
+                probing.cancel()
+                await store.close()
+        return seen
+
+    try:
+        (unreachable, refused, ready) = asyncio.run(scenario())
+    finally:
+        server.stop()
+    assert unreachable[0] == 503 and "has not answered yet" in unreachable[1]
+    assert "unreachable" in unreachable[1]
+    assert refused[0] == 503 and "refused the credentials" in refused[1]
+    assert ready == (200, json.dumps({"status": "ok", "store": "ok"}))
+    logged = caplog.text + "".join(s for _, s in (unreachable, refused, ready))
+    assert server.password not in logged
