@@ -79,15 +79,24 @@ def _start(args: list[str], port: int, logs: Path, name: str, env: dict[str, str
 
 def wait_http(url: str, timeout: float = 20.0, proc: Proc | None = None) -> None:
     """Wait for 200 from ``url``; an https URL is probed like the kubelet does, without
-    verifying the certificate (readiness, not trust, is the question)."""
+    verifying the certificate (readiness, not trust, is the question). A ``proc`` that never
+    answers is stopped before the error is raised: its caller never gets it to stop."""
 
     def alive() -> None:
         if proc is not None and proc.popen.poll() is not None:
             raise RuntimeError(f"process exited: {proc.output()[-2000:]}")
 
     context = probe_context() if url.startswith("https:") else None
-    if not wait_http_ok(url, timeout, alive, context):
-        raise TimeoutError(f"{url} did not answer 200 within {timeout}s")
+    try:
+        if wait_http_ok(url, timeout, alive, context):
+            return
+    except BaseException:
+        if proc is not None:
+            proc.stop()
+        raise
+    if proc is not None:
+        proc.stop()
+    raise TimeoutError(f"{url} did not answer 200 within {timeout}s")
 
 
 def start_standin(logs: Path, model: str = "standin-model") -> Proc:
