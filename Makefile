@@ -69,7 +69,7 @@ cluster-clean-cache: ## delete the cached cluster binaries (the next `make clust
 operator: setup ## run the operator against the current kubeconfig (local cluster if KUBECONFIG is unset)
 	@if [ -z "$$KUBECONFIG" ]; then export KUBECONFIG=$(CURDIR)/.local/cluster/operator.kubeconfig; \
 	 $(VENV)/bin/paitient-localcluster up >/dev/null; \
-	 $(PY) -m paitient_operator.resources.install; fi; \
+	 $(PY) -m paitient_common.resources.install; fi; \
 	 $(VENV)/bin/paitient-operator
 
 image-tools: ## the Debian tools the images need (mmdebstrap, podman, runc, skopeo, zstd, gcc)

@@ -43,8 +43,8 @@ import paitient_secure_model as sdk  # noqa: E402
 
 from paitient_cli import admin  # noqa: E402
 from paitient_common.kubeapi import Kube  # noqa: E402
+from paitient_common.resources.install import install_crds  # noqa: E402
 from paitient_localcluster.cluster import LocalCluster  # noqa: E402
-from paitient_operator.resources.install import install_crds  # noqa: E402
 from tests.integration.frontdoor_process import ApiProcess  # noqa: E402
 from tests.integration.operator_process import OperatorProcess  # noqa: E402
 from tests.integration.stack_helpers import make_tenant  # noqa: E402

@@ -28,11 +28,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from paitient_common.kubeapi import Kube  # noqa: E402
+from paitient_common.resources.install import install_crds  # noqa: E402
 from paitient_localcluster.cluster import LocalCluster  # noqa: E402
 from paitient_localcluster.controlplane import audit  # noqa: E402
 from paitient_localcluster.controlplane.ports import Ports, spare_ports  # noqa: E402
 from paitient_localcluster.simulated.nodes import build_node  # noqa: E402
-from paitient_operator.resources.install import install_crds  # noqa: E402
 
 NAMESPACE = "bench"
 METRICS_PORT = 46499

@@ -10,8 +10,8 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
-from paitient_operator.resources import modeldeployment as md
-from paitient_operator.resources.common import QUANTITY_PATTERN
+from paitient_common.resources import modeldeployment as md
+from paitient_common.resources.shared import QUANTITY_PATTERN
 
 # The ModelDeployment's own rules, so the API refuses what the CRD would.
 NAME_PATTERN = md.NAME_PATTERN

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from paitient_common.kubeapi import Kube, Obj
-from paitient_operator.resources import tenant as tenant_res
+from paitient_common.resources import tenant as tenant_res
 
 
 class ClusterView(Protocol):

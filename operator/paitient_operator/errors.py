@@ -7,11 +7,14 @@
         └── TierLimitExceeded          the tenant's tier does not allow it
 
 Each carries the condition ``reason`` a handler writes into status, so the mapping from
-exception to condition lives here once instead of in every handler.
+exception to condition lives here once instead of in every handler. An object that does not
+parse as its kind (``InvalidResource``, raised by the shared resource models) becomes an
+``InvalidSpec`` through ``as_refusal``.
 """
 
 from __future__ import annotations
 
+from paitient_common.resources.shared import InvalidResource
 from paitient_operator import conditions
 
 
@@ -49,3 +52,9 @@ class TierLimitExceeded(InvalidSpec):
     deployments than the tier allows."""
 
     reason = conditions.REASON_TIER_LIMIT_EXCEEDED
+
+
+def as_refusal(error: InvalidResource | OperatorError) -> OperatorError:
+    """The refusal a handler reports: an object that is not a valid instance of its kind is an
+    ``InvalidSpec`` with the parser's message."""
+    return error if isinstance(error, OperatorError) else InvalidSpec(str(error))

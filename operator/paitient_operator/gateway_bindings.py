@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from paitient_common.kubeapi import Kube, Obj
+from paitient_common.resources.modeldeployment import API_VERSION, KIND
 from paitient_operator.builders.gateway_rbac import (
     GATEWAY_BINDING_LABEL,
     MD_UID_LABEL,
@@ -18,7 +19,6 @@ from paitient_operator.builders.gateway_rbac import (
     cross_namespace_binding_name,
     gateway_bindings_to_delete,
 )
-from paitient_operator.resources.modeldeployment import API_VERSION, KIND
 
 log = logging.getLogger(__name__)
 KINDS = ("RoleBinding", "ClusterRoleBinding")

@@ -18,6 +18,10 @@ from typing import Any, cast
 import kopf
 
 from paitient_common.kubeapi import Kube, Obj
+from paitient_common.resources import tenant as tn
+from paitient_common.resources import usagereport as ur
+from paitient_common.resources.modeldeployment import GROUP, KIND, PLURAL, VERSION
+from paitient_common.resources.shared import plain
 from paitient_operator.bootstrap import ensure_system_objects
 from paitient_operator.builders.gateway_rbac import GATEWAY_BINDING_LABEL, MD_NAMESPACE_LABEL
 from paitient_operator.builders.metadata import MANAGED_BY, MD_LABEL
@@ -33,10 +37,6 @@ from paitient_operator.config import TLSConfig, load_config
 from paitient_operator.diffbase import InMemoryDiffBaseStorage
 from paitient_operator.gateway_bindings import sweep_gateway_bindings
 from paitient_operator.reconciler import Reconciler
-from paitient_operator.resources import tenant as tn
-from paitient_operator.resources import usagereport as ur
-from paitient_operator.resources.common import plain
-from paitient_operator.resources.modeldeployment import GROUP, KIND, PLURAL, VERSION
 from paitient_operator.tenant_reconciler import TenantReconciler
 from paitient_operator.usage import tenants_in
 

@@ -16,6 +16,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from paitient_common.kubeapi import Kube, KubeError, Obj
+from paitient_common.resources.modeldeployment import (
+    API_VERSION,
+    KIND,
+    ModelDeployment,
+    parse_model_deployment,
+)
+from paitient_common.resources.shared import InvalidResource
 from paitient_operator import builders, metrics
 from paitient_operator.builders.gateway_rbac import cross_namespace_binding_name
 from paitient_operator.builders.metadata import selector_string
@@ -24,14 +31,8 @@ from paitient_operator.certificates.renewals import RenewalSchedule
 from paitient_operator.children import adopt, sync_child
 from paitient_operator.cluster_view import ApiView, ClusterView
 from paitient_operator.config import OperatorConfig
-from paitient_operator.errors import InvalidSpec, OperatorError, TierLimitExceeded
+from paitient_operator.errors import InvalidSpec, OperatorError, TierLimitExceeded, as_refusal
 from paitient_operator.gateway_bindings import delete_gateway_bindings
-from paitient_operator.resources.modeldeployment import (
-    API_VERSION,
-    KIND,
-    ModelDeployment,
-    parse_model_deployment,
-)
 from paitient_operator.status import observed_status, refused_status, status_changes
 from paitient_operator.storage_policy import resolve_storage_class
 from paitient_operator.tier_rules import check_tier
@@ -128,7 +129,8 @@ class Reconciler:
             try:
                 md = parse_model_deployment(body)
                 children = self._render(md, body, view)
-            except OperatorError as refusal:
+            except (InvalidResource, OperatorError) as error:
+                refusal = as_refusal(error)
                 new = refused_status(refusal, meta.get("generation"), previous, _now())
                 self._write_status(body, previous, new, refusal)
                 return new

@@ -11,13 +11,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from paitient_common.resources.modeldeployment import ModelDeployment
 from paitient_operator import conditions as c
 from paitient_operator.builders.metadata import selector_string
 from paitient_operator.builders.service import endpoint_url
 from paitient_operator.certificates.serving import ServingCertificate
 from paitient_operator.config import OperatorConfig
 from paitient_operator.errors import OperatorError, StorageNotEncrypted
-from paitient_operator.resources.modeldeployment import ModelDeployment
 
 Obj = dict[str, Any]
 

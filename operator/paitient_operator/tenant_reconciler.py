@@ -13,16 +13,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from paitient_common.kubeapi import Kube, KubeError, Obj
+from paitient_common.resources import modeldeployment as md_res
+from paitient_common.resources import usagereport as ur_res
+from paitient_common.resources.shared import InvalidResource
+from paitient_common.resources.tenant import API_VERSION, KIND, Tenant, parse_tenant
 from paitient_common.tiers import Tier, format_time, period_bounds
 from paitient_operator import conditions as c
 from paitient_operator import metrics
 from paitient_operator.builders import tenant as build
 from paitient_operator.children import adopt, sync_child
 from paitient_operator.config import OperatorConfig
-from paitient_operator.errors import InvalidSpec, OperatorError
-from paitient_operator.resources import modeldeployment as md_res
-from paitient_operator.resources import usagereport as ur_res
-from paitient_operator.resources.tenant import API_VERSION, KIND, Tenant, parse_tenant
+from paitient_operator.errors import InvalidSpec, OperatorError, as_refusal
 from paitient_operator.status import status_changes
 from paitient_operator.usage import Totals, usage_by_period
 
@@ -57,8 +58,8 @@ class TenantReconciler:
                 tenant = parse_tenant(body)
                 tier = self._tier(tenant)
                 self._check_unique_client_id(tenant)
-            except OperatorError as refusal:
-                new = _refused(refusal, meta.get("generation"), previous, self.clock())
+            except (InvalidResource, OperatorError) as error:
+                new = _refused(as_refusal(error), meta.get("generation"), previous, self.clock())
                 self._write_status(body, previous, new)
                 metrics.RECONCILES.labels(KIND, "refused").inc()
                 return new

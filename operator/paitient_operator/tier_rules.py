@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from paitient_common.resources.modeldeployment import ModelDeployment
 from paitient_common.tiers import Tier
 from paitient_operator.errors import TierLimitExceeded
-from paitient_operator.resources.modeldeployment import ModelDeployment
 
 
 def _gpus(body: Mapping[str, Any]) -> int:

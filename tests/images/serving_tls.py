@@ -17,13 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from paitient_common.resources.modeldeployment import ModelDeployment
 from paitient_common.tls import client_context
 from paitient_localcluster.simulated.volumes import secret_files, write_atomically
 from paitient_operator.builders.deployment import VOLUME_SERVING_TLS
 from paitient_operator.builders.metadata import service_names
 from paitient_operator.certificates import authority, serving, x509
 from paitient_operator.config import OperatorConfig
-from paitient_operator.resources.modeldeployment import ModelDeployment
 from tests.integration.gateway_tls import Gateway
 
 

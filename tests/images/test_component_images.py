@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from paitient_common.kubeapi import Kube
+from paitient_common.resources.install import install_crds
 from paitient_localcluster.host.processes import free_port
 from paitient_operator.builders.deployment import build_deployment
 from paitient_operator.config import OperatorConfig
-from paitient_operator.resources.install import install_crds
 from tests.images.conftest import LOOPBACK, inline_kubeconfig, owned_by_nonroot, wait_answers
 from tests.images.podman import Container, pod_flags
 from tests.images.serving_tls import serving_volume

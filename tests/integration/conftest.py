@@ -12,7 +12,7 @@ from kubernetes import client, config
 
 from paitient_cli import admin
 from paitient_common.kubeapi import Kube
-from paitient_operator.resources.install import install_crds
+from paitient_common.resources.install import install_crds
 from tests.integration.frontdoor_process import ApiProcess
 from tests.integration.operator_process import OperatorProcess
 from tests.integration.stack_helpers import make_tenant, start_data_plane

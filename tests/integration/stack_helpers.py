@@ -12,8 +12,8 @@ from pathlib import Path
 
 from paitient_cli import admin
 from paitient_common.kubeapi import Kube
+from paitient_common.resources.install import install_crds
 from paitient_localcluster.cluster import LocalCluster
-from paitient_operator.resources.install import install_crds
 from tests.integration.operator_process import OperatorProcess
 from tests.integration.waiting import wait_for
 

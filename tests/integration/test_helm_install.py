@@ -22,6 +22,7 @@ import pytest
 
 from paitient_cli import admin
 from paitient_common.kubeapi import Kube
+from paitient_common.resources.install import install_crds
 from paitient_common.secrets import (
     CA_BUNDLE_CONFIGMAP,
     CA_SECRET,
@@ -36,7 +37,6 @@ from paitient_localcluster.host.processes import Managed, free_port, wait_http_o
 from paitient_localcluster.simulated.sa_kubeconfig import service_account_user
 from paitient_localcluster.stack.chart import CHART, local_values
 from paitient_localcluster.stack.lifecycle import FRONT_DOOR_RELAY
-from paitient_operator.resources.install import install_crds
 from tests.integration.node_pods import exec_python
 from tests.integration.operator_process import OperatorProcess
 from tests.integration.stack_helpers import tenant_ready

@@ -37,13 +37,13 @@ from cryptography import x509 as cx509
 
 from paitient_cli import admin
 from paitient_common.kubeapi import Kube, KubeError
+from paitient_common.resources.install import CRD, install_crds
 from paitient_common.secrets import CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY, CA_SECRET
 from paitient_common.tls import client_context
 from paitient_localcluster.upstream.certmanager import fetch_crds
 from paitient_operator.certificates import x509
 from paitient_operator.certificates.authority import AuthorityStore
 from paitient_operator.config import TLSConfig
-from paitient_operator.resources.install import CRD, install_crds
 from tests.integration.frontdoor_process import ApiProcess, call
 from tests.integration.gateway_tls import SYSTEM, Gateway, ca_bundle, gateway, route_entry
 from tests.integration.operator_process import OperatorProcess

@@ -243,7 +243,7 @@ def test_crds_in_the_chart_are_the_generated_ones() -> None:
     assert shipped == generated
     for name in generated:
         assert (CHART / "crds" / name).read_bytes() == (REPO / "crds" / name).read_bytes(), (
-            f"charts/paitient/crds/{name} differs from crds/{name}: python -m paitient_operator.resources.crd"
+            f"charts/paitient/crds/{name} differs from crds/{name}: python -m paitient_common.resources.crd"
         )
 
 

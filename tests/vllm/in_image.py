@@ -16,9 +16,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from paitient_common.resources.modeldeployment import ModelDeployment
 from paitient_operator.builders.deployment import build_deployment
 from paitient_operator.config import OperatorConfig
-from paitient_operator.resources.modeldeployment import ModelDeployment
 from tests.images.podman import Podman, pod_flags
 
 

@@ -11,9 +11,9 @@ from typing import get_args
 
 import pytest
 
+from paitient_common.resources.modeldeployment import Dtype, Quantization
 from paitient_operator.builders.vllm_args import build_vllm_args
 from paitient_operator.config import OperatorConfig
-from paitient_operator.resources.modeldeployment import Dtype, Quantization
 from tests.unit.operator.factories import MDFactory, make_md
 from tests.unit.operator.test_vllm_flags import ACCEPTED_EXTRA_ARGS, REFUSED_BY_VLLM_TOO
 from tests.vllm.conftest import VllmSource

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from paitient_common.resources.modeldeployment import ModelDeployment
 from paitient_localcluster.host.processes import free_port
 from paitient_operator.builders.deployment import POD_TMP, vllm_env
 from paitient_operator.builders.vllm_args import build_vllm_args
 from paitient_operator.config import OperatorConfig
-from paitient_operator.resources.modeldeployment import ModelDeployment
 from tests.integration.waiting import wait_for
 from tests.standins.processes import (
     PYTHON,

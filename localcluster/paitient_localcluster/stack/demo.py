@@ -14,7 +14,7 @@ from typing import Any
 
 from paitient_cli import admin
 from paitient_common.kubeapi import Kube
-from paitient_operator.builders.metadata import MD_LABEL
+from paitient_common.resources.modeldeployment import MD_LABEL
 
 from .tiny_model import MODEL_URI, fill_model_claim
 

@@ -47,7 +47,7 @@ def up() -> tuple[str, Path, Path]:
     cluster = LocalCluster(log=_log)
     kubeconfig = cluster.up()
     kube = Kube.from_kubeconfig(str(kubeconfig))
-    from paitient_operator.resources.install import install_crds  # noqa: PLC0415 - heavy, only here
+    from paitient_common.resources.install import install_crds  # noqa: PLC0415 - heavy, only here
 
     install_crds(kube)
     tls = front_door_certificate(cluster.run_dir / "frontdoor-tls")

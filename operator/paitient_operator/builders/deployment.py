@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
+from paitient_common.resources.modeldeployment import ModelDeployment
 from paitient_operator.builders.metadata import (
     Manifest,
     common_labels,
@@ -30,7 +31,6 @@ from paitient_operator.builders.store import store_env, store_mounts, store_volu
 from paitient_operator.builders.vllm_args import VLLM_HOST, build_vllm_args
 from paitient_operator.builders.vllm_cpu import cpu_env
 from paitient_operator.config import OperatorConfig
-from paitient_operator.resources.modeldeployment import ModelDeployment
 
 VLLM_CONTAINER: Final = "vllm"
 GATEWAY_CONTAINER: Final = "gateway"

@@ -23,10 +23,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from paitient_common.resources.modeldeployment import ModelDeployment
+from paitient_common.resources.shared import GROUP
 from paitient_common.secrets import TIERS_CONFIGMAP
 from paitient_operator.builders.metadata import MANAGED_BY, MD_LABEL, Manifest, object_meta
-from paitient_operator.resources.common import GROUP
-from paitient_operator.resources.modeldeployment import ModelDeployment
 
 RBAC_API: Final = "rbac.authorization.k8s.io/v1"
 NAMESPACE_ROLE: Final = "paitient-gateway"  # ClusterRole, bound per namespace

@@ -11,13 +11,13 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from paitient_operator.resources.modeldeployment import ModelDeployment
+from paitient_common.resources.modeldeployment import MD_LABEL as MD_LABEL
+from paitient_common.resources.modeldeployment import ModelDeployment
 
 Manifest = dict[str, Any]
 
 APP_NAME: Final = "paitient-model"
 MANAGED_BY: Final = "paitient-operator"
-MD_LABEL: Final = "paitient.ai/modeldeployment"
 SPEC_HASH_ANNOTATION: Final = "paitient.ai/spec-hash"
 
 

@@ -12,10 +12,10 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from paitient_common.resources.modeldeployment import ModelDeployment
 from paitient_operator.builders.metadata import Manifest, object_meta, selector_labels
 from paitient_operator.builders.store import store_egress
 from paitient_operator.config import OperatorConfig
-from paitient_operator.resources.modeldeployment import ModelDeployment
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every namespace
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from paitient_common.resources.modeldeployment import ModelDeployment
 from paitient_operator.builders.metadata import Manifest, object_meta
 from paitient_operator.config import OperatorConfig
-from paitient_operator.resources.modeldeployment import ModelDeployment
 
 
 def build_pvc(md: ModelDeployment, config: OperatorConfig, storage_class: str) -> Manifest:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from paitient_common.resources.modeldeployment import ModelDeployment
 from paitient_operator.builders.deployment import GATEWAY_PORT_NAME
 from paitient_operator.builders.metadata import Manifest, object_meta, selector_labels
 from paitient_operator.config import OperatorConfig
-from paitient_operator.resources.modeldeployment import ModelDeployment
 
 
 def build_service(md: ModelDeployment, config: OperatorConfig) -> Manifest:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from paitient_common.resources.modeldeployment import ModelDeployment
 from paitient_operator.builders.metadata import Manifest, object_meta
-from paitient_operator.resources.modeldeployment import ModelDeployment
 
 
 def build_service_account(md: ModelDeployment) -> Manifest:

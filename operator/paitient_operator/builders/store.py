@@ -14,9 +14,9 @@ import base64
 import ipaddress
 from typing import Any, Final
 
+from paitient_common.resources.modeldeployment import ModelDeployment
 from paitient_operator.builders.metadata import Manifest, common_labels
 from paitient_operator.config import StoreConfig
-from paitient_operator.resources.modeldeployment import ModelDeployment
 
 PASSWORD_KEY: Final = "password"  # noqa: S105 - a key's name
 CA_KEY: Final = "ca.crt"

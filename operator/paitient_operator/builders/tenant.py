@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from paitient_common.resources.tenant import Tenant
 from paitient_common.secrets import KEYS_LABEL, keys_secret_name
 from paitient_common.tiers import Tier
-from paitient_operator.resources.tenant import Tenant
 
 Manifest = dict[str, Any]
 

@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from typing import Final
 
+from paitient_common.resources.modeldeployment import ModelDeployment
 from paitient_operator.builders.vllm_flags import (
     VllmFlags,
     is_value,
@@ -20,7 +21,6 @@ from paitient_operator.builders.vllm_flags import (
 )
 from paitient_operator.config import OperatorConfig
 from paitient_operator.errors import ForbiddenRuntimeArgument
-from paitient_operator.resources.modeldeployment import ModelDeployment
 
 VLLM_HOST: Final = "127.0.0.1"
 

@@ -30,9 +30,9 @@ import math
 from decimal import Decimal
 from typing import Final
 
+from paitient_common.resources.modeldeployment import ModelDeployment
 from paitient_operator.errors import InvalidSpec
 from paitient_operator.quantity import GIB, parse_quantity
-from paitient_operator.resources.modeldeployment import ModelDeployment
 
 RUNTIME_RESERVE_GIB: Final = 4
 KV_CACHE_SHARE: Final = Decimal(1) / 3

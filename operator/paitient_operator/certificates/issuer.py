@@ -12,12 +12,12 @@ from typing import Literal
 from cryptography.x509 import Certificate
 
 from paitient_common.kubeapi import Kube, Obj
+from paitient_common.resources.modeldeployment import ModelDeployment
 from paitient_operator.builders.metadata import service_names, serving_secret_name
 from paitient_operator.certificates import serving, x509
 from paitient_operator.certificates.authority import AuthorityStore, publish_bundle
 from paitient_operator.children import adopt
 from paitient_operator.config import OperatorConfig
-from paitient_operator.resources.modeldeployment import ModelDeployment
 
 log = logging.getLogger(__name__)
 

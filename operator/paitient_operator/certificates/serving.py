@@ -25,10 +25,10 @@ from typing import Any, Final
 from cryptography import x509 as cx509
 
 from paitient_common.kubeapi import Obj
+from paitient_common.resources.modeldeployment import ModelDeployment
 from paitient_operator.builders.metadata import common_labels, service_names, serving_secret_name
 from paitient_operator.certificates import x509
 from paitient_operator.config import TLSConfig
-from paitient_operator.resources.modeldeployment import ModelDeployment
 
 CERTIFICATE_LABEL: Final = "paitient.ai/certificate"
 NOT_AFTER_ANNOTATION: Final = "paitient.ai/not-after"

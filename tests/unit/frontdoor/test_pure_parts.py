@@ -19,7 +19,7 @@ from paitient_api.schemas import (
     Generate,
     UpdateDeployment,
 )
-from paitient_operator.resources.modeldeployment import parse_model_deployment
+from paitient_common.resources.modeldeployment import parse_model_deployment
 
 
 def test_a_create_request_becomes_a_model_deployment_in_the_callers_namespace() -> None:

@@ -9,6 +9,12 @@ from pathlib import Path
 
 from paitient_common.apikeys import generate_api_key, new_record, records_to_secret_data
 from paitient_common.errors import ConflictError, error_body
+from paitient_common.keycache.directory import (
+    Directory,
+    FileKeySource,
+    snapshot_from_objects,
+)
+from paitient_common.resources.usagereport import parse_usage_report
 from paitient_gateway.errors import (
     LimitExceeded,
     PayloadTooLargeError,
@@ -17,14 +23,8 @@ from paitient_gateway.errors import (
     upstream_failed,
     upstream_timeout,
 )
-from paitient_gateway.keysource import (
-    Directory,
-    FileKeySource,
-    snapshot_from_objects,
-)
 from paitient_gateway.ledger import UsageCounters, UsageRecord
 from paitient_gateway.report import build_usage_report
-from paitient_operator.resources.usagereport import parse_usage_report
 
 PEPPER = b"p" * 32
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from paitient_operator.resources.modeldeployment import ModelDeployment
+from paitient_common.resources.modeldeployment import ModelDeployment
 
 DEFAULT_NAMESPACE = "tenant-demo"
 DEFAULT_MODEL = "ZimaBlueAI/HuatuoGPT-o1-8B"

@@ -1,6 +1,6 @@
 """A ModelDeployment's status from what the cluster shows (``paitient_operator.status``, pure):
-the phase and Ready reason for each state of the rollout, unschedulable pods, refusals, and no
-change (so no write) when nothing changed."""
+the phase and Ready reason for each state of the rollout, unschedulable pods, refusals (an object
+that does not parse among them), and no change (so no write) when nothing changed."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
+from paitient_common.resources.modeldeployment import parse_model_deployment
+from paitient_common.resources.shared import InvalidResource
 from paitient_operator import conditions as c
 from paitient_operator.config import OperatorConfig
-from paitient_operator.errors import InvalidSpec, StorageNotEncrypted, TierLimitExceeded
+from paitient_operator.errors import InvalidSpec, StorageNotEncrypted, TierLimitExceeded, as_refusal
 from paitient_operator.status import (
     observed_status,
     refused_status,
@@ -153,6 +155,21 @@ def test_a_refusal_is_failed_with_its_reason_on_the_step_that_refused(
     assert refused is not None and refused["status"] == "False"
     assert refused["reason"] == error.reason  # type: ignore[attr-defined]
     assert ready(status)["reason"] == error.reason  # type: ignore[attr-defined]
+
+
+def test_an_object_that_does_not_parse_is_refused_as_an_invalid_spec() -> None:
+    broken = make_md("a").manifest()
+    broken["spec"]["replicas"] = -3
+    with pytest.raises(InvalidResource) as parsed:
+        parse_model_deployment(broken)
+    refusal = as_refusal(parsed.value)
+    assert isinstance(refusal, InvalidSpec) and "spec.replicas" in refusal.message
+    status = refused_status(refusal, 2, None, T0)
+    spec_valid = c.get_condition(status["conditions"], c.TYPE_SPEC_VALID)
+    assert spec_valid is not None and spec_valid["reason"] == "InvalidSpec"
+    assert status["message"] == str(parsed.value)
+    tier = TierLimitExceeded("tier 'free' does not allow GPUs")
+    assert as_refusal(tier) is tier  # the operator's own refusals keep their reason
 
 
 def test_a_refusal_fixed_by_the_user_turns_the_condition_back(config: OperatorConfig) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from paitient_common.resources.modeldeployment import parse_model_deployment
+from paitient_common.resources.shared import InvalidResource
 from paitient_operator.builders.deployment import build_deployment
 from paitient_operator.builders.vllm_cpu import cpu_env, cpu_kv_cache_gib, cpu_threads
 from paitient_operator.config import OperatorConfig
 from paitient_operator.errors import InvalidSpec
 from paitient_operator.quantity import parse_quantity
-from paitient_operator.resources.modeldeployment import parse_model_deployment
 from tests.unit.operator.factories import make_md
 from tests.unit.operator.test_deployment import container, env_of
 
@@ -75,7 +76,7 @@ def test_the_kv_cache_override_is_for_cpu_deployments_only() -> None:
         "metadata": {"name": "a", "namespace": "t"},
         "spec": {"model": {"name": "org/m"}, "runtime": {"cpuKvCacheSpace": "2Gi"}},
     }
-    with pytest.raises(InvalidSpec, match="only be set when useGpu is false"):
+    with pytest.raises(InvalidResource, match="only be set when useGpu is false"):
         parse_model_deployment(body)
 
 

@@ -8,10 +8,10 @@ from typing import get_args
 
 import pytest
 
+from paitient_common.resources.modeldeployment import Dtype, Quantization
 from paitient_operator.builders.vllm_args import check_extra_args
 from paitient_operator.builders.vllm_flags import pinned_flags, read_token
 from paitient_operator.errors import ForbiddenRuntimeArgument, InvalidSpec
-from paitient_operator.resources.modeldeployment import Dtype, Quantization
 
 # tests/vllm parses these with the pinned vLLM's own parser: what the operator lets through,
 # vLLM takes.

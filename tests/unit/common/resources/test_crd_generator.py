@@ -7,9 +7,9 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, Field
 
-from paitient_operator.resources._base import WireModel, cel, cel_rules
-from paitient_operator.resources._openapi import UnsupportedSchema, to_structural
-from paitient_operator.resources.crd import build_crd, printer_column
+from paitient_common.resources._base import WireModel, cel, cel_rules
+from paitient_common.resources._openapi import UnsupportedSchema, to_structural
+from paitient_common.resources.crd import build_crd, printer_column
 
 
 class _Limits(WireModel):

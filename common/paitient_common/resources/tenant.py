@@ -12,19 +12,19 @@ from typing import Any, Final
 from pydantic import Field, ValidationError
 
 from paitient_common.apikeys import CLIENT_ID_PATTERN
-from paitient_operator.errors import InvalidSpec
-from paitient_operator.resources._base import OpenModel, WireModel
+from paitient_common.resources._base import OpenModel, WireModel
 
 # Re-exported: callers read the group and version from each kind's module.
-from paitient_operator.resources.common import API_VERSION as API_VERSION
-from paitient_operator.resources.common import GROUP as GROUP
-from paitient_operator.resources.common import (
+from paitient_common.resources.shared import API_VERSION as API_VERSION
+from paitient_common.resources.shared import GROUP as GROUP
+from paitient_common.resources.shared import (
     LABEL_NAME_PATTERN,
     Condition,
+    InvalidResource,
     ObjectMeta,
     plain,
 )
-from paitient_operator.resources.common import VERSION as VERSION
+from paitient_common.resources.shared import VERSION as VERSION
 
 KIND: Final = "Tenant"
 PLURAL: Final = "tenants"
@@ -132,11 +132,11 @@ class Tenant(WireModel):
 
 
 def parse_tenant(body: Mapping[str, Any]) -> Tenant:
-    """A Tenant from an API object; ``InvalidSpec`` with pydantic's words if it is not one."""
+    """A Tenant from an API object; ``InvalidResource`` with pydantic's words if it is not one."""
     try:
         return Tenant.model_validate(plain(body))
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
-        raise InvalidSpec(f"invalid Tenant: {problems}") from exc
+        raise InvalidResource(f"invalid Tenant: {problems}") from exc

@@ -1,4 +1,5 @@
-"""Types and patterns every resource kind shares: metadata, conditions, Secret references.
+"""Types and patterns every resource kind shares: metadata, conditions, Secret references, and
+the error a kind's parser raises.
 
 A second kind (Tenant) builds on these instead of redefining them, so every kind's status
 conditions and Secret references look the same on the wire.
@@ -11,7 +12,7 @@ from typing import Any, Final, Literal
 
 from pydantic import Field
 
-from paitient_operator.resources._base import OpenModel, WireModel
+from paitient_common.resources._base import OpenModel, WireModel
 
 # The API group and version every kind of the operator is served under.
 GROUP: Final = "paitient.ai"
@@ -23,6 +24,11 @@ QUANTITY_PATTERN: Final = r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[mkMGTPE]|[e
 K8S_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 SECRET_KEY_PATTERN: Final = r"^[-._a-zA-Z0-9]+$"  # noqa: S105 - a regex, not a secret
 LABEL_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class InvalidResource(ValueError):
+    """An API object is not a valid instance of its kind; the message says why, in pydantic's
+    words. The operator reports it as the condition reason ``InvalidSpec``."""
 
 
 class SecretKeyRef(WireModel):

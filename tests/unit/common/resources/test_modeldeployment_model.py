@@ -9,13 +9,13 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from paitient_operator.errors import InvalidSpec
-from paitient_operator.resources.crd import modeldeployment_crd
-from paitient_operator.resources.modeldeployment import ModelDeployment, parse_model_deployment
+from paitient_common.resources.crd import modeldeployment_crd
+from paitient_common.resources.modeldeployment import ModelDeployment, parse_model_deployment
+from paitient_common.resources.shared import InvalidResource
 from tests.unit.operator.factories import make_md
 from tests.unit.operator.schema_check import validate
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[3] / "examples").glob("modeldeployment-*.yaml"))
+EXAMPLES = sorted((Path(__file__).resolve().parents[4] / "examples").glob("modeldeployment-*.yaml"))
 
 
 def _schema() -> dict[str, Any]:
@@ -143,14 +143,14 @@ def test_unknown_fields_are_refused_in_python() -> None:
     _invalid(manifest, "gpus")
 
 
-def test_parse_turns_errors_into_invalid_spec_and_accepts_kopf_bodies() -> None:
+def test_parse_turns_errors_into_invalid_resource_and_accepts_kopf_bodies() -> None:
     body = make_md("a").body()
     body["status"] = {"kopf": {"progress": {}}, "phase": "Ready"}  # kopf's own status fields
     md = parse_model_deployment(body)
     assert md.status is not None and md.status.phase == "Ready"
     broken = make_md("a").manifest()
     broken["spec"]["replicas"] = -3
-    with pytest.raises(InvalidSpec, match=r"spec\.replicas"):
+    with pytest.raises(InvalidResource, match=r"spec\.replicas"):
         parse_model_deployment(broken)
 
 

@@ -13,29 +13,32 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from paitient_operator.errors import InvalidSpec
-from paitient_operator.resources._base import OpenModel, WireModel, cel, cel_rules
+from paitient_common.resources._base import OpenModel, WireModel, cel, cel_rules
 
 # Re-exported: callers read the group and version from each kind's module.
-from paitient_operator.resources.common import API_VERSION as API_VERSION
-from paitient_operator.resources.common import GROUP as GROUP
-from paitient_operator.resources.common import (
+from paitient_common.resources.shared import API_VERSION as API_VERSION
+from paitient_common.resources.shared import GROUP as GROUP
+from paitient_common.resources.shared import (
     K8S_NAME_PATTERN,
     LABEL_NAME_PATTERN,
     QUANTITY_PATTERN,
     Condition,
+    InvalidResource,
     ObjectMeta,
     SecretKeyRef,
     nested_object,
     plain,
 )
-from paitient_operator.resources.common import VERSION as VERSION
+from paitient_common.resources.shared import VERSION as VERSION
 
 KIND: Final = "ModelDeployment"
 PLURAL: Final = "modeldeployments"
 SINGULAR: Final = "modeldeployment"
 SHORT_NAMES: Final = ("md",)
 CATEGORIES: Final = ("paitient",)
+# The label naming its ModelDeployment on every child and pod the operator makes: what the
+# operator's pod watch, the local data plane and tooling select by.
+MD_LABEL: Final = "paitient.ai/modeldeployment"
 
 # Hugging Face repo id: optional owner, then name; no "..", no leading punctuation.
 HF_REPO_PATTERN: Final = r"^([A-Za-z0-9][A-Za-z0-9._-]*/)?[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -448,7 +451,7 @@ class ModelDeployment(WireModel):
 
 
 def parse_model_deployment(body: Mapping[str, Any]) -> ModelDeployment:
-    """A ModelDeployment from an API object (dict or kopf body); ``InvalidSpec`` if it is not one.
+    """A ModelDeployment from an API object (dict or kopf body); ``InvalidResource`` if it is not one.
 
     The CRD refuses nearly everything this would; what remains (an object stored before a
     stricter CRD) becomes a clear message instead of a traceback.
@@ -460,4 +463,4 @@ def parse_model_deployment(body: Mapping[str, Any]) -> ModelDeployment:
             f"{'.'.join(str(p) for p in err['loc']) or 'object'}: {err['msg']}"
             for err in exc.errors(include_url=False)
         )
-        raise InvalidSpec(f"invalid ModelDeployment: {problems}") from None
+        raise InvalidResource(f"invalid ModelDeployment: {problems}") from None

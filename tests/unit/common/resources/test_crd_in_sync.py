@@ -7,10 +7,10 @@ from typing import Any
 
 import yaml
 
-from paitient_operator.resources import crd as crd_module
-from paitient_operator.resources.crd import modeldeployment_crd, rendered_files
+from paitient_common.resources import crd as crd_module
+from paitient_common.resources.crd import modeldeployment_crd, rendered_files
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 CRD_FILE = REPO / "crds" / "modeldeployments.paitient.ai.yaml"
 
 # Keys the apiextensions JSONSchemaProps type knows; anything else is refused by the server.
@@ -28,9 +28,9 @@ ALLOWED_KEYS = {
 def test_every_generated_crd_matches_the_checked_in_file() -> None:
     for name, text in rendered_files().items():
         path = REPO / "crds" / name
-        assert path.exists(), f"{path} missing: run python -m paitient_operator.resources.crd"
+        assert path.exists(), f"{path} missing: run python -m paitient_common.resources.crd"
         assert path.read_text(encoding="utf-8") == text, (
-            f"{path} is out of date: run python -m paitient_operator.resources.crd"
+            f"{path} is out of date: run python -m paitient_common.resources.crd"
         )
 
 

@@ -14,18 +14,18 @@ from typing import Any, Final
 
 from pydantic import Field, ValidationError
 
-from paitient_operator.errors import InvalidSpec
-from paitient_operator.resources._base import WireModel
+from paitient_common.resources._base import WireModel
 
 # Re-exported: callers read the group and version from each kind's module.
-from paitient_operator.resources.common import API_VERSION as API_VERSION
-from paitient_operator.resources.common import GROUP as GROUP
-from paitient_operator.resources.common import (
+from paitient_common.resources.shared import API_VERSION as API_VERSION
+from paitient_common.resources.shared import GROUP as GROUP
+from paitient_common.resources.shared import (
     LABEL_NAME_PATTERN,
+    InvalidResource,
     ObjectMeta,
     plain,
 )
-from paitient_operator.resources.common import VERSION as VERSION
+from paitient_common.resources.shared import VERSION as VERSION
 
 KIND: Final = "UsageReport"
 PLURAL: Final = "usagereports"
@@ -72,4 +72,4 @@ def parse_usage_report(body: Mapping[str, Any]) -> UsageReport:
     try:
         return UsageReport.model_validate(plain(body))
     except ValidationError as exc:
-        raise InvalidSpec(f"invalid UsageReport: {exc.error_count()} problems") from exc
+        raise InvalidResource(f"invalid UsageReport: {exc.error_count()} problems") from exc

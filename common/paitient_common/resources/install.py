@@ -1,7 +1,7 @@
 """Install the generated CRDs into a cluster and wait until they are served.
 
 Helm installs them in production (``charts/``); this is for the local cluster, tests and
-benchmarks: ``python -m paitient_operator.resources.install`` against the current kubeconfig.
+benchmarks: ``python -m paitient_common.resources.install`` against the current kubeconfig.
 """
 
 from __future__ import annotations

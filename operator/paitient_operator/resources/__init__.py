@@ -1,1 +1,0 @@
-"""Typed custom resources (pydantic, the single source of truth) and the CRDs generated from them."""
