@@ -12,10 +12,10 @@ import aiohttp
 
 from paitient_api.gateway_client import GatewayTrust
 from paitient_api.routing import GatewayRoute
+from paitient_common.keycache.directory import Directory
 from paitient_common.kubeapi import Kube, KubeError
 from paitient_common.store.connection import Store
 from paitient_common.store.health import StoreHealth
-from paitient_gateway.keysource import Directory
 
 log = logging.getLogger("paitient.api")
 K8S_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)

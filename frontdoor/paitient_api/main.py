@@ -25,6 +25,8 @@ from paitient_api.door import FrontDoor
 from paitient_api.gateway_client import GatewayTrust
 from paitient_api.routing import IN_CLUSTER, GatewayRoute
 from paitient_common.informer import watch_settings_from_env
+from paitient_common.keycache.directory import Directory
+from paitient_common.keycache.kubernetes_source import KubernetesKeySource
 from paitient_common.kubeapi import Kube
 from paitient_common.logs import quiet_http_parser_logs
 from paitient_common.secrets import CA_BUNDLE_CONFIGMAP
@@ -33,8 +35,6 @@ from paitient_common.store.health import StoreHealth, keep_probing
 from paitient_common.store.metrics import StoreMetrics
 from paitient_common.store.settings import StoreSettingsError, store_settings_from_env
 from paitient_common.tls import ReloadingCertificate
-from paitient_gateway.keysource import Directory
-from paitient_gateway.kubekeys import KubernetesKeySource
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from paitient_common.keycache.directory import Directory, FileKeySource
+from paitient_common.keycache.kubernetes_source import KubernetesKeySource
 from paitient_gateway.app import Gateway, create_app
 from paitient_gateway.config import GatewayConfig
-from paitient_gateway.keysource import Directory, FileKeySource
-from paitient_gateway.kubekeys import KubernetesKeySource
 from paitient_gateway.ledger import UsageLedger
 
 __all__ = [

@@ -19,13 +19,13 @@ from types import ModuleType
 
 from aiohttp import web
 
+from paitient_common.keycache.directory import FileKeySource, KeySource
+from paitient_common.keycache.kubernetes_source import KubernetesKeySource
 from paitient_common.kubeapi import Kube
 from paitient_common.logs import quiet_http_parser_logs
 from paitient_common.tls import ReloadingCertificate
 from paitient_gateway.app import Gateway, create_app, create_metrics_app
 from paitient_gateway.config import GatewayConfig
-from paitient_gateway.keysource import FileKeySource, KeySource
-from paitient_gateway.kubekeys import KubernetesKeySource
 
 uvloop: ModuleType | None
 try:

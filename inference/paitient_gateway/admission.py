@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from paitient_common.apikeys import TenantInfo
+from paitient_common.keycache.directory import TenantUsage
 from paitient_common.store.limits import Bucket, Period
 from paitient_common.tiers import Tier, current_period
 from paitient_gateway.errors import LimitExceeded
-from paitient_gateway.keysource import TenantUsage
 from paitient_gateway.limits import Admission, RateLimiter, Reservation, UsageGuard
 from paitient_gateway.report import UsageReporter
 

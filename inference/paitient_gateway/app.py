@@ -17,6 +17,7 @@ import aiohttp
 from aiohttp import web
 
 from paitient_common.errors import ApiError, NotFoundError, error_body
+from paitient_common.keycache.directory import Directory, KeySource
 from paitient_common.kubeapi import Kube
 from paitient_common.logs import log_unexpected
 from paitient_common.store.connection import Store
@@ -36,7 +37,6 @@ from paitient_gateway.errors import (
     upstream_failed,
     upstream_timeout,
 )
-from paitient_gateway.keysource import Directory, KeySource
 from paitient_gateway.ledger import UsageLedger
 from paitient_gateway.membership import Membership
 from paitient_gateway.metrics import CONTENT_TYPE, GatewayMetrics, operation_name

@@ -32,6 +32,7 @@ from typing import Final
 
 from redis import exceptions as rexc
 
+from paitient_common.keycache.directory import Directory
 from paitient_common.logs import log_unexpected
 from paitient_common.store import limits as shared
 from paitient_common.store.connection import UNREACHABLE, Store
@@ -48,7 +49,6 @@ from paitient_gateway.fallback import (
     ShareCost,
     usage_budget,
 )
-from paitient_gateway.keysource import Directory
 from paitient_gateway.ledger import UsageLedger
 from paitient_gateway.limits import LimitState, limit_headers
 from paitient_gateway.membership import Membership

@@ -22,6 +22,8 @@ from paitient_common.apikeys import (
     records_to_secret_data,
 )
 from paitient_common.informer import Informer
+from paitient_common.keycache.directory import Directory, Snapshot, parse_key_secret
+from paitient_common.keycache.kubernetes_source import KeyReadThrough
 from paitient_common.keyretention import (
     DEFAULT_RETENTION,
     MAX_KEYS_PER_TENANT,
@@ -37,8 +39,6 @@ from paitient_common.keyretention import (
 from paitient_common.kubeasync import AsyncKube, Query
 from paitient_common.readthrough import FreshReader
 from paitient_common.secrets import KEYS_LABEL, keys_secret_name
-from paitient_gateway.keysource import Directory, Snapshot, parse_key_secret
-from paitient_gateway.kubekeys import KeyReadThrough
 from tests.unit.common.scripted_api import ScriptedApi
 
 PEPPER = b"p" * 32

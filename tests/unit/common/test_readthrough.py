@@ -18,11 +18,11 @@ from paitient_common.apikeys import (
     records_to_secret_data,
 )
 from paitient_common.informer import Informer
+from paitient_common.keycache.directory import Directory, Snapshot, TenantInfo, parse_key_secret
+from paitient_common.keycache.kubernetes_source import KeyReadThrough
 from paitient_common.kubeasync import AsyncKube, Query
 from paitient_common.readthrough import FreshReader, NegativeCache
 from paitient_common.secrets import KEYS_LABEL, keys_secret_name
-from paitient_gateway.keysource import Directory, Snapshot, TenantInfo, parse_key_secret
-from paitient_gateway.kubekeys import KeyReadThrough
 from tests.unit.common.scripted_api import ScriptedApi
 
 PEPPER = b"p" * 32

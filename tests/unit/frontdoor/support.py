@@ -28,11 +28,11 @@ from paitient_api.door import FrontDoor
 from paitient_api.gateway_client import GatewayTrust
 from paitient_api.routing import GatewayRoute
 from paitient_common.apikeys import KeyRecord, KeyStore, TenantInfo, generate_api_key, new_record
+from paitient_common.keycache.directory import Directory
 from paitient_common.kubeapi import KubeError
 from paitient_common.store.connection import Store
 from paitient_common.store.health import StoreHealth
 from paitient_common.tls import server_context
-from paitient_gateway.keysource import Directory
 from paitient_operator.certificates import x509
 
 PEPPER = b"p" * 32

@@ -4,8 +4,8 @@ Both sources build one ``Snapshot`` and hand it to ``Directory.apply``, which sw
 atomically: the ``KeyStore`` (shared with the front door) for verification, plus what only the
 gateway needs (tiers, usage limits and the deployment's access list).
 
-- ``KubernetesKeySource`` (``kubekeys.py``) keeps watch-fed caches of the API objects and reads a
-  key it has not seen yet through from the API (``Directory.verify``).
+- ``KubernetesKeySource`` (``kubernetes_source.py``) keeps watch-fed caches of the API objects
+  and reads a key it has not seen yet through from the API (``Directory.verify``).
 - ``FileKeySource`` re-reads a JSON file when it changes, for local runs, tests and benchmarks.
 """
 

@@ -3,8 +3,8 @@ it never lists every one in the cluster; a gateway watches only its own."""
 
 from __future__ import annotations
 
+from paitient_common.keycache.kubernetes_source import KubernetesKeySource
 from paitient_common.kubeasync import Query
-from paitient_gateway.kubekeys import KubernetesKeySource
 
 
 def queries(deployment: str) -> dict[str, Query]:

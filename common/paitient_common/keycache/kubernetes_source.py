@@ -30,15 +30,7 @@ import aiohttp
 
 from paitient_common.cache_metrics import CacheCollector
 from paitient_common.informer import Informer, WatchSettings
-from paitient_common.kubeapi import KubeError, Obj
-from paitient_common.kubeasync import AsyncKube, Query
-from paitient_common.readthrough import FreshReader
-from paitient_common.secrets import KEYS_LABEL, PEPPER_SECRET, TIERS_CONFIGMAP, keys_secret_name
-from paitient_common.store.connection import Store
-from paitient_common.store.health import StoreHealth
-from paitient_common.store.negative import SharedNegativeCache
-from paitient_common.tiers import DEFAULT_TIERS
-from paitient_gateway.keysource import (
+from paitient_common.keycache.directory import (
     Directory,
     Snapshot,
     parse_access,
@@ -48,6 +40,14 @@ from paitient_gateway.keysource import (
     parse_tiers,
     snapshot_from_parts,
 )
+from paitient_common.kubeapi import KubeError, Obj
+from paitient_common.kubeasync import AsyncKube, Query
+from paitient_common.readthrough import FreshReader
+from paitient_common.secrets import KEYS_LABEL, PEPPER_SECRET, TIERS_CONFIGMAP, keys_secret_name
+from paitient_common.store.connection import Store
+from paitient_common.store.health import StoreHealth
+from paitient_common.store.negative import SharedNegativeCache
+from paitient_common.tiers import DEFAULT_TIERS
 
 log = logging.getLogger("paitient.keys")
 
