@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from paitient_common.keycache.directory import Directory, FileKeySource
 from paitient_common.keycache.kubernetes_source import KubernetesKeySource
-from paitient_gateway.app import Gateway, create_app
+from paitient_gateway.app import create_app
 from paitient_gateway.config import GatewayConfig
 from paitient_gateway.ledger import UsageLedger
+from paitient_gateway.state import Gateway
 
 __all__ = [
     "Directory",

@@ -24,8 +24,9 @@ from paitient_common.keycache.kubernetes_source import KubernetesKeySource
 from paitient_common.kubeapi import Kube
 from paitient_common.logs import quiet_http_parser_logs
 from paitient_common.tls import ReloadingCertificate
-from paitient_gateway.app import Gateway, create_app, create_metrics_app
+from paitient_gateway.app import create_app, create_metrics_app
 from paitient_gateway.config import GatewayConfig
+from paitient_gateway.state import Gateway
 
 uvloop: ModuleType | None
 try:

@@ -14,7 +14,7 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -39,6 +39,7 @@ from paitient_gateway.errors import (
 )
 from paitient_gateway.ledger import UsageRecord
 from paitient_gateway.metrics import operation_name
+from paitient_gateway.state import Gateway
 from paitient_gateway.upstream import refusal_message
 from paitient_gateway.usage import (
     PreparedRequest,
@@ -48,9 +49,6 @@ from paitient_gateway.usage import (
     prepare_request,
     usage_from,
 )
-
-if TYPE_CHECKING:
-    from paitient_gateway.app import Gateway
 
 
 @dataclass
