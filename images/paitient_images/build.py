@@ -195,6 +195,9 @@ class Builder:
                 pythonenv.build_wheels_tree(env, partial, self.logs)
         elif spec.kind == "project":
             with step("this repository's wheel", "`uv build` must succeed in the repository"):
+                # setuptools stages the wheel in the checkout's build/lib and never empties it: a
+                # module moved or deleted since the last build would ship in the image too.
+                shutil.rmtree(REPO_ROOT / "build", ignore_errors=True)
                 pythonenv.build_project_tree(partial, self.logs)
         elif spec.kind == "pause":
             with step("pause binary (gcc -static)", "run scripts/install-image-tools.sh"):
