@@ -98,6 +98,10 @@ def apiserver_argv(binary: Path, layout: Layout, ports: Ports) -> list[str]:
         f"--kubelet-client-certificate={pki.client_cert('apiserver-kubelet-client')}",
         f"--kubelet-client-key={pki.client_key('apiserver-kubelet-client')}",
         f"--enable-admission-plugins={','.join(ADMISSION_PLUGINS)}",
+        # MutatingAdmissionPolicy (beta in 1.34, off by default): tests mutate the operator's
+        # children in admission, as a cluster's policies would (tests/integration/test_apply.py).
+        "--feature-gates=MutatingAdmissionPolicy=true",
+        "--runtime-config=admissionregistration.k8s.io/v1beta1=true",
         # Privileged pods are allowed by the apiserver itself so that Pod Security admission,
         # not a global switch, is what refuses them in restricted namespaces.
         "--allow-privileged=true",
