@@ -34,19 +34,19 @@ DEPLOYMENT_WRITES = {
     "resources": ["deployments"],
 }
 
-# A toleration for THEIRS, added by a JSON patch to every Deployment written in the namespace
-# (the CEL type of a list entry is named after the list).
-_TOLERATION = (
-    'Object.spec.template.spec.tolerations{key: "paitient.test/dedicated", '
-    'operator: "Exists", effect: "NoSchedule"}'
-)
-ADD_TOLERATION = f"""[
-  has(object.spec.template.spec.tolerations)
-    ? JSONPatch{{op: "add", path: "/spec/template/spec/tolerations/-", value: {_TOLERATION}}}
-    : JSONPatch{{op: "add", path: "/spec/template/spec/tolerations", value: [{_TOLERATION}]}}
-]"""
-LACKS_TOLERATION = (
-    "!has(object.spec.template.spec.tolerations) || "
+# Appends THEIRS to the pod template's tolerations of every Deployment written in the namespace
+# that has some and lacks it (the CEL type of a list entry is named after the list). Only the
+# append: kube-apiserver 1.34.4 panics on a JSON patch whose value is a list of Object
+# initializers (kubernetes/kubernetes#142181), which setting a whole list would need.
+APPEND_TOLERATION = """[JSONPatch{
+  op: "add",
+  path: "/spec/template/spec/tolerations/-",
+  value: Object.spec.template.spec.tolerations{
+    key: "paitient.test/dedicated", operator: "Exists", effect: "NoSchedule"
+  }
+}]"""
+HAS_TOLERATIONS_BUT_NOT_THEIRS = (
+    "has(object.spec.template.spec.tolerations) && "
     "!object.spec.template.spec.tolerations.exists(t, has(t.key) && "
     't.key == "paitient.test/dedicated")'
 )
@@ -63,7 +63,8 @@ def audit_log(kubeconfig: Path) -> Path:
 @pytest.fixture
 def tolerating_namespace(kube: Kube, namespace: str) -> Iterator[str]:
     """The test namespace, where a MutatingAdmissionPolicy adds a toleration to the pod
-    template of every Deployment written (created, updated, applied)."""
+    template of every Deployment written (created, updated, applied) that tolerates something
+    else already (as the operator's GPU Deployments do)."""
     name = f"add-toleration-{uuid.uuid4().hex[:6]}"
     policy = {
         "apiVersion": "admissionregistration.k8s.io/v1beta1",
@@ -73,8 +74,12 @@ def tolerating_namespace(kube: Kube, namespace: str) -> Iterator[str]:
             "failurePolicy": "Fail",
             "reinvocationPolicy": "Never",
             "matchConstraints": {"resourceRules": [DEPLOYMENT_WRITES]},
-            "matchConditions": [{"name": "lacks-the-toleration", "expression": LACKS_TOLERATION}],
-            "mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression": ADD_TOLERATION}}],
+            "matchConditions": [
+                {"name": "tolerates-but-not-theirs", "expression": HAS_TOLERATIONS_BUT_NOT_THEIRS}
+            ],
+            "mutations": [
+                {"patchType": "JSONPatch", "jsonPatch": {"expression": APPEND_TOLERATION}}
+            ],
         },
     }
     binding = {
@@ -115,7 +120,10 @@ def _dry_run_deployment(kube: Kube, namespace: str) -> dict[str, Any]:
             "selector": {"matchLabels": labels},
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "c", "image": "example.invalid/c:1"}]},
+                "spec": {
+                    "containers": [{"name": "c", "image": "example.invalid/c:1"}],
+                    "tolerations": [OURS],
+                },
             },
         },
     }
