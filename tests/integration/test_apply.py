@@ -3,6 +3,7 @@ policy or another controller adds to a child stays, and a resync writes nothing.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -173,15 +174,15 @@ def _resync(kube: Kube, log: Path, ns: str, name: str, offset: int, rounds: int)
     Deployment by another writer (an annotation) is a watch event that reconciles its owner,
     which ends by listing the deployment's pods."""
 
-    def reconciles() -> int:
+    def reconciled(times: int) -> bool:
         events = _operator_requests(log, offset, ns)
-        return sum(e.verb == "list" and e.resource == "pods" for e in events)
+        return sum(e.verb == "list" and e.resource == "pods" for e in events) >= times
 
     for n in range(1, rounds + 1):
         kube.patch(
             *DEPLOYMENT, name, {"metadata": {"annotations": {"touched": str(n)}}}, namespace=ns
         )
-        wait_for(lambda n=n: reconciles() >= n, what=f"reconcile {n} of {rounds}")
+        wait_for(functools.partial(reconciled, n), what=f"reconcile {n} of {rounds}")
 
 
 def _writes_to(events: list[audit.AuditEvent], resource: str, name: str) -> list[str]:
@@ -250,3 +251,28 @@ def test_entries_another_writer_adds_stay_and_a_resync_writes_nothing(
     pod_spec = _deployment(kube, ns, "extended")["spec"]["template"]["spec"]
     assert [c["name"] for c in pod_spec["containers"]] == ["vllm", "gateway", "log-shipper"]
     assert pod_spec["tolerations"] == [OURS, THEIRS]
+
+
+def test_a_field_the_operator_stops_rendering_is_removed(
+    operator: OperatorProcess, kube: Kube, namespace: str
+) -> None:
+    """A merge patch could only add and change: a node selector the spec no longer asks for
+    stayed on the Deployment. Applied, the field the rendering drops is released and goes."""
+    ns = namespace
+    kube.create(
+        make_md("placed")
+        .namespace(ns)
+        .gpus(1)
+        .product("NVIDIA-B200")
+        .storage("5Gi", "encrypted-local")
+        .manifest()
+    )
+
+    def node_selector() -> dict[str, str] | None:
+        dep = kube.get(*DEPLOYMENT, "placed", namespace=ns)
+        return None if dep is None else dep["spec"]["template"]["spec"].get("nodeSelector", {})
+
+    wanted = {"nvidia.com/gpu.product": "NVIDIA-B200"}
+    wait_for(lambda: node_selector() == wanted, what="the Deployment selecting the product")
+    kube.patch(*MD, "placed", {"spec": {"gpu": {"product": None}}}, namespace=ns)
+    wait_for(lambda: node_selector() == {}, what="the node selector gone")
