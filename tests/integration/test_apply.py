@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from paitient_common.kubeapi import Kube
-from paitient_localcluster import audit
+from paitient_localcluster.controlplane import audit
 from paitient_operator.children import FIELD_MANAGER
 from paitient_operator.ownership import owned_fields, owns
 from tests.integration.operator_process import OperatorProcess
