@@ -28,6 +28,7 @@ from paitient_localcluster.stack import lifecycle
 from paitient_localcluster.stack.chart import helm
 from tests.integration.operator_process import OperatorProcess
 from tests.integration.stack_helpers import make_tenant
+from tests.prerequisites import missing
 
 
 @pytest.fixture
@@ -37,10 +38,10 @@ def made_up(
     """``lifecycle.up()`` on this cluster, on a free host port; the release, its certificate and
     the relay removed afterwards (the cluster stays: it is the session's)."""
     if kubeconfig != LocalCluster().kubeconfig:
-        pytest.skip("`make up` runs on the local cluster only")
+        missing("`make up` runs on the local cluster only")
     relay = Managed(lifecycle.FRONT_DOOR_RELAY, kubeconfig.parent)
     if relay.read_pid() is not None:
-        pytest.skip("`make up`'s release runs on this cluster already")
+        missing("`make up`'s release runs on this cluster already: `make down` first")
     monkeypatch.setattr(lifecycle, "API_PORT", free_port())
     with OperatorProcess.others_paused():
         try:

@@ -12,6 +12,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import paitient_secure_model as sdk
 import pytest
 
 from paitient_common.kubeapi import Kube
@@ -26,7 +27,6 @@ SEED = importlib.util.spec_from_file_location(
 assert SEED is not None and SEED.loader is not None
 seed_examples = importlib.util.module_from_spec(SEED)
 SEED.loader.exec_module(seed_examples)
-sdk = pytest.importorskip("paitient_secure_model")
 
 
 def _seed_python(tenant: dict[str, str]) -> list[str]:
