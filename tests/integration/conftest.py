@@ -15,6 +15,7 @@ from paitient_common.kubeapi import Kube
 from paitient_common.resources.install import install_crds
 from tests.integration.frontdoor_process import ApiProcess
 from tests.integration.operator_process import OperatorProcess
+from tests.integration.real_model import RealModel, start_real_model, stop_real_model
 from tests.integration.stack_helpers import make_tenant, start_data_plane
 
 pytestmark = pytest.mark.integration
@@ -125,3 +126,15 @@ def stack_tenant(stack: ApiProcess, kube: Kube) -> Iterator[dict[str, str]]:
     client.wait_until_ready("deployment-123", timeout=120, poll_interval=0.5)
     yield info
     admin.delete_tenant(kube, info["name"], force=True)
+
+
+@pytest.fixture(scope="session")
+def real_model(operator: OperatorProcess, kube: Kube) -> Iterator[RealModel]:
+    """The session's one real vLLM deployment on the real node (tests/integration/real_model.py),
+    shared by every test that needs real vLLM behind a real gateway; the session's operator
+    reconciles it (a test that pauses that operator hands it to another)."""
+    model = start_real_model(kube)
+    try:
+        yield model
+    finally:
+        stop_real_model(kube, model)

@@ -24,7 +24,6 @@ from paitient_common.kubeapi import Kube, KubeError
 from paitient_common.secrets import CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY
 from paitient_images import image
 from paitient_localcluster.addresses import API_SERVICE_IP, DNS_SERVICE_IP
-from paitient_localcluster.stack.tiny_model import MODEL_URI, fill_model_claim
 from tests.integration.node_pods import (
     COMPLETE,
     PROBE_IMAGE,
@@ -35,7 +34,7 @@ from tests.integration.node_pods import (
     http_server,
     pod_manifest,
 )
-from tests.integration.operator_process import OperatorProcess
+from tests.integration.real_model import RealModel, model_pod
 from tests.integration.stack_helpers import make_tenant
 from tests.integration.waiting import wait_for
 from tests.unit.operator.factories import make_md
@@ -43,7 +42,7 @@ from tests.unit.operator.factories import make_md
 FRONT_DOOR_NAMESPACE = "paitient-system"  # the operator's default front door namespace
 GATEWAY_PORT = 8443
 VLLM_PORT = 8000
-MD_LABEL = "paitient.ai/modeldeployment"
+MD = ("paitient.ai/v1alpha1", "ModelDeployment")
 
 
 @dataclass(frozen=True)
@@ -68,47 +67,25 @@ def _namespace(kube: Kube, name: str) -> str:
     return name
 
 
-def _model_pod(kube: Kube, namespace: str, name: str, ready: bool) -> dict[str, Any]:
-    def pod() -> dict[str, Any] | None:
-        for p in kube.list("v1", "Pod", namespace=namespace, label_selector=f"{MD_LABEL}={name}"):
-            statuses = {c["name"]: c for c in p.get("status", {}).get("containerStatuses") or []}
-            gateway = statuses.get("gateway", {})
-            if p["status"].get("podIP") and "running" in gateway.get("state", {}):
-                conditions = p["status"].get("conditions") or []
-                if not ready or any(
-                    c["type"] == "Ready" and c["status"] == "True" for c in conditions
-                ):
-                    return p
-        return None
-
-    # vLLM loads the tiny model in about a minute on this machine (longer when it is busy).
-    return wait_for(pod, timeout=420 if ready else 120, what=f"{namespace}/{name}'s pod")
-
-
 @dataclass(frozen=True)
 class Scene:
     probes: list[Probe]
     tenant: dict[str, str]
     front_door_pod: str
     model_pod: str
+    deployment: str
 
 
 @pytest.fixture(scope="module")
-def scene(operator: OperatorProcess, kube: Kube, api_client: client.ApiClient) -> Iterator[Scene]:
+def scene(real_model: RealModel, kube: Kube, api_client: client.ApiClient) -> Iterator[Scene]:
     suffix = uuid.uuid4().hex[:6]
-    tenant, other = make_tenant(kube), make_tenant(kube)
-    allowed = _namespace(kube, f"np-allowed-{suffix}")
+    tenant, other = real_model.tenant, make_tenant(kube)
+    allowed = real_model.allowed
     outsider = _namespace(kube, f"np-outsider-{suffix}")
-    namespaces = [allowed, outsider]
+    namespaces = [outsider]
     probe_image = image(PROBE_IMAGE).reference
     try:
         ns = tenant["namespace"]
-        fill_model_claim(kube, ns)
-        kube.create(
-            make_md("local-model").namespace(ns).cpu_only().resources("1", "6Gi")
-            .uri(MODEL_URI).allow(allowed).storage("1Gi", "encrypted-local")
-            .manifest()
-        )  # fmt: skip
         kube.create(
             make_md("remote-model").namespace(ns).cpu_only().resources("300m", "6Gi")
             .allow(allowed).storage("1Gi", "encrypted-local").manifest()
@@ -122,8 +99,8 @@ def scene(operator: OperatorProcess, kube: Kube, api_client: client.ApiClient) -
         other_server = create_ready(
             kube, other["namespace"], http_server("server", probe_image, 8443)
         )
-        local = _model_pod(kube, ns, "local-model", ready=True)
-        remote = _model_pod(kube, ns, "remote-model", ready=False)
+        local = real_model.pod(kube)
+        remote = model_pod(kube, ns, "remote-model", ready=False)
         gw, vllm = local["status"]["podIP"], local["status"]["podIP"]
         local_pod, remote_pod = local["metadata"]["name"], remote["metadata"]["name"]
         front = (FRONT_DOOR_NAMESPACE, f"np-front-door-{suffix}", "")
@@ -225,10 +202,10 @@ def scene(operator: OperatorProcess, kube: Kube, api_client: client.ApiClient) -
                 "blocked",
             ),
         ]
-        yield Scene(probes, tenant, front[1], local_pod)
+        yield Scene(probes, tenant, front[1], local_pod, real_model.name)
     finally:
-        for t in (tenant, other):
-            admin.delete_tenant(kube, t["name"], force=True)
+        kube.delete(*MD, "remote-model", namespace=tenant["namespace"])
+        admin.delete_tenant(kube, other["name"], force=True)
         for namespace in namespaces:
             kube.delete("v1", "Namespace", namespace)
         for pod in kube.list("v1", "Pod", namespace=FRONT_DOOR_NAMESPACE):
@@ -265,7 +242,7 @@ def test_the_model_pod_serves_through_its_gateway_by_the_services_name(
     bundle = kube.get("v1", "ConfigMap", CA_BUNDLE_CONFIGMAP, namespace=FRONT_DOOR_NAMESPACE)
     assert bundle is not None
     ns = scene.tenant["namespace"]
-    url = f"https://local-model.{ns}.svc.cluster.local:{GATEWAY_PORT}/v1/completions"
+    url = f"https://{scene.deployment}.{ns}.svc.cluster.local:{GATEWAY_PORT}/v1/completions"
     done = exec_python(
         kubeconfig, FRONT_DOOR_NAMESPACE, scene.front_door_pod, COMPLETE, url,
         scene.tenant["key"], scene.tenant["client_id"], bundle["data"][CA_BUNDLE_KEY],
