@@ -56,6 +56,7 @@ class LoopbackCapture:
     port: int
     _streams: dict[tuple[bytes, int], dict[int, bytes]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None
     _socket: socket.socket | None = None
 
@@ -97,15 +98,17 @@ class LoopbackCapture:
         source_port, dest_port, sequence = struct.unpack("!HHI", tcp[:8])
         payload = tcp[(tcp[12] >> 4) * 4 :]
         if dest_port == self.port and payload:
-            self._streams.setdefault((packet[12:16], source_port), {})[sequence] = payload
+            with self._lock:
+                self._streams.setdefault((packet[12:16], source_port), {})[sequence] = payload
 
     def requests(self) -> list[CapturedRequest]:
         """Every HTTP request seen so far, in the order of their connections' ports."""
+        with self._lock:
+            streams = {key: dict(segments) for key, segments in self._streams.items()}
         found = []
-        for key in sorted(self._streams):
-            segments = self._streams[key]
-            data = b"".join(segments[s] for s in sorted(segments))
-            found += list(_http_requests(data))
+        for key in sorted(streams):
+            segments = streams[key]
+            found += list(_http_requests(b"".join(segments[s] for s in sorted(segments))))
         return found
 
 
