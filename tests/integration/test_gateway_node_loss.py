@@ -1,5 +1,6 @@
 """Node loss (docs/gateway.md, "What a failure can lose"): a gateway killed without SIGTERM, its
-ledger gone with the node, loses from the record only the usage since its last report write.
+ledger gone with the node, loses from its UsageReport only the usage since its last report write;
+with the shared store, nothing a client received: every response was settled there first.
 
 8 clients send requests through a real gateway that writes its UsageReport to the real API
 server every 5 s (the default). Once the report has been written twice under load, and a random
@@ -8,7 +9,9 @@ ledger directory deleted, as a node's loss takes the pod's memory-backed ``empty
 UsageReport left behind is compared with what the clients received: it holds everything they
 received before the last written report's counters were read, which the API server's audit log
 places one report interval after the write before it ended; nothing a client was not sent,
-apart from requests in flight; and the audit log shows the writes on their interval.
+apart from requests in flight; and the audit log shows the writes on their interval. With a real
+redis-server as the shared store, the tenant's usage there is everything the clients received
+(plus at most the requests in flight), although the ledger is gone.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from paitient_common.kubeapi import Kube
+from paitient_common.resources.install import install_crds
 from paitient_localcluster.controlplane import audit
-from paitient_operator.resources.install import install_crds
 from tests.prerequisites import local_audit_log
 from tests.standins.client import run
 from tests.standins.load import Load
@@ -34,15 +39,23 @@ from tests.standins.processes import (
     start_standin,
     write_keys_file,
 )
+from tests.storeserver import RedisServer, stored_usage
 
 REPORT_INTERVAL = 5.0  # the gateway's default (PAITIENT_USAGE_REPORT_INTERVAL), left as it is
 MAX_REQUEST_TOKENS = 3 + 7  # Load's requests: a 3-word prompt, max_tokens up to 7
 POD = "node-loss-gateway-0"
 
 
-def test_node_loss_loses_only_the_usage_since_the_last_report_write(
-    kube: Kube, kubeconfig: Path, namespace: str, tmp_path: Path
+@pytest.mark.parametrize("shared_store", [False, True], ids=["no-store", "shared-store"])
+def test_node_loss_loses_from_the_record_only_the_usage_since_the_last_report_write(
+    shared_store: bool,
+    kube: Kube,
+    kubeconfig: Path,
+    namespace: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
+    store: RedisServer | None = request.getfixturevalue("redis_server") if shared_store else None
     install_crds(kube)
     audit_log = local_audit_log(kubeconfig)
     offset = audit.log_size(audit_log)
@@ -53,7 +66,8 @@ def test_node_loss_loses_only_the_usage_since_the_last_report_write(
     ledger = tmp_path / "ledger"
     gateway = start_gateway(
         tmp_path, tmp_path / "keys.json", ledger, standin.url, kubeconfig=kubeconfig,
-        env={"PAITIENT_MODELDEPLOYMENT_NAMESPACE": namespace, "PAITIENT_POD_NAME": POD},
+        env={"PAITIENT_MODELDEPLOYMENT_NAMESPACE": namespace, "PAITIENT_POD_NAME": POD,
+             **(store.env() if store else {})},
     )  # fmt: skip
     load = Load(f"{gateway.url}/v1/completions", callers["acme"].headers())
 
@@ -125,6 +139,11 @@ def test_node_loss_loses_only_the_usage_since_the_last_report_write(
     # Nothing counted that no client was sent, apart from requests cut off by the kill.
     assert reported_requests <= len(load.received) + in_flight
     assert reported <= received + in_flight * MAX_REQUEST_TOKENS
+    if store is not None:
+        # Settled in the store before each client got its usage: nothing received is lost.
+        in_store = stored_usage(store, "acme")
+        print(f"in the store: {in_store} tokens")
+        assert received <= in_store <= received + in_flight * MAX_REQUEST_TOKENS
 
 
 def _seconds(then: datetime, now: float) -> float:
