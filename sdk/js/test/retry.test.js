@@ -156,13 +156,36 @@ test('the Idempotency-Key is the same on every retry of one call', async () => {
   assert.deepEqual(new Set(keys).size, 1);
 });
 
-test('each attempt gets the whole timeout; a timed-out attempt is retried', async () => {
-  // The first attempt is never answered (the stand-in closes it at the end); the retry has
-  // the whole second of its own to be served.
+test('each attempt gets the whole timeout; a timed-out attempt is retried', async (t) => {
+  // The client's timers run on a clock the test moves, so nothing here depends on the
+  // machine's speed: the first attempt is never answered and times out when the clock passes
+  // its 1 s; the retry is held while the clock moves 999 ms more (were the timeout the whole
+  // call's, it would be over), then answered.
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
   const { client, sleeps } = makeClient({ timeout: 1000 });
-  standIn.enqueue({ path: '/v1/subscription', handler: () => {} });
-  assert.equal((await client.getSubscription()).tier, 'standard');
+  let retry;
+  standIn.enqueue(
+    { path: '/v1/subscription', handler: () => {} },
+    { path: '/v1/subscription', handler: (req, res) => { retry = res; } },
+  );
+  const answer = client.getSubscription();
+  const turns = async (check) => {
+    while (!check()) await new Promise((resolve) => setImmediate(resolve));
+  };
+  await turns(() => standIn.requests.length === 1);
+  t.mock.timers.tick(999);
+  for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(standIn.requests.length, 1, 'not timed out before its second');
+  t.mock.timers.tick(1);
+  await turns(() => retry !== undefined);
+  t.mock.timers.tick(999);
+  for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+  const body = { tier: 'standard', current_usage: 1, usage_limit: 10, period_start: '2026-11-01T00:00:00Z', period_end: '2026-12-01T00:00:00Z' };
+  retry.writeHead(200, { 'content-type': 'application/json' });
+  retry.end(JSON.stringify(body));
+  assert.equal((await answer).tier, 'standard');
   assert.equal(sleeps.length, 1);
+  assert.equal(standIn.requests.length, 2);
 });
 
 test('a stream is retried before its response starts', async () => {
