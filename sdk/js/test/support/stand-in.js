@@ -284,4 +284,13 @@ function send(res, status, body) {
   return res.end(text);
 }
 
-module.exports = { startStandIn, CREDENTIALS };
+/**
+ * The front door's recorded answer `name` (sdk/testdata/errors.json) as a one-off answer for
+ * `enqueue()`, on `path` (and `method`).
+ */
+function recorded(name, path, method) {
+  const { status, headers, body } = SERVICE_ERRORS[name];
+  return { path, method, status, headers, body };
+}
+
+module.exports = { startStandIn, recorded, CREDENTIALS, SERVICE_ERRORS };
