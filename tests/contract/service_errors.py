@@ -233,7 +233,7 @@ class _BreakingCluster(InMemoryCluster):
 async def _record() -> dict[str, Any]:
     cluster = _BreakingCluster()
     cluster.add(ACME.namespace, "deployment-123", model="org/model")
-    cluster.add(ACME.namespace, "warming", phase="Progressing", model="org/model")
+    cluster.add(ACME.namespace, "warming", phase="Pending", model="org/model")  # no GPU free
     errors: dict[str, Any] = {}
     async with (
         serve(standin_app("org/model")) as model_url,
