@@ -1,6 +1,6 @@
 // The cert-manager controllers a CA issuer needs, from the release whose CRDs the local cluster
 // installs (upstream/certmanager.py), built like the other upstream programs (upstream/build.py).
-module paitient.local/certmanager
+module paitient.local/cert-manager-controller
 
 go 1.26.0
 
