@@ -38,7 +38,7 @@ setup: $(VENV)/.installed $(BIN)/kubectl sdk/js/node_modules/.package-lock.json 
 node-packages: ## the real node's Debian packages: containerd, runc, CNI plugins, iptables, ipset (apt-get; quiet when done)
 	@scripts/install-node-packages.sh
 
-test-packages: ## the Debian packages tests run for real: redis-server (the shared store) (apt-get; quiet when done)
+test-packages: ## the Debian packages tests run for real: redis-server (the shared store), wrk (bench_gateway's smoke run) (apt-get; quiet when done)
 	@scripts/install-test-packages.sh
 
 demo: setup images cluster-build ## everything on this machine: cluster with its real node, the chart; deploy (real vLLM on CPU) and generate via the SDK

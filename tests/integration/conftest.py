@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,8 @@ from kubernetes import client, config
 from paitient_cli import admin
 from paitient_common.kubeapi import Kube
 from paitient_common.resources.install import install_crds
-from tests.integration.frontdoor_process import ApiProcess
+from tests.integration import frontdoor_process
+from tests.integration.frontdoor_process import CA_BUNDLE_ENV, ApiProcess, FrontDoorCA
 from tests.integration.operator_process import OperatorProcess
 from tests.integration.real_model import RealModel, start_real_model, stop_real_model
 from tests.integration.stack_helpers import make_tenant, start_data_plane
@@ -25,6 +27,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.path):
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def front_door_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FrontDoorCA]:
+    """Every test front door serves HTTPS with a certificate from this CA, as the product's
+    front door serves TLS; the SDKs (``PAITIENT_CA_BUNDLE``), Node (``NODE_EXTRA_CA_CERTS``:
+    the openai package) and ``call`` trust it for the session."""
+    ca = FrontDoorCA(tmp_path_factory.mktemp("front-door-ca"))
+    names = (CA_BUNDLE_ENV, "NODE_EXTRA_CA_CERTS")
+    saved = {name: os.environ.get(name) for name in names}
+    frontdoor_process.SESSION_CA = ca
+    os.environ.update({name: str(ca.bundle) for name in names})
+    try:
+        yield ca
+    finally:
+        frontdoor_process.SESSION_CA = None
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,7 @@ TINY_TIER = {
     "gpusAllowed": False,
 }
 
-# 30 tokens a minute refill at half a token a second: nothing a test's few seconds notice.
+# 30 tokens a minute: a 25-token reservation leaves too few for a second.
 THRIFTY_TIER = {**TINY_TIER, "requestsPerMinute": 100, "tokensPerMinute": 30}
 
 
@@ -351,9 +351,12 @@ def test_a_tenant_over_its_rate_gets_429_with_headers(stack: Stack) -> None:
     assert refused.headers["x-ratelimit-remaining-requests"] == "0"
 
 
-def test_a_tenant_over_its_tokens_per_minute_gets_429_and_real_usage_is_what_counts(
+def test_a_tenant_over_its_tokens_per_minute_gets_429_with_what_is_left(
     stack: Stack,
 ) -> None:
+    """The refusal. That the 4 tokens reserved and not used go back is exact only where the
+    bucket can be read: tests/store/test_refund.py, against the shared store (here they would
+    be indistinguishable from a few seconds' refill)."""
     # A 12-byte prompt is estimated at 5 tokens but is one word (one token) to the stand-in:
     # the first request reserves 5 + 20 of the 30 and really uses 1 + 20.
     body = {"prompt": "abcdefghijkl", "max_tokens": 20}
@@ -369,10 +372,6 @@ def test_a_tenant_over_its_tokens_per_minute_gets_429_and_real_usage_is_what_cou
     }
     assert int(refused.headers["x-ratelimit-remaining-tokens"]) < 25
     assert int(refused.headers["Retry-After"]) >= 1
-    # The 4 tokens reserved but not used came back: a request estimated at 4 + 4 fits in the
-    # 9 left, where the 5 left after the estimate alone would have refused it.
-    fits = post(stack, "/v1/completions", {"prompt": "abcdefghi", "max_tokens": 4}, "thrifty")
-    assert fits.status == 200
 
 
 def test_concurrent_requests_cannot_overshoot_the_usage_limit(stack: Stack) -> None:

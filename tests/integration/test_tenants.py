@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import kopf
 import paitient_secure_model as sdk
 import pytest
 
@@ -27,6 +28,9 @@ from paitient_common.kubeapi import Kube
 from paitient_common.secrets import keys_secret_name
 from paitient_common.tiers import format_time, period_bounds
 from paitient_localcluster.controlplane import audit
+from paitient_operator import handlers
+from paitient_operator.config import OperatorConfig
+from paitient_operator.tenant_reconciler import TenantReconciler
 from tests.integration import key_leaks
 from tests.integration.frontdoor_process import ApiProcess, call
 from tests.integration.key_leaks import needles
@@ -300,6 +304,54 @@ def test_usage_reports_roll_up_and_past_periods_stay_readable(
     wait_for(
         lambda: _status(kube, t).get("currentUsage") == 250, what="usage after a cumulative rewrite"
     )
+
+
+def _period_starts(now: datetime, count: int) -> list[datetime]:
+    """The start of the period holding ``now`` and of the ``count - 1`` before it, newest first."""
+    starts = [period_bounds(now)[0]]
+    while len(starts) < count:
+        starts.append(period_bounds(starts[-1] - timedelta(seconds=1))[0])
+    return starts
+
+
+def test_a_new_period_starts_from_zero_on_the_timer_and_history_keeps_the_newest_12(
+    tenant: dict[str, str], kube: Kube
+) -> None:
+    """docs/tenants.md: a timer, not an event, starts a new period (from zero), and the periods
+    before stay in ``status.history``, newest first, 12 at most. The operator's own timer
+    handler runs on the real API server with the reconciler's clock at the next period's start
+    (the session's operator is paused meanwhile, so no event intervenes)."""
+    t, ns = tenant["name"], tenant["namespace"]
+    now = datetime.now(UTC)
+    _, next_start = period_bounds(now)
+    starts = _period_starts(now, 15)  # this period and the 14 before
+    entries = [
+        {"tenant": t, "periodStart": format_time(s), "promptTokens": 10 * (i + 1),
+         "completionTokens": i, "requests": 1}
+        for i, s in enumerate(starts)
+    ]  # fmt: skip
+    kube.create(_report("gw-history", ns, entries))
+    wait_for(lambda: _status(kube, t).get("currentUsage") == 10, what="this period's usage")
+    # The one timer on Tenants: every minute, it reconciles the Tenant by name.
+    [timer] = [
+        h
+        for h in kopf.get_default_registry()._spawning._handlers
+        if h.fn is handlers.roll_tenant_period
+    ]
+    assert timer.interval == 60
+    with OperatorProcess.others_paused():
+        reconciler = TenantReconciler(
+            kube, OperatorConfig(), lambda *_: None, clock=lambda: next_start + timedelta(seconds=5)
+        )
+        handlers.roll_tenant_period(body=kube.get(*TENANT, t), memo=kopf.Memo(tenants=reconciler))
+        status = _status(kube, t)
+    assert status["periodStart"] == format_time(next_start)
+    assert (status["currentUsage"], status["promptTokens"], status["requests"]) == (0, 0, 0)
+    history = status["history"]
+    # The period that just ended first, then back in time; 12 of the 15 kept.
+    assert [h["periodStart"] for h in history] == [format_time(s) for s in starts[:12]]
+    assert history[0]["promptTokens"] == 10 and history[0]["periodEnd"] == format_time(next_start)
+    assert history[11]["promptTokens"] == 120
 
 
 def test_suspend_and_resume(tenant: dict[str, str], kube: Kube, kubeconfig: Path) -> None:
