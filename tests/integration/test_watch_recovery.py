@@ -29,7 +29,7 @@ from paitient_cli import admin
 from paitient_common.kubeapi import Kube
 from paitient_localcluster.controlplane.kubeconfig import write_kubeconfig
 from paitient_localcluster.simulated.sa_kubeconfig import mint_token, service_account_kubeconfig
-from tests.integration.frontdoor_process import ApiProcess, call
+from tests.integration.frontdoor_process import ApiProcess, call, client_trust
 from tests.integration.stack_helpers import make_tenant
 from tests.integration.tcp_proxy import TcpProxy, api_port, kubeconfig_through
 from tests.integration.waiting import wait_for
@@ -47,8 +47,15 @@ READ_THROUGH = re.compile(
 )
 
 
+def _open(url: str, timeout: float) -> Any:
+    """GET ``url``; the test front door serves TLS from the session's CA, trusted as ``call``
+    trusts it."""
+    context = client_trust() if url.startswith("https:") else None
+    return urllib.request.urlopen(url, timeout=timeout, context=context)
+
+
 def _metrics(url: str) -> str:
-    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+    with _open(f"{url}/metrics", 10) as response:
         return str(response.read().decode())
 
 
@@ -59,7 +66,7 @@ def restarts(url: str, reason: str) -> float:
 
 def _ready(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with _open(url, 5) as response:
             return bool(response.status == 200)
     except OSError:
         return False
