@@ -216,6 +216,9 @@ def faulty(stack: ApiProcess, kube: Kube) -> Iterator[dict[str, str]]:
         kube.create(make_md("warming").namespace(namespace).gpus(1).product("NVIDIA-B200")
                     .storage("5Gi", "encrypted-local").manifest())  # fmt: skip
         gateway(_routes(stack), f"{namespace}/deployment-123", kube, timeout=120)
+        # The front door routes only to a Ready deployment: a gateway that serves is not enough.
+        wait_for(lambda: _phase(kube, namespace, "deployment-123") == "Ready", timeout=120,
+                 what="deployment-123 Ready")  # fmt: skip
         wait_for(lambda: _phase(kube, namespace, "warming") == "Pending", timeout=60,
                  what="the deployment that waits for a GPU")  # fmt: skip
         yield tenant
