@@ -7,6 +7,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BIN := $(CURDIR)/.local/bin
 export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
+# The test targets: a real component that is missing (vLLM image, podman, root, the cluster's
+# audit log) fails the run instead of skipping its tests (tests/prerequisites.py; CI=true does too).
+REQUIRE_ALL := PAITIENT_REQUIRE_ALL=1
 
 .PHONY: help setup node-packages test-packages demo up down cluster cluster-build cluster-down cluster-status cluster-clean-cache operator \
         images image-tools images-test images-clean-cache bench-images \
@@ -35,7 +38,7 @@ setup: $(VENV)/.installed $(BIN)/kubectl sdk/js/node_modules/.package-lock.json 
 node-packages: ## the real node's Debian packages: containerd, runc, CNI plugins, iptables, ipset (apt-get; quiet when done)
 	@scripts/install-node-packages.sh
 
-test-packages: ## the Debian packages tests run for real: redis-server (the shared store) (apt-get; quiet when done)
+test-packages: ## the Debian packages tests run for real: redis-server (the shared store), wrk (bench_gateway's smoke run) (apt-get; quiet when done)
 	@scripts/install-test-packages.sh
 
 demo: setup images cluster-build ## everything on this machine: cluster with its real node, the chart; deploy (real vLLM on CPU) and generate via the SDK
@@ -79,7 +82,7 @@ images: setup image-tools ## build every container image into ~/.cache/paitient-
 	@$(PY) -m paitient_images build
 
 images-test: images ## run each image under podman the way its pod runs it (starts the local cluster if needed)
-	$(VENV)/bin/pytest -q -m images tests/images
+	$(REQUIRE_ALL) $(VENV)/bin/pytest -q -m images tests/images
 
 images-clean-cache: ## delete the built images, layers and the tiny model (the next `make images` rebuilds)
 	rm -rf "$${PAITIENT_IMAGES_CACHE_DIR:-$${XDG_CACHE_HOME:-$$HOME/.cache}/paitient-images}"
@@ -120,7 +123,7 @@ unit: setup ## unit tests only (no cluster)
 	$(VENV)/bin/pytest tests/unit -q
 
 integration: setup ## integration tests against the local control plane (started if needed)
-	$(VENV)/bin/pytest tests/integration -q
+	$(REQUIRE_ALL) $(VENV)/bin/pytest tests/integration -q
 
 chart-lint: setup ## the Helm chart: helm lint --strict, rendered objects against the Kubernetes schemas, RBAC, Argo CD check
 	$(VENV)/bin/pytest tests/unit/test_helm_chart.py -q
@@ -134,11 +137,11 @@ sdk-test: setup ## the SDKs' own lint, types and tests (Python and JavaScript); 
 sdk-unasync: $(VENV)/.installed ## write the Python SDK's sync modules (_client.py, _streaming.py) from their async sources
 	cd sdk/python && ../../$(PY) scripts/unasync.py
 
-test: setup lint typecheck sdk-test images cluster-build ## lint, type checks, SDK tests, the images, and every test (starts the local cluster when none runs)
-	$(VENV)/bin/pytest -q
+test: setup lint typecheck sdk-test images cluster-build ## lint, type checks, SDK tests, the images, and every test (starts the local cluster when none runs); a missing real component fails, never skips
+	$(REQUIRE_ALL) $(VENV)/bin/pytest -q
 
 vllm-test: images ## only the gateway's contract tests against real vLLM (the vllm-cpu image) and vLLM's parser on the operator's arguments
-	$(VENV)/bin/pytest -q -m real_vllm tests/vllm
+	$(REQUIRE_ALL) $(VENV)/bin/pytest -q -m real_vllm tests/vllm
 
 vllm-flags: setup ## regenerate the operator's list of the pinned vLLM's flags (PAITIENT_VLLM_PYTHON: a Python with that vLLM)
 	@test -n "$$PAITIENT_VLLM_PYTHON" || { echo "set PAITIENT_VLLM_PYTHON to a Python that has the pinned vLLM" >&2; exit 2; }

@@ -3,12 +3,14 @@ node on its own too), a small pod's create -> Ready on the real node, resident m
 
     python benchmarks/bench_control_plane.py          # start, pods, memory (uses the caches)
     python benchmarks/bench_control_plane.py --cold   # also cold and warm builds
+    python benchmarks/bench_control_plane.py --smoke  # one cluster with its real node, one pod
 
 A cold build uses an empty binary cache and an empty GOCACHE; a warm build an empty binary cache
 and the GOCACHE the cold build left (the Go module download cache is kept for both: they measure
 compiling, not the network). The throwaway clusters' node holds the pause image only (from
 `make images`), which the small pod runs too. Results go to stdout; docs/benchmarks.md records
-them.
+them, and the last line is a JSON summary. ``--smoke`` (a test runs it) starts only the cluster
+with the real node, times one pod and reads memory after 1 s at rest.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.summary import print_summary
 from paitient_common.kubeapi import Kube
 from paitient_localcluster.cluster import NODE_PROCESSES, LocalCluster
 from paitient_localcluster.controlplane.pki import NODE_NAME
@@ -106,7 +111,8 @@ def _ready(pod: dict[str, object] | None) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
-def memory(cluster: LocalCluster, rest: float) -> None:
+def memory(cluster: LocalCluster, rest: float) -> float:
+    """Print each process's resident memory after ``rest`` seconds; the total in MiB."""
     time.sleep(rest)
     total = node_total = 0.0
     for name, pid in cluster.running().items():
@@ -122,13 +128,17 @@ def memory(cluster: LocalCluster, rest: float) -> None:
         f"resident memory after {rest:.0f} s at rest: {total + extra:.0f} MiB in all, "
         f"the real node's programs {node_total:.0f} MiB"
     )
+    return total + extra
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cold", action="store_true", help="also time cold and warm builds")
     parser.add_argument("--rest", type=float, default=30.0, help="seconds at rest before RSS")
+    parser.add_argument("--smoke", action="store_true", help="one cluster, one pod, seconds")
     args = parser.parse_args()
+    kinds, pods, rest = ((True,), 1, 1.0) if args.smoke else ((False, True), 5, args.rest)
+    figures: dict[str, float] = {}
     # A SIGTERM (timeout, Ctrl-C in make) must still run the clean-up below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.cold:
@@ -137,7 +147,7 @@ def main() -> None:
     pause = {PAUSE_IMAGE: built_images()[PAUSE_IMAGE]}
     ensure_built(lambda m: print(m, file=sys.stderr))
     with tempfile.TemporaryDirectory(prefix="paitient-bench-") as run_dir:
-        for real_node in (False, True):
+        for real_node in kinds:
             cluster = LocalCluster(
                 run_dir=Path(run_dir) / f"cluster-{real_node}",
                 ports=spare_ports(reserved=Ports.from_env().every_port()),
@@ -148,22 +158,25 @@ def main() -> None:
             try:
                 started = time.monotonic()
                 cluster.up()
+                seconds = time.monotonic() - started
                 kind = "with the real node" if real_node else "KWOK nodes only"
                 print(
                     f"warm start until all {len(cluster.node_summary())} nodes Ready ({kind}): "
-                    f"{time.monotonic() - started:.1f} s"
+                    f"{seconds:.1f} s"
                 )
+                figures["start_real_node_s" if real_node else "start_kwok_only_s"] = seconds
                 if real_node:
                     kube = Kube.from_kubeconfig(str(cluster.kubeconfig))
-                    times = pod_ready_seconds(kube, pause[PAUSE_IMAGE].ref)
+                    times = pod_ready_seconds(kube, pause[PAUSE_IMAGE].ref, pods)
                     print(
                         f"small pod create -> Ready on the real node: median "
                         f"{statistics.median(times):.2f} s ({', '.join(f'{t:.2f}' for t in times)})"
                     )
-                if real_node:
-                    memory(cluster, args.rest)
+                    figures["pod_ready_median_s"] = statistics.median(times)
+                    figures["rss_mib"] = memory(cluster, rest)
             finally:
                 cluster.down(quiet=True)
+    print_summary(__file__, args.smoke, **{k: round(v, 2) for k, v in figures.items()})
 
 
 if __name__ == "__main__":

@@ -27,7 +27,9 @@ CPU used on the machine by processes that are not ours (a test suite may share t
 Then py-spy samples the gateway under closed-loop load and the script prints where its time goes.
 
 Every server listens on 127.0.0.1 and every process started here is stopped in a ``finally``,
-also on SIGTERM/SIGINT and when the whole run exceeds ``--budget`` seconds.
+also on SIGTERM/SIGINT and when the whole run exceeds ``--budget`` seconds. The last line is a
+JSON summary; ``--smoke`` runs every step for a second (wrk and taskset needed; LiteLLM only when
+installed), which a test does.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.summary import print_summary
 from paitient_common.apikeys import generate_api_key, new_record
 from paitient_common.tls import client_context
 from paitient_operator.certificates import x509
@@ -848,7 +853,15 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--skip-litellm", action="store_true")
     p.add_argument("--skip-tls", action="store_true", help="no gateway-tls target")
     p.add_argument("--budget", type=int, default=1200, help="abort the whole run after this")
+    p.add_argument(
+        "--smoke", action="store_true",
+        help="1 s per measurement, one rate, no profile, LiteLLM only when installed (a test runs it)",
+    )  # fmt: skip
     args = p.parse_args()
+    if args.smoke:
+        args.duration, args.warmup, args.rates, args.connections = 1.0, 1.0, "20", "2"
+        args.attempts, args.profile_seconds, args.budget = 1, 0.0, 180
+        args.skip_litellm = args.skip_litellm or not LITELLM.exists()
     args.rates = [float(r) for r in args.rates.split(",") if r]
     args.connections = [int(c) for c in args.connections.split(",") if c]
     return args
@@ -920,6 +933,8 @@ def main() -> int:
         )
     )
     print(f"\nraw figures: {RESULTS.relative_to(ROOT)}")
+    best = {f"{m.target} {m.mode}": round(m.rps) for m in measurements if m.kind == "max"}
+    print_summary(__file__, args.smoke, max_rps=best, litellm=not args.skip_litellm)
     return 0
 
 

@@ -3,10 +3,13 @@ changed, and each image's archive size and uncompressed size.
 
     python benchmarks/bench_images.py             # cold + warm, in a throwaway cache
     python benchmarks/bench_images.py --keep-syft # reuse the cached syft binary (skips its build)
+    python benchmarks/bench_images.py --smoke     # a warm rebuild of the real cache only
 
 "Cold" empties the image cache only: uv's wheel cache, Go's module cache and Debian's mirror
 stay as they are (a first run on a fresh machine also downloads ~3.5 GB of wheels). Results go
-to stdout; docs/benchmarks.md and docs/images.md record them.
+to stdout, the last line a JSON summary; docs/benchmarks.md and docs/images.md record them.
+``--smoke`` (a test runs it, after ``make images``) rebuilds the real cache, where nothing
+changed (seconds), and measures the uncompressed size of the smallest image only.
 """
 
 from __future__ import annotations
@@ -22,7 +25,11 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.summary import print_summary
 from paitient_images.cache import cache_dir
 from paitient_images.sbom import SYFT_VERSION
 
@@ -59,8 +66,13 @@ def uncompressed_size(archive: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keep-syft", action="store_true", help="copy the cached syft binary in")
+    parser.add_argument("--smoke", action="store_true", help="a warm rebuild of the real cache")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.smoke:
+        warm = timed_build(dict(os.environ))
+        sizes(json.loads((cache_dir() / "index.json").read_text())["images"], args.smoke, warm)
+        return
     scratch = Path(tempfile.mkdtemp(prefix="paitient-images-bench-"))
     env = {**os.environ, "PAITIENT_IMAGES_CACHE_DIR": str(scratch)}
     try:
@@ -70,14 +82,28 @@ def main() -> None:
                 shutil.copytree(tool, scratch / "tools" / tool.name)
         cold = timed_build(env)
         warm = timed_build(env)
-        index = json.loads((scratch / "index.json").read_text())
-        print(f"cold build: {cold:.0f} s   warm rebuild: {warm:.1f} s")
-        print(f"{'image':20} {'archive MB':>10} {'uncompressed MB':>16}")
-        for name, entry in index["images"].items():
-            size = uncompressed_size(entry["archive"])
-            print(f"{name:20} {entry['size'] / 1e6:10.0f} {size / 1e6:16.0f}")
+        print(f"cold build: {cold:.0f} s")
+        sizes(json.loads((scratch / "index.json").read_text())["images"], False, warm, cold)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def sizes(images: dict[str, Any], smoke: bool, warm: float, cold: float | None = None) -> None:
+    """Each image's archive size and uncompressed size (a smoke run: the smallest image's only);
+    then the summary line."""
+    print(f"warm rebuild: {warm:.1f} s")
+    print(f"{'image':20} {'archive MB':>10} {'uncompressed MB':>16}")
+    smallest = min(images, key=lambda name: images[name]["size"])
+    figures: dict[str, dict[str, int]] = {}
+    for name, entry in images.items():
+        measured = not smoke or name == smallest
+        size = uncompressed_size(entry["archive"]) if measured else 0
+        shown = f"{size / 1e6:.0f}" if measured else "-"
+        print(f"{name:20} {entry['size'] / 1e6:10.0f} {shown:>16}")
+        figures[name] = {"archive_bytes": entry["size"], "uncompressed_bytes": size}
+    print_summary(
+        __file__, smoke, warm_s=round(warm, 1), cold_s=cold and round(cold), images=figures
+    )
 
 
 if __name__ == "__main__":

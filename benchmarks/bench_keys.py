@@ -1,6 +1,6 @@
 """How fast a key change reaches the front door and a gateway: write -> effect, p50 / p99.
 
-    python benchmarks/bench_keys.py [--trials 100]
+    python benchmarks/bench_keys.py [--trials 100] [--smoke]
 
 On the local cluster (started if none runs, stopped again if this started it) it runs the
 operator, the local data plane and the front door, makes an enterprise tenant with one Ready
@@ -16,14 +16,14 @@ requests back to back (the front door's ``/v1/subscription``, the gateway's
 
 The effect time is the start of the first request that shows it, minus the moment the write
 returned (0 when a request begun before already showed it): so it is an upper bound, within one
-request's round trip (a few ms here). Prints a table and one JSON line.
+request's round trip (a few ms here). Prints a table and one JSON line. ``--smoke``: one trial
+of each (seconds once the cluster runs; a test runs it).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import subprocess
@@ -41,11 +41,13 @@ sys.path.insert(0, str(REPO))
 
 import paitient_secure_model as sdk  # noqa: E402
 
+from benchmarks.summary import print_summary  # noqa: E402
 from paitient_cli import admin  # noqa: E402
 from paitient_common.kubeapi import Kube  # noqa: E402
 from paitient_common.resources.install import install_crds  # noqa: E402
 from paitient_localcluster.cluster import LocalCluster  # noqa: E402
 from tests.integration.frontdoor_process import ApiProcess  # noqa: E402
+from tests.integration.gateway_tls import Gateway, gateway  # noqa: E402
 from tests.integration.operator_process import OperatorProcess  # noqa: E402
 from tests.integration.stack_helpers import make_tenant  # noqa: E402
 
@@ -55,10 +57,22 @@ Check = Callable[[int, dict[str, str]], bool]
 
 
 class Place:
-    """One place a key is checked: a URL and the request to send there."""
+    """One place a key is checked: a URL and the request to send there (over TLS to a gateway:
+    trusting the operator's CA, verifying the name its route gives, as the front door does)."""
 
-    def __init__(self, name: str, method: str, url: str, body: Any = None) -> None:
+    def __init__(
+        self, name: str, method: str, url: str, body: Any = None, tls: Gateway | None = None
+    ) -> None:
         self.name, self.method, self.url, self.body = name, method, url, body
+        self.tls = tls
+
+    def request(self, session: aiohttp.ClientSession, headers: dict[str, str]) -> Any:
+        if self.tls is None:
+            return session.request(self.method, self.url, json=self.body, headers=headers)
+        return session.request(
+            self.method, self.url, json=self.body, headers=headers,
+            ssl=self.tls.context, server_hostname=self.tls.server_name,
+        )  # fmt: skip
 
 
 async def effect(
@@ -74,7 +88,7 @@ async def effect(
     deadline = after + timeout
     while time.monotonic() < deadline:
         started = time.monotonic()
-        async with session.request(place.method, place.url, json=place.body, headers=headers) as r:
+        async with place.request(session, headers) as r:
             await r.read()
             if shows(r.status, dict(r.headers)):
                 return max(0.0, started - after)
@@ -108,9 +122,7 @@ async def first_calls(
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         for place in places:
             started = time.monotonic()
-            async with session.request(
-                place.method, place.url, json=place.body, headers=headers()
-            ) as r:
+            async with place.request(session, headers()) as r:
                 await r.read()
                 if r.status != 200:
                     raise AssertionError(f"a new key's first request at {place.name}: {r.status}")
@@ -125,15 +137,16 @@ def percentiles(values: list[float]) -> tuple[float, float, float]:
 
 
 def run(
-    trials: int, kube: Kube, base_url: str, gateway: str, tenant: dict[str, str]
+    trials: int, kube: Kube, base_url: str, gateway: Gateway, tenant: dict[str, str]
 ) -> dict[str, Any]:
     client_id = tenant["client_id"]
     front = Place("front door", "GET", f"{base_url}/subscription")
     gw = Place(
         "gateway",
         "POST",
-        f"{gateway}/v1/completions",
+        f"{gateway.url}/v1/completions",
         {"model": "x", "prompt": "p", "max_tokens": 1},
+        tls=gateway,
     )
     places = [front, gw]
     results: dict[str, list[float]] = {}
@@ -167,7 +180,7 @@ def run(
     return results
 
 
-def report(results: dict[str, list[float]]) -> None:
+def report(results: dict[str, list[float]], smoke: bool) -> None:
     print(f"{'change @ place':<48} {'n':>4} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     summary = {}
     for name, values in results.items():
@@ -180,7 +193,7 @@ def report(results: dict[str, list[float]]) -> None:
             "p50_ms": round(p50 * 1000, 1),
             "p99_ms": round(p99 * 1000, 1),
         }
-    print(json.dumps(summary))
+    print_summary(__file__, smoke, **summary)
 
 
 def main() -> None:
@@ -188,7 +201,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--smoke", action="store_true", help="one trial of each, seconds")
     args = parser.parse_args()
+    trials = 1 if args.smoke else args.trials
     cluster = LocalCluster(log=lambda _m: None)
     started_here = not cluster.is_healthy()
     kubeconfig = cluster.up()
@@ -221,8 +236,8 @@ def main() -> None:
                     model_name="ZimaBlueAI/HuatuoGPT-o1-8B", deployment_name="bench"
                 )
                 client.wait_until_ready("bench", timeout=180, poll_interval=0.5)
-            gateway = json.loads(routes.read_text())[f"{tenant['namespace']}/bench"]
-            report(run(args.trials, kube, api.base_url, gateway, tenant))
+            gw = gateway(routes, f"{tenant['namespace']}/bench", kube)
+            report(run(trials, kube, api.base_url, gw, tenant), args.smoke)
         finally:
             if tenant is not None:
                 admin.delete_tenant(kube, tenant["name"], force=True)

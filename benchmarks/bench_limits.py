@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -34,6 +33,7 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.summary import print_summary  # noqa: E402
 from paitient_common.store import limits  # noqa: E402
 from paitient_common.store.connection import Store  # noqa: E402
 from paitient_common.store.limits import Bucket  # noqa: E402
@@ -229,7 +229,6 @@ def main(argv: list[str] | None = None) -> int:
         f"with the store; the store {server_us:.1f} us per script call (2 per request)"
     )
     summary = {
-        "smoke": args.smoke,
         "store": ours,
         "per_replica": theirs,
         "gateway_p50_ms": {"store": round(pct(with_store, 0.5), 3), "none": round(pct(without, 0.5), 3)},
@@ -243,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         "store_us_per_script": round(server_us, 1),
         "load_average": round(os.getloadavg()[0], 1),
     }  # fmt: skip
-    print(json.dumps(summary))
+    print_summary(__file__, args.smoke, **summary)
     return 0
 
 

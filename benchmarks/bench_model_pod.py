@@ -3,6 +3,7 @@ first answer through the gateway, and the model pod's memory.
 
     make bench-model-pod [ARGS="--rounds 2"]
     make bench-model-pod ARGS="--rounds 1 --cold"   # the vllm-cpu image not on the node
+    python benchmarks/bench_model_pod.py --smoke     # one round (a test runs it)
 
 Uses the running local cluster (starts one if none runs, and stops it again), an operator of its
 own, and a tenant of its own; the tiny model reaches a PVC by a Job from the tiny-model image, as
@@ -19,6 +20,9 @@ end, also on failure. Each round:
   Service's DNS name with TLS verified, from a pod in the front door's namespace, retried once a
   second;
 - the resident memory of each container's processes once it serves.
+
+The last line is a JSON summary. ``--smoke`` is one warm round: it still starts real vLLM on the
+real node (a minute or two), so its test runs with the real-vLLM tests.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ sys.path.insert(0, str(REPO))
 
 import yaml  # noqa: E402
 
+from benchmarks.summary import print_summary  # noqa: E402
 from paitient_common.kubeapi import Kube  # noqa: E402
 from paitient_common.secrets import CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY  # noqa: E402
 from paitient_images import image  # noqa: E402
@@ -183,7 +188,10 @@ def main() -> int:
         "--cold", action="store_true",
         help="each round: the vllm-cpu image removed from the node, timed from its import",
     )  # fmt: skip
+    parser.add_argument("--smoke", action="store_true", help="one warm round")
     args = parser.parse_args()
+    if args.smoke:
+        args.rounds, args.cold = 1, False
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     caller = f"bench-caller-{uuid.uuid4().hex[:6]}"
     with (
@@ -214,6 +222,10 @@ def main() -> int:
         f"median: {start} -> pod Ready {statistics.median(float(r[0]) for r in rows):.1f} s, "
         f"-> first completion through the gateway {statistics.median(float(r[1]) for r in rows):.1f} s"
     )
+    print_summary(
+        __file__, args.smoke, cold=args.cold,
+        rounds=[{"ready_s": float(r[0]), "first_completion_s": float(r[1]), "memory": r[2]} for r in rows],
+    )  # fmt: skip
     return 0
 
 

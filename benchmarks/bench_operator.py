@@ -1,19 +1,21 @@
 """500 ModelDeployments applied at once on a throwaway local cluster, until all are Ready.
 
-    python benchmarks/bench_operator.py [--count 500] [--quiet 30]
+    python benchmarks/bench_operator.py [--count 500] [--quiet 30] [--smoke]
 
 Prints: wall time until every ModelDeployment is Ready; the operator's API requests (from the
 API server's audit log) per ModelDeployment and per reconcile; its writes during a quiet period
 after all are Ready (goal: zero); its resident memory. CPU-only deployments with small requests
 on three large simulated nodes, so the scheduler has room for every pod: this throwaway cluster
-has KWOK nodes only (no real node), where pods turn Ready without running.
+has KWOK nodes only (no real node), where pods turn Ready without running. ``--smoke``: 3
+ModelDeployments, a 1 s quiet period, and a failure (exit 1) unless all are Ready within 3
+minutes, so a refused manifest or a stuck reconcile shows (a test runs it). The last line is a
+JSON summary.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
-import json
 import os
 import signal
 import subprocess
@@ -27,6 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.summary import print_summary  # noqa: E402
 from paitient_common.kubeapi import Kube  # noqa: E402
 from paitient_common.resources.install import install_crds  # noqa: E402
 from paitient_localcluster.cluster import LocalCluster  # noqa: E402
@@ -46,7 +49,9 @@ def manifest(i: int) -> dict[str, object]:
         "spec": {
             "model": {"name": "ZimaBlueAI/HuatuoGPT-o1-8B"},
             "useGpu": False,
-            "resources": {"cpu": "100m", "memory": "256Mi"},
+            # CPU vLLM needs its runtime reserve and a KV cache (vllm_cpu.py): 6Gi is the least
+            # a CPU deployment is served with; the nodes below hold 500 of them.
+            "resources": {"cpu": "100m", "memory": "6Gi"},
             "storage": {"size": "1Gi", "storageClassName": "encrypted-local"},
         },
     }
@@ -94,14 +99,15 @@ def start_operator(
     return operator
 
 
-def apply_and_wait(kube: Kube, count: int) -> tuple[float, float, int]:
-    """Apply ``count`` ModelDeployments at once; (seconds to apply, seconds to Ready, ready)."""
+def apply_and_wait(kube: Kube, count: int, limit: float) -> tuple[float, float, int]:
+    """Apply ``count`` ModelDeployments at once (a refused one raises); (seconds to apply,
+    seconds to Ready, how many are Ready), waiting at most ``limit`` seconds."""
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(lambda i: kube.create(manifest(i)), range(count)))
     applied = time.monotonic() - started
     ready = 0
-    while time.monotonic() - started < 1800:
+    while time.monotonic() - started < limit:
         items = kube.list("paitient.ai/v1alpha1", "ModelDeployment", namespace=NAMESPACE)
         ready = sum(1 for m in items if m.get("status", {}).get("phase") == "Ready")
         if ready == count:
@@ -117,7 +123,9 @@ def main() -> None:
     parser.add_argument(
         "--operator-log", type=Path, help="keep the operator's debug log at this path"
     )
+    parser.add_argument("--smoke", action="store_true", help="3 objects, seconds")
     args = parser.parse_args()
+    count, quiet, limit = (3, 1.0, 180.0) if args.smoke else (args.count, args.quiet, 1800.0)
     # A SIGTERM (timeout, Ctrl-C in make) must still run the clean-up below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
@@ -136,7 +144,7 @@ def main() -> None:
             log_path = args.operator_log or Path(tmp) / "operator.log"
             operator = start_operator(cluster, log_path, verbose=args.operator_log is not None)
             offset = audit.log_size(cluster.layout.audit_log)
-            applied, wall, ready = apply_and_wait(kube, args.count)
+            applied, wall, ready = apply_and_wait(kube, count, limit)
             time.sleep(3)
             settled = audit.log_size(cluster.layout.audit_log)
             events = [
@@ -145,21 +153,24 @@ def main() -> None:
                 if e.user == "paitient-operator"
             ]
             count_reconciles = reconciles(f"http://127.0.0.1:{METRICS_PORT}/metrics")
-            time.sleep(args.quiet)
+            time.sleep(quiet)
             quiet_writes = audit.writes_by(
                 audit.read_events(cluster.layout.audit_log, settled), "paitient-operator"
             )
             report(
-                args.count,
+                count,
                 applied,
                 wall,
                 ready,
                 events,
                 count_reconciles,
                 quiet_writes,
-                args.quiet,
+                quiet,
                 operator.pid,
+                args.smoke,
             )
+            if ready != count:
+                sys.exit(f"only {ready} of {count} ModelDeployments Ready within {limit:.0f} s")
         finally:
             try:
                 if operator is not None:
@@ -184,6 +195,7 @@ def report(
     quiet_writes: list[audit.AuditEvent],
     quiet: float,
     pid: int,
+    smoke: bool,
 ) -> None:
     by_kind = collections.Counter(
         (e.verb, e.resource + (f"/{e.subresource}" if e.subresource else "")) for e in events
@@ -208,8 +220,10 @@ def report(
     print("requests by verb and resource:")
     for (verb, resource), n in by_kind.most_common():
         print(f"  {n:6d}  {verb:<7} {resource}")
-    summary = {"wall_s": round(wall, 1), "requests": len(events), "reconciles": count_reconciles}
-    print(json.dumps({**summary, "quiet_writes": len(quiet_writes)}))
+    print_summary(
+        __file__, smoke, count=count, ready=ready, wall_s=round(wall, 1), requests=len(events),
+        reconciles=count_reconciles, quiet_writes=len(quiet_writes),
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """How fast the system reacts: the figures the tests wait for with generous bounds, measured.
 
-    python benchmarks/bench_reactions.py [--rounds 5] [--skip-cluster]
+    python benchmarks/bench_reactions.py [--rounds 5] [--skip-cluster] [--smoke]
 
 Gateway alone (vLLM stand-in, keys file):
   - a hung model: time until the gateway answers 504 (read timeout 1.5 s);
@@ -11,6 +11,8 @@ operator and the local data plane of its own, one tenant):
   - a ModelDeployment from creation to Ready (its gateway answering), and an unplaceable GPU one
     to its GPUCapacity condition.
 How fast key changes take effect is ``make bench-keys``'s (benchmarks/bench_keys.py).
+``--smoke``: one round of each, the kill after 0.5 s (seconds; a test runs it). The last line is
+a JSON summary.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.summary import print_summary  # noqa: E402
 from paitient_common.kubeapi import Kube  # noqa: E402
 from tests.integration.stack_helpers import operator_and_tenant, start_data_plane  # noqa: E402
 from tests.integration.waiting import wait_for  # noqa: E402
@@ -59,7 +62,7 @@ def summary(values: list[float]) -> str:
 # -- the gateway alone ---------------------------------------------------------------------------
 
 
-def gateway_figures(work: Path, rounds: int) -> None:
+def gateway_figures(work: Path, rounds: int, kill_after: float) -> dict[str, object]:
     standin = start_standin(work)
     gateway = restarted = None
     try:
@@ -87,23 +90,30 @@ def gateway_figures(work: Path, rounds: int) -> None:
         gateway = start_gateway(work, work / "keys.json", ledger, standin.url)
         load = Load(f"{gateway.url}/v1/completions", callers["acme"].headers())
 
-        async def kill_at_one_second() -> int:
+        async def kill_midway() -> int:
             assert gateway is not None
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(kill_after)
             in_flight = load.in_flight()
             await asyncio.to_thread(gateway.kill)
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(kill_after)
             return in_flight
 
-        in_flight = run(load.run(kill_at_one_second()))
+        in_flight = run(load.run(kill_midway()))
         restarted = start_gateway(work, work / "keys.json", ledger, standin.url)
         records = ledger_records(ledger)
         unanswered = {str(r["request_id"]) for r in records} - set(load.received)
         print(
-            f"SIGKILL under load (8 clients, 2 s, kill at 1 s): {len(load.started)} started, "
-            f"{len(load.received)} answered complete, {len(records)} in the ledger, "
-            f"{len(unanswered)} written but unanswered, {in_flight} in flight at the kill"
+            f"SIGKILL under load (8 clients, {2 * kill_after:g} s, kill at {kill_after:g} s): "
+            f"{len(load.started)} started, {len(load.received)} answered complete, "
+            f"{len(records)} in the ledger, {len(unanswered)} written but unanswered, "
+            f"{in_flight} in flight at the kill"
         )
+        return {
+            "hung_model_504_ms": [round(w * 1000) for w in waits],
+            "kill": {"started": len(load.started), "answered": len(load.received),
+                     "in_ledger": len(records), "unanswered_in_ledger": len(unanswered),
+                     "in_flight": in_flight},
+        }  # fmt: skip
     finally:
         for proc in (restarted, gateway):
             if proc is not None:
@@ -114,7 +124,7 @@ def gateway_figures(work: Path, rounds: int) -> None:
 # -- on the local cluster ------------------------------------------------------------------------
 
 
-def cluster_figures(work: Path, rounds: int) -> None:
+def cluster_figures(work: Path) -> dict[str, object]:
     with operator_and_tenant(work) as (kube, kubeconfig, tenant):
         plane, _ = start_data_plane(kubeconfig, work)
         try:
@@ -130,6 +140,7 @@ def cluster_figures(work: Path, rounds: int) -> None:
                 f"unplaceable GPU ModelDeployment created -> reason GPUCapacity: "
                 f"{stuck * 1000:.0f} ms"
             )
+            return {"ready_ms": round(ready * 1000), "gpu_capacity_ms": round(stuck * 1000)}
         finally:
             plane.terminate()
             plane.wait(timeout=30)
@@ -148,11 +159,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5, help="repetitions of each timing")
     parser.add_argument("--skip-cluster", action="store_true", help="the gateway figures only")
+    parser.add_argument("--smoke", action="store_true", help="one round, seconds")
     args = parser.parse_args()
+    rounds, kill_after = (1, 0.5) if args.smoke else (args.rounds, 1.0)
+    figures: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="paitient-bench-reactions-") as tmp:
-        gateway_figures(Path(tmp), args.rounds)
+        figures["gateway"] = gateway_figures(Path(tmp), rounds, kill_after)
         if not args.skip_cluster:
-            cluster_figures(Path(tmp), args.rounds)
+            figures["cluster"] = cluster_figures(Path(tmp))
+    print_summary(__file__, args.smoke, **figures)
     return 0
 
 

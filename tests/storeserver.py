@@ -7,6 +7,7 @@ scripts/install-test-packages.sh): a store claim is never skipped into a pass.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import shutil
 import signal
@@ -19,6 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from paitient_common.store.connection import Store
+from paitient_common.store.keys import period_keys
+from paitient_common.store.limits import read_usage
+from paitient_common.store.settings import parse_store_url
+from paitient_common.tiers import current_period
 from paitient_localcluster.host.processes import free_port
 from paitient_operator.certificates.x509 import issue, new_authority
 
@@ -125,3 +131,17 @@ class RedisServer:
     def thaw(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGCONT)
+
+
+def stored_usage(server: RedisServer, tenant: str) -> int:
+    """The tenant's usage this period, as the store holds it."""
+
+    async def read() -> int:
+        store = Store(parse_store_url(server.url, server.password))
+        try:
+            start = current_period(datetime.now(UTC))[2]
+            return await read_usage(store, period_keys(tenant, start))
+        finally:
+            await store.close()
+
+    return asyncio.run(read())

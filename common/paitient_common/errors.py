@@ -156,19 +156,37 @@ class RateLimitError(ApiError):
 
     @property
     def headers(self) -> dict[str, str]:
-        if self.retry_after is None:
-            return {}
-        # Retry-After takes whole seconds; round up so a client that obeys it is not refused again.
-        return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
+        return retry_after_header(self.retry_after)
 
 
 class ServiceError(ApiError):
-    """5xx: our fault or an upstream's (the model server); safe to retry."""
+    """5xx: our fault or an upstream's (the model server); safe to retry. A 503 may say when
+    (``retry_after``: a model server loading), and a front door passing it on keeps that."""
 
     status = 500
     type = "service_error"
     _allowed_statuses = frozenset({500, 502, 503, 504})
     default_message = _INTERNAL_MESSAGE
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return retry_after_header(self.retry_after)
+
+
+def retry_after_header(seconds: float | None) -> dict[str, str]:
+    """``Retry-After`` for a wait of ``seconds`` (none for None): whole seconds, rounded up, so
+    a client that obeys it is not refused again."""
+    return {} if seconds is None else {"Retry-After": str(max(1, math.ceil(seconds)))}
 
 
 _BY_TYPE: Final[dict[str, type[ApiError]]] = {
@@ -215,6 +233,12 @@ def error_from_body(
         message = error.get("message")
         if cls is RateLimitError and isinstance(message, str):
             return RateLimitError(message, retry_after=_retry_after(headers or {}))
+        if cls is ServiceError and isinstance(message, str):
+            # A 503 that says when to come back (a model server loading) keeps saying it.
+            allowed = status in ServiceError._allowed_statuses
+            return ServiceError(
+                message, status=status if allowed else None, retry_after=_retry_after(headers or {})
+            )
         if cls is not None and isinstance(message, str):
             if status in cls._allowed_statuses:
                 return cls(message, status=status)

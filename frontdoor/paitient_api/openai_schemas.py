@@ -14,10 +14,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from paitient_api.schemas import Usage
+from paitient_common.resources.modeldeployment import DEFAULT_MAX_CHOICES, MAX_CHOICES_CAP
 
 MODEL_DESCRIPTION = (
     "A deployment id, or a model name (e.g. ZimaBlueAI/HuatuoGPT-o1-8B) when exactly one of "
     "your deployments serves it."
+)
+CHOICES_DESCRIPTION = (
+    f"Completions to make; at most the deployment's spec.rateLimits.maxChoices "
+    f"({DEFAULT_MAX_CHOICES} unless set, never above {MAX_CHOICES_CAP}): more is a 422."
 )
 
 
@@ -44,6 +49,7 @@ class ChatCompletionRequest(_Open):
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
+    n: int | None = Field(default=None, ge=1, le=MAX_CHOICES_CAP, description=CHOICES_DESCRIPTION)
     stream: bool = False
     stream_options: StreamOptions | None = None
 
@@ -55,6 +61,10 @@ class CompletionRequest(_Open):
     prompt: str | list[str] | list[int] = Field(description="Text, texts or token ids.")
     max_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
+    n: int | None = Field(default=None, ge=1, le=MAX_CHOICES_CAP, description=CHOICES_DESCRIPTION)
+    best_of: int | None = Field(
+        default=None, ge=1, le=MAX_CHOICES_CAP, description=CHOICES_DESCRIPTION
+    )
     stream: bool = False
     stream_options: StreamOptions | None = None
 

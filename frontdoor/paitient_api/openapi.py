@@ -62,6 +62,7 @@ OPENAI_ERRORS = {
     "409": "conflict_error: the model name is served by several of your deployments "
     "(code model_ambiguous)",
     "413": "validation_error: body too large",
+    "422": "validation_error: n or best_of above the deployment's maxChoices",
     "429": "rate_limit_error (code rate_limit_exceeded), with Retry-After",
     "500": "service_error",
     "502": "service_error: the gateway failed",

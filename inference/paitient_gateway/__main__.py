@@ -35,6 +35,9 @@ except ImportError:  # pragma: no cover - uvloop is a dependency, but not on eve
     uvloop = None
 
 log = logging.getLogger("paitient.gateway")
+# Each request to the API server (the UsageReport writes) gives up after this long: a stalled
+# API must not hold a report thread, nor the exit that waits for it, any longer.
+API_REQUEST_TIMEOUT = 5.0
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -70,9 +73,9 @@ def build(args: argparse.Namespace) -> Gateway:
     if config.keys_file is not None:
         source = FileKeySource(config.keys_file)
         if config.kubeconfig:  # usage reports still go to a cluster when one is named
-            kube = Kube.from_kubeconfig(config.kubeconfig, pool_size=4)
+            kube = Kube.from_kubeconfig(config.kubeconfig, 4, API_REQUEST_TIMEOUT)
         return Gateway(config, source, kube)
-    kube = Kube.from_kubeconfig(config.kubeconfig, pool_size=4)
+    kube = Kube.from_kubeconfig(config.kubeconfig, 4, API_REQUEST_TIMEOUT)
     watched = KubernetesKeySource(
         config.kubeconfig,
         config.system_namespace,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Final
 
 from paitient_common.informer import WatchSettings, watch_settings_from_env
+from paitient_common.resources.modeldeployment import DEFAULT_MAX_CHOICES
 from paitient_common.store.settings import StoreSettings, store_settings_from_env
 
 DEFAULT_PORT: Final = 8443
@@ -52,6 +53,8 @@ class GatewayConfig:
     system_namespace: str = DEFAULT_SYSTEM_NAMESPACE
     deployment_requests_per_minute: int | None = None
     deployment_tokens_per_minute: int | None = None
+    # n / best_of one request may ask for (spec.rateLimits.maxChoices).
+    max_choices: int = DEFAULT_MAX_CHOICES
     body_limit: int = DEFAULT_BODY_LIMIT
     connect_timeout: float = 5.0
     # Between two bytes from vLLM: a long generation is fine, a silent one is not.
@@ -96,6 +99,7 @@ class GatewayConfig:
             "deployment_tokens_per_minute": _int(
                 env, "PAITIENT_RATE_LIMIT_TOKENS_PER_MINUTE", None
             ),
+            "max_choices": _int(env, "PAITIENT_MAX_CHOICES", DEFAULT_MAX_CHOICES),
             "body_limit": _int(env, "PAITIENT_BODY_LIMIT_BYTES", DEFAULT_BODY_LIMIT),
             "connect_timeout": _float(env, "PAITIENT_UPSTREAM_CONNECT_TIMEOUT", 5.0),
             "read_timeout": _float(env, "PAITIENT_UPSTREAM_READ_TIMEOUT", 120.0),

@@ -3,9 +3,11 @@
 Each settled request appends one JSON line (keyed by its request id) with ``os.write`` on an
 ``O_APPEND`` descriptor before the client gets the last byte of its answer: once written, the
 line is in the kernel's page cache and survives the gateway being killed. A background task
-``fsync``s in small batches (every ``sync_interval`` seconds or ``sync_batch`` lines), which only
-matters for a kernel or node crash. On start the files are replayed, torn last lines skipped and
-request ids de-duplicated, so the counters resume exactly where they were.
+``fsync``s in small batches, which only matters for a kernel or node crash: at most
+``sync_interval`` seconds after the oldest line not yet synced was written, or at once when
+``sync_batch`` lines wait (in both cases after the fsync in progress, if one is). On start the
+files are replayed, torn last lines skipped and request ids de-duplicated, so the counters resume
+exactly where they were.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import contextlib
 import json
 import logging
 import os
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,18 +114,38 @@ def read_ledger_lines(raw: bytes) -> list[UsageRecord]:
     return records
 
 
-class UsageLedger:
-    """Append-only JSON-lines files in ``directory`` (one per UTC day), and their counters."""
+async def fsync_in_thread(fd: int) -> None:
+    """``os.fsync`` off the event loop: a slow disk must not stall the requests."""
+    await asyncio.to_thread(os.fsync, fd)
 
-    def __init__(self, directory: Path, sync_interval: float = 0.05, sync_batch: int = 64) -> None:
+
+class UsageLedger:
+    """Append-only JSON-lines files in ``directory`` (one per UTC day), and their counters.
+
+    ``fsync`` and ``clock`` are the background sync's disk and time (tests give a fake clock and
+    record the syncs); ``clock`` must be the event loop's (``time.monotonic`` by default)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        sync_interval: float = 0.05,
+        sync_batch: int = 64,
+        *,
+        fsync: Callable[[int], Awaitable[None]] = fsync_in_thread,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.directory = directory
         self.sync_interval = sync_interval
         self.sync_batch = sync_batch
         self.counters = UsageCounters()
         self._fd: int | None = None
         self._fd_day = ""
+        self._fsync = fsync
+        self._clock = clock
         self._unsynced = 0
-        self._wake = asyncio.Event()
+        self._oldest_unsynced = 0.0  # when the oldest line not yet synced was written
+        self._waiting = asyncio.Event()  # a line waits for its fsync
+        self._batch_full = asyncio.Event()  # sync_batch lines wait
         self.last_sync_seconds = 0.0
         self.ledger_id = ""
 
@@ -175,29 +199,43 @@ class UsageLedger:
         while written < len(line):  # a regular file writes whole, but do not rely on it
             written += os.write(fd, line[written:])
         self.counters.add(record)
+        if self._unsynced == 0:
+            self._oldest_unsynced = self._clock()
+            self._waiting.set()
         self._unsynced += 1
         if self._unsynced >= self.sync_batch:
-            self._wake.set()
+            self._batch_full.set()
         return True
 
+    def _take_unsynced(self) -> int | None:
+        """The descriptor to fsync for the lines waiting now (None when none wait); lines
+        appended from here on wait for the next fsync."""
+        self._unsynced = 0
+        self._waiting.clear()
+        self._batch_full.clear()
+        return self._fd
+
     def sync(self) -> None:
-        if self._fd is not None and self._unsynced:
-            self._unsynced = 0
-            os.fsync(self._fd)
+        if self._unsynced and (fd := self._take_unsynced()) is not None:
+            os.fsync(fd)
 
     async def run_syncer(self) -> None:
-        """fsync every ``sync_interval`` seconds, or sooner when a batch fills."""
+        """fsync ``sync_interval`` seconds after the oldest waiting line was written, or as
+        soon as ``sync_batch`` lines wait; never while nothing waits."""
         loop = asyncio.get_running_loop()
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.sync_interval)
-            self._wake.clear()
-            if self._fd is not None and self._unsynced:
-                self._unsynced = 0
-                start = loop.time()
-                with contextlib.suppress(OSError):  # the day's file rotated meanwhile
-                    await asyncio.to_thread(os.fsync, self._fd)
-                self.last_sync_seconds = loop.time() - start
+            await self._waiting.wait()
+            delay = self._oldest_unsynced + self.sync_interval - self._clock()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._batch_full.wait(), delay)
+            fd = self._take_unsynced()
+            if fd is None:
+                continue
+            start = loop.time()
+            with contextlib.suppress(OSError):  # the day's file rotated meanwhile
+                await self._fsync(fd)
+            self.last_sync_seconds = loop.time() - start
 
     def close(self) -> None:
         if self._fd is not None:

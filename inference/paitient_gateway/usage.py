@@ -1,6 +1,7 @@
 """The OpenAI wire format as the gateway sees it: request rewriting and usage in responses (pure).
 
-Requests: ``model`` is forced to the served name; a missing ``max_tokens`` gets the gateway's
+Requests: ``n`` and ``best_of`` are capped per deployment (one request must not occupy a shared
+model); ``model`` is forced to the served name; a missing ``max_tokens`` gets the gateway's
 default, never above the model's context (so the usage limit has a bound to reserve); streams
 always ask vLLM for ``include_usage`` and ``continuous_usage_stats``, whatever the client asked,
 so a stream that is cut off can still be billed for what was generated. Everything else is
@@ -22,6 +23,7 @@ from typing import Any, Final
 from pydantic import TypeAdapter, ValidationError
 
 from paitient_common.errors import RequestValidationError
+from paitient_common.resources.modeldeployment import DEFAULT_MAX_CHOICES
 
 COMPLETIONS: Final = "/v1/completions"
 CHAT_COMPLETIONS: Final = "/v1/chat/completions"
@@ -120,24 +122,42 @@ def default_max_tokens(configured: int, max_model_len: int | None) -> int:
     return configured if max_model_len is None else min(configured, max_model_len)
 
 
+def choices_problem(body: dict[str, Any], max_choices: int) -> str | None:
+    """Why a request asks for more completions than the deployment serves at once, or None
+    (pure): ``n`` and ``best_of`` as vLLM would read them, each at most ``max_choices``."""
+    for name in ("n", "best_of"):
+        asked = _count(body, name)
+        if asked is not None and asked > max_choices:
+            return (
+                f"{name} is {asked}: this deployment serves at most {max_choices} completions per "
+                "request (spec.rateLimits.maxChoices); ask again with fewer, or send several "
+                "requests"
+            )
+    return None
+
+
 def prepare_request(
     route: str,
     raw: bytes,
     served_model: str,
     configured_max_tokens: int,
     max_model_len: int | None = None,
+    max_choices: int = DEFAULT_MAX_CHOICES,
 ) -> PreparedRequest:
     """Rewrite a completion request for vLLM and bound what it can cost.
 
-    Only a body that is not a JSON object is refused here: every other check is vLLM's, so a
-    client sees vLLM's own message. Fields the gateway cannot read as vLLM would are forwarded
-    untouched (vLLM refuses them) and reserve the defaults."""
+    Refused here: a body that is not a JSON object, and one asking for more completions than
+    the deployment allows (``n`` / ``best_of`` above ``max_choices``: 422). Every other check is
+    vLLM's, so a client sees vLLM's own message. Fields the gateway cannot read as vLLM would
+    are forwarded untouched (vLLM refuses them) and reserve the defaults."""
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise RequestValidationError("the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise RequestValidationError("the body must be a JSON object")
+    if problem := choices_problem(body, max_choices):
+        raise RequestValidationError(problem, status=422)
     chat = route == CHAT_COMPLETIONS
     prompt_estimate = _text_estimate(body.get("messages" if chat else "prompt"))
     names = ("max_completion_tokens", "max_tokens") if chat else ("max_tokens",)

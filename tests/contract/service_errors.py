@@ -23,6 +23,13 @@ import aiohttp
 from aiohttp import web
 
 from paitient_common.errors import ApiError, error_body
+from paitient_gateway.errors import (
+    LimitExceeded,
+    UpstreamNotAccepting,
+    upstream_failed,
+    upstream_timeout,
+)
+from paitient_gateway.limits import RateLimiter, UsageGuard
 from paitient_gateway.proxy import _upstream_status_error  # the gateway's own mapping
 from paitient_gateway.usage import prepare_request
 from tests.standins.vllm_standin import create_app as standin_app
@@ -95,7 +102,30 @@ CASES: dict[str, dict[str, Any]] = {
         "path": "/v1/chat/completions",
         "body": {"model": "missing", "messages": [{"role": "user", "content": "Hello"}]},
     },
+    # The front door's own 503 (a retry may succeed) and 500 (its own failure, fixed words).
+    "deployment_not_ready": {
+        "method": "POST",
+        "path": "/v1/generate",
+        "body": {**GENERATE, "deployment_id": "warming"},
+    },
+    "internal_error": {
+        "method": "POST",
+        "path": "/v1/generate",
+        "body": {**GENERATE, "deployment_id": "breaks-the-front-door"},
+    },
 }
+# What a deployment's gateway answers, passed on by the front door: each made by the gateway's
+# own code (its limiter, its usage guard, its errors for a model server that is loading, slow or
+# failing), or the front door's own answer when the gateway drops the connection. The request
+# is GENERATE; the case name says what stood behind it.
+THROUGH_THE_GATEWAY = (
+    "rate_limited",
+    "usage_limit_reached",
+    "model_loading",
+    "model_timeout",
+    "model_failed",
+    "gateway_unreachable",
+)
 # Headers an error answer carries that a client may act on (request ids vary and are left out).
 KEPT_HEADERS = ("WWW-Authenticate", "Retry-After", "Allow")
 
@@ -141,9 +171,69 @@ def _refusing_gateway(model_url: str) -> web.Application:
     return gateway
 
 
+def _gateway_refusal(name: str) -> ApiError | None:
+    """The gateway's own error for ``name`` (None: it drops the connection instead)."""
+    if name == "rate_limited":  # a tier of one request a minute, its request taken
+        limiter = RateLimiter(clock=lambda: 0.0)
+        limiter.admit(ACME.name, rpm=1, tpm=10**6, tokens=1)
+        try:
+            limiter.admit(ACME.name, rpm=1, tpm=10**6, tokens=1)
+        except LimitExceeded as refused:
+            return refused
+        raise AssertionError("the limiter admitted a second request a minute")
+    if name == "usage_limit_reached":  # 10 tokens used of 10, an hour left in the period
+        try:
+            UsageGuard().reserve(ACME.name, "2026-11-01", 10, 10, 1, retry_after=3600.0)
+        except LimitExceeded as refused:
+            return refused
+        raise AssertionError("the usage guard admitted past the limit")
+    return {
+        "model_loading": UpstreamNotAccepting(),
+        "model_timeout": upstream_timeout(),
+        "model_failed": upstream_failed(),
+    }.get(name)
+
+
+async def _through_the_gateway(cluster: InMemoryCluster, name: str) -> dict[str, Any]:
+    refusal = _gateway_refusal(name)
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        if refusal is None:
+            assert request.transport is not None
+            request.transport.close()  # no answer at all
+            return web.Response()
+        body = error_body(refusal, "gateway-id")
+        return web.json_response(body, status=refusal.status, headers=refusal.headers)
+
+    gateway = web.Application()
+    gateway.router.add_post("/v1/{route:.*}", answer)
+    async with (
+        serve(gateway, tls=True) as gateway_url,
+        front_door(cluster, gateway_url) as (url, keys),
+    ):
+        headers = credentials("good", keys.plaintext["acme"], ACME.client_id)
+        status, got, body = await call("POST", f"{url}/v1/generate", GENERATE, headers)
+    request = {"method": "POST", "path": "/v1/generate", "body": GENERATE, "gateway": name}
+    return {"request": request, **answer_of(status, got, body)}
+
+
+class _BreakingCluster(InMemoryCluster):
+    """The cluster as the front door reads it, failing in a way nothing expects for one name:
+    what the front door answers to a failure of its own."""
+
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
+        if name == "breaks-the-front-door":
+            raise RuntimeError("an unexpected failure inside the front door")
+        return super().get(api_version, kind, name, namespace)
+
+
 async def _record() -> dict[str, Any]:
-    cluster = InMemoryCluster()
+    cluster = _BreakingCluster()
     cluster.add(ACME.namespace, "deployment-123", model="org/model")
+    cluster.add(ACME.namespace, "warming", phase="Pending", model="org/model")  # no GPU free
     errors: dict[str, Any] = {}
     async with (
         serve(standin_app("org/model")) as model_url,
@@ -161,6 +251,8 @@ async def _record() -> dict[str, Any]:
                 case["method"], url + case["path"], case.get("body"), headers
             )
             errors[name] = {"request": case, **answer_of(status, got, body)}
+    for name in THROUGH_THE_GATEWAY:
+        errors[name] = await _through_the_gateway(cluster, name)
     errors["stream_interrupted"] = await _stream_interrupted(cluster)
     return errors
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +14,10 @@ from kubernetes import client, config
 from paitient_cli import admin
 from paitient_common.kubeapi import Kube
 from paitient_common.resources.install import install_crds
-from tests.integration.frontdoor_process import ApiProcess
+from tests.integration import frontdoor_process
+from tests.integration.frontdoor_process import CA_BUNDLE_ENV, ApiProcess, FrontDoorCA
 from tests.integration.operator_process import OperatorProcess
+from tests.integration.real_model import RealModel, start_real_model, stop_real_model
 from tests.integration.stack_helpers import make_tenant, start_data_plane
 
 pytestmark = pytest.mark.integration
@@ -24,6 +27,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.path):
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def front_door_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FrontDoorCA]:
+    """Every test front door serves HTTPS with a certificate from this CA, as the product's
+    front door serves TLS; the SDKs (``PAITIENT_CA_BUNDLE``), Node (``NODE_EXTRA_CA_CERTS``:
+    the openai package) and ``call`` trust it for the session."""
+    ca = FrontDoorCA(tmp_path_factory.mktemp("front-door-ca"))
+    names = (CA_BUNDLE_ENV, "NODE_EXTRA_CA_CERTS")
+    saved = {name: os.environ.get(name) for name in names}
+    frontdoor_process.SESSION_CA = ca
+    os.environ.update({name: str(ca.bundle) for name in names})
+    try:
+        yield ca
+    finally:
+        frontdoor_process.SESSION_CA = None
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture(scope="session")
@@ -125,3 +149,15 @@ def stack_tenant(stack: ApiProcess, kube: Kube) -> Iterator[dict[str, str]]:
     client.wait_until_ready("deployment-123", timeout=120, poll_interval=0.5)
     yield info
     admin.delete_tenant(kube, info["name"], force=True)
+
+
+@pytest.fixture(scope="session")
+def real_model(operator: OperatorProcess, kube: Kube) -> Iterator[RealModel]:
+    """The session's one real vLLM deployment on the real node (tests/integration/real_model.py),
+    shared by every test that needs real vLLM behind a real gateway; the session's operator
+    reconciles it (a test that pauses that operator hands it to another)."""
+    model = start_real_model(kube)
+    try:
+        yield model
+    finally:
+        stop_real_model(kube, model)

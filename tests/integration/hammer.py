@@ -19,6 +19,8 @@ from typing import Any
 
 import aiohttp
 
+from tests.integration.frontdoor_process import client_trust
+
 
 @dataclass(frozen=True)
 class Target:
@@ -95,7 +97,7 @@ class Hammer:
                     target.url,
                     json=target.body,
                     headers=target.headers,
-                    ssl=target.context if target.context is not None else True,
+                    ssl=target.context or client_trust() or True,
                     server_hostname=target.server_name,
                 ) as response:
                     await response.read()

@@ -5,6 +5,7 @@ Python snippet inside them."""
 from __future__ import annotations
 
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +137,63 @@ with urllib.request.urlopen(request, context=context, timeout=60) as resp:
     answer = json.loads(resp.read())
 print(resp.status, answer["usage"]["completion_tokens"], answer["choices"][0]["finish_reason"])
 """
+
+
+# A TCP listener on every address of the pod, for as long as the ``kubectl exec`` that started it
+# runs: it prints each peer that connects, and exits when its stdin closes (or after an hour).
+LISTEN = """
+import os, socket, sys, threading
+server = socket.create_server(("0.0.0.0", int(sys.argv[1])))
+print("listening", flush=True)
+threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
+threading.Timer(3600, os._exit, (0,)).start()
+while True:
+    connection, peer = server.accept()
+    print(peer[0], flush=True)
+    connection.close()
+"""
+
+
+class PodListener:
+    """A test-only listener in a running pod's container (``with``): a port that really listens
+    on the pod's address, to prove what a NetworkPolicy lets through to it."""
+
+    def __init__(
+        self, kubeconfig: Path, namespace: str, pod: str, container: str, port: int
+    ) -> None:
+        self.argv = [str(KUBECTL), "--kubeconfig", str(kubeconfig), "-n", namespace, "exec",
+                     "-i", pod, "-c", container, "--", "python3", "-c", LISTEN, str(port)]  # fmt: skip
+        self.proc: subprocess.Popen[str] | None = None
+        self._peers: list[str] = []
+        self._reader: threading.Thread | None = None
+
+    def __enter__(self) -> PodListener:
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)  # fmt: skip
+        assert self.proc.stdout is not None
+        first = self.proc.stdout.readline().strip()
+        assert first == "listening", (
+            f"{first} {self.proc.stderr.read() if self.proc.stderr else ''}"
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        return self
+
+    def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._peers.append(line.strip())
+
+    def peers(self) -> list[str]:
+        """The addresses that connected so far."""
+        return list(self._peers)
+
+    def __exit__(self, *_: object) -> None:
+        assert self.proc is not None
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()  # the listener exits on its stdin's end
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()

@@ -7,9 +7,16 @@ network: nothing arrives and nothing says so) until ``thaw()``. TLS passes throu
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import struct
 import threading
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from paitient_localcluster.controlplane.kubeconfig import write_kubeconfig
 
 
 class TcpProxy:
@@ -93,3 +100,18 @@ class TcpProxy:
                 sock.close()
             with self._lock:
                 self._sockets -= {src, dst}
+
+
+def api_port(kubeconfig: Path) -> int:
+    """The API server's port, as ``kubeconfig`` names it."""
+    doc = yaml.safe_load(kubeconfig.read_text())
+    return int(doc["clusters"][0]["cluster"]["server"].rsplit(":", 1)[1])
+
+
+def kubeconfig_through(kubeconfig: Path, port: int, path: Path) -> Path:
+    """``kubeconfig`` with the API server reached on ``port`` (a proxy's) instead."""
+    doc: dict[str, Any] = yaml.safe_load(kubeconfig.read_text())
+    for cluster in doc["clusters"]:
+        cluster["cluster"]["server"] = re.sub(r":\d+$", f":{port}", cluster["cluster"]["server"])
+    write_kubeconfig(path, doc)
+    return path

@@ -4,9 +4,12 @@ start."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,9 +61,13 @@ def test_up_twice_reuses_restart_after_crash_and_down_leaves_nothing(
     assert running.pop("netns") == [spare_cluster.namespaces.name]
     assert running.pop("cgroups"), "the cluster's cgroups exist while it runs"
     assert running == {k: v for k, v in before.items() if k not in ("netns", "cgroups")}, (
-        "nothing of the host changes while the cluster runs: mounts, interfaces, sysctls, /run, "
-        "/var/lib"
+        "nothing of the host changes while the cluster runs: routes, policy rules, links, "
+        "iptables, ip_forward and the other sysctls, mounts, /run, /var/lib"
     )
+    # Inside out: the node did write routes and iptables rules, in its own namespace.
+    inside = _network(spare_cluster.namespaces.name)
+    assert inside["routes4"] != before["network"]["routes4"], "the node's pod network routes"
+    assert any("KUBE-SERVICES" in line for line in inside["iptables"]), "kube-proxy's rules"
 
     assert spare_cluster.up() == kubeconfig
     assert spare_cluster.running() == first, "a healthy cluster is reused, not restarted"
@@ -112,6 +119,37 @@ def _host_state(cluster: LocalCluster) -> dict[str, object]:
         "interfaces": sorted(p.name for p in Path("/sys/class/net").iterdir()),
         "sysctls": {key: Path("/proc/sys", key).read_text() for key in HOST_SYSCTLS},
         "paths": {str(p): p.exists() for p in map(Path, NODE_PATHS)},
+        "network": _network(None),
+    }
+
+
+def _network(netns: str | None) -> dict[str, object]:
+    """Routes of every table (IPv4 and IPv6), policy rules, links and the iptables rules (both
+    families, packet counters left out) of the host's network namespace, or of ``netns``."""
+    inside = ["ip", "netns", "exec", netns] if netns else []
+
+    def run(*argv: str) -> str:
+        done = subprocess.run([*inside, *argv], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, (argv, done.stderr)
+        return done.stdout
+
+    def ip(*args: str) -> list[dict[str, object]]:
+        found: list[dict[str, object]] = json.loads(run("ip", "-j", *args) or "[]")
+        return found
+
+    def rules(save: str) -> list[str]:  # chains and rules, without counters or comments
+        lines = run(save).splitlines()
+        return [re.sub(r"\[\d+:\d+\]", "", ln) for ln in lines if not ln.startswith("#")]
+
+    return {
+        "routes4": ip("-4", "route", "show", "table", "all"),
+        "routes6": ip("-6", "route", "show", "table", "all"),
+        "rules": ip("rule", "show") + ip("-6", "rule", "show"),
+        "links": sorted(
+            (str(link["ifname"]), str(link.get("link_type")), str(link.get("master", "")))
+            for link in ip("link", "show")
+        ),
+        "iptables": rules("iptables-save") + rules("ip6tables-save"),
     }
 
 

@@ -4,6 +4,10 @@ link cut by a relay, tests/integration/relay.py)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +18,10 @@ from paitient_common.kubeapi import Kube
 from tests.integration.operator_process import OperatorProcess
 from tests.integration.relay import relay_to_api_server, relayed_kubeconfig
 from tests.integration.stack_helpers import make_tenant
+from tests.integration.tcp_proxy import TcpProxy, api_port, kubeconfig_through
 from tests.integration.waiting import wait_for
 from tests.standins.client import sync_call
+from tests.standins.load import ledger_records
 from tests.standins.processes import (
     Proc,
     start_cluster_gateway,
@@ -75,6 +81,51 @@ def test_the_gateway_writes_its_usage_report_once_more_on_sigterm(
     assert entry["tenant"] == "acme" and entry["requests"] == 2
     assert entry["promptTokens"] == sum(u["prompt_tokens"] for _, u in usages)
     assert entry["completionTokens"] == sum(u["completion_tokens"] for _, u in usages)
+
+
+def test_the_last_report_on_sigterm_is_given_up_on_when_the_api_does_not_answer(
+    operator: OperatorProcess,
+    kube: Kube,
+    kubeconfig: Path,
+    namespace: str,
+    standin: Proc,
+    tmp_path: Path,
+) -> None:
+    """docs/gateway.md: the write on SIGTERM is limited to 5 s. The API is reached through a
+    proxy that then stops moving bytes (a stalled network: nothing arrives, nothing says so):
+    the gateway still exits, cleanly, having waited out its limit, and nothing is lost, as the
+    ledger holds the usage (its next start reports it)."""
+    keys = tmp_path / "keys.json"
+    callers = write_keys_file(
+        keys, [{"name": "acme", "clientId": "acme-app", "namespace": namespace}]
+    )
+    env = {
+        "PAITIENT_MODELDEPLOYMENT_NAMESPACE": namespace,
+        "PAITIENT_POD_NAME": "gateway-stalled",
+        "PAITIENT_USAGE_REPORT_INTERVAL": "3600",
+    }
+    with TcpProxy(api_port(kubeconfig)) as proxy:
+        through = kubeconfig_through(kubeconfig, proxy.port, tmp_path / "proxied.kubeconfig")
+        gateway = start_gateway(tmp_path, keys, tmp_path / "ledger", standin.url, env,
+                                kubeconfig=through)  # fmt: skip
+        try:
+            assert _complete(gateway, callers["acme"].headers())[0] == 200
+            proxy.freeze()
+            asked = time.monotonic()
+            os.killpg(gateway.popen.pid, signal.SIGTERM)
+            try:
+                gateway.popen.wait(timeout=60)  # the test's patience, not the bound under test
+            except subprocess.TimeoutExpired:
+                pytest.fail("the gateway did not exit: its last report to a stalled API held it")
+            waited = time.monotonic() - asked
+        finally:
+            gateway.stop()
+    assert gateway.popen.returncode == 0, gateway.output()[-2000:]
+    assert waited >= 5 - 0.1  # it did wait out its limit for the report (a lower bound)
+    assert kube.get(*USAGE_REPORT, "gateway-stalled", namespace=namespace) is None
+    # Nothing is lost: the usage is in the ledger, for the next start to report.
+    records = ledger_records(tmp_path / "ledger")
+    assert [r["tenant"] for r in records] == ["acme"]
 
 
 def test_callers_are_served_from_the_last_good_keys_while_the_api_is_unreachable(

@@ -1,17 +1,15 @@
 """The audit trail: one line per request with the fields it promises, and never any content.
 
 Marker strings are planted in prompts (the stand-in echoes them into completions), in a
-planted wrong key and in the real keys; nothing the gateway process wrote (stdout, stderr)
-and nothing logged in this process may contain any of them.
+planted wrong key and in the real keys; nothing the gateway process wrote (stdout, stderr: its
+audit lines and every other log line) may contain any of them. (The stand-in's own output is
+not the gateway's: vLLM's logs are vLLM's.)
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
-
-import pytest
 
 from tests.standins.client import sync_call
 from tests.standins.processes import start_gateway, start_standin, write_keys_file
@@ -34,10 +32,7 @@ FIELDS = {
 }
 
 
-def test_no_log_line_holds_a_prompt_completion_or_key(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.DEBUG)
+def test_no_log_line_holds_a_prompt_completion_or_key(tmp_path: Path) -> None:
     standin = start_standin(tmp_path)
     gateway = None
     try:
@@ -80,7 +75,9 @@ def test_no_log_line_holds_a_prompt_completion_or_key(
             gateway.stop()
         standin.stop()
 
-    output = gateway.output() + standin.output() + caplog.text if gateway else ""
+    assert gateway is not None
+    output = gateway.output()
+    assert output.count('"request_id"') == len(sessions)  # what is scanned holds the audit
     secret = acme.key.rsplit("_", 1)[1]
     for mark in (PROMPT_MARK, SECOND_MARK, KEY_MARK, "keymarkerabc", acme.key, secret):
         assert mark not in output, mark

@@ -67,15 +67,21 @@ def test_sigkill_under_load_loses_nothing_and_counts_nothing_twice(tmp_path: Pat
         extra = set(by_id) - set(load.received)
         assert extra <= load.started
         assert len(extra) <= load.clients
+        # The restarted gateway replayed exactly the ledger: its requests, and its tokens of
+        # each type (the counts its next UsageReport carries).
         text = sync_call("GET", f"{restarted.url}/metrics").body.decode()
-        replayed = sum(
-            float(v) for v in re.findall(r"paitient_gateway_ledger_tokens\{[^}]*\} (\S+)", text)
-        )
-        in_ledger = sum(int(r["prompt_tokens"]) + int(r["completion_tokens"]) for r in records)
-        assert replayed == in_ledger
-        assert in_ledger - sum(load.received.values()) == sum(
-            int(by_id[i]["prompt_tokens"]) + int(by_id[i]["completion_tokens"]) for i in extra
-        )
+        replayed = {
+            kind: float(value)
+            for kind, value in re.findall(
+                r'paitient_gateway_ledger_tokens\{gen_ai_token_type="(\w+)"\} (\S+)', text
+            )
+        }
+        requests = re.search(r"^paitient_gateway_ledger_requests (\S+)$", text, re.M)
+        assert requests is not None and float(requests.group(1)) == len(records)
+        assert replayed == {
+            "input": sum(int(r["prompt_tokens"]) for r in records),
+            "output": sum(int(r["completion_tokens"]) for r in records),
+        }
     finally:
         for proc in (restarted, gateway):
             if proc is not None:

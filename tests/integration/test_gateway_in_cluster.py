@@ -5,10 +5,9 @@ reach it is ``test_key_propagation.py``'s."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from paitient_cli import admin
 from paitient_common.kubeapi import Kube
@@ -16,10 +15,11 @@ from paitient_common.secrets import PEPPER_SECRET, TIERS_CONFIGMAP
 from paitient_localcluster.controlplane import audit
 from paitient_localcluster.simulated.dataplane import gateway_env
 from paitient_localcluster.simulated.sa_kubeconfig import service_account_user
-from tests.integration.frontdoor_process import ApiProcess
+from tests.integration.frontdoor_process import ApiProcess, call
 from tests.integration.gateway_tls import Gateway, gateway
 from tests.integration.stack_helpers import make_tenant
 from tests.integration.waiting import wait_for
+from tests.prerequisites import local_audit_log
 
 SYSTEM = "paitient-system"
 TENANT = ("paitient.ai/v1alpha1", "Tenant")
@@ -27,6 +27,7 @@ USAGE_REPORT = ("paitient.ai/v1alpha1", "UsageReport")
 # A generous bound on waiting for a change to reach the gateway; how long it really takes is
 # test_key_propagation.py's and the key benchmark's (make bench-keys).
 KEY_CHANGE_WAIT = 30.0
+REPORT_INTERVAL = 5.0  # the gateway's UsageReport interval (PAITIENT_USAGE_REPORT_INTERVAL)
 
 
 def _gateway_url(stack: ApiProcess, tenant: dict[str, str], kube: Kube) -> Gateway:
@@ -102,30 +103,52 @@ def test_another_tenant_cannot_call_a_deployment_it_does_not_own_until_allowed_a
 
 
 def test_usage_flows_from_the_gateway_to_the_tenants_subscription(
-    stack: ApiProcess, stack_tenant: dict[str, str], kube: Kube
+    stack: ApiProcess, kube: Kube
 ) -> None:
-    url = _gateway_url(stack, stack_tenant, kube)
-    before = int(
-        (
-            (kube.get("paitient.ai/v1alpha1", "Tenant", stack_tenant["name"]) or {}).get("status")
-            or {}
-        ).get("currentUsage")
-        or 0
-    )
-    status, body = _complete(url, stack_tenant["key"], stack_tenant["client_id"])
-    assert status == 200
-    spent = body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
-    reports = wait_for(
-        lambda: kube.list(
-            "paitient.ai/v1alpha1", "UsageReport", namespace=stack_tenant["namespace"]
-        ),
-        what="a UsageReport",
-    )
-    assert reports[0]["spec"]["entries"]
-    wait_for(
-        lambda: int(((kube.get("paitient.ai/v1alpha1", "Tenant", stack_tenant["name"]) or {}).get("status") or {}).get("currentUsage") or 0) >= before + spent,
-        timeout=30, what="the tenant's usage to include the call",
-    )  # fmt: skip
+    """What a gateway served reaches ``GET /v1/subscription`` exactly: a tenant of its own
+    (nothing else spends for it), zero before, the call's tokens after, and no more a report
+    interval later (nothing counted twice)."""
+    tenant = make_tenant(kube)
+    namespace, headers = tenant["namespace"], _headers(tenant)
+    routes = Path(stack.gateway_url.removeprefix("file:"))
+
+    def usage() -> int:
+        status, _, body = call("GET", f"{stack.base_url}/subscription", headers=headers)
+        assert status == 200, body
+        return int(body["current_usage"])
+
+    try:
+        kube.create(_model_deployment("metered", namespace))
+        url = gateway(routes, f"{namespace}/metered", kube, timeout=120)
+        assert usage() == 0
+        status, body = wait_for(
+            lambda: (a := _complete(url, tenant["key"], tenant["client_id"]))[0] != 401 and a,
+            timeout=KEY_CHANGE_WAIT, what="the gateway to know the key",
+        )  # fmt: skip
+        assert status == 200, body
+        spent = body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
+        assert spent > 0
+        wait_for(lambda: usage() >= spent, timeout=30, what="the subscription to count the call")
+        assert usage() == spent
+        time.sleep(REPORT_INTERVAL + 1)  # the next report and roll-up: still counted once
+        assert usage() == spent
+        reports = kube.list(*USAGE_REPORT, namespace=namespace)
+        assert _reported(kube, namespace, tenant["name"]) == spent, reports
+    finally:
+        admin.delete_tenant(kube, tenant["name"], force=True)
+
+
+def _headers(tenant: dict[str, str]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tenant['key']}", "X-Client-ID": tenant["client_id"]}
+
+
+def _model_deployment(name: str, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "paitient.ai/v1alpha1", "kind": "ModelDeployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"model": {"name": "ZimaBlueAI/HuatuoGPT-o1-8B"}, "useGpu": True, "gpu": {"count": 1},
+                 "storage": {"size": "5Gi", "storageClassName": "encrypted-local"}},
+    }  # fmt: skip
 
 
 def test_the_gateway_uses_only_its_pods_service_account_and_is_never_refused(
@@ -135,9 +158,7 @@ def test_the_gateway_uses_only_its_pods_service_account_and_is_never_refused(
     ModelDeployment, its UsageReport) is made as ``system:serviceaccount:<ns>:<sa>``, the
     account its Deployment names, and the API server allows every one: the rights the operator
     grants that account are enough, as they must be on a real cluster."""
-    log = kubeconfig.parent / "logs" / "audit.log"
-    if not log.is_file():
-        pytest.skip("needs the local cluster's audit log")
+    log = local_audit_log(kubeconfig)
     offset = audit.log_size(log)
     tenant = make_tenant(kube)
     namespace, name = tenant["namespace"], "audited"

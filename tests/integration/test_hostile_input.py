@@ -5,17 +5,23 @@ right error and nothing leaked."""
 from __future__ import annotations
 
 import json
+import os
+import re
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import paitient_secure_model as sdk
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from tests.integration.frontdoor_process import ApiProcess, call
+from paitient_common.kubeapi import KubeError
+from tests.integration.frontdoor_process import CA_BUNDLE_ENV, ApiProcess, call, client_trust
 from tests.integration.stack_helpers import make_tenant
 from tests.integration.waiting import wait_for
+from tests.unit.operator.factories import make_md
 
 REPO = Path(__file__).resolve().parents[2]
 schema = schemathesis.openapi.from_path(str(REPO / "docs" / "openapi.json"))
@@ -25,16 +31,46 @@ def _auth(tenant: dict[str, str]) -> dict[str, str]:
     return {"Authorization": f"Bearer {tenant['key']}", "X-Client-ID": tenant["client_id"]}
 
 
+READY = "fuzz-ready"  # the fuzz tenant's deployment that serves, so successes are checked too
+# (method, path) -> status codes the fuzzer got, across every case: read by the last test.
+ANSWERED: defaultdict[tuple[str, str], Counter[int]] = defaultdict(Counter)
+
+
 @pytest.fixture(scope="module")
 def fuzz_tenant(stack: ApiProcess, kube: Any) -> Iterator[dict[str, str]]:
-    """A tenant of its own: the fuzzer fills its quota with deployments, which must not starve
-    the other tests' tenant."""
+    """A tenant of its own with one Ready deployment: the fuzzer fills its quota with
+    deployments, which must not starve the other tests' tenant, and its reads and generates
+    meet a deployment that answers, so success bodies are checked against the schema too."""
     from paitient_cli import admin  # noqa: PLC0415
 
     tenant = make_tenant(kube)
     wait_for(lambda: call("GET", f"{stack.base_url}/subscription", headers=_auth(tenant))[0] == 200)
+    kube.create(
+        make_md(READY)
+        .namespace(tenant["namespace"])
+        .gpus(1)
+        .storage("5Gi", "encrypted-local")
+        .manifest()
+    )
+    client = sdk.SecureModelClient(
+        api_key=tenant["key"], client_id=tenant["client_id"], base_url=stack.base_url
+    )
+    client.wait_until_ready(READY, timeout=120, poll_interval=0.5)
+    client.close()
     yield tenant
     admin.delete_tenant(kube, tenant["name"], force=True)
+
+
+def _aimed_at_the_ready_deployment(case: schemathesis.Case) -> None:
+    """Reads and generates name the deployment that serves (a random id only finds 404); a
+    DELETE or PATCH keeps its random id, so the fuzzer never removes or rescales it."""
+    if case.method == "GET" and case.path_parameters and "id" in case.path_parameters:
+        case.path_parameters["id"] = READY
+    if case.method == "POST" and isinstance(case.body, dict):
+        if case.path == "/generate" and "deployment_id" in case.body:
+            case.body["deployment_id"] = READY
+        if case.path in ("/chat/completions", "/completions") and "model" in case.body:
+            case.body["model"] = READY
 
 
 @schema.parametrize()
@@ -42,17 +78,40 @@ def fuzz_tenant(stack: ApiProcess, kube: Any) -> Iterator[dict[str, str]]:
 def test_fuzzed_requests_get_no_5xx_and_only_documented_answers(
     case: schemathesis.Case, stack: ApiProcess, fuzz_tenant: dict[str, str]
 ) -> None:
-    headers = _auth(fuzz_tenant)
-    if (
-        case.method == "DELETE"
-        and case.path_parameters
-        and case.path_parameters.get("id") == "deployment-123"
-    ):
-        return  # keep the one real deployment for the other tests
-    response = case.call(base_url=stack.base_url, headers=headers)
+    _aimed_at_the_ready_deployment(case)
+    # The front door serves TLS: requests trusts the session's CA bundle, as the SDKs do; the
+    # checks' own probes (e.g. the same request without credentials) are sent the same way.
+    bundle = os.environ[CA_BUNDLE_ENV]
+    response = case.call(base_url=stack.base_url, headers=_auth(fuzz_tenant), verify=bundle)
+    ANSWERED[case.method, case.path][response.status_code] += 1
     # 503 is documented for "not ready": any other 5xx is a bug.
     assert response.status_code < 500 or response.status_code == 503, response.text
-    case.validate_response(response, excluded_checks=[schemathesis.checks.not_a_server_error])
+    case.validate_response(
+        response,
+        excluded_checks=[schemathesis.checks.not_a_server_error],
+        transport_kwargs={"base_url": stack.base_url, "verify": bundle},
+    )
+
+
+def test_the_fuzzer_met_successes_where_the_deployment_serves() -> None:
+    """Success bodies were among what the fuzzer had validated: its reads of the ready
+    deployment and at least some of its generates were answered 200."""
+    assert ANSWERED, "the fuzzing tests did not run first"
+    assert ANSWERED["GET", "/deployments/{id}"][200] > 0, dict(ANSWERED)
+    assert ANSWERED["GET", "/subscription"][200] > 0, dict(ANSWERED)
+    assert ANSWERED["POST", "/generate"][200] > 0, dict(ANSWERED)
+
+
+def test_the_api_server_refuses_a_model_uri_that_leaves_its_claim(
+    kube: Any, namespace: str
+) -> None:
+    """The CRD's own rule, for a ModelDeployment written without the front door."""
+    for uri in ("pvc://tiny-model/../../etc", "pvc://tiny-model//etc", "s3://bucket/../other"):
+        manifest = make_md("escape").namespace(namespace).cpu_only().manifest()
+        manifest["spec"]["model"] = {"uri": uri}
+        with pytest.raises(KubeError, match=re.escape("no '.' or '..' segment")) as refused:
+            kube.create(manifest)
+        assert refused.value.status == 422, uri
 
 
 SECRET_MARKER = "PATIENT-MRN-9913-SECRET"
@@ -213,6 +272,42 @@ def _attacks(
             "validation_error",
         ),
         (
+            "model URI leaving its claim",
+            "POST",
+            "/deployments",
+            good,
+            {"model_name": "pvc://tiny-model/../../etc", "use_gpu": False},
+            422,
+            "validation_error",
+        ),
+        (
+            "model URI with an empty segment",
+            "POST",
+            "/deployments",
+            good,
+            {"model_name": "pvc://tiny-model//etc", "use_gpu": False},
+            422,
+            "validation_error",
+        ),
+        (
+            "n of 10000 on one shared model",
+            "POST",
+            "/completions",
+            good,
+            {"model": "deployment-123", "prompt": SECRET_MARKER, "n": 10000, "max_tokens": 1},
+            422,
+            "validation_error",
+        ),
+        (
+            "best_of above the deployment's cap",
+            "POST",
+            "/completions",
+            good,
+            {"model": "deployment-123", "prompt": "hi", "best_of": 17, "max_tokens": 1},
+            422,
+            "validation_error",
+        ),
+        (
             "prompt of the wrong type",
             "POST",
             "/generate",
@@ -274,8 +369,8 @@ def test_duplicated_auth_headers_are_refused(
 ) -> None:
     import http.client  # noqa: PLC0415 - urllib cannot send a header twice
 
-    host, port = stack.base_url.removeprefix("http://").split("/")[0].split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    host, port = stack.base_url.removeprefix("https://").split("/")[0].split(":")
+    conn = http.client.HTTPSConnection(host, int(port), timeout=10, context=client_trust())
     try:
         conn.putrequest("GET", "/v1/deployments")
         conn.putheader("Authorization", f"Bearer {stack_tenant['key']}")

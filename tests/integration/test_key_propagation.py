@@ -293,11 +293,12 @@ def _cli(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_keys_rotate_and_a_revoked_or_foreign_key_is_refused_everywhere(
-    served: Served, kubeconfig: Path
+    served: Served, kubeconfig: Path, kube: Kube
 ) -> None:
     """As an administrator rotates: a second key, both valid at once at the front door and at
-    every gateway; a key is valid only with its own client ID; the revoked one is refused
-    everywhere at once, the other goes on working."""
+    every gateway; a key is valid only with its own client ID, never with another tenant's real
+    one, and another tenant's real key gets nothing here; the revoked one is refused everywhere
+    at once, the other goes on working."""
     client_id = served.tenant["client_id"]
     made = _cli(kubeconfig, "keys", "create", "--client-id", client_id, "--expires", "90d")
     assert made.returncode == 0, made.stderr
@@ -314,7 +315,16 @@ def test_keys_rotate_and_a_revoked_or_foreign_key_is_refused_everywhere(
         return found
 
     assert statuses(first) == statuses(second) == {200}
-    assert statuses(first, served.tenant["client_id"].replace("-clinic", "-other")) == {401}
+    other = make_tenant(kube)  # a second tenant with a real key and a real client ID
+    try:
+        wait_for(lambda: statuses(other["key"], other["client_id"]) == {200, 403},
+                 timeout=30, what="the other tenant's key known everywhere")  # fmt: skip
+        # Its own key with its own client ID: served at the front door, but not by these
+        # deployments' gateways (another tenant's namespace: 403).
+        assert statuses(first, other["client_id"]) == {401}  # our key, their client ID
+        assert statuses(other["key"], client_id) == {401}  # their key, our client ID
+    finally:
+        admin.delete_tenant(kube, other["name"], force=True)
     listed = _cli(kubeconfig, "keys", "list", "--client-id", client_id).stdout
     key_id = first.split("_")[1]
     assert key_id in listed and first not in listed and "active" in listed

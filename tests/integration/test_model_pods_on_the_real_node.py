@@ -1,15 +1,18 @@
 """Model pods on the real node: they serve, their NetworkPolicies hold (proven by traffic, not
-by reading YAML), and their containers cannot write outside their volumes.
+by reading YAML), no client header reaches vLLM (read off the pod's loopback), and their
+containers cannot write outside their volumes.
 
-A CPU ModelDeployment whose vLLM serves the tiny model (delivered the way a user delivers an
-offline model: a PVC filled by a Job from the tiny-model image, ``model.uri: pvc://...``), a
+The session's CPU ModelDeployment whose real vLLM serves the tiny model (``real_model``), a
 second one whose model would come from outside (so HTTPS egress stays open for it), a second
 tenant, and probe pods in the namespaces that matter. Each probe is a TCP connection from a pod;
-the table of probes, expected and observed, is printed and kept in docs/security.md.
+the table of probes, expected and observed, is printed and kept in docs/security.md. vLLM
+listens on 127.0.0.1 only, so its rows show that binding, not a policy; the ingress port limit
+is shown on a test-only listener on the pod's address, with the limit in force and lifted.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,18 +27,20 @@ from paitient_common.kubeapi import Kube, KubeError
 from paitient_common.secrets import CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY
 from paitient_images import image
 from paitient_localcluster.addresses import API_SERVICE_IP, DNS_SERVICE_IP
-from paitient_localcluster.stack.tiny_model import MODEL_URI, fill_model_claim
+from tests.integration.forwarded_headers import client_headers, leaks
+from tests.integration.loopback_capture import LoopbackCapture, pod_netns
 from tests.integration.node_pods import (
     COMPLETE,
     PROBE_IMAGE,
     SLEEP,
+    PodListener,
     connect,
     create_ready,
     exec_python,
     http_server,
     pod_manifest,
 )
-from tests.integration.operator_process import OperatorProcess
+from tests.integration.real_model import RealModel, model_pod
 from tests.integration.stack_helpers import make_tenant
 from tests.integration.waiting import wait_for
 from tests.unit.operator.factories import make_md
@@ -43,6 +48,7 @@ from tests.unit.operator.factories import make_md
 FRONT_DOOR_NAMESPACE = "paitient-system"  # the operator's default front door namespace
 GATEWAY_PORT = 8443
 VLLM_PORT = 8000
+MD = ("paitient.ai/v1alpha1", "ModelDeployment")
 MD_LABEL = "paitient.ai/modeldeployment"
 
 
@@ -68,47 +74,25 @@ def _namespace(kube: Kube, name: str) -> str:
     return name
 
 
-def _model_pod(kube: Kube, namespace: str, name: str, ready: bool) -> dict[str, Any]:
-    def pod() -> dict[str, Any] | None:
-        for p in kube.list("v1", "Pod", namespace=namespace, label_selector=f"{MD_LABEL}={name}"):
-            statuses = {c["name"]: c for c in p.get("status", {}).get("containerStatuses") or []}
-            gateway = statuses.get("gateway", {})
-            if p["status"].get("podIP") and "running" in gateway.get("state", {}):
-                conditions = p["status"].get("conditions") or []
-                if not ready or any(
-                    c["type"] == "Ready" and c["status"] == "True" for c in conditions
-                ):
-                    return p
-        return None
-
-    # vLLM loads the tiny model in about a minute on this machine (longer when it is busy).
-    return wait_for(pod, timeout=420 if ready else 120, what=f"{namespace}/{name}'s pod")
-
-
 @dataclass(frozen=True)
 class Scene:
     probes: list[Probe]
     tenant: dict[str, str]
     front_door_pod: str
     model_pod: str
+    deployment: str
 
 
 @pytest.fixture(scope="module")
-def scene(operator: OperatorProcess, kube: Kube, api_client: client.ApiClient) -> Iterator[Scene]:
+def scene(real_model: RealModel, kube: Kube, api_client: client.ApiClient) -> Iterator[Scene]:
     suffix = uuid.uuid4().hex[:6]
-    tenant, other = make_tenant(kube), make_tenant(kube)
-    allowed = _namespace(kube, f"np-allowed-{suffix}")
+    tenant, other = real_model.tenant, make_tenant(kube)
+    allowed = real_model.allowed
     outsider = _namespace(kube, f"np-outsider-{suffix}")
-    namespaces = [allowed, outsider]
+    namespaces = [outsider]
     probe_image = image(PROBE_IMAGE).reference
     try:
         ns = tenant["namespace"]
-        fill_model_claim(kube, ns)
-        kube.create(
-            make_md("local-model").namespace(ns).cpu_only().resources("1", "6Gi")
-            .uri(MODEL_URI).allow(allowed).storage("1Gi", "encrypted-local")
-            .manifest()
-        )  # fmt: skip
         kube.create(
             make_md("remote-model").namespace(ns).cpu_only().resources("300m", "6Gi")
             .allow(allowed).storage("1Gi", "encrypted-local").manifest()
@@ -122,8 +106,8 @@ def scene(operator: OperatorProcess, kube: Kube, api_client: client.ApiClient) -
         other_server = create_ready(
             kube, other["namespace"], http_server("server", probe_image, 8443)
         )
-        local = _model_pod(kube, ns, "local-model", ready=True)
-        remote = _model_pod(kube, ns, "remote-model", ready=False)
+        local = real_model.pod(kube)
+        remote = model_pod(kube, ns, "remote-model", ready=False)
         gw, vllm = local["status"]["podIP"], local["status"]["podIP"]
         local_pod, remote_pod = local["metadata"]["name"], remote["metadata"]["name"]
         front = (FRONT_DOOR_NAMESPACE, f"np-front-door-{suffix}", "")
@@ -164,7 +148,7 @@ def scene(operator: OperatorProcess, kube: Kube, api_client: client.ApiClient) -
                 front,
                 vllm,
                 VLLM_PORT,
-                "vLLM :8000 at the pod's address",
+                "vLLM :8000 at the pod's address (it binds 127.0.0.1)",
                 "blocked",
             ),
             probe(
@@ -172,7 +156,7 @@ def scene(operator: OperatorProcess, kube: Kube, api_client: client.ApiClient) -
                 (allowed, "probe", ""),
                 vllm,
                 VLLM_PORT,
-                "vLLM :8000 at the pod's address",
+                "vLLM :8000 at the pod's address (it binds 127.0.0.1)",
                 "blocked",
             ),
             probe(
@@ -225,10 +209,10 @@ def scene(operator: OperatorProcess, kube: Kube, api_client: client.ApiClient) -
                 "blocked",
             ),
         ]
-        yield Scene(probes, tenant, front[1], local_pod)
+        yield Scene(probes, tenant, front[1], local_pod, real_model.name)
     finally:
-        for t in (tenant, other):
-            admin.delete_tenant(kube, t["name"], force=True)
+        kube.delete(*MD, "remote-model", namespace=tenant["namespace"])
+        admin.delete_tenant(kube, other["name"], force=True)
         for namespace in namespaces:
             kube.delete("v1", "Namespace", namespace)
         for pod in kube.list("v1", "Pod", namespace=FRONT_DOOR_NAMESPACE):
@@ -239,22 +223,79 @@ def scene(operator: OperatorProcess, kube: Kube, api_client: client.ApiClient) -
 def test_network_policies_block_and_allow_exactly_what_the_design_says(
     scene: Scene, kubeconfig: Path
 ) -> None:
-    # A probe is retried for a short while: kube-router applies a new policy within seconds.
-    rows = []
-    for probe in scene.probes:
-
-        def settled(p: Probe = probe) -> str | None:
-            seen = p.observed(kubeconfig)
-            return seen if seen.split()[0] == p.expected else None
-
-        try:
-            observed = wait_for(settled, timeout=20, interval=1, what=probe.target)
-        except AssertionError:
-            observed = probe.observed(kubeconfig)
-        rows.append((probe.source, probe.target, probe.expected, observed))
+    rows = [(p.source, p.target, p.expected, _settled(p, kubeconfig)) for p in scene.probes]
     table = format_table(rows)
     print("\n" + table)
     assert all(observed.split()[0] == expected for _, _, expected, observed in rows), table
+
+
+def _settled(probe: Probe, kubeconfig: Path) -> str:
+    """What the probe observes once it is what is expected, or after 20 s: kube-router applies
+    a policy change within seconds."""
+
+    def settled() -> str | None:
+        seen = probe.observed(kubeconfig)
+        return seen if seen.split()[0] == probe.expected else None
+
+    try:
+        return wait_for(settled, timeout=20, interval=1, what=probe.target)
+    except AssertionError:
+        return probe.observed(kubeconfig)
+
+
+LISTENER_PORT = 9099  # a port nothing of the product uses
+
+
+def test_the_ingress_port_limit_holds_for_a_port_that_really_listens(
+    scene: Scene, real_model: RealModel, kube: Kube, kubeconfig: Path
+) -> None:
+    """vLLM listens on 127.0.0.1, so its port is refused from outside with or without a policy:
+    it cannot show the port limit. A test-only listener in the model pod's gateway container
+    listens on the pod's address instead. From the front door's namespace (which the policy lets
+    in, to the gateway's port only) it is blocked; with a test-only policy that lets that
+    namespace in on every port, it is open and the listener sees the connection; the test policy
+    removed, blocked again. vLLM's port stays refused even with the limit lifted."""
+    ns = real_model.namespace
+    pod = real_model.pod(kube)
+    ip, name = pod["status"]["podIP"], pod["metadata"]["name"]
+    front = (FRONT_DOOR_NAMESPACE, scene.front_door_pod, "")
+    front_ip = (kube.get("v1", "Pod", scene.front_door_pod, namespace=FRONT_DOOR_NAMESPACE)
+                or {})["status"]["podIP"]  # fmt: skip
+    listener_target = f"test listener :{LISTENER_PORT} at the pod's address"
+
+    def probe(state: str, port: int, target: str, expected: str) -> tuple[str, str, str, str]:
+        p = Probe(f"the front door's namespace, {state}", *front, ip, port, target, expected)
+        return p.source, p.target, p.expected, _settled(p, kubeconfig)
+
+    lifted = {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "test-lifts-the-port-limit", "namespace": ns},
+        "spec": {"podSelector": {"matchLabels": {MD_LABEL: real_model.name}},
+                 "policyTypes": ["Ingress"],
+                 "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {
+                     "kubernetes.io/metadata.name": FRONT_DOOR_NAMESPACE}}}]}]},
+    }  # fmt: skip
+    with PodListener(kubeconfig, ns, name, "gateway", LISTENER_PORT) as listener:
+        rows = [
+            probe("the deployment's policy", GATEWAY_PORT, "gateway :8443", "open"),
+            probe("the deployment's policy", LISTENER_PORT, listener_target, "blocked"),
+        ]
+        reached_while_blocked = front_ip in listener.peers()
+        kube.create(lifted)
+        try:
+            rows.append(probe("port limit lifted", LISTENER_PORT, listener_target, "open"))
+            rows.append(probe("port limit lifted", VLLM_PORT, "vLLM :8000 at the pod's address (it binds 127.0.0.1)",
+                              "blocked"))  # fmt: skip
+            reached_while_lifted = front_ip in listener.peers()
+        finally:
+            kube.delete("networking.k8s.io/v1", "NetworkPolicy", lifted["metadata"]["name"],
+                        namespace=ns)  # fmt: skip
+        rows.append(probe("the deployment's policy again", LISTENER_PORT, listener_target,
+                          "blocked"))  # fmt: skip
+    table = format_table(rows)
+    print("\n" + table)
+    assert all(observed.split()[0] == expected for _, _, expected, observed in rows), table
+    assert (reached_while_blocked, reached_while_lifted) == (False, True)
 
 
 def test_the_model_pod_serves_through_its_gateway_by_the_services_name(
@@ -265,7 +306,7 @@ def test_the_model_pod_serves_through_its_gateway_by_the_services_name(
     bundle = kube.get("v1", "ConfigMap", CA_BUNDLE_CONFIGMAP, namespace=FRONT_DOOR_NAMESPACE)
     assert bundle is not None
     ns = scene.tenant["namespace"]
-    url = f"https://local-model.{ns}.svc.cluster.local:{GATEWAY_PORT}/v1/completions"
+    url = f"https://{scene.deployment}.{ns}.svc.cluster.local:{GATEWAY_PORT}/v1/completions"
     done = exec_python(
         kubeconfig, FRONT_DOOR_NAMESPACE, scene.front_door_pod, COMPLETE, url,
         scene.tenant["key"], scene.tenant["client_id"], bundle["data"][CA_BUNDLE_KEY],
@@ -273,6 +314,60 @@ def test_the_model_pod_serves_through_its_gateway_by_the_services_name(
     assert done.returncode == 0, done.stderr
     status, tokens, finish = done.stdout.split()
     assert status == "200" and int(tokens) >= 1 and finish in ("length", "stop")
+
+
+# A request with the given headers through a gateway, TLS verified against the given CA; prints
+# the status.
+SEND = """
+import json, ssl, sys, urllib.request
+url, ca, headers, body = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4].encode()
+request = urllib.request.Request(url, data=body, headers={**headers, "Content-Type": "application/json"})
+with urllib.request.urlopen(request, context=ssl.create_default_context(cadata=ca), timeout=120) as r:
+    r.read()
+    print(r.status)
+"""
+
+
+def test_no_client_header_reaches_real_vllm(
+    scene: Scene, real_model: RealModel, kube: Kube, kubeconfig: Path
+) -> None:
+    """What real vLLM receives, read off the pod's loopback (the gateway's hop to vLLM's port,
+    captured inside the pod's network namespace, tests/integration/loopback_capture.py) while a
+    completion and a chat stream are sent to the gateway's Service with the key, the client ID,
+    cookies, proxy, tracing and custom headers: none of them, nor their values, reaches vLLM."""
+    ns, tenant = real_model.namespace, real_model.tenant
+    pod = real_model.pod(kube)["metadata"]["name"]
+    bundle = kube.get("v1", "ConfigMap", CA_BUNDLE_CONFIGMAP, namespace=FRONT_DOOR_NAMESPACE)
+    assert bundle is not None
+    sent = client_headers(tenant["key"], tenant["client_id"])
+    marker = f"marker{uuid.uuid4().hex[:10]}"
+    base = f"https://{real_model.name}.{ns}.svc.cluster.local:{GATEWAY_PORT}"
+    requests = [
+        ("/v1/completions", {"prompt": f"{marker} completion", "max_tokens": 2}),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": f"{marker} chat"}],
+                                  "max_tokens": 2, "stream": True}),
+    ]  # fmt: skip
+    with LoopbackCapture(pod_netns(kubeconfig, ns, pod, "gateway"), VLLM_PORT) as capture:
+        for path, body in requests:
+            done = exec_python(kubeconfig, FRONT_DOOR_NAMESPACE, scene.front_door_pod, SEND,
+                               base + path, bundle["data"][CA_BUNDLE_KEY], json.dumps(sent),
+                               json.dumps(body))  # fmt: skip
+            assert (done.returncode, done.stdout.strip()) == (0, "200"), done.stderr
+        ours = wait_for(
+            lambda: (
+                len(found := [r for r in capture.requests() if marker.encode() in r.body]) == 2
+                and found
+            ),
+            what="both requests on vLLM's port",
+        )
+    assert sorted(r.request_line for r in ours) == [
+        "POST /v1/chat/completions HTTP/1.1", "POST /v1/completions HTTP/1.1"]  # fmt: skip
+    leaked = [
+        (r.request_line, found) for r in capture.requests() if (found := leaks(r.headers, sent))
+    ]
+    assert not leaked, leaked
+    secret = tenant["key"].split("_", 2)[2].encode()
+    assert not any(secret in r.body for r in capture.requests())
 
 
 IDENTITY_AND_WRITES = """

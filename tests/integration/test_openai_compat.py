@@ -22,7 +22,7 @@ import pytest
 
 from paitient_cli import admin
 from paitient_common.kubeapi import Kube
-from tests.integration.frontdoor_process import ApiProcess, call
+from tests.integration.frontdoor_process import ApiProcess, call, client_trust
 from tests.integration.stack_helpers import REPO, make_tenant
 from tests.integration.waiting import wait_for
 from tests.standins.vllm_protocol import chat_template
@@ -55,11 +55,14 @@ def unserved(name: str, namespace: str, model: str) -> dict[str, Any]:
 
 
 def openai_client(stack: ApiProcess, tenant: dict[str, str], **kwargs: Any) -> openai.OpenAI:
+    """OpenAI's own SDK, as a user points it at the front door (its TLS CA trusted through the
+    HTTP client the SDK takes)."""
     return openai.OpenAI(
         api_key=tenant["key"],
         base_url=stack.base_url,
         default_headers={"X-Client-ID": tenant["client_id"]},
         max_retries=0,
+        http_client=openai.DefaultHttpxClient(verify=client_trust() or True),
         **kwargs,
     )
 

@@ -3,9 +3,8 @@ admin CLI as an administrator would."""
 
 from __future__ import annotations
 
-import base64
-import json
 import re
+import secrets
 import subprocess
 import sys
 import uuid
@@ -14,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import kopf
+import paitient_secure_model as sdk
 import pytest
 
 from paitient_common.apikeys import (
@@ -26,9 +27,16 @@ from paitient_common.keyretention import MAX_KEYS_PER_TENANT
 from paitient_common.kubeapi import Kube
 from paitient_common.secrets import keys_secret_name
 from paitient_common.tiers import format_time, period_bounds
+from paitient_localcluster.controlplane import audit
+from paitient_operator import handlers
+from paitient_operator.config import OperatorConfig
+from paitient_operator.tenant_reconciler import TenantReconciler
+from tests.integration import key_leaks
 from tests.integration.frontdoor_process import ApiProcess, call
+from tests.integration.key_leaks import needles
 from tests.integration.operator_process import OperatorProcess
 from tests.integration.waiting import wait_for
+from tests.prerequisites import local_audit_log
 from tests.unit.operator.factories import make_md
 
 TENANT = ("paitient.ai/v1alpha1", "Tenant")
@@ -116,24 +124,66 @@ def test_changing_the_tier_updates_the_quota(tenant: dict[str, str], kube: Kube)
     )
 
 
-def test_no_plaintext_key_exists_anywhere_in_the_cluster(
-    tenant: dict[str, str], kube: Kube, kubeconfig: Path
+def test_no_plaintext_key_anywhere_after_keys_are_created_used_rotated_and_revoked(
+    tenant: dict[str, str],
+    kube: Kube,
+    kubeconfig: Path,
+    stack: ApiProcess,
+    operator: OperatorProcess,
 ) -> None:
-    key = cli(kubeconfig, "keys", "create", "--client-id", tenant["client_id"]).stdout.splitlines()[
-        0
-    ]
-    secret_part = key.split("_", 2)[2]
-    for kind in ("Secret", "ConfigMap"):
-        for obj in kube.list("v1", kind):
-            text = json.dumps(obj)
-            decoded = " ".join(
-                base64.b64decode(v).decode(errors="replace")
-                for v in (obj.get("data") or {}).values()
-                if kind == "Secret"
-            )
-            assert secret_part not in text and secret_part not in decoded, obj["metadata"]["name"]
-    for t in kube.list(*TENANT):
-        assert secret_part not in json.dumps(t)
+    """A key is made and used (deploy, wait, generate, stream, usage) through the front door
+    and a model's gateway; a second key replaces it and is used; the first is revoked, then
+    tried again, and a guess at its secret is tried. Afterwards neither key nor its secret part,
+    as text or base64, is in any object of any kind in the cluster (Events, UsageReports,
+    ModelDeployments, Tenants, Secrets, ConfigMaps, ...), in what the API server's audit log
+    recorded meanwhile, or in any log or file of the operator, the front door, the data plane,
+    the gateway or its model server."""
+    audit_log = local_audit_log(kubeconfig)
+    offsets = {audit_log: audit.log_size(audit_log), operator.log: operator.log.stat().st_size,
+               stack.log: stack.log.stat().st_size}  # fmt: skip
+    client_id, ns = tenant["client_id"], tenant["namespace"]
+
+    def new_key() -> str:
+        made = cli(kubeconfig, "keys", "create", "--client-id", client_id)
+        assert made.returncode == 0, made.stderr
+        return made.stdout.splitlines()[0]
+
+    def client(key: str) -> sdk.SecureModelClient:
+        return sdk.SecureModelClient(api_key=key, client_id=client_id, base_url=stack.base_url)
+
+    first = new_key()
+    kube.create(
+        make_md("keys-in-use").namespace(ns).gpus(1).storage("5Gi", "encrypted-local").manifest()
+    )
+    with client(first) as old:
+        old.wait_until_ready("keys-in-use", timeout=120, poll_interval=0.5)
+        received = old.generate("keys-in-use", "the first key", max_tokens=4).usage.total_tokens
+        with old.generate("keys-in-use", "streamed", max_tokens=3, stream=True) as stream:
+            received += sum(c.usage.total_tokens for c in stream if c.usage is not None)
+    second = new_key()  # the rotation: a new key, clients moved to it, the old one revoked
+    with client(second) as new:
+        received += new.generate("keys-in-use", "the second key", max_tokens=4).usage.total_tokens
+        assert cli(kubeconfig, "keys", "revoke", first.split("_")[1]).returncode == 0
+        guessed = "_".join([*first.split("_")[:2], secrets.token_urlsafe(32)])
+        with client(first) as old, client(guessed) as guess:
+            wait_for(lambda: _refused(old), what="the revoked key refused")
+            assert _refused(guess)
+        # The gateway's usage reaches its UsageReport and the Tenant: both are scanned below.
+        wait_for(lambda: new.get_subscription().current_usage == received, timeout=60,
+                 what="the usage reported")  # fmt: skip
+    looked_for = needles([first, second, guessed])
+    dataplane = Path(stack.gateway_url.removeprefix("file:")).parent  # every gateway's files
+    files = [audit_log, operator.log, stack.log, dataplane]
+    found = key_leaks.in_cluster(kube, looked_for) + key_leaks.in_files(files, looked_for, offsets)
+    assert not found, "\n".join(found)
+
+
+def _refused(client: sdk.SecureModelClient) -> bool:
+    try:
+        client.get_subscription()
+    except sdk.AuthenticationError:
+        return True
+    return False
 
 
 def _phase(kube: Kube, ns: str, name: str) -> str | None:
@@ -254,6 +304,54 @@ def test_usage_reports_roll_up_and_past_periods_stay_readable(
     wait_for(
         lambda: _status(kube, t).get("currentUsage") == 250, what="usage after a cumulative rewrite"
     )
+
+
+def _period_starts(now: datetime, count: int) -> list[datetime]:
+    """The start of the period holding ``now`` and of the ``count - 1`` before it, newest first."""
+    starts = [period_bounds(now)[0]]
+    while len(starts) < count:
+        starts.append(period_bounds(starts[-1] - timedelta(seconds=1))[0])
+    return starts
+
+
+def test_a_new_period_starts_from_zero_on_the_timer_and_history_keeps_the_newest_12(
+    tenant: dict[str, str], kube: Kube
+) -> None:
+    """docs/tenants.md: a timer, not an event, starts a new period (from zero), and the periods
+    before stay in ``status.history``, newest first, 12 at most. The operator's own timer
+    handler runs on the real API server with the reconciler's clock at the next period's start
+    (the session's operator is paused meanwhile, so no event intervenes)."""
+    t, ns = tenant["name"], tenant["namespace"]
+    now = datetime.now(UTC)
+    _, next_start = period_bounds(now)
+    starts = _period_starts(now, 15)  # this period and the 14 before
+    entries = [
+        {"tenant": t, "periodStart": format_time(s), "promptTokens": 10 * (i + 1),
+         "completionTokens": i, "requests": 1}
+        for i, s in enumerate(starts)
+    ]  # fmt: skip
+    kube.create(_report("gw-history", ns, entries))
+    wait_for(lambda: _status(kube, t).get("currentUsage") == 10, what="this period's usage")
+    # The one timer on Tenants: every minute, it reconciles the Tenant by name.
+    [timer] = [
+        h
+        for h in kopf.get_default_registry()._spawning._handlers
+        if h.fn is handlers.roll_tenant_period
+    ]
+    assert timer.interval == 60
+    with OperatorProcess.others_paused():
+        reconciler = TenantReconciler(
+            kube, OperatorConfig(), lambda *_: None, clock=lambda: next_start + timedelta(seconds=5)
+        )
+        handlers.roll_tenant_period(body=kube.get(*TENANT, t), memo=kopf.Memo(tenants=reconciler))
+        status = _status(kube, t)
+    assert status["periodStart"] == format_time(next_start)
+    assert (status["currentUsage"], status["promptTokens"], status["requests"]) == (0, 0, 0)
+    history = status["history"]
+    # The period that just ended first, then back in time; 12 of the 15 kept.
+    assert [h["periodStart"] for h in history] == [format_time(s) for s in starts[:12]]
+    assert history[0]["promptTokens"] == 10 and history[0]["periodEnd"] == format_time(next_start)
+    assert history[11]["promptTokens"] == 120
 
 
 def test_suspend_and_resume(tenant: dict[str, str], kube: Kube, kubeconfig: Path) -> None:

@@ -29,9 +29,9 @@ from paitient_cli import admin
 from paitient_common.kubeapi import Kube
 from paitient_localcluster.controlplane.kubeconfig import write_kubeconfig
 from paitient_localcluster.simulated.sa_kubeconfig import mint_token, service_account_kubeconfig
-from tests.integration.frontdoor_process import ApiProcess, call
+from tests.integration.frontdoor_process import ApiProcess, call, client_trust
 from tests.integration.stack_helpers import make_tenant
-from tests.integration.tcp_proxy import TcpProxy
+from tests.integration.tcp_proxy import TcpProxy, api_port, kubeconfig_through
 from tests.integration.waiting import wait_for
 from tests.standins.processes import Proc, start_cluster_gateway, start_standin
 
@@ -47,8 +47,15 @@ READ_THROUGH = re.compile(
 )
 
 
+def _open(url: str, timeout: float) -> Any:
+    """GET ``url``; the test front door serves TLS from the session's CA, trusted as ``call``
+    trusts it."""
+    context = client_trust() if url.startswith("https:") else None
+    return urllib.request.urlopen(url, timeout=timeout, context=context)
+
+
 def _metrics(url: str) -> str:
-    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+    with _open(f"{url}/metrics", 10) as response:
         return str(response.read().decode())
 
 
@@ -59,7 +66,7 @@ def restarts(url: str, reason: str) -> float:
 
 def _ready(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with _open(url, 5) as response:
             return bool(response.status == 200)
     except OSError:
         return False
@@ -88,19 +95,6 @@ class Proxied:
         return front, gateway
 
 
-def _kubeconfig_through(kubeconfig: Path, port: int, path: Path) -> Path:
-    doc: dict[str, Any] = yaml.safe_load(kubeconfig.read_text())
-    for cluster in doc["clusters"]:
-        cluster["cluster"]["server"] = re.sub(r":\d+$", f":{port}", cluster["cluster"]["server"])
-    write_kubeconfig(path, doc)
-    return path
-
-
-def _api_port(kubeconfig: Path) -> int:
-    doc = yaml.safe_load(kubeconfig.read_text())
-    return int(doc["clusters"][0]["cluster"]["server"].rsplit(":", 1)[1])
-
-
 @pytest.fixture(scope="module")
 def proxied(
     stack: ApiProcess, kube: Kube, kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
@@ -109,8 +103,8 @@ def proxied(
     tmp = tmp_path_factory.mktemp("proxied")
     tenant = make_tenant(kube)
     standin = start_standin(tmp)
-    with TcpProxy(_api_port(kubeconfig)) as proxy:
-        through = _kubeconfig_through(kubeconfig, proxy.port, tmp / "proxied.kubeconfig")
+    with TcpProxy(api_port(kubeconfig)) as proxy:
+        through = kubeconfig_through(kubeconfig, proxy.port, tmp / "proxied.kubeconfig")
         front_door = ApiProcess(through, tmp / "api.log", env=SHORT_WATCHES)
         front_door.start()
         gateway = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ class Load:
     started: set[str] = field(default_factory=set)
     finished: set[str] = field(default_factory=set)
     received: dict[str, int] = field(default_factory=dict)  # request id -> tokens it showed
+    received_at: dict[str, float] = field(default_factory=dict)  # request id -> time.time()
     failures: Counter[int] = field(default_factory=Counter)  # client -> connection failures
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -78,6 +80,7 @@ class Load:
             else:
                 usage = json.loads(raw)["usage"]
             self.received[rid] = usage["prompt_tokens"] + usage["completion_tokens"]
+            self.received_at[rid] = time.time()
 
 
 def ledger_records(directory: Path) -> list[dict[str, Any]]:

@@ -174,9 +174,11 @@ def start_cluster_gateway(
     return proc
 
 
-def configure_standin(standin: Proc, **settings: Any) -> None:
+def configure_standin(standin: Proc | str, **settings: Any) -> None:
+    """Set the stand-in's behaviour (``standin``: the process, or its URL)."""
+    url = standin if isinstance(standin, str) else standin.url
     request = urllib.request.Request(
-        f"{standin.url}/standin/config",
+        f"{url}/standin/config",
         data=json.dumps(settings).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",

@@ -17,7 +17,8 @@ with ``latency`` (seconds before the first token), ``tokens_per_second`` (0 = no
 (``null``, ``"status500"``, ``"cut_stream"`` after two tokens, ``"hang"``, ``"unhealthy"``),
 ``hold_after`` (a stream stops after that many tokens until ``POST /standin/release``, so a
 test can see what reached the client while the model is still "generating");
-``GET /standin/last`` returns the last completion request body as received.
+``GET /standin/last`` returns the last completion request as received: its body and every
+header, in order (a test's proof of what the gateway forwards).
 
     python -m tests.standins.vllm_standin --port 8000 --served-model-name demo
 """
@@ -60,6 +61,7 @@ class StandIn:
         }
         self.released = asyncio.Event()
         self.last: dict[str, Any] | None = None
+        self.last_headers: list[tuple[str, str]] = []
         self.requests = 0
         self.running = 0
         self.finished: Counter[str] = Counter()
@@ -73,6 +75,7 @@ class StandIn:
         except ValueError:
             body = None
         self.last, self.requests = body, self.requests + 1
+        self.last_headers = list(request.headers.items())
         fail = self.settings["fail"]
         if fail == "status500":
             return web.json_response(
@@ -261,7 +264,9 @@ class StandIn:
         return web.json_response({"released": True})
 
     async def last_request(self, _request: web.Request) -> web.Response:
-        return web.json_response({"last": self.last, "requests": self.requests})
+        return web.json_response(
+            {"last": self.last, "headers": self.last_headers, "requests": self.requests}
+        )
 
 
 def _chunk_choice(index: int, text: str, chat: bool) -> dict[str, Any]:

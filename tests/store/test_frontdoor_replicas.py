@@ -15,15 +15,22 @@ from pathlib import Path
 
 import pytest
 
+from paitient_common.apikeys import generate_api_key, parse_api_key
+from paitient_common.informer import Informer
+from paitient_common.keycache.directory import Directory, Snapshot, TenantInfo, parse_key_secret
+from paitient_common.keycache.kubernetes_source import KeyReadThrough
+from paitient_common.kubeasync import AsyncKube, Query
+from paitient_common.secrets import KEYS_LABEL, keys_secret_name
 from paitient_common.store.connection import Store
 from paitient_common.store.health import StoreHealth, keep_probing
-from paitient_common.store.keys import period_keys
+from paitient_common.store.keys import negative_key, period_keys
 from paitient_common.store.limits import Period, settle
 from paitient_common.store.negative import SharedNegativeCache
 from paitient_common.store.settings import parse_store_url
 from paitient_common.tiers import current_period, format_time
 from paitient_localcluster.host.processes import free_port
 from tests.storeserver import RedisServer
+from tests.unit.common.scripted_api import ScriptedApi
 from tests.unit.frontdoor.support import InMemoryCluster, Keys, call, front_door, make_keys
 
 CREATE = {"model_name": "ZimaBlueAI/HuatuoGPT-o1-8B", "deployment_name": "m1", "use_gpu": False}
@@ -155,6 +162,51 @@ def test_a_name_one_replica_found_missing_is_known_missing_to_the_other(
                 await store.close()
 
     assert asyncio.run(scenario()) == [False, True, False, False, True, False]
+
+
+def test_the_read_throughs_misses_live_in_the_store_5s_for_a_key_and_1s_for_a_client(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """docs/caches.md's negative cache in the shared store: what a key read-through did not
+    find is written there with the product's own TTLs, so the next replica skips the read."""
+    api = ScriptedApi()
+    api.put(keys_secret_name("t0"))["metadata"]["labels"] = {KEYS_LABEL: "true"}
+    key_id = generate_api_key()
+    settings = parse_store_url(redis_server.url, redis_server.password)
+
+    async def scenario() -> tuple[int, int, int]:
+        await api.start()
+        kube = await AsyncKube.from_kubeconfig(str(api.kubeconfig(tmp_path)))
+        store, health = Store(settings), StoreHealth(settings, "local")
+        health.up()
+        try:
+            directory = Directory()
+            tenant = TenantInfo("t0", "t0-app", "tenant-t0", "standard")
+            directory.apply(Snapshot(b"p" * 32, [], [tenant]))
+            informers = {
+                "keys": Informer("keys", kube, Query("v1", "Secret", "ns"), parse_key_secret,
+                                 lambda: None),
+                "tenants": Informer("tenants", kube, Query("v1", "Secret", "x"), str, lambda: None),
+            }  # fmt: skip
+            directory.resolver = KeyReadThrough(
+                kube, "ns", informers, directory, store=store, store_health=health
+            )
+            await directory.verify(f"Bearer {key_id.plaintext}", "t0-app")
+            await directory.verify(f"Bearer {generate_api_key().plaintext}", "nobody-app")
+            parsed = parse_api_key(key_id.plaintext)
+            assert parsed is not None
+            key_ttl = await store.client.pttl(negative_key("key", parsed[0]))
+            client_ttl = await store.client.pttl(negative_key("client", "nobody-app"))
+            return int(key_ttl), int(client_ttl), sum(r.startswith("get ") for r in api.requests)
+        finally:
+            await store.close()
+            await kube.close()
+            await api.stop()
+
+    key_ttl, client_ttl, gets = asyncio.run(scenario())
+    # Milliseconds left, read just after the write: the TTL given, less the moment since.
+    assert 4000 < key_ttl <= 5000 and 0 < client_ttl <= 1000, (key_ttl, client_ttl)
+    assert gets == 1
 
 
 def test_a_front_door_is_not_ready_until_its_store_answers_and_never_shows_the_password(

@@ -8,35 +8,17 @@ import asyncio
 import json
 import time
 import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from paitient_common.store.connection import Store
-from paitient_common.store.keys import period_keys
-from paitient_common.store.limits import read_usage
-from paitient_common.store.settings import parse_store_url
-from paitient_common.tiers import current_period
 from tests.standins.processes import Proc
 from tests.store.gateways import TENANT, gateways, metric, write_tenant
 from tests.store.limit_load import LimitLoad
-from tests.storeserver import RedisServer
+from tests.storeserver import RedisServer, stored_usage
 
 USAGE_REFUSAL = "usage limit for the period reached"
 RATE_REFUSAL = "rate limit exceeded (tokens per minute)"
-
-
-def stored_usage(server: RedisServer) -> int:
-    async def read() -> int:
-        store = Store(parse_store_url(server.url, server.password))
-        try:
-            start = current_period(datetime.now(UTC))[2]
-            return await read_usage(store, period_keys(TENANT, start))
-        finally:
-            await store.close()
-
-    return asyncio.run(read())
 
 
 def ledger_total(work: Path) -> int:
@@ -63,7 +45,7 @@ def test_a_burst_through_two_gateways_never_passes_the_usage_limit(
     with gateways(tmp_path, keys, 2, redis_server.env()) as (_, procs):
         load = burst(procs, caller.headers(), clients=24)
         asyncio.run(load.run_for(attempts=6))
-        usage_now = stored_usage(redis_server)
+        usage_now = stored_usage(redis_server, TENANT)
         after = burst(procs, caller.headers(), clients=1)
         asyncio.run(after.run_for(attempts=2))  # everything settled: no room for 11 more
     assert load.statuses[200] == load.admitted
@@ -129,7 +111,7 @@ def test_the_store_stopped_under_load_the_shares_hold_and_usage_reconciles(
         pages = [
             urllib.request.urlopen(f"{p.url}/metrics", timeout=5).read().decode() for p in procs
         ]
-        usage_after = stored_usage(redis_server)
+        usage_after = stored_usage(redis_server, TENANT)
     assert not load.errors and not [s for s in load.statuses if s >= 500], load.statuses
     if usage_limit is None:  # never refused everything: the shares admitted meanwhile
         assert sum(metric(p, "paitient_gateway_fallback_admissions_total") for p in pages) > 0

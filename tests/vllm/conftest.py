@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.integration.waiting import wait_for
+from tests.prerequisites import missing
 from tests.standins.client import Answer, sync_call
 from tests.standins.processes import Caller, Proc, wait_http
 from tests.vllm.in_image import ImageRunner, image_missing
@@ -115,7 +116,7 @@ def stack(
     if kind == "vllm":
         source: VllmSource = request.getfixturevalue("vllm_source")
         if source.missing is not None:
-            pytest.skip(source.missing)
+            missing(source.missing)
         runner = source.runner
     logs = tmp_path_factory.mktemp(f"contract-{kind}")
     upstream = Upstream(kind, logs, runner)

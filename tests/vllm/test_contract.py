@@ -17,7 +17,9 @@ import aiohttp
 import pytest
 
 from paitient_gateway.upstream import public_message
+from tests.contract.service_errors import FIXTURE
 from tests.integration.waiting import wait_for
+from tests.prerequisites import missing
 from tests.standins.client import Answer, run, sync_call
 from tests.vllm.conftest import Stack
 from tests.vllm.upstreams import MAX_MODEL_LEN
@@ -225,6 +227,18 @@ def test_every_400_vllm_returns_is_a_validation_error_in_its_words(
     assert "secret" not in answer.body.decode()
 
 
+def test_the_sdks_recorded_empty_conversation_is_vllms_own_refusal(stack: Stack) -> None:
+    """sdk/testdata/errors.json's ``chat_messages_empty`` is recorded through the stand-in (a
+    unit test keeps the file in sync with it); these must be vLLM's own words, so the gateway
+    in front of real vLLM answers exactly what the SDKs' stand-ins answer."""
+    case = json.loads(FIXTURE.read_text())["errors"]["chat_messages_empty"]
+    answer = stack.post(CHAT, {"messages": []})
+    assert answer.status == case["status"]
+    error = answer.json()["error"]
+    recorded = case["body"]["error"]
+    assert (error["type"], error["message"]) == (recorded["type"], recorded["message"])
+
+
 def test_a_prompt_longer_than_the_context_is_refused_by_vllm(stack: Stack) -> None:
     prompt = " ".join(["hello"] * (MAX_MODEL_LEN + 8))
     answer = assert_vllms_refusal(stack, COMPLETIONS, {"prompt": prompt, "max_tokens": 4})
@@ -273,15 +287,26 @@ async def read_then_leave(stack: Stack, request_id: str, body: dict[str, Any], c
 LONG = {"prompt": PROMPT, "max_tokens": 400, "ignore_eos": True, "stream": True}
 
 
+# As long as the context allows (the prompt is a few dozen tokens at most): the longest the
+# model server can be kept busy, so a client's leaving meets a running request.
+ABANDONED = {**LONG, "max_tokens": MAX_MODEL_LEN - 64}
+
+
 def test_a_client_leaving_mid_stream_is_billed_what_was_generated_and_vllm_stops(
     stack: Stack,
 ) -> None:
+    """The client reads the first event and leaves. Nothing here depends on how fast the
+    machine is: vLLM's own count of finished requests says whether the request ran to its end
+    (then nothing was left to stop, and the test cannot judge: it says so) or was stopped."""
     stack.upstream.pace(100)  # the stand-in at about real vLLM's speed on this machine
     generated = stack.upstream.metric("vllm:generation_tokens_total")
+    finished = {r: stack.upstream.metric("vllm:request_success_total", finished_reason=r)
+                for r in ("length", "stop")}  # fmt: skip
     request_id = rid()
-    seen = run(read_then_leave(stack, request_id, LONG, chunks=3))
-    # vLLM counts no client abort in its metrics, but nothing runs any more and it generated
-    # fewer tokens than asked: it stopped when the gateway dropped the connection.
+    seen = run(read_then_leave(stack, request_id, ABANDONED, chunks=1))
+    # vLLM counts no client abort in its metrics, but nothing runs any more, no request of
+    # this test finished, and it generated fewer tokens than asked: it stopped when the gateway
+    # dropped the connection.
     wait_for(
         lambda: stack.upstream.metric("vllm:num_requests_running") == 0,
         timeout=30,
@@ -289,8 +314,20 @@ def test_a_client_leaving_mid_stream_is_billed_what_was_generated_and_vllm_stops
     )
     made = stack.upstream.metric("vllm:generation_tokens_total") - generated
     record = wait_for(lambda: stack.ledger().get(request_id), timeout=10, what="the ledger")
-    assert seen <= record["completion_tokens"] <= made < 400
+    assert (
+        seen <= record["completion_tokens"] <= made
+    )  # billed what was made, at least what was seen
     assert record["prompt_tokens"] > 0
+    ran_to_the_end = any(
+        stack.upstream.metric("vllm:request_success_total", finished_reason=r) > n
+        for r, n in finished.items()
+    )
+    if ran_to_the_end:  # a developer's skip; under CI and make test the unproved claim fails
+        missing(
+            f"the model server finished all {ABANDONED['max_tokens']} tokens before the "
+            "client's leaving reached it: there was nothing left to stop"
+        )
+    assert made < ABANDONED["max_tokens"]
 
 
 def test_while_the_model_server_loads_readiness_is_false_and_clients_get_a_503(

@@ -14,6 +14,7 @@ import pytest
 from paitient_common.resources.modeldeployment import Dtype, Quantization
 from paitient_operator.builders.vllm_args import build_vllm_args
 from paitient_operator.config import OperatorConfig
+from tests.prerequisites import missing
 from tests.unit.operator.factories import MDFactory, make_md
 from tests.unit.operator.test_vllm_flags import ACCEPTED_EXTRA_ARGS, REFUSED_BY_VLLM_TOO
 from tests.vllm.conftest import VllmSource
@@ -48,7 +49,7 @@ def specs() -> dict[str, MDFactory]:
 def in_vllm(vllm_source: VllmSource, tmp_path: Path) -> Callable[[str, object], str]:
     """``in_vllm(script, data)``: what ``script`` printed, run by the vLLM environment's Python."""
     if vllm_source.missing is not None:
-        pytest.skip(vllm_source.missing)
+        missing(vllm_source.missing)
 
     def run(script: str, data: object) -> str:
         code, out, err = run_in_vllm(vllm_source.runner, script, data, tmp_path / "in")

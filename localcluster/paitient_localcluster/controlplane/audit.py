@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,8 @@ class AuditEvent:
     name: str
     code: int
     message: str = ""  # the API server's message, on failures
+    received: datetime | None = None  # when the API server got the request
+    completed: datetime | None = None  # when it finished answering
 
     @property
     def refused_by_rbac(self) -> bool:
@@ -96,4 +99,13 @@ def _parse(line: bytes) -> Iterator[AuditEvent]:
         name=ref.get("name", ""),
         code=int(raw.get("responseStatus", {}).get("code", 0)),
         message=str(raw.get("responseStatus", {}).get("message", "")),
+        received=_time(raw.get("requestReceivedTimestamp")),
+        completed=_time(raw.get("stageTimestamp")),
     )
+
+
+def _time(value: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None

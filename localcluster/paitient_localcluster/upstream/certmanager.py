@@ -4,8 +4,9 @@ They come from the release's Go module on the Go module proxy (``deploy/crds`` o
 ``github.com/cert-manager/cert-manager``), checked against a pinned SHA-256 of the module zip,
 and are cached like the control-plane binaries (``<cache>/cert-manager-crds-<version>/``). The
 API server then validates the Certificates the operator writes against cert-manager's real
-schema. cert-manager's controller itself is not run here (its commands are not go-installable
-modules), so nothing signs those Certificates locally.
+schema. cert-manager's controllers, which sign them, are built from the same release's module
+(``localcluster/gomod/certmanager``: the ``CERT_MANAGER_CONTROLLER`` component of
+``versions.py``).
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ import zipfile
 from pathlib import Path
 from typing import Final
 
-from .versions import cache_dir
+from .versions import CERT_MANAGER_VERSION, cache_dir
 
-CERT_MANAGER_VERSION: Final = "v1.21.2"
 MODULE: Final = "github.com/cert-manager/cert-manager"
 ZIP_SHA256: Final = "cfaf1fb53965a5fd60490861387b7dbf34cd40987c878a4f1e247f836eef4782"
 CRD_FILES: Final = (

@@ -17,6 +17,8 @@ COREDNS_VERSION = "v1.14.0"
 # The only release the module proxy serves; security flaws are reported for it, so it runs only
 # inside the test cluster's private namespaces (docs/security.md).
 KUBE_ROUTER_VERSION = "v2.1.0"
+# cert-manager: its CRDs (certmanager.py) and the controllers that issue a CA's Certificates.
+CERT_MANAGER_VERSION = "v1.21.2"
 # The Go toolchain that builds them: paitient_images.go_toolchain (the image build needs it too).
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -155,6 +157,18 @@ KUBE_ROUTER = Component(
         f"{KUBE_ROUTER_VERSION}"
     ),
 )
+# Not part of the cluster: the tests of the operator's cert-manager issuer run it beside the
+# cluster (tests/integration/cert_manager.py); `make cluster-build` builds it with the rest, so
+# no test meets a cold build.
+CERT_MANAGER_CONTROLLER = Component(
+    name="cert-manager controllers (CA issuer)",
+    key="cert-manager-controller",
+    version=CERT_MANAGER_VERSION,
+    gomod="certmanager",
+    packages=(".",),
+    binaries=("cert-manager-controller",),
+    ldflags=f"-s -w -X main.version={CERT_MANAGER_VERSION}",
+)
 CONTROL_PLANE = (ETCD, KUBERNETES, KWOK)
 NODE = (KUBERNETES_NODE, COREDNS, KUBE_ROUTER)
-COMPONENTS = CONTROL_PLANE + NODE
+COMPONENTS = (*CONTROL_PLANE, *NODE, CERT_MANAGER_CONTROLLER)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
-from paitient_common.resources.modeldeployment import ModelDeployment
+from paitient_common.resources.modeldeployment import DEFAULT_MAX_CHOICES, ModelDeployment
 from paitient_operator.builders.metadata import (
     Manifest,
     common_labels,
@@ -185,6 +185,8 @@ def gateway_env(md: ModelDeployment, config: OperatorConfig) -> list[dict[str, A
         own["PAITIENT_RATE_LIMIT_REQUESTS_PER_MINUTE"] = str(limits.requests_per_minute)
     if limits.tokens_per_minute is not None:
         own["PAITIENT_RATE_LIMIT_TOKENS_PER_MINUTE"] = str(limits.tokens_per_minute)
+    # Always set: the gateway's own default is the same, but the pod spec then says it.
+    own["PAITIENT_MAX_CHOICES"] = str(limits.max_choices or DEFAULT_MAX_CHOICES)
     if md.spec.runtime.max_model_len is not None:
         # Caps the gateway's default max_tokens (vLLM refuses more than the context).
         own["PAITIENT_MAX_MODEL_LEN"] = str(md.spec.runtime.max_model_len)

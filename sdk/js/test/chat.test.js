@@ -14,7 +14,7 @@ const {
   ServiceError,
   ValidationError,
 } = require('paitient-secure-model');
-const { startStandIn } = require('./support/stand-in');
+const { startStandIn, recorded } = require('./support/stand-in');
 
 const MESSAGES = [
   { role: 'system', content: 'You are a careful clinical assistant.' },
@@ -142,14 +142,15 @@ test('chat throws the same error classes as generate', async () => {
 });
 
 test('chat is retried like generate, with one Idempotency-Key, and a last 429 carries retryAfter', async () => {
-  const limited = { path: '/v1/chat/completions', status: 429, headers: { 'retry-after': '3' }, body: { error: { type: 'rate_limit_error', message: 'slow down' } } };
+  // The front door's recorded answers: the limiter's 429 (60 s), a loading model's 503 (5 s).
+  const CHAT = '/v1/chat/completions';
   const delays = [];
   client._sleep = async (ms) => delays.push(ms);
   try {
-    standIn.enqueue(limited, { ...limited, status: 503, body: { error: { type: 'service_error', message: 'not ready' } } });
+    standIn.enqueue(recorded('rate_limited', CHAT), recorded('model_loading', CHAT));
     const result = await client.chat({ deploymentId: 'deployment-123', messages: MESSAGES });
     assert.equal(result.message.content, 'Protected health information.');
-    assert.deepEqual(delays, [3000, 3000]);
+    assert.deepEqual(delays, [60000, 5000]);
     const keys = new Set(standIn.requests.map((r) => r.headers['idempotency-key']));
     assert.equal(standIn.requests.length, 3);
     assert.equal(keys.size, 1);
@@ -157,10 +158,10 @@ test('chat is retried like generate, with one Idempotency-Key, and a last 429 ca
     client._sleep = async () => {};
   }
   const once = new SecureModelClient({ apiKey: 'sk-test-key', clientId: 'client-1', baseUrl: standIn.url, maxRetries: 0 });
-  standIn.enqueue({ ...limited, headers: { 'retry-after': '120' } });
+  standIn.enqueue(recorded('usage_limit_reached', CHAT));
   await assert.rejects(
     once.chat({ deploymentId: 'deployment-123', messages: MESSAGES }),
-    (err) => err instanceof RateLimitError && err.retryAfter === 120,
+    (err) => err instanceof RateLimitError && err.retryAfter === 3600,
   );
 });
 

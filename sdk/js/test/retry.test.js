@@ -1,12 +1,15 @@
 'use strict';
-// The one retry policy: what is retried, how long it waits, and what stays the same.
+// The one retry policy: what is retried, how long it waits, and what stays the same. The
+// failures are the front door's own answers, recorded from its code in sdk/testdata/errors.json
+// (`recorded(name, path)`); only 408, which the front door never sends (a proxy may), is
+// written here.
 
 const { test, before, after, beforeEach } = require('node:test');
 const assert = require('node:assert/strict');
 const { SecureModelClient, APIConnectionError, RateLimitError, ServiceError, ConflictError, ValidationError } =
   require('paitient-secure-model');
 const retry = require('../lib/retry');
-const { startStandIn } = require('./support/stand-in');
+const { startStandIn, recorded } = require('./support/stand-in');
 
 let standIn;
 
@@ -27,12 +30,7 @@ function makeClient(options = {}, random = 0.5) {
   return { client, sleeps };
 }
 
-const unavailable = (headers = {}) => ({
-  path: '/v1/subscription',
-  status: 503,
-  headers,
-  body: { error: { type: 'service_error', message: 'try later' } },
-});
+const SUBSCRIPTION = '/v1/subscription';
 
 // ---------------------------------------------------------------------------- pure policy
 
@@ -74,23 +72,47 @@ test('the retryable statuses are 408, 429 and 5xx', () => {
 
 test('a 503 with Retry-After is retried after exactly that long', async () => {
   const { client, sleeps } = makeClient();
-  standIn.enqueue(unavailable({ 'retry-after': '2' }));
+  const loading = recorded('model_loading', SUBSCRIPTION); // the gateway's: back in 5 s
+  assert.equal(loading.headers['Retry-After'], '5');
+  standIn.enqueue(loading);
   const subscription = await client.getSubscription();
   assert.equal(subscription.tier, 'standard');
-  assert.deepEqual(sleeps, [2000]);
+  assert.deepEqual(sleeps, [5000]);
   assert.equal(standIn.requests.length, 2);
+});
+
+test("every retryable answer the front door gives is retried, after its Retry-After or backoff", async () => {
+  const cases = [
+    ['deployment_not_ready', 503, [500, 1000]],
+    ['model_loading', 503, [5000, 5000]],
+    ['rate_limited', 429, [60000, 60000]],
+    ['usage_limit_reached', 429, [60000, 60000]],
+    ['internal_error', 500, [500, 1000]],
+    ['model_failed', 502, [500, 1000]],
+    ['gateway_unreachable', 502, [500, 1000]],
+    ['model_timeout', 504, [500, 1000]],
+  ];
+  for (const [name, status, waits] of cases) {
+    standIn.reset();
+    const { client, sleeps } = makeClient({}, 1);
+    const answer = recorded(name, SUBSCRIPTION);
+    assert.equal(answer.status, status, name);
+    standIn.enqueue(answer, recorded(name, SUBSCRIPTION));
+    assert.equal((await client.getSubscription()).tier, 'standard', name);
+    assert.deepEqual(sleeps, waits, name);
+    assert.equal(standIn.requests.length, 3, name);
+  }
 });
 
 test('a 429 with an HTTP-date Retry-After is honoured; a huge one is capped at 60 s', async () => {
   // Dates whose answer does not depend on the clock or the machine's speed: one already past
   // waits nothing (not the backoff's 250 ms), one a day away is capped. The arithmetic in
-  // between is the pure test above, on a fixed clock.
+  // between is the pure test above, on a fixed clock. (The front door sends delta-seconds; a
+  // proxy may send a date: the recorded 429 with its Retry-After as a date.)
   const { client, sleeps } = makeClient();
   const limited = (retryAfter) => ({
-    path: '/v1/subscription',
-    status: 429,
+    ...recorded('rate_limited', SUBSCRIPTION),
     headers: { 'retry-after': retryAfter },
-    body: { error: { type: 'rate_limit_error', message: 'slow down' } },
   });
   standIn.enqueue(
     limited(new Date(Date.now() - 60000).toUTCString()),
@@ -102,30 +124,34 @@ test('a 429 with an HTTP-date Retry-After is honoured; a huge one is capped at 6
 
 test('without Retry-After the waits back off exponentially, then the last error is thrown', async () => {
   const { client, sleeps } = makeClient({ maxRetries: 3 }, 1);
-  standIn.enqueue(unavailable(), unavailable(), unavailable(), unavailable());
-  await assert.rejects(client.getSubscription(), (err) => err instanceof ServiceError && err.status === 503);
+  const notReady = () => recorded('deployment_not_ready', SUBSCRIPTION);
+  standIn.enqueue(notReady(), notReady(), notReady(), notReady());
+  await assert.rejects(
+    client.getSubscription(),
+    (err) => err instanceof ServiceError && err.status === 503 && /not ready/.test(err.message),
+  );
   assert.deepEqual(sleeps, [500, 1000, 2000]);
   assert.equal(standIn.requests.length, 4, 'maxRetries + 1 sends');
 });
 
-test('408 is retried; 400, 409 and 422 are not', async () => {
+test("408 (a proxy's) is retried; the front door's 400, 409 and 422 are not", async () => {
   const { client, sleeps } = makeClient();
-  standIn.enqueue({ path: '/v1/subscription', status: 408, body: { error: { type: 'timeout', message: 'slow' } } });
+  standIn.enqueue({ path: SUBSCRIPTION, status: 408, body: { error: { type: 'timeout', message: 'slow' } } });
   await client.getSubscription();
   assert.equal(sleeps.length, 1);
 
-  for (const [status, cls] of [[400, ValidationError], [409, ConflictError], [422, ValidationError]]) {
+  for (const [name, cls] of [['chat_messages_empty', ValidationError], ['deployment_exists', ConflictError], ['prompt_empty', ValidationError]]) {
     standIn.reset();
-    standIn.enqueue({ path: '/v1/subscription', status, body: { error: { type: 'x', message: 'no' } } });
+    standIn.enqueue(recorded(name, SUBSCRIPTION));
     await assert.rejects(client.getSubscription(), cls);
-    assert.equal(standIn.requests.length, 1, `${status} is not retried`);
+    assert.equal(standIn.requests.length, 1, `${name} is not retried`);
   }
 });
 
 test('maxRetries: 0 sends once; a RateLimitError keeps retryAfter', async () => {
   const { client, sleeps } = makeClient({ maxRetries: 0 });
-  standIn.enqueue({ path: '/v1/subscription', status: 429, headers: { 'retry-after': '12' }, body: { error: { type: 'rate_limit_error', message: 'cap' } } });
-  await assert.rejects(client.getSubscription(), (err) => err instanceof RateLimitError && err.retryAfter === 12);
+  standIn.enqueue(recorded('usage_limit_reached', SUBSCRIPTION));
+  await assert.rejects(client.getSubscription(), (err) => err instanceof RateLimitError && err.retryAfter === 3600);
   assert.deepEqual(sleeps, []);
   assert.equal(standIn.requests.length, 1);
 });
@@ -146,7 +172,7 @@ test('a dropped connection is retried and the retry succeeds', async () => {
 test('the Idempotency-Key is the same on every retry of one call', async () => {
   const { client } = makeClient();
   standIn.enqueue(
-    { path: '/v1/deployments', method: 'POST', status: 500, body: { error: { type: 'service_error', message: 'oops' } } },
+    recorded('internal_error', '/v1/deployments', 'POST'),
     { path: '/v1/deployments', method: 'POST', handler: (req, res) => res.socket.destroy() },
   );
   await client.deploy({ modelName: 'a/b', deploymentName: 'idem-retry' });
@@ -156,23 +182,46 @@ test('the Idempotency-Key is the same on every retry of one call', async () => {
   assert.deepEqual(new Set(keys).size, 1);
 });
 
-test('each attempt gets the whole timeout; a timed-out attempt is retried', async () => {
-  // The first attempt is never answered (the stand-in closes it at the end); the retry has
-  // the whole second of its own to be served.
+test('each attempt gets the whole timeout; a timed-out attempt is retried', async (t) => {
+  // The client's timers run on a clock the test moves, so nothing here depends on the
+  // machine's speed: the first attempt is never answered and times out when the clock passes
+  // its 1 s; the retry is held while the clock moves 999 ms more (were the timeout the whole
+  // call's, it would be over), then answered.
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
   const { client, sleeps } = makeClient({ timeout: 1000 });
-  standIn.enqueue({ path: '/v1/subscription', handler: () => {} });
-  assert.equal((await client.getSubscription()).tier, 'standard');
+  let retry;
+  standIn.enqueue(
+    { path: '/v1/subscription', handler: () => {} },
+    { path: '/v1/subscription', handler: (req, res) => { retry = res; } },
+  );
+  const answer = client.getSubscription();
+  const turns = async (check) => {
+    while (!check()) await new Promise((resolve) => setImmediate(resolve));
+  };
+  await turns(() => standIn.requests.length === 1);
+  t.mock.timers.tick(999);
+  for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(standIn.requests.length, 1, 'not timed out before its second');
+  t.mock.timers.tick(1);
+  await turns(() => retry !== undefined);
+  t.mock.timers.tick(999);
+  for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+  const body = { tier: 'standard', current_usage: 1, usage_limit: 10, period_start: '2026-11-01T00:00:00Z', period_end: '2026-12-01T00:00:00Z' };
+  retry.writeHead(200, { 'content-type': 'application/json' });
+  retry.end(JSON.stringify(body));
+  assert.equal((await answer).tier, 'standard');
   assert.equal(sleeps.length, 1);
+  assert.equal(standIn.requests.length, 2);
 });
 
 test('a stream is retried before its response starts', async () => {
   const { client, sleeps } = makeClient();
-  standIn.enqueue({ path: '/v1/generate', status: 503, headers: { 'retry-after': '0' }, body: { error: { type: 'service_error', message: 'warming up' } } });
+  standIn.enqueue(recorded('model_loading', '/v1/generate'));
   const stream = await client.generateStream({ deploymentId: 'deployment-123', prompt: 'Hi' });
   const chunks = [];
   for await (const chunk of stream) chunks.push(chunk);
   assert.equal(chunks.length, 4);
-  assert.deepEqual(sleeps, [0]);
+  assert.deepEqual(sleeps, [5000]);
 });
 
 test('a stream is never retried once bytes arrived', async () => {

@@ -1,26 +1,33 @@
 'use strict';
 // A custom CA bundle: where it comes from, what is refused, and the node:https transport it
-// selects answering exactly like fetch (here over the plain-HTTP stand-in; the TLS handshake
-// against a real front door is tested by tests/integration/test_tls.py).
+// selects: against the stand-in serving HTTPS with a certificate from the test CA, the client
+// with that bundle verifies the handshake and gets every answer as through fetch; without it,
+// or with another CA's, the certificate is refused. (A real front door: tests/integration.)
+//
+// The fixtures were made once with the operator's own X.509 code
+// (paitient_operator.certificates.x509, ECDSA P-256, valid until 2126): test-ca.pem signed
+// stand-in-cert.pem (localhost, 127.0.0.1; its key stand-in-key.pem is test material only);
+// other-ca.pem signed nothing here.
 
 const { test, before, after, beforeEach } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { SecureModelClient, ConfigurationError, NotFoundError } = require('paitient-secure-model');
+const { SecureModelClient, ConfigurationError, NotFoundError, APIConnectionError } = require('paitient-secure-model');
 const { loadCaBundle } = require('../lib/tls');
 const { startStandIn } = require('./support/stand-in');
 
-// A self-signed CA certificate, valid until 2126 (public material: trusting needs no key).
-const A_CA = fs.readFileSync(path.join(__dirname, 'fixtures', 'test-ca.pem'), 'utf8');
+const fixture = (name) => fs.readFileSync(path.join(__dirname, 'fixtures', name), 'utf8');
+const A_CA = fixture('test-ca.pem');
+const OTHER_CA = fixture('other-ca.pem');
 
 const saved = process.env.PAITIENT_CA_BUNDLE;
 let standIn;
 let dir;
 
 before(async () => {
-  standIn = await startStandIn();
+  standIn = await startStandIn({ tls: { cert: fixture('stand-in-cert.pem'), key: fixture('stand-in-key.pem') } });
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paitient-ca-'));
 });
 after(async () => {
@@ -55,7 +62,32 @@ test('a bundle is PEM text or the path of a PEM file, from the option or PAITIEN
   assert.doesNotThrow(() => client({ fetch: globalThis.fetch }));
 });
 
-test('with a bundle, answers, errors and streams arrive as they do through fetch', async () => {
+test('the stand-in speaks TLS only: the tests below are handshakes', () => {
+  assert.ok(standIn.url.startsWith('https://127.0.0.1:'), standIn.url);
+});
+
+test('without a bundle, or with another CA, the certificate is refused', async () => {
+  for (const options of [{}, { caBundle: OTHER_CA }]) {
+    const c = client({ maxRetries: 0, ...options });
+    await assert.rejects(
+      c.getSubscription(),
+      (err) => err instanceof APIConnectionError && /certificate/i.test(err.message),
+    );
+  }
+  assert.equal(standIn.requests.length, 0); // nothing got through the handshake
+});
+
+test('the bundle from PAITIENT_CA_BUNDLE (a path) is the one trusted', async () => {
+  const file = path.join(dir, 'env-ca.pem');
+  fs.writeFileSync(file, A_CA);
+  process.env.PAITIENT_CA_BUNDLE = file;
+  assert.equal((await client().getSubscription()).tier, 'standard');
+  process.env.PAITIENT_CA_BUNDLE = path.join(dir, 'other.pem');
+  fs.writeFileSync(process.env.PAITIENT_CA_BUNDLE, OTHER_CA);
+  await assert.rejects(client({ maxRetries: 0 }).getSubscription(), APIConnectionError);
+});
+
+test('with the bundle, answers, errors and streams arrive as they do through fetch', async () => {
   const c = client({ caBundle: A_CA });
   assert.equal((await c.getSubscription()).tier, 'standard');
   const deployment = await c.deploy({ modelName: 'ZimaBlueAI/HuatuoGPT-o1-8B', deploymentName: 'tls-one' });

@@ -59,6 +59,11 @@ class FakeServer:
     credentials: dict[str, str] = field(default_factory=lambda: {API_KEY: CLIENT_ID})
     deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[httpx.Request] = field(default_factory=list)
+    # Deployments created, with the Idempotency-Key of the request that created each.
+    creates: list[tuple[str | None, str]] = field(default_factory=list)
+    # The first answer to each Idempotency-Key of a write (5xx not kept), as the front door
+    # keeps it (docs/rest-api.md#retries-idempotency-key).
+    _answers: dict[str, httpx.Response] = field(default_factory=dict)
     usage: int = 1234
     # Each status poll moves a pending deployment on (pending -> progressing -> ready).
     auto_progress: bool = False
@@ -96,6 +101,17 @@ class FakeServer:
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
+        key = request.headers.get("idempotency-key") if request.method != "GET" else None
+        if key is not None and key in self._answers:
+            first = self._answers[key]
+            return httpx.Response(first.status_code, headers=first.headers, content=first.content)
+        answer = self._handle(request)
+        if key is not None and answer.status_code < 500:
+            answer.read()
+            self._answers[key] = answer
+        return answer
+
+    def _handle(self, request: httpx.Request) -> httpx.Response:
         auth = request.headers.get("authorization", "")
         key = auth.removeprefix("Bearer ")
         if self.credentials.get(key) != request.headers.get("x-client-id"):
@@ -104,7 +120,10 @@ class FakeServer:
         body = json.loads(request.content) if request.content else {}
         route = (request.method, path)
         if route == ("POST", "/deployments"):
-            return self._create(body)
+            answer = self._create(body)
+            if answer.status_code == 202:
+                self.creates.append((request.headers.get("idempotency-key"), answer.json()["id"]))
+            return answer
         if route == ("GET", "/deployments"):
             return self._ok({"data": list(self.deployments.values())})
         if route == ("POST", "/generate"):

@@ -19,7 +19,7 @@ from paitient_secure_model import (
 )
 
 from .conftest import Sleeps, make_async_client, run
-from .fakeserver import FakeServer, error, sse
+from .fakeserver import FakeServer, service_error, sse
 
 
 def test_every_method(server: FakeServer) -> None:
@@ -95,8 +95,7 @@ def test_errors_and_retries(server: FakeServer) -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(request)
-        limited = error(429, "rate_limit_error", "slow down")
-        limited.headers["retry-after"] = "4"
+        limited = service_error("rate_limited")  # the front door's recorded 429
         return limited if len(calls) <= 2 else server.handle(request)
 
     async def main() -> None:
@@ -104,14 +103,14 @@ def test_errors_and_retries(server: FakeServer) -> None:
         assert (await client.get_subscription()).tier == "standard"
         with pytest.raises(RateLimitError):
             await make_async_client(
-                lambda r: error(429, "rate_limit_error", "x"), max_retries=0
+                lambda r: service_error("usage_limit_reached"), max_retries=0
             ).get_subscription()
         with pytest.raises(AuthenticationError, match="invalid API key or client ID"):
             await make_async_client(FakeServer(credentials={}).handle).get_subscription()
 
     run(main())
     assert len(calls) == 3
-    assert sleeps == [4.0, 4.0]
+    assert sleeps == [60.0, 60.0]  # its Retry-After
 
 
 def test_wait_until_ready(server: FakeServer) -> None:

@@ -25,7 +25,7 @@ from paitient_secure_model import (
 )
 
 from .conftest import Sleeps, make_async_client, make_client, run
-from .fakeserver import FakeServer, error, service_error, sse
+from .fakeserver import FakeServer, service_error, sse
 
 MESSAGES = [
     {"role": "system", "content": "You are a careful clinical assistant."},
@@ -153,38 +153,29 @@ def test_chat_raises_the_same_errors_as_generate(response: httpx.Response, cls: 
 
 def test_chat_is_retried_like_generate_with_one_idempotency_key(sleeps: Sleeps) -> None:
     server = FakeServer()
-    answers = iter(
-        [
-            error(429, "rate_limit_error", "slow down"),
-            error(503, "service_error", "not ready"),
-        ]
-    )
+    # The front door's recorded answers: the limiter's 429 (60 s), a loading model's 503 (5 s).
+    answers = iter([service_error("rate_limited"), service_error("model_loading")])
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         first = next(answers, None)
-        if first is not None:
-            first.headers["retry-after"] = "3"
-            return first
-        return server.handle(request)
+        return first if first is not None else server.handle(request)
 
     client = make_client(handler, sleeps)
     assert client.chat("deployment-123", MESSAGES).text == "Protected health information."
-    assert sleeps == [3.0, 3.0]
+    assert sleeps == [60.0, 5.0]
     assert len({r.headers["idempotency-key"] for r in seen}) == 1 and len(seen) == 3
 
 
 def test_a_429_after_the_last_retry_is_a_rate_limit_error_with_retry_after() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        response = error(429, "rate_limit_error", "usage limit for the period reached")
-        response.headers["retry-after"] = "120"
-        return response
+        return service_error("usage_limit_reached")  # until the period ends: an hour
 
     client = make_client(handler, max_retries=0)
-    with pytest.raises(RateLimitError) as info:
+    with pytest.raises(RateLimitError, match="usage limit for the period reached") as info:
         client.chat("deployment-123", MESSAGES)
-    assert info.value.retry_after == 120.0
+    assert info.value.retry_after == 3600.0
 
 
 @pytest.mark.parametrize("messages", [[], "hello", None])

@@ -18,7 +18,7 @@ from paitient_secure_model import (
 from paitient_secure_model._config import tls_verification
 
 from .conftest import make_client
-from .fakeserver import FakeServer, error
+from .fakeserver import FakeServer, service_error
 
 # A self-signed CA certificate, valid until 2126 (public material: trusting needs no key).
 A_CA = Path(__file__).parent / "fixtures" / "test-ca.pem"
@@ -99,7 +99,8 @@ def test_retry_logs_never_carry_the_key(
 
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(request)
-        return error(503, "service_error", "down") if len(calls) == 1 else server.handle(request)
+        first = service_error("deployment_not_ready")
+        return first if len(calls) == 1 else server.handle(request)
 
     with caplog.at_level(logging.DEBUG, logger="paitient_secure_model"):
         make_client(handler).get_subscription()

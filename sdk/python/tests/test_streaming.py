@@ -20,7 +20,7 @@ from paitient_secure_model import (
 from paitient_secure_model._sse import ServerSentEvent, SSEDecoder
 
 from .conftest import Sleeps, make_client
-from .fakeserver import FakeServer, error, sse
+from .fakeserver import FakeServer, service_error, sse
 
 USAGE = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
 
@@ -120,7 +120,7 @@ def test_status_errors_before_the_stream_are_retried_and_raised(sleeps: Sleeps) 
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(request)
         if len(calls) == 1:
-            return error(503, "service_error", "warming up")
+            return service_error("model_loading")
         return httpx.Response(200, content=sse({"text": "ok"}, {"finish_reason": "stop"}, "[DONE]"))
 
     chunks = list(make_client(handler, sleeps).generate_stream("d", "Hi"))
@@ -128,7 +128,7 @@ def test_status_errors_before_the_stream_are_retried_and_raised(sleeps: Sleeps) 
     assert len(calls) == 2
 
     with pytest.raises(RateLimitError):
-        make_client(lambda r: error(429, "rate_limit_error", "no"), max_retries=0).generate(
+        make_client(lambda r: service_error("rate_limited"), max_retries=0).generate(
             "d", "Hi", stream=True
         )
 

@@ -5,7 +5,9 @@ one through a proxy, this exercises the informer's handling of each case exactly
 
 One collection (Secrets in ``ns``) is served: a LIST answers ``items`` at the current
 resourceVersion, and each WATCH takes the next step from ``steps`` (default: stream nothing and
-end when ``timeoutSeconds`` passes).
+end when ``timeoutSeconds`` passes). A GET of one Secret waits for ``gate`` to open (a slow API
+server: ``in_flight`` counts the GETs waiting, ``most_in_flight`` the most at once); Tenants are
+listed from ``tenants``. Every request is recorded with the event loop's time in ``times``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 PATH = "/api/v1/namespaces/ns/secrets"
+TENANTS_PATH = "/apis/paitient.ai/v1alpha1/tenants"
 
 
 @dataclass
@@ -37,6 +40,11 @@ class ScriptedApi:
     version: int = 100
     steps: deque[Step] = field(default_factory=deque)
     requests: list[str] = field(default_factory=list)  # "list", "watch from <rv>", "get <name>"
+    times: list[float] = field(default_factory=list)  # the loop's time of each request
+    tenants: list[dict[str, Any]] = field(default_factory=list)
+    gate: asyncio.Event | None = None  # GETs wait until it is set
+    in_flight: int = 0
+    most_in_flight: int = 0
     runner: web.AppRunner | None = None
     port: int = 0
 
@@ -57,6 +65,7 @@ class ScriptedApi:
         app = web.Application()
         app.router.add_get(PATH, self._collection)
         app.router.add_get(PATH + "/{name}", self._get)
+        app.router.add_get(TENANTS_PATH, self._tenants)
         self.runner = web.AppRunner(app, shutdown_timeout=0.1)  # stalled handlers are cut off
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -85,9 +94,26 @@ class ScriptedApi:
         )
         return path
 
+    def _record(self, what: str) -> None:
+        self.requests.append(what)
+        self.times.append(asyncio.get_running_loop().time())
+
+    async def _tenants(self, request: web.Request) -> web.Response:
+        self._record("list tenants")
+        return web.json_response(
+            {"metadata": {"resourceVersion": str(self.version)}, "items": self.tenants}
+        )
+
     async def _get(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        self.requests.append(f"get {name}")
+        self._record(f"get {name}")
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if self.gate is not None:
+                await self.gate.wait()
+        finally:
+            self.in_flight -= 1
         if name not in self.items:
             return web.json_response(
                 {"kind": "Status", "code": 404, "reason": "NotFound"}, status=404
@@ -96,14 +122,14 @@ class ScriptedApi:
 
     async def _collection(self, request: web.Request) -> web.StreamResponse:
         if request.query.get("watch") != "true":
-            self.requests.append("list")
+            self._record("list")
             return web.json_response(
                 {
                     "metadata": {"resourceVersion": str(self.version)},
                     "items": list(self.items.values()),
                 }
             )
-        self.requests.append(f"watch from {request.query['resourceVersion']}")
+        self._record(f"watch from {request.query['resourceVersion']}")
         step = self.steps.popleft() if self.steps else Step("quiet")
         response = web.StreamResponse()
         await response.prepare(request)

@@ -135,6 +135,16 @@ def test_a_rebuilt_429_keeps_the_gateways_retry_after() -> None:
         assert error_from_body(429, body, odd).headers == {}
 
 
+def test_a_rebuilt_503_keeps_the_gateways_retry_after() -> None:
+    """A model server that is loading: the gateway's 503 says when to come back, and the front
+    door passing it on says it too (sdk/testdata/errors.json's model_loading)."""
+    body = error_body(ServiceError("loading", status=503), "r")
+    again = error_from_body(503, body, {"Retry-After": "5"})
+    assert isinstance(again, ServiceError) and again.status == 503
+    assert again.headers == {"Retry-After": "5"}
+    assert error_from_body(502, error_body(ServiceError("x", status=502), "r")).headers == {}
+
+
 @pytest.mark.parametrize(
     ("err", "param", "code"),
     [

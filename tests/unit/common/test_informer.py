@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -121,18 +122,37 @@ async def until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> 
             await asyncio.sleep(0.01)
 
 
+class TopOfTheWindow(random.Random):
+    """Full jitter pinned to the top of its window, each window remembered: the backoff the
+    informer chose is then the bound itself, and visible."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+        self.windows: list[tuple[float, float]] = []
+
+    def uniform(self, a: float, b: float) -> float:
+        self.windows.append((a, b))
+        return b
+
+
 def run_against(
     api: ScriptedApi,
     tmp: Path,
     body: Callable[[Informer[str]], Awaitable[None]],
     max_event_bytes: int | None = None,
+    settings: WatchSettings = FAST,
+    clock: Callable[[], float] | None = None,
+    rng: random.Random | None = None,
 ) -> None:
     async def main() -> None:
         await api.start()
         kube = await AsyncKube.from_kubeconfig(str(api.kubeconfig(tmp)))
         if max_event_bytes is not None:
             kube.max_event_bytes = max_event_bytes
-        cache = Informer("things", kube, QUERY, lambda o: str(o.get("data")), lambda: None, FAST)
+        cache = Informer(
+            "things", kube, QUERY, lambda o: str(o.get("data")), lambda: None, settings,
+            clock=clock or time.monotonic, rng=rng,
+        )  # fmt: skip
         task = asyncio.create_task(cache.run())
         try:
             await body(cache)
@@ -188,32 +208,47 @@ def test_a_stalled_watch_is_restarted_and_counted(tmp_path: Path) -> None:
     run_against(api, tmp_path, body)
 
 
-def test_a_watch_that_ends_at_once_empty_is_met_with_backoff(tmp_path: Path) -> None:
+def test_a_watch_that_ends_at_once_empty_is_met_with_a_growing_backoff(tmp_path: Path) -> None:
     api = ScriptedApi()
     api.put("a")
     api.steps.extend([Step("events"), Step("events")])
+    rng, settings = TopOfTheWindow(), WatchSettings(timeout_min=1, timeout_max=1, read_grace=0.5)
 
     async def body(cache: Informer[str]) -> None:
         await until(lambda: cache.restarts["short"] == 2, "two short watches")
+        await until(lambda: api.requests.count("list") == 3, "the list after the second")
 
-    run_against(api, tmp_path, body)
+    run_against(api, tmp_path, body, settings=settings, rng=rng)
+    # Full jitter in [0, base * 2^n]: 0.2 s after the first short watch, 0.4 s after the second.
+    assert rng.windows == [(0, 0.2), (0, 0.4)]
+    lists = [t for r, t in zip(api.requests, api.times, strict=True) if r == "list"]
+    watches = [t for r, t in zip(api.requests, api.times, strict=True) if r.startswith("watch")]
+    # Each list again came only after that pause (the loop's timers never fire early).
+    assert lists[1] - watches[0] >= 0.2 and lists[2] - watches[1] >= 0.4
 
 
 def test_an_unreachable_server_keeps_the_cache_and_it_goes_stale(tmp_path: Path) -> None:
     api = ScriptedApi()
     api.put("a", {"k": "1"})
+    now = [1000.0]  # the informer's clock, moved by the test
+    settings = WatchSettings(timeout_min=1, timeout_max=1, read_grace=0.5, backoff_base=0.01,
+                             backoff_cap=0.05, stale_after=45.0)  # fmt: skip
 
     async def body(cache: Informer[str]) -> None:
         await until(lambda: cache.synced, "the first list")
         assert api.runner is not None
         await api.runner.cleanup()  # the server goes away for good
         api.runner = None
-        await until(lambda: cache.restarts["disconnected"] >= 2, "failed reconnects")
+        now[0] += 30.0
+        failed = cache.restarts["disconnected"]
+        await until(lambda: cache.restarts["disconnected"] >= failed + 2, "failed reconnects")
         assert cache.get("ns/a") == "{'k': '1'}"  # what was known stays
-        cache.settings = WatchSettings(stale_after=0.0)
+        # Failed reconnects are no contact: the age runs from the last list.
+        assert cache.age() == 30.0 and not cache.stale()
+        now[0] += 15.5
         assert cache.stale()
 
-    run_against(api, tmp_path, body)
+    run_against(api, tmp_path, body, settings=settings, clock=lambda: now[0])
 
 
 def test_an_event_of_megabytes_arrives_without_a_restart(tmp_path: Path) -> None:

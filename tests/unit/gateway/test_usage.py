@@ -49,6 +49,35 @@ def test_the_clients_own_max_tokens_and_n_bound_the_reservation() -> None:
     assert "stream_options" not in json.loads(prepared.body)
 
 
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"n": 10000}, "n"), ({"n": "17"}, "n"), ({"best_of": 17, "n": 1}, "best_of")],
+)
+def test_more_choices_than_the_deployment_serves_is_a_422(
+    body: dict[str, object], field: str
+) -> None:
+    raw = json.dumps({"prompt": "hi", "max_tokens": 1, **body}).encode()
+    with pytest.raises(RequestValidationError) as refused:
+        prepare_request(COMPLETIONS, raw, "served", 16, max_choices=16)
+    assert refused.value.status == 422
+    assert refused.value.message.startswith(f"{field} is {int(body[field])}: ")  # type: ignore[call-overload]
+    assert (
+        "at most 16 completions per request (spec.rateLimits.maxChoices)" in refused.value.message
+    )
+
+
+def test_the_cap_on_choices_is_the_deployments_and_reserves_what_it_admits() -> None:
+    at_cap = json.dumps({"prompt": "hi", "max_tokens": 2, "n": 4, "best_of": 4}).encode()
+    assert prepare_request(COMPLETIONS, at_cap, "served", 16, max_choices=4).max_completion == 8
+    with pytest.raises(RequestValidationError):
+        prepare_request(COMPLETIONS, at_cap, "served", 16, max_choices=3)
+    # Unset: the default (16); what vLLM cannot read as a count is vLLM's to refuse.
+    assert prepare_request(COMPLETIONS, json.dumps({"prompt": "x", "n": 16}).encode(), "s", 1)
+    for unreadable in ("many", 0, -5):
+        raw = json.dumps({"prompt": "x", "n": unreadable}).encode()
+        assert prepare_request(COMPLETIONS, raw, "served", 1).max_completion == 1
+
+
 @pytest.mark.parametrize("raw", [b"not json", b"[]", b'"prompt"'])
 def test_only_a_body_that_is_no_json_object_is_refused_here(raw: bytes) -> None:
     with pytest.raises(RequestValidationError):

@@ -196,6 +196,14 @@ def test_gateway_env_tells_upstream_identity_and_limits(config: OperatorConfig) 
     assert env["PAITIENT_RATE_LIMIT_TOKENS_PER_MINUTE"] == "200000"
     assert env["PAITIENT_GATEWAY_PORT"] == "8443"
     assert env["PAITIENT_POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["PAITIENT_MAX_CHOICES"] == "16"  # the default cap on n / best_of, said in the pod
+
+
+def test_the_specs_cap_on_choices_reaches_the_gateway(config: OperatorConfig) -> None:
+    md = make_md("a").obj()
+    md.spec.rate_limits.max_choices = 4
+    env = env_of(container(build_deployment(md, config), "gateway"))
+    assert env["PAITIENT_MAX_CHOICES"] == "4"
 
 
 def test_gateway_image_args_and_env_come_from_config() -> None:

@@ -13,6 +13,7 @@
  */
 
 const http = require('node:http');
+const https = require('node:https');
 const path = require('node:path');
 
 const SERVICE_ERRORS = require(path.join(__dirname, '..', '..', '..', 'testdata', 'errors.json')).errors;
@@ -40,7 +41,8 @@ function deployment(fields) {
   };
 }
 
-async function startStandIn() {
+/** `tls`: `{ cert, key }` (PEM) to serve HTTPS instead of HTTP. */
+async function startStandIn({ tls } = {}) {
   const deployments = new Map();
   const requests = [];
   const queue = [];
@@ -55,7 +57,7 @@ async function startStandIn() {
     endpoint: 'http://deployment-123.tenant.svc:8000',
   });
 
-  const server = http.createServer(async (req, res) => {
+  const server = (tls ? https : http).createServer(tls || {}, async (req, res) => {
     const chunks = [];
     for await (const chunk of req) chunks.push(chunk);
     const raw = Buffer.concat(chunks).toString('utf8');
@@ -250,7 +252,7 @@ async function startStandIn() {
   const { port } = server.address();
 
   return {
-    url: `http://127.0.0.1:${port}/v1`,
+    url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}/v1`,
     deployments,
     requests,
     progress,
@@ -282,4 +284,13 @@ function send(res, status, body) {
   return res.end(text);
 }
 
-module.exports = { startStandIn, CREDENTIALS };
+/**
+ * The front door's recorded answer `name` (sdk/testdata/errors.json) as a one-off answer for
+ * `enqueue()`, on `path` (and `method`).
+ */
+function recorded(name, path, method) {
+  const { status, headers, body } = SERVICE_ERRORS[name];
+  return { path, method, status, headers, body };
+}
+
+module.exports = { startStandIn, recorded, CREDENTIALS, SERVICE_ERRORS };

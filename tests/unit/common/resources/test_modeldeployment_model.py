@@ -83,6 +83,32 @@ def test_uri_must_be_pvc_or_s3(uri: str) -> None:
     _invalid(make_md("a").uri(uri).manifest(), "model.uri must")
 
 
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "pvc://tiny-model/../../etc",  # what a probe got accepted: the claim's mount, left
+        "pvc://w/..",
+        "pvc://w/a/./b",
+        "pvc://w//etc",  # an empty segment: joined, an absolute path
+        "pvc://w/%2e%2e/etc",  # encoded dots
+        "pvc://w/a\\..\\b",
+        "pvc://w/a b",
+        "s3://bucket/../other-bucket",
+        "s3://bucket//x",
+    ],
+)
+def test_a_uri_path_never_leaves_its_claim_or_bucket(uri: str) -> None:
+    _invalid(make_md("a").uri(uri).manifest(), "no '.' or '..' segment and no empty one")
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["pvc://w/org/model/", "pvc://w/.cache/m", "pvc://w/m...v2", "pvc://w/a..b", "s3://b-1/x/y"],
+)
+def test_dots_inside_a_segment_are_names_not_tricks(uri: str) -> None:
+    assert make_md("a").uri(uri).obj().spec.model.uri == uri
+
+
 def test_uri_sources() -> None:
     pvc = make_md("a").uri("pvc://weights/org/model/").obj().spec.model
     assert pvc.pvc_claim_and_path() == ("weights", "org/model")

@@ -41,3 +41,18 @@ def test_policy_leaves_out_the_control_plane_and_simulated_infrastructure() -> N
     silenced = {u for r in POLICY["rules"] if r["level"] == "None" for u in r.get("users", [])}
     assert {"system:kube-controller-manager", "system:kube-scheduler", "paitient-kwok"} <= silenced
     assert POLICY["rules"][-1] == {"level": "Metadata"}
+
+
+def test_an_event_keeps_when_the_api_server_received_and_answered_it(tmp_path: Path) -> None:
+    raw = json.loads(_event("gateway", "patch"))
+    raw |= {
+        "requestReceivedTimestamp": "2026-12-07T13:05:01.123456Z",
+        "stageTimestamp": "2026-12-07T13:05:01.130001Z",
+    }
+    log = tmp_path / "audit.log"
+    log.write_text(json.dumps(raw) + "\n" + _event("gateway", "get") + "\n")
+    timed, untimed = read_events(log)
+    assert timed.received is not None and timed.completed is not None
+    assert (timed.completed - timed.received).total_seconds() == 0.006545
+    assert timed.received.tzinfo is not None
+    assert (untimed.received, untimed.completed) == (None, None)

@@ -1,10 +1,14 @@
-"""``ready`` means servable: the seed's flow deploy -> poll the status until ``ready`` ->
-generate, with nothing in between, in both SDKs, 20 times, answers every generate.
+"""``ready`` means servable, on the local data plane: the seed's flow deploy -> poll the status
+until ``ready`` -> generate, with nothing in between, in both SDKs, 20 times, answers every
+generate. Retries are off in both SDKs, so a single 503 fails the test.
 
-The status says ready only once the deployment's pods are Ready, which the local data plane
-reports only after the pod's gateway answered its readiness probe and its route was written
-(``dataplane.py``, ``kwok_stages.py``): so no generate can meet "no gateway yet". Retries are off
-in both SDKs, so a single 503 fails the test.
+What this proves is the chain from a pod's Ready condition to the REST status and the front
+door's route, with the local data plane playing the kubelet's part for pods on the simulated
+GPU nodes (KWOK runs no probes): it sets Ready only after the pod's gateway answered its
+readiness probe and its route was written (``dataplane.py``, ``kwok_stages.py``). It does not
+prove the kubelet's own probes: those run for real on the real node, where
+``test_model_pods_on_the_real_node.py`` waits for the kubelet to report a CPU model's pod Ready
+(its gateway's probe, real vLLM behind it) and then generates through the Service's name.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ def seed_tenant(stack: ApiProcess, kube: Kube) -> Iterator[dict[str, str]]:
     admin.delete_tenant(kube, tenant["name"], force=True)
 
 
-def test_deploy_wait_until_ready_generate_20_rounds_in_two_sdks(
+def test_the_data_planes_ready_deploy_wait_until_ready_generate_20_rounds_in_two_sdks(
     stack: ApiProcess, seed_tenant: dict[str, str]
 ) -> None:
     errors: list[tuple[str, int, str]] = []

@@ -1,0 +1,61 @@
+"""A missing real component skips a developer's test but fails CI and `make test`, and every skip
+in the suite goes through that one rule (tests/prerequisites.py)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.prerequisites import REQUIRE_ALL_ENV, everything_required, missing
+
+TESTS = Path(__file__).resolve().parents[1]
+# Ways to skip that would bypass the rule (the helper's own pytest.skip is the one allowed).
+SKIPS = re.compile(r"pytest\.skip\(|pytest\.mark\.skip|skipif|importorskip|pytest\.xfail")
+
+
+@pytest.mark.parametrize(
+    ("env", "required"),
+    [
+        ({}, False),
+        ({"CI": "true"}, True),
+        ({"CI": "1"}, True),
+        ({"CI": "false"}, False),
+        ({REQUIRE_ALL_ENV: "1"}, True),
+        ({REQUIRE_ALL_ENV: "0", "CI": ""}, False),
+        ({REQUIRE_ALL_ENV: "0", "CI": "true"}, True),
+    ],
+)
+def test_ci_or_make_test_requires_every_real_component(env: dict[str, str], required: bool) -> None:
+    assert everything_required(env) is required
+
+
+def test_a_missing_component_skips_for_a_developer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv(REQUIRE_ALL_ENV, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="no podman"):
+        missing("no podman")
+
+
+@pytest.mark.parametrize("variable", ["CI", REQUIRE_ALL_ENV])
+def test_a_missing_component_fails_under_ci_and_make_test(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv(REQUIRE_ALL_ENV, raising=False)
+    monkeypatch.setenv(variable, "true" if variable == "CI" else "1")
+    with pytest.raises(pytest.fail.Exception, match="no podman"):
+        missing("no podman")
+
+
+def test_no_test_skips_except_through_the_rule() -> None:
+    here = Path(__file__).resolve()
+    found = [
+        f"{path.relative_to(TESTS)}:{number}: {line.strip()}"
+        for path in sorted(TESTS.rglob("*.py"))
+        if path.name != "prerequisites.py" and path != here
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if SKIPS.search(line)
+    ]
+    assert not found, "skip through tests.prerequisites.missing:\n" + "\n".join(found)
