@@ -33,6 +33,7 @@ RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
     ("v1", "Event"): ("events", True),
     ("apps/v1", "Deployment"): ("deployments", True),
     ("apps/v1", "ReplicaSet"): ("replicasets", True),
+    ("apps/v1", "StatefulSet"): ("statefulsets", True),
     ("batch/v1", "Job"): ("jobs", True),
     ("networking.k8s.io/v1", "NetworkPolicy"): ("networkpolicies", True),
     ("autoscaling/v2", "HorizontalPodAutoscaler"): ("horizontalpodautoscalers", True),
@@ -47,6 +48,7 @@ RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
     ("paitient.ai/v1alpha1", "Tenant"): ("tenants", False),
     ("paitient.ai/v1alpha1", "UsageReport"): ("usagereports", True),
     ("cert-manager.io/v1", "Certificate"): ("certificates", True),
+    ("coordination.k8s.io/v1", "Lease"): ("leases", True),
 }
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -100,9 +102,13 @@ class Kube:
     """The verbs the project needs, over plain dicts."""
 
     api: client.ApiClient
+    # Seconds a request may take (connect and each read); None waits as long as the API does.
+    timeout: float | None = None
 
     @classmethod
-    def from_kubeconfig(cls, path: str | None = None, pool_size: int = 32) -> Kube:
+    def from_kubeconfig(
+        cls, path: str | None = None, pool_size: int = 32, timeout: float | None = None
+    ) -> Kube:
         """Load ``path``, else ``$KUBECONFIG``/``~/.kube/config``, else the in-cluster config.
 
         ``pool_size`` connections are kept open: the client's default of 10 is smaller than the
@@ -110,7 +116,7 @@ class Kube:
         """
         configuration = load_configuration(path)
         configuration.connection_pool_maxsize = pool_size
-        return cls(client.ApiClient(configuration))
+        return cls(client.ApiClient(configuration), timeout)
 
     def request(
         self,
@@ -126,7 +132,7 @@ class Kube:
         m, url, hdrs, data, _ = self.api.param_serialize(
             method, path, header_params=headers, body=body, auth_settings=["BearerToken"]
         )
-        response = self.api.call_api(m, url, hdrs, data)
+        response = self.api.call_api(m, url, hdrs, data, _request_timeout=self.timeout)
         raw = response.read()
         payload: Obj = json.loads(raw) if raw else {}
         if response.status >= 400:

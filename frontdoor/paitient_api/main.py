@@ -4,7 +4,9 @@ In a cluster it reads keys and tenants through the API (in-cluster config) and r
 to each deployment's gateway Service over TLS, trusting only the CA bundle in the ConfigMap
 ``--gateway-ca-configmap``; locally ``--kubeconfig`` and ``--gateway-url`` point it at the local
 cluster and a local gateway. With ``--tls-cert-file`` and ``--tls-key-file`` it serves HTTPS
-itself (the certificate is reloaded when the files change).
+itself (the certificate is reloaded when the files change). At SIGTERM it drains: not ready
+at once, then no new connections, then requests and streams in progress finish
+(``--shutdown-delay``, ``--shutdown-timeout``; paitient_api/lifecycle.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from prometheus_client import REGISTRY
 from paitient_api.app import create_app
 from paitient_api.door import FrontDoor
 from paitient_api.gateway_client import GatewayTrust
+from paitient_api.lifecycle import serve
 from paitient_api.routing import IN_CLUSTER, GatewayRoute
 from paitient_common.informer import watch_settings_from_env
 from paitient_common.keycache.directory import Directory
@@ -67,6 +70,18 @@ def main(argv: list[str] | None = None) -> int:
         "--tls-key-file",
         default=os.environ.get("PAITIENT_API_TLS_KEY_FILE"),
         help="the certificate's private key (PEM)",
+    )
+    parser.add_argument(
+        "--shutdown-delay",
+        type=float,
+        default=float(os.environ.get("PAITIENT_API_SHUTDOWN_DELAY", "5")),
+        help="seconds between SIGTERM (readiness off, Connection: close) and closing the listener",
+    )
+    parser.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=float(os.environ.get("PAITIENT_API_SHUTDOWN_TIMEOUT", "300")),
+        help="seconds requests and streams in progress get to finish after that",
     )
     args = parser.parse_args(argv)
     if bool(args.tls_cert_file) != bool(args.tls_key_file):
@@ -132,13 +147,15 @@ def main(argv: list[str] | None = None) -> int:
             await store.close()
 
     app.cleanup_ctx.append(background)
-    web.run_app(
-        app,
-        host=args.host,
-        port=args.port,
-        access_log=None,
-        print=None,
-        ssl_context=certificate.context if certificate else None,
+    asyncio.run(
+        serve(
+            app,
+            args.host,
+            args.port,
+            ssl_context=certificate.context if certificate else None,
+            shutdown_delay=args.shutdown_delay,
+            shutdown_timeout=args.shutdown_timeout,
+        )
     )
     return 0
 

@@ -202,6 +202,75 @@ class StoreConfig(_Settings):
         """The CA's PEM, read now (a rotated file is picked up at the next reconcile)."""
         return Path(self.ca_file).read_text(encoding="utf-8") if self.ca_file else ""
 
+class LeaderElectionConfig(_Settings):
+    """Which replica reconciles: the holder of a ``coordination.k8s.io`` Lease, renewed as
+    client-go's leader election renews it; the others stand by (docs/operator.md)."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Reconcile only while holding the Lease; off: reconcile at once (one "
+        "replica only).",
+    )
+    lease_name: str = Field(
+        default="paitient-operator",
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="Name of the Lease, in the system namespace.",
+    )
+    lease_duration_seconds: int = Field(
+        default=10,
+        ge=2,
+        le=300,
+        description="A standby takes the Lease when its holder has not renewed it for this long.",
+    )
+    renew_deadline_seconds: int = Field(
+        default=7,
+        ge=1,
+        le=299,
+        description="The leader exits when it could not renew for this long (before any standby "
+        "may take over).",
+    )
+    retry_period_seconds: int = Field(
+        default=2, ge=1, le=60, description="How often the Lease is renewed or tried."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LeaderElectionConfig:
+        if (
+            not self.retry_period_seconds
+            < self.renew_deadline_seconds
+            < self.lease_duration_seconds
+        ):
+            raise ValueError(
+                "leaderElection: retryPeriodSeconds < renewDeadlineSeconds < "
+                "leaseDurationSeconds is required (a leader must give up before a standby may "
+                "take over)"
+            )
+        return self
+
+
+class ManagedStoreConfig(_Settings):
+    """The store the Helm chart runs in the system namespace (a StatefulSet behind a Service):
+    the operator makes its password and, with its own CA, its serving certificate, and restarts
+    it when that certificate changes. Set by the chart; empty ``service``: no such store."""
+
+    service: str = Field(default="", description="Name of the store's Service.")
+    stateful_set: str = Field(default="", description="Name of the store's StatefulSet.")
+    password_secret: str = Field(
+        default="",
+        description="Secret the operator creates once with a random password (keys password, "
+        "users.acl); never rewritten.",
+    )
+    tls_secret: str = Field(
+        default="", description="Secret the store serves TLS from (tls.crt, tls.key, ca.crt)."
+    )
+    issue_certificate: bool = Field(
+        default=False,
+        description="The operator signs tlsSecret with its own CA and renews it (else cert-manager "
+        "or an administrator writes it).",
+    )
+
 
 class OperatorConfig(_Settings):
     """Everything the builders need besides the ModelDeployment itself."""
@@ -241,6 +310,14 @@ class OperatorConfig(_Settings):
     store: StoreConfig = Field(
         default_factory=StoreConfig,
         description="The shared store of the gateways' limits (set by the chart).",
+    )
+    leader_election: LeaderElectionConfig = Field(
+        default_factory=LeaderElectionConfig,
+        description="Leader election among operator replicas.",
+    )
+    managed_store: ManagedStoreConfig = Field(
+        default_factory=ManagedStoreConfig,
+        description="The store the chart runs (set by the chart).",
     )
     encrypted_storage_classes: list[str] = Field(
         default_factory=list,
@@ -350,7 +427,9 @@ def _env_overrides(model: type[BaseModel], env: Mapping[str, str], prefix: str) 
 
 
 # The keys of nested settings models, merged key by key.
-_SECTIONS: Final = frozenset({"gateway", "tls", "certManager", "store"})
+_SECTIONS: Final = frozenset(
+    {"gateway", "tls", "certManager", "store", "leaderElection", "managedStore"}
+)
 
 
 def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:

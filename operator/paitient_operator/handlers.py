@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import kopf
 
-from paitient_common.kubeapi import Kube, Obj
+from paitient_common.kubeapi import Kube, KubeError, Obj
 from paitient_common.resources import tenant as tn
 from paitient_common.resources import usagereport as ur
 from paitient_common.resources.modeldeployment import GROUP, KIND, PLURAL, VERSION
@@ -36,6 +36,7 @@ from paitient_operator.cluster_view import (
 from paitient_operator.config import TLSConfig, load_config
 from paitient_operator.diffbase import InMemoryDiffBaseStorage
 from paitient_operator.gateway_bindings import sweep_gateway_bindings
+from paitient_operator.managed_store import ManagedStore
 from paitient_operator.reconciler import Reconciler
 from paitient_operator.tenant_reconciler import TenantReconciler
 from paitient_operator.usage import tenants_in
@@ -80,6 +81,13 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         logging.getLogger(__name__).info("deleted %d bindings of deleted ModelDeployments", swept)
     memo.reconciler = Reconciler(kube, config, _post_event)
     memo.reconciler.certificates.prepare()
+    if config.managed_store.tls_secret:
+        memo.store = ManagedStore(kube, config, memo.reconciler.certificates.authorities)
+        try:
+            memo.store.sync()
+        except KubeError as exc:  # the pass every renewal check tries again
+            logging.getLogger(__name__).error("keeping the store's certificate failed: %s", exc)
+        memo.store.start(config.tls.renewal_check_seconds)
     memo.renewals = RenewalWorker(
         memo.reconciler.renewals,
         memo.reconciler.reconcile_named,
@@ -90,10 +98,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
 
 
 @kopf.on.cleanup()
-def stop_renewals(memo: kopf.Memo, **_: Any) -> None:
-    worker = getattr(memo, "renewals", None)  # absent when start-up failed before it
-    if worker is not None:
-        worker.stop()
+def stop_workers(memo: kopf.Memo, **_: Any) -> None:
+    for worker in (getattr(memo, "renewals", None), getattr(memo, "store", None)):
+        if worker is not None:  # absent when start-up failed before it, or no store
+            worker.stop()
 
 
 @kopf.on.login()

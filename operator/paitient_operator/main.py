@@ -1,7 +1,9 @@
 """``paitient-operator``: run the operator against the current kubeconfig (or in-cluster).
 
 Configuration comes from ``$PAITIENT_OPERATOR_CONFIG`` (a YAML file) and ``PAITIENT_*``
-environment variables; see docs/operator.md for every setting and its default.
+environment variables; see docs/operator.md for every setting and its default. With leader
+election (the default) it first waits for the operator's Lease, answering its liveness endpoint
+as a standby, and runs kopf only while it holds the Lease.
 """
 
 from __future__ import annotations
@@ -9,13 +11,19 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 
 import kopf
 import prometheus_client
 
+from paitient_common.kubeapi import Kube
 from paitient_operator import handlers
 from paitient_operator.config import load_config
+from paitient_operator.election import elect
+from paitient_operator.managed_store import adopt_password, ensure_password
+from paitient_operator.metrics import LEADER
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,12 +51,37 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    handlers.register_certificate_handlers(load_config().tls)
+    config = load_config()
+    if config.managed_store.password_secret:  # every replica: the store waits for it
+        password = ensure_password(Kube.from_kubeconfig(pool_size=1), config)
+        adopt_password(password, os.environ)
+    handlers.register_certificate_handlers(config.tls)
     if args.metrics_address:
         host, _, port = args.metrics_address.rpartition(":")
         prometheus_client.start_http_server(int(port), addr=host or "0.0.0.0")  # noqa: S104
-    # standalone: one operator per cluster, no peering objects (the Helm chart runs one replica).
-    kopf.run(standalone=True, clusterwide=True, liveness_endpoint=args.liveness)
+    # Until kopf runs (and installs its own), SIGTERM and SIGINT end the wait for the Lease.
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    elector = None
+    if config.leader_election.enabled:
+        elector = elect(config, args.liveness, stopping)
+        if elector is None:
+            return 0
+    else:
+        LEADER.set(1)
+    try:
+        # standalone: no kopf peering objects; the Lease decides which replica runs (kopf's
+        # peering would freeze every replica of one Deployment: they share a priority).
+        kopf.run(
+            standalone=True,
+            clusterwide=True,
+            liveness_endpoint=args.liveness,
+            stop_flag=stopping,
+        )
+    finally:
+        if elector is not None:
+            elector.stop(release=True)
     return 0
 
 
