@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from paitient_localcluster.processes import free_port
+from paitient_localcluster.host.processes import free_port
 from paitient_operator.certificates import authority, x509
 from paitient_operator.config import OperatorConfig
 from paitient_operator.managed_store import (

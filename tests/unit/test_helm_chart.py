@@ -282,7 +282,10 @@ def test_crds_in_the_chart_are_the_generated_ones() -> None:
     [
         ("operator.replicas=abc", "/operator/replicas"),
         ("operator.replicas=9", "/operator/replicas"),
-        ("operator.config.leaderElection.leaseDurationSeconds=1", "/operator/config/leaderElection"),
+        (
+            "operator.config.leaderElection.leaseDurationSeconds=1",
+            "/operator/config/leaderElection",
+        ),
         ("frontDoor.shutdown.timeoutSeconds=0", "/frontDoor/shutdown/timeoutSeconds"),
         ("store.external.url=http://redis:6379", "/store/external/url"),
         ("store.external.url=redis://redis:6379/0/x", "/store/external/url"),

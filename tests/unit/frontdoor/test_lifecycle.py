@@ -13,7 +13,7 @@ from aiohttp import web
 
 from paitient_api.app import readyz
 from paitient_api.lifecycle import Lifecycle, serve
-from paitient_localcluster.processes import free_port
+from paitient_localcluster.host.processes import free_port
 
 CHUNKS = 5
 
