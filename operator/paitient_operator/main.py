@@ -20,6 +20,7 @@ import prometheus_client
 
 from paitient_common.kubeapi import Kube
 from paitient_operator import handlers
+from paitient_operator.bootstrap import ensure_system_namespace
 from paitient_operator.config import load_config
 from paitient_operator.election import elect
 from paitient_operator.managed_store import adopt_password, ensure_password
@@ -52,9 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     config = load_config()
-    if config.managed_store.password_secret:  # every replica: the store waits for it
-        password = ensure_password(Kube.from_kubeconfig(pool_size=1), config)
-        adopt_password(password, os.environ)
+    kube = Kube.from_kubeconfig(pool_size=1)
+    ensure_system_namespace(
+        kube, config
+    )  # every replica: the Lease and the store's Secret live there
+    if config.managed_store.password_secret:  # the store and the front doors wait for it
+        adopt_password(ensure_password(kube, config), os.environ)
     handlers.register_certificate_handlers(config.tls)
     if args.metrics_address:
         host, _, port = args.metrics_address.rpartition(":")
