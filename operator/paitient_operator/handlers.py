@@ -102,6 +102,11 @@ def stop_workers(memo: kopf.Memo, **_: Any) -> None:
     for worker in (getattr(memo, "renewals", None), getattr(memo, "store", None)):
         if worker is not None:  # absent when start-up failed before it, or no store
             worker.stop()
+    # kopf waits for its stop flag (main's threading.Event) in a thread of its loop's executor,
+    # which the loop joins when it closes: a stop by signal must set it too, or that never ends.
+    flag = getattr(memo, "stop_flag", None)
+    if flag is not None:
+        flag.set()
 
 
 @kopf.on.login()

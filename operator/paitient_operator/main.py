@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.metrics_address:
         host, _, port = args.metrics_address.rpartition(":")
         prometheus_client.start_http_server(int(port), addr=host or "0.0.0.0")  # noqa: S104
-    # Until kopf runs (and installs its own), SIGTERM and SIGINT end the wait for the Lease.
+    # Until kopf runs (and installs its own), SIGTERM and SIGINT end the wait for the Lease, and
+    # kopf stops at once if one came while it was starting.
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             clusterwide=True,
             liveness_endpoint=args.liveness,
             stop_flag=stopping,
+            memo=kopf.Memo(stop_flag=stopping),  # set by the cleanup: see handlers.stop_workers
         )
     finally:
         if elector is not None:
