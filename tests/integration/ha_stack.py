@@ -19,10 +19,10 @@ import paitient_secure_model as sdk
 
 from paitient_cli import admin
 from paitient_common.kubeapi import Kube
-from paitient_localcluster.stack.chart import CHART
 from paitient_localcluster.cluster import LocalCluster
 from paitient_localcluster.host.processes import free_port, wait_http_ok
 from paitient_localcluster.host.relay import PortMapping, relay_argv
+from paitient_localcluster.stack.chart import CHART
 from paitient_localcluster.stack.tiny_model import MODEL_URI, fill_model_claim
 from paitient_operator.election import lease as leases
 from tests.integration import steady_load

@@ -27,8 +27,8 @@ import pytest
 from paitient_common.kubeapi import Kube
 from paitient_common.secrets import CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY
 from paitient_images import image
-from paitient_localcluster.controlplane import audit
 from paitient_localcluster.cluster import LocalCluster
+from paitient_localcluster.controlplane import audit
 from paitient_operator.certificates import x509
 from paitient_operator.managed_store import CERTIFICATE_ANNOTATION, certificate_fingerprint
 from tests.integration.chart_release import Release, ready_pods
