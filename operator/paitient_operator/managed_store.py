@@ -16,10 +16,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import os
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
@@ -85,7 +84,7 @@ def ensure_password(kube: Kube, config: OperatorConfig) -> str | None:
     return _password_in(live) or None
 
 
-def adopt_password(password: str | None, environ: dict[str, str] | os._Environ[str]) -> None:
+def adopt_password(password: str | None, environ: MutableMapping[str, str]) -> None:
     """This pod's own ``PAITIENT_STORE_PASSWORD`` comes from the Secret, which did not exist yet
     when the first operator pod started: that operator takes the password it made."""
     if password and not environ.get(PASSWORD_ENV):
