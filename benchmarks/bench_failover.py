@@ -131,7 +131,7 @@ def chart_figures(kube: Kube, kubeconfig: Path, rounds: int) -> None:
                     print(f"  error: {error}")
         handovers = []
         for _ in range(rounds):
-            _, seconds = kill_operator_leader(kube, ha.release)
+            _, _, seconds = kill_operator_leader(kube, ha.release)
             handovers.append(seconds)
             wait_for(lambda: len(ready_pods(kube, ha.release, "operator")) == 2, timeout=180,
                      what="the killed operator back, as a standby")  # fmt: skip

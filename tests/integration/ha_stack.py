@@ -179,20 +179,27 @@ def host_pid(pod: str, program: str) -> int:
     raise AssertionError(f"no {program} process of pod {pod} on this machine")
 
 
-def leader_pod(kube: Kube, release: Release) -> str:
-    """The pod whose operator holds the Lease (an identity is "<pod>_<random>")."""
+def lease_holder(kube: Kube, release: Release) -> str:
+    """The identity holding the operators' Lease: "<pod>_<random>", a new random part for every
+    start of the operator, so a restarted container is a new candidate."""
     lease = kube.get(leases.API_VERSION, leases.KIND, LEASE, namespace=release.namespace)
-    return leases.record_of(lease).holder.split("_")[0] if lease else ""
+    return leases.record_of(lease).holder if lease else ""
 
 
-def kill_operator_leader(kube: Kube, release: Release) -> tuple[str, float]:
-    """SIGKILL the leading operator's process (a lost node: nothing is released); the pod it
-    ran in and the seconds until another pod's operator held the Lease."""
+def kill_operator_leader(kube: Kube, release: Release) -> tuple[str, str, float]:
+    """SIGKILL the leading operator's process (nothing is released, as when its node is lost);
+    (its identity, the new leader's, the seconds until the new one held the Lease). The new
+    leader is the other pod's standby or, as often, the killed pod's own container restarted
+    by the kubelet: both wait for the Lease to lapse, whichever asks first after that wins."""
     pods = {p["metadata"]["name"] for p in ready_pods(kube, release, "operator")}
-    leader = leader_pod(kube, release)
-    assert leader in pods and len(pods) == 2, (leader, pods)
-    os.kill(host_pid(leader, "paitient-operator"), signal.SIGKILL)
+    old = lease_holder(kube, release)
+    assert old.split("_")[0] in pods and len(pods) == 2, (old, pods)
+    os.kill(host_pid(old.split("_")[0], "paitient-operator"), signal.SIGKILL)
     killed = time.monotonic()
-    wait_for(lambda: leader_pod(kube, release) in pods - {leader}, timeout=60, interval=0.05,
-             what="a standby holding the Lease")  # fmt: skip
-    return leader, time.monotonic() - killed
+
+    def another() -> str:
+        holder = lease_holder(kube, release)
+        return holder if holder != old else ""
+
+    new = wait_for(another, timeout=60, interval=0.05, what="another operator holding the Lease")
+    return old, new, time.monotonic() - killed
