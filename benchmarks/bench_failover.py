@@ -13,7 +13,8 @@ at that moment being Ready.
 operators, the store), a tiny model served by real vLLM, a steady load from the Python SDK
 (retries on; generate, a stream, the subscription, the deployment list): client errors and
 retries the SDK absorbed during a rolling upgrade of the front door and during a deleted
-front-door pod; and the handover after the operator leader's process is SIGKILLed.
+front-door pod (and what a crashed one costs them: its process SIGKILLed); and the handover
+after the operator leader's process is SIGKILLed.
 
 --smoke: one round of the operator figures (tests/integration/test_operator_failover.py runs it).
 """
@@ -39,6 +40,7 @@ from paitient_operator.resources.install import install_crds  # noqa: E402
 from tests.integration.chart_release import ready_pods  # noqa: E402
 from tests.integration.failover import Candidates, candidates  # noqa: E402
 from tests.integration.ha_stack import (  # noqa: E402
+    crash_front_door_pod,
     delete_front_door_pod,
     ha_stack,
     kill_operator_leader,
@@ -122,6 +124,9 @@ def chart_figures(kube: Kube, kubeconfig: Path, rounds: int) -> None:
                 kube, ha.release
             ),
             "a front door pod deleted": lambda: delete_front_door_pod(kube, ha.release),
+            # A crash drains nothing: what it was serving is cut. The SDK retries a cut request
+            # (it carries an Idempotency-Key); a stream cut mid-way is its caller's error.
+            "a front door pod's process SIGKILLed": lambda: crash_front_door_pod(kube, ha.release),
         }
         for what, disruption in disruptions.items():
             outcomes = [under_load(ha, disruption) for _ in range(rounds)]

@@ -163,6 +163,22 @@ def delete_front_door_pod(kube: Kube, release: Release) -> None:
              what="the deleted pod gone, a new one Ready")  # fmt: skip
 
 
+def crash_front_door_pod(kube: Kube, release: Release) -> None:
+    """SIGKILL one front door pod's process (a crash: nothing drains); returns once the kubelet
+    restarted it and it is Ready again."""
+    pod = sorted(api_pods(kube, release))[0]
+
+    def restarts() -> int:
+        live = kube.get("v1", "Pod", pod, namespace=release.namespace) or {}
+        statuses = live.get("status", {}).get("containerStatuses") or [{}]
+        return int(statuses[0].get("restartCount", 0))
+
+    before = restarts()
+    os.kill(host_pid(pod, "paitient-api"), signal.SIGKILL)
+    wait_for(lambda: restarts() > before and pod in api_pods(kube, release), timeout=300,
+             interval=0.5, what="the crashed front door back and Ready")  # fmt: skip
+
+
 def host_pid(pod: str, program: str) -> int:
     """The host PID of ``program`` in ``pod``'s container (the kubelet sets HOSTNAME to the
     pod's name; the node's containers are processes of this machine)."""
