@@ -35,8 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from paitient_common.kubeapi import Kube  # noqa: E402
+from paitient_common.resources.install import install_crds  # noqa: E402
 from paitient_localcluster.cluster import LocalCluster  # noqa: E402
-from paitient_operator.resources.install import install_crds  # noqa: E402
 from tests.integration.chart_release import ready_pods  # noqa: E402
 from tests.integration.failover import Candidates, candidates  # noqa: E402
 from tests.integration.ha_stack import (  # noqa: E402

@@ -202,6 +202,7 @@ class StoreConfig(_Settings):
         """The CA's PEM, read now (a rotated file is picked up at the next reconcile)."""
         return Path(self.ca_file).read_text(encoding="utf-8") if self.ca_file else ""
 
+
 class LeaderElectionConfig(_Settings):
     """Which replica reconciles: the holder of a ``coordination.k8s.io`` Lease, renewed as
     client-go's leader election renews it; the others stand by (docs/operator.md)."""
@@ -445,9 +446,13 @@ def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def load_config(env: Mapping[str, str] | None = None) -> OperatorConfig:
+def load_config(
+    env: Mapping[str, str] | None = None, *, check_store: bool = True
+) -> OperatorConfig:
     """The configuration from the file named by ``PAITIENT_OPERATOR_CONFIG`` (if set) with
-    ``PAITIENT_*`` environment overrides on top; defaults for everything left out."""
+    ``PAITIENT_*`` environment overrides on top; defaults for everything left out.
+    ``check_store=False``: the store's settings unchecked (the first operator of the chart's
+    store reads its configuration before the store's Secrets exist: it makes them)."""
     env = os.environ if env is None else env
     data: dict[str, Any] = {}
     path = env.get(CONFIG_PATH_ENV)
@@ -458,5 +463,6 @@ def load_config(env: Mapping[str, str] | None = None) -> OperatorConfig:
         data = loaded
     data = _merge(data, _env_overrides(OperatorConfig, env, ENV_PREFIX))
     config = OperatorConfig.model_validate(data)
-    config.store.settings()  # a store that cannot work stops the operator now, saying why
+    if check_store:
+        config.store.settings()  # a store that cannot work stops the operator now, saying why
     return config

@@ -23,7 +23,7 @@ from paitient_operator import handlers
 from paitient_operator.bootstrap import ensure_system_namespace
 from paitient_operator.config import load_config
 from paitient_operator.election import elect
-from paitient_operator.managed_store import adopt_password, ensure_password
+from paitient_operator.managed_store import adopt_store
 from paitient_operator.metrics import LEADER
 
 
@@ -52,13 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    config = load_config()
+    # Every replica, before anything else: the system namespace (the Lease and the store's
+    # Secrets live there), and the chart's store's password and certificate, which this pod's
+    # own store settings name (the store and the front doors wait for them).
+    bootstrap = load_config(check_store=False)
     kube = Kube.from_kubeconfig(pool_size=1)
-    ensure_system_namespace(
-        kube, config
-    )  # every replica: the Lease and the store's Secret live there
-    if config.managed_store.password_secret:  # the store and the front doors wait for it
-        adopt_password(ensure_password(kube, config), os.environ)
+    ensure_system_namespace(kube, bootstrap)
+    adopt_store(kube, bootstrap, os.environ)
+    config = load_config()
     handlers.register_certificate_handlers(config.tls)
     if args.metrics_address:
         host, _, port = args.metrics_address.rpartition(":")

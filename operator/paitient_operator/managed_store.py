@@ -1,5 +1,9 @@
 """The store the Helm chart runs (Redis, one StatefulSet pod): what the operator does for it.
 
+Every replica makes the password and (with the operator's CA) the certificate at start if they
+are missing, before it reads its own store settings, which name them: the first operator of a new
+install starts before either exists.
+
 - **Its password**, made once at start: 32 random bytes, never rewritten (a Helm ``lookup``
   would do it too, but Argo CD renders without ``lookup``, and random values in a chart change
   at every render). The Secret holds the password for clients and the server's ACL file, which
@@ -17,10 +21,12 @@ import base64
 import hashlib
 import logging
 import secrets
+import tempfile
 import threading
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Final
 
 from paitient_common.kubeapi import Kube, KubeError, Obj
@@ -35,6 +41,7 @@ PASSWORD_KEY: Final = "password"  # noqa: S105 - a key's name
 ACL_KEY: Final = "users.acl"
 CA_KEY: Final = "ca.crt"
 PASSWORD_ENV: Final = "PAITIENT_STORE_PASSWORD"  # noqa: S105 - a variable's name
+CA_FILE_ENV: Final = "PAITIENT_STORE_CA_FILE"
 CERTIFICATE_ANNOTATION: Final = "paitient.ai/store-certificate"
 LABELS: Final = {
     "app.kubernetes.io/managed-by": "paitient-operator",
@@ -89,6 +96,56 @@ def adopt_password(password: str | None, environ: MutableMapping[str, str]) -> N
     when the first operator pod started: that operator takes the password it made."""
     if password and not environ.get(PASSWORD_ENV):
         environ[PASSWORD_ENV] = password
+
+
+def ensure_certificate(kube: Kube, config: OperatorConfig, now: datetime) -> Obj | None:
+    """The store's TLS Secret: made now when the operator issues it and it is missing (never
+    replaced here: renewals are the leader's, ``ManagedStore.sync``); None while someone else
+    (cert-manager, an administrator) has not written it yet."""
+    store, namespace = config.managed_store, config.system_namespace
+    live = kube.get("v1", "Secret", store.tls_secret, namespace=namespace)
+    if live is not None or not store.issue_certificate:
+        return live
+    authorities = AuthorityStore(kube, config.ca_namespace, namespace, config.tls, lambda: now)
+    authority = authorities.current()
+    names = service_names(store.service, namespace)
+    pair = x509.issue(authority.signer, names, config.tls.certificate_lifetime, now)
+    secret = build_tls_secret(namespace, store.tls_secret, pair, authority.bundle_pem, config)
+    try:
+        made = kube.create(secret)
+        log.info(
+            "issued the store's serving certificate, valid until %s", pair.cert.not_valid_after_utc
+        )
+        return made
+    except KubeError as exc:
+        if exc.status != 409:
+            raise
+        return kube.get("v1", "Secret", store.tls_secret, namespace=namespace)
+
+
+def adopt_ca(secret: Obj | None, environ: MutableMapping[str, str], directory: Path) -> None:
+    """``PAITIENT_STORE_CA_FILE`` names ``ca.crt`` of the store's TLS Secret, mounted into the
+    operator's pod; the first operator pod started before that Secret existed, so its mount is
+    still empty: it writes the CA it just made (or read) under ``directory`` and uses that."""
+    configured = environ.get(CA_FILE_ENV)
+    ca = base64.b64decode(((secret or {}).get("data") or {}).get(CA_KEY, "")).decode()
+    if not configured or Path(configured).is_file() or not ca:
+        return
+    path = directory / "paitient-store-ca.crt"
+    path.write_text(ca, encoding="utf-8")
+    environ[CA_FILE_ENV] = str(path)
+
+
+def adopt_store(kube: Kube, config: OperatorConfig, environ: MutableMapping[str, str]) -> None:
+    """Before the operator reads its store settings: the chart's store's password and
+    certificate, made if this is the first operator, and taken as its own settings when its pod
+    started before they existed."""
+    if not config.managed_store.password_secret:
+        return
+    adopt_password(ensure_password(kube, config), environ)
+    if config.managed_store.tls_secret:
+        secret = ensure_certificate(kube, config, datetime.now(UTC))
+        adopt_ca(secret, environ, Path(tempfile.gettempdir()))
 
 
 def service_names(service: str, namespace: str) -> list[str]:

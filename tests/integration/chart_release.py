@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 from paitient_common.kubeapi import Kube
+from paitient_common.resources.install import install_crds
 from paitient_localcluster.host.processes import Managed
 from paitient_localcluster.simulated.sa_kubeconfig import service_account_user
 from paitient_localcluster.stack.chart import CHART, local_values
 from paitient_localcluster.stack.lifecycle import FRONT_DOOR_RELAY
-from paitient_operator.resources.install import install_crds
 from tests.integration.operator_process import OperatorProcess
 from tests.integration.waiting import wait_for
 

@@ -21,7 +21,6 @@ import pytest
 
 from paitient_cli import admin
 from paitient_common.kubeapi import Kube
-from paitient_common.resources.install import install_crds
 from paitient_common.secrets import (
     CA_BUNDLE_CONFIGMAP,
     CA_SECRET,

@@ -317,7 +317,9 @@ def test_schema_knows_every_operator_setting() -> None:
     # The chart sets these itself (the store's: PAITIENT_STORE_* from its Secret; the store it
     # runs: managedStore).
     assert set(config["properties"]) == aliases(OperatorConfig) - {
-        "systemNamespace", "store", "managedStore"
+        "systemNamespace",
+        "store",
+        "managedStore",
     }
     assert set(config["properties"]["gateway"]["properties"]) == aliases(GatewayConfig) - {"image"}
     election = config["properties"]["leaderElection"]["properties"]

@@ -34,7 +34,9 @@ async def hello(_: web.Request) -> web.Response:
 
 def app() -> web.Application:
     application = web.Application()
-    application["door"] = SimpleNamespace(callers=SimpleNamespace(unready_reason=lambda: None))
+    application["door"] = SimpleNamespace(
+        callers=SimpleNamespace(unready_reason=lambda: None), store_health=None
+    )
     Lifecycle().install(application)
     application.router.add_get("/stream", stream)
     application.router.add_get("/hello", hello)

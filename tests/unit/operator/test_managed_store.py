@@ -17,13 +17,18 @@ from paitient_operator.certificates import x509
 from paitient_operator.certificates.authority import AuthorityStore
 from paitient_operator.config import OperatorConfig
 from paitient_operator.managed_store import (
+    CA_FILE_ENV,
     CERTIFICATE_ANNOTATION,
     PASSWORD_ENV,
     ManagedStore,
     acl_file,
+    adopt_ca,
     adopt_password,
+    adopt_store,
+    ensure_certificate,
     ensure_password,
 )
+from tests.unit.operator.test_sync_child import field_set
 
 NS = "paitient-system"
 CONFIG = OperatorConfig.model_validate(
@@ -70,6 +75,23 @@ class Api:
         self.writes.append(("create", key[0], key[2]))
         self.objects[key] = copy.deepcopy(obj)
         return copy.deepcopy(obj)
+
+    def apply(self, obj: dict[str, Any], *, field_manager: str, force: bool) -> Any:
+        """Server-Side Apply, as far as these objects need: merged, the applier's field set
+        recorded."""
+        key = (obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        self.writes.append(("apply", key[0], key[2]))
+        stored = merge(self.objects.get(key) or {}, obj)
+        recorded = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
+        recorded["metadata"] = {
+            k: v for k, v in obj["metadata"].items() if k not in ("name", "namespace")
+        }
+        stored["metadata"]["managedFields"] = [
+            {"manager": field_manager, "operation": "Apply", "apiVersion": obj["apiVersion"],
+             "fieldsType": "FieldsV1", "fieldsV1": field_set(recorded)}
+        ]  # fmt: skip
+        self.objects[key] = stored
+        return copy.deepcopy(stored)
 
     def patch(self, api_version: str, kind: str, name: str, patch: Any, **kw: Any) -> Any:
         key = (kind, kw.get("namespace") or "", name)
@@ -167,7 +189,7 @@ def test_the_stores_certificate_is_issued_kept_and_renewed_with_a_restart_each_t
     assert api.writes == []
     clock.now += CONFIG.tls.certificate_lifetime - CONFIG.tls.renew_before + timedelta(seconds=1)
     managed.sync()  # due: a new certificate, and the store restarted to load it
-    assert ("patch", "Secret", "paitient-store-tls") in api.writes
+    assert ("apply", "Secret", "paitient-store-tls") in api.writes
     assert _stamp(api) not in (None, first)
 
 
@@ -188,3 +210,42 @@ def test_a_certificate_written_by_someone_else_only_restarts_the_store(
     }
     managed.sync()
     assert api.writes == [("patch", "StatefulSet", "paitient-store")]
+
+
+def test_the_first_operator_makes_the_certificate_its_own_settings_name(tmp_path: Any) -> None:
+    """Its pod started before the store's Secrets existed: its password variable is empty and
+    its CA file (an optional mount) absent. It makes both and uses them."""
+    api, clock = Api(), Clock()
+    mounted = tmp_path / "mount" / "ca.crt"
+    environ = {CA_FILE_ENV: str(mounted)}
+    secret = ensure_certificate(api, CONFIG, clock.now)  # type: ignore[arg-type]
+    assert secret is not None
+    adopt_ca(secret, environ, tmp_path)
+    assert environ[CA_FILE_ENV] == str(tmp_path / "paitient-store-ca.crt")
+    bundle = x509.load_certificates((tmp_path / "paitient-store-ca.crt").read_text())
+    cert = x509.KeyPair(_secret_text(api, "paitient-store-tls", "tls.crt"),
+                        _secret_text(api, "paitient-store-tls", "tls.key")).cert  # fmt: skip
+    assert x509.signed_by(cert, bundle)
+    # Made once: a second replica finds it (and its mount, once there, wins).
+    api.writes.clear()
+    assert ensure_certificate(api, CONFIG, clock.now) == secret  # type: ignore[arg-type]
+    assert api.writes == []
+    mounted.parent.mkdir()
+    mounted.write_text("the kubelet's copy")
+    environ = {CA_FILE_ENV: str(mounted)}
+    adopt_ca(secret, environ, tmp_path)
+    assert environ == {CA_FILE_ENV: str(mounted)}
+
+
+def test_a_certificate_someone_else_writes_is_waited_for(tmp_path: Any) -> None:
+    api, clock = Api(), Clock()
+    by_cert_manager = CONFIG.model_copy(
+        update={
+            "managed_store": CONFIG.managed_store.model_copy(update={"issue_certificate": False})
+        }
+    )
+    assert ensure_certificate(api, by_cert_manager, clock.now) is None  # type: ignore[arg-type]
+    environ = {CA_FILE_ENV: str(tmp_path / "absent.crt")}
+    adopt_store(api, by_cert_manager, environ)  # type: ignore[arg-type]
+    assert environ[CA_FILE_ENV] == str(tmp_path / "absent.crt")  # it fails at load, saying so
+    assert environ[PASSWORD_ENV]  # the password is the operator's to make in any case
