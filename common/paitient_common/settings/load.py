@@ -42,6 +42,10 @@ def load(
         settings: S = build(_build_sources=(sources, {}))
     except ValidationError as e:
         raise SettingsError(explain(e, model, layers)) from None
+    try:
+        settings.startup_check()
+    except ValueError as e:
+        raise SettingsError(str(e)) from None
     return settings
 
 

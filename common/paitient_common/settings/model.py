@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     # True for a model that is also the schema of a configuration file (the operator's).
     read_from_file: ClassVar[bool] = False
 
+    def startup_check(self) -> None:
+        """What must hold of the machine for these settings to work (a file exists): run by
+        ``load`` after validation, skipped by a model built in code. Raises ``ValueError``
+        naming the setting, never with a secret's value."""
+
     @classmethod
     def settings_customise_sources(
         cls,
