@@ -9,9 +9,7 @@ store: every component keeps today's per-process state and says so loudly at sta
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -142,19 +140,3 @@ class SharedStoreSettings(BaseModel):
 
     def startup_check(self) -> None:
         self.store  # noqa: B018 - parsed now, so a store that cannot work stops the start
-
-
-def store_settings_from_env(env: Mapping[str, str] | None = None) -> StoreSettings | None:
-    """The store's settings, or None when ``PAITIENT_STORE_URL`` is unset (no store)."""
-    env = os.environ if env is None else env
-    url = env.get(URL_ENV, "").strip()
-    if not url:
-        return None
-    raw_timeout = env.get(TIMEOUT_ENV, "").strip()
-    try:
-        timeout = float(raw_timeout) if raw_timeout else DEFAULT_TIMEOUT
-    except ValueError:
-        raise StoreSettingsError(f"{TIMEOUT_ENV} must be a number of seconds") from None
-    return parse_store_url(
-        url, env.get(PASSWORD_ENV) or None, env.get(CA_FILE_ENV) or None, timeout
-    )
