@@ -112,7 +112,9 @@ def test_model_pods_may_reach_the_store_and_nothing_more(
 
 
 def test_a_store_that_cannot_work_stops_the_operator_with_a_clear_message() -> None:
-    with pytest.raises(SettingsError, match=r"^store: PAITIENT_STORE_URL carries a pass") as refused:
+    with pytest.raises(
+        SettingsError, match=r"^store: PAITIENT_STORE_URL carries a pass"
+    ) as refused:
         load_config({"PAITIENT_STORE_URL": f"redis://:{PASSWORD}@store/0"})
     assert PASSWORD not in str(refused.value)
     with pytest.raises(SettingsError, match="must start with redis://"):
