@@ -12,7 +12,6 @@ import pytest
 
 from paitient_api.settings import FrontDoorSettings
 from paitient_common.settings import Settings, leaves
-from paitient_common.settings.table import render
 from paitient_gateway.config import GatewayConfig
 from paitient_operator.config import OperatorCommand, OperatorConfig
 
@@ -22,13 +21,30 @@ MODELS: list[type[Settings]] = [OperatorCommand, OperatorConfig, GatewayConfig, 
 
 
 def test_the_settings_tables_are_generated_from_the_models() -> None:
-    text = DOC.read_text(encoding="utf-8")
-    assert render(text) == text, (
-        "docs/configuration.md is stale: run "
-        ".venv/bin/python -m paitient_common.settings.table docs/configuration.md"
+    result = subprocess.run(
+        [sys.executable, "scripts/settings_tables.py", "--check", "docs/configuration.md"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
     )
+    assert result.returncode == 0, result.stderr  # "run scripts/settings_tables.py PATH"
+    text = DOC.read_text(encoding="utf-8")
     for model in MODELS:  # each has its table
         assert f"{model.__module__}:{model.__name__}" in text
+
+
+def test_a_stale_table_is_reported(tmp_path: Path) -> None:
+    doc = tmp_path / "configuration.md"
+    doc.write_text(
+        DOC.read_text(encoding="utf-8").replace("`PAITIENT_GATEWAY_HOST`", "`GATEWAY_HOST`")
+    )
+    script = [sys.executable, str(REPO / "scripts" / "settings_tables.py")]
+    check = subprocess.run([*script, "--check", str(doc)], capture_output=True, text=True)
+    assert check.returncode == 1
+    assert "stale settings tables" in check.stderr
+    assert subprocess.run([*script, str(doc)], timeout=60).returncode == 0  # rewritten
+    assert doc.read_text(encoding="utf-8") == DOC.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)

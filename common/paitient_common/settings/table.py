@@ -1,32 +1,16 @@
-"""The settings tables of the docs, generated from the models so they cannot drift.
-
-``python -m paitient_common.settings.table docs/configuration.md`` rewrites every table between
-``<!-- settings-table: module:Model ... -->`` and ``<!-- end settings-table -->`` (one table per
-component, from its models in order); ``--check`` only reports a stale one (exit 1).
-"""
+"""A settings table in Markdown, generated from the models so the docs cannot drift
+(``scripts/settings_tables.py`` writes them into docs/configuration.md; pure)."""
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import json
-import re
-import sys
 from collections.abc import Sequence
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel
 
 from paitient_common.durations import format_duration
 from paitient_common.settings.model import Leaf, leaves, shown_default
-
-_BLOCK = re.compile(
-    r"(?P<open><!-- settings-table: (?P<models>[^>]*?) -->\n)(?P<table>.*?)"
-    r"(?P<close><!-- end settings-table -->)",
-    re.S,
-)
 
 
 def _code(text: str | None) -> str:
@@ -70,48 +54,3 @@ def markdown_table(models: Sequence[type[BaseModel]]) -> str:
             cells += [_default(leaf), _cell(leaf.field.description or "")]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def _model(spec: str) -> type[BaseModel]:
-    module, _, name = spec.partition(":")
-    model: Any = getattr(importlib.import_module(module), name)
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        raise TypeError(f"{spec} is not a settings model")
-    return model
-
-
-def render(text: str) -> str:
-    """``text`` with every settings table regenerated from the models its marker names."""
-
-    def table(match: re.Match[str]) -> str:
-        models = [_model(spec) for spec in match["models"].split()]
-        return match["open"] + markdown_table(models) + match["close"]
-
-    return _BLOCK.sub(table, text)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m paitient_common.settings.table")
-    parser.add_argument("paths", nargs="+", type=Path, help="Markdown files with settings tables")
-    parser.add_argument("--check", action="store_true", help="only report stale tables")
-    args = parser.parse_args(argv)
-    stale = []
-    for path in args.paths:
-        text = path.read_text(encoding="utf-8")
-        new = render(text)
-        if new == text:
-            continue
-        if args.check:
-            stale.append(str(path))
-        else:
-            path.write_text(new, encoding="utf-8")
-    if stale:
-        print(
-            f"stale settings tables in {', '.join(stale)}: run {parser.prog} PATH", file=sys.stderr
-        )
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
