@@ -423,7 +423,7 @@ def test_the_operator_reads_its_pods_arguments_environment_and_file(tmp_path: Pa
     then environment (extraEnv), then the mounted file."""
     pod = _pod(render(CUSTOM_VALUES), "pt-operator")
     (container,) = pod["containers"]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = _kubelet_env(container)
     command = load_or_exit(OperatorCommand, container["args"], prog="paitient-operator", env=env)
     assert command.liveness == "http://0.0.0.0:8080/healthz"
     assert command.metrics_address is None  # metrics disabled in these values
@@ -432,22 +432,48 @@ def test_the_operator_reads_its_pods_arguments_environment_and_file(tmp_path: Pa
     assert command.config_file == f"{mount['mountPath']}/operator.yaml"
     configmap = one(render(CUSTOM_VALUES), "ConfigMap", "pt-operator")
     (tmp_path / "operator.yaml").write_text(configmap["data"]["operator.yaml"])
-    config = load(OperatorConfig, env=env, file=tmp_path / "operator.yaml")
+    # Unchecked: the store's CA is mounted in the pod, not here.
+    config = load(OperatorConfig, env=env, file=tmp_path / "operator.yaml", startup_check=False)
     assert config.vllm_port == 8001  # extraEnv over the file's default
     assert config.gateway.port == 9443  # the file
     assert config.encrypted_storage_classes == ["gp3-encrypted", "premium-cmk"]
+    assert config.store.url == "rediss://pt-store.paitient-system.svc:6379/0"
+    assert config.store.password is not None
+    assert config.store.password.get_secret_value() == "pt-store-auth/password"
+    ca = next(m for m in container["volumeMounts"] if m["name"] == "store-ca")
+    assert config.store.ca_file == f"{ca['mountPath']}/ca.crt"
+    assert config.managed_store.password_secret == "pt-store-auth"
 
 
 def test_the_front_door_reads_its_pods_arguments() -> None:
     (container,) = _pod(render(VARIANTS["front door tls secret"]), "paitient-api")["containers"]
-    env = {e["name"]: e["value"] for e in container.get("env", [])}
-    settings = load_or_exit(FrontDoorSettings, container["args"], prog="paitient-api", env=env)
+    env = _kubelet_env(container)
+    # Unchecked: the store's CA is mounted in the pod, not here.
+    settings = load_or_exit(
+        FrontDoorSettings, container["args"], prog="paitient-api", env=env, startup_check=False
+    )
     assert (settings.host, settings.port) == ("0.0.0.0", 8080)
     assert settings.system_namespace == NAMESPACE
     assert settings.gateway_url == "https://{name}.{namespace}.svc:8443"
     mount = next(m for m in container["volumeMounts"] if m["name"] == "tls")
     assert settings.tls_cert_file == Path(mount["mountPath"]) / "tls.crt"
     assert settings.tls_key_file == Path(mount["mountPath"]) / "tls.key"
+    assert (settings.shutdown_delay, settings.shutdown_timeout) == (5.0, 300.0)
+    assert settings.store_url == "rediss://paitient-store.paitient-system.svc:6379/0"
+    assert settings.store_password is not None
+    assert settings.store_password.get_secret_value() == "paitient-store-auth/password"
+    ca = next(m for m in container["volumeMounts"] if m["name"] == "store-ca")
+    assert settings.store_ca_file == f"{ca['mountPath']}/ca.crt"
+
+
+def _kubelet_env(container: Obj) -> dict[str, str]:
+    """The container's environment as the kubelet fills it; a Secret's key stands in as
+    ``<secret>/<key>``."""
+    env = {}
+    for entry in container.get("env", []):
+        ref = entry.get("valueFrom", {}).get("secretKeyRef")
+        env[entry["name"]] = f"{ref['name']}/{ref['key']}" if ref else entry["value"]
+    return env
 
 
 def test_config_change_restarts_the_operator(tmp_path: Path) -> None:
