@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from paitient_common.kubeapi import KubeError
+from paitient_common.settings import SettingsError
 from paitient_operator.config import LeaderElectionConfig, load_config
 from paitient_operator.election import lease as leases
 from paitient_operator.election.elector import LeaderElector
@@ -127,6 +128,12 @@ def test_leader_election_settings_are_ordered_and_read_from_the_environment() ->
     assert config.leader_election.enabled is False
     with pytest.raises(ValueError, match="renewDeadlineSeconds < leaseDurationSeconds"):
         LeaderElectionConfig(lease_duration_seconds=5, renew_deadline_seconds=7)
+    # Through the loader: one message naming the section, as the operator prints it (exit 2).
+    with pytest.raises(SettingsError) as refused:
+        load_config({"PAITIENT_LEADER_ELECTION_RENEW_DEADLINE_SECONDS": "12"})
+    assert str(refused.value).startswith(
+        "leaderElection: retryPeriodSeconds < renewDeadlineSeconds < leaseDurationSeconds"
+    )
 
 
 # -- the elector's steps ---------------------------------------------------------------------------

@@ -7,15 +7,17 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import tempfile
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from paitient_common.kubeapi import KubeError
+from paitient_common.settings import SettingsError
 from paitient_operator.certificates import x509
 from paitient_operator.certificates.authority import AuthorityStore
-from paitient_operator.config import OperatorConfig
+from paitient_operator.config import OperatorConfig, load_config
 from paitient_operator.managed_store import (
     CA_FILE_ENV,
     CERTIFICATE_ANNOTATION,
@@ -235,6 +237,34 @@ def test_the_first_operator_makes_the_certificate_its_own_settings_name(tmp_path
     environ = {CA_FILE_ENV: str(mounted)}
     adopt_ca(secret, environ, tmp_path)
     assert environ == {CA_FILE_ENV: str(mounted)}
+
+
+def test_the_first_operator_loads_its_settings_around_making_the_store_secrets(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """main's order: the configuration unchecked (its store's password variable empty, its CA
+    mount absent), the store's Secrets made and adopted, then the checked configuration."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where adopt_store writes the CA
+    environ = {
+        "PAITIENT_SYSTEM_NAMESPACE": NS,
+        "PAITIENT_MANAGED_STORE_SERVICE": "paitient-store",
+        "PAITIENT_MANAGED_STORE_STATEFUL_SET": "paitient-store",
+        "PAITIENT_MANAGED_STORE_PASSWORD_SECRET": "paitient-store-auth",
+        "PAITIENT_MANAGED_STORE_TLS_SECRET": "paitient-store-tls",
+        "PAITIENT_MANAGED_STORE_ISSUE_CERTIFICATE": "true",
+        "PAITIENT_STORE_URL": f"rediss://paitient-store.{NS}.svc:6379/0",
+        "PAITIENT_STORE_PASSWORD": "",  # the optional Secret did not exist yet
+        CA_FILE_ENV: str(tmp_path / "mount" / "ca.crt"),
+    }
+    with pytest.raises(SettingsError, match=f"^store: {CA_FILE_ENV}: no such file"):
+        load_config(environ)
+    bootstrap = load_config(environ, check_store=False)
+    adopt_store(Api(), bootstrap, environ)  # type: ignore[arg-type]
+    config = load_config(environ)
+    settings = config.store.settings()
+    assert settings is not None and settings.tls
+    assert settings.password == environ[PASSWORD_ENV]
+    assert settings.ca_file == tmp_path / "paitient-store-ca.crt"
 
 
 def test_a_certificate_someone_else_writes_is_waited_for(tmp_path: Any) -> None:
