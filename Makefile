@@ -13,8 +13,8 @@ REQUIRE_ALL := PAITIENT_REQUIRE_ALL=1
 
 .PHONY: help setup node-packages test-packages demo up down cluster cluster-build cluster-down cluster-status cluster-clean-cache operator \
         images image-tools images-test images-clean-cache bench-images \
-        bench-control-plane bench-operator bench-keys bench-gateway bench-reactions bench-model-pod bench-limits lint typecheck unit integration sdk-test sdk-unasync chart-lint test clean \
-        vllm-flags vllm-test
+        bench-control-plane bench-operator bench-keys bench-gateway bench-reactions bench-model-pod bench-limits bench-failover lint typecheck unit integration sdk-test sdk-unasync chart-lint test clean \
+        vllm-flags vllm-test settings-tables
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -109,6 +109,9 @@ bench-reactions: setup ## how fast a hung model, a ModelDeployment and an unplac
 bench-limits: setup ## overshoot of a tier limit under a burst through 2 gateways, shared store vs per replica; the store's added latency (ARGS=--smoke: seconds)
 	$(PY) benchmarks/bench_limits.py $(ARGS)
 
+bench-failover: setup images ## operator handover after SIGKILL / SIGTERM (add ARGS=--chart: client errors while the front door rolls or loses a pod, on the real node)
+	$(PY) benchmarks/bench_failover.py $(ARGS)
+
 bench-model-pod: setup images ## a CPU ModelDeployment on the real node: kubectl apply -> Ready -> first completion (real vLLM), its memory
 	$(PY) benchmarks/bench_model_pod.py $(ARGS)
 
@@ -147,6 +150,9 @@ vllm-flags: setup ## regenerate the operator's list of the pinned vLLM's flags (
 	@test -n "$$PAITIENT_VLLM_PYTHON" || { echo "set PAITIENT_VLLM_PYTHON to a Python that has the pinned vLLM" >&2; exit 2; }
 	"$$PAITIENT_VLLM_PYTHON" scripts/vllm_flags.py > operator/paitient_operator/builders/vllm_flags.json.new
 	mv operator/paitient_operator/builders/vllm_flags.json.new operator/paitient_operator/builders/vllm_flags.json
+
+settings-tables: $(VENV)/.installed ## write docs/configuration.md's settings tables from the components' settings models
+	$(PY) scripts/settings_tables.py docs/configuration.md
 
 clean: ## remove the virtualenv and local state (not the binary cache)
 	-$(VENV)/bin/paitient-localcluster down

@@ -33,6 +33,7 @@ RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
     ("v1", "Event"): ("events", True),
     ("apps/v1", "Deployment"): ("deployments", True),
     ("apps/v1", "ReplicaSet"): ("replicasets", True),
+    ("apps/v1", "StatefulSet"): ("statefulsets", True),
     ("batch/v1", "Job"): ("jobs", True),
     ("networking.k8s.io/v1", "NetworkPolicy"): ("networkpolicies", True),
     ("autoscaling/v2", "HorizontalPodAutoscaler"): ("horizontalpodautoscalers", True),
@@ -48,6 +49,7 @@ RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
     ("paitient.ai/v1alpha1", "UsageReport"): ("usagereports", True),
     ("cert-manager.io/v1", "Certificate"): ("certificates", True),
     ("cert-manager.io/v1", "ClusterIssuer"): ("clusterissuers", False),  # the issuer tests make
+    ("coordination.k8s.io/v1", "Lease"): ("leases", True),
 }
 
 MERGE_PATCH = "application/merge-patch+json"

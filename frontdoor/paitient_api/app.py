@@ -17,6 +17,7 @@ from paitient_api import deployments, openai_routes, subscription
 from paitient_api.door import FrontDoor
 from paitient_api.generate import generate
 from paitient_api.idempotency import LocalRecords, SharedRecords
+from paitient_api.lifecycle import Lifecycle, lifecycle_of
 from paitient_api.middleware import authenticate, errors_and_ids, idempotent
 from paitient_api.openai_wire import CHAT_COMPLETIONS, COMPLETIONS, MODELS
 from paitient_api.openapi import openapi_document
@@ -30,6 +31,8 @@ async def healthz(_: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     door: FrontDoor = request.app["door"]
+    if lifecycle_of(request.app).draining:  # SIGTERM: out of the Service before it stops
+        return web.json_response({"status": "shutting down"}, status=503)
     if reason := door.callers.unready_reason():  # keys not loaded, or a cache gone stale
         return web.json_response({"status": reason}, status=503)
     health = door.store_health
@@ -60,6 +63,7 @@ def create_app(door: FrontDoor) -> web.Application:
     app["idempotency"] = local
     if door.store is not None and door.store_health is not None:
         app["idempotency_shared"] = SharedRecords(door.store, door.store_health, local)
+    Lifecycle().install(app)
     app.router.add_post("/v1/deployments", deployments.create_deployment)
     app.router.add_get("/v1/deployments", deployments.list_deployments)
     app.router.add_get("/v1/deployments/{id}", deployments.get_deployment)

@@ -36,6 +36,7 @@ SCRIPTS_DIR: Final = "usr/local/bin"
 WHEEL_PLATFORM: Final = "x86_64-manylinux_2_36"  # bookworm's glibc 2.36
 
 VLLM_VERSION: Final = "0.32.0"
+REDIS_VERSION: Final = "7.0.15"  # Debian bookworm's redis-server (images/locks/debian-redis.lock)
 KUBERNETES_MODULE: Final = "k8s.io/kubernetes@v1.34.4"
 PAUSE_VERSION: Final = "3.10.1"  # TAG in build/pause/Makefile of that module
 
@@ -50,14 +51,18 @@ def project_version() -> str:
     return version
 
 
+# Dependencies never followed into an image: a package manager or shell the runtime never calls.
+NEVER_FOLLOWED: Final = ("dpkg", "tar", "debconf", "perl-base", "dash", "bash", "mawk")
+
+
 @dataclass(frozen=True)
 class DebianBase:
     """A root filesystem of Debian packages: ``roots`` and what they depend on, nothing else."""
 
     name: str
     roots: tuple[str, ...]
-    # Dependencies that are not followed: a package manager or shell the runtime never calls.
-    never: tuple[str, ...] = ("dpkg", "tar", "debconf", "perl-base", "dash", "bash", "mawk")
+    # Dependencies that are not followed (NEVER_FOLLOWED, and what a base adds).
+    never: tuple[str, ...] = NEVER_FOLLOWED
     # Symbolic links a maintainer script would have made (path -> target).
     links: tuple[tuple[str, str], ...] = ()
 
@@ -142,7 +147,20 @@ VLLM_BASE: Final = DebianBase(
     never=("dpkg", "tar", "debconf", "perl-base", "bash", "mawk"),
     links=(("bin/sh", "dash"),),
 )
-DEBIAN_BASES: Final = {b.name: b for b in (PYTHON_BASE, VLLM_BASE)}
+# The store: Debian's redis-server (built with TLS: it links libssl3) and what it links, no
+# shell. Its maintainer scripts' helpers (adduser, init-system-helpers, lsb-base) never run.
+REDIS_BASE: Final = DebianBase(
+    name="redis",
+    roots=("base-files", "redis-server"),
+    never=(
+        *NEVER_FOLLOWED,
+        "adduser",
+        "init-system-helpers",
+        "lsb-base",
+        "sysvinit-utils",
+    ),
+)
+DEBIAN_BASES: Final = {b.name: b for b in (PYTHON_BASE, VLLM_BASE, REDIS_BASE)}
 
 # kubernetes>=37 ships a second, asyncio copy of its whole client (68 MB): the components use
 # the synchronous one (paitient_common.kubeapi) and their own asyncio transport for watches
@@ -231,6 +249,21 @@ def recipes() -> dict[str, ImageRecipe]:
             entrypoint=(f"/{SCRIPTS_DIR}/copy-model",),
             cmd=("/target",),
             env=_PYTHON_ENV,
+        ),
+        ImageRecipe(
+            name="redis",
+            repository=f"{REGISTRY}/redis",
+            tag=REDIS_VERSION,
+            title="PaiTIENT store (Redis)",
+            description=f"Debian bookworm's redis-server {REDIS_VERSION} (TLS built in), no "
+            "shell: the shared state of every front door and gateway replica.",
+            licenses="BSD-3-Clause",
+            layers=(Layer("debian", REDIS_BASE.name),),
+            entrypoint=("/usr/bin/redis-server",),
+            env=(("PATH", "/usr/bin"), ("HOME", "/tmp")),  # noqa: S108 - the pod's emptyDir
+            ports=(6379,),
+            source="https://github.com/redis/redis",
+            revision=REDIS_VERSION,
         ),
         ImageRecipe(
             name="vllm-cpu",

@@ -51,7 +51,9 @@ def build_pepper_secret(config: OperatorConfig, pepper: bytes) -> Obj:
     }
 
 
-def ensure_system_objects(kube: Kube, config: OperatorConfig) -> None:
+def ensure_system_namespace(kube: Kube, config: OperatorConfig) -> None:
+    """The system namespace, made if missing (the chart's release namespace always exists; a
+    bare operator makes its own): the Lease replicas elect their leader on lives there."""
     namespace = {
         "apiVersion": "v1",
         "kind": "Namespace",
@@ -59,6 +61,10 @@ def ensure_system_objects(kube: Kube, config: OperatorConfig) -> None:
     }
     if kube.get("v1", "Namespace", config.system_namespace) is None:
         _create_if_absent(kube, namespace)
+
+
+def ensure_system_objects(kube: Kube, config: OperatorConfig) -> None:
+    ensure_system_namespace(kube, config)
     if kube.get("v1", "Secret", PEPPER_SECRET, namespace=config.system_namespace) is None:
         _create_if_absent(kube, build_pepper_secret(config, secrets.token_bytes(32)))
     sync_child(kube, build_tiers_configmap(config))

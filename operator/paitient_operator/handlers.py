@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import kopf
 
-from paitient_common.kubeapi import Kube, Obj
+from paitient_common.kubeapi import Kube, KubeError, Obj
 from paitient_common.resources import tenant as tn
 from paitient_common.resources import usagereport as ur
 from paitient_common.resources.modeldeployment import GROUP, KIND, PLURAL, VERSION
@@ -33,9 +33,10 @@ from paitient_operator.cluster_view import (
     hpa_target,
     slice_endpoints,
 )
-from paitient_operator.config import TLSConfig, load_config
+from paitient_operator.config import OperatorConfig, TLSConfig
 from paitient_operator.diffbase import InMemoryDiffBaseStorage
 from paitient_operator.gateway_bindings import sweep_gateway_bindings
+from paitient_operator.managed_store import ManagedStore
 from paitient_operator.reconciler import Reconciler
 from paitient_operator.tenant_reconciler import TenantReconciler
 from paitient_operator.usage import tenants_in
@@ -73,13 +74,21 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.persistence.diffbase_storage = memo.diffbase
     settings.watching.server_timeout = 300
     settings.execution.max_workers = 16
-    kube, config = Kube.from_kubeconfig(), load_config()
+    config: OperatorConfig = memo.config  # loaded and checked before kopf started (main.py)
+    kube = Kube.from_kubeconfig()
     ensure_system_objects(kube, config)
     swept = sweep_gateway_bindings(kube, config.system_namespace)
     if swept:
         logging.getLogger(__name__).info("deleted %d bindings of deleted ModelDeployments", swept)
     memo.reconciler = Reconciler(kube, config, _post_event)
     memo.reconciler.certificates.prepare()
+    if config.managed_store.tls_secret:
+        memo.store = ManagedStore(kube, config, memo.reconciler.certificates.authorities)
+        try:
+            memo.store.sync()
+        except KubeError as exc:  # the pass every renewal check tries again
+            logging.getLogger(__name__).error("keeping the store's certificate failed: %s", exc)
+        memo.store.start(config.tls.renewal_check_seconds)
     memo.renewals = RenewalWorker(
         memo.reconciler.renewals,
         memo.reconciler.reconcile_named,
@@ -90,10 +99,15 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
 
 
 @kopf.on.cleanup()
-def stop_renewals(memo: kopf.Memo, **_: Any) -> None:
-    worker = getattr(memo, "renewals", None)  # absent when start-up failed before it
-    if worker is not None:
-        worker.stop()
+def stop_workers(memo: kopf.Memo, **_: Any) -> None:
+    for worker in (getattr(memo, "renewals", None), getattr(memo, "store", None)):
+        if worker is not None:  # absent when start-up failed before it, or no store
+            worker.stop()
+    # kopf waits for its stop flag (main's threading.Event) in a thread of its loop's executor,
+    # which the loop joins when it closes: a stop by signal must set it too, or that never ends.
+    flag = getattr(memo, "stop_flag", None)
+    if flag is not None:
+        flag.set()
 
 
 @kopf.on.login()

@@ -5,7 +5,7 @@ Labels are bounded: a kind and an outcome, never an object's name.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 RECONCILES = Counter(
     "paitient_operator_reconciles_total",
@@ -25,4 +25,8 @@ RECONCILE_SECONDS = Histogram(
     "Wall time of one reconcile.",
     ["kind"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+LEADER = Gauge(
+    "paitient_operator_leader",
+    "1 while this replica holds the operator's Lease and reconciles, 0 while it stands by.",
 )

@@ -56,11 +56,23 @@ def serving_volume(
     names = service_names(md)
     pair = x509.issue(ca.signer, names, config.tls.certificate_lifetime, now)
     secret = serving.build_serving_secret(md, pair, config.tls.renew_before)
-    [volume] = [v for v in pod["volumes"] if v["name"] == VOLUME_SERVING_TLS]
+    mount_secret(secret, VOLUME_SERVING_TLS, pod, directory)
+    return ServingVolume(directory, ca.bundle_pem, names[0])
+
+
+def mount_secret(
+    secret: dict[str, Any], volume_name: str, pod: dict[str, Any], directory: Path
+) -> Path:
+    """``directory`` laid out as the kubelet writes ``pod``'s Secret volume ``volume_name`` of
+    ``secret``: its ``items`` (or every key), its ``defaultMode``, group ``fsGroup``."""
+    [volume] = [v for v in pod["volumes"] if v["name"] == volume_name]
     assert volume["secret"]["secretName"] == secret["metadata"]["name"]
-    write_atomically(directory, secret_files(secret), volume["secret"]["defaultMode"])
+    files = secret_files(secret)
+    if items := volume["secret"].get("items"):
+        files = {item["path"]: files[item["key"]] for item in items}
+    write_atomically(directory, files, volume["secret"]["defaultMode"])
     group = int(pod["securityContext"]["fsGroup"])
     for path in (directory, *directory.rglob("*")):  # the kubelet's fsGroup ownership
         if not path.is_symlink():
             os.chown(path, 0, group)
-    return ServingVolume(directory, ca.bundle_pem, names[0])
+    return directory

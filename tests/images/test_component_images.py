@@ -85,7 +85,9 @@ def test_gateway_image_serves_a_completion_through_the_standin(
 def _chart_container(
     values: dict[str, Any], component: str
 ) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
-    objects = render(values)
+    # Without the chart's store: these images answer their probes without one, and the
+    # store's own image test (test_store_image.py) runs it with the secrets the operator makes.
+    objects = render({**values, "store": {"enabled": False}})
     deployment = next(
         o
         for o in objects

@@ -91,6 +91,7 @@ class ApiProcess:
         argv = [
             sys.executable, "-m", "paitient_api.main", "--host", "127.0.0.1", "--port", str(self.port),
             "--kubeconfig", str(self.kubeconfig), "--gateway-url", self.gateway_url,
+            "--shutdown-delay", "0",  # no Service to take it out of: stop at once
         ]  # fmt: skip
         if self.system_namespace:
             argv += ["--system-namespace", self.system_namespace]

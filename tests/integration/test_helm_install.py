@@ -4,7 +4,8 @@ ServiceAccounts and Pod Security ``restricted``, the RBAC it grants is enough fo
 whole job and no more than they need, and neither can write outside its volumes.
 
 While the release is installed, the session's own operator is paused: two operators would
-fight over the same objects.
+fight over the same objects. The release's store and its replicas are
+tests/integration/test_high_availability.py's.
 """
 
 from __future__ import annotations
@@ -13,16 +14,13 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import paitient_secure_model as sdk
 import pytest
 
 from paitient_cli import admin
 from paitient_common.kubeapi import Kube
-from paitient_common.resources.install import install_crds
 from paitient_common.secrets import (
     CA_BUNDLE_CONFIGMAP,
     CA_SECRET,
@@ -33,99 +31,29 @@ from paitient_common.secrets import (
 from paitient_images import image
 from paitient_localcluster.controlplane import audit
 from paitient_localcluster.controlplane.pki import NODE_NAME
-from paitient_localcluster.host.processes import Managed, free_port, wait_http_ok
-from paitient_localcluster.simulated.sa_kubeconfig import service_account_user
-from paitient_localcluster.stack.chart import CHART, local_values
-from paitient_localcluster.stack.lifecycle import FRONT_DOOR_RELAY
+from paitient_localcluster.host.processes import free_port, wait_http_ok
+from tests.integration.chart_release import (
+    KUBECTL,
+    Release,
+    installed_release,
+    ready_pod,
+    run,
+)
 from tests.integration.node_pods import exec_python
-from tests.integration.operator_process import OperatorProcess
 from tests.integration.stack_helpers import tenant_ready
 from tests.integration.waiting import wait_for
 from tests.prerequisites import local_audit_log, missing
 
-REPO = Path(__file__).resolve().parents[2]
-HELM = REPO / ".local" / "bin" / "helm"
-KUBECTL = REPO / ".local" / "bin" / "kubectl"
 TENANT = ("paitient.ai/v1alpha1", "Tenant")
 MD = ("paitient.ai/v1alpha1", "ModelDeployment")
 
 
-@dataclass(frozen=True)
-class Release:
-    name: str
-    namespace: str
-    kubeconfig: Path
-
-    @property
-    def operator(self) -> str:
-        return f"{self.name}-paitient-operator"
-
-    @property
-    def api(self) -> str:
-        return f"{self.name}-paitient-api"
-
-    def user(self, service_account: str) -> str:
-        return service_account_user(self.namespace, service_account)
-
-
-def run(tool: Path, *args: str, kubeconfig: Path, check: bool = True) -> str:
-    if not tool.is_file():
-        pytest.fail(f"{tool} is missing: run `make setup`")
-    result = subprocess.run(
-        [str(tool), "--kubeconfig", str(kubeconfig), *args],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    if check and result.returncode != 0:
-        raise AssertionError(f"{tool.name} {' '.join(args)}: {result.stdout}{result.stderr}")
-    return result.stdout
-
-
 @pytest.fixture(scope="module")
 def release(kubeconfig: Path, kube: Kube, dataplane: Path) -> Iterator[Release]:
-    """The chart installed into a fresh namespace that enforces Pod Security ``restricted``,
-    its pods Ready; uninstalled and the namespace deleted afterwards. ``dataplane``: model pods
-    on the simulated GPU nodes turn Ready once it runs their gateways."""
-    if Managed(FRONT_DOOR_RELAY, kubeconfig.parent).read_pid() is not None:
-        missing(
-            "`make up`'s release runs on this cluster (two operators would fight): `make down` first"
-        )
-    install_crds(kube)  # usually there already: the chart's own copy is skipped (--skip-crds)
-    suffix = uuid.uuid4().hex[:6]
-    rel = Release(f"h{suffix}", f"paitient-helm-{suffix}", kubeconfig)
-    kube.create(
-        {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {
-                "name": rel.namespace,
-                "labels": {"pod-security.kubernetes.io/enforce": "restricted"},
-            },
-        }
-    )
-    with OperatorProcess.others_paused():
-        try:
-            run(
-                HELM, "install", rel.name, str(CHART), "--namespace", rel.namespace,
-                "--skip-crds", *local_values(kube), kubeconfig=kubeconfig,
-            )  # fmt: skip
-            for component in ("operator", "api"):
-                wait_for(lambda c=component: ready_pod(kube, rel, c), timeout=120,
-                         what=f"the chart's {component} pod Ready")  # fmt: skip
-            yield rel
-        finally:
-            run(HELM, "uninstall", rel.name, "--namespace", rel.namespace,
-                kubeconfig=kubeconfig, check=False)  # fmt: skip
-            kube.delete("v1", "Namespace", rel.namespace)
-            kube.delete("v1", "Namespace", f"{rel.namespace}-ca")  # the operator's, not Helm's
-
-
-def ready_pod(kube: Kube, release: Release, component: str) -> dict[str, Any] | None:
-    selector = f"app.kubernetes.io/instance={release.name},app.kubernetes.io/component={component}"
-    for pod in kube.list("v1", "Pod", namespace=release.namespace, label_selector=selector):
-        conditions = pod.get("status", {}).get("conditions") or []
-        if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
-            return pod
-    return None
+    """The chart installed (chart_release.py). ``dataplane``: model pods on the simulated GPU
+    nodes turn Ready once it runs their gateways."""
+    with installed_release(kubeconfig, kube, "h") as installed:
+        yield installed
 
 
 def test_install_creates_every_object_and_its_pods_run_on_the_real_node(
@@ -240,6 +168,10 @@ def test_rbac_grants_what_the_code_needs_and_nothing_beyond(release: Release) ->
             ("get", "secrets/model-tls", "-n", "any-tenant"),
             ("create", "secrets", "-n", "any-tenant"),
             ("patch", "secrets/model-tls", "-n", "any-tenant"),
+            # leader election, and the store's restart when its certificate changes
+            ("create", "leases.coordination.k8s.io", "-n", ns),
+            ("update", "leases.coordination.k8s.io/paitient-operator", "-n", ns),
+            ("patch", f"statefulsets.apps/{release.store}", "-n", ns),
         ],
         api: [
             ("list", "secrets", "-n", ns),
@@ -269,6 +201,10 @@ def test_rbac_grants_what_the_code_needs_and_nothing_beyond(release: Release) ->
             ("escalate", "clusterroles.rbac.authorization.k8s.io"),
             ("patch", "clusterroles.rbac.authorization.k8s.io/admin"),
             ("patch", "roles.rbac.authorization.k8s.io/other", "-n", ns),
+            ("update", "leases.coordination.k8s.io/kube-controller-manager", "-n", ns),
+            ("update", "leases.coordination.k8s.io/paitient-operator", "-n", "kube-system"),
+            ("patch", "statefulsets.apps/other", "-n", ns),
+            ("delete", "statefulsets.apps", "-n", ns),
         ],
         api: [
             ("get", "secrets", "-n", "kube-system"),

@@ -77,7 +77,7 @@ def test_make_up_serves_the_api_from_pods_on_the_real_node_through_host_loopback
     base_url, ca_bundle = made_up
     assert base_url == f"https://127.0.0.1:{lifecycle.API_PORT}/v1"
     pods = {p["metadata"]["labels"]["app.kubernetes.io/component"]: p for p in _release_pods(kube)}
-    assert set(pods) == {"operator", "api"}
+    assert set(pods) == {"operator", "api", "store"}
     for pod in pods.values():
         assert pod["spec"]["nodeName"] == NODE_NAME
         assert all(c["ready"] for c in pod["status"]["containerStatuses"])

@@ -18,6 +18,8 @@ import pytest
 import yaml
 from lupa import lua51
 
+from paitient_api.settings import FrontDoorSettings
+from paitient_common.settings import load, load_or_exit
 from paitient_common.tiers import Tier
 from paitient_localcluster.upstream.certmanager import fetch_crds
 from paitient_operator.builders.deployment import build_deployment
@@ -26,6 +28,9 @@ from paitient_operator.certificates import x509
 from paitient_operator.config import (
     CertManagerConfig,
     GatewayConfig,
+    LeaderElectionConfig,
+    ManagedStoreConfig,
+    OperatorCommand,
     OperatorConfig,
     TLSConfig,
     load_config,
@@ -112,6 +117,19 @@ CERT_MANAGER_VALUES: Obj = {
     "frontDoor": {
         "tls": {"certManager": {"issuerName": "public-ca", "dnsNames": ["api.clinic.example"]}}
     },
+    "store": {"tls": {"certManager": {"issuerName": "clinic-ca", "issuerKind": "Issuer"}}},
+}
+EXTERNAL_STORE_VALUES: Obj = {
+    "store": {
+        "enabled": False,
+        "external": {
+            "url": "rediss://redis.clinic.example:6380/2",
+            "passwordSecret": "clinic-redis",
+            "passwordKey": "secret",
+            "caBundle": ISSUER_CA,
+            "cidrs": ["10.1.0.0/16"],
+        },
+    }
 }
 VARIANTS: dict[str, Obj] = {
     "defaults": {},
@@ -119,6 +137,10 @@ VARIANTS: dict[str, Obj] = {
     "custom": CUSTOM_VALUES,
     "cert-manager": CERT_MANAGER_VALUES,
     "front door tls secret": {"frontDoor": {"tls": {"existingSecret": "api-cert"}}},
+    "store without tls": {"store": {"tls": {"enabled": False}}},
+    "store tls secret": {"store": {"tls": {"existingSecret": "store-cert"}}},
+    "external store": EXTERNAL_STORE_VALUES,
+    "no store": {"store": {"enabled": False}},
 }
 
 
@@ -216,12 +238,17 @@ def test_default_install_holds_crds_operator_and_front_door(tmp_path: Path) -> N
             *[
                 (kind, "paitient-operator")
                 for kind in ("ServiceAccount", "ConfigMap", "Deployment", "ClusterRole",
-                             "ClusterRoleBinding", "Role", "RoleBinding")
+                             "ClusterRoleBinding", "Role", "RoleBinding", "PodDisruptionBudget")
             ],
             *[
                 (kind, "paitient-api")
                 for kind in ("ServiceAccount", "Deployment", "Service", "NetworkPolicy",
-                             "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+                             "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+                             "PodDisruptionBudget")
+            ],
+            *[
+                (kind, "paitient-store")
+                for kind in ("ConfigMap", "StatefulSet", "Service", "NetworkPolicy")
             ],
         ]
     )  # fmt: skip
@@ -231,10 +258,13 @@ def test_default_install_holds_crds_operator_and_front_door(tmp_path: Path) -> N
     assert not by_kind(objects, "Namespace"), "the release namespace is Helm's (--create-namespace)"
 
 
-def test_front_door_disabled_leaves_only_the_operator(tmp_path: Path) -> None:
+def test_front_door_disabled_leaves_the_operator_and_the_store(tmp_path: Path) -> None:
     objects = render({"frontDoor": {"enabled": False}})
     names = {o["metadata"]["name"] for o in objects if o["kind"] != "CustomResourceDefinition"}
-    assert names == {"paitient-operator"}
+    assert names == {"paitient-operator", "paitient-store"}
+    (ingress,) = one(objects, "NetworkPolicy", "paitient-store")["spec"]["ingress"]
+    components = [p.get("podSelector", {}).get("matchLabels", {}) for p in ingress["from"]]
+    assert {"app.kubernetes.io/component": "api"}.items() not in [c.items() for c in components]
 
 
 def test_crds_in_the_chart_are_the_generated_ones() -> None:
@@ -254,7 +284,17 @@ def test_crds_in_the_chart_are_the_generated_ones() -> None:
     ("flag", "where"),
     [
         ("operator.replicas=abc", "/operator/replicas"),
-        ("operator.replicas=2", "/operator/replicas"),  # kopf standalone: one operator
+        ("operator.replicas=9", "/operator/replicas"),
+        (
+            "operator.config.leaderElection.leaseDurationSeconds=1",
+            "/operator/config/leaderElection",
+        ),
+        ("frontDoor.shutdown.timeoutSeconds=0", "/frontDoor/shutdown/timeoutSeconds"),
+        ("store.external.url=http://redis:6379", "/store/external/url"),
+        ("store.external.url=redis://redis:6379/0/x", "/store/external/url"),
+        # credentials belong in a Secret, not in values (they would land in a ConfigMap and env)
+        ("store.external.url=redis://:hunter2@redis:6379/0", "/store/external/url"),
+        ("store.maxMemory=lots", "/store/maxMemory"),
         ("operator.bogus=1", "/operator"),
         ("operator.config.vllmPort=0", "/operator/config/vllmPort"),
         ("operator.config.tiers.gold.tokenLimit=-1", "/operator/config/tiers/gold"),
@@ -277,9 +317,16 @@ def test_schema_knows_every_operator_setting() -> None:
     def aliases(model: type[Any]) -> set[str]:
         return {f.alias or n for n, f in model.model_fields.items()}
 
-    # The chart sets these itself (the store's: PAITIENT_STORE_* from its Secret).
-    assert set(config["properties"]) == aliases(OperatorConfig) - {"systemNamespace", "store"}
+    # The chart sets these itself (the store's: PAITIENT_STORE_* from its Secret; the store it
+    # runs: managedStore).
+    assert set(config["properties"]) == aliases(OperatorConfig) - {
+        "systemNamespace",
+        "store",
+        "managedStore",
+    }
     assert set(config["properties"]["gateway"]["properties"]) == aliases(GatewayConfig) - {"image"}
+    election = config["properties"]["leaderElection"]["properties"]
+    assert set(election) == aliases(LeaderElectionConfig)
     tls = config["properties"]["tls"]["properties"]
     assert set(tls) == aliases(TLSConfig)
     assert set(tls["certManager"]["properties"]) == aliases(CertManagerConfig)
@@ -303,8 +350,16 @@ def test_default_operator_config_is_the_operators_defaults_in_the_release_namesp
         gateway=GatewayConfig(
             image="ghcr.io/paitient/paitient-gateway:0.1.0",
         ),
+        managed_store=ManagedStoreConfig(
+            service="paitient-store",
+            stateful_set="paitient-store",
+            password_secret="paitient-store-auth",
+            tls_secret="paitient-store-tls",
+            issue_certificate=True,
+        ),
     )
     assert config == expected
+    assert config.leader_election == LeaderElectionConfig()  # on, 10 s / 7 s / 2 s
 
 
 def test_gateways_in_model_pods_look_for_keys_in_the_release_namespace(tmp_path: Path) -> None:
@@ -343,8 +398,9 @@ def _pod(objects: list[Obj], name: str) -> Obj:
 def test_operator_pod_mounts_its_config_and_probes_kopfs_liveness(tmp_path: Path) -> None:
     objects = render({})
     deployment = one(objects, "Deployment", "paitient-operator")
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    # Two replicas, one leading: a new pod may start before the old one stops.
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
     pod = _pod(objects, "paitient-operator")
     (container,) = pod["containers"]
     env = {e["name"]: e.get("value") for e in container["env"]}
@@ -360,6 +416,64 @@ def test_operator_pod_mounts_its_config_and_probes_kopfs_liveness(tmp_path: Path
         http = container[probe]["httpGet"]
         assert http["path"] == "/healthz" and ports[http["port"]] == 8080
     assert pod["serviceAccountName"] == "paitient-operator"
+
+
+def test_the_operator_reads_its_pods_arguments_environment_and_file(tmp_path: Path) -> None:
+    """The container as the chart renders it, read by the operator's own settings models: flags,
+    then environment (extraEnv), then the mounted file."""
+    pod = _pod(render(CUSTOM_VALUES), "pt-operator")
+    (container,) = pod["containers"]
+    env = _kubelet_env(container)
+    command = load_or_exit(OperatorCommand, container["args"], prog="paitient-operator", env=env)
+    assert command.liveness == "http://0.0.0.0:8080/healthz"
+    assert command.metrics_address is None  # metrics disabled in these values
+    assert command.verbose is True
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "config")
+    assert command.config_file == f"{mount['mountPath']}/operator.yaml"
+    configmap = one(render(CUSTOM_VALUES), "ConfigMap", "pt-operator")
+    (tmp_path / "operator.yaml").write_text(configmap["data"]["operator.yaml"])
+    # Unchecked: the store's CA is mounted in the pod, not here.
+    config = load(OperatorConfig, env=env, file=tmp_path / "operator.yaml", startup_check=False)
+    assert config.vllm_port == 8001  # extraEnv over the file's default
+    assert config.gateway.port == 9443  # the file
+    assert config.encrypted_storage_classes == ["gp3-encrypted", "premium-cmk"]
+    assert config.store.url == "rediss://pt-store.paitient-system.svc:6379/0"
+    assert config.store.password is not None
+    assert config.store.password.get_secret_value() == "pt-store-auth/password"
+    ca = next(m for m in container["volumeMounts"] if m["name"] == "store-ca")
+    assert config.store.ca_file == f"{ca['mountPath']}/ca.crt"
+    assert config.managed_store.password_secret == "pt-store-auth"
+
+
+def test_the_front_door_reads_its_pods_arguments() -> None:
+    (container,) = _pod(render(VARIANTS["front door tls secret"]), "paitient-api")["containers"]
+    env = _kubelet_env(container)
+    # Unchecked: the store's CA is mounted in the pod, not here.
+    settings = load_or_exit(
+        FrontDoorSettings, container["args"], prog="paitient-api", env=env, startup_check=False
+    )
+    assert (settings.host, settings.port) == ("0.0.0.0", 8080)
+    assert settings.system_namespace == NAMESPACE
+    assert settings.gateway_url == "https://{name}.{namespace}.svc:8443"
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "tls")
+    assert settings.tls_cert_file == Path(mount["mountPath"]) / "tls.crt"
+    assert settings.tls_key_file == Path(mount["mountPath"]) / "tls.key"
+    assert (settings.shutdown_delay, settings.shutdown_timeout) == (5.0, 300.0)
+    assert settings.store_url == "rediss://paitient-store.paitient-system.svc:6379/0"
+    assert settings.store_password is not None
+    assert settings.store_password.get_secret_value() == "paitient-store-auth/password"
+    ca = next(m for m in container["volumeMounts"] if m["name"] == "store-ca")
+    assert settings.store_ca_file == f"{ca['mountPath']}/ca.crt"
+
+
+def _kubelet_env(container: Obj) -> dict[str, str]:
+    """The container's environment as the kubelet fills it; a Secret's key stands in as
+    ``<secret>/<key>``."""
+    env = {}
+    for entry in container.get("env", []):
+        ref = entry.get("valueFrom", {}).get("secretKeyRef")
+        env[entry["name"]] = f"{ref['name']}/{ref['key']}" if ref else entry["value"]
+    return env
 
 
 def test_config_change_restarts_the_operator(tmp_path: Path) -> None:
@@ -417,7 +531,7 @@ def test_the_front_door_serves_https_from_an_existing_secret_or_cert_managers(
             assert container[probe]["httpGet"]["port"] == "https"
         service = one(objects, "Service", "paitient-api")
         assert service["spec"]["ports"][0]["targetPort"] == "https"
-    (certificate,) = by_kind(render(CERT_MANAGER_VALUES), "Certificate")
+    certificate = one(render(CERT_MANAGER_VALUES), "Certificate", "paitient-api-tls")
     assert certificate["spec"]["secretName"] == "paitient-api-tls"
     assert certificate["spec"]["issuerRef"]["name"] == "public-ca"
     assert certificate["spec"]["dnsNames"] == [
@@ -438,7 +552,10 @@ def test_cert_manager_for_gateways_needs_an_issuer_and_its_ca_bundle(tmp_path: P
     assert config.tls.certificate_lifetime == timedelta(days=7)
     assert config.tls.cert_manager.issuer_name == "clinic-ca"
     assert config.tls.cert_manager.ca_bundle == ISSUER_CA
-    missing = {"operator": {"config": {"tls": {"issuer": "cert-manager"}}}}
+    missing = {
+        "operator": {"config": {"tls": {"issuer": "cert-manager"}}},
+        "store": {"tls": {"enabled": False}},
+    }
     result = helm("template", RELEASE, str(CHART), "--values", "-", stdin=json.dumps(missing))
     assert result.returncode != 0 and "issuerName is required" in result.stderr
 
@@ -446,7 +563,7 @@ def test_cert_manager_for_gateways_needs_an_issuer_and_its_ca_bundle(tmp_path: P
 @pytest.mark.parametrize("variant", ["defaults", "custom"])
 def test_pods_are_locked_down(variant: str, tmp_path: Path) -> None:
     objects = render(VARIANTS[variant])
-    for deployment in by_kind(objects, "Deployment"):
+    for deployment in by_kind(objects, "Deployment") + by_kind(objects, "StatefulSet"):
         pod = deployment["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -464,7 +581,13 @@ def test_front_door_network_policy(tmp_path: Path) -> None:
     default = one(render({}), "NetworkPolicy", "paitient-api")["spec"]
     assert default["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "api"
     assert default["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8080}]}]
-    dns, api, gateways = default["egress"]
+    dns, api, gateways, store = default["egress"]
+    assert store == {
+        "to": [{"podSelector": {"matchLabels": {
+            "app.kubernetes.io/name": "paitient", "app.kubernetes.io/instance": RELEASE,
+            "app.kubernetes.io/component": "store"}}}],
+        "ports": [{"protocol": "TCP", "port": 6379}],
+    }  # fmt: skip
     assert dns["to"][0]["namespaceSelector"]["matchLabels"] == {
         "kubernetes.io/metadata.name": "kube-system"
     }
@@ -479,13 +602,13 @@ def test_front_door_network_policy(tmp_path: Path) -> None:
         custom["ingress"][0]["from"] == CUSTOM_VALUES["frontDoor"]["networkPolicy"]["ingressFrom"]
     )
     assert custom["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 9000}]
-    dns, api, gateways = custom["egress"]
+    dns, api, gateways, _ = custom["egress"]
     assert "to" not in dns
     assert api == {"ports": [{"protocol": "TCP", "port": 6443}], "to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}]}  # fmt: skip
     assert gateways["ports"] == [{"protocol": "TCP", "port": 9443}]
 
     off = render({"frontDoor": {"networkPolicy": {"enabled": False}}})
-    assert not by_kind(off, "NetworkPolicy")
+    assert [o["metadata"]["name"] for o in by_kind(off, "NetworkPolicy")] == ["paitient-store"]
 
 
 # -- RBAC ------------------------------------------------------------------------------------------

@@ -76,6 +76,12 @@ app.kubernetes.io/component: {{ .component }}
 {{- $gateway.port | default 8443 | int -}}
 {{- end -}}
 
+{{/* The Lease the operator's replicas elect their leader on (leaderElection.leaseName). */}}
+{{- define "paitient.leaseName" -}}
+{{- $election := .Values.operator.config.leaderElection | default dict -}}
+{{- $election.leaseName | default "paitient-operator" -}}
+{{- end -}}
+
 {{/* Who issues the gateways' serving certificates: "operator" (its own CA) or "cert-manager". */}}
 {{- define "paitient.tlsIssuer" -}}
 {{- $tls := .Values.operator.config.tls | default dict -}}
@@ -120,5 +126,157 @@ gateways are told so through their environment.
 {{- $gateway := deepCopy ($config.gateway | default dict) -}}
 {{- $_ := set $gateway "image" (include "paitient.image" (dict "ctx" . "image" .Values.gateway.image)) -}}
 {{- $_ := set $config "gateway" $gateway -}}
+{{- if not $config.leaderElection -}}
+{{- $_ := unset $config "leaderElection" -}}
+{{- end -}}
+{{- if .Values.store.enabled -}}
+{{- $store := dict "service" (include "paitient.store.fullname" .) "statefulSet" (include "paitient.store.fullname" .) "passwordSecret" (include "paitient.store.authSecret" .) -}}
+{{- with include "paitient.store.tlsSecret" . -}}
+{{- $_ := set $store "tlsSecret" . -}}
+{{- end -}}
+{{- $_ := set $store "issueCertificate" (eq (include "paitient.store.operatorIssues" .) "true") -}}
+{{- $_ := set $config "managedStore" $store -}}
+{{- end -}}
 {{- toYaml $config -}}
+{{- end -}}
+
+{{/* The store's objects: "<fullname>-store" (57 + "-store" stays within 63). */}}
+{{- define "paitient.store.fullname" -}}
+{{- printf "%s-store" (include "paitient.fullname" . | trunc 57 | trimSuffix "-") -}}
+{{- end -}}
+
+{{/* Does the release use a store at all: its own, or an existing one at store.external.url. */}}
+{{- define "paitient.store.used" -}}
+{{- if and .Values.store.enabled .Values.store.external.url -}}
+{{- fail "store: set store.enabled (the chart runs it) or store.external.url (an existing one), not both" -}}
+{{- end -}}
+{{- if or .Values.store.enabled .Values.store.external.url -}}true{{- end -}}
+{{- end -}}
+
+{{/* The Secret the chart-run store serves TLS from; empty when it serves plain redis://. */}}
+{{- define "paitient.store.tlsSecret" -}}
+{{- $tls := .Values.store.tls -}}
+{{- if and .Values.store.enabled $tls.enabled -}}
+{{- if and $tls.existingSecret $tls.certManager.issuerName -}}
+{{- fail "store.tls: set existingSecret or certManager.issuerName, not both" -}}
+{{- end -}}
+{{- if $tls.existingSecret -}}
+{{- $tls.existingSecret -}}
+{{- else -}}
+{{- if and (not $tls.certManager.issuerName) (ne (include "paitient.tlsIssuer" .) "operator") -}}
+{{- fail "store.tls needs a certificate: store.tls.existingSecret or store.tls.certManager.issuerName (with operator.config.tls.issuer cert-manager the operator has no CA of its own), or store.tls.enabled false" -}}
+{{- end -}}
+{{- printf "%s-tls" (include "paitient.store.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Whether the operator signs the store's certificate with its own CA. */}}
+{{- define "paitient.store.operatorIssues" -}}
+{{- $tls := .Values.store.tls -}}
+{{- if and (include "paitient.store.tlsSecret" .) (not $tls.existingSecret) (not $tls.certManager.issuerName) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The password Secret the operator generates for the chart-run store. */}}
+{{- define "paitient.store.authSecret" -}}
+{{- printf "%s-auth" (include "paitient.store.fullname" .) -}}
+{{- end -}}
+
+{{/* PAITIENT_STORE_URL: the chart-run store's Service, or store.external.url. */}}
+{{- define "paitient.store.url" -}}
+{{- if .Values.store.enabled -}}
+{{- $scheme := ternary "rediss" "redis" (ne (include "paitient.store.tlsSecret" .) "") -}}
+{{- printf "%s://%s.%s.svc:%d/0" $scheme (include "paitient.store.fullname" .) .Release.Namespace (int .Values.store.port) -}}
+{{- else -}}
+{{- .Values.store.external.url -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The port of store.external.url (6379 when it names none). */}}
+{{- define "paitient.store.externalPort" -}}
+{{- $hostPort := regexReplaceAll "^rediss?://([^/]*)(/.*)?$" .Values.store.external.url "${1}" -}}
+{{- $port := regexFind ":[0-9]+$" $hostPort | trimPrefix ":" -}}
+{{- $port | default "6379" -}}
+{{- end -}}
+
+{{/* The CA clients verify the store with: a Secret's ca.crt (chart-run store) or a ConfigMap of
+store.external.caBundle; "kind name" or empty (a public CA, or no TLS). */}}
+{{- define "paitient.store.ca" -}}
+{{- if .Values.store.enabled -}}
+{{- with include "paitient.store.tlsSecret" . }}secret {{ . }}{{ end -}}
+{{- else if .Values.store.external.caBundle -}}
+configMap {{ include "paitient.store.fullname" . }}-ca
+{{- end -}}
+{{- end -}}
+
+{{/*
+The store's settings in a component's environment (PAITIENT_STORE_URL, _PASSWORD, _CA_FILE);
+pass (dict "ctx" $ "optional" true) for the operator, which makes the chart-run store's
+password and certificate and so must start before they exist.
+*/}}
+{{- define "paitient.store.env" -}}
+{{- $ctx := .ctx -}}
+{{- if include "paitient.store.used" $ctx }}
+- name: PAITIENT_STORE_URL
+  value: {{ include "paitient.store.url" $ctx | quote }}
+{{- $secret := ternary (include "paitient.store.authSecret" $ctx) $ctx.Values.store.external.passwordSecret $ctx.Values.store.enabled }}
+{{- if $secret }}
+- name: PAITIENT_STORE_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ ternary "password" $ctx.Values.store.external.passwordKey $ctx.Values.store.enabled }}
+      {{- if .optional }}
+      optional: true
+      {{- end }}
+{{- end }}
+{{- if include "paitient.store.ca" $ctx }}
+- name: PAITIENT_STORE_CA_FILE
+  value: /etc/paitient/store-ca/ca.crt
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The volume holding the store's CA (only ca.crt of a TLS Secret); see paitient.store.env. */}}
+{{- define "paitient.store.caVolume" -}}
+{{- $ca := include "paitient.store.ca" .ctx -}}
+{{- if $ca }}
+- name: store-ca
+  {{- if hasPrefix "secret " $ca }}
+  secret:
+    secretName: {{ trimPrefix "secret " $ca }}
+    items:
+      - key: ca.crt
+        path: ca.crt
+    defaultMode: 0444
+    {{- if .optional }}
+    optional: true
+    {{- end }}
+  {{- else }}
+  configMap:
+    name: {{ trimPrefix "configMap " $ca }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "paitient.store.caMount" -}}
+{{- if include "paitient.store.ca" . }}
+- name: store-ca
+  mountPath: /etc/paitient/store-ca
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* Soft spread of a component's pods across nodes, unless topologySpreadConstraints are given. */}}
+{{- define "paitient.topologySpread" -}}
+{{- if .constraints -}}
+{{- toYaml .constraints -}}
+{{- else -}}
+- maxSkew: 1
+  topologyKey: kubernetes.io/hostname
+  whenUnsatisfiable: ScheduleAnyway
+  labelSelector:
+    matchLabels:
+      {{- include "paitient.selectorLabels" (dict "ctx" .ctx "component" .component) | nindent 6 }}
+{{- end -}}
 {{- end -}}

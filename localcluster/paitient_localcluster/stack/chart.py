@@ -54,7 +54,11 @@ def image_digest_values() -> list[str]:
     ``make images`` builds, whose tag stays while their content changes, so a rebuilt image
     rolls its pods on the next ``helm upgrade``."""
     values = []
-    for component, name in (("operator", "paitient-operator"), ("frontDoor", "paitient-api")):
+    for component, name in (
+        ("operator", "paitient-operator"),
+        ("frontDoor", "paitient-api"),
+        ("store", "redis"),
+    ):
         key = f"{component}.podAnnotations.paitient\\.ai/image-digest"
         values += ["--set-string", f"{key}={image(name).manifest_digest}"]
     return values
@@ -62,8 +66,10 @@ def image_digest_values() -> list[str]:
 
 def local_values(kube: Kube) -> list[str]:
     """Everything the local cluster needs besides the chart's defaults."""
-    # The front door creates ModelDeployments that name no class: the local encrypted one.
+    # The front door creates ModelDeployments that name no class, and the store's volume names
+    # none either: the local encrypted one (the cluster has no default class).
     return [
         *api_server_values(kube), *image_digest_values(),
         "--set", "operator.config.defaultStorageClass=encrypted-local",
+        "--set", "store.persistence.storageClassName=encrypted-local",
     ]  # fmt: skip

@@ -47,9 +47,14 @@ def test_chart_defaults_name_the_built_images(values_key: str, image: str) -> No
     assert values["tag"] == "", "the tag defaults to appVersion, which the images carry"
 
 
+def test_the_charts_store_is_the_built_redis_image() -> None:
+    values = _chart_yaml("values.yaml")["store"]["image"]
+    assert f"{values['repository']}:{values['tag']}" == recipes()["redis"].reference
+
+
 def test_rendered_chart_runs_the_built_images_as_their_user() -> None:
     refs = {r.reference for r in recipes().values()}
-    deployments = [o for o in render({}) if o["kind"] == "Deployment"]
+    deployments = [o for o in render({}) if o["kind"] in ("Deployment", "StatefulSet")]
     assert deployments
     for deployment in deployments:
         pod = deployment["spec"]["template"]["spec"]
