@@ -107,7 +107,9 @@ def installed_release(
 ) -> Iterator[Release]:
     """The chart installed with the local cluster's values (and ``values``, helm flags)."""
     if Managed(FRONT_DOOR_RELAY, kubeconfig.parent).read_pid() is not None:
-        missing("`make up`'s release runs on this cluster (two operators would fight): `make down` first")
+        missing(
+            "`make up`'s release runs on this cluster (two operators would fight): `make down` first"
+        )
     install_crds(kube)  # usually there already: the chart's own copy is skipped (--skip-crds)
     suffix = uuid.uuid4().hex[:6]
     release = Release(f"{prefix}{suffix}", f"paitient-{prefix}-{suffix}", kubeconfig)

@@ -42,7 +42,7 @@ from tests.integration.chart_release import (
 from tests.integration.node_pods import exec_python
 from tests.integration.stack_helpers import tenant_ready
 from tests.integration.waiting import wait_for
-from tests.prerequisites import local_audit_log, missing
+from tests.prerequisites import local_audit_log
 
 TENANT = ("paitient.ai/v1alpha1", "Tenant")
 MD = ("paitient.ai/v1alpha1", "ModelDeployment")
