@@ -45,13 +45,14 @@ from tests.integration.ha_stack import (
 )
 from tests.integration.node_pods import connect, create_ready, pod_manifest
 from tests.integration.waiting import wait_for
+from tests.prerequisites import missing
 
 
 @pytest.fixture(scope="module")
 def ha(kubeconfig: Path, kube: Kube, dataplane: Path) -> Iterator[Stack]:
     """``dataplane``: the GPU deployment made after the failover runs on a simulated node."""
     if kubeconfig != LocalCluster().kubeconfig:
-        pytest.skip("the real node is the local cluster's")
+        missing("the real node is the local cluster's (PAITIENT_TEST_KUBECONFIG names another)")
     with ha_stack(kubeconfig, kube) as ready:
         yield ready
 

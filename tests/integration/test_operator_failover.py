@@ -28,6 +28,7 @@ from tests.integration.failover import (
 from tests.integration.operator_process import OperatorProcess
 from tests.integration.relay import relay_to_api_server, relayed_kubeconfig
 from tests.integration.waiting import wait_for
+from tests.prerequisites import local_audit_log
 from tests.unit.operator.factories import make_md
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,13 +67,6 @@ def _settled(kube: Kube, ns: str, name: str) -> None:
     )  # fmt: skip
 
 
-def _audit_log(kubeconfig: Path) -> Path:
-    log = kubeconfig.parent / "logs" / "audit.log"
-    if not log.is_file():
-        pytest.skip("needs the local cluster's audit log")
-    return log
-
-
 def _reconciles(operator: OperatorProcess) -> int:
     return operator.log.read_text(errors="replace").count("Handler 'reconcile_model_deployment'")
 
@@ -81,7 +75,7 @@ def _reconciles(operator: OperatorProcess) -> int:
 def test_the_standby_takes_over_and_its_first_pass_writes_nothing(
     how: Literal["kill", "stop"], pair: Candidates, kube: Kube, tenant_ns: str, kubeconfig: Path
 ) -> None:
-    log = _audit_log(kubeconfig)
+    log = local_audit_log(kubeconfig)
     leader = pair.wait_leader()
     standby = pair.standby()
     _ready(kube, tenant_ns, "before")
