@@ -56,6 +56,9 @@ async def frame(request: web.Request, handler: Handler) -> web.StreamResponse:
     audited = not request.path.startswith(("/healthz/", "/metrics"))
     request["audit"] = AuditRecord(request_id, route, gw.config.deployment)
     gw.metrics.in_flight.inc()
+    completion = route in (COMPLETIONS, CHAT_COMPLETIONS)
+    if completion:
+        gw.metrics.in_flight_completions.inc()
     status = 500
     try:
         try:
@@ -74,10 +77,12 @@ async def frame(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     finally:
         gw.metrics.in_flight.dec()
+        if completion:
+            gw.metrics.in_flight_completions.dec()
         elapsed = time.perf_counter() - request["started"]
         if route != "other" or audited:
             gw.metrics.requests.labels(route, str(status)).inc()
-        if route in (COMPLETIONS, CHAT_COMPLETIONS):
+        if completion:
             gw.metrics.duration.labels(operation_name(route)).observe(elapsed)
         if audited:
             record: AuditRecord = request["audit"]
@@ -122,6 +127,8 @@ async def upstream_health(request: web.Request) -> web.Response:
 
 async def ready(request: web.Request) -> web.Response:
     gw: Gateway = request.app["gateway"]
+    if gw.draining.draining:  # leaving: the Service sends new requests elsewhere
+        raise unavailable("the gateway is stopping; finishing the requests in progress")
     if reason := gw.directory.unready_reason():  # keys not loaded, or a cache gone stale
         raise unavailable(reason)
     if gw.shared is not None and (reason := gw.shared.unready_reason()):
@@ -136,6 +143,8 @@ async def ready(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     gw: Gateway = request.app["gateway"]
+    await gw.model_load.refresh()  # vLLM's own running and waiting counts, read on loopback
+    gw.metrics.draining.set(1 if gw.draining.draining else 0)
     return web.Response(body=gw.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
@@ -156,6 +165,7 @@ def create_app(gateway: Gateway) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_route("*", "/{tail:.*}", not_found)
     app.on_response_prepare.append(_add_request_id)
+    gateway.draining.install(app)
     app.cleanup_ctx.append(gateway.lifecycle)
     return app
 

@@ -76,6 +76,13 @@ class GatewayConfig:
     store: StoreSettings | None = None
     # How often the gateway beats in the store (and learns N, the share of each limit).
     store_heartbeat_interval: float = 1.0
+    # At SIGTERM: serve this long while the Service lets go of the pod, then give requests and
+    # streams in progress this long to finish (paitient_common.draining).
+    shutdown_delay: float = 5.0
+    shutdown_timeout: float = 300.0
+    # Written once every request has ended and usage is flushed: the model server's preStop
+    # hook waits for it, so vLLM outlives the last stream it serves.
+    drained_file: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> GatewayConfig:
@@ -108,6 +115,9 @@ class GatewayConfig:
             "tls_key_file": _path(env, "PAITIENT_TLS_KEY_FILE"),
             "store": store_settings_from_env(env),
             "store_heartbeat_interval": _float(env, "PAITIENT_STORE_HEARTBEAT_SECONDS", 1.0),
+            "shutdown_delay": _float(env, "PAITIENT_SHUTDOWN_DELAY_SECONDS", 5.0),
+            "shutdown_timeout": _float(env, "PAITIENT_SHUTDOWN_TIMEOUT_SECONDS", 300.0),
+            "drained_file": _path(env, "PAITIENT_DRAINED_FILE"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         config = cls(**values)  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from paitient_common.draining import Draining
 from paitient_common.keycache.directory import Directory, KeySource
 from paitient_common.kubeapi import Kube
 from paitient_common.store.connection import Store
@@ -31,6 +32,7 @@ from paitient_gateway.errors import (
 from paitient_gateway.ledger import UsageLedger
 from paitient_gateway.membership import Membership
 from paitient_gateway.metrics import GatewayMetrics, operation_name
+from paitient_gateway.model_load import ModelLoadReader
 from paitient_gateway.report import UsageReporter
 from paitient_gateway.shared_limits import WHILE_DOWN, DeploymentLimits, SharedLimits
 from paitient_gateway.upstream import max_model_len_from
@@ -97,6 +99,9 @@ class Gateway:
         self._max_model_len = config.max_model_len
         self.session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.draining = Draining()  # from SIGTERM on (paitient_common.draining)
+        self.model_load = ModelLoadReader(config.upstream_url, lambda: self.session)
+        self.metrics.registry.register(self.model_load)
 
     # -- upstream ------------------------------------------------------------------------------
 
