@@ -170,6 +170,24 @@ class ServiceError(ApiError):
     _allowed_statuses = frozenset({500, 502, 503, 504})
     default_message = _INTERNAL_MESSAGE
 
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        status: int | None = None,
+        param: str | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status=status, param=param, code=code)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        if self.retry_after is None:
+            return {}
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
+
 
 _BY_TYPE: Final[dict[str, type[ApiError]]] = {
     cls.type: cls
@@ -207,7 +225,7 @@ def error_from_body(
     status: int, body: object, headers: Mapping[str, str] | None = None
 ) -> ApiError:
     """Rebuild the error an upstream PaiTIENT component answered, so the front door can pass a
-    gateway's error on unchanged (a 429 keeps its ``Retry-After``); an unknown shape becomes a
+    gateway's error on unchanged (a 429 or 503 keeps its ``Retry-After``); an unknown shape becomes a
     502."""
     error = body.get("error") if isinstance(body, Mapping) else None
     if isinstance(error, Mapping):
@@ -215,6 +233,8 @@ def error_from_body(
         message = error.get("message")
         if cls is RateLimitError and isinstance(message, str):
             return RateLimitError(message, retry_after=_retry_after(headers or {}))
+        if cls is ServiceError and isinstance(message, str) and status in cls._allowed_statuses:
+            return ServiceError(message, status=status, retry_after=_retry_after(headers or {}))
         if cls is not None and isinstance(message, str):
             if status in cls._allowed_statuses:
                 return cls(message, status=status)

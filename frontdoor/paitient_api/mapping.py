@@ -70,13 +70,21 @@ def _model_name(model: dict[str, Any]) -> str | None:
     return model.get("name") or model.get("uri")
 
 
-def _status(md: dict[str, Any]) -> str:
+# The ModelDeployment's phases as the API spells them.
+_STATUSES = {
+    "Pending": "pending",
+    "Progressing": "progressing",
+    "Ready": "ready",
+    "Degraded": "degraded",
+    "Failed": "failed",
+    "ScaledToZero": "scaled-to-zero",
+}
+
+
+def api_status(md: dict[str, Any]) -> str:
+    """The deployment's status word: its phase, in the API's spelling."""
     phase = str((md.get("status") or {}).get("phase") or "Pending")
-    return (
-        phase.lower()
-        if phase in ("Pending", "Progressing", "Ready", "Degraded", "Failed")
-        else "pending"
-    )
+    return _STATUSES.get(phase, "pending")
 
 
 def to_deployment(md: dict[str, Any]) -> Deployment:
@@ -86,7 +94,7 @@ def to_deployment(md: dict[str, Any]) -> Deployment:
         id=meta["name"],
         name=meta["name"],
         model_name=_model_name(spec.get("model") or {}),
-        status=_status(md),  # type: ignore[arg-type]
+        status=api_status(md),  # type: ignore[arg-type]
         use_gpu=use_gpu,
         gpu_count=int((spec.get("gpu") or {}).get("count", 1)) if use_gpu else 0,
         replicas=int(spec.get("replicas", 1)),
@@ -101,7 +109,7 @@ def to_status(md: dict[str, Any]) -> DeploymentStatus:
     status = md.get("status") or {}
     return DeploymentStatus(
         id=md["metadata"]["name"],
-        status=_status(md),  # type: ignore[arg-type]
+        status=api_status(md),  # type: ignore[arg-type]
         ready_replicas=int(status.get("readyReplicas") or 0),
         replicas=int(status.get("replicas") or 0),
         message=str(status.get("message") or ""),

@@ -26,7 +26,7 @@ URI_SCHEMES = ("pvc://", "s3://")
 MAX_PROMPT_BYTES = 1024 * 1024
 
 
-Status = Literal["pending", "progressing", "ready", "degraded", "failed"]
+Status = Literal["pending", "progressing", "ready", "degraded", "failed", "scaled-to-zero"]
 
 
 class _Body(BaseModel):

@@ -13,24 +13,33 @@ from aiohttp import web
 
 from paitient_api.door import FrontDoor
 from paitient_api.gateway_client import post_to_gateway
+from paitient_api.mapping import api_status
 from paitient_common.errors import ServiceError, error_from_body
 from paitient_common.kubeapi import Obj
+from paitient_common.wake import holdable, ready_replicas
 
 RATE_LIMIT_PREFIX = "x-ratelimit-"
 
 
 def serving(md: Obj) -> bool:
-    """Whether a deployment takes requests now."""
-    return (md.get("status") or {}).get("phase") == "Ready"
+    """Whether a deployment takes requests now: a replica is ready and it is not refused (a
+    deployment scaling up, rolling out or short of a replica still serves with what it has)."""
+    status = md.get("status") or {}
+    if status.get("phase") == "Ready":
+        return True
+    return status.get("phase") != "Failed" and ready_replicas(md) > 0
+
+
+def reachable(md: Obj) -> bool:
+    """Whether a request for it is answered: now, or once it has started from zero."""
+    return serving(md) or holdable(md)
 
 
 def require_serving(md: Obj) -> None:
     """503 (worth a retry) for a deployment that does not take requests yet."""
     if not serving(md):
-        phase = (md.get("status") or {}).get("phase")
         raise ServiceError(
-            f"deployment {md['metadata']['name']} is not ready "
-            f"(status: {str(phase or 'pending').lower()})",
+            f"deployment {md['metadata']['name']} is not ready (status: {api_status(md)})",
             status=503,
         )
 
@@ -38,9 +47,14 @@ def require_serving(md: Obj) -> None:
 async def open_gateway(
     request: web.Request, md: Obj, path: str, *, json: Any = None, data: bytes | None = None
 ) -> aiohttp.ClientResponse:
-    """POST to ``path`` on the deployment's gateway; a 2xx response, unread, or the error."""
-    require_serving(md)
+    """POST to ``path`` on the deployment's gateway; a 2xx response, unread, or the error. A
+    deployment at zero replicas is woken and waited for first (``hold``)."""
     door: FrontDoor = request.app["door"]
+    md = await door.holds.until_serving(md)
+    if request.transport is None or request.transport.is_closing():
+        # The caller left while the deployment started: nobody would read the answer.
+        raise ServiceError("the caller left while the deployment started", status=503)
+    require_serving(md)
     assert door.http is not None
     headers = {
         "Authorization": request.headers["Authorization"],

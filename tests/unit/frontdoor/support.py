@@ -50,6 +50,7 @@ class InMemoryCluster:
     objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     tenants: dict[str, dict[str, Any]] = field(default_factory=dict)  # Tenants by name
     creates: int = 0
+    patches: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
     def add(self, namespace: str, name: str, phase: str = "Ready", model: str = "org/m") -> None:
         self.objects[(namespace, name)] = {
@@ -80,6 +81,18 @@ class InMemoryCluster:
                 409, "AlreadyExists", f"modeldeployments {meta['name']!r} already exists"
             )
         self.objects[where] = obj
+        return obj
+
+    def patch(
+        self, api_version: str, kind: str, name: str, patch: dict[str, Any], namespace: str = ""
+    ) -> dict[str, Any]:
+        """A merge patch of metadata.annotations (what the front door writes: a wake token)."""
+        obj = self.objects.get((namespace, name))
+        if obj is None:
+            raise KubeError(404, "NotFound", f"modeldeployments {name!r} not found")
+        self.patches.append((namespace, name, patch))
+        annotations = patch.get("metadata", {}).get("annotations", {})
+        obj.setdefault("metadata", {}).setdefault("annotations", {}).update(annotations)
         return obj
 
 
@@ -138,6 +151,7 @@ async def front_door(
     extra_routes: list[web.RouteDef] | None = None,
     keys: Keys | None = None,
     store: tuple[Store, StoreHealth] | None = None,
+    hold_seconds: float = 300.0,
 ) -> AsyncIterator[tuple[str, Keys]]:
     """The front door's app (``create_app``), its base URL and its keys; ``keys`` and a
     ``store`` given, one of several replicas of one front door."""
@@ -153,7 +167,9 @@ async def front_door(
         trust=trust,
         store=store[0] if store else None,
         store_health=store[1] if store else None,
+        hold_seconds=hold_seconds,
     )
+    door.holds.poll_seconds = 0.02
     app = create_app(door)
     app.router.add_routes(extra_routes or [])
     async with serve(app) as url:
