@@ -3,6 +3,7 @@ load histories (never flaps, a repeated pass repeats nothing, always within boun
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -186,7 +187,7 @@ def _run(policy: Policy, history: list[int]) -> list[tuple[datetime, int, int]]:
 def test_opposite_changes_are_never_closer_than_a_window(policy: Policy, history: list[int]) -> None:
     changes = _run(policy, history)
     gap = min(policy.scale_down_delay, policy.stabilization_window)
-    for (t1, a, b), (t2, c, d) in zip(changes, changes[1:], strict=False):
+    for (t1, a, b), (t2, c, d) in itertools.pairwise(changes):
         if (b > a) != (d > c) and not (c == 0 and d > 0):  # from zero is never held back
             assert t2 - t1 >= gap, changes
 
