@@ -184,7 +184,9 @@ def _run(policy: Policy, history: list[int]) -> list[tuple[datetime, int, int]]:
 
 @settings(max_examples=300, deadline=None)
 @given(policies, histories)
-def test_opposite_changes_are_never_closer_than_a_window(policy: Policy, history: list[int]) -> None:
+def test_opposite_changes_are_never_closer_than_a_window(
+    policy: Policy, history: list[int]
+) -> None:
     changes = _run(policy, history)
     gap = min(policy.scale_down_delay, policy.stabilization_window)
     for (t1, a, b), (t2, c, d) in itertools.pairwise(changes):
