@@ -16,6 +16,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from prometheus_client import Gauge
+
 from paitient_common.errors import NotFoundError, ServiceError
 from paitient_common.kubeapi import KubeError, Obj
 from paitient_common.wake import holdable, ready_replicas, wake_patch, wake_token
@@ -24,6 +26,12 @@ log = logging.getLogger("paitient.api")
 DEFAULT_HOLD_SECONDS = 300.0
 POLL_SECONDS = 0.5
 RETRY_AFTER_SECONDS = 10
+# A KEDA ScaledObject the operator renders wakes its deployment on this (engine: keda).
+HELD = Gauge(
+    "paitient_api_held_requests",
+    "Requests waiting at this front door for a deployment to start from zero replicas.",
+    ["deployment_namespace", "deployment"],
+)
 
 # (namespace, name) -> the deployment now, or None when it is gone.
 ReadDeployment = Callable[[str, str], Awaitable[Obj | None]]
@@ -59,6 +67,8 @@ class Holds:
             wait = asyncio.ensure_future(self._wake_and_wait(key))
             self._waits[key] = wait
             wait.add_done_callback(lambda _: self._waits.pop(key, None))
+        held = HELD.labels(*key)
+        held.inc()
         try:
             # Shielded: a caller that gives up does not end the wait of the others.
             return await asyncio.wait_for(asyncio.shield(wait), self.hold_seconds)
@@ -69,6 +79,8 @@ class Holds:
                 status=503,
                 retry_after=RETRY_AFTER_SECONDS,
             ) from None
+        finally:
+            held.dec()
 
     async def _wake_and_wait(self, key: tuple[str, str]) -> Obj:
         namespace, name = key

@@ -22,6 +22,8 @@ from paitient_common.resources import tenant as tn
 from paitient_common.resources import usagereport as ur
 from paitient_common.resources.modeldeployment import GROUP, KIND, PLURAL, VERSION
 from paitient_common.resources.shared import plain
+from paitient_operator.autoscaling.loads import GatewayAddresses, LoadReader
+from paitient_operator.autoscaling.worker import AutoscalerWorker
 from paitient_operator.bootstrap import ensure_system_objects
 from paitient_operator.builders.gateway_rbac import GATEWAY_BINDING_LABEL, MD_NAMESPACE_LABEL
 from paitient_operator.builders.metadata import MANAGED_BY, MD_LABEL
@@ -30,7 +32,7 @@ from paitient_operator.cluster_view import (
     API_SERVER_SLICE_LABEL,
     API_SERVER_SLICE_NAMESPACE,
     IndexView,
-    hpa_target,
+    scaler_entry,
     slice_endpoints,
 )
 from paitient_operator.config import TLSConfig, load_config
@@ -86,14 +88,26 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         config.tls.renewal_check_seconds,
     )
     memo.renewals.start()
+    # The native autoscaler: runs where the handlers run (the leader, with leader election).
+    reconciler = memo.reconciler
+    memo.autoscaler = AutoscalerWorker(
+        kube,
+        lambda body, loads: reconciler.reconcile(body, None, loads),
+        reconciler.last_status,
+        config.system_namespace,
+        config.autoscaling.interval_seconds,
+        GatewayAddresses(config.autoscaling.gateway_addresses, config.gateway.port),
+        LoadReader(config.autoscaling.scrape_timeout_seconds),
+    ).start()
     memo.tenants = TenantReconciler(kube, config, _post_event)
 
 
 @kopf.on.cleanup()
-def stop_renewals(memo: kopf.Memo, **_: Any) -> None:
-    worker = getattr(memo, "renewals", None)  # absent when start-up failed before it
-    if worker is not None:
-        worker.stop()
+def stop_workers(memo: kopf.Memo, **_: Any) -> None:
+    for part in ("autoscaler", "renewals"):
+        worker = getattr(memo, part, None)  # absent when start-up failed before it
+        if worker is not None:
+            worker.stop()
 
 
 @kopf.on.login()
@@ -169,9 +183,16 @@ def tenant_index(body: kopf.Body, **_: Any) -> dict[str, Obj] | None:
 
 
 @kopf.index("autoscaling", "v2", "horizontalpodautoscalers")
-def autoscaler_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], bool] | None:
-    target = hpa_target(_plain(body))
-    return {(body["metadata"]["namespace"], target): True} if target else None
+def autoscaler_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Obj] | None:
+    entry = scaler_entry(_plain(body))
+    return {entry[0]: entry[1]} if entry else None
+
+
+# Served only where KEDA's CRDs are installed (kopf warns once otherwise, and skips it).
+@kopf.index("keda.sh", "v1alpha1", "scaledobjects")
+def scaled_object_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Obj] | None:
+    entry = scaler_entry(_plain(body))
+    return {entry[0]: entry[1]} if entry else None
 
 
 @kopf.index(
@@ -206,6 +227,7 @@ def _view(kwargs: dict[str, Any]) -> IndexView:
             "RoleBinding": kwargs["gateway_role_binding_index"],
             "ClusterRoleBinding": kwargs["gateway_cluster_role_binding_index"],
         },
+        kwargs["scaled_object_index"],
     )
 
 

@@ -466,12 +466,13 @@ class DataPlane:
         for key, model in sorted(self.pods.items()):
             if not model.replicas:
                 continue
-            ready = [r.url for r in model.replicas.values() if r.ready]
-            urls = ready or [r.url for r in model.replicas.values()]  # a route exists first
+            ready = [r for r in model.replicas.values() if r.ready]
+            listed = ready or list(model.replicas.values())  # a route exists first
             table[key] = {
-                "url": urls[0],
+                "url": listed[0].url,
                 "serverName": model.server_name,
-                "replicas": [{"url": u} for u in urls],
+                # The pod names let the operator's autoscaler read each replica's gateway.
+                "replicas": [{"url": r.url, "pod": r.pod} for r in listed],
             }
         tmp = self.routes.with_suffix(".tmp")
         tmp.write_text(json.dumps(table, indent=2))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from paitient_operator.cluster_view import IndexView, hpa_target, slice_endpoints
+from paitient_operator.cluster_view import IndexView, hpa_target, scaler_entry, slice_endpoints
 
 
 def test_an_autoscaler_counts_only_when_it_scales_a_deployment() -> None:
@@ -11,6 +11,34 @@ def test_an_autoscaler_counts_only_when_it_scales_a_deployment() -> None:
         hpa_target({"spec": {"scaleTargetRef": {"kind": "ModelDeployment", "name": "m"}}}) is None
     )
     assert hpa_target({}) is None
+
+
+def test_hpas_and_scaled_objects_are_kept_by_what_they_scale_with_their_owner() -> None:
+    ours = {
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"namespace": "ns", "name": "m", "ownerReferences": [
+            {"kind": "ModelDeployment", "name": "m", "uid": "u1", "controller": True}]},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "m"}},
+    }  # fmt: skip
+    assert scaler_entry(ours) == (
+        ("ns", "m"),
+        {"kind": "HorizontalPodAutoscaler", "name": "m", "owner": "u1", "targetKind": "Deployment"},
+    )
+    theirs = {
+        "kind": "ScaledObject",
+        "metadata": {"namespace": "ns", "name": "mine"},
+        "spec": {"scaleTargetRef": {"name": "m"}},  # KEDA's default kind: a Deployment
+    }
+    assert scaler_entry(theirs) == (
+        ("ns", "m"),
+        {"kind": "ScaledObject", "name": "mine", "owner": None, "targetKind": "Deployment"},
+    )
+    on_md = {"kind": "HorizontalPodAutoscaler", "metadata": {"namespace": "ns", "name": "h"},
+             "spec": {"scaleTargetRef": {"kind": "ModelDeployment", "name": "m"}}}  # fmt: skip
+    assert scaler_entry(on_md)[1]["targetKind"] == "ModelDeployment"  # type: ignore[index]
+    job = {"metadata": {"namespace": "ns", "name": "j"},
+           "spec": {"scaleTargetRef": {"kind": "StatefulSet", "name": "m"}}}  # fmt: skip
+    assert scaler_entry(job) is None
 
 
 def test_the_index_view_answers_from_the_indices() -> None:
@@ -23,6 +51,9 @@ def test_the_index_view_answers_from_the_indices() -> None:
     assert view.tenant_of("tenant-acme") == {"metadata": {"name": "acme"}}
     assert view.tenant_of("elsewhere") is None
     assert view.autoscaled("tenant-acme", "m") and not view.autoscaled("tenant-acme", "other")
+    entry = {"kind": "ScaledObject", "name": "s", "owner": None, "targetKind": "Deployment"}
+    keda = IndexView({}, {}, {}, scaled_object_index={("ns", "m"): [entry]})
+    assert keda.autoscalers("ns", "m") == [entry] and keda.autoscalers("ns", "x") == []
 
 
 def test_api_server_addresses_come_from_the_kubernetes_endpoint_slice() -> None:
