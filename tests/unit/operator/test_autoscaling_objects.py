@@ -14,6 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from paitient_common.tiers import DEFAULT_TIERS
 from paitient_localcluster.upstream import keda
 from paitient_operator import conditions as c
 from paitient_operator.autoscaling.decision import ReplicaLoad
@@ -23,7 +24,6 @@ from paitient_operator.builders.deployment import DRAINED_FILE, build_deployment
 from paitient_operator.config import OperatorConfig
 from paitient_operator.errors import TierLimitExceeded
 from paitient_operator.tier_rules import check_tier
-from paitient_common.tiers import DEFAULT_TIERS
 from tests.unit.operator.factories import make_md
 
 KUBERNETES_VERSION = "1.34.0"  # the local control plane's
