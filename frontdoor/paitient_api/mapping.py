@@ -7,6 +7,7 @@ import secrets
 from typing import Any
 
 from paitient_api.schemas import (
+    Autoscaling,
     Condition,
     CreateDeployment,
     Deployment,
@@ -34,11 +35,11 @@ def build_model_deployment(
     request: CreateDeployment, namespace: str, client_id: str
 ) -> dict[str, Any]:
     name = request.deployment_name or default_name(request.model_name)
-    spec: dict[str, Any] = {
-        "model": model_source(request.model_name),
-        "useGpu": request.use_gpu,
-        "replicas": request.replicas,
-    }
+    spec: dict[str, Any] = {"model": model_source(request.model_name), "useGpu": request.use_gpu}
+    if request.autoscaling is None:
+        spec["replicas"] = request.replicas
+    else:
+        spec["autoscaling"] = autoscaling_spec(request.autoscaling)
     if request.use_gpu:
         spec["gpu"] = {"count": request.gpu_count or 1}
         if request.gpu_product:
@@ -54,6 +55,32 @@ def build_model_deployment(
         "metadata": {"name": name, "namespace": namespace, "annotations": {CREATED_BY: client_id}},
         "spec": spec,
     }
+
+
+def autoscaling_spec(request: Autoscaling) -> dict[str, Any]:
+    """``spec.autoscaling`` from the API's shape."""
+    spec: dict[str, Any] = {
+        "minReplicas": request.min_replicas,
+        "maxReplicas": request.max_replicas,
+        "target": {
+            "metric": "inFlight" if request.target_metric == "in_flight" else "waiting",
+            "value": request.target_value,
+        },
+    }
+    if request.scale_down_delay is not None:
+        spec["scaleDownDelay"] = request.scale_down_delay
+    if request.stabilization_window is not None:
+        spec["stabilizationWindow"] = request.stabilization_window
+    return spec
+
+
+def _replicas(md: dict[str, Any]) -> int:
+    """What the deployment asks for: the spec's count, or the autoscaler's current decision."""
+    spec, status = md.get("spec") or {}, md.get("status") or {}
+    if spec.get("autoscaling"):
+        desired = status.get("desiredReplicas")
+        return int(desired if desired is not None else spec["autoscaling"].get("minReplicas", 1))
+    return int(spec.get("replicas", 1))
 
 
 def update_patch(request: UpdateDeployment) -> dict[str, Any]:
@@ -97,7 +124,7 @@ def to_deployment(md: dict[str, Any]) -> Deployment:
         status=api_status(md),  # type: ignore[arg-type]
         use_gpu=use_gpu,
         gpu_count=int((spec.get("gpu") or {}).get("count", 1)) if use_gpu else 0,
-        replicas=int(spec.get("replicas", 1)),
+        replicas=_replicas(md),
         ready_replicas=int(status.get("readyReplicas") or 0),
         endpoint=status.get("endpoint"),
         message=str(status.get("message") or ""),

@@ -73,6 +73,32 @@ def model_source(model_name: str) -> dict[str, str]:
     return {"name": model_name}
 
 
+class Autoscaling(_Body):
+    """Replicas that follow the load (the ModelDeployment's spec.autoscaling; docs/autoscaling.md)."""
+
+    min_replicas: int = Field(
+        default=1, ge=0, le=1000, description="Fewest replicas; 0: idle deployments stop."
+    )
+    max_replicas: int = Field(ge=1, le=1000, description="Most replicas; your tier must hold them.")
+    target_metric: Literal["in_flight", "waiting"] = Field(
+        default="in_flight",
+        description="in_flight: requests in flight per replica; waiting: requests queued in vLLM.",
+    )
+    target_value: float = Field(default=10.0, gt=0, le=100_000, description="Load per replica.")
+    scale_down_delay: str | None = Field(
+        default=None, pattern=md.DURATION_PATTERN, description="e.g. 5m (the default) or 90s."
+    )
+    stabilization_window: str | None = Field(
+        default=None, pattern=md.DURATION_PATTERN, description="e.g. 30s (the default)."
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("autoscaling.min_replicas must not be greater than max_replicas")
+        return self
+
+
 class CreateDeployment(_Body):
     """POST /v1/deployments."""
 
@@ -116,6 +142,9 @@ class CreateDeployment(_Body):
         pattern=QUANTITY_PATTERN,
         description="Memory request and limit of the model container, e.g. 6Gi; the operator's default when unset.",
     )
+    autoscaling: Autoscaling | None = Field(
+        default=None, description="Replicas that follow the load instead of a fixed count."
+    )
 
     @field_validator("model_name")
     @classmethod
@@ -127,6 +156,11 @@ class CreateDeployment(_Body):
     def _gpu_settings_need_gpu(self) -> CreateDeployment:
         if not self.use_gpu and (self.gpu_count is not None or self.gpu_product is not None):
             raise ValueError("gpu_count and gpu_product may only be set when use_gpu is true")
+        if self.autoscaling is not None and "replicas" in self.model_fields_set:
+            raise ValueError(
+                "replicas and autoscaling cannot both be set: with autoscaling, the autoscaler "
+                "decides the replicas"
+            )
         return self
 
 
