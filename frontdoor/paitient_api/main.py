@@ -4,7 +4,8 @@ In a cluster it reads keys and tenants through the API (in-cluster config) and r
 to each deployment's gateway Service over TLS, trusting only the CA bundle in the ConfigMap
 ``--gateway-ca-configmap``; locally ``--kubeconfig`` and ``--gateway-url`` point it at the local
 cluster and a local gateway. With ``--tls-cert-file`` and ``--tls-key-file`` it serves HTTPS
-itself (the certificate is reloaded when the files change).
+itself (the certificate is reloaded when the files change). A request for a deployment at zero
+replicas waits up to ``--hold-seconds`` for one to start (paitient_api/hold.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from prometheus_client import REGISTRY
 from paitient_api.app import create_app
 from paitient_api.door import FrontDoor
 from paitient_api.gateway_client import GatewayTrust
+from paitient_api.hold import DEFAULT_HOLD_SECONDS
 from paitient_api.routing import IN_CLUSTER, GatewayRoute
 from paitient_common.informer import watch_settings_from_env
 from paitient_common.keycache.directory import Directory
@@ -68,7 +70,16 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("PAITIENT_API_TLS_KEY_FILE"),
         help="the certificate's private key (PEM)",
     )
+    parser.add_argument(
+        "--hold-seconds",
+        type=float,
+        default=float(os.environ.get("PAITIENT_API_HOLD_SECONDS", DEFAULT_HOLD_SECONDS)),
+        help="how long a request waits for a deployment starting from zero replicas before a "
+        "503 with Retry-After (paitient_api/hold.py)",
+    )
     args = parser.parse_args(argv)
+    if args.hold_seconds <= 0:
+        parser.error("--hold-seconds (PAITIENT_API_HOLD_SECONDS) must be greater than 0")
     if bool(args.tls_cert_file) != bool(args.tls_key_file):
         parser.error("--tls-cert-file and --tls-key-file go together")
     try:
@@ -99,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         trust=GatewayTrust(args.system_namespace, args.gateway_ca_configmap),
         store=store,
         store_health=health,
+        hold_seconds=args.hold_seconds,
     )
     app = create_app(door)
     source = KubernetesKeySource(
