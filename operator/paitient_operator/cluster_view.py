@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from paitient_common.kubeapi import Kube, KubeError, Obj
+from paitient_common.kubeapi import Kube, Obj
 from paitient_common.resources import tenant as tenant_res
 
 
@@ -91,14 +91,14 @@ def scaler_entry(scaler: Mapping[str, Any]) -> tuple[tuple[str, str], Obj] | Non
 
 
 def keda_installed(kube: Kube) -> bool:
-    """Whether KEDA's API (its CRDs) is served: API discovery, which every client may read."""
-    try:
-        kube.request("GET", f"/apis/{KEDA_API_VERSION}")
-    except KubeError as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True
+    """Whether KEDA's API (its CRDs) is served: the API groups' list, which every client may
+    read (a group's own path answers 404 in plain text when it is not served)."""
+    group, version = KEDA_API_VERSION.split("/")
+    groups = kube.request("GET", "/apis").get("groups") or []
+    return any(
+        g.get("name") == group and any(v.get("version") == version for v in g.get("versions") or [])
+        for g in groups
+    )
 
 
 @dataclass
@@ -121,6 +121,7 @@ class KedaProbe:
 @dataclass
 class ApiView:
     kube: Kube
+    keda: KedaProbe | None = None  # whether ScaledObjects can exist (asked once a minute)
 
     def storage_classes(self) -> list[Obj]:
         return self.kube.list("storage.k8s.io/v1", "StorageClass")
@@ -137,7 +138,7 @@ class ApiView:
 
     def autoscalers(self, namespace: str, name: str) -> list[Obj]:
         found = self.kube.list("autoscaling/v2", "HorizontalPodAutoscaler", namespace=namespace)
-        if keda_installed(self.kube):
+        if (self.keda or KedaProbe(self.kube)).installed():
             found += self.kube.list(KEDA_API_VERSION, "ScaledObject", namespace=namespace)
         entries = [scaler_entry(s) for s in found]
         return [e[1] for e in entries if e is not None and e[0] == (namespace, name)]

@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import kopf
 
-from paitient_common.kubeapi import Kube, Obj
+from paitient_common.kubeapi import Kube, KubeError, Obj
 from paitient_common.resources import tenant as tn
 from paitient_common.resources import usagereport as ur
 from paitient_common.resources.modeldeployment import GROUP, KIND, PLURAL, VERSION
@@ -37,6 +37,7 @@ from paitient_operator.cluster_view import (
 )
 from paitient_operator.config import TLSConfig, load_config
 from paitient_operator.diffbase import InMemoryDiffBaseStorage
+from paitient_operator.event_objects import build_event
 from paitient_operator.gateway_bindings import sweep_gateway_bindings
 from paitient_operator.reconciler import Reconciler
 from paitient_operator.tenant_reconciler import TenantReconciler
@@ -56,7 +57,27 @@ GATEWAY_BINDINGS = {GATEWAY_BINDING_LABEL: "true"}
 
 def _post_event(body: Obj, type_: str, reason: str, message: str) -> None:
     # kopf only reads apiVersion, kind and metadata from the body: a plain dict serves.
-    kopf.event(cast(kopf.Body, body), type=type_, reason=reason, message=message[:1024])
+    try:
+        kopf.event(cast(kopf.Body, body), type=type_, reason=reason, message=message[:1024])
+    except LookupError:  # not in one of kopf's handlers (the autoscaler's thread): directly
+        _EVENTS.post(body, type_, reason, message)
+
+
+class _DirectEvents:
+    """Events written through the API, for threads outside kopf's handlers."""
+
+    kube: Kube | None = None
+
+    def post(self, body: Obj, type_: str, reason: str, message: str) -> None:
+        if self.kube is None:
+            return
+        try:
+            self.kube.create(build_event(body, type_, reason, message))
+        except KubeError as exc:  # an Event is a courtesy: say so, and go on
+            logging.getLogger(__name__).warning("could not post Event %s: %s", reason, exc)
+
+
+_EVENTS = _DirectEvents()
 
 
 @kopf.on.startup()
@@ -76,6 +97,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.server_timeout = 300
     settings.execution.max_workers = 16
     kube, config = Kube.from_kubeconfig(), load_config()
+    _EVENTS.kube = kube
     ensure_system_objects(kube, config)
     swept = sweep_gateway_bindings(kube, config.system_namespace)
     if swept:
@@ -193,6 +215,23 @@ def autoscaler_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Obj] | 
 def scaled_object_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Obj] | None:
     entry = scaler_entry(_plain(body))
     return {entry[0]: entry[1]} if entry else None
+
+
+def _on_autoscaler_event(
+    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **kwargs: Any
+) -> None:
+    """An HPA or ScaledObject came, changed or went: the deployment it scales (named like its
+    ModelDeployment) yields to it, or takes its replicas back."""
+    if event.get("type") is None:
+        return
+    entry = scaler_entry(_plain(body))
+    if entry is not None:
+        namespace, name = entry[0]
+        memo.reconciler.reconcile_named(namespace, name, _view(kwargs))
+
+
+kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers")(_on_autoscaler_event)
+kopf.on.event("keda.sh", "v1alpha1", "scaledobjects")(_on_autoscaler_event)
 
 
 @kopf.index(

@@ -139,7 +139,7 @@ class Reconciler:
         loads the autoscaler read (None: no decision on load, only bounds and wake)."""
         with metrics.RECONCILE_SECONDS.labels(KIND).time():
             try:
-                status = self._reconcile(body, view or ApiView(self.kube), loads)
+                status = self._reconcile(body, view or ApiView(self.kube, self.keda), loads)
             except Exception:
                 metrics.RECONCILES.labels(KIND, "error").inc()
                 raise
@@ -157,6 +157,9 @@ class Reconciler:
                 md = parse_model_deployment(body)
                 scaling = self._plan_scaling(md, body, previous, view, loads)
                 children = self._render(md, body, view, scaling)
+                # The autoscaler's decision is kept before the Deployment follows it: an
+                # operator stopped in between finds it in the status and carries it out.
+                previous = self._keep_decision(body, previous, scaling)
             except (InvalidResource, OperatorError) as error:
                 refusal = as_refusal(error)
                 new = refused_status(refusal, meta.get("generation"), previous, _now())
@@ -201,8 +204,7 @@ class Reconciler:
                 else:
                     live[child["kind"]] = obj
             self._announce(body, outcomes)
-            self._announce_scaling(body, previous, scaling)
-            self._remove_stale_autoscalers(md, body, view, scaling)
+            self._scaling_done(md, body, previous, view, scaling)
             pods = self.kube.list(
                 "v1", "Pod", namespace=md.namespace, label_selector=selector_string(md)
             )
@@ -268,6 +270,24 @@ class Reconciler:
             adopt(builders.build_deployment(md, self.config, replicas=scaling.replicas), body),
             *[adopt(scaler, body) for scaler in self._autoscaler_objects(md, scaling)],
         ]
+
+    def _scaling_done(
+        self, md: ModelDeployment, body: Obj, previous: Obj, view: ClusterView, plan: ScalingPlan
+    ) -> None:
+        """After the children: the autoscaler's Events, and an autoscaler object of an engine
+        no longer chosen removed."""
+        self._announce_scaling(body, previous, plan)
+        self._remove_stale_autoscalers(md, body, view, plan)
+
+    def _keep_decision(self, body: Obj, previous: Obj, scaling: ScalingPlan) -> Obj:
+        """Write ``status.autoscaling`` now when a native decision changed the replicas; the
+        status the reconcile started from, with it."""
+        decision = scaling.decision
+        if decision is None or not decision.changed or scaling.status is None:
+            return previous
+        kept = {**previous, "autoscaling": scaling.status}
+        self._write_status(body, previous, kept, None)
+        return kept
 
     def _autoscaler_objects(self, md: ModelDeployment, scaling: ScalingPlan) -> list[Obj]:
         if scaling.render == "hpa":

@@ -78,7 +78,15 @@ def operator(
         tmp_path_factory.mktemp("op") / "operator.log",
         # As `make up` runs it: the local encrypted class serves deployments made through the
         # API (which names no class), so the SDKs' deploy -> ready -> generate flow can run.
-        env={"PAITIENT_DEFAULT_STORAGE_CLASS": "encrypted-local"},
+        env={
+            "PAITIENT_DEFAULT_STORAGE_CLASS": "encrypted-local",
+            # The autoscaler reads the data plane's gateways where it runs them (127.0.0.1),
+            # every second; a scaled-down gateway serves one more second, not ready, then
+            # drains (tests/integration/test_autoscaling.py).
+            "PAITIENT_AUTOSCALING_GATEWAY_ADDRESSES": f"file:{dataplane}",
+            "PAITIENT_AUTOSCALING_INTERVAL_SECONDS": "1",
+            "PAITIENT_DRAIN_SHUTDOWN_DELAY_SECONDS": "1",
+        },
     )
     proc.start()
     try:

@@ -113,8 +113,10 @@ class AutoscalerWorker:
             md = parse_model_deployment(body)
         except OperatorError:
             return 0  # the reconciler refuses it, and says why
-        loads = self.loads_of(md)
         previous = self.last_status(body)
+        if (previous.get("autoscaling") or {}).get("yieldedTo"):
+            return 0  # another autoscaler scales it; its coming and going reconcile it
+        loads = self.loads_of(md)
         plan = plan_scaling(
             md, previous, (), self.clock(), loads=loads, wake_token=wake_token_of(body)
         )
