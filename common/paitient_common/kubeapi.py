@@ -47,6 +47,7 @@ RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
     ("paitient.ai/v1alpha1", "Tenant"): ("tenants", False),
     ("paitient.ai/v1alpha1", "UsageReport"): ("usagereports", True),
     ("cert-manager.io/v1", "Certificate"): ("certificates", True),
+    ("keda.sh/v1alpha1", "ScaledObject"): ("scaledobjects", True),
 }
 
 MERGE_PATCH = "application/merge-patch+json"

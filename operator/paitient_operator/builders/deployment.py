@@ -29,6 +29,7 @@ from paitient_operator.builders.metadata import (
 from paitient_operator.builders.security import container_security_context, pod_security_context
 from paitient_operator.builders.store import store_env, store_mounts, store_volumes
 from paitient_operator.builders.vllm_args import VLLM_HOST, build_vllm_args
+from paitient_operator.builders.vllm_cache import start_cache_env, vllm_image
 from paitient_operator.builders.vllm_cpu import cpu_env
 from paitient_operator.config import OperatorConfig
 
@@ -120,7 +121,8 @@ def vllm_env(md: ModelDeployment, config: OperatorConfig) -> list[dict[str, Any]
         _env("XDG_CONFIG_HOME", f"{POD_TMP}/.config"),
         # Caches worth keeping across restarts live on the model-cache volume.
         _env("HF_HOME", f"{cache}/huggingface"),
-        _env("VLLM_CACHE_ROOT", f"{cache}/vllm"),
+        # What a start compiles, kept for the next start of this model (vllm_cache.py).
+        *[_env(k, v) for k, v in start_cache_env(md, config).items()],
         # No usage reports or telemetry leave the cluster.
         _env("VLLM_NO_USAGE_STATS", "1"),
         _env("DO_NOT_TRACK", "1"),
@@ -151,9 +153,7 @@ def _vllm_resources(md: ModelDeployment, config: OperatorConfig) -> dict[str, An
 
 def _vllm_container(md: ModelDeployment, config: OperatorConfig) -> dict[str, Any]:
     port = config.gateway.port
-    image = md.spec.runtime.image or (
-        config.vllm_image if md.spec.use_gpu else config.vllm_cpu_image
-    )
+    image = vllm_image(md, config)
     mounts: list[dict[str, Any]] = [
         {"name": VOLUME_MODEL_CACHE, "mountPath": config.model_cache_mount_path},
         {"name": VOLUME_VLLM_TMP, "mountPath": POD_TMP},

@@ -208,3 +208,26 @@ def test_hpa_and_keda_render_their_object_and_leave_replicas() -> None:
     assert missing.condition is not None
     assert missing.condition[:2] == (False, c.REASON_KEDA_NOT_INSTALLED)
     assert "needs KEDA's CRDs" in missing.condition[2]
+
+
+def test_what_a_start_compiles_is_kept_per_image_and_model_on_the_cache_volume() -> None:
+    config = OperatorConfig()
+
+    def vllm_env(md: Any) -> dict[str, str]:
+        containers = build_deployment(md, config)["spec"]["template"]["spec"]["containers"]
+        return {e["name"]: e.get("value") for e in containers[0]["env"]}
+
+    cpu = vllm_env(make_md("a").cpu_only().uri("pvc://m/tiny").resources("1", "6Gi").obj())
+    root = cpu["VLLM_CACHE_ROOT"].removesuffix("/vllm")
+    assert root.startswith("/models/cache/start/") and len(root.rsplit("/", 1)[1]) == 16
+    assert cpu["TORCHINDUCTOR_CACHE_DIR"] == f"{root}/torchinductor"
+    assert cpu["TMPDIR"] == "/models/cache" and cpu["VLLM_USE_AOT_COMPILE"] == "0"
+    # The same model in another deployment: the same key; another model or image: another.
+    same = vllm_env(make_md("b").cpu_only().uri("pvc://m/tiny").resources("1", "6Gi").obj())
+    other = vllm_env(make_md("c").cpu_only().uri("pvc://m/other").resources("1", "6Gi").obj())
+    image = vllm_env(make_md("d").cpu_only().uri("pvc://m/tiny").resources("1", "6Gi")
+                     .image("my/vllm:1").obj())  # fmt: skip
+    assert same["VLLM_CACHE_ROOT"] == cpu["VLLM_CACHE_ROOT"]
+    assert len({cpu["VLLM_CACHE_ROOT"], other["VLLM_CACHE_ROOT"], image["VLLM_CACHE_ROOT"]}) == 3
+    gpu = vllm_env(make_md("g").obj())
+    assert gpu["TRITON_CACHE_DIR"].endswith("/triton") and "TMPDIR" not in gpu
