@@ -10,7 +10,7 @@ export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help setup node-packages test-packages demo up down cluster cluster-build cluster-down cluster-status cluster-clean-cache operator \
         images image-tools images-test images-clean-cache bench-images \
-        bench-control-plane bench-operator bench-keys bench-gateway bench-reactions bench-model-pod bench-limits lint typecheck unit integration sdk-test sdk-unasync chart-lint test clean \
+        bench-control-plane bench-operator bench-keys bench-gateway bench-reactions bench-model-pod bench-limits bench-autoscale lint typecheck unit integration sdk-test sdk-unasync chart-lint test clean \
         vllm-flags vllm-test
 
 help: ## list the targets
@@ -105,6 +105,9 @@ bench-reactions: setup ## how fast a hung model, a ModelDeployment and an unplac
 
 bench-limits: setup ## overshoot of a tier limit under a burst through 2 gateways, shared store vs per replica; the store's added latency (ARGS=--smoke: seconds)
 	$(PY) benchmarks/bench_limits.py $(ARGS)
+
+bench-autoscale: setup images ## 0 -> first token (cold and warm cache, with a breakdown) and replicas and latency under a step load, real vLLM on the real node, drawn into docs/bench-autoscale.png (ARGS=--smoke: stand-ins)
+	$(PY) benchmarks/bench_autoscale.py $(ARGS)
 
 bench-model-pod: setup images ## a CPU ModelDeployment on the real node: kubectl apply -> Ready -> first completion (real vLLM), its memory
 	$(PY) benchmarks/bench_model_pod.py $(ARGS)

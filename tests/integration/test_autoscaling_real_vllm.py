@@ -92,6 +92,7 @@ def manifest(namespace: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
+@pytest.mark.timeout(3600)  # three starts of vLLM on a busy machine, and two idle delays
 def test_the_story_of_an_elastic_deployment_with_real_vllm(
     release: Release, tenant: dict[str, str], kube: Kube
 ) -> None:

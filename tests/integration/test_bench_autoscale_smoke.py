@@ -9,11 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.integration.frontdoor_process import ApiProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.timeout(1200)
 def test_the_autoscaling_benchmark_runs(
     kubeconfig: Path, stack: ApiProcess, tmp_path: Path
 ) -> None:
