@@ -56,9 +56,9 @@ import aiohttp  # noqa: E402
 
 from paitient_cli import admin  # noqa: E402
 from paitient_common.kubeapi import Kube  # noqa: E402
+from paitient_common.resources.install import install_crds  # noqa: E402
 from paitient_localcluster.cluster import LocalCluster  # noqa: E402
 from paitient_localcluster.stack.tiny_model import MODEL_URI, fill_model_claim  # noqa: E402
-from paitient_operator.resources.install import install_crds  # noqa: E402
 from tests.integration.autoscaling_load import FrontDoorLoad  # noqa: E402
 from tests.integration.frontdoor_process import ApiProcess  # noqa: E402
 from tests.integration.node_pods import kubectl  # noqa: E402

@@ -161,10 +161,7 @@ class Reconciler:
                 # operator stopped in between finds it in the status and carries it out.
                 previous = self._keep_decision(body, previous, scaling)
             except (InvalidResource, OperatorError) as error:
-                refusal = as_refusal(error)
-                new = refused_status(refusal, meta.get("generation"), previous, _now())
-                self._write_status(body, previous, new, refusal)
-                return new
+                return self._refuse(body, previous, as_refusal(error))
             outcomes: dict[str, str] = {}
             live: dict[str, Obj] = {}
             try:
@@ -192,9 +189,7 @@ class Reconciler:
                             f"{child['kind']} {child['metadata']['name']} cannot take this "
                             f"change: {exc.message}"
                         )
-                        new = refused_status(immutable, meta.get("generation"), previous, _now())
-                        self._write_status(body, previous, new, immutable)
-                        return new
+                        return self._refuse(body, previous, immutable)
                     raise
                 outcomes[_describe(child, md.namespace)] = outcome
                 if outcome != "unchanged":
@@ -217,6 +212,12 @@ class Reconciler:
             )  # fmt: skip
             self._write_status(body, previous, new, None)
             return new
+
+    def _refuse(self, body: Obj, previous: Obj, refusal: OperatorError) -> Obj:
+        """Phase Failed with the refusal's reason; nothing created (or changed)."""
+        new = refused_status(refusal, body["metadata"].get("generation"), previous, _now())
+        self._write_status(body, previous, new, refusal)
+        return new
 
     def _plan_scaling(
         self,

@@ -29,6 +29,7 @@ from paitient_common.resources.modeldeployment import (
     ModelDeployment,
     parse_model_deployment,
 )
+from paitient_common.resources.shared import InvalidResource
 from paitient_common.secrets import CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY
 from paitient_common.tls import client_context
 from paitient_common.wake import wake_token_of
@@ -102,7 +103,7 @@ class AutoscalerWorker:
             meta = body["metadata"]
             try:
                 reconciled += self.pass_one(body)
-            except (KubeError, OperatorError, OSError) as exc:
+            except (KubeError, OperatorError, InvalidResource, OSError) as exc:
                 log.warning("autoscaling %s/%s: %s", meta["namespace"], meta["name"], exc)
         return reconciled
 
@@ -111,7 +112,7 @@ class AutoscalerWorker:
         anything. 1 if it was reconciled."""
         try:
             md = parse_model_deployment(body)
-        except OperatorError:
+        except InvalidResource:
             return 0  # the reconciler refuses it, and says why
         previous = self.last_status(body)
         if (previous.get("autoscaling") or {}).get("yieldedTo"):

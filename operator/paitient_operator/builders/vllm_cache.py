@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import hashlib
 
+from paitient_common.resources.modeldeployment import ModelDeployment
 from paitient_operator.config import OperatorConfig
-from paitient_operator.resources.modeldeployment import ModelDeployment
 
 
 def vllm_image(md: ModelDeployment, config: OperatorConfig) -> str:

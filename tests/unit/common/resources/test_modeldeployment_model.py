@@ -179,7 +179,7 @@ def test_bad_autoscaling_is_refused_naming_the_field(spec: dict[str, Any], named
     field; tests/integration/test_autoscaling.py sends the same to the API server."""
     manifest = make_md("m").manifest()
     manifest["spec"].update(spec)
-    with pytest.raises(InvalidSpec, match=named):
+    with pytest.raises(InvalidResource, match=named):
         parse_model_deployment(manifest)
 
 
