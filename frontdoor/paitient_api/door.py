@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 
 from paitient_api.gateway_client import GatewayTrust
+from paitient_api.replicas.router import ReplicaRouter
 from paitient_api.routing import GatewayRoute
 from paitient_common.keycache.directory import Directory
 from paitient_common.kubeapi import Kube, KubeError
@@ -33,6 +34,9 @@ class FrontDoor:
     # The shared store (idempotency records, usage the moment it is spent); None: none.
     store: Store | None = None
     store_health: StoreHealth | None = None
+    # The replica picker (EndpointSlices, loads, spec.routing); None: every request to the
+    # deployment's Service.
+    replicas: ReplicaRouter | None = None
 
     async def k8s(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call the Kubernetes API off the event loop, riding out what the API server says is

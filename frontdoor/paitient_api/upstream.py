@@ -1,18 +1,21 @@
 """The way from a handler to a deployment's gateway, shared by ``generate`` and the OpenAI routes:
-only a Ready deployment, at its route, over verified TLS (``gateway_client``), with the caller's
-own credentials (the gateway authenticates, limits and meters again), and the gateway's
-refusals passed on as our errors."""
+only a Ready deployment, at the replica the picker chooses (``replicas``) or its Service, over
+verified TLS (``gateway_client``), with the caller's own credentials (the gateway authenticates,
+limits and meters again), and the gateway's refusals passed on as our errors."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from paitient_api.door import FrontDoor
-from paitient_api.gateway_client import post_to_gateway
+from paitient_api.gateway_client import Lease, finished, post_to_gateway, untracked
+from paitient_api.replicas.metrics import FALLBACKS
+from paitient_api.request_context import caller
+from paitient_api.routing import Route
 from paitient_common.errors import ServiceError, error_from_body
 from paitient_common.kubeapi import Obj
 
@@ -36,12 +39,28 @@ def require_serving(md: Obj) -> None:
 
 
 async def open_gateway(
-    request: web.Request, md: Obj, path: str, *, json: Any = None, data: bytes | None = None
+    request: web.Request,
+    md: Obj,
+    path: str,
+    *,
+    json: Any = None,
+    data: bytes | None = None,
+    body: Any = None,
 ) -> aiohttp.ClientResponse:
-    """POST to ``path`` on the deployment's gateway; a 2xx response, unread, or the error."""
+    """POST to ``path`` on the deployment's gateway; a 2xx response, unread, or the error.
+    ``body`` is ``data`` as read (what the replica picker hashes); ``json`` is its own."""
     require_serving(md)
     door: FrontDoor = request.app["door"]
     assert door.http is not None
+    replicas: list[Route] = []
+    start: Callable[[Route], Lease] = untracked
+    if door.replicas is not None:
+        routed = json if json is not None else body
+        replicas = door.replicas.choose(md, caller(request).name, routed)
+        if replicas:
+            start = door.replicas.start
+        else:
+            FALLBACKS.labels("service").inc()
     headers = {
         "Authorization": request.headers["Authorization"],
         "X-Client-ID": request.headers["X-Client-ID"],
@@ -50,10 +69,12 @@ async def open_gateway(
     if data is not None:
         headers["Content-Type"] = "application/json"
     upstream = await post_to_gateway(
-        door.http, door.route, door.trust, md, path, headers, json=json, data=data
-    )
+        door.http, door.route, door.trust, md, path, headers, json=json, data=data,
+        replicas=replicas, start=start,
+    )  # fmt: skip
     if upstream.status < 400:
         return upstream
+    finished(upstream)
     async with upstream:
         try:
             err_body = await upstream.json(content_type=None)
@@ -65,6 +86,7 @@ async def open_gateway(
 def close_upstream(upstream: aiohttp.ClientResponse) -> None:
     """Back to the pool when read to the end; otherwise drop the connection, which tells the
     gateway the caller left (it then bills what was generated and stops the model)."""
+    finished(upstream)
     if upstream.content.at_eof():
         upstream.release()
     else:
