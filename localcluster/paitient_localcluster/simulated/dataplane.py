@@ -16,8 +16,9 @@ routes file. So the Deployment's ``readyReplicas``, hence the ModelDeployment's 
 and the REST status, say ``ready`` only once a generate sent then reaches a gateway that
 answers. Each running pod gets a gateway of its own (named as the pod, with a ledger of its
 own), as in a cluster; the replicas of one ModelDeployment share one stand-in. The routes file
-lists every replica whose probe answered (``replicas``), and the front door spreads requests
-over them, as a Service would.
+lists every replica whose probe answered (``replicas``, each with its pod's name): the front
+door's replica picker finds a pod of the deployment's EndpointSlices there (KWOK's pod addresses
+lead nowhere), and without one it spreads requests over them, as a Service would.
 
 Each gateway talks to the API as its pod's ServiceAccount (the Deployment's
 ``serviceAccountName``), never with the admin kubeconfig this process is given: like the kubelet,
@@ -466,12 +467,12 @@ class DataPlane:
         for key, model in sorted(self.pods.items()):
             if not model.replicas:
                 continue
-            ready = [r.url for r in model.replicas.values() if r.ready]
-            urls = ready or [r.url for r in model.replicas.values()]  # a route exists first
+            ready = [r for r in model.replicas.values() if r.ready]
+            replicas = ready or list(model.replicas.values())  # a route exists first
             table[key] = {
-                "url": urls[0],
+                "url": replicas[0].url,
                 "serverName": model.server_name,
-                "replicas": [{"url": u} for u in urls],
+                "replicas": [{"url": r.url, "pod": r.pod} for r in replicas],
             }
         tmp = self.routes.with_suffix(".tmp")
         tmp.write_text(json.dumps(table, indent=2))
