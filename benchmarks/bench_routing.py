@@ -68,6 +68,11 @@ from tests.unit.operator.factories import make_md  # noqa: E402
 NAME = "routed"
 MD = ("paitient.ai/v1alpha1", "ModelDeployment")
 STRATEGIES = ("round-robin", "least-load", "prefix")
+# Per model: KV-cache blocks per replica, words per template (about 2.8 characters, so a word
+# and a half, a token: the tiny tokenizer). The templates fill about 14 blocks each for the tiny
+# model (2,048-token context), 23 for the bench model (4,096): 8 of them take 110 and 184
+# blocks, more than one replica holds, about what two hold once each keeps its own half.
+SIZES = {"tiny": (80, 600), "bench": (128, 1000), "smoke": (80, 60)}
 MD_LABEL = "paitient.ai/modeldeployment"
 # vLLM's own prefix-cache counters (tokens), read on loopback inside each model pod.
 VLLM_COUNTERS = """
@@ -309,10 +314,10 @@ def main() -> int:
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument("--cpu", default="500m")
     parser.add_argument("--memory", default="5Gi")
-    parser.add_argument("--kv-blocks", type=int, default=96, help="KV-cache blocks per replica")
-    parser.add_argument("--templates", type=int, default=12, help="long system prompts")
-    parser.add_argument("--template-words", type=int, default=900)
-    parser.add_argument("--requests", type=int, default=240, help="per strategy")
+    parser.add_argument("--kv-blocks", type=int, help="KV-cache blocks per replica")
+    parser.add_argument("--templates", type=int, default=8, help="long system prompts")
+    parser.add_argument("--template-words", type=int, help="words per template")
+    parser.add_argument("--requests", type=int, default=200, help="per strategy")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--load-bound", type=float, default=1.25)
@@ -321,13 +326,18 @@ def main() -> int:
         parser.error("--smoke runs on a test's cluster: give --kubeconfig and --routes")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.smoke:
-        args.requests, args.templates, args.template_words = 24, 3, 60
+        args.requests, args.templates = 24, 3
     models = (
         ["smoke"] if args.smoke else (["tiny", "bench"] if args.model == "both" else [args.model])
     )
     summary: dict[str, Any] = {"replicas": args.replicas, "runs": {}}
+    chosen = (args.kv_blocks, args.template_words)
     for model in models:
         args.model = model
+        defaults = SIZES.get(model, SIZES["smoke"])
+        args.kv_blocks, args.template_words = (
+            c or d for c, d in zip(chosen, defaults, strict=True)
+        )
         with tempfile.TemporaryDirectory(prefix="paitient-bench-routing-") as tmp:
             setup = simulated if args.smoke else real_node
             with setup(args, Path(tmp)) as target:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import urllib.request
 import uuid
@@ -114,6 +115,23 @@ def gateway_pid(plane: subprocess.Popen[bytes], url: str) -> int:
     raise AssertionError(f"no gateway process of the data plane serves {url}")
 
 
+def dead(pid: int) -> bool:
+    """Gone, or a zombie its (stopped) parent has not reaped: its sockets are closed."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def refuses(url: str) -> bool:
+    host, port = url.removeprefix("https://").rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
 @pytest.fixture
 def tenant(stack: ApiProcess, kube: Kube) -> Iterator[dict[str, str]]:
     info = make_tenant(kube)
@@ -165,7 +183,12 @@ def test_prefix_affinity_and_a_crashed_replica_skipped_without_an_error(
     hot_url = next(r["url"] for r in route_entry(routes, key)["replicas"] if r["pod"] == hot)
     os.kill(plane.pid, signal.SIGSTOP)  # the "kubelet" probes nothing meanwhile
     try:
-        os.kill(gateway_pid(plane, hot_url), signal.SIGKILL)
+        pid = gateway_pid(plane, hot_url)
+        os.kill(pid, signal.SIGKILL)
+        # Gone, and its port refusing: a request on a connection it held open when it died
+        # may have reached it, and is never sent again (the client gets a 502); these are new
+        # connections, refused before anything is sent.
+        wait_for(lambda: dead(pid) and refuses(hot_url), what="the killed gateway gone")
         assert hot in ready_endpoints(kube, namespace)
         refused = front_door_count(stack, "refused")
         for question in range(5):
