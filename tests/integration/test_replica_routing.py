@@ -7,7 +7,8 @@ from the pods the local data plane reports Ready), one gateway per pod.
 - That replica's gateway crashes while its pod is still Ready (the data plane, which plays the
   kubelet, is paused, so no probe has noticed yet): the same prompts are answered by another
   replica with no error to the client, each after one refused connection; once the pod is
-  reported not Ready its endpoint leaves the slice and nobody tries it any more.
+  reported not Ready its endpoint leaves the slice, and with the pod replaced nobody tries the
+  crashed one any more.
 - ``spec.routing`` that makes no sense is refused by the API server (the CRD's schema) and by
   the REST API (the one error shape), each naming the field.
 """
@@ -197,10 +198,20 @@ def test_prefix_affinity_and_a_crashed_replica_skipped_without_an_error(
     finally:
         os.kill(plane.pid, signal.SIGCONT)
 
-    # The probe fails, the pod turns not Ready, its endpoint leaves the slice, and the front
-    # door stops trying it.
+    # The probe fails, the pod turns not Ready, its endpoint leaves the slice. The crashed pod
+    # is replaced (a kubelet would restart its container; the data plane restarts no process,
+    # so the pod is deleted and its Deployment makes another), and the front door routes over
+    # the three Ready endpoints without trying the crashed one again.
     wait_for(lambda: hot not in ready_endpoints(kube, namespace), timeout=60,
              what=f"{hot} out of the EndpointSlice")  # fmt: skip
+    kube.delete("v1", "Pod", hot, namespace=namespace)
+
+    def replaced() -> bool:
+        md = kube.get(*MD, NAME, namespace=namespace) or {}
+        endpoints = ready_endpoints(kube, namespace)
+        return (md.get("status") or {}).get("phase") == "Ready" and len(endpoints) == 3
+
+    wait_for(replaced, timeout=180, what="three Ready replicas again")
 
     def not_tried() -> bool:
         before = front_door_count(stack, "refused")
