@@ -63,6 +63,13 @@ def ready_endpoints(kube: Kube, namespace: str) -> list[str]:
     )
 
 
+def serving(kube: Kube, namespace: str) -> bool:
+    """The deployment Ready (the front door serves only a Ready one) with three Ready endpoints."""
+    md = kube.get(*MD, NAME, namespace=namespace) or {}
+    ready = (md.get("status") or {}).get("phase") == "Ready"
+    return ready and len(ready_endpoints(kube, namespace)) == 3
+
+
 def metric(text: str, name: str, **labels: str) -> float:
     total = 0.0
     for line in text.splitlines():
@@ -152,8 +159,8 @@ def test_prefix_affinity_and_a_crashed_replica_skipped_without_an_error(
     namespace = tenant["namespace"]
     key = f"{namespace}/{NAME}"
     kube.create(manifest(namespace))
-    wait_for(lambda: len(ready_endpoints(kube, namespace)) == 3, timeout=180,
-             what="three Ready endpoints in the deployment's EndpointSlices")  # fmt: skip
+    wait_for(lambda: serving(kube, namespace), timeout=180,
+             what="the deployment Ready, three Ready endpoints in its EndpointSlices")  # fmt: skip
     wait_for(lambda: len(route_entry(routes, key).get("replicas") or []) == 3, timeout=30,
              what="a gateway for each pod")  # fmt: skip
 
@@ -206,12 +213,7 @@ def test_prefix_affinity_and_a_crashed_replica_skipped_without_an_error(
              what=f"{hot} out of the EndpointSlice")  # fmt: skip
     kube.delete("v1", "Pod", hot, namespace=namespace)
 
-    def replaced() -> bool:
-        md = kube.get(*MD, NAME, namespace=namespace) or {}
-        endpoints = ready_endpoints(kube, namespace)
-        return (md.get("status") or {}).get("phase") == "Ready" and len(endpoints) == 3
-
-    wait_for(replaced, timeout=180, what="three Ready replicas again")
+    wait_for(lambda: serving(kube, namespace), timeout=180, what="three Ready replicas again")
 
     def not_tried() -> bool:
         before = front_door_count(stack, "refused")
