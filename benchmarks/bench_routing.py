@@ -302,6 +302,9 @@ def real_node(args: argparse.Namespace, work: Path) -> Iterator[Target]:
                      front_door_metrics, vllm_counters)  # fmt: skip
     finally:
         admin.delete_tenant(kube, tenant["name"], force=True)
+        # The next model's replicas start only once these have let go of their memory.
+        wait_for(lambda: not kube.list("v1", "Pod", namespace=ns, label_selector=MD_LABEL),
+                 timeout=300, interval=2, what="the model pods gone")  # fmt: skip
 
 
 def main() -> int:
