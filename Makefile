@@ -10,7 +10,7 @@ export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help setup node-packages test-packages demo up down cluster cluster-build cluster-down cluster-status cluster-clean-cache operator \
         images image-tools images-test images-clean-cache bench-images \
-        bench-control-plane bench-operator bench-keys bench-gateway bench-reactions bench-model-pod bench-limits bench-autoscale lint typecheck unit integration sdk-test sdk-unasync chart-lint test clean \
+        bench-control-plane bench-operator bench-keys bench-gateway bench-reactions bench-model-pod bench-limits bench-autoscale bench-routing lint typecheck unit integration sdk-test sdk-unasync chart-lint test clean \
         vllm-flags vllm-test
 
 help: ## list the targets
@@ -111,6 +111,9 @@ bench-autoscale: setup images ## 0 -> first token (cold and warm cache, with a b
 
 bench-model-pod: setup images ## a CPU ModelDeployment on the real node: kubectl apply -> Ready -> first completion (real vLLM), its memory
 	$(PY) benchmarks/bench_model_pod.py $(ARGS)
+
+bench-routing: setup images ## round robin vs least-load vs prefix routing on a shared-prefix workload, real vLLM replicas on the real node (ARGS="--model tiny|bench|both")
+	$(PY) benchmarks/bench_routing.py $(ARGS)
 
 lint: setup ## ruff
 	$(VENV)/bin/ruff check .

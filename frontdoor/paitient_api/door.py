@@ -13,6 +13,7 @@ import aiohttp
 from paitient_api import mapping
 from paitient_api.gateway_client import GatewayTrust
 from paitient_api.hold import DEFAULT_HOLD_SECONDS, Holds
+from paitient_api.replicas.router import ReplicaRouter
 from paitient_api.routing import GatewayRoute
 from paitient_common.keycache.directory import Directory
 from paitient_common.kubeapi import Kube, KubeError, Obj
@@ -38,6 +39,9 @@ class FrontDoor:
     store_health: StoreHealth | None = None
     # How long a request waits for a deployment starting from zero replicas (hold.py).
     hold_seconds: float = DEFAULT_HOLD_SECONDS
+    # The replica picker (EndpointSlices, loads, spec.routing); None: every request to the
+    # deployment's Service.
+    replicas: ReplicaRouter | None = None
     holds: Holds = field(init=False)
 
     def __post_init__(self) -> None:

@@ -1,7 +1,8 @@
 """``paitient-api``: serve the /v1 API.
 
 In a cluster it reads keys and tenants through the API (in-cluster config) and routes generate
-to each deployment's gateway Service over TLS, trusting only the CA bundle in the ConfigMap
+to a Ready replica of each deployment's gateway, picked from its EndpointSlices (the Service when
+none is known), over TLS, trusting only the CA bundle in the ConfigMap
 ``--gateway-ca-configmap``; locally ``--kubeconfig`` and ``--gateway-url`` point it at the local
 cluster and a local gateway. With ``--tls-cert-file`` and ``--tls-key-file`` it serves HTTPS
 itself (the certificate is reloaded when the files change). A request for a deployment at zero
@@ -25,6 +26,9 @@ from paitient_api.app import create_app
 from paitient_api.door import FrontDoor
 from paitient_api.gateway_client import GatewayTrust
 from paitient_api.hold import DEFAULT_HOLD_SECONDS
+from paitient_api.replicas.poller import LoadPoller
+from paitient_api.replicas.router import ReplicaRouter
+from paitient_api.replicas.watch import watch_endpoint_slices
 from paitient_api.routing import IN_CLUSTER, GatewayRoute
 from paitient_common.informer import watch_settings_from_env
 from paitient_common.keycache.directory import Directory
@@ -35,11 +39,17 @@ from paitient_common.secrets import CA_BUNDLE_CONFIGMAP
 from paitient_common.store.connection import Store
 from paitient_common.store.health import StoreHealth, keep_probing
 from paitient_common.store.metrics import StoreMetrics
-from paitient_common.store.settings import StoreSettingsError, store_settings_from_env
+from paitient_common.store.settings import (
+    StoreSettings,
+    StoreSettingsError,
+    store_settings_from_env,
+)
 from paitient_common.tls import ReloadingCertificate
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, StoreSettings | None]:
+    """The command line (defaults from the environment) and the shared store's settings; exits
+    with the parser's message on bad input."""
     parser = argparse.ArgumentParser(prog="paitient-api", description=__doc__)
     parser.add_argument("--host", default=os.environ.get("PAITIENT_API_HOST", "0.0.0.0"))  # noqa: S104
     parser.add_argument(
@@ -86,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         store_settings = store_settings_from_env()
     except StoreSettingsError as exc:
         parser.error(str(exc))
+    return args, store_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, store_settings = parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     quiet_http_parser_logs()
     kube = Kube.from_kubeconfig(args.kubeconfig)
@@ -103,20 +118,23 @@ def main(argv: list[str] | None = None) -> int:
             "answering usage from Tenant.status and keeping idempotency records in this replica",
             StoreMetrics().changed,
         )
+    route = GatewayRoute(args.gateway_url)
     door = FrontDoor(
         kube=kube,
         callers=directory,
-        route=GatewayRoute(args.gateway_url),
+        route=route,
         trust=GatewayTrust(args.system_namespace, args.gateway_ca_configmap),
         store=store,
         store_health=health,
         hold_seconds=args.hold_seconds,
+        replicas=ReplicaRouter(route),
     )
     app = create_app(door)
+    watch_settings = watch_settings_from_env(os.environ)
     source = KubernetesKeySource(
         args.kubeconfig,
         args.system_namespace,
-        settings=watch_settings_from_env(os.environ),
+        settings=watch_settings,
         store=store,
         store_health=health,
     )
@@ -126,9 +144,15 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     async def background(_: web.Application) -> AsyncIterator[None]:
+        assert door.replicas is not None
+        poller = LoadPoller(door.replicas, lambda: door.http, lambda: door.trust.context)
         tasks = [
             asyncio.create_task(source.run(directory)),
             asyncio.create_task(door.trust.run(door.config_map)),
+            asyncio.create_task(
+                watch_endpoint_slices(door.replicas, args.kubeconfig, watch_settings)
+            ),
+            asyncio.create_task(poller.run()),
         ]
         if certificate is not None:
             tasks.append(asyncio.create_task(certificate.run()))

@@ -49,6 +49,8 @@ def build_model_deployment(
     resources = {"cpu": request.cpu, "memory": request.memory}
     if any(resources.values()):
         spec["resources"] = {k: v for k, v in resources.items() if v}
+    if request.routing is not None and request.routing.to_spec():
+        spec["routing"] = request.routing.to_spec()
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -89,6 +91,8 @@ def update_patch(request: UpdateDeployment) -> dict[str, Any]:
         spec["replicas"] = request.replicas
     if request.max_model_len is not None:
         spec["runtime"] = {"maxModelLen": request.max_model_len}
+    if request.routing is not None and request.routing.to_spec():
+        spec["routing"] = request.routing.to_spec()
     return {"spec": spec}
 
 

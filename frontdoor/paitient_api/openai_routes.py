@@ -72,7 +72,7 @@ async def _deployments(request: web.Request) -> list[Obj]:
 async def _complete(request: web.Request, path: str) -> web.StreamResponse:
     raw, body = await read_json(request)
     md = resolve_model(await _deployments(request), requested_model(body))
-    upstream = await open_gateway(request, md, path, data=raw)
+    upstream = await open_gateway(request, md, path, data=raw, body=body)
     try:
         if upstream.content_type == "text/event-stream":
             return await _relay(request, upstream)

@@ -99,6 +99,41 @@ class Autoscaling(_Body):
         return self
 
 
+class Routing(_Body):
+    """How the front door spreads the deployment's requests over its replicas (its
+    ``spec.routing``; docs/routing.md). A field left out keeps its value (on create: the
+    default)."""
+
+    strategy: md.RoutingStrategy | None = Field(
+        default=None,
+        description="prefix (the default): the same tenant's prompts that start alike go to "
+        "the same replica, within the load bound; least-load; round-robin.",
+    )
+    prefix_length: int | None = Field(
+        default=None,
+        ge=1,
+        le=md.MAX_PREFIX_LENGTH,
+        description=f"prefix: leading characters of the prompt or messages hashed "
+        f"(default {md.DEFAULT_PREFIX_LENGTH}).",
+    )
+    load_bound: float | None = Field(
+        default=None,
+        ge=1.0,
+        le=md.MAX_LOAD_BOUND,
+        description=f"prefix: no replica above this factor of the mean load "
+        f"(default {md.DEFAULT_LOAD_BOUND}).",
+    )
+
+    def to_spec(self) -> dict[str, Any]:
+        """The fields given, as ``spec.routing`` names them."""
+        given = {
+            "strategy": self.strategy,
+            "prefixLength": self.prefix_length,
+            "loadBound": self.load_bound,
+        }
+        return {k: v for k, v in given.items() if v is not None}
+
+
 class CreateDeployment(_Body):
     """POST /v1/deployments."""
 
@@ -145,6 +180,9 @@ class CreateDeployment(_Body):
     autoscaling: Autoscaling | None = Field(
         default=None, description="Replicas that follow the load instead of a fixed count."
     )
+    routing: Routing | None = Field(
+        default=None, description="How requests are spread over the replicas."
+    )
 
     @field_validator("model_name")
     @classmethod
@@ -169,6 +207,9 @@ class UpdateDeployment(_Body):
 
     replicas: int | None = Field(default=None, ge=0, le=16)
     max_model_len: int | None = Field(default=None, ge=1, le=1_048_576)
+    routing: Routing | None = Field(
+        default=None, description="How requests are spread over the replicas."
+    )
 
 
 class GenerateForDeployment(_Body):

@@ -4,6 +4,7 @@ build [NAME ...]   build every image (or the named ones) into the cache
 paths              JSON: each built image's reference, archive and SBOM, and the tiny model
 list               the images this repository builds, with their references
 lock               resolve the Python locks and Debian pins again (then commit images/locks)
+bench-model        make (once) the bigger model of `make bench-routing`; print its directory
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 import time
 from dataclasses import asdict
 
-from paitient_images.build import build_images, lock
+from paitient_images.build import Builder, build_images, lock
 from paitient_images.cache import NotBuilt, cache_dir, images, tiny_model
 from paitient_images.recipes import recipes
 from paitient_images.steps import BuildError, log
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("paths", help="where the built images are (JSON)")
     sub.add_parser("list", help="the images and their references")
     sub.add_parser("lock", help="resolve the locks again")
+    sub.add_parser("bench-model", help="make the bench-routing model; print its directory")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
@@ -55,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         elif args.command == "paths":
             print(json.dumps(_paths(), indent=2))
+        elif args.command == "bench-model":
+            print(Builder().bench_model())
         elif args.command == "list":
             for recipe in recipes().values():
                 print(f"{recipe.name:20} {recipe.reference}")

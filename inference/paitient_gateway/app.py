@@ -15,6 +15,7 @@ from typing import Final
 from aiohttp import web
 
 from paitient_common.errors import ApiError, NotFoundError, error_body
+from paitient_common.gateway_load import LOAD_PATH
 from paitient_common.logs import log_unexpected
 from paitient_gateway import proxy
 from paitient_gateway.audit import AuditRecord, write_audit
@@ -58,7 +59,7 @@ async def frame(request: web.Request, handler: Handler) -> web.StreamResponse:
     gw.metrics.in_flight.inc()
     completion = route in (COMPLETIONS, CHAT_COMPLETIONS)
     if completion:
-        gw.metrics.in_flight_completions.inc()
+        gw.completions_in_flight += 1
     status = 500
     try:
         try:
@@ -78,7 +79,7 @@ async def frame(request: web.Request, handler: Handler) -> web.StreamResponse:
     finally:
         gw.metrics.in_flight.dec()
         if completion:
-            gw.metrics.in_flight_completions.dec()
+            gw.completions_in_flight -= 1
         elapsed = time.perf_counter() - request["started"]
         if route != "other" or audited:
             gw.metrics.requests.labels(route, str(status)).inc()
@@ -141,10 +142,16 @@ async def ready(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def load(request: web.Request) -> web.Response:
+    """The load the front doors' replica pickers compare (``paitient_common.gateway_load``):
+    no tenant, no request content, like ``/metrics``."""
+    gw: Gateway = request.app["gateway"]
+    return web.json_response((await gw.load()).to_json())
+
+
 async def metrics(request: web.Request) -> web.Response:
     gw: Gateway = request.app["gateway"]
     await gw.model_load.refresh()  # vLLM's own running and waiting counts, read on loopback
-    gw.metrics.draining.set(1 if gw.draining.draining else 0)
     return web.Response(body=gw.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
@@ -162,6 +169,7 @@ def create_app(gateway: Gateway) -> web.Application:
     app.router.add_get("/healthz/live", live)
     app.router.add_get("/healthz/ready", ready)
     app.router.add_get("/healthz/upstream", upstream_health)
+    app.router.add_get(LOAD_PATH, load)
     app.router.add_get("/metrics", metrics)
     app.router.add_route("*", "/{tail:.*}", not_found)
     app.on_response_prepare.append(_add_request_id)

@@ -84,7 +84,7 @@ class GatewayMetrics:
         self.in_flight_completions = Gauge(
             "paitient_gateway_in_flight_completions",
             "Completion and chat requests being served now (streams until their last byte): "
-            "the load the autoscaler reads.",
+            "the load the front doors' replica pickers and an autoscaler read.",
             registry=r,
         )
         self.draining = Gauge(

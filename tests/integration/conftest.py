@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,16 +57,24 @@ def kube(kubeconfig: Path) -> Kube:
 
 
 @pytest.fixture(scope="session")
-def dataplane(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def dataplane_process(
+    kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     """The local data plane, for every test that makes ModelDeployments: it runs each model
     pod's gateway and reports the pod Ready from the gateway's probe, as a kubelet would (KWOK
-    leaves model pods not Ready). Yields its routes file."""
+    leaves model pods not Ready). Yields its process and its routes file."""
     plane, routes = start_data_plane(kubeconfig, tmp_path_factory.mktemp("dataplane"))
     try:
-        yield routes
+        yield plane, routes
     finally:
         plane.terminate()
         plane.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def dataplane(dataplane_process: tuple[subprocess.Popen[bytes], Path]) -> Path:
+    """The local data plane's routes file (``dataplane_process``)."""
+    return dataplane_process[1]
 
 
 @pytest.fixture(scope="session")

@@ -572,6 +572,11 @@ def test_operator_never_deletes_and_front_door_only_touches_model_deployments(
     assert ("paitient.ai", "modeldeployments/status", "patch") in operator
     assert ("", "events", "create") in operator
     front = _grants(_rules(objects, "ClusterRole", "paitient-api"))
+    # The replica picker reads EndpointSlices, nothing more (no get: it never asks for one).
+    assert {g for g in front if g[1] == "endpointslices"} == {
+        ("discovery.k8s.io", "endpointslices", "list"),
+        ("discovery.k8s.io", "endpointslices", "watch"),
+    }
     writes = {g for g in front if g[2] not in ("get", "list", "watch")}
     assert writes == {
         ("paitient.ai", "modeldeployments", "create"),

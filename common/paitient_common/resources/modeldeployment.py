@@ -431,6 +431,50 @@ class AutoscalingSpec(WireModel):
         return self
 
 
+RoutingStrategy = Literal["prefix", "least-load", "round-robin"]
+ROUTING_STRATEGIES: Final = ("prefix", "least-load", "round-robin")
+DEFAULT_PREFIX_LENGTH: Final = 256
+# Characters of the prompt hashed for affinity: past a few pages, a "prefix" is the whole prompt
+# and affinity is lost; the front door reads no more than this of a body.
+MAX_PREFIX_LENGTH: Final = 32_768
+DEFAULT_LOAD_BOUND: Final = 1.25
+MAX_LOAD_BOUND: Final = 10.0
+
+
+class RoutingSpec(WireModel):
+    """How the front door picks one of the deployment's Ready replicas for each request."""
+
+    strategy: RoutingStrategy = Field(
+        default="prefix",
+        description=(
+            "prefix: requests whose prompts (or messages) start alike, from one tenant, go to "
+            "the same replica, whose prefix cache already holds that start (consistent hashing "
+            "with bounded loads); least-load: the replica with the fewest requests in flight "
+            "(and queued in vLLM); round-robin: each replica in turn, as a Service would."
+        ),
+    )
+    prefix_length: int = Field(
+        default=DEFAULT_PREFIX_LENGTH,
+        ge=1,
+        le=MAX_PREFIX_LENGTH,
+        description=(
+            "prefix only: how many leading characters of the prompt (completions) or of the "
+            "messages, roles included (chat), pick the replica. Long enough to cover what "
+            "requests share (a system prompt), short enough to stop before what differs."
+        ),
+    )
+    load_bound: float = Field(
+        default=DEFAULT_LOAD_BOUND,
+        ge=1.0,
+        le=MAX_LOAD_BOUND,
+        description=(
+            "prefix only: no replica takes a request that would put its load above this factor "
+            "of the mean load (1.25: 25% above the mean); the request goes to the next replica "
+            "on the ring instead."
+        ),
+    )
+
+
 class ModelDeploymentSpec(WireModel):
     """Desired state: which model, on what hardware, who may call it, how fast."""
 
@@ -468,6 +512,9 @@ class ModelDeploymentSpec(WireModel):
     storage: StorageSpec = nested_object(StorageSpec, "Model cache volume.")
     access: AccessSpec = nested_object(AccessSpec, "Network access to the deployment.")
     rate_limits: RateLimits = nested_object(RateLimits, "Per-deployment rate limits.")
+    routing: RoutingSpec = nested_object(
+        RoutingSpec, "How the front door spreads requests over the replicas."
+    )
 
     @model_validator(mode="after")
     def _device_fields_match_use_gpu(self) -> ModelDeploymentSpec:

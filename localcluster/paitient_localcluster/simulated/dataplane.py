@@ -16,8 +16,9 @@ routes file. So the Deployment's ``readyReplicas``, hence the ModelDeployment's 
 and the REST status, say ``ready`` only once a generate sent then reaches a gateway that
 answers. Each running pod gets a gateway of its own (named as the pod, with a ledger of its
 own), as in a cluster; the replicas of one ModelDeployment share one stand-in. The routes file
-lists every replica whose probe answered (``replicas``), and the front door spreads requests
-over them, as a Service would.
+lists every replica whose probe answered (``replicas``, each with its pod's name): the front
+door's replica picker finds a pod of the deployment's EndpointSlices there (KWOK's pod addresses
+lead nowhere), and without one it spreads requests over them, as a Service would.
 
 Each gateway talks to the API as its pod's ServiceAccount (the Deployment's
 ``serviceAccountName``), never with the admin kubeconfig this process is given: like the kubelet,
@@ -528,7 +529,8 @@ class DataPlane:
             table[key] = {
                 "url": listed[0].url,
                 "serverName": model.server_name,
-                # The pod names let the operator's autoscaler read each replica's gateway.
+                # The pod names let the front door's replica picker match EndpointSlices and
+                # the operator's autoscaler read each replica's gateway.
                 "replicas": [{"url": r.url, "pod": r.pod} for r in listed],
                 # Tests configure the deployment's stand-in (pacing) directly.
                 "standin": model.standin_url,

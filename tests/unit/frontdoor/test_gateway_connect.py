@@ -1,17 +1,22 @@
-"""The front door retries a gateway that refuses the connection (a deployment just reported
-Ready whose endpoint is not routed yet), never a request that reached it."""
+"""The front door moves on to the next route when one refuses the connection (nothing was sent),
+retries refusals for a while (a deployment just reported Ready whose endpoint is not routed
+yet), and never sends a request twice once a gateway may have received it."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from paitient_api.gateway_client import post_retrying_refusals
+from paitient_api.gateway_client import finished, post_first_reachable
+from paitient_api.replicas.loads import LoadBoard
+from paitient_api.routing import Route
 
 
 def _free_port() -> int:
@@ -27,46 +32,118 @@ def _session(on_refused: Any = None) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(trace_configs=[trace])
 
 
-def test_a_gateway_that_starts_listening_after_a_refusal_is_reached() -> None:
-    port, hits = _free_port(), []
+def _post(http: aiohttp.ClientSession) -> Any:
+    return lambda route: http.post(route.url + "/v1/completions", json={"prompt": "x"})
 
+
+@asynccontextmanager
+async def _gateway(hits: list[Any], port: int = 0) -> AsyncIterator[str]:
     async def answer(request: web.Request) -> web.Response:
         hits.append(await request.json())
         return web.json_response({"ok": True})
 
+    app = web.Application()
+    app.router.add_post("/v1/completions", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    finally:
+        await runner.cleanup()
+
+
+def test_a_gateway_that_starts_listening_after_a_refusal_is_reached() -> None:
+    port, hits = _free_port(), []
+
     async def main() -> int:
-        runner: web.AppRunner | None = None
+        started: list[Any] = []
 
         async def refused(*_: Any) -> None:
-            nonlocal runner
-            if runner is None:  # the first refusal: the endpoint becomes routable now
-                app = web.Application()
-                app.router.add_post("/v1/completions", answer)
-                runner = web.AppRunner(app)
-                await runner.setup()
-                await web.TCPSite(runner, "127.0.0.1", port).start()
+            if not started:  # the first refusal: the endpoint becomes routable now
+                context = _gateway(hits, port)
+                started.append(context)
+                await context.__aenter__()
 
         http = _session(refused)
         try:
-            url = f"http://127.0.0.1:{port}/v1/completions"
-            post = lambda: http.post(url, json={"prompt": "x"})  # noqa: E731
-            async with await post_retrying_refusals(post) as response:
+            route = Route(f"http://127.0.0.1:{port}")
+            async with await post_first_reachable([route], _post(http)) as response:
                 return response.status
         finally:
             await http.close()
-            if runner is not None:
-                await runner.cleanup()
+            if started:
+                await started[0].__aexit__(None, None, None)
 
     assert asyncio.run(main()) == 200
     assert hits == [{"prompt": "x"}]  # sent once: only the refused attempt was repeated
+
+
+def test_a_replica_that_refuses_is_skipped_and_counted_on_the_one_that_answers() -> None:
+    hits: list[Any] = []
+
+    async def main() -> tuple[int, dict[str, int], dict[str, int]]:
+        board = LoadBoard()
+        async with _gateway(hits) as live:
+            dead, alive = Route(f"http://127.0.0.1:{_free_port()}"), Route(live)
+            http = _session()
+            try:
+                response = await post_first_reachable(
+                    [dead, alive], _post(http), lambda route: board.start(route.url)
+                )
+                during = board.estimates([dead.url, alive.url])
+                status = response.status
+                finished(response)
+                response.release()
+                after = board.estimates([dead.url, alive.url])
+            finally:
+                await http.close()
+        return status, during, after
+
+    status, during, after = asyncio.run(main())
+    assert status == 200 and hits == [{"prompt": "x"}]
+    assert sorted(during.values()) == [0, 1]  # the refusing one's lease was given back at once
+    assert set(after.values()) == {0}  # and the answering one's when the request ended
+
+
+def test_a_request_a_gateway_may_have_received_is_never_sent_to_another() -> None:
+    """The first gateway accepts the connection, reads the request and drops it unanswered: the
+    request may have started there, so the second gateway never sees it."""
+    hits: list[Any] = []
+
+    async def main() -> None:
+        received = asyncio.Event()
+
+        async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(65536)
+            received.set()
+            writer.close()
+
+        server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with _gateway(hits) as live:
+            http = _session()
+            try:
+                routes = [Route(f"http://127.0.0.1:{port}"), Route(live)]
+                await post_first_reachable(routes, _post(http))
+            finally:
+                await http.close()
+                server.close()
+                await server.wait_closed()
+        assert received.is_set()
+
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        asyncio.run(main())
+    assert hits == []
 
 
 def test_a_gateway_that_never_listens_is_given_up_on() -> None:
     async def main() -> None:
         http = _session()
         try:
-            url = f"http://127.0.0.1:{_free_port()}/v1/completions"
-            await post_retrying_refusals(lambda: http.post(url))
+            routes = [Route(f"http://127.0.0.1:{_free_port()}") for _ in range(2)]
+            await post_first_reachable(routes, _post(http))
         finally:
             await http.close()
 

@@ -142,6 +142,11 @@ class MDFactory:
         self._spec["rateLimits"] = limits
         return self
 
+    def routing(self, **fields: Any) -> MDFactory:
+        """``spec.routing`` (camelCase names: strategy, prefixLength, loadBound)."""
+        self._spec["routing"] = dict(fields)
+        return self
+
     # --- results --------------------------------------------------------------------------
     def manifest(self) -> dict[str, Any]:
         """The object to create: apiVersion, kind, metadata, spec (camelCase, only what was set)."""
