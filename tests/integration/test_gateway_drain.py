@@ -1,8 +1,9 @@
 """A gateway told to stop (SIGTERM, as when its replica is scaled down) loses nothing: it stops
 being ready at once, still serves what arrives while the Service lets go of it, lets every
 request and stream in progress finish, bills exactly what each client received, writes the file
-the model server's preStop hook waits for, and exits 0. And it exports the load an autoscaler
-reads: completions in flight, and the model server's own running and waiting counts.
+the model server's preStop hook waits for, and exits 0. And it reports the load the autoscaler
+and the front doors read (``GET /healthz/load``: completions in flight, the model server's own
+running and waiting counts, draining from SIGTERM on), and exports the same as gauges.
 
 Real gateway and vLLM stand-in processes on 127.0.0.1 (no cluster).
 """
@@ -20,6 +21,7 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from paitient_common.gateway_load import LOAD_PATH, GatewayLoad
 from tests.integration.waiting import wait_for
 from tests.standins.client import run
 from tests.standins.load import ledger_records
@@ -67,10 +69,19 @@ async def _stream(
     return int(usage["prompt_tokens"]) + int(usage["completion_tokens"])
 
 
-def _all_running(gauges: dict[str, float]) -> dict[str, float] | None:
-    in_flight = gauges["paitient_gateway_in_flight_completions"]
-    running = gauges["paitient_gateway_model_requests_running"]  # the stand-in's own count
-    return gauges if in_flight == running == STREAMS else None
+def _load(url: str) -> GatewayLoad | None:
+    with urllib.request.urlopen(f"{url}{LOAD_PATH}", timeout=5) as response:
+        return GatewayLoad.from_json(json.loads(response.read()))
+
+
+def _all_running(load: GatewayLoad | None) -> GatewayLoad | None:
+    # ``running`` is the stand-in's own count, read by the gateway from its /metrics.
+    return load if load is not None and load.in_flight == load.running == STREAMS else None
+
+
+def _leaving(url: str) -> GatewayLoad | None:
+    """The load report once readiness is off: read at once, while the gateway still listens."""
+    return _load(url) if _status(f"{url}/healthz/ready") == 503 else None
 
 
 def test_sigterm_drains_every_stream_bills_exactly_and_releases_the_model_server(
@@ -96,8 +107,10 @@ def test_sigterm_drains_every_stream_bills_exactly_and_releases_the_model_server
         assert idle["paitient_gateway_in_flight_completions"] == 0
         assert idle["paitient_gateway_model_requests_running"] == 0
         assert idle["paitient_gateway_model_requests_waiting"] == 0
+        assert idle["paitient_gateway_draining"] == 0
+        assert _load(url) == GatewayLoad(0, 0.0, 0.0, draining=False)
 
-        async def scenario() -> tuple[dict[str, int], dict[str, float], int, int]:
+        async def scenario() -> tuple[dict[str, int], GatewayLoad, GatewayLoad, int]:
             async with aiohttp.ClientSession() as session:
                 streams = {
                     f"s{n}": asyncio.ensure_future(
@@ -107,15 +120,16 @@ def test_sigterm_drains_every_stream_bills_exactly_and_releases_the_model_server
                 }
                 busy = await asyncio.to_thread(
                     wait_for,
-                    lambda: _all_running(_gauges(url)),
+                    lambda: _all_running(_load(url)),
                     timeout=20,
                     what="every stream in flight, at the gateway and in the model server",
                 )
                 gateway.popen.send_signal(signal.SIGTERM)
-                ready = await asyncio.to_thread(
+                leaving = await asyncio.to_thread(
                     wait_for,
-                    lambda: (s := _status(f"{url}/healthz/ready")) == 503 and s,
+                    lambda: _leaving(url),
                     timeout=5,
+                    interval=0.05,
                     what="readiness off after SIGTERM",
                 )
                 # Still accepting during the delay: a request that arrives is served whole.
@@ -123,11 +137,12 @@ def test_sigterm_drains_every_stream_bills_exactly_and_releases_the_model_server
                     _stream(session, f"{url}/v1/completions", headers, "late")
                 )
                 received = {rid: await task for rid, task in {**streams, "late": late}.items()}
-                return received, busy, ready, await asyncio.to_thread(gateway.popen.wait, 60)
+                return received, busy, leaving, await asyncio.to_thread(gateway.popen.wait, 60)
 
-        received, busy, ready_status, exit_code = run(scenario())
-        assert busy["paitient_gateway_model_requests_waiting"] == 0
-        assert ready_status == 503
+        received, busy, leaving, exit_code = run(scenario())
+        assert busy.waiting == 0 and not busy.draining
+        # The autoscaler counts a draining replica as gone; the streams still count in flight.
+        assert leaving.draining and leaving.in_flight == STREAMS
         assert exit_code == 0, gateway.output()[-2000:]
         assert drained.read_text() == "drained\n"
         billed = {

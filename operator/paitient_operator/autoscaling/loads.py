@@ -1,5 +1,6 @@
-"""Each replica's load, read from its gateway's ``/metrics`` (the gateway port, TLS verified
-against the gateways' CA bundle and the Service's name, as the front door connects).
+"""Each replica's load, read from its gateway's ``GET /healthz/load`` (the gateway port, TLS
+verified against the gateways' CA bundle and the Service's name, as the front door connects):
+the one load report every reader shares (``paitient_common.gateway_load``).
 
 Where a replica's gateway is: in a cluster, its pod's address (``GatewayAddresses.pods``); on
 the local data plane, which runs gateways on 127.0.0.1, the routes file it writes (``file:``),
@@ -18,33 +19,24 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
+from paitient_common.gateway_load import LOAD_PATH, GatewayLoad
 from paitient_operator.autoscaling.decision import ReplicaLoad
 
 log = logging.getLogger(__name__)
 
-IN_FLIGHT: Final = "paitient_gateway_in_flight_completions"
-RUNNING: Final = "paitient_gateway_model_requests_running"
-WAITING: Final = "paitient_gateway_model_requests_waiting"
-DRAINING: Final = "paitient_gateway_draining"
 
-
-def parse_gateway_load(pod: str, text: str) -> ReplicaLoad:
-    """A gateway's ``/metrics`` text as the load of its replica (pure)."""
-    values: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name in (IN_FLIGHT, RUNNING, WAITING, DRAINING):
-                values[sample.name] = sample.value
+def replica_load(pod: str, report: GatewayLoad | None) -> ReplicaLoad:
+    """A gateway's load report as the load of its replica; no report, an unknown load (pure)."""
+    if report is None:
+        return ReplicaLoad(pod)
     return ReplicaLoad(
         pod,
-        in_flight=values.get(IN_FLIGHT, math.nan),
-        running=values.get(RUNNING, math.nan),
-        waiting=values.get(WAITING, math.nan),
-        draining=values.get(DRAINING, 0.0) > 0,
+        in_flight=float(report.in_flight),
+        running=math.nan if report.running is None else report.running,
+        waiting=math.nan if report.waiting is None else report.waiting,
+        draining=report.draining,
     )
 
 
@@ -148,12 +140,12 @@ class LoadReader:
             endpoint.host, endpoint.port, endpoint.server_name, context, self.timeout
         )
         try:
-            connection.request("GET", "/metrics")
+            connection.request("GET", LOAD_PATH)
             response = connection.getresponse()
-            body = response.read().decode("utf-8", "replace")
+            body = response.read()
             if response.status != 200:
                 return ReplicaLoad(endpoint.pod)
-            return parse_gateway_load(endpoint.pod, body)
+            return replica_load(endpoint.pod, GatewayLoad.from_json(json.loads(body)))
         except (OSError, http.client.HTTPException, ValueError) as exc:
             log.info("gateway of %s did not give its load: %s", endpoint.pod, type(exc).__name__)
             return ReplicaLoad(endpoint.pod)
