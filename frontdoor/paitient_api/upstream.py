@@ -57,9 +57,10 @@ async def open_gateway(
     body: Any = None,
 ) -> aiohttp.ClientResponse:
     """POST to ``path`` on the deployment's gateway; a 2xx response, unread, or the error. A
-    deployment at zero replicas is woken and waited for first (``hold``).
-    ``body`` is ``data`` as read (what the replica picker hashes); ``json`` is its own."""
+    deployment at zero replicas is woken and waited for first (``hold``), then a replica is
+    picked. ``body`` is ``data`` as read (what the replica picker hashes); ``json`` is its own."""
     door: FrontDoor = request.app["door"]
+    held = holdable(md)
     md = await door.holds.until_serving(md)
     if request.transport is None or request.transport.is_closing():
         # The caller left while the deployment started: nobody would read the answer.
@@ -69,6 +70,9 @@ async def open_gateway(
     replicas: list[Route] = []
     start: Callable[[Route], Lease] = untracked
     if door.replicas is not None:
+        if held:  # the replica that woke is picked, not only reached through the Service
+            meta = md["metadata"]
+            await door.replicas.until_known(meta["namespace"], meta["name"])
         routed = json if json is not None else body
         replicas = door.replicas.choose(md, caller(request).name, routed)
         if replicas:

@@ -7,6 +7,7 @@ deployment's Service, as before.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -27,6 +28,9 @@ from paitient_common.resources.modeldeployment import RoutingSpec
 log = logging.getLogger("paitient.api")
 # A deployment's replicas' loads are polled while it had a request this recently.
 ACTIVE_SECONDS: Final = 60.0
+# A replica that has just started from zero is Ready in the deployment's status a moment before
+# its EndpointSlice reaches this front door's watch: a held request waits this long for it.
+WOKEN_ENDPOINT_SECONDS: Final = 5.0
 
 
 def routing_of(md: Obj) -> RoutingSpec:
@@ -47,6 +51,7 @@ class ReplicaRouter:
         self.endpoints: dict[str, tuple[Endpoint, ...]] = {}
         self._active: dict[str, float] = {}
         self._turns: dict[str, int] = {}
+        self._changed = asyncio.Event()
 
     def start(self, route: Route) -> Lease:
         """Count a request to ``route`` against its load until its lease is released."""
@@ -55,6 +60,24 @@ class ReplicaRouter:
     def update(self, slices: Iterable[SliceEndpoints | None]) -> None:
         """Every model Service's EndpointSlices as the watch now holds them."""
         self.endpoints = by_deployment(slices)
+        self._changed.set()  # wake whoever waits for an endpoint (``until_known``)
+        self._changed = asyncio.Event()
+
+    async def until_known(
+        self, namespace: str, name: str, seconds: float = WOKEN_ENDPOINT_SECONDS
+    ) -> bool:
+        """Whether the deployment has a replica this front door can dial, waiting up to
+        ``seconds`` for the watch to show one (a replica that has just started from zero)."""
+        deadline = self.clock() + seconds
+        while not self.dialable(namespace, name):
+            left = deadline - self.clock()
+            if left <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._changed.wait(), left)
+            except TimeoutError:
+                return False
+        return True
 
     def dialable(self, namespace: str, name: str) -> dict[str, Route]:
         """The deployment's Ready replicas this front door can dial, by endpoint name."""

@@ -20,12 +20,13 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from paitient_api.replicas.endpoints import parse_slice
+from paitient_api.replicas.endpoints import SliceEndpoints, parse_slice
 from paitient_api.replicas.metrics import FALLBACKS
 from paitient_api.replicas.poller import LoadPoller
 from paitient_api.replicas.router import ReplicaRouter
 from paitient_api.routing import GatewayRoute
 from paitient_common.tls import client_context
+from paitient_common.wake import WAKE_ANNOTATION
 from paitient_operator.certificates import x509
 from tests.unit.frontdoor.support import GATEWAY_CA, NOW, InMemoryCluster, call, front_door, serve
 
@@ -63,17 +64,22 @@ def cluster(strategy: str) -> InMemoryCluster:
     return c
 
 
-def router_for(ports: dict[str, int]) -> ReplicaRouter:
-    router = ReplicaRouter(GatewayRoute())  # in-cluster: https://<pod address>, the Service's name
+def slices_for(ports: dict[str, int]) -> list[SliceEndpoints | None]:
+    """What the EndpointSlices of md-1 say with these pods Ready on these ports."""
     endpoints = [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}, "targetRef":
                   {"kind": "Pod", "name": pod}, "port": port} for pod, port in ports.items()]  # fmt: skip
     # One slice per pod: an EndpointSlice has one port list, and each stand-in has its own port.
-    router.update(
+    return [
         parse_slice({"metadata": {"namespace": "tenant-acme", "labels":
                                   {"kubernetes.io/service-name": "md-1"}},
                      "ports": [{"port": e.pop("port"), "protocol": "TCP"}], "endpoints": [e]})
         for e in endpoints
-    )  # fmt: skip
+    ]  # fmt: skip
+
+
+def router_for(ports: dict[str, int]) -> ReplicaRouter:
+    router = ReplicaRouter(GatewayRoute())  # in-cluster: https://<pod address>, the Service's name
+    router.update(slices_for(ports))
     return router
 
 
@@ -91,6 +97,10 @@ def generate(prompt: str) -> dict[str, Any]:
 
 def refused_so_far() -> float:
     return FALLBACKS.labels("refused")._value.get()
+
+
+def to_service_so_far() -> float:
+    return FALLBACKS.labels("service")._value.get()
 
 
 def test_a_replica_that_refuses_connections_is_skipped_without_an_error() -> None:
@@ -154,3 +164,39 @@ def test_least_load_follows_the_load_the_gateways_report() -> None:
 
     asyncio.run(main())
     assert hits == ["idle"] * 10
+
+
+def test_a_deployment_at_zero_is_held_woken_and_then_its_new_replica_picked() -> None:
+    """No Ready endpoint while at zero: the request is held, the deployment woken, and once the
+    new pod's EndpointSlice reaches the watch (a moment after the status says Ready) the picker
+    dials it; the Service (a name that resolves nowhere here) is never used."""
+    hits: list[str] = []
+    at_zero = cluster("prefix")
+    md = at_zero.objects[("tenant-acme", "md-1")]
+    md["spec"]["autoscaling"] = {"minReplicas": 0, "maxReplicas": 2}
+    md["status"] = {"phase": "ScaledToZero", "readyReplicas": 0}
+
+    async def operator_and_endpoint_controller(router: ReplicaRouter, port: int) -> None:
+        while WAKE_ANNOTATION not in md["metadata"].get("annotations", {}):
+            await asyncio.sleep(0.01)
+        md["status"] = {"phase": "Ready", "readyReplicas": 1}
+        await asyncio.sleep(0.1)  # the slice trails the status
+        router.update(slices_for({"m-new": port}))
+
+    async def main() -> tuple[int, Any]:
+        async with gateways((gateway("m-new", hits), SERVICE_CERT)) as (port,):
+            router = ReplicaRouter(GatewayRoute())
+            assert router.dialable("tenant-acme", "md-1") == {}
+            async with front_door(at_zero, replicas=router) as (url, keys):
+                waking = asyncio.ensure_future(operator_and_endpoint_controller(router, port))
+                status, _, body = await call("POST", f"{url}/v1/generate", generate("p"),
+                                             keys.headers())  # fmt: skip
+                await waking
+        return status, body
+
+    before = to_service_so_far()
+    status, body = asyncio.run(main())
+    assert status == 200, body
+    assert hits == ["m-new"]
+    assert to_service_so_far() == before
+    assert len(at_zero.patches) == 1  # one wake
