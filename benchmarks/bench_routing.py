@@ -35,7 +35,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import re
 import shutil
 import signal
 import ssl
@@ -60,6 +59,7 @@ from paitient_cli import admin  # noqa: E402
 from paitient_common.kubeapi import Kube  # noqa: E402
 from paitient_common.tls import client_context  # noqa: E402
 from tests.integration.frontdoor_process import ApiProcess  # noqa: E402
+from tests.integration.metrics_text import metric  # noqa: E402
 from tests.integration.node_pods import exec_python  # noqa: E402
 from tests.integration.stack_helpers import make_tenant  # noqa: E402
 from tests.integration.waiting import wait_for  # noqa: E402
@@ -111,15 +111,6 @@ class Target:
     def set_strategy(self, strategy: str, load_bound: float) -> None:
         patch = {"spec": {"routing": {"strategy": strategy, "loadBound": load_bound}}}
         self.kube.patch(*MD, NAME, patch, namespace=self.namespace)
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        found = re.match(rf"^{re.escape(name)}\{{([^}}]*)\}} (\S+)$", line)
-        if found and all(f'{k}="{v}"' in found.group(1) for k, v in labels.items()):
-            total += float(found.group(2))
-    return total
 
 
 def picks(pages: list[str], strategy: str) -> dict[str, float]:

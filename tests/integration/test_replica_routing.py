@@ -16,7 +16,6 @@ from the pods the local data plane reports Ready), one gateway per pod.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -33,6 +32,7 @@ from paitient_common.kubeapi import Kube, KubeError
 from paitient_localcluster.host.processes import probe_context
 from tests.integration.frontdoor_process import ApiProcess, call
 from tests.integration.gateway_tls import route_entry
+from tests.integration.metrics_text import metric
 from tests.integration.stack_helpers import make_tenant
 from tests.integration.waiting import wait_for
 
@@ -68,15 +68,6 @@ def serving(kube: Kube, namespace: str) -> bool:
     md = kube.get(*MD, NAME, namespace=namespace) or {}
     ready = (md.get("status") or {}).get("phase") == "Ready"
     return ready and len(ready_endpoints(kube, namespace)) == 3
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        found = re.match(rf"^{re.escape(name)}\{{([^}}]*)\}} (\S+)$", line)
-        if found and all(f'{k}="{v}"' in found.group(1) for k, v in labels.items()):
-            total += float(found.group(2))
-    return total
 
 
 def front_door_count(api: ApiProcess, reason: str) -> float:
