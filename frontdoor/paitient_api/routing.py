@@ -18,11 +18,12 @@ Service's key); locally, the routes file's URL of that pod.
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from paitient_common.routes_file import RoutesFile, pod_urls
 
 IN_CLUSTER = "https://{name}.{namespace}.svc:8443"
 
@@ -60,14 +61,11 @@ def _route(entry: Any, turn: int = 0) -> Route | None:
 
 def _pod_route(entry: Any, pod: str) -> Route | None:
     """The route of one pod in a routes-file entry (pure)."""
-    if not isinstance(entry, dict):
+    url = pod_urls(entry).get(pod)
+    if url is None:
         return None
-    for replica in entry.get("replicas") or []:
-        if isinstance(replica, dict) and replica.get("pod") == pod:
-            url = replica.get("url")
-            name = entry.get("serverName")
-            return Route(str(url).rstrip("/"), str(name) if name else None) if url else None
-    return None
+    name = entry.get("serverName")
+    return Route(url, str(name) if name else None)
 
 
 @dataclass
@@ -76,9 +74,8 @@ class GatewayRoute:
     a JSON routes file, re-read when it changes."""
 
     template: str = IN_CLUSTER
-    _table: dict[str, Any] = field(default_factory=dict)
-    _seen: tuple[int, int, int] | None = None
     _turns: itertools.count[int] = field(default_factory=itertools.count)
+    _file: RoutesFile | None = None
 
     @property
     def local(self) -> bool:
@@ -108,12 +105,6 @@ class GatewayRoute:
         return Route(f"https://{host}:{port}", service.hostname)
 
     def _read(self) -> dict[str, Any] | None:
-        path = Path(self.template.removeprefix("file:"))
-        try:
-            stat = path.stat()
-            seen = (stat.st_ino, stat.st_mtime_ns, stat.st_size)  # a replaced file: a new inode
-            if seen != self._seen:
-                self._table, self._seen = json.loads(path.read_text()), seen
-        except (OSError, ValueError):
-            return None
-        return self._table
+        if self._file is None:
+            self._file = RoutesFile(Path(self.template.removeprefix("file:")))
+        return self._file.table()

@@ -17,11 +17,12 @@ import math
 import ssl
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from paitient_common.gateway_load import LOAD_PATH, GatewayLoad
+from paitient_common.routes_file import RoutesFile, pod_urls
 from paitient_operator.autoscaling.decision import ReplicaLoad
 
 log = logging.getLogger(__name__)
@@ -77,12 +78,11 @@ def _crashing(status: Mapping[str, Any]) -> bool:
 @dataclass
 class GatewayAddresses:
     """``pods``: the pod's own address; ``file:<path>``: the local data plane's routes file
-    (``{"<ns>/<name>": {"serverName", "replicas": [{"url", "pod"}]}}``), re-read when changed."""
+    (``paitient_common.routes_file``: each pod's URL on loopback), re-read when changed."""
 
     source: str = "pods"
     port: int = 8443
-    _table: dict[str, Any] = field(default_factory=dict)
-    _seen: tuple[int, int] | None = None
+    _file: RoutesFile | None = None
 
     def endpoints(
         self, namespace: str, name: str, pods: Sequence[Mapping[str, Any]]
@@ -94,26 +94,16 @@ class GatewayAddresses:
                 for p in pods
             ]
         wanted = {p["metadata"]["name"] for p in pods}
-        entry = self._routes().get(f"{namespace}/{name}") or {}
+        if self._file is None:
+            self._file = RoutesFile(Path(self.source.removeprefix("file:")))
+        entry = (self._file.table() or {}).get(f"{namespace}/{name}") or {}
         found = []
-        for replica in entry.get("replicas") or []:
-            pod, url = replica.get("pod"), str(replica.get("url", ""))
-            host, _, port = url.split("://", 1)[-1].rstrip("/").rpartition(":")
+        for pod, url in pod_urls(entry).items():
+            host, _, port = url.split("://", 1)[-1].rpartition(":")
             if pod in wanted and host and port.isdigit():
                 name_checked = str(entry.get("serverName") or server_name)
                 found.append(Endpoint(pod, host, int(port), name_checked))
         return found
-
-    def _routes(self) -> dict[str, Any]:
-        path = Path(self.source.removeprefix("file:"))
-        try:
-            stat = path.stat()
-            if (stat.st_ino, stat.st_mtime_ns) != self._seen:
-                self._table = json.loads(path.read_text())
-                self._seen = (stat.st_ino, stat.st_mtime_ns)
-        except (OSError, ValueError):
-            return {}
-        return self._table
 
 
 @dataclass
