@@ -29,6 +29,11 @@ class ReplicaLoad:
     reported_at: float = 0.0
     local_at_report: int = 0  # ``local`` when the report was asked for
 
+    def draining(self, now: float, max_age: float = REPORT_MAX_AGE) -> bool:
+        """Its gateway said it is stopping (scaled down): it still serves, but is leaving."""
+        fresh = self.reported is not None and now - self.reported_at <= max_age
+        return fresh and self.reported is not None and self.reported.draining
+
     def estimate(self, now: float, max_age: float = REPORT_MAX_AGE) -> int:
         if self.reported is None or now - self.reported_at > max_age:
             return self.local
@@ -75,6 +80,11 @@ class LoadBoard:
         return {
             url: self.replicas[url].estimate(now) if url in self.replicas else 0 for url in urls
         }
+
+    def draining(self, urls: Iterable[str]) -> set[str]:
+        """Those of ``urls`` whose gateway last reported it is draining."""
+        now = self.clock()
+        return {url for url in urls if url in self.replicas and self.replicas[url].draining(now)}
 
     def keep_only(self, urls: set[str]) -> None:
         """Forget replicas that are gone, except those with requests still in flight."""

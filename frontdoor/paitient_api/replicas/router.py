@@ -107,6 +107,10 @@ class ReplicaRouter:
         self._turns[deployment] = turn + 1
         key = prefix_key(tenant, body or {}, settings.prefix_length)
         picked = order(settings.strategy, list(replicas), loads, key, settings.load_bound, turn)
+        # A replica being scaled down is still in the slice until its readiness probe fails:
+        # it serves, but only when nothing else does.
+        leaving = self.board.draining(urls.values())
+        picked.sort(key=lambda n: urls[n] in leaving)
         self._observe(settings, picked, loads, key)
         return [replicas[n] for n in picked]
 

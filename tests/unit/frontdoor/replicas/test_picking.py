@@ -227,3 +227,16 @@ def test_deployments_in_use_are_polled_and_idle_ones_forgotten() -> None:
     assert [t.url for t in r.poll_targets()] == ["https://10.0.0.1:8443"]
     clock.now += 61
     assert r.poll_targets() == []
+
+
+def test_a_replica_whose_gateway_says_it_drains_is_tried_last() -> None:
+    r = router("m-a", "m-b", "m-c")
+    for strategy in ("prefix", "least-load", "round-robin"):
+        spec = md({"strategy": strategy})
+        leaving = r.choose(spec, "acme", chat("q"))[0].url
+        r.board.report(leaving, GatewayLoad(0, draining=True), 0)
+        for _ in range(3):  # round robin's every turn too
+            routes = [x.url for x in r.choose(spec, "acme", chat("q"))]
+            assert routes[-1] == leaving and len(routes) == 3
+        r.board.report(leaving, GatewayLoad(0), 0)  # a report without draining: back in turn
+        assert leaving in {r.choose(spec, "acme", chat("q"))[0].url for _ in range(3)}
