@@ -166,21 +166,19 @@ def breakdown(scene: Scene, name: str, since: float, token_at: float) -> dict[st
     pods = sorted(scene.pods(name), key=lambda p: p["metadata"]["creationTimestamp"])
     if pods:
         pod = pods[-1]
-        steps["pod created"] = _epoch(pod["metadata"]["creationTimestamp"]) - since
+        steps["pod created"] = _after(pod["metadata"]["creationTimestamp"], since)
         conditions = {c["type"]: c for c in pod["status"].get("conditions") or []}
         if "PodScheduled" in conditions:
-            steps["pod scheduled"] = (
-                _epoch(conditions["PodScheduled"]["lastTransitionTime"]) - since
-            )
+            steps["pod scheduled"] = _after(conditions["PodScheduled"]["lastTransitionTime"], since)
         for container in pod["status"].get("containerStatuses") or []:
             started = (container.get("state", {}).get("running") or {}).get("startedAt")
             if container["name"] == "vllm" and started:
-                steps["vLLM container started"] = _epoch(started) - since
+                steps["vLLM container started"] = _after(started, since)
         if scene.real:
             steps.update(_vllm_milestones(scene, pod, since))
         if "Ready" in conditions and conditions["Ready"]["status"] == "True":
-            steps["pod Ready (gateway and vLLM)"] = (
-                _epoch(conditions["Ready"]["lastTransitionTime"]) - since
+            steps["pod Ready (gateway and vLLM)"] = _after(
+                conditions["Ready"]["lastTransitionTime"], since
             )
     steps["first token at the client"] = token_at - since
     return steps
@@ -433,6 +431,13 @@ def markdown(summary: dict[str, Any], rounds: int) -> str:
 
 def _epoch(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def _after(stamp: str, since: float) -> float:
+    """Seconds from ``since`` to a Kubernetes timestamp. Those are whole seconds (truncated), so
+    a step in the same second as ``since`` would read up to 1 s before it: it counts as 0 (every
+    step of a start follows the request that caused it)."""
+    return max(_epoch(stamp) - since, 0.0)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

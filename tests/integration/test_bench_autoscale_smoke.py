@@ -31,7 +31,8 @@ def test_the_autoscaling_benchmark_runs(
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for start in ("cold", "warm"):
         steps = summary[start]
-        assert 0 < steps["pod created"] <= steps["first token at the client"]
+        # Kubernetes' timestamps are whole seconds: a pod made within the request's second is 0.
+        assert 0 <= steps["pod created"] <= steps["first token at the client"]
     one, six, none = summary["step"]["phases"]
     assert six["most replicas Ready"] == 2 and one["most replicas Ready"] >= 1
     assert six["answers"] > 0 and none["answers"] == 0
