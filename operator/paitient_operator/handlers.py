@@ -120,6 +120,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         config.autoscaling.interval_seconds,
         GatewayAddresses(config.autoscaling.gateway_addresses, config.gateway.port),
         LoadReader(config.autoscaling.scrape_timeout_seconds),
+        keda_installed=reconciler.keda.installed,
     ).start()
     memo.tenants = TenantReconciler(kube, config, _post_event)
 

@@ -2,7 +2,9 @@
 ``spec.autoscaling.engine: native``, read its replicas' loads from their gateways and, when the
 decision function would change something (the replicas, or the window it waits out), reconcile
 the deployment with those loads. The decision and its memory are written in the status by that
-reconcile, under the deployment's lock, with the children: one writer, level-based.
+reconcile, under the deployment's lock, with the children: one writer, level-based. The same
+pass reconciles a deployment with ``engine: keda`` that waits for KEDA's CRDs once they are
+served (no event of the deployment says so).
 
 It runs where the operator's handlers run: started by kopf's start-up handler and stopped by its
 clean-up, like the certificate renewals. With leader election (several operator replicas, one
@@ -37,6 +39,7 @@ from paitient_operator.autoscaling.decision import ReplicaLoad
 from paitient_operator.autoscaling.loads import GatewayAddresses, LoadReader, serving_pods
 from paitient_operator.autoscaling.plan import plan_scaling
 from paitient_operator.builders.metadata import selector_string
+from paitient_operator.conditions import REASON_KEDA_NOT_INSTALLED, TYPE_AUTOSCALER_ACTIVE
 from paitient_operator.errors import OperatorError
 
 log = logging.getLogger(__name__)
@@ -58,6 +61,20 @@ def natively_autoscaled(body: Mapping[str, Any]) -> bool:
     )
 
 
+def waits_for_keda(body: Mapping[str, Any]) -> bool:
+    """Whether the deployment's autoscaler is KEDA and its status says KEDA's CRDs were missing
+    (pure)."""
+    autoscaling = (body.get("spec") or {}).get("autoscaling")
+    if not isinstance(autoscaling, Mapping) or autoscaling.get("engine") != "keda":
+        return False
+    if (body.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    return any(
+        c.get("type") == TYPE_AUTOSCALER_ACTIVE and c.get("reason") == REASON_KEDA_NOT_INSTALLED
+        for c in (body.get("status") or {}).get("conditions") or []
+    )
+
+
 @dataclass
 class AutoscalerWorker:
     kube: Kube
@@ -67,6 +84,8 @@ class AutoscalerWorker:
     interval: float = 5.0
     addresses: GatewayAddresses = field(default_factory=GatewayAddresses)
     reader: LoadReader = field(default_factory=LoadReader)
+    # Whether KEDA's CRDs are served (the reconciler's probe, asked at most once a minute).
+    keda_installed: Callable[[], bool] = lambda: False
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -98,6 +117,10 @@ class AutoscalerWorker:
         for body in self.kube.list(API_VERSION, KIND):
             if self._stop.is_set():
                 break
+            if waits_for_keda(body) and self.keda_installed():
+                self.reconcile(body, ())  # KEDA came: the ScaledObject is rendered now
+                reconciled += 1
+                continue
             if not natively_autoscaled(body):
                 continue
             meta = body["metadata"]
