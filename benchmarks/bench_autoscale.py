@@ -59,7 +59,7 @@ from paitient_common.kubeapi import Kube  # noqa: E402
 from paitient_common.resources.install import install_crds  # noqa: E402
 from paitient_localcluster.cluster import LocalCluster  # noqa: E402
 from paitient_localcluster.stack.tiny_model import MODEL_URI, fill_model_claim  # noqa: E402
-from tests.integration.autoscaling_load import FrontDoorLoad  # noqa: E402
+from tests.integration.autoscaling_load import FrontDoorLoad, pace_standin  # noqa: E402
 from tests.integration.frontdoor_process import ApiProcess  # noqa: E402
 from tests.integration.node_pods import kubectl  # noqa: E402
 from tests.integration.operator_process import OperatorProcess  # noqa: E402
@@ -99,6 +99,8 @@ class Scene:
     spec: Callable[[dict[str, Any]], dict[str, Any]]  # autoscaling -> spec
     real: bool
     timeout: float
+    # The local data plane's routes file (smoke): where each deployment's stand-in is paced.
+    routes: Path | None = None
 
     @property
     def namespace(self) -> str:
@@ -342,12 +344,12 @@ def real_scene() -> Iterator[Scene]:
 
 
 @contextmanager
-def session_scene(kubeconfig: Path, front_door: str) -> Iterator[Scene]:
+def session_scene(kubeconfig: Path, front_door: str, routes: Path | None) -> Iterator[Scene]:
     """The data plane, operator and front door a test session already runs (the smoke test)."""
     kube = Kube.from_kubeconfig(str(kubeconfig))
     tenant = make_tenant(kube, tier="enterprise")
     try:
-        yield Scene(kube, kubeconfig, front_door, None, tenant, _gpu_spec, False, 120)
+        yield Scene(kube, kubeconfig, front_door, None, tenant, _gpu_spec, False, 120, routes)
     finally:
         admin.delete_tenant(kube, tenant["name"], force=True)
 
@@ -372,7 +374,7 @@ def smoke_scene(kubeconfig: Path, work: Path) -> Iterator[Scene]:
             operator.start()
             api.start()
             tenant = make_tenant(kube, tier="enterprise")
-            yield Scene(kube, kubeconfig, api.root, None, tenant, _gpu_spec, False, 120)
+            yield Scene(kube, kubeconfig, api.root, None, tenant, _gpu_spec, False, 120, routes)
     finally:
         if tenant is not None:
             admin.delete_tenant(kube, tenant["name"], force=True)
@@ -393,6 +395,10 @@ def run(scene: Scene, rounds: int, png: Path) -> dict[str, Any]:
     try:
         wait_for(lambda: int(scene.status(name).get("readyReplicas") or 0) >= 1,
                  timeout=scene.timeout, interval=1, what="the step's first replica")  # fmt: skip
+        if scene.routes is not None:
+            # An unpaced stand-in answers in milliseconds: six clients would hold about one
+            # request in flight, on a fast machine fewer. 30 tokens at 30/s: 1 s an answer.
+            pace_standin(scene.routes, scene.namespace, name, 30)
         line = asyncio.run(step(scene, name, phases))
     finally:
         scene.delete(name)
@@ -451,9 +457,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=None,
         help="smoke: the front door of a running data plane and operator (a test session's)",
     )
+    parser.add_argument(
+        "--routes", type=Path, default=None, help="smoke: that data plane's routes file"
+    )
     args = parser.parse_args(argv)
     if args.smoke and args.front_door:
-        with session_scene(args.kubeconfig or LocalCluster().up(), args.front_door) as scene:
+        cluster = args.kubeconfig or LocalCluster().up()
+        with session_scene(cluster, args.front_door, args.routes) as scene:
             summary = run(scene, 1, args.png or Path(tempfile.mkdtemp()) / "step.png")
     elif args.smoke:
         kubeconfig = args.kubeconfig or LocalCluster().up()

@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -99,3 +101,15 @@ class FrontDoorLoad:
             return
         tokens = int(usage["prompt_tokens"]) + int(usage["completion_tokens"])
         self.answers.append(Answer(started, time.monotonic() - started, tokens, ttft))
+
+
+def pace_standin(routes: Path, namespace: str, name: str, tokens_per_second: float) -> None:
+    """Slow the deployment's stand-in so each answer takes a while (load that lasts)."""
+    entry = json.loads(routes.read_text())[f"{namespace}/{name}"]
+    request = urllib.request.Request(
+        f"{entry['standin']}/standin/config",
+        data=json.dumps({"tokens_per_second": tokens_per_second}).encode(),
+        headers={"Content-Type": "application/json"}, method="POST",
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=5):
+        pass

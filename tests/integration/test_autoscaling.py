@@ -19,8 +19,6 @@ Every wait is a condition on the cluster with a generous bound; no test times an
 from __future__ import annotations
 
 import asyncio
-import json
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +31,7 @@ from paitient_cli import admin
 from paitient_common.kubeapi import Kube, KubeError
 from paitient_common.wake import WAKE_ANNOTATION
 from paitient_localcluster.upstream import keda
-from tests.integration.autoscaling_load import FrontDoorLoad
+from tests.integration.autoscaling_load import FrontDoorLoad, pace_standin
 from tests.integration.frontdoor_process import ApiProcess
 from tests.integration.operator_process import OperatorProcess
 from tests.integration.stack_helpers import make_tenant
@@ -118,18 +116,6 @@ def billed(kube: Kube, namespace: str, tenant: str, deployment: str) -> int:
         for e in report["spec"].get("entries") or []
         if e["tenant"] == tenant
     )
-
-
-def pace_standin(routes: Path, namespace: str, name: str, tokens_per_second: float) -> None:
-    """Slow the deployment's stand-in so each answer takes a while (load that lasts)."""
-    entry = json.loads(routes.read_text())[f"{namespace}/{name}"]
-    request = urllib.request.Request(
-        f"{entry['standin']}/standin/config",
-        data=json.dumps({"tokens_per_second": tokens_per_second}).encode(),
-        headers={"Content-Type": "application/json"}, method="POST",
-    )  # fmt: skip
-    with urllib.request.urlopen(request, timeout=5):
-        pass
 
 
 def headers(tenant: dict[str, str]) -> dict[str, str]:
@@ -230,8 +216,15 @@ def test_engine_keda_waits_for_kedas_crds_then_renders_a_scaled_object_they_acce
             what="the ScaledObject",
         )
         assert scaled["spec"]["minReplicaCount"] == 0 and scaled["spec"]["maxReplicaCount"] == 2
-        active = condition(kube, "by-keda", ns, "AutoscalerActive")
-        assert (active["status"], active["reason"]) == ("True", "KEDAScaledObject")
+        # The status is written after the children: the condition follows the ScaledObject.
+        active = wait_for(
+            lambda: (
+                (c := condition(kube, "by-keda", ns, "AutoscalerActive")).get("status") == "True"
+                and c
+            ),
+            what="AutoscalerActive True",
+        )
+        assert active["reason"] == "KEDAScaledObject"
     finally:
         kube.delete(*MD, "by-keda", namespace=ns)
         kube.delete("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd["metadata"]["name"])

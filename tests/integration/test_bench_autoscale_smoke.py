@@ -18,12 +18,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.timeout(1200)
 def test_the_autoscaling_benchmark_runs(
-    kubeconfig: Path, stack: ApiProcess, tmp_path: Path
+    kubeconfig: Path, stack: ApiProcess, dataplane: Path, tmp_path: Path
 ) -> None:
     png = tmp_path / "step.png"
     done = subprocess.run(
         [sys.executable, "benchmarks/bench_autoscale.py", "--smoke", "--kubeconfig", str(kubeconfig),
-         "--front-door", stack.root, "--png", str(png)],
+         "--front-door", stack.root, "--routes", str(dataplane), "--png", str(png)],
         cwd=ROOT, capture_output=True, timeout=900,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr.decode()[-3000:]
