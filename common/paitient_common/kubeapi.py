@@ -129,7 +129,12 @@ class Kube:
         )
         response = self.api.call_api(m, url, hdrs, data)
         raw = response.read()
-        payload: Obj = json.loads(raw) if raw else {}
+        try:
+            payload: Obj = json.loads(raw) if raw else {}
+        except ValueError:
+            if response.status < 400:
+                raise
+            payload = {}  # an error the API server did not answer in JSON ("404 page not found")
         if response.status >= 400:
             raise KubeError(
                 response.status, str(payload.get("reason", "")), str(payload.get("message", raw))

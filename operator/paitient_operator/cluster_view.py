@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from paitient_common.kubeapi import Kube, Obj
+from paitient_common.kubeapi import Kube, KubeError, Obj
 from paitient_common.resources import tenant as tenant_res
 
 
@@ -139,7 +139,11 @@ class ApiView:
     def autoscalers(self, namespace: str, name: str) -> list[Obj]:
         found = self.kube.list("autoscaling/v2", "HorizontalPodAutoscaler", namespace=namespace)
         if (self.keda or KedaProbe(self.kube)).installed():
-            found += self.kube.list(KEDA_API_VERSION, "ScaledObject", namespace=namespace)
+            try:
+                found += self.kube.list(KEDA_API_VERSION, "ScaledObject", namespace=namespace)
+            except KubeError as exc:
+                if exc.status != 404:  # KEDA's CRDs gone since the probe asked: no ScaledObject
+                    raise
         entries = [scaler_entry(s) for s in found]
         return [e[1] for e in entries if e is not None and e[0] == (namespace, name)]
 
