@@ -13,7 +13,7 @@ REQUIRE_ALL := PAITIENT_REQUIRE_ALL=1
 
 .PHONY: help setup node-packages test-packages demo up down cluster cluster-build cluster-down cluster-status cluster-clean-cache operator \
         images image-tools images-test images-clean-cache bench-images \
-        bench-control-plane bench-operator bench-keys bench-gateway bench-reactions bench-model-pod bench-limits bench-failover lint typecheck unit integration sdk-test sdk-unasync chart-lint test clean \
+        bench-control-plane bench-operator bench-keys bench-gateway bench-reactions bench-model-pod bench-limits bench-failover bench-autoscale bench-routing lint typecheck unit integration sdk-test sdk-unasync chart-lint test clean \
         vllm-flags vllm-test settings-tables
 
 help: ## list the targets
@@ -112,8 +112,14 @@ bench-limits: setup ## overshoot of a tier limit under a burst through 2 gateway
 bench-failover: setup images ## operator handover after SIGKILL / SIGTERM (add ARGS=--chart: client errors while the front door rolls or loses a pod, on the real node)
 	$(PY) benchmarks/bench_failover.py $(ARGS)
 
+bench-autoscale: setup images ## 0 -> first token (cold and warm cache, with a breakdown) and replicas and latency under a step load, real vLLM on the real node, drawn into docs/bench-autoscale.png (ARGS=--smoke: stand-ins)
+	$(PY) benchmarks/bench_autoscale.py $(ARGS)
+
 bench-model-pod: setup images ## a CPU ModelDeployment on the real node: kubectl apply -> Ready -> first completion (real vLLM), its memory
 	$(PY) benchmarks/bench_model_pod.py $(ARGS)
+
+bench-routing: setup images ## round robin vs least-load vs prefix routing on a shared-prefix workload, real vLLM replicas on the real node (ARGS="--model tiny|bench|both")
+	$(PY) benchmarks/bench_routing.py $(ARGS)
 
 lint: setup ## ruff
 	$(VENV)/bin/ruff check .

@@ -17,15 +17,19 @@ _DURATION: Final = re.compile(r"([0-9]{1,6})([wdhms])")
 DEFAULT_MAXIMUM: Final = timedelta(days=3660)
 
 
-def parse_duration(text: str, *, maximum: timedelta | None = DEFAULT_MAXIMUM) -> timedelta:
-    """A positive duration: a whole number and one unit (``w``, ``d``, ``h``, ``m``, ``s``).
+def parse_duration(
+    text: str, *, maximum: timedelta | None = DEFAULT_MAXIMUM, allow_zero: bool = False
+) -> timedelta:
+    """A positive duration (or zero, with ``allow_zero``): a whole number and one unit (``w``,
+    ``d``, ``h``, ``m``, ``s``).
 
     Raises ``ValueError`` with a message fit to show the person who typed it.
     """
     match = _DURATION.fullmatch(text.strip()) if isinstance(text, str) else None
-    if match is None or int(match.group(1)) == 0:
+    if match is None or (int(match.group(1)) == 0 and not allow_zero):
+        kind = "whole number" if allow_zero else "positive whole number"
         raise ValueError(
-            f"invalid duration {text!r}: use a positive whole number and one unit "
+            f"invalid duration {text!r}: use a {kind} and one unit "
             "(w, d, h, m or s), e.g. 90d, 12h, 30m"
         )
     value = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})

@@ -173,9 +173,11 @@ class ServiceError(ApiError):
         message: str | None = None,
         *,
         status: int | None = None,
+        param: str | None = None,
+        code: str | None = None,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(message, status=status)
+        super().__init__(message, status=status, param=param, code=code)
         self.retry_after = retry_after
 
     @property
@@ -225,7 +227,7 @@ def error_from_body(
     status: int, body: object, headers: Mapping[str, str] | None = None
 ) -> ApiError:
     """Rebuild the error an upstream PaiTIENT component answered, so the front door can pass a
-    gateway's error on unchanged (a 429 keeps its ``Retry-After``); an unknown shape becomes a
+    gateway's error on unchanged (a 429 or 503 keeps its ``Retry-After``); an unknown shape becomes a
     502."""
     error = body.get("error") if isinstance(body, Mapping) else None
     if isinstance(error, Mapping):

@@ -50,6 +50,7 @@ RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
     ("cert-manager.io/v1", "Certificate"): ("certificates", True),
     ("cert-manager.io/v1", "ClusterIssuer"): ("clusterissuers", False),  # the issuer tests make
     ("coordination.k8s.io/v1", "Lease"): ("leases", True),
+    ("keda.sh/v1alpha1", "ScaledObject"): ("scaledobjects", True),
 }
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -136,7 +137,12 @@ class Kube:
         )
         response = self.api.call_api(m, url, hdrs, data, _request_timeout=self.timeout)
         raw = response.read()
-        payload: Obj = json.loads(raw) if raw else {}
+        try:
+            payload: Obj = json.loads(raw) if raw else {}
+        except ValueError:
+            if response.status < 400:
+                raise
+            payload = {}  # an error the API server did not answer in JSON ("404 page not found")
         if response.status >= 400:
             raise KubeError(
                 response.status, str(payload.get("reason", "")), str(payload.get("message", raw))

@@ -5,19 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
+from paitient_api import mapping
 from paitient_api.gateway_client import GatewayTrust
+from paitient_api.hold import DEFAULT_HOLD_SECONDS, Holds
+from paitient_api.replicas.router import ReplicaRouter
 from paitient_api.routing import GatewayRoute
 from paitient_common.keycache.directory import Directory
-from paitient_common.kubeapi import Kube, KubeError
+from paitient_common.kubeapi import Kube, KubeError, Obj
 from paitient_common.store.connection import Store
 from paitient_common.store.health import StoreHealth
 
 log = logging.getLogger("paitient.api")
+MD = (mapping.API_VERSION, mapping.KIND)
 K8S_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
 
 
@@ -33,6 +37,15 @@ class FrontDoor:
     # The shared store (idempotency records, usage the moment it is spent); None: none.
     store: Store | None = None
     store_health: StoreHealth | None = None
+    # How long a request waits for a deployment starting from zero replicas (hold.py).
+    hold_seconds: float = DEFAULT_HOLD_SECONDS
+    # The replica picker (EndpointSlices, loads, spec.routing); None: every request to the
+    # deployment's Service.
+    replicas: ReplicaRouter | None = None
+    holds: Holds = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.holds = Holds(self.read_deployment, self.patch_deployment, self.hold_seconds)
 
     async def k8s(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call the Kubernetes API off the event loop, riding out what the API server says is
@@ -51,6 +64,13 @@ class FrontDoor:
                 )
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
+
+    async def read_deployment(self, namespace: str, name: str) -> Obj | None:
+        found: Obj | None = await self.k8s(self.kube.get, *MD, name, namespace=namespace)
+        return found
+
+    async def patch_deployment(self, namespace: str, name: str, patch: Obj) -> object:
+        return await self.k8s(self.kube.patch, *MD, name, patch, namespace=namespace)
 
     async def config_map(self, namespace: str, name: str) -> Any:
         """A ConfigMap, or None (the gateways' CA bundle is one)."""

@@ -1,6 +1,11 @@
 """The front door's way to a deployment's gateway: HTTPS that trusts only the gateways' CA
 bundle, verifies the name its route gives, and fails closed with a ``service_error`` saying why.
 
+A request tries the routes it is given in order (the replica picker's, or the Service's): a
+route that refuses the connection, or does not accept it in time, gets nothing, so the next one
+is tried; once a connection is made the request is that route's, whatever happens next: a
+request a gateway may have started is never sent twice.
+
 The bundle is the ConfigMap ``paitient-ca-bundle`` in the system namespace (published by the
 operator: its own CA, or the cert-manager issuer's), re-read every few seconds, so a CA rotation
 reaches the front door without a restart. A new bundle makes a new ``SSLContext``; connections
@@ -12,13 +17,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
-from paitient_api.routing import GatewayRoute
+from paitient_api.replicas.metrics import FALLBACKS
+from paitient_api.routing import GatewayRoute, Route
 from paitient_common.errors import ServiceError
 from paitient_common.kubeapi import Obj
 from paitient_common.secrets import CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY
@@ -26,10 +33,45 @@ from paitient_common.tls import client_context
 
 log = logging.getLogger("paitient.api")
 REFRESH_SECONDS = 5.0
-# A gateway that refuses the connection of a deployment just reported Ready: in a cluster the
-# Service's endpoints reach kube-proxy up to its sync period (1 s by default) after the pod
-# turned Ready. Nothing was sent, so trying again is safe; 2.5 s in all covers that window.
+# When every route refused the connection (a deployment just reported Ready: in a cluster the
+# Service's endpoints reach kube-proxy up to its sync period, 1 s by default, after the pod
+# turned Ready), all are tried again after these pauses. Nothing was sent, so trying again is
+# safe; 2.5 s in all covers that window.
 CONNECT_RETRY_DELAYS = (0.1, 0.2, 0.4, 0.8, 1.0)
+
+
+class Lease(Protocol):
+    """A request counted against a route's load until ``release``."""
+
+    def release(self) -> None: ...
+
+
+class _Untracked:
+    def release(self) -> None:
+        return None
+
+
+def untracked(_route: Route) -> Lease:
+    return _Untracked()
+
+
+# The lease of each response still open, released when it is closed (``finished``) or, should
+# a path forget that, when the response is garbage-collected.
+_LEASES: weakref.WeakKeyDictionary[aiohttp.ClientResponse, weakref.finalize[Any, Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _hold(response: aiohttp.ClientResponse, lease: Lease) -> None:
+    _LEASES[response] = weakref.finalize(response, lease.release)
+
+
+def finished(response: aiohttp.ClientResponse) -> None:
+    """The request on ``response`` has ended: its route's load goes down."""
+    release = _LEASES.pop(response, None)
+    if release is not None:
+        release()
+
 
 # Reads the bundle ConfigMap: (namespace, name) -> object or None.
 ReadConfigMap = Callable[[str, str], Awaitable[Obj | None]]
@@ -94,15 +136,22 @@ async def post_to_gateway(
     *,
     json: Any = None,
     data: bytes | None = None,
+    replicas: Sequence[Route] = (),
+    start: Callable[[Route], Lease] = untracked,
 ) -> aiohttp.ClientResponse:
     """POST ``json`` (or the raw ``data``) to ``path`` on the deployment's gateway, over
-    verified TLS only; the response unread, whatever its status."""
+    verified TLS only; the response unread, whatever its status. ``replicas``: the routes to
+    try in order (the Service's when none); ``start`` counts the request against the route that
+    takes it, until ``finished``."""
     meta = deployment["metadata"]
     name = meta["name"]
-    route = routes.route(name, meta["namespace"])
-    if route is None:
-        raise ServiceError(f"deployment {name} has no gateway yet", status=503)
-    if not route.is_tls:
+    candidates = list(replicas)
+    if not candidates:
+        route = routes.route(name, meta["namespace"])
+        if route is None:
+            raise ServiceError(f"deployment {name} has no gateway yet", status=503)
+        candidates = [route]
+    if not all(route.is_tls for route in candidates):
         raise ServiceError(
             f"the route to deployment {name}'s gateway is not HTTPS; prompts are never sent in "
             "plain text",
@@ -116,15 +165,17 @@ async def post_to_gateway(
             status=503,
         )
     try:
-        return await post_retrying_refusals(
-            lambda: http.post(
+        return await post_first_reachable(
+            candidates,
+            lambda route: http.post(
                 route.url + path,
                 json=json,
                 data=data,
                 headers=headers,
                 ssl=context,
                 server_hostname=route.server_name,
-            )
+            ),
+            start,
         )
     except aiohttp.ClientConnectorCertificateError as exc:
         raise ServiceError(
@@ -140,18 +191,42 @@ async def post_to_gateway(
         raise ServiceError(f"the gateway of deployment {name} is unreachable", status=502) from None
 
 
-async def post_retrying_refusals(
-    post: Callable[[], Awaitable[aiohttp.ClientResponse]],
+async def post_first_reachable(
+    routes: Sequence[Route],
+    post: Callable[[Route], Awaitable[aiohttp.ClientResponse]],
+    start: Callable[[Route], Lease] = untracked,
 ) -> aiohttp.ClientResponse:
-    """``post()``, tried again only while the connection is refused or the name does not resolve
-    (the request was never sent); a TLS failure is final at once."""
-    for delay in (*CONNECT_RETRY_DELAYS, None):
-        try:
-            return await post()
-        except aiohttp.ClientSSLError:
-            raise
-        except aiohttp.ClientConnectorError:
-            if delay is None:
-                raise
+    """``post(route)`` on the first route that accepts the connection. A refusal, a name that
+    does not resolve or a connection not made in time (nothing was sent) moves on to the next
+    route; when every route refused, all are tried again after each pause of
+    ``CONNECT_RETRY_DELAYS`` (one that timed out is not tried again). A TLS failure is final at
+    once, and so is anything that happens once the connection is made."""
+    remaining = list(routes)
+    failure: BaseException | None = None
+    for delay in (0.0, *CONNECT_RETRY_DELAYS):
+        if delay:
             await asyncio.sleep(delay)
-    raise AssertionError("unreachable")
+        for route in list(remaining):
+            lease = start(route)
+            try:
+                response = await post(route)
+            except aiohttp.ClientSSLError:
+                lease.release()
+                raise
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+                lease.release()
+                failure = exc
+                if isinstance(exc, aiohttp.ConnectionTimeoutError):
+                    remaining.remove(route)
+                if len(routes) > 1:
+                    FALLBACKS.labels("refused").inc()
+                continue
+            except BaseException:
+                lease.release()
+                raise
+            _hold(response, lease)
+            return response
+        if not remaining:
+            break
+    assert failure is not None
+    raise failure

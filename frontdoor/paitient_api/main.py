@@ -1,13 +1,16 @@
 """``paitient-api``: serve the /v1 API.
 
 In a cluster it reads keys and tenants through the API (in-cluster config) and routes generate
-to each deployment's gateway Service over TLS, trusting only the CA bundle in the ConfigMap
+to a Ready replica of each deployment's gateway, picked from its EndpointSlices (the Service when
+none is known), over TLS, trusting only the CA bundle in the ConfigMap
 ``--gateway-ca-configmap``; locally ``--kubeconfig`` and ``--gateway-url`` point it at the local
 cluster and a local gateway. With ``--tls-cert-file`` and ``--tls-key-file`` it serves HTTPS
 itself (the certificate is reloaded when the files change). At SIGTERM it drains: not ready
 at once, then no new connections, then requests and streams in progress finish
-(``--shutdown-delay``, ``--shutdown-timeout``; paitient_api/lifecycle.py). Every setting, with
-its flag and environment variable: docs/configuration.md.
+(``--shutdown-delay``, ``--shutdown-timeout``; paitient_api/lifecycle.py). A request for a
+deployment at zero replicas waits up to ``--hold-seconds`` for one to start
+(paitient_api/hold.py). Every setting, with its flag and environment variable:
+docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from paitient_api.app import create_app
 from paitient_api.door import FrontDoor
 from paitient_api.gateway_client import GatewayTrust
 from paitient_api.lifecycle import serve
+from paitient_api.replicas.poller import LoadPoller
+from paitient_api.replicas.router import ReplicaRouter
+from paitient_api.replicas.watch import watch_endpoint_slices
 from paitient_api.routing import GatewayRoute
 from paitient_api.settings import FrontDoorSettings
 from paitient_common.keycache.directory import Directory
@@ -58,13 +64,16 @@ def main(argv: list[str] | None = None) -> int:
             "answering usage from Tenant.status and keeping idempotency records in this replica",
             StoreMetrics().changed,
         )
+    route = GatewayRoute(args.gateway_url)
     door = FrontDoor(
         kube=kube,
         callers=directory,
-        route=GatewayRoute(args.gateway_url),
+        route=route,
         trust=GatewayTrust(args.system_namespace, args.gateway_ca_configmap),
         store=store,
         store_health=health,
+        hold_seconds=args.hold_seconds,
+        replicas=ReplicaRouter(route),
     )
     app = create_app(door)
     source = KubernetesKeySource(
@@ -82,9 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     async def background(_: web.Application) -> AsyncIterator[None]:
+        assert door.replicas is not None
+        poller = LoadPoller(door.replicas, lambda: door.http, lambda: door.trust.context)
         tasks = [
             asyncio.create_task(source.run(directory)),
             asyncio.create_task(door.trust.run(door.config_map)),
+            asyncio.create_task(watch_endpoint_slices(door.replicas, args.kubeconfig, args.watch)),
+            asyncio.create_task(poller.run()),
         ]
         if certificate is not None:
             tasks.append(asyncio.create_task(certificate.run()))

@@ -7,6 +7,7 @@ import secrets
 from typing import Any
 
 from paitient_api.schemas import (
+    Autoscaling,
     Condition,
     CreateDeployment,
     Deployment,
@@ -34,11 +35,11 @@ def build_model_deployment(
     request: CreateDeployment, namespace: str, client_id: str
 ) -> dict[str, Any]:
     name = request.deployment_name or default_name(request.model_name)
-    spec: dict[str, Any] = {
-        "model": model_source(request.model_name),
-        "useGpu": request.use_gpu,
-        "replicas": request.replicas,
-    }
+    spec: dict[str, Any] = {"model": model_source(request.model_name), "useGpu": request.use_gpu}
+    if request.autoscaling is None:
+        spec["replicas"] = request.replicas
+    else:
+        spec["autoscaling"] = autoscaling_spec(request.autoscaling)
     if request.use_gpu:
         spec["gpu"] = {"count": request.gpu_count or 1}
         if request.gpu_product:
@@ -48,6 +49,8 @@ def build_model_deployment(
     resources = {"cpu": request.cpu, "memory": request.memory}
     if any(resources.values()):
         spec["resources"] = {k: v for k, v in resources.items() if v}
+    if request.routing is not None and request.routing.to_spec():
+        spec["routing"] = request.routing.to_spec()
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -56,12 +59,40 @@ def build_model_deployment(
     }
 
 
+def autoscaling_spec(request: Autoscaling) -> dict[str, Any]:
+    """``spec.autoscaling`` from the API's shape."""
+    spec: dict[str, Any] = {
+        "minReplicas": request.min_replicas,
+        "maxReplicas": request.max_replicas,
+        "target": {
+            "metric": "inFlight" if request.target_metric == "in_flight" else "waiting",
+            "value": request.target_value,
+        },
+    }
+    if request.scale_down_delay is not None:
+        spec["scaleDownDelay"] = request.scale_down_delay
+    if request.stabilization_window is not None:
+        spec["stabilizationWindow"] = request.stabilization_window
+    return spec
+
+
+def _replicas(md: dict[str, Any]) -> int:
+    """What the deployment asks for: the spec's count, or the autoscaler's current decision."""
+    spec, status = md.get("spec") or {}, md.get("status") or {}
+    if spec.get("autoscaling"):
+        desired = status.get("desiredReplicas")
+        return int(desired if desired is not None else spec["autoscaling"].get("minReplicas", 1))
+    return int(spec.get("replicas", 1))
+
+
 def update_patch(request: UpdateDeployment) -> dict[str, Any]:
     spec: dict[str, Any] = {}
     if request.replicas is not None:
         spec["replicas"] = request.replicas
     if request.max_model_len is not None:
         spec["runtime"] = {"maxModelLen": request.max_model_len}
+    if request.routing is not None and request.routing.to_spec():
+        spec["routing"] = request.routing.to_spec()
     return {"spec": spec}
 
 
@@ -70,13 +101,21 @@ def _model_name(model: dict[str, Any]) -> str | None:
     return model.get("name") or model.get("uri")
 
 
-def _status(md: dict[str, Any]) -> str:
+# The ModelDeployment's phases as the API spells them.
+_STATUSES = {
+    "Pending": "pending",
+    "Progressing": "progressing",
+    "Ready": "ready",
+    "Degraded": "degraded",
+    "Failed": "failed",
+    "ScaledToZero": "scaled-to-zero",
+}
+
+
+def api_status(md: dict[str, Any]) -> str:
+    """The deployment's status word: its phase, in the API's spelling."""
     phase = str((md.get("status") or {}).get("phase") or "Pending")
-    return (
-        phase.lower()
-        if phase in ("Pending", "Progressing", "Ready", "Degraded", "Failed")
-        else "pending"
-    )
+    return _STATUSES.get(phase, "pending")
 
 
 def to_deployment(md: dict[str, Any]) -> Deployment:
@@ -86,10 +125,10 @@ def to_deployment(md: dict[str, Any]) -> Deployment:
         id=meta["name"],
         name=meta["name"],
         model_name=_model_name(spec.get("model") or {}),
-        status=_status(md),  # type: ignore[arg-type]
+        status=api_status(md),  # type: ignore[arg-type]
         use_gpu=use_gpu,
         gpu_count=int((spec.get("gpu") or {}).get("count", 1)) if use_gpu else 0,
-        replicas=int(spec.get("replicas", 1)),
+        replicas=_replicas(md),
         ready_replicas=int(status.get("readyReplicas") or 0),
         endpoint=status.get("endpoint"),
         message=str(status.get("message") or ""),
@@ -101,7 +140,7 @@ def to_status(md: dict[str, Any]) -> DeploymentStatus:
     status = md.get("status") or {}
     return DeploymentStatus(
         id=md["metadata"]["name"],
-        status=_status(md),  # type: ignore[arg-type]
+        status=api_status(md),  # type: ignore[arg-type]
         ready_replicas=int(status.get("readyReplicas") or 0),
         replicas=int(status.get("replicas") or 0),
         message=str(status.get("message") or ""),

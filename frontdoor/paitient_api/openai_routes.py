@@ -29,8 +29,8 @@ from paitient_api.upstream import (
     close_upstream,
     open_gateway,
     rate_limit_headers,
+    reachable,
     require_serving,
-    serving,
     sse_data,
     stream_response,
 )
@@ -49,13 +49,14 @@ async def completions(request: web.Request) -> web.StreamResponse:
 
 
 async def list_models(request: web.Request) -> web.Response:
-    """The caller's deployments that take requests now."""
-    return web.json_response(model_list(md for md in await _deployments(request) if serving(md)))
+    """The caller's deployments that answer requests: now, or once started from zero."""
+    return web.json_response(model_list(md for md in await _deployments(request) if reachable(md)))
 
 
 async def get_model(request: web.Request) -> web.Response:
     md = resolve_model(await _deployments(request), request.match_info["model"])
-    require_serving(md)
+    if not reachable(md):
+        require_serving(md)
     return web.json_response(model_card(md))
 
 
@@ -71,7 +72,7 @@ async def _deployments(request: web.Request) -> list[Obj]:
 async def _complete(request: web.Request, path: str) -> web.StreamResponse:
     raw, body = await read_json(request)
     md = resolve_model(await _deployments(request), requested_model(body))
-    upstream = await open_gateway(request, md, path, data=raw)
+    upstream = await open_gateway(request, md, path, data=raw, body=body)
     try:
         if upstream.content_type == "text/event-stream":
             return await _relay(request, upstream)

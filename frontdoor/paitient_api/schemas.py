@@ -26,7 +26,7 @@ URI_SCHEMES = ("pvc://", "s3://")
 MAX_PROMPT_BYTES = 1024 * 1024
 
 
-Status = Literal["pending", "progressing", "ready", "degraded", "failed"]
+Status = Literal["pending", "progressing", "ready", "degraded", "failed", "scaled-to-zero"]
 
 
 class _Body(BaseModel):
@@ -73,6 +73,67 @@ def model_source(model_name: str) -> dict[str, str]:
     return {"name": model_name}
 
 
+class Autoscaling(_Body):
+    """Replicas that follow the load (the ModelDeployment's spec.autoscaling; docs/autoscaling.md)."""
+
+    min_replicas: int = Field(
+        default=1, ge=0, le=1000, description="Fewest replicas; 0: idle deployments stop."
+    )
+    max_replicas: int = Field(ge=1, le=1000, description="Most replicas; your tier must hold them.")
+    target_metric: Literal["in_flight", "waiting"] = Field(
+        default="in_flight",
+        description="in_flight: requests in flight per replica; waiting: requests queued in vLLM.",
+    )
+    target_value: float = Field(default=10.0, gt=0, le=100_000, description="Load per replica.")
+    scale_down_delay: str | None = Field(
+        default=None, pattern=md.DURATION_PATTERN, description="e.g. 5m (the default) or 90s."
+    )
+    stabilization_window: str | None = Field(
+        default=None, pattern=md.DURATION_PATTERN, description="e.g. 30s (the default)."
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("autoscaling.min_replicas must not be greater than max_replicas")
+        return self
+
+
+class Routing(_Body):
+    """How the front door spreads the deployment's requests over its replicas (its
+    ``spec.routing``; docs/routing.md). A field left out keeps its value (on create: the
+    default)."""
+
+    strategy: md.RoutingStrategy | None = Field(
+        default=None,
+        description="prefix (the default): the same tenant's prompts that start alike go to "
+        "the same replica, within the load bound; least-load; round-robin.",
+    )
+    prefix_length: int | None = Field(
+        default=None,
+        ge=1,
+        le=md.MAX_PREFIX_LENGTH,
+        description=f"prefix: leading characters of the prompt or messages hashed "
+        f"(default {md.DEFAULT_PREFIX_LENGTH}).",
+    )
+    load_bound: float | None = Field(
+        default=None,
+        ge=1.0,
+        le=md.MAX_LOAD_BOUND,
+        description=f"prefix: no replica above this factor of the mean load "
+        f"(default {md.DEFAULT_LOAD_BOUND}).",
+    )
+
+    def to_spec(self) -> dict[str, Any]:
+        """The fields given, as ``spec.routing`` names them."""
+        given = {
+            "strategy": self.strategy,
+            "prefixLength": self.prefix_length,
+            "loadBound": self.load_bound,
+        }
+        return {k: v for k, v in given.items() if v is not None}
+
+
 class CreateDeployment(_Body):
     """POST /v1/deployments."""
 
@@ -116,6 +177,12 @@ class CreateDeployment(_Body):
         pattern=QUANTITY_PATTERN,
         description="Memory request and limit of the model container, e.g. 6Gi; the operator's default when unset.",
     )
+    autoscaling: Autoscaling | None = Field(
+        default=None, description="Replicas that follow the load instead of a fixed count."
+    )
+    routing: Routing | None = Field(
+        default=None, description="How requests are spread over the replicas."
+    )
 
     @field_validator("model_name")
     @classmethod
@@ -127,6 +194,11 @@ class CreateDeployment(_Body):
     def _gpu_settings_need_gpu(self) -> CreateDeployment:
         if not self.use_gpu and (self.gpu_count is not None or self.gpu_product is not None):
             raise ValueError("gpu_count and gpu_product may only be set when use_gpu is true")
+        if self.autoscaling is not None and "replicas" in self.model_fields_set:
+            raise ValueError(
+                "replicas and autoscaling cannot both be set: with autoscaling, the autoscaler "
+                "decides the replicas"
+            )
         return self
 
 
@@ -135,6 +207,9 @@ class UpdateDeployment(_Body):
 
     replicas: int | None = Field(default=None, ge=0, le=16)
     max_model_len: int | None = Field(default=None, ge=1, le=1_048_576)
+    routing: Routing | None = Field(
+        default=None, description="How requests are spread over the replicas."
+    )
 
 
 class GenerateForDeployment(_Body):

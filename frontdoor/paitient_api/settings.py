@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from paitient_api.hold import DEFAULT_HOLD_SECONDS
 from paitient_api.routing import IN_CLUSTER
 from paitient_common.cache_settings import CacheSettings
 from paitient_common.secrets import CA_BUNDLE_CONFIGMAP
@@ -65,6 +66,12 @@ class FrontDoorSettings(CacheSettings, SharedStoreSettings, Settings):
         default=300.0,
         ge=0,
         description="Seconds requests and streams in progress get to finish after that.",
+    )
+    hold_seconds: Annotated[float, Flag("--hold-seconds")] = Field(
+        default=DEFAULT_HOLD_SECONDS,
+        gt=0,
+        description="Seconds a request waits for a deployment starting from zero replicas "
+        "before a 503 with Retry-After (paitient_api/hold.py).",
     )
 
     @model_validator(mode="after")

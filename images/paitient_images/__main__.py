@@ -5,6 +5,7 @@ paths              JSON: each built image's reference, archive and SBOM, and the
 list               the images this repository builds, with their references
 lock [--python]    resolve the Python locks and Debian pins again (then commit images/locks);
                    --python: the Python locks only
+bench-model        make (once) the bigger model of `make bench-routing`; print its directory
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 import time
 from dataclasses import asdict
 
-from paitient_images.build import build_images, lock
+from paitient_images.build import Builder, build_images, lock
 from paitient_images.cache import NotBuilt, cache_dir, images, tiny_model
 from paitient_images.recipes import recipes
 from paitient_images.steps import BuildError, log
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="the images and their references")
     relock = sub.add_parser("lock", help="resolve the locks again")
     relock.add_argument("--python", action="store_true", help="only the Python locks")
+    sub.add_parser("bench-model", help="make the bench-routing model; print its directory")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
@@ -57,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         elif args.command == "paths":
             print(json.dumps(_paths(), indent=2))
+        elif args.command == "bench-model":
+            print(Builder().bench_model())
         elif args.command == "list":
             for recipe in recipes().values():
                 print(f"{recipe.name:20} {recipe.reference}")

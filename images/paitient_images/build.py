@@ -228,6 +228,19 @@ class Builder:
         record_model("tiny-model", found)
         return found
 
+    def bench_model(self) -> Path:
+        """The bigger model ``make bench-routing`` serves (``tinymodel_make``'s ``bench``
+        recipe: the same tokenizer, more layers, a longer context), made with the vLLM
+        environment on first use and kept beside the tiny model; one maker at a time."""
+        path = self.root / "models" / f"bench-llama-{self.model_key()}"
+        with (self.root / ".lock").open("w") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            if not path.is_dir():
+                vllm_tree = self.tree(Layer("wheels", VLLM_ENV.name))
+                with step("bench model (random Llama weights, the tiny model's tokenizer)"):
+                    tinymodel.make_model(vllm_tree, path, self.logs, "bench")
+        return path
+
     def blob(self, spec: Layer, compression: Compression) -> LayerBlob:
         path, meta = self.blob_paths(spec, compression)
         self.used.update((path, meta))

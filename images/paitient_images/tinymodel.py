@@ -35,8 +35,9 @@ def corpus(vllm_tree: Path) -> list[Path]:
     return sorted(found)
 
 
-def make_model(vllm_tree: Path, out: Path, logs: Path) -> None:
-    """Write the model's files into ``out`` (made under a temporary name, then renamed)."""
+def make_model(vllm_tree: Path, out: Path, logs: Path, recipe: str = "tiny") -> None:
+    """Write the model's files into ``out`` (made under a temporary name, then renamed);
+    ``recipe`` names one of ``tinymodel_make.RECIPES``."""
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -54,9 +55,9 @@ def make_model(vllm_tree: Path, out: Path, logs: Path) -> None:
     }
     try:
         run(
-            [sys.executable, "-s", "-m", "paitient_images.tinymodel_make", partial, texts],
+            [sys.executable, "-s", "-m", "paitient_images.tinymodel_make", partial, texts, recipe],
             env=env,
-            log_file=logs / "tiny-model.log",
+            log_file=logs / f"{recipe}-model.log",
         )
     finally:
         texts.unlink(missing_ok=True)

@@ -14,10 +14,12 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import ModuleType
 
 from aiohttp import web
 
+from paitient_common.draining import drain_and_stop
 from paitient_common.keycache.directory import FileKeySource, KeySource
 from paitient_common.keycache.kubernetes_source import KubernetesKeySource
 from paitient_common.kubeapi import Kube
@@ -73,10 +75,15 @@ async def serve(gateway: Gateway) -> None:
     certificate = None
     if config.tls_cert_file is not None and config.tls_key_file is not None:
         certificate = ReloadingCertificate(config.tls_cert_file, config.tls_key_file)
-    runners = [web.AppRunner(create_app(gateway), access_log=None, shutdown_timeout=30)]
+    runners = [
+        web.AppRunner(
+            create_app(gateway), access_log=None, shutdown_timeout=config.shutdown_timeout
+        )
+    ]
     if config.metrics_port is not None:
         runners.append(web.AppRunner(create_metrics_app(gateway), access_log=None))
     reload = asyncio.create_task(certificate.run()) if certificate else None
+    drained = False
     try:
         await runners[0].setup()
         ssl_context = certificate.context if certificate else None
@@ -87,11 +94,28 @@ async def serve(gateway: Gateway) -> None:
         scheme = "https" if certificate else "http (--insecure-plaintext)"
         log.info("gateway listening on %s:%d, %s", config.host, config.port, scheme)
         await stop.wait()
+        # Requests and streams in progress finish, then the usage is flushed (the app's
+        # cleanup), and only then may the model server stop (its preStop waits for the file).
+        drained = True
+        await drain_and_stop(runners, gateway.draining, config.shutdown_delay, log, "gateway")
+        mark_drained(config.drained_file)
     finally:
         if reload is not None:
             reload.cancel()
-        for runner in reversed(runners):
-            await runner.cleanup()
+        if not drained:  # start-up failed: nothing to drain
+            for runner in reversed(runners):
+                await runner.cleanup()
+
+
+def mark_drained(path: Path | None) -> None:
+    """Tell the model server's preStop hook that nothing needs it any more."""
+    if path is None:
+        return
+    try:
+        path.write_text("drained\n")
+    except OSError as exc:  # the hook then waits out its own bound: say why
+        log.warning("could not write %s (%s): the model server stops at its grace period",
+                    path, type(exc).__name__)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -15,6 +15,7 @@ from typing import Final
 from aiohttp import web
 
 from paitient_common.errors import ApiError, NotFoundError, error_body
+from paitient_common.gateway_load import LOAD_PATH
 from paitient_common.logs import log_unexpected
 from paitient_gateway import proxy
 from paitient_gateway.audit import AuditRecord, write_audit
@@ -56,6 +57,9 @@ async def frame(request: web.Request, handler: Handler) -> web.StreamResponse:
     audited = not request.path.startswith(("/healthz/", "/metrics"))
     request["audit"] = AuditRecord(request_id, route, gw.config.deployment)
     gw.metrics.in_flight.inc()
+    completion = route in (COMPLETIONS, CHAT_COMPLETIONS)
+    if completion:
+        gw.completions_in_flight += 1
     status = 500
     try:
         try:
@@ -74,10 +78,12 @@ async def frame(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     finally:
         gw.metrics.in_flight.dec()
+        if completion:
+            gw.completions_in_flight -= 1
         elapsed = time.perf_counter() - request["started"]
         if route != "other" or audited:
             gw.metrics.requests.labels(route, str(status)).inc()
-        if route in (COMPLETIONS, CHAT_COMPLETIONS):
+        if completion:
             gw.metrics.duration.labels(operation_name(route)).observe(elapsed)
         if audited:
             record: AuditRecord = request["audit"]
@@ -122,6 +128,8 @@ async def upstream_health(request: web.Request) -> web.Response:
 
 async def ready(request: web.Request) -> web.Response:
     gw: Gateway = request.app["gateway"]
+    if gw.draining.draining:  # leaving: the Service sends new requests elsewhere
+        raise unavailable("the gateway is stopping; finishing the requests in progress")
     if reason := gw.directory.unready_reason():  # keys not loaded, or a cache gone stale
         raise unavailable(reason)
     if gw.shared is not None and (reason := gw.shared.unready_reason()):
@@ -134,8 +142,16 @@ async def ready(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def load(request: web.Request) -> web.Response:
+    """The load the front doors' replica pickers compare (``paitient_common.gateway_load``):
+    no tenant, no request content, like ``/metrics``."""
+    gw: Gateway = request.app["gateway"]
+    return web.json_response((await gw.load()).to_json())
+
+
 async def metrics(request: web.Request) -> web.Response:
     gw: Gateway = request.app["gateway"]
+    await gw.model_load.refresh()  # vLLM's own running and waiting counts, read on loopback
     return web.Response(body=gw.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
@@ -153,9 +169,11 @@ def create_app(gateway: Gateway) -> web.Application:
     app.router.add_get("/healthz/live", live)
     app.router.add_get("/healthz/ready", ready)
     app.router.add_get("/healthz/upstream", upstream_health)
+    app.router.add_get(LOAD_PATH, load)
     app.router.add_get("/metrics", metrics)
     app.router.add_route("*", "/{tail:.*}", not_found)
     app.on_response_prepare.append(_add_request_id)
+    gateway.draining.install(app)
     app.cleanup_ctx.append(gateway.lifecycle)
     return app
 

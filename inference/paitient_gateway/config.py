@@ -130,6 +130,25 @@ class GatewayConfig(CacheSettings, SharedStoreSettings, Settings):
         description="Seconds between two heartbeats in the shared store, by which the gateway "
         "learns N, the replicas sharing each limit.",
     )
+    # At SIGTERM: serve this long while the Service lets go of the pod, then give requests and
+    # streams in progress this long to finish (paitient_common.draining).
+    shutdown_delay: Annotated[float, Env("PAITIENT_SHUTDOWN_DELAY_SECONDS")] = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds the gateway still serves after SIGTERM, not ready, while the "
+        "Service lets go of the pod.",
+    )
+    shutdown_timeout: Annotated[float, Env("PAITIENT_SHUTDOWN_TIMEOUT_SECONDS")] = Field(
+        default=300.0,
+        gt=0,
+        description="Then seconds requests and streams in progress get to finish.",
+    )
+    drained_file: Path | None = Field(
+        default=None,
+        # The model server's preStop hook waits for it, so vLLM outlives the last stream.
+        description="Written once every request has ended and usage is flushed (the model "
+        "server's preStop hook waits for it).",
+    )
 
     @model_validator(mode="after")
     def _transport(self) -> GatewayConfig:

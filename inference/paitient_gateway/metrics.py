@@ -81,6 +81,17 @@ class GatewayMetrics:
         self.in_flight = Gauge(
             "paitient_gateway_in_flight_requests", "Requests being served now.", registry=r
         )
+        self.in_flight_completions = Gauge(
+            "paitient_gateway_in_flight_completions",
+            "Completion and chat requests being served now (streams until their last byte): "
+            "the load the front doors' replica pickers and an autoscaler read.",
+            registry=r,
+        )
+        self.draining = Gauge(
+            "paitient_gateway_draining",
+            "1 from SIGTERM on: not ready, finishing the requests in progress.",
+            registry=r,
+        )
         self.ledger_tokens = Gauge(
             "paitient_gateway_ledger_tokens",
             "Tokens in this pod's usage ledger (replayed plus new), by type.",

@@ -178,6 +178,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
         gw.config.default_max_tokens,
         await gw.max_model_len(),
         gw.config.max_choices,
+        gw.cache_salts.salt(identity.tenant.name),
     )
     billing = await admit(gw, request, identity, prepared)
     request["ratelimit_headers"] = billing.ticket.headers

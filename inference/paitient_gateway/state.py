@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from paitient_common.draining import Draining
+from paitient_common.gateway_load import GatewayLoad
 from paitient_common.keycache.directory import Directory, KeySource
 from paitient_common.kubeapi import Kube
 from paitient_common.store.connection import Store
@@ -22,6 +25,7 @@ from paitient_common.store.health import StoreHealth
 from paitient_common.store.metrics import StoreMetrics
 from paitient_gateway.admission import Limits, LocalLimits
 from paitient_gateway.audit import audit_logger
+from paitient_gateway.cache_salt import CacheSalts
 from paitient_gateway.config import GatewayConfig
 from paitient_gateway.errors import (
     UpstreamNotAccepting,
@@ -31,6 +35,7 @@ from paitient_gateway.errors import (
 from paitient_gateway.ledger import UsageLedger
 from paitient_gateway.membership import Membership
 from paitient_gateway.metrics import GatewayMetrics, operation_name
+from paitient_gateway.model_load import ModelLoadReader
 from paitient_gateway.report import UsageReporter
 from paitient_gateway.shared_limits import WHILE_DOWN, DeploymentLimits, SharedLimits
 from paitient_gateway.upstream import max_model_len_from
@@ -97,6 +102,14 @@ class Gateway:
         self._max_model_len = config.max_model_len
         self.session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.cache_salts = CacheSalts()
+        self.draining = Draining()  # from SIGTERM on (paitient_common.draining)
+        self.model_load = ModelLoadReader(config.upstream_url, lambda: self.session)
+        self.metrics.registry.register(self.model_load)
+        # Completions in flight (a stream until its last byte): what /healthz/load reports.
+        self.completions_in_flight = 0
+        self.metrics.in_flight_completions.set_function(lambda: self.completions_in_flight)
+        self.metrics.draining.set_function(lambda: 1 if self.draining.draining else 0)
 
     # -- upstream ------------------------------------------------------------------------------
 
@@ -135,6 +148,17 @@ class Gateway:
         except (TimeoutError, aiohttp.ClientError, ValueError):
             return None
         return max_model_len_from(body)
+
+    async def load(self) -> GatewayLoad:
+        """This gateway's load: its completions in flight, vLLM's own counts, and whether it is
+        draining (what ``/healthz/load`` answers, to the front doors and the autoscaler)."""
+        model = await self.model_load.refresh()
+        return GatewayLoad(
+            self.completions_in_flight,
+            None if math.isnan(model.running) else model.running,
+            None if math.isnan(model.waiting) else model.waiting,
+            self.draining.draining,
+        )
 
     async def upstream_healthy(self) -> bool:
         assert self.session is not None

@@ -1,12 +1,13 @@
 """The OpenAI wire format as the gateway sees it: request rewriting and usage in responses (pure).
 
 Requests: ``n`` and ``best_of`` are capped per deployment (one request must not occupy a shared
-model); ``model`` is forced to the served name; a missing ``max_tokens`` gets the gateway's
+model); ``model`` is forced to the served name; ``cache_salt`` is the caller's tenant's
+(``cache_salt.py``), and a client's own is refused; a missing ``max_tokens`` gets the gateway's
 default, never above the model's context (so the usage limit has a bound to reserve); streams
 always ask vLLM for ``include_usage`` and ``continuous_usage_stats``, whatever the client asked,
 so a stream that is cut off can still be billed for what was generated. Everything else is
 vLLM's to judge: the gateway reads fields the way vLLM's pydantic models do and refuses nothing
-vLLM would accept.
+else vLLM would accept.
 
 Responses: ``StreamMeter`` splits the SSE byte stream into events, remembers the last usage seen,
 and removes what the client did not ask for (the usage-only chunk, per-chunk usage).
@@ -24,6 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from paitient_common.errors import RequestValidationError
 from paitient_common.resources.modeldeployment import DEFAULT_MAX_CHOICES
+from paitient_gateway.cache_salt import FIELD as CACHE_SALT
 
 COMPLETIONS: Final = "/v1/completions"
 CHAT_COMPLETIONS: Final = "/v1/chat/completions"
@@ -136,6 +138,13 @@ def choices_problem(body: dict[str, Any], max_choices: int) -> str | None:
     return None
 
 
+CACHE_SALT_REFUSAL: Final = (
+    f"{CACHE_SALT}: not accepted from clients; the gateway salts the prompt cache with your "
+    "tenant on every request, so no other tenant's cached prompts can answer yours: remove the "
+    "field"
+)
+
+
 def prepare_request(
     route: str,
     raw: bytes,
@@ -143,13 +152,16 @@ def prepare_request(
     configured_max_tokens: int,
     max_model_len: int | None = None,
     max_choices: int = DEFAULT_MAX_CHOICES,
+    cache_salt: str | None = None,
 ) -> PreparedRequest:
-    """Rewrite a completion request for vLLM and bound what it can cost.
+    """Rewrite a completion request for vLLM and bound what it can cost; ``cache_salt`` is the
+    caller's tenant's (``cache_salt.py``).
 
-    Refused here: a body that is not a JSON object, and one asking for more completions than
-    the deployment allows (``n`` / ``best_of`` above ``max_choices``: 422). Every other check is
-    vLLM's, so a client sees vLLM's own message. Fields the gateway cannot read as vLLM would
-    are forwarded untouched (vLLM refuses them) and reserve the defaults."""
+    Refused here: a body that is not a JSON object, one asking for more completions than the
+    deployment allows (``n`` / ``best_of`` above ``max_choices``: 422), and a client's own
+    ``cache_salt`` (400); every other check is vLLM's, so a client sees vLLM's own message.
+    Fields the gateway cannot read as vLLM would are forwarded untouched (vLLM refuses them) and
+    reserve the defaults."""
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -158,6 +170,12 @@ def prepare_request(
         raise RequestValidationError("the body must be a JSON object")
     if problem := choices_problem(body, max_choices):
         raise RequestValidationError(problem, status=422)
+    if body.get(CACHE_SALT) is not None:
+        raise RequestValidationError(CACHE_SALT_REFUSAL, param=CACHE_SALT)
+    if cache_salt is not None:
+        body[CACHE_SALT] = cache_salt
+    else:
+        body.pop(CACHE_SALT, None)  # a null is no salt: vLLM would read it as none too
     chat = route == CHAT_COMPLETIONS
     prompt_estimate = _text_estimate(body.get("messages" if chat else "prompt"))
     names = ("max_completion_tokens", "max_tokens") if chat else ("max_tokens",)

@@ -23,6 +23,8 @@ TYPE_STORAGE_ENCRYPTED: Final = "StorageEncrypted"
 TYPE_NETWORK_POLICY_APPLIED: Final = "NetworkPolicyApplied"
 TYPE_SCHEDULED: Final = "Scheduled"
 TYPE_CERTIFICATE_READY: Final = "CertificateReady"
+# Whether something scales the deployment (spec.autoscaling): which engine, or why none.
+TYPE_AUTOSCALER_ACTIVE: Final = "AutoscalerActive"
 
 # --- reasons ----------------------------------------------------------------------------------
 REASON_READY: Final = "Ready"
@@ -42,6 +44,11 @@ REASON_SUSPENDED: Final = "Suspended"
 REASON_RECONCILE_ERROR: Final = "ReconcileError"
 REASON_CERTIFICATE_ISSUED: Final = "CertificateIssued"
 REASON_CERTIFICATE_PENDING: Final = "CertificatePending"
+REASON_NATIVE_AUTOSCALER: Final = "NativeAutoscaler"
+REASON_HPA_RENDERED: Final = "HorizontalPodAutoscaler"
+REASON_SCALED_OBJECT_RENDERED: Final = "KEDAScaledObject"
+REASON_YIELDED: Final = "YieldedToAnotherAutoscaler"
+REASON_KEDA_NOT_INSTALLED: Final = "KEDANotInstalled"
 
 # --- phases -----------------------------------------------------------------------------------
 PHASE_PENDING: Final = "Pending"
@@ -49,6 +56,7 @@ PHASE_PROGRESSING: Final = "Progressing"
 PHASE_READY: Final = "Ready"
 PHASE_DEGRADED: Final = "Degraded"
 PHASE_FAILED: Final = "Failed"
+PHASE_SCALED_TO_ZERO: Final = "ScaledToZero"
 
 # Reasons time will not fix: the user must change the spec (or their subscription).
 FAILED_REASONS: Final = frozenset(
@@ -153,7 +161,8 @@ def phase_from(conditions: Iterable[Mapping[str, Any]] | None) -> str:
 
     Ready=True is Ready; otherwise the reason decides: a reason time will not fix is Failed,
     waiting for placement is Pending, losing replicas after being ready is Degraded, and
-    anything else is still Progressing. No Ready condition yet means Pending.
+    anything else is still Progressing. No Ready condition yet means Pending. Zero replicas
+    asked for (an idle autoscaled deployment, or replicas: 0) is ScaledToZero.
     """
     ready = get_condition(conditions, TYPE_READY)
     if ready is None:
@@ -167,4 +176,6 @@ def phase_from(conditions: Iterable[Mapping[str, Any]] | None) -> str:
         return PHASE_PENDING
     if reason in DEGRADED_REASONS:
         return PHASE_DEGRADED
+    if reason == REASON_SCALED_TO_ZERO:
+        return PHASE_SCALED_TO_ZERO
     return PHASE_PROGRESSING

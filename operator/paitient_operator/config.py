@@ -315,6 +315,61 @@ class ManagedStoreConfig(_Section):
     )
 
 
+class KedaConfig(_Section):
+    """What a rendered KEDA ScaledObject queries (``spec.autoscaling.engine: keda``)."""
+
+    prometheus_address: str = Field(
+        default="http://prometheus.monitoring.svc:9090",
+        description="The Prometheus that scrapes the gateways (and the front doors' held "
+        "requests, which wake a deployment from zero).",
+    )
+    polling_interval_seconds: int = Field(
+        default=15, ge=1, description="How often KEDA asks Prometheus."
+    )
+
+
+class AutoscalingConfig(_Section):
+    """The native autoscaler's pass, and what the other engines render."""
+
+    interval_seconds: float = Field(
+        default=5.0,
+        ge=0.5,
+        description="How often each autoscaled deployment's gateways are read and a decision "
+        "made (a wake request from the front door acts at once).",
+    )
+    scrape_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="How long one gateway's metrics may take to answer."
+    )
+    gateway_addresses: str = Field(
+        default="pods",
+        description="Where the replicas' gateways are read: pods (each pod's address, the "
+        "gateway port), or file:<routes.json> (the local data plane's routes file, tests only).",
+    )
+    keda: KedaConfig = Field(default_factory=KedaConfig, description="engine: keda.")
+
+
+class DrainConfig(_Section):
+    """How a model pod stops when it is scaled down or replaced: nothing in flight is lost."""
+
+    shutdown_delay_seconds: int = Field(
+        default=5,
+        ge=0,
+        description="After SIGTERM the gateway is not ready but still serves this long, while "
+        "the Service lets go of the pod.",
+    )
+    shutdown_timeout_seconds: int = Field(
+        default=300,
+        ge=1,
+        description="Then requests and streams in progress get this long to finish; vLLM stops "
+        "only after them (its preStop waits for the gateway).",
+    )
+
+    @property
+    def grace_period_seconds(self) -> int:
+        """terminationGracePeriodSeconds: both phases, and time to flush usage and stop."""
+        return self.shutdown_delay_seconds + self.shutdown_timeout_seconds + 30
+
+
 class OperatorConfig(Settings):
     """Everything the builders need besides the ModelDeployment itself."""
 
@@ -369,6 +424,12 @@ class OperatorConfig(Settings):
     managed_store: ManagedStoreConfig = Field(
         default_factory=ManagedStoreConfig,
         description="The store the chart runs (set by the chart).",
+    )
+    autoscaling: AutoscalingConfig = Field(
+        default_factory=AutoscalingConfig, description="The autoscaler (spec.autoscaling)."
+    )
+    drain: DrainConfig = Field(
+        default_factory=DrainConfig, description="How a model pod stops without losing work."
     )
     encrypted_storage_classes: list[str] = Field(
         default_factory=list,

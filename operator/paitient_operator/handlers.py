@@ -22,6 +22,8 @@ from paitient_common.resources import tenant as tn
 from paitient_common.resources import usagereport as ur
 from paitient_common.resources.modeldeployment import GROUP, KIND, PLURAL, VERSION
 from paitient_common.resources.shared import plain
+from paitient_operator.autoscaling.loads import GatewayAddresses, LoadReader
+from paitient_operator.autoscaling.worker import AutoscalerWorker
 from paitient_operator.bootstrap import ensure_system_objects
 from paitient_operator.builders.gateway_rbac import GATEWAY_BINDING_LABEL, MD_NAMESPACE_LABEL
 from paitient_operator.builders.metadata import MANAGED_BY, MD_LABEL
@@ -30,11 +32,12 @@ from paitient_operator.cluster_view import (
     API_SERVER_SLICE_LABEL,
     API_SERVER_SLICE_NAMESPACE,
     IndexView,
-    hpa_target,
+    scaler_entry,
     slice_endpoints,
 )
 from paitient_operator.config import OperatorConfig, TLSConfig
 from paitient_operator.diffbase import InMemoryDiffBaseStorage
+from paitient_operator.event_objects import build_event
 from paitient_operator.gateway_bindings import sweep_gateway_bindings
 from paitient_operator.managed_store import ManagedStore
 from paitient_operator.reconciler import Reconciler
@@ -55,7 +58,27 @@ GATEWAY_BINDINGS = {GATEWAY_BINDING_LABEL: "true"}
 
 def _post_event(body: Obj, type_: str, reason: str, message: str) -> None:
     # kopf only reads apiVersion, kind and metadata from the body: a plain dict serves.
-    kopf.event(cast(kopf.Body, body), type=type_, reason=reason, message=message[:1024])
+    try:
+        kopf.event(cast(kopf.Body, body), type=type_, reason=reason, message=message[:1024])
+    except LookupError:  # not in one of kopf's handlers (the autoscaler's thread): directly
+        _EVENTS.post(body, type_, reason, message)
+
+
+class _DirectEvents:
+    """Events written through the API, for threads outside kopf's handlers."""
+
+    kube: Kube | None = None
+
+    def post(self, body: Obj, type_: str, reason: str, message: str) -> None:
+        if self.kube is None:
+            return
+        try:
+            self.kube.create(build_event(body, type_, reason, message))
+        except KubeError as exc:  # an Event is a courtesy: say so, and go on
+            logging.getLogger(__name__).warning("could not post Event %s: %s", reason, exc)
+
+
+_EVENTS = _DirectEvents()
 
 
 @kopf.on.startup()
@@ -76,6 +99,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.execution.max_workers = 16
     config: OperatorConfig = memo.config  # loaded and checked before kopf started (main.py)
     kube = Kube.from_kubeconfig()
+    _EVENTS.kube = kube
     ensure_system_objects(kube, config)
     swept = sweep_gateway_bindings(kube, config.system_namespace)
     if swept:
@@ -95,13 +119,26 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         config.tls.renewal_check_seconds,
     )
     memo.renewals.start()
+    # The native autoscaler: runs where the handlers run (the leader, with leader election).
+    reconciler = memo.reconciler
+    memo.autoscaler = AutoscalerWorker(
+        kube,
+        lambda body, loads: reconciler.reconcile(body, None, loads),
+        reconciler.last_status,
+        config.system_namespace,
+        config.autoscaling.interval_seconds,
+        GatewayAddresses(config.autoscaling.gateway_addresses, config.gateway.port),
+        LoadReader(config.autoscaling.scrape_timeout_seconds),
+        keda_installed=reconciler.keda.installed,
+    ).start()
     memo.tenants = TenantReconciler(kube, config, _post_event)
 
 
 @kopf.on.cleanup()
 def stop_workers(memo: kopf.Memo, **_: Any) -> None:
-    for worker in (getattr(memo, "renewals", None), getattr(memo, "store", None)):
-        if worker is not None:  # absent when start-up failed before it, or no store
+    for part in ("autoscaler", "renewals", "store"):
+        worker = getattr(memo, part, None)  # absent when start-up failed before it, or no store
+        if worker is not None:
             worker.stop()
     # kopf waits for its stop flag (main's threading.Event) in a thread of its loop's executor,
     # which the loop joins when it closes: a stop by signal must set it too, or that never ends.
@@ -183,9 +220,33 @@ def tenant_index(body: kopf.Body, **_: Any) -> dict[str, Obj] | None:
 
 
 @kopf.index("autoscaling", "v2", "horizontalpodautoscalers")
-def autoscaler_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], bool] | None:
-    target = hpa_target(_plain(body))
-    return {(body["metadata"]["namespace"], target): True} if target else None
+def autoscaler_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Obj] | None:
+    entry = scaler_entry(_plain(body))
+    return {entry[0]: entry[1]} if entry else None
+
+
+# Served only where KEDA's CRDs are installed (kopf warns once otherwise, and skips it).
+@kopf.index("keda.sh", "v1alpha1", "scaledobjects")
+def scaled_object_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Obj] | None:
+    entry = scaler_entry(_plain(body))
+    return {entry[0]: entry[1]} if entry else None
+
+
+def _on_autoscaler_event(
+    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **kwargs: Any
+) -> None:
+    """An HPA or ScaledObject came, changed or went: the deployment it scales (named like its
+    ModelDeployment) yields to it, or takes its replicas back."""
+    if event.get("type") is None:
+        return
+    entry = scaler_entry(_plain(body))
+    if entry is not None:
+        namespace, name = entry[0]
+        memo.reconciler.reconcile_named(namespace, name, _view(kwargs))
+
+
+kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers")(_on_autoscaler_event)
+kopf.on.event("keda.sh", "v1alpha1", "scaledobjects")(_on_autoscaler_event)
 
 
 @kopf.index(
@@ -220,6 +281,7 @@ def _view(kwargs: dict[str, Any]) -> IndexView:
             "RoleBinding": kwargs["gateway_role_binding_index"],
             "ClusterRoleBinding": kwargs["gateway_cluster_role_binding_index"],
         },
+        kwargs["scaled_object_index"],
     )
 
 

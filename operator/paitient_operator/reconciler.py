@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -23,13 +23,21 @@ from paitient_common.resources.modeldeployment import (
     parse_model_deployment,
 )
 from paitient_common.resources.shared import InvalidResource
+from paitient_common.wake import wake_token_of
 from paitient_operator import builders, metrics
+from paitient_operator.autoscaling.decision import ReplicaLoad
+from paitient_operator.autoscaling.plan import Autoscaler, ScalingPlan, plan_scaling
+from paitient_operator.builders.autoscalers import (
+    HPA_API_VERSION,
+    KEDA_API_VERSION,
+    SCALED_OBJECT,
+)
 from paitient_operator.builders.gateway_rbac import cross_namespace_binding_name
 from paitient_operator.builders.metadata import selector_string
 from paitient_operator.certificates.issuer import ServingIssuer
 from paitient_operator.certificates.renewals import RenewalSchedule
 from paitient_operator.children import adopt, sync_child
-from paitient_operator.cluster_view import ApiView, ClusterView
+from paitient_operator.cluster_view import ApiView, ClusterView, KedaProbe
 from paitient_operator.config import OperatorConfig
 from paitient_operator.errors import InvalidSpec, OperatorError, TierLimitExceeded, as_refusal
 from paitient_operator.gateway_bindings import delete_gateway_bindings
@@ -62,11 +70,14 @@ class Reconciler:
     # (kind, name) of the gateway bindings outside a namespace known to exist.
     _bindings_made: set[tuple[str, str]] = field(default_factory=set)
     certificates: ServingIssuer = field(init=False)
+    # Whether KEDA's CRDs are served (engine keda), asked at most once a minute.
+    keda: KedaProbe = field(init=False)
     # When each serving certificate is due (operator issuer), for the renewal worker.
     renewals: RenewalSchedule = field(default_factory=RenewalSchedule)
 
     def __post_init__(self) -> None:
         self.certificates = ServingIssuer(self.kube, self.config)
+        self.keda = KedaProbe(self.kube)
 
     def _lock(self, namespace: str, name: str) -> threading.Lock:
         with self._locks_guard:
@@ -97,7 +108,13 @@ class Reconciler:
         with self._locks_guard:
             self._locks.pop((meta["namespace"], meta["name"]), None)
 
-    def reconcile_named(self, namespace: str, name: str, view: ClusterView | None = None) -> None:
+    def reconcile_named(
+        self,
+        namespace: str,
+        name: str,
+        view: ClusterView | None = None,
+        loads: Sequence[ReplicaLoad] | None = None,
+    ) -> None:
         """Reconcile by name (a child changed); nothing to do if the owner is gone."""
         body = self.kube.get(API_VERSION, KIND, name, namespace=namespace)
         if body is None:
@@ -105,14 +122,24 @@ class Reconciler:
         if body["metadata"].get("deletionTimestamp"):
             self._written.pop(body["metadata"]["uid"], None)
             return
-        self.reconcile(body, view)
+        self.reconcile(body, view, loads)
 
-    def reconcile(self, body: Obj, view: ClusterView | None = None) -> Obj:
+    def last_status(self, body: Obj) -> Obj:
+        """The status this operator last wrote for ``body`` (else the one it carries)."""
+        return dict(self._written.get(body["metadata"]["uid"]) or body.get("status") or {})
+
+    def reconcile(
+        self,
+        body: Obj,
+        view: ClusterView | None = None,
+        loads: Sequence[ReplicaLoad] | None = None,
+    ) -> Obj:
         """Run every step for ``body``; return the status it ends with. ``view`` answers the
-        reads beyond the children (the API itself when not given)."""
+        reads beyond the children (the API itself when not given); ``loads``, the replicas'
+        loads the autoscaler read (None: no decision on load, only bounds and wake)."""
         with metrics.RECONCILE_SECONDS.labels(KIND).time():
             try:
-                status = self._reconcile(body, view or ApiView(self.kube))
+                status = self._reconcile(body, view or ApiView(self.kube, self.keda), loads)
             except Exception:
                 metrics.RECONCILES.labels(KIND, "error").inc()
                 raise
@@ -120,7 +147,7 @@ class Reconciler:
         metrics.RECONCILES.labels(KIND, result).inc()
         return status
 
-    def _reconcile(self, body: Obj, view: ClusterView) -> Obj:
+    def _reconcile(self, body: Obj, view: ClusterView, loads: Sequence[ReplicaLoad] | None) -> Obj:
         meta = body["metadata"]
         with self._lock(meta["namespace"], meta["name"]):
             previous = self._written.get(meta["uid"]) or body.get("status") or {}
@@ -128,12 +155,13 @@ class Reconciler:
                 return dict(previous)
             try:
                 md = parse_model_deployment(body)
-                children = self._render(md, body, view)
+                scaling = self._plan_scaling(md, body, previous, view, loads)
+                children = self._render(md, body, view, scaling)
+                # The autoscaler's decision is kept before the Deployment follows it: an
+                # operator stopped in between finds it in the status and carries it out.
+                previous = self._keep_decision(body, previous, scaling)
             except (InvalidResource, OperatorError) as error:
-                refusal = as_refusal(error)
-                new = refused_status(refusal, meta.get("generation"), previous, _now())
-                self._write_status(body, previous, new, refusal)
-                return new
+                return self._refuse(body, previous, as_refusal(error))
             outcomes: dict[str, str] = {}
             live: dict[str, Obj] = {}
             try:
@@ -161,9 +189,7 @@ class Reconciler:
                             f"{child['kind']} {child['metadata']['name']} cannot take this "
                             f"change: {exc.message}"
                         )
-                        new = refused_status(immutable, meta.get("generation"), previous, _now())
-                        self._write_status(body, previous, new, immutable)
-                        return new
+                        return self._refuse(body, previous, immutable)
                     raise
                 outcomes[_describe(child, md.namespace)] = outcome
                 if outcome != "unchanged":
@@ -173,6 +199,7 @@ class Reconciler:
                 else:
                     live[child["kind"]] = obj
             self._announce(body, outcomes)
+            self._scaling_done(md, body, previous, view, scaling)
             pods = self.kube.list(
                 "v1", "Pod", namespace=md.namespace, label_selector=selector_string(md)
             )
@@ -180,12 +207,44 @@ class Reconciler:
             if self.certificates.by_operator:  # cert-manager renews its own
                 self.renewals.record(md.namespace, md.name, served.renew_after)
             new = observed_status(
-                md, live.get("Deployment"), pods, previous, self.config, _now(), served
-            )
+                md, live.get("Deployment"), pods, previous, self.config, _now(), served,
+                scaling.condition, scaling.status,
+            )  # fmt: skip
             self._write_status(body, previous, new, None)
             return new
 
-    def _render(self, md: ModelDeployment, body: Obj, view: ClusterView) -> list[Obj]:
+    def _refuse(self, body: Obj, previous: Obj, refusal: OperatorError) -> Obj:
+        """Phase Failed with the refusal's reason; nothing created (or changed)."""
+        new = refused_status(refusal, body["metadata"].get("generation"), previous, _now())
+        self._write_status(body, previous, new, refusal)
+        return new
+
+    def _plan_scaling(
+        self,
+        md: ModelDeployment,
+        body: Obj,
+        previous: Obj,
+        view: ClusterView,
+        loads: Sequence[ReplicaLoad] | None,
+    ) -> ScalingPlan:
+        uid = body["metadata"]["uid"]
+        autoscalers = [
+            Autoscaler.from_entry(e, uid) for e in view.autoscalers(md.namespace, md.name)
+        ]
+        keda = md.spec.autoscaling is not None and md.spec.autoscaling.engine == "keda"
+        return plan_scaling(
+            md,
+            previous,
+            autoscalers,
+            _now(),
+            loads=loads,
+            wake_token=wake_token_of(body),
+            keda_installed=keda and self.keda.installed(),
+        )
+
+    def _render(
+        self, md: ModelDeployment, body: Obj, view: ClusterView, scaling: ScalingPlan
+    ) -> list[Obj]:
         """Every child (owned ones adopted); raises OperatorError for what cannot be served."""
         self._check_tier(md, body, view.tenant_of(md.namespace))
         classes = view.storage_classes()
@@ -208,15 +267,65 @@ class Reconciler:
                 ),
                 body,
             ),
-            # An autoscaler on the Deployment owns replicas; one on the ModelDeployment's scale
-            # subresource changes spec.replicas, which flows through.
-            adopt(
-                builders.build_deployment(
-                    md, self.config, include_replicas=not view.autoscaled(md.namespace, md.name)
-                ),
-                body,
-            ),
+            # Replicas: the spec's, the native autoscaler's, or none (an HPA or KEDA's own).
+            adopt(builders.build_deployment(md, self.config, replicas=scaling.replicas), body),
+            *[adopt(scaler, body) for scaler in self._autoscaler_objects(md, scaling)],
         ]
+
+    def _scaling_done(
+        self, md: ModelDeployment, body: Obj, previous: Obj, view: ClusterView, plan: ScalingPlan
+    ) -> None:
+        """After the children: the autoscaler's Events, and an autoscaler object of an engine
+        no longer chosen removed."""
+        self._announce_scaling(body, previous, plan)
+        self._remove_stale_autoscalers(md, body, view, plan)
+
+    def _keep_decision(self, body: Obj, previous: Obj, scaling: ScalingPlan) -> Obj:
+        """Write ``status.autoscaling`` now when a native decision changed the replicas; the
+        status the reconcile started from, with it."""
+        decision = scaling.decision
+        if decision is None or not decision.changed or scaling.status is None:
+            return previous
+        kept = {**previous, "autoscaling": scaling.status}
+        self._write_status(body, previous, kept, None)
+        return kept
+
+    def _autoscaler_objects(self, md: ModelDeployment, scaling: ScalingPlan) -> list[Obj]:
+        if scaling.render == "hpa":
+            return [builders.build_hpa(md)]
+        if scaling.render == "keda":
+            return [builders.build_scaled_object(md, self.config)]
+        return []
+
+    def _remove_stale_autoscalers(
+        self, md: ModelDeployment, body: Obj, view: ClusterView, scaling: ScalingPlan
+    ) -> None:
+        """An HPA or ScaledObject this operator rendered for an engine no longer chosen."""
+        kept = {"hpa": "HorizontalPodAutoscaler", "keda": SCALED_OBJECT}.get(scaling.render or "")
+        uid = body["metadata"]["uid"]
+        for entry in view.autoscalers(md.namespace, md.name):
+            scaler = Autoscaler.from_entry(entry, uid)
+            if scaler.owned and scaler.kind != kept:
+                api_version = HPA_API_VERSION if scaler.kind != SCALED_OBJECT else KEDA_API_VERSION
+                self.kube.delete(api_version, scaler.kind, scaler.name, namespace=md.namespace)
+                self.post_event(body, "Normal", "Deleted", f"Deleted {scaler}: engine changed")
+
+    def _announce_scaling(self, body: Obj, previous: Obj, scaling: ScalingPlan) -> None:
+        """An Event for each change of replicas the native autoscaler makes, and once when it
+        yields to another autoscaler."""
+        decision = scaling.decision
+        if decision is not None and decision.changed:
+            if decision.replicas == 0:
+                reason = "ScaledToZero"
+            elif decision.previous == 0:
+                reason = "ScaledFromZero"
+            else:
+                reason = "ScaledUp" if decision.replicas > decision.previous else "ScaledDown"
+            self.post_event(body, "Normal", reason, decision.message)
+        before = (previous.get("autoscaling") or {}).get("yieldedTo")
+        if scaling.yielded_to and scaling.status is not None and before is None:
+            message = scaling.condition[2] if scaling.condition else ""
+            self.post_event(body, "Warning", "AutoscalerYielded", message)
 
     def _store_secret(self, md: ModelDeployment) -> list[Obj]:
         """The gateway's copy of the store's password and CA (none without a store)."""

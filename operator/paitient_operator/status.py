@@ -49,8 +49,12 @@ def observed_status(
     config: OperatorConfig,
     now: datetime | str,
     certificate: ServingCertificate | None = None,
+    autoscaler: tuple[bool, str, str] | None = None,
+    autoscaling: Obj | None = None,
 ) -> Obj:
-    """Status of a deployment whose children were all applied."""
+    """Status of a deployment whose children were all applied. ``autoscaler`` is the
+    AutoscalerActive condition (status, reason, message) and ``autoscaling`` the autoscaler's
+    block (``status.autoscaling``), for a deployment with ``spec.autoscaling``."""
     gen = md.metadata.generation
     conds = list((previous or {}).get("conditions", []) or [])
     conds = c.set_condition(conds, c.TYPE_SPEC_VALID, True, c.REASON_VALID, "", gen, now)
@@ -68,9 +72,14 @@ def observed_status(
             conds, c.TYPE_CERTIFICATE_READY, certificate.ready, reason,
             f"{certificate.secret_name} from {certificate.issuer}: {certificate.message}", gen, now,
         )  # fmt: skip
+    if autoscaler is not None:
+        active, reason, message = autoscaler
+        conds = c.set_condition(conds, c.TYPE_AUTOSCALER_ACTIVE, active, reason, message, gen, now)
+    else:
+        conds = c.remove_condition(conds, c.TYPE_AUTOSCALER_ACTIVE)
     dep_status = (deployment or {}).get("status", {}) or {}
     dep_spec = (deployment or {}).get("spec", {}) or {}
-    desired = int(dep_spec.get("replicas", md.spec.replicas))
+    desired = int(dep_spec.get("replicas", md.spec.fixed_replicas))
     ready = int(dep_status.get("readyReplicas", 0) or 0)
     updated = int(dep_status.get("updatedReplicas", 0) or 0)
     was_ready = (c.get_condition(conds, c.TYPE_READY) or {}).get("status") == "True"
@@ -84,10 +93,46 @@ def observed_status(
             conds, c.TYPE_SCHEDULED, True, c.REASON_READY, "All pods are placed.", gen, now
         )
 
-    if desired == 0:
-        ready_status, reason, message = False, c.REASON_SCALED_TO_ZERO, "Scaled to zero replicas."
+    ready_status, reason, message = _readiness(md, desired, ready, updated, was_ready, stuck)
+    conds = c.set_condition(conds, c.TYPE_READY, ready_status, reason, message, gen, now)
+    status: Obj = {
+        "phase": c.phase_from(conds),
+        "conditions": conds,
+        "observedGeneration": gen,
+        "readyReplicas": ready,
+        "replicas": int(dep_status.get("replicas", 0) or 0),
+        "desiredReplicas": desired,
+        "selector": selector_string(md),
+        "endpoint": endpoint_url(md, config),
+        "message": message,
+    }
+    if certificate is not None:
+        status["servingCertificate"] = certificate.status()
+    if autoscaling is not None or (previous or {}).get("autoscaling") is not None:
+        status["autoscaling"] = autoscaling  # None removes it: autoscaling was taken out
+    return status
+
+
+def _readiness(
+    md: ModelDeployment,
+    desired: int,
+    ready: int,
+    updated: int,
+    was_ready: bool,
+    stuck: tuple[str, str] | None,
+) -> tuple[bool, str, str]:
+    """The Ready condition: (status, reason, message)."""
+    if desired == 0 and ready == 0:
+        ready_status, reason = False, c.REASON_SCALED_TO_ZERO
+        message = "Scaled to zero replicas."
+        if md.spec.autoscaling is not None and md.spec.autoscaling.min_replicas == 0:
+            message += " A request starts one (the front door holds it meanwhile)."
     elif ready >= desired and updated >= desired:
         ready_status, reason, message = True, c.REASON_READY, f"{ready}/{desired} replicas ready."
+    elif md.spec.autoscaling is not None and ready > 0:
+        # Scaling: it serves with what it has while replicas start or drain.
+        ready_status, reason = True, c.REASON_READY
+        message = f"{ready}/{desired} replicas ready; scaling."
     elif stuck is not None:
         ready_status, reason = False, stuck[0]
         message = f"{ready}/{desired} replicas ready; cannot be scheduled: {stuck[1]}"
@@ -97,20 +142,7 @@ def observed_status(
     else:
         ready_status, reason = False, c.REASON_PROGRESSING
         message = f"{ready}/{desired} replicas ready, {updated} up to date."
-    conds = c.set_condition(conds, c.TYPE_READY, ready_status, reason, message, gen, now)
-    status: Obj = {
-        "phase": c.phase_from(conds),
-        "conditions": conds,
-        "observedGeneration": gen,
-        "readyReplicas": ready,
-        "replicas": int(dep_status.get("replicas", 0) or 0),
-        "selector": selector_string(md),
-        "endpoint": endpoint_url(md, config),
-        "message": message,
-    }
-    if certificate is not None:
-        status["servingCertificate"] = certificate.status()
-    return status
+    return ready_status, reason, message
 
 
 def refused_status(
@@ -143,8 +175,30 @@ def refused_status(
 
 
 def status_changes(previous: Mapping[str, Any] | None, new: Mapping[str, Any]) -> Obj | None:
-    """The fields of ``new`` that differ from ``previous`` (kopf's own keys left alone); None
-    when nothing changed, so a resync writes nothing."""
+    """A JSON merge patch from ``previous`` to ``new`` (kopf's own keys left alone); None when
+    nothing changed, so a resync writes nothing. Objects are compared key by key, and a key
+    that ``new`` no longer has inside an object it shares with ``previous`` is removed (null)."""
     previous = previous or {}
-    changed = {k: v for k, v in new.items() if previous.get(k) != v}
+    changed: Obj = {}
+    for key, value in new.items():
+        before = previous.get(key)
+        if before == value:
+            continue
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            changed[key] = _object_changes(before, value)
+        else:
+            changed[key] = value
     return changed or None
+
+
+def _object_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> Obj:
+    patch: Obj = {key: None for key in before if key not in after}
+    for key, value in after.items():
+        old = before.get(key)
+        if old == value:
+            continue
+        if isinstance(value, Mapping) and isinstance(old, Mapping):
+            patch[key] = _object_changes(old, value)
+        else:
+            patch[key] = value
+    return patch

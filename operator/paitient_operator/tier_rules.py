@@ -15,10 +15,14 @@ from paitient_operator.errors import TierLimitExceeded
 
 
 def _gpus(body: Mapping[str, Any]) -> int:
+    """GPUs a deployment may hold: per replica times its most replicas (an autoscaler's
+    maximum counts, not what it runs now: the tier must hold every replica it may start)."""
     spec = body.get("spec", {})
     if not spec.get("useGpu", True):
         return 0
-    return int((spec.get("gpu") or {}).get("count", 1)) * int(spec.get("replicas", 1))
+    autoscaling = spec.get("autoscaling") or {}
+    most = autoscaling.get("maxReplicas", spec.get("replicas"))
+    return int((spec.get("gpu") or {}).get("count", 1)) * int(1 if most is None else most)
 
 
 def _age(body: Mapping[str, Any]) -> tuple[str, str]:
@@ -35,7 +39,7 @@ def check_tier(
 ) -> None:
     """Raise ``TierLimitExceeded`` if ``md`` breaks ``tier`` given the namespace's deployments
     (``md`` itself may be among them; ``created`` is its creationTimestamp)."""
-    own_gpus = md.spec.gpu_count * md.spec.replicas
+    own_gpus = md.spec.gpu_count * md.spec.most_replicas
     if own_gpus and not tier.gpus_allowed:
         raise TierLimitExceeded(
             f"tier {tier_name!r} does not allow GPUs; set useGpu: false or move to a tier with GPUs"
@@ -52,7 +56,12 @@ def check_tier(
         )
     used = sum(_gpus(d) for d in older)
     if used + own_gpus > tier.max_gpus:
+        asks = f"this deployment asks for {own_gpus}"
+        if md.spec.autoscaling is not None:
+            asks = (
+                f"spec.autoscaling.maxReplicas {md.spec.autoscaling.max_replicas} x "
+                f"{md.spec.gpu_count} GPUs asks for {own_gpus}; lower maxReplicas"
+            )
         raise TierLimitExceeded(
-            f"tier {tier_name!r} allows {tier.max_gpus} GPUs; {used} are in use and this "
-            f"deployment asks for {own_gpus}"
+            f"tier {tier_name!r} allows {tier.max_gpus} GPUs; {used} are in use and {asks}"
         )

@@ -2,7 +2,14 @@
 // Results use camelCase; the wire format (docs/rest-api.md) is snake_case.
 
 /** The values of `status` the contract names; typed open so a new one is not an error. */
-export type DeploymentState = 'pending' | 'progressing' | 'ready' | 'degraded' | 'failed' | (string & {});
+export type DeploymentState =
+  | 'pending'
+  | 'progressing'
+  | 'ready'
+  | 'degraded'
+  | 'failed'
+  | 'scaled-to-zero'
+  | (string & {});
 
 export interface ClientOptions {
   /** Default: `process.env.PAITIENT_API_KEY`. */

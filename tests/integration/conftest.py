@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,16 +81,24 @@ def kube(kubeconfig: Path) -> Kube:
 
 
 @pytest.fixture(scope="session")
-def dataplane(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def dataplane_process(
+    kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     """The local data plane, for every test that makes ModelDeployments: it runs each model
     pod's gateway and reports the pod Ready from the gateway's probe, as a kubelet would (KWOK
-    leaves model pods not Ready). Yields its routes file."""
+    leaves model pods not Ready). Yields its process and its routes file."""
     plane, routes = start_data_plane(kubeconfig, tmp_path_factory.mktemp("dataplane"))
     try:
-        yield routes
+        yield plane, routes
     finally:
         plane.terminate()
         plane.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def dataplane(dataplane_process: tuple[subprocess.Popen[bytes], Path]) -> Path:
+    """The local data plane's routes file (``dataplane_process``)."""
+    return dataplane_process[1]
 
 
 @pytest.fixture(scope="session")
@@ -102,7 +111,15 @@ def operator(
         tmp_path_factory.mktemp("op") / "operator.log",
         # As `make up` runs it: the local encrypted class serves deployments made through the
         # API (which names no class), so the SDKs' deploy -> ready -> generate flow can run.
-        env={"PAITIENT_DEFAULT_STORAGE_CLASS": "encrypted-local"},
+        env={
+            "PAITIENT_DEFAULT_STORAGE_CLASS": "encrypted-local",
+            # The autoscaler reads the data plane's gateways where it runs them (127.0.0.1),
+            # every second; a scaled-down gateway serves one more second, not ready, then
+            # drains (tests/integration/test_autoscaling.py).
+            "PAITIENT_AUTOSCALING_GATEWAY_ADDRESSES": f"file:{dataplane}",
+            "PAITIENT_AUTOSCALING_INTERVAL_SECONDS": "1",
+            "PAITIENT_DRAIN_SHUTDOWN_DELAY_SECONDS": "1",
+        },
     )
     proc.start()
     try:

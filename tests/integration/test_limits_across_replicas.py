@@ -91,6 +91,9 @@ def _serve(stack: Stack, tier: str) -> dict[str, str]:
             "metadata": {"name": MODEL, "namespace": tenant["namespace"]},
             "spec": {"model": {"name": "ZimaBlueAI/HuatuoGPT-o1-8B"}, "useGpu": True,
                      "gpu": {"count": 1}, "replicas": 2,
+                     # Each replica in turn: the burst meets both gateways (prefix routing would
+                     # keep this one tenant's one prompt on one of them).
+                     "routing": {"strategy": "round-robin"},
                      "storage": {"size": "5Gi", "storageClassName": "encrypted-local"}},
         }
     )  # fmt: skip

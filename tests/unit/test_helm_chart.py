@@ -684,14 +684,22 @@ def test_operator_never_deletes_and_front_door_only_touches_model_deployments(
     objects = render({})
     operator = _grants(_rules(objects, "ClusterRole", "paitient-operator"))
     # Children go with their owner (garbage collection): the operator deletes only the gateway
-    # bindings outside a deployment's namespace, which no owner can collect.
+    # bindings outside a deployment's namespace, which no owner can collect, and the autoscaler
+    # it rendered for an engine no longer chosen (spec.autoscaling.engine changed).
     assert {g for g in operator if g[2] in ("delete", "update") and "/" not in g[1]} == {
         ("rbac.authorization.k8s.io", "rolebindings", "delete"),
         ("rbac.authorization.k8s.io", "clusterrolebindings", "delete"),
+        ("autoscaling", "horizontalpodautoscalers", "delete"),
+        ("keda.sh", "scaledobjects", "delete"),
     }
     assert ("paitient.ai", "modeldeployments/status", "patch") in operator
     assert ("", "events", "create") in operator
     front = _grants(_rules(objects, "ClusterRole", "paitient-api"))
+    # The replica picker reads EndpointSlices, nothing more (no get: it never asks for one).
+    assert {g for g in front if g[1] == "endpointslices"} == {
+        ("discovery.k8s.io", "endpointslices", "list"),
+        ("discovery.k8s.io", "endpointslices", "watch"),
+    }
     writes = {g for g in front if g[2] not in ("get", "list", "watch")}
     assert writes == {
         ("paitient.ai", "modeldeployments", "create"),

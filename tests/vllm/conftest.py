@@ -45,12 +45,15 @@ class Stack:
     caller: Caller
     ledger_dir: Path
     startup: StartupSeen
+    others: dict[str, Caller] = field(default_factory=dict)  # tenant beta's caller
 
     def url(self, path: str) -> str:
         return self.gateway.url + path
 
-    def post(self, path: str, body: Any, request_id: str | None = None) -> Answer:
-        headers = self.caller.headers()
+    def post(
+        self, path: str, body: Any, request_id: str | None = None, caller: Caller | None = None
+    ) -> Answer:
+        headers = (caller or self.caller).headers()
         if request_id is not None:
             headers["x-request-id"] = request_id
         return sync_call("POST", self.url(path), body, headers=headers, timeout=120)
@@ -125,7 +128,7 @@ def stack(
     try:
         startup = StartupSeen()
         upstream.start()
-        stack = Stack(upstream, gateway, caller, ledger, startup)
+        stack = Stack(upstream, gateway, caller, ledger, startup, started.others)
 
         def loaded() -> bool:
             upstream_up = (

@@ -177,11 +177,13 @@ class Upstream:
 
 @dataclass
 class Gateway:
-    """A gateway process in front of an upstream, with one tenant's key."""
+    """A gateway process in front of an upstream; ``caller`` is tenant acme's, ``others`` hold
+    a second tenant of the same namespace (beta), for what must differ between tenants."""
 
     proc: Proc
     caller: Caller
     ledger_dir: Path
+    others: dict[str, Caller] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -197,8 +199,11 @@ def start_gateway_for(upstream: Upstream, logs: Path) -> Gateway:
     on the gateway's port is tested in tests/unit/common/test_tls.py, tests/integration/test_tls.py
     and by the image tests."""
     keys = logs / "keys.json"
-    tenants = [{"name": "acme", "clientId": "acme-app", "namespace": "tenant-acme"}]
-    caller = write_keys_file(keys, tenants)["acme"]
+    tenants = [
+        {"name": "acme", "clientId": "acme-app", "namespace": "tenant-acme"},
+        {"name": "beta", "clientId": "beta-app", "namespace": "tenant-acme"},
+    ]
+    callers = write_keys_file(keys, tenants)
     port = free_port()
     env = {
         "PAITIENT_GATEWAY_HOST": "127.0.0.1",
@@ -218,7 +223,7 @@ def start_gateway_for(upstream: Upstream, logs: Path) -> Gateway:
     except BaseException:
         proc.stop()
         raise
-    return Gateway(proc, caller, ledger)
+    return Gateway(proc, callers["acme"], ledger, {"beta": callers["beta"]})
 
 
 def run_in_vllm(

@@ -183,8 +183,17 @@ def modeldeployment_crd() -> CRD:
                 "URI", ".spec.model.uri", description="pvc:// or s3:// source", priority=1
             ),
             printer_column("GPUs", ".spec.gpu.count", "integer", "GPUs per replica"),
+            printer_column(
+                "Desired", ".status.desiredReplicas", "integer", "Replicas asked for now"
+            ),
             printer_column("Ready", ".status.readyReplicas", "integer", "Ready replicas"),
-            printer_column("Replicas", ".spec.replicas", "integer", "Desired replicas", priority=1),
+            printer_column(
+                "Max",
+                ".spec.autoscaling.maxReplicas",
+                "integer",
+                "Autoscaling's maximum",
+                priority=1,
+            ),
             printer_column("Phase", ".status.phase", description="Summary of the conditions"),
             printer_column("Endpoint", ".status.endpoint", description="Gateway URL", priority=1),
             printer_column("Age", ".metadata.creationTimestamp", "date"),

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from paitient_common.durations import parse_duration
 from paitient_common.resources._base import OpenModel, WireModel, cel, cel_rules
 
 # Re-exported: callers read the group and version from each kind's module.
@@ -103,7 +105,12 @@ Quantization = Literal[
     "nvfp4_per_token",
     "mxfp8",
 ]
-Phase = Literal["Pending", "Progressing", "Ready", "Degraded", "Failed"]
+Phase = Literal["Pending", "Progressing", "Ready", "Degraded", "Failed", "ScaledToZero"]
+AutoscalingEngine = Literal["native", "hpa", "keda"]
+AutoscalingMetric = Literal["inFlight", "waiting"]
+# A duration as people write it: a whole number and one unit (0s allowed for the window).
+DURATION_PATTERN: Final = r"^[0-9]{1,6}[hms]$"
+DEFAULT_TARGET: Final = 10.0
 
 _MODEL_SOURCE_RULE = cel(
     "has(self.name) != has(self.uri)",
@@ -128,6 +135,24 @@ _GPU_ONLY_WITH_USE_GPU_RULE = cel(
 _CPU_KV_CACHE_ONLY_ON_CPU_RULE = cel(
     "!self.useGpu || !has(self.runtime) || !has(self.runtime.cpuKvCacheSpace)",
     "runtime.cpuKvCacheSpace may only be set when useGpu is false",
+)
+_REPLICAS_OR_AUTOSCALING_RULE = cel(
+    "!has(self.replicas) || !has(self.autoscaling)",
+    "replicas and autoscaling cannot both be set: with autoscaling, the autoscaler decides "
+    "the replicas (remove spec.replicas)",
+    fieldPath=".replicas",
+    reason="FieldValueForbidden",
+)
+_MIN_NOT_ABOVE_MAX_RULE = cel(
+    "self.minReplicas <= self.maxReplicas",
+    "autoscaling.minReplicas must not be greater than autoscaling.maxReplicas",
+    fieldPath=".minReplicas",
+)
+_HPA_NOT_FROM_ZERO_RULE = cel(
+    "self.engine != 'hpa' || self.minReplicas >= 1",
+    "autoscaling.minReplicas must be at least 1 with engine hpa (a HorizontalPodAutoscaler "
+    "cannot scale from zero; use native or keda)",
+    fieldPath=".minReplicas",
 )
 # Root-level rules: the API server lets CEL read metadata.name there (and only there).
 NAME_MESSAGE: Final = (
@@ -346,15 +371,159 @@ class RateLimits(WireModel):
     )
 
 
+class AutoscalingTarget(WireModel):
+    """What one replica should carry: the autoscaler keeps the load per replica near it."""
+
+    metric: AutoscalingMetric = Field(
+        default="inFlight",
+        description=(
+            "inFlight: completion requests in flight at each replica's gateway (streams until "
+            "their last byte). waiting: requests queued in vLLM (vllm:num_requests_waiting); "
+            "every replica with work keeps its place and one more comes per value queued."
+        ),
+    )
+    value: float = Field(
+        default=DEFAULT_TARGET,
+        gt=0,
+        le=100_000,
+        description=(
+            "Load per replica to aim for (> 0), e.g. 8 requests in flight. Choose what one "
+            "replica serves at the latency you want: a GPU vLLM batches dozens."
+        ),
+    )
+
+
+class AutoscalingSpec(WireModel):
+    """Replicas that follow the load, within bounds, instead of a fixed count."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(_MIN_NOT_ABOVE_MAX_RULE, _HPA_NOT_FROM_ZERO_RULE)
+    )
+
+    engine: AutoscalingEngine = Field(
+        default="native",
+        description=(
+            "native: the operator decides from the gateways' load (no other component). hpa: "
+            "the operator renders a HorizontalPodAutoscaler on the gateways' metrics (needs a "
+            "custom-metrics adapter). keda: it renders a KEDA ScaledObject (needs KEDA's CRDs "
+            "and a Prometheus scraping the gateways)."
+        ),
+    )
+    min_replicas: int = Field(
+        default=1,
+        ge=0,
+        le=1000,
+        description=(
+            "Fewest replicas; 0 lets an idle deployment stop, and a request brings one back "
+            "(the front door holds it meanwhile)."
+        ),
+    )
+    max_replicas: int = Field(
+        ge=1, le=1000, description="Most replicas; the tenant's tier must hold this many."
+    )
+    target: AutoscalingTarget = nested_object(AutoscalingTarget, "The load per replica.")
+    scale_down_delay: str = Field(
+        default="5m",
+        pattern=DURATION_PATTERN,
+        description=(
+            "How long the load must stay below what the replicas carry before one is removed "
+            "(and an idle deployment goes to minReplicas), e.g. 5m or 90s."
+        ),
+    )
+    stabilization_window: str = Field(
+        default="30s",
+        pattern=DURATION_PATTERN,
+        description=(
+            "How long the load must stay above what the replicas carry before one is added "
+            "(0s: at once). Scaling from zero never waits."
+        ),
+    )
+
+    @property
+    def scale_down_delay_period(self) -> timedelta:
+        return parse_duration(self.scale_down_delay, allow_zero=True)
+
+    @property
+    def stabilization_window_period(self) -> timedelta:
+        return parse_duration(self.stabilization_window, allow_zero=True)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalingSpec:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(_MIN_NOT_ABOVE_MAX_RULE["message"])
+        if self.engine == "hpa" and self.min_replicas < 1:
+            raise ValueError(_HPA_NOT_FROM_ZERO_RULE["message"])
+        return self
+
+
+RoutingStrategy = Literal["prefix", "least-load", "round-robin"]
+ROUTING_STRATEGIES: Final = ("prefix", "least-load", "round-robin")
+DEFAULT_PREFIX_LENGTH: Final = 256
+# Characters of the prompt hashed for affinity: past a few pages, a "prefix" is the whole prompt
+# and affinity is lost; the front door reads no more than this of a body.
+MAX_PREFIX_LENGTH: Final = 32_768
+DEFAULT_LOAD_BOUND: Final = 1.25
+MAX_LOAD_BOUND: Final = 10.0
+
+
+class RoutingSpec(WireModel):
+    """How the front door picks one of the deployment's Ready replicas for each request."""
+
+    strategy: RoutingStrategy = Field(
+        default="prefix",
+        description=(
+            "prefix: requests whose prompts (or messages) start alike, from one tenant, go to "
+            "the same replica, whose prefix cache already holds that start (consistent hashing "
+            "with bounded loads); least-load: the replica with the fewest requests in flight "
+            "(and queued in vLLM); round-robin: each replica in turn, as a Service would."
+        ),
+    )
+    prefix_length: int = Field(
+        default=DEFAULT_PREFIX_LENGTH,
+        ge=1,
+        le=MAX_PREFIX_LENGTH,
+        description=(
+            "prefix only: how many leading characters of the prompt (completions) or of the "
+            "messages, roles included (chat), pick the replica. Long enough to cover what "
+            "requests share (a system prompt), short enough to stop before what differs."
+        ),
+    )
+    load_bound: float = Field(
+        default=DEFAULT_LOAD_BOUND,
+        ge=1.0,
+        le=MAX_LOAD_BOUND,
+        description=(
+            "prefix only: no replica takes a request that would put its load above this factor "
+            "of the mean load (1.25: 25% above the mean); the request goes to the next replica "
+            "on the ring instead."
+        ),
+    )
+
+
 class ModelDeploymentSpec(WireModel):
     """Desired state: which model, on what hardware, who may call it, how fast."""
 
     model_config = ConfigDict(
-        json_schema_extra=cel_rules(_GPU_ONLY_WITH_USE_GPU_RULE, _CPU_KV_CACHE_ONLY_ON_CPU_RULE)
+        json_schema_extra=cel_rules(
+            _GPU_ONLY_WITH_USE_GPU_RULE,
+            _CPU_KV_CACHE_ONLY_ON_CPU_RULE,
+            _REPLICAS_OR_AUTOSCALING_RULE,
+        )
     )
 
     model: ModelSource = Field(description="The model to serve and where its weights come from.")
-    replicas: int = Field(default=1, ge=0, description="Number of model pods; 0 stops serving.")
+    replicas: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Number of model pods (1 when unset); 0 stops serving. Not with autoscaling. An HPA "
+            "or KEDA of your own may drive it through the scale subresource."
+        ),
+    )
+    autoscaling: AutoscalingSpec | None = Field(
+        default=None,
+        description="Replicas that follow the load (instead of replicas).",
+    )
     use_gpu: bool = Field(
         default=True,
         description="Run on GPUs; false runs the CPU build of vLLM with no GPU requested.",
@@ -368,6 +537,9 @@ class ModelDeploymentSpec(WireModel):
     storage: StorageSpec = nested_object(StorageSpec, "Model cache volume.")
     access: AccessSpec = nested_object(AccessSpec, "Network access to the deployment.")
     rate_limits: RateLimits = nested_object(RateLimits, "Per-deployment rate limits.")
+    routing: RoutingSpec = nested_object(
+        RoutingSpec, "How the front door spreads requests over the replicas."
+    )
 
     @model_validator(mode="after")
     def _device_fields_match_use_gpu(self) -> ModelDeploymentSpec:
@@ -375,7 +547,19 @@ class ModelDeploymentSpec(WireModel):
             raise ValueError(_GPU_ONLY_WITH_USE_GPU_RULE["message"])
         if self.use_gpu and self.runtime.cpu_kv_cache_space is not None:
             raise ValueError(_CPU_KV_CACHE_ONLY_ON_CPU_RULE["message"])
+        if self.replicas is not None and self.autoscaling is not None:
+            raise ValueError(_REPLICAS_OR_AUTOSCALING_RULE["message"])
         return self
+
+    @property
+    def fixed_replicas(self) -> int:
+        """``replicas``, 1 when unset (meaningful without autoscaling)."""
+        return 1 if self.replicas is None else self.replicas
+
+    @property
+    def most_replicas(self) -> int:
+        """The most pods this spec can ask for: autoscaling's maximum, or the fixed count."""
+        return self.autoscaling.max_replicas if self.autoscaling else self.fixed_replicas
 
     @property
     def gpu_count(self) -> int:
@@ -407,6 +591,63 @@ class ServingCertificateStatus(OpenModel):
     )
 
 
+class AutoscalingInputs(OpenModel):
+    """What a decision was made from."""
+
+    metric: AutoscalingMetric | None = Field(default=None, description="The target's metric.")
+    target: float | None = Field(default=None, description="The target per replica.")
+    replicas_read: int | None = Field(default=None, description="Replicas whose load was read.")
+    in_flight: float | None = Field(default=None, description="Completions in flight, summed.")
+    running: float | None = Field(default=None, description="Requests vLLM runs, summed.")
+    waiting: float | None = Field(default=None, description="Requests vLLM queues, summed.")
+    unread: int | None = Field(default=None, description="Replicas whose load could not be read.")
+    woken: bool | None = Field(default=None, description="A request waited at the front door.")
+    recommendation: int | None = Field(default=None, description="Replicas the load asked for.")
+
+
+class AutoscalingDecision(OpenModel):
+    """The last change of replicas and why."""
+
+    time: str | None = Field(default=None, description="When (RFC 3339).")
+    from_replicas: int | None = Field(default=None, description="Replicas before.")
+    to_replicas: int | None = Field(default=None, description="Replicas after.")
+    reason: str | None = Field(default=None, description="CamelCase reason.")
+    message: str | None = Field(default=None, description="What was seen, against what target.")
+    inputs: AutoscalingInputs | None = Field(default=None, description="The inputs.")
+
+
+class AutoscalingPending(OpenModel):
+    """A change the load has asked for, waiting out its window."""
+
+    direction: Literal["up", "down"] | None = Field(default=None, description="up or down.")
+    since: str | None = Field(default=None, description="Since when (RFC 3339).")
+    replicas: int | None = Field(
+        default=None, description="Lowest (up) or highest (down) replicas asked for meanwhile."
+    )
+
+
+class AutoscalingStatus(OpenModel):
+    """The autoscaler's state: what it decided, and what it waits for (level-based: a restarted
+    operator continues from here)."""
+
+    engine: AutoscalingEngine | None = Field(default=None, description="Who scales.")
+    desired_replicas: int | None = Field(
+        default=None, ge=0, description="Replicas the autoscaler wants (native engine)."
+    )
+    last_scale_time: str | None = Field(default=None, description="Last change (RFC 3339).")
+    last_decision: AutoscalingDecision | None = Field(default=None, description="Last change.")
+    pending: AutoscalingPending | None = Field(default=None, description="A change under way.")
+    wake_token: str | None = Field(
+        default=None, description="The last wake request from the front door seen."
+    )
+    wake_seen_at: str | None = Field(default=None, description="When it was first seen.")
+    yielded_to: str | None = Field(
+        default=None,
+        description="An autoscaler of the user's that scales this deployment (kind/name): the "
+        "operator leaves the replicas to it.",
+    )
+
+
 class ModelDeploymentStatus(OpenModel):
     """Observed state, written by the operator only."""
 
@@ -422,6 +663,12 @@ class ModelDeploymentStatus(OpenModel):
     ready_replicas: int | None = Field(default=None, ge=0, description="Pods passing readiness.")
     replicas: int | None = Field(
         default=None, ge=0, description="Pods that exist (scale subresource)."
+    )
+    desired_replicas: int | None = Field(
+        default=None, ge=0, description="Pods the Deployment asks for now."
+    )
+    autoscaling: AutoscalingStatus | None = Field(
+        default=None, description="The autoscaler's decisions and state (spec.autoscaling)."
     )
     selector: str | None = Field(
         default=None,

@@ -16,8 +16,9 @@ routes file. So the Deployment's ``readyReplicas``, hence the ModelDeployment's 
 and the REST status, say ``ready`` only once a generate sent then reaches a gateway that
 answers. Each running pod gets a gateway of its own (named as the pod, with a ledger of its
 own), as in a cluster; the replicas of one ModelDeployment share one stand-in. The routes file
-lists every replica whose probe answered (``replicas``), and the front door spreads requests
-over them, as a Service would.
+lists every replica whose probe answered (``replicas``, each with its pod's name): the front
+door's replica picker finds a pod of the deployment's EndpointSlices there (KWOK's pod addresses
+lead nowhere), and without one it spreads requests over them, as a Service would.
 
 Each gateway talks to the API as its pod's ServiceAccount (the Deployment's
 ``serviceAccountName``), never with the admin kubeconfig this process is given: like the kubelet,
@@ -229,6 +230,32 @@ def _stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
 
 
 @dataclass
+class Retiring:
+    """Gateways told to stop (SIGTERM), as a kubelet stops a deleted pod: they drain (requests
+    and streams in progress finish, usage is flushed) while the sync goes on; ``after`` (the
+    stand-in, vLLM's place) is stopped only once they have exited, as the model pod's preStop
+    hook keeps vLLM until its gateway has drained; whatever still runs at ``deadline`` (the
+    pod's grace period) is killed."""
+
+    gateways: list[subprocess.Popen[bytes]]
+    after: list[subprocess.Popen[bytes]]
+    deadline: float
+
+    def step(self, now: float) -> bool:
+        """Move on; True once everything has exited."""
+        if now >= self.deadline:
+            for proc in (*self.gateways, *self.after):
+                if proc.poll() is None:
+                    proc.kill()
+        if any(g.poll() is None for g in self.gateways):
+            return False
+        for proc in self.after:
+            if proc.poll() is None:
+                proc.terminate()
+        return all(p.poll() is not None for p in self.after)
+
+
+@dataclass
 class Replica:
     """One pod's gateway."""
 
@@ -251,6 +278,7 @@ class ModelPod:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)  # the stand-in
     replicas: dict[str, Replica] = field(default_factory=dict)  # by pod name
     standin_url: str = ""
+    grace_seconds: float = 30.0  # the pods' terminationGracePeriodSeconds
 
     @property
     def url(self) -> str:
@@ -261,6 +289,24 @@ class ModelPod:
         replica = self.replicas.pop(pod, None)
         if replica is not None:
             _stop_processes([replica.process])
+
+    def retire_replica(self, pod: str) -> Retiring | None:
+        """Its pod is gone: SIGTERM its gateway, which drains (``Retiring``)."""
+        replica = self.replicas.pop(pod, None)
+        if replica is None:
+            return None
+        replica.process.terminate()
+        return Retiring([replica.process], [], time.monotonic() + self.grace_seconds)
+
+    def retire(self) -> Retiring:
+        """Its last pod is gone: every gateway drains, then the stand-in stops."""
+        gateways = [r.process for r in self.replicas.values()]
+        for proc in gateways:
+            if proc.poll() is None:
+                proc.terminate()
+        self.replicas.clear()
+        self.kubeconfig.unlink(missing_ok=True)
+        return Retiring(gateways, self.processes, time.monotonic() + self.grace_seconds)
 
     def stop(self) -> None:
         _stop_processes([r.process for r in self.replicas.values()] + self.processes)
@@ -279,6 +325,7 @@ class DataPlane:
     token_lifetime_seconds: int = TOKEN_LIFETIME_SECONDS
     clock: Callable[[], datetime] = _now
     pods: dict[str, ModelPod] = field(default_factory=dict)
+    retiring: list[Retiring] = field(default_factory=list)
     _admin: dict[str, Any] | None = field(default=None, init=False, repr=False)
 
     def sync(self) -> None:
@@ -298,8 +345,15 @@ class DataPlane:
         renew = {
             k for k, pod in self.pods.items() if k in wanted and pod.token.due_for_renewal(now)
         }
-        for key in sorted((set(self.pods) - set(wanted)) | renew):
+        now_seconds = time.monotonic()
+        self.retiring = [r for r in self.retiring if not r.step(now_seconds)]
+        for key in sorted(renew):
             self.pods.pop(key).stop()
+        for key in sorted(set(self.pods) - set(wanted)):  # scaled to zero, or deleted
+            model = self.pods.pop(key)
+            self.retiring.append(model.retire())
+            for directory, _mode in model.volumes.values():  # a private key among them
+                shutil.rmtree(directory, ignore_errors=True)
         failed = []
         for key, pod in sorted(self.pods.items()):
             try:
@@ -314,7 +368,9 @@ class DataPlane:
         for key, model in sorted(self.pods.items()):
             pods = sorted(p["metadata"]["name"] for p in running.get(key, []))
             for gone in set(model.replicas) - set(pods):
-                model.stop_replica(gone)
+                retiring = model.retire_replica(gone)  # drains while the sync goes on
+                if retiring is not None:
+                    self.retiring.append(retiring)
             for pod in pods:
                 if pod in model.replicas:
                     continue
@@ -405,6 +461,8 @@ class DataPlane:
         # The Service the operator renders is named like the Deployment.
         model = ModelPod(key, token, kubeconfig, f"{name}.{namespace}.svc", volumes)
         model.standin_url = f"http://127.0.0.1:{standin_port}"
+        pod_spec = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
+        model.grace_seconds = float(pod_spec.get("terminationGracePeriodSeconds", 30))
         self.pods[key] = model
         standin_args = [sys.executable, "-m", "tests.standins.vllm_standin"]
         standin_args += ["--port", str(standin_port), "--served-model-name", served]
@@ -466,12 +524,16 @@ class DataPlane:
         for key, model in sorted(self.pods.items()):
             if not model.replicas:
                 continue
-            ready = [r.url for r in model.replicas.values() if r.ready]
-            urls = ready or [r.url for r in model.replicas.values()]  # a route exists first
+            ready = [r for r in model.replicas.values() if r.ready]
+            listed = ready or list(model.replicas.values())  # a route exists first
             table[key] = {
-                "url": urls[0],
+                "url": listed[0].url,
                 "serverName": model.server_name,
-                "replicas": [{"url": u} for u in urls],
+                # The pod names let the front door's replica picker match EndpointSlices and
+                # the operator's autoscaler read each replica's gateway.
+                "replicas": [{"url": r.url, "pod": r.pod} for r in listed],
+                # Tests configure the deployment's stand-in (pacing) directly.
+                "standin": model.standin_url,
             }
         tmp = self.routes.with_suffix(".tmp")
         tmp.write_text(json.dumps(table, indent=2))
@@ -481,6 +543,9 @@ class DataPlane:
         for pod in self.pods.values():
             pod.stop()
         self.pods.clear()
+        for retiring in self.retiring:  # the data plane itself stops: no more waiting
+            _stop_processes([*retiring.gateways, *retiring.after])
+        self.retiring.clear()
         with contextlib.suppress(OSError):
             self._write_routes()
 

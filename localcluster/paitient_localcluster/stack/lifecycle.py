@@ -18,6 +18,7 @@ import base64
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from paitient_common.kubeapi import Kube
@@ -42,8 +43,9 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def up() -> tuple[str, Path, Path]:
-    """Start (or reuse) everything; return (base URL, CA bundle, admin kubeconfig)."""
+def up(extra_values: Sequence[str] = ()) -> tuple[str, Path, Path]:
+    """Start (or reuse) everything; return (base URL, CA bundle, admin kubeconfig).
+    ``extra_values``: more ``helm --set`` arguments (tests and benchmarks tune settings)."""
     cluster = LocalCluster(log=_log)
     kubeconfig = cluster.up()
     kube = Kube.from_kubeconfig(str(kubeconfig))
@@ -59,7 +61,7 @@ def up() -> tuple[str, Path, Path]:
     helm(
         kubeconfig, "upgrade", "--install", RELEASE, str(CHART), "--namespace", SYSTEM_NAMESPACE,
         "--skip-crds", *local_values(kube), "--set", f"frontDoor.tls.existingSecret={TLS_SECRET}",
-        "--wait", "--timeout", "5m",
+        *extra_values, "--wait", "--timeout", "5m",
     )  # fmt: skip
     _log(f"[stack] operator and front door Ready in {time.monotonic() - started:.0f} s")
     base_url = f"https://127.0.0.1:{API_PORT}/v1"

@@ -5,6 +5,7 @@ No cluster access and no owner references here: the handlers adopt and apply wha
 
 from __future__ import annotations
 
+from paitient_operator.builders.autoscalers import build_hpa, build_scaled_object
 from paitient_operator.builders.deployment import build_deployment
 from paitient_operator.builders.gateway_rbac import (
     build_gateway_cross_namespace_bindings,
@@ -30,8 +31,10 @@ __all__ = [
     "build_gateway_cross_namespace_bindings",
     "build_gateway_role_binding",
     "build_gateway_roles",
+    "build_hpa",
     "build_network_policy",
     "build_pvc",
+    "build_scaled_object",
     "build_service",
     "build_service_account",
     "build_store_secret",

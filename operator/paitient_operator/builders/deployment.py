@@ -29,6 +29,7 @@ from paitient_operator.builders.metadata import (
 from paitient_operator.builders.security import container_security_context, pod_security_context
 from paitient_operator.builders.store import store_env, store_mounts, store_volumes
 from paitient_operator.builders.vllm_args import VLLM_HOST, build_vllm_args
+from paitient_operator.builders.vllm_cache import start_cache_env, vllm_image
 from paitient_operator.builders.vllm_cpu import cpu_env
 from paitient_operator.config import OperatorConfig
 
@@ -52,6 +53,37 @@ VOLUME_GATEWAY_TMP: Final = "gateway-tmp"
 VOLUME_SHM: Final = "dshm"
 VOLUME_API_TOKEN: Final = "gateway-api-token"  # noqa: S105 - a volume name
 VOLUME_SERVING_TLS: Final = "serving-tls"
+VOLUME_LIFECYCLE: Final = "lifecycle"
+
+# Shared by both containers: the gateway writes DRAINED_FILE once every request it accepted has
+# ended and its usage is flushed; vLLM's preStop hook waits for it (contract with
+# paitient_gateway.config's PAITIENT_DRAINED_FILE).
+LIFECYCLE_DIR: Final = "/run/paitient"
+DRAINED_FILE: Final = f"{LIFECYCLE_DIR}/drained"
+# vLLM's preStop: wait until the gateway has drained (the file), or, should the gateway be gone
+# without writing it, until its port is closed and vLLM has nothing running or waiting for three
+# looks in a row. The kubelet's grace period bounds it. Python: vLLM's images have no shell.
+WAIT_FOR_GATEWAY: Final = """
+import os, socket, sys, time, urllib.request
+drained, port, metrics = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def gateway_up():
+    try:
+        socket.create_connection(("127.0.0.1", port), 1).close()
+        return True
+    except OSError:
+        return False
+def vllm_idle():
+    try:
+        text = urllib.request.urlopen(metrics, timeout=2).read().decode()
+    except OSError:
+        return True
+    names = ("vllm:num_requests_running", "vllm:num_requests_waiting")
+    return all(float(l.rsplit(" ", 1)[1]) == 0 for l in text.splitlines() if l.startswith(names))
+quiet = 0
+while not os.path.exists(drained) and quiet < 3:
+    quiet = quiet + 1 if not gateway_up() and vllm_idle() else 0
+    time.sleep(1)
+""".strip()
 
 # The serving certificate in the gateway container (contract with paitient_gateway.config).
 TLS_DIR: Final = "/etc/paitient/tls"
@@ -89,7 +121,8 @@ def vllm_env(md: ModelDeployment, config: OperatorConfig) -> list[dict[str, Any]
         _env("XDG_CONFIG_HOME", f"{POD_TMP}/.config"),
         # Caches worth keeping across restarts live on the model-cache volume.
         _env("HF_HOME", f"{cache}/huggingface"),
-        _env("VLLM_CACHE_ROOT", f"{cache}/vllm"),
+        # What a start compiles, kept for the next start of this model (vllm_cache.py).
+        *[_env(k, v) for k, v in start_cache_env(md, config).items()],
         # No usage reports or telemetry leave the cluster.
         _env("VLLM_NO_USAGE_STATS", "1"),
         _env("DO_NOT_TRACK", "1"),
@@ -120,13 +153,12 @@ def _vllm_resources(md: ModelDeployment, config: OperatorConfig) -> dict[str, An
 
 def _vllm_container(md: ModelDeployment, config: OperatorConfig) -> dict[str, Any]:
     port = config.gateway.port
-    image = md.spec.runtime.image or (
-        config.vllm_image if md.spec.use_gpu else config.vllm_cpu_image
-    )
+    image = vllm_image(md, config)
     mounts: list[dict[str, Any]] = [
         {"name": VOLUME_MODEL_CACHE, "mountPath": config.model_cache_mount_path},
         {"name": VOLUME_VLLM_TMP, "mountPath": POD_TMP},
         {"name": VOLUME_SHM, "mountPath": POD_SHM},
+        {"name": VOLUME_LIFECYCLE, "mountPath": LIFECYCLE_DIR, "readOnly": True},
     ]
     if md.spec.model.pvc_claim_and_path() is not None:
         mounts.append(
@@ -162,6 +194,21 @@ def _vllm_container(md: ModelDeployment, config: OperatorConfig) -> dict[str, An
         "readinessProbe": _http_probe(
             PROBE_UPSTREAM, port, periodSeconds=10, timeoutSeconds=5, failureThreshold=3
         ),
+        # Scaled down or replaced: vLLM outlives the last request the gateway finishes.
+        "lifecycle": {
+            "preStop": {
+                "exec": {
+                    "command": [
+                        *config.vllm_command[:1],
+                        "-c",
+                        WAIT_FOR_GATEWAY,
+                        DRAINED_FILE,
+                        str(port),
+                        f"http://{VLLM_HOST}:{config.vllm_port}/metrics",
+                    ]
+                }
+            }
+        },
     }
 
 
@@ -177,6 +224,10 @@ def gateway_env(md: ModelDeployment, config: OperatorConfig) -> list[dict[str, A
         "PAITIENT_SYSTEM_NAMESPACE": config.system_namespace,
         "PAITIENT_TLS_CERT_FILE": TLS_CERT_FILE,
         "PAITIENT_TLS_KEY_FILE": TLS_KEY_FILE,
+        # At SIGTERM (scaled down, replaced): drain, then tell vLLM's preStop hook.
+        "PAITIENT_SHUTDOWN_DELAY_SECONDS": str(config.drain.shutdown_delay_seconds),
+        "PAITIENT_SHUTDOWN_TIMEOUT_SECONDS": str(config.drain.shutdown_timeout_seconds),
+        "PAITIENT_DRAINED_FILE": DRAINED_FILE,
     }
     if config.gateway.metrics_port is not None:
         own["PAITIENT_METRICS_PORT"] = str(config.gateway.metrics_port)
@@ -222,6 +273,7 @@ def _gateway_container(md: ModelDeployment, config: OperatorConfig) -> dict[str,
             {"name": VOLUME_GATEWAY_TMP, "mountPath": POD_TMP},
             {"name": VOLUME_API_TOKEN, "mountPath": SERVICE_ACCOUNT_DIR, "readOnly": True},
             {"name": VOLUME_SERVING_TLS, "mountPath": TLS_DIR, "readOnly": True},
+            {"name": VOLUME_LIFECYCLE, "mountPath": LIFECYCLE_DIR},
             *store_mounts(config.store),
         ],
         "startupProbe": _http_probe(
@@ -279,6 +331,7 @@ def _volumes(md: ModelDeployment, config: OperatorConfig) -> list[dict[str, Any]
         _memory_dir(VOLUME_VLLM_TMP, config.scratch_size_limit),
         _memory_dir(VOLUME_GATEWAY_TMP, config.scratch_size_limit),
         _memory_dir(VOLUME_SHM, config.shm_size_limit),
+        _memory_dir(VOLUME_LIFECYCLE, "1Mi"),
         _api_token_volume(config),
         # Readable by the pod's group only (fsGroup); the kubelet swaps in renewed files.
         {
@@ -306,14 +359,26 @@ def _strategy(md: ModelDeployment, config: OperatorConfig) -> dict[str, Any]:
     return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
 
 
+class _FromSpec:
+    """``replicas`` as the spec says (``spec.replicas``, 1 when unset)."""
+
+
+FROM_SPEC: Final = _FromSpec()
+
+
 def build_deployment(
-    md: ModelDeployment, config: OperatorConfig, *, include_replicas: bool = True
+    md: ModelDeployment, config: OperatorConfig, *, replicas: int | _FromSpec | None = FROM_SPEC
 ) -> Manifest:
-    """The Deployment for ``md``. ``include_replicas=False`` leaves ``replicas`` out, for when
-    an autoscaler owns it. Raises ``ForbiddenRuntimeArgument`` for a refused ``extraArgs``."""
+    """The Deployment for ``md`` with ``replicas``: the spec's by default, the native
+    autoscaler's decision, or None to leave them out (an HPA or KEDA owns them). Raises
+    ``ForbiddenRuntimeArgument`` for a refused ``extraArgs``."""
+    if isinstance(replicas, _FromSpec):
+        replicas = md.spec.fixed_replicas
     pod_spec: dict[str, Any] = {
         "serviceAccountName": md.name,
         "automountServiceAccountToken": False,
+        # Draining (the gateway's delay and timeout) and flushing fit in the grace period.
+        "terminationGracePeriodSeconds": config.drain.grace_period_seconds,
         "enableServiceLinks": False,  # no env vars describing other Services in the namespace
         "securityContext": pod_security_context(config),
         "containers": [_vllm_container(md, config), _gateway_container(md, config)],
@@ -344,8 +409,8 @@ def build_deployment(
             "spec": pod_spec,
         },
     }
-    if include_replicas:
-        spec = {"replicas": md.spec.replicas, **spec}
+    if replicas is not None:
+        spec = {"replicas": replicas, **spec}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -1,6 +1,7 @@
 """The NetworkPolicy isolating a model's pods: in only to the gateway, out only to what it needs.
 
-Ingress: the gateway port, from the front door's namespace and the namespaces the spec allows.
+Ingress: the gateway port, from the front door's namespace, the operator's (its autoscaler reads
+the gateways' load) and the namespaces the spec allows.
 Egress: DNS; HTTPS while the weights come from outside the cluster (Hugging Face, S3); the API
 server's endpoints, which the gateway calls to flush usage; the shared store, where the gateway
 reserves and settles every request (``store.store_egress``).
@@ -48,7 +49,13 @@ def build_network_policy(
     gateway_port = config.gateway.port
     ingress: list[dict[str, Any]] = [
         {
-            "from": _namespaces([config.front_door_namespace, *md.spec.access.allowed_namespaces]),
+            "from": _namespaces(
+                [
+                    config.front_door_namespace,
+                    config.system_namespace,
+                    *md.spec.access.allowed_namespaces,
+                ]
+            ),
             "ports": [{"protocol": "TCP", "port": gateway_port}],
         }
     ]

@@ -71,6 +71,12 @@ OWNED_FLAGS: Final[dict[str, str]] = {
     "dtype": "spec.runtime.dtype",
     "quantization": "spec.runtime.quantization",
 }
+# Switched on in every pod the operator renders unless extraArgs sets them (either way):
+# prefix caching (vLLM 0.32's default on GPU and on x86 CPU, said explicitly so a changed
+# default cannot turn it off; tenants never share cached blocks, the gateway salts every
+# request with its tenant), and the cached prompt tokens in each answer's usage
+# (usage.prompt_tokens_details.cached_tokens: a caller sees its own cache hits).
+DEFAULT_FLAGS: Final = ("enable-prefix-caching", "enable-prompt-tokens-details")
 
 
 def _flag_names(arg: str, flags: VllmFlags) -> tuple[str, ...]:
@@ -120,6 +126,13 @@ def check_extra_args(extra_args: Sequence[str], flags: VllmFlags | None = None) 
         )
 
 
+def default_flags(extra_args: Sequence[str], flags: VllmFlags | None = None) -> list[str]:
+    """``DEFAULT_FLAGS`` that ``extraArgs`` leaves unsaid (``--no-x`` says ``x`` too)."""
+    flags = flags or pinned_flags()
+    said = {name.removeprefix("no-") for arg in extra_args for name in _flag_names(arg, flags)}
+    return [f"--{flag}" for flag in DEFAULT_FLAGS if flag not in said]
+
+
 def model_argument(md: ModelDeployment, config: OperatorConfig) -> str:
     """What vLLM loads: the repo id, the mounted path of a pvc:// source, or the s3:// URI."""
     source = md.spec.model
@@ -154,4 +167,5 @@ def build_vllm_args(md: ModelDeployment, config: OperatorConfig) -> list[str]:
     args += ["--dtype", runtime.dtype]
     if runtime.quantization is not None:
         args += ["--quantization", runtime.quantization]
+    args += default_flags(runtime.extra_args)
     return args + list(runtime.extra_args)

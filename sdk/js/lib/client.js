@@ -24,6 +24,9 @@ const { VERSION } = require('./version');
 
 const DEFAULT_BASE_URL = 'https://api.paitient.ai/v1';
 const DEFAULT_TIMEOUT_MS = 60000;
+// A call a model answers may first wait while its deployment starts from zero replicas (the
+// front door holds it for up to 300 s): with the client's default timeout it gets this long.
+const MODEL_TIMEOUT_MS = 420000;
 const DEFAULT_MAX_RETRIES = 2;
 const ENV_API_KEY = 'PAITIENT_API_KEY';
 const ENV_CLIENT_ID = 'PAITIENT_CLIENT_ID';
@@ -177,7 +180,8 @@ class SecureModelClient {
     for (;;) {
       const status = await this.getDeploymentStatus(deploymentId);
       if (onProgress) await onProgress(status);
-      if (status.status === 'ready') return status;
+      // A deployment at zero replicas answers too: generate waits while it starts.
+      if (status.status === 'ready' || status.status === 'scaled-to-zero') return status;
       if (status.status === 'failed') {
         const failed = (status.conditions || []).find((c) => c.status !== 'True' && c.message);
         throw new ResourceError(
@@ -208,7 +212,8 @@ class SecureModelClient {
   async generate(options = {}) {
     if (options.stream) return this.generateStream(options);
     const body = wire.generateBody(options, false);
-    return wire.generationFromWire(await this.#json('POST', '/generate', body, options.timeout));
+    const timeout = this.#modelTimeout(options.timeout);
+    return wire.generationFromWire(await this.#json('POST', '/generate', body, timeout));
   }
 
   /**
@@ -218,7 +223,8 @@ class SecureModelClient {
    */
   async generateStream(options = {}) {
     const body = wire.generateBody(options, true);
-    const { response, controller } = await this.#send('POST', '/generate', body, options.timeout, true);
+    const timeout = this.#modelTimeout(options.timeout);
+    const { response, controller } = await this.#send('POST', '/generate', body, timeout, true);
     return new GenerationStream(response, { controller, redact: (s) => this.#redact(s) });
   }
 
@@ -232,7 +238,7 @@ class SecureModelClient {
   async chat(options = {}) {
     if (options.stream) return this.chatStream(options);
     const body = wire.chatBody(options, false);
-    const data = await this.#json('POST', '/chat/completions', body, options.timeout);
+    const data = await this.#json('POST', '/chat/completions', body, this.#modelTimeout(options.timeout));
     return wire.chatFromWire(data, options.deploymentId);
   }
 
@@ -243,7 +249,8 @@ class SecureModelClient {
    */
   async chatStream(options = {}) {
     const body = wire.chatBody(options, true);
-    const { response, controller } = await this.#send('POST', '/chat/completions', body, options.timeout, true);
+    const timeout = this.#modelTimeout(options.timeout);
+    const { response, controller } = await this.#send('POST', '/chat/completions', body, timeout, true);
     return new ChatStream(response, { controller, redact: (s) => this.#redact(s) });
   }
 
@@ -255,6 +262,12 @@ class SecureModelClient {
   }
 
   // ------------------------------------------------------------------------ requests
+
+  /** A call's own timeout; else the client's, or MODEL_TIMEOUT_MS when that is the default. */
+  #modelTimeout(timeout) {
+    if (timeout !== undefined) return timeout;
+    return this.timeout === DEFAULT_TIMEOUT_MS ? MODEL_TIMEOUT_MS : this.timeout;
+  }
 
   async #json(method, path, body, timeout) {
     return this.#send(method, path, body, timeout, false);
@@ -397,6 +410,7 @@ module.exports = {
   SecureModelClient,
   DEFAULT_BASE_URL,
   DEFAULT_TIMEOUT_MS,
+  MODEL_TIMEOUT_MS,
   DEFAULT_MAX_RETRIES,
   USER_AGENT,
 };

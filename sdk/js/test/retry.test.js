@@ -247,3 +247,20 @@ test('a stream is never retried once bytes arrived', async () => {
   assert.equal(standIn.requests.length, 1);
   assert.deepEqual(sleeps, []);
 });
+
+test('with the default timeout a model call waits long enough for a start from zero', async (t) => {
+  // The front door holds a request up to 300 s while a deployment starts from zero replicas.
+  const armed = [];
+  const original = globalThis.setTimeout;
+  t.mock.method(globalThis, 'setTimeout', (fn, ms, ...rest) => {
+    armed.push(ms);
+    return original(fn, ms, ...rest);
+  });
+  const { client } = makeClient();
+  await client.getSubscription();
+  await client.generate({ deploymentId: 'deployment-123', prompt: 'Hi' });
+  const chosen = makeClient({ timeout: 30000 }).client;
+  await chosen.generate({ deploymentId: 'deployment-123', prompt: 'Hi' });
+  // (Other timers, a few seconds long, belong to the HTTP stack.)
+  assert.deepEqual(armed.filter((ms) => ms >= 10000), [60000, 420000, 30000]);
+});

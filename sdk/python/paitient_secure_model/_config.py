@@ -14,6 +14,9 @@ from ._version import __version__
 
 DEFAULT_BASE_URL = "https://api.paitient.ai/v1"
 DEFAULT_TIMEOUT = 60.0
+# The wait for the first byte of a model's answer: the front door holds a request for up to
+# 300 s while a deployment starts from zero replicas, then the model answers.
+MODEL_READ_TIMEOUT = 420.0
 DEFAULT_MAX_RETRIES = 2
 ENV_API_KEY = "PAITIENT_API_KEY"
 ENV_CLIENT_ID = "PAITIENT_CLIENT_ID"

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from ._config import USER_AGENT, ClientConfig, TimeoutTypes
+import httpx
+
+from ._config import DEFAULT_TIMEOUT, MODEL_READ_TIMEOUT, USER_AGENT, ClientConfig, TimeoutTypes
 from ._exceptions import PaitientError
 
 Json = Any
@@ -22,6 +24,9 @@ class RequestSpec:
     path: str
     body: Mapping[str, Any] | None = None
     stream: bool = False
+    # Answered by a model, which may first have to start from zero replicas (the front door
+    # holds the request meanwhile): the default timeout's read part is stretched to cover that.
+    served_by_model: bool = False
 
 
 def deployment_path_segment(deployment_id: str) -> str:
@@ -101,7 +106,7 @@ def generate_request(
         "temperature": temperature,
         "stream": stream,
     }
-    return RequestSpec("POST", "/generate", body, stream=stream)
+    return RequestSpec("POST", "/generate", body, stream=stream, served_by_model=True)
 
 
 def chat_request(
@@ -131,7 +136,7 @@ def chat_request(
     )
     if stream:
         body["stream_options"] = {"include_usage": True}
-    return RequestSpec("POST", "/chat/completions", body, stream=stream)
+    return RequestSpec("POST", "/chat/completions", body, stream=stream, served_by_model=True)
 
 
 def subscription_request() -> RequestSpec:
@@ -148,6 +153,15 @@ def deployments_from_list(data: Json) -> list[Any]:
             body=data,
         )
     return items
+
+
+def _default_timeout(config: ClientConfig, spec: RequestSpec) -> TimeoutTypes:
+    """The client's timeout; for a call a model answers, with the client's default (not one the
+    caller chose), a read timeout long enough for the front door's hold of a deployment that
+    starts from zero replicas (300 s by default) and the answer after it."""
+    if spec.served_by_model and config.timeout == DEFAULT_TIMEOUT:
+        return httpx.Timeout(DEFAULT_TIMEOUT, read=MODEL_READ_TIMEOUT)
+    return config.timeout
 
 
 def httpx_request_args(
@@ -168,7 +182,7 @@ def httpx_request_args(
         "method": spec.method,
         "url": config.base_url + spec.path,
         "headers": headers,
-        "timeout": config.timeout if timeout is None else timeout,
+        "timeout": timeout if timeout is not None else _default_timeout(config, spec),
     }
     if spec.body is not None:
         args["json"] = dict(spec.body)

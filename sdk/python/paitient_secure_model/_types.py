@@ -28,7 +28,7 @@ __all__ = [
     "Usage",
 ]
 
-DeploymentState = Literal["pending", "progressing", "ready", "degraded", "failed"]
+DeploymentState = Literal["pending", "progressing", "ready", "degraded", "failed", "scaled-to-zero"]
 """The values of ``status`` the contract names; typed as ``str`` on results so a new one is
 not an error."""
 
@@ -161,8 +161,9 @@ class DeploymentStatus:
 
     @property
     def is_ready(self) -> bool:
-        """True once the deployment serves requests."""
-        return self.status == "ready"
+        """True once the deployment serves requests: now, or, at zero replicas, once the replica
+        a request asks for has started (generate waits for it)."""
+        return self.status in ("ready", "scaled-to-zero")
 
     @property
     def is_failed(self) -> bool:

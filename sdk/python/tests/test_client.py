@@ -239,3 +239,29 @@ def test_context_manager_closes_owned_client_only(server: FakeServer) -> None:
     with client:
         pass
     assert client._http.is_closed
+
+
+def test_with_the_default_timeout_a_model_gets_long_enough_to_start_from_zero(
+    server: FakeServer,
+) -> None:
+    """The front door holds a request up to 300 s while a deployment starts from zero
+    replicas: generate and chat, and only they, wait that long for the first byte by default;
+    a timeout the caller chose is theirs."""
+    seen: list[dict[str, float | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions["timeout"])
+        return server.handle(request)
+
+    client = make_client(handler)
+    client.get_subscription()
+    client.generate("deployment-123", "Hi")
+    assert seen[0]["read"] == 60.0
+    assert seen[1] == {"connect": 60.0, "read": 420.0, "write": 60.0, "pool": 60.0}
+    make_client(handler, timeout=30.0).generate("deployment-123", "Hi")
+    assert seen[2]["read"] == 30.0
+
+
+def test_a_deployment_at_zero_replicas_counts_as_ready() -> None:
+    status = DeploymentStatus.from_json({"id": "a", "status": "scaled-to-zero"})
+    assert status.is_ready and not status.is_failed

@@ -26,6 +26,7 @@ from multidict import CIMultiDict
 from paitient_api.app import create_app
 from paitient_api.door import FrontDoor
 from paitient_api.gateway_client import GatewayTrust
+from paitient_api.replicas.router import ReplicaRouter
 from paitient_api.routing import GatewayRoute
 from paitient_common.apikeys import KeyRecord, KeyStore, TenantInfo, generate_api_key, new_record
 from paitient_common.keycache.directory import Directory
@@ -50,6 +51,7 @@ class InMemoryCluster:
     objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     tenants: dict[str, dict[str, Any]] = field(default_factory=dict)  # Tenants by name
     creates: int = 0
+    patches: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
     def add(self, namespace: str, name: str, phase: str = "Ready", model: str = "org/m") -> None:
         self.objects[(namespace, name)] = {
@@ -80,6 +82,18 @@ class InMemoryCluster:
                 409, "AlreadyExists", f"modeldeployments {meta['name']!r} already exists"
             )
         self.objects[where] = obj
+        return obj
+
+    def patch(
+        self, api_version: str, kind: str, name: str, patch: dict[str, Any], namespace: str = ""
+    ) -> dict[str, Any]:
+        """A merge patch of metadata.annotations (what the front door writes: a wake token)."""
+        obj = self.objects.get((namespace, name))
+        if obj is None:
+            raise KubeError(404, "NotFound", f"modeldeployments {name!r} not found")
+        self.patches.append((namespace, name, patch))
+        annotations = patch.get("metadata", {}).get("annotations", {})
+        obj.setdefault("metadata", {}).setdefault("annotations", {}).update(annotations)
         return obj
 
 
@@ -114,15 +128,18 @@ def make_keys() -> Keys:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: web.Application, tls: bool = False) -> AsyncIterator[str]:
-    """``app`` on a free port of 127.0.0.1 (over HTTPS with ``tls``); yields its base URL."""
+async def serve(
+    app: web.Application, tls: bool = False, certificate: x509.KeyPair = GATEWAY_CERT
+) -> AsyncIterator[str]:
+    """``app`` on a free port of 127.0.0.1 (over HTTPS with ``tls``, presenting
+    ``certificate``); yields its base URL."""
     server = TestServer(app, host="127.0.0.1")
     with tempfile.TemporaryDirectory() as tmp:
         context = None
         if tls:
             cert, key = Path(tmp) / "tls.crt", Path(tmp) / "tls.key"
-            cert.write_text(GATEWAY_CERT.cert_pem)
-            key.write_text(GATEWAY_CERT.key_pem)
+            cert.write_text(certificate.cert_pem)
+            key.write_text(certificate.key_pem)
             context = server_context(cert, key)
         await server.start_server(ssl=context)
         try:
@@ -138,9 +155,12 @@ async def front_door(
     extra_routes: list[web.RouteDef] | None = None,
     keys: Keys | None = None,
     store: tuple[Store, StoreHealth] | None = None,
+    hold_seconds: float = 300.0,
+    replicas: ReplicaRouter | None = None,
 ) -> AsyncIterator[tuple[str, Keys]]:
     """The front door's app (``create_app``), its base URL and its keys; ``keys`` and a
-    ``store`` given, one of several replicas of one front door."""
+    ``store`` given, one of several replicas of one front door; ``replicas``: its replica
+    picker (none: every request to the route ``gateway_url`` gives)."""
     keys = keys or make_keys()
     callers = Directory()
     callers.keys, callers.loaded = keys.store, True  # no watch: the keys are all there is
@@ -149,11 +169,14 @@ async def front_door(
     door = FrontDoor(
         kube=cluster or InMemoryCluster(),  # type: ignore[arg-type]
         callers=callers,
-        route=GatewayRoute(gateway_url),
+        route=replicas.routes if replicas else GatewayRoute(gateway_url),
         trust=trust,
         store=store[0] if store else None,
         store_health=store[1] if store else None,
+        hold_seconds=hold_seconds,
+        replicas=replicas,
     )
+    door.holds.poll_seconds = 0.02
     app = create_app(door)
     app.router.add_routes(extra_routes or [])
     async with serve(app) as url:

@@ -1,12 +1,15 @@
-"""The front door retries a gateway that refuses the connection (a deployment just reported
-Ready whose endpoint is not routed yet) once after each of its delays, and never a request that
-reached it, nor a TLS failure."""
+"""The front door moves on to the next route when one refuses the connection (nothing was sent),
+retries refusals once after each of its delays (a deployment just reported Ready whose endpoint
+is not routed yet), and never sends a request twice once a gateway may have received it, nor
+tries again after a TLS failure."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from paitient_api.gateway_client import CONNECT_RETRY_DELAYS, post_retrying_refusals
+from paitient_api.gateway_client import CONNECT_RETRY_DELAYS, finished, post_first_reachable
+from paitient_api.replicas.loads import LoadBoard
+from paitient_api.routing import Route
 from paitient_common.tls import client_context
 from paitient_operator.certificates import x509
 
@@ -33,41 +38,113 @@ def _session(on_refused: Any = None) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(trace_configs=[trace])
 
 
-def test_a_gateway_that_starts_listening_after_a_refusal_is_reached() -> None:
-    port, hits = _free_port(), []
+def _post(http: aiohttp.ClientSession) -> Any:
+    return lambda route: http.post(route.url + "/v1/completions", json={"prompt": "x"})
 
+
+@asynccontextmanager
+async def _gateway(hits: list[Any], port: int = 0) -> AsyncIterator[str]:
     async def answer(request: web.Request) -> web.Response:
         hits.append(await request.json())
         return web.json_response({"ok": True})
 
+    app = web.Application()
+    app.router.add_post("/v1/completions", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    finally:
+        await runner.cleanup()
+
+
+def test_a_gateway_that_starts_listening_after_a_refusal_is_reached() -> None:
+    port, hits = _free_port(), []
+
     async def main() -> int:
-        runner: web.AppRunner | None = None
+        started: list[Any] = []
 
         async def refused(*_: Any) -> None:
-            nonlocal runner
-            if runner is None:  # the first refusal: the endpoint becomes routable now
-                app = web.Application()
-                app.router.add_post("/v1/completions", answer)
-                runner = web.AppRunner(app)
-                await runner.setup()
-                await web.TCPSite(runner, "127.0.0.1", port).start()
+            if not started:  # the first refusal: the endpoint becomes routable now
+                context = _gateway(hits, port)
+                started.append(context)
+                await context.__aenter__()
 
         http = _session(refused)
         try:
-            url = f"http://127.0.0.1:{port}/v1/completions"
-            post = lambda: http.post(url, json={"prompt": "x"})  # noqa: E731
-            async with await post_retrying_refusals(post) as response:
+            route = Route(f"http://127.0.0.1:{port}")
+            async with await post_first_reachable([route], _post(http)) as response:
                 return response.status
         finally:
             await http.close()
-            if runner is not None:
-                await runner.cleanup()
+            if started:
+                await started[0].__aexit__(None, None, None)
 
     assert asyncio.run(main()) == 200
     assert hits == [{"prompt": "x"}]  # sent once: only the refused attempt was repeated
 
 
-def test_a_gateway_that_never_listens_is_tried_once_per_delay_then_given_up_on() -> None:
+def test_a_replica_that_refuses_is_skipped_and_counted_on_the_one_that_answers() -> None:
+    hits: list[Any] = []
+
+    async def main() -> tuple[int, dict[str, int], dict[str, int]]:
+        board = LoadBoard()
+        async with _gateway(hits) as live:
+            dead, alive = Route(f"http://127.0.0.1:{_free_port()}"), Route(live)
+            http = _session()
+            try:
+                response = await post_first_reachable(
+                    [dead, alive], _post(http), lambda route: board.start(route.url)
+                )
+                during = board.estimates([dead.url, alive.url])
+                status = response.status
+                finished(response)
+                response.release()
+                after = board.estimates([dead.url, alive.url])
+            finally:
+                await http.close()
+        return status, during, after
+
+    status, during, after = asyncio.run(main())
+    assert status == 200 and hits == [{"prompt": "x"}]
+    assert sorted(during.values()) == [0, 1]  # the refusing one's lease was given back at once
+    assert set(after.values()) == {0}  # and the answering one's when the request ended
+
+
+def test_a_request_a_gateway_may_have_received_is_never_sent_to_another() -> None:
+    """The first gateway accepts the connection, reads the request and drops it unanswered: the
+    request may have started there, so the second gateway never sees it."""
+    hits: list[Any] = []
+
+    async def main() -> None:
+        received = asyncio.Event()
+
+        async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(65536)
+            received.set()
+            writer.close()
+
+        server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with _gateway(hits) as live:
+            http = _session()
+            try:
+                routes = [Route(f"http://127.0.0.1:{port}"), Route(live)]
+                await post_first_reachable(routes, _post(http))
+            finally:
+                await http.close()
+                server.close()
+                await server.wait_closed()
+        assert received.is_set()
+
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        asyncio.run(main())
+    assert hits == []
+
+
+def test_gateways_that_never_listen_are_tried_once_per_delay_then_given_up_on() -> None:
     attempts: list[type[BaseException]] = []
 
     async def refused(*args: Any) -> None:
@@ -76,42 +153,16 @@ def test_a_gateway_that_never_listens_is_tried_once_per_delay_then_given_up_on()
     async def main() -> None:
         http = _session(refused)
         try:
-            url = f"http://127.0.0.1:{_free_port()}/v1/completions"
-            await post_retrying_refusals(lambda: http.post(url))
+            routes = [Route(f"http://127.0.0.1:{_free_port()}") for _ in range(2)]
+            await post_first_reachable(routes, _post(http))
         finally:
             await http.close()
 
     with pytest.raises(aiohttp.ClientConnectorError):
         asyncio.run(main())
-    # The first try and one after each delay (2.5 s in all): then the refusal is the answer.
-    assert len(attempts) == len(CONNECT_RETRY_DELAYS) + 1 == 6
+    # Each route at first and once after each delay (2.5 s in all): then the refusal is the answer.
+    assert len(attempts) == 2 * (len(CONNECT_RETRY_DELAYS) + 1) == 12
     assert all(issubclass(a, aiohttp.ClientConnectorError) for a in attempts)
-
-
-def test_a_request_the_gateway_received_is_never_sent_again() -> None:
-    """The gateway read the request and dropped the connection without an answer: it may have
-    run, so the error is the caller's at once."""
-    received: list[bytes] = []
-
-    async def main() -> None:
-        async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            received.append(await reader.readuntil(b"\r\n\r\n"))
-            writer.close()
-
-        server = await asyncio.start_server(drop, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        http = _session()
-        try:
-            url = f"http://127.0.0.1:{port}/v1/completions"
-            await post_retrying_refusals(lambda: http.post(url, json={"prompt": "x"}))
-        finally:
-            await http.close()
-            server.close()
-            await server.wait_closed()
-
-    with pytest.raises(aiohttp.ServerDisconnectedError):
-        asyncio.run(main())
-    assert len(received) == 1
 
 
 def test_a_gateway_whose_certificate_is_not_trusted_is_not_tried_again(tmp_path: Path) -> None:
@@ -133,12 +184,16 @@ def test_a_gateway_whose_certificate_is_not_trusted_is_not_tried_again(tmp_path:
         server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=served)
         port = server.sockets[0].getsockname()[1]
         http = _session(failed)
+        trusting_another = client_context(
+            x509.new_authority("ours", timedelta(days=1), datetime.now(UTC)).cert_pem
+        )
         try:
-            url = f"https://127.0.0.1:{port}/v1/completions"
-            trusting_another = client_context(
-                x509.new_authority("ours", timedelta(days=1), datetime.now(UTC)).cert_pem
+            # A second route that would answer: a TLS failure is final, not a refusal.
+            routes = [Route(f"https://127.0.0.1:{port}"), Route(f"http://127.0.0.1:{_free_port()}")]
+            await post_first_reachable(
+                routes,
+                lambda route: http.post(route.url + "/v1/completions", ssl=trusting_another),
             )
-            await post_retrying_refusals(lambda: http.post(url, ssl=trusting_another))
         finally:
             await http.close()
             server.close()

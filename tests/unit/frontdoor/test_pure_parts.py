@@ -19,6 +19,7 @@ from paitient_api.schemas import (
     Generate,
     UpdateDeployment,
 )
+from paitient_common.errors import RequestValidationError
 from paitient_common.resources.modeldeployment import parse_model_deployment
 
 
@@ -241,3 +242,40 @@ def test_entries_expire() -> None:
 
 def test_the_openapi_document_in_docs_is_current() -> None:
     assert DOC_PATH.read_text() == render(), "run: python -m paitient_api.openapi"
+
+
+def test_an_autoscaled_create_request_becomes_spec_autoscaling_without_replicas() -> None:
+    request = CreateDeployment.model_validate(
+        {"model_name": "pvc://m/x", "use_gpu": False,
+         "autoscaling": {"min_replicas": 0, "max_replicas": 3, "target_metric": "waiting",
+                         "target_value": 4, "scale_down_delay": "90s"}}
+    )  # fmt: skip
+    md = mapping.build_model_deployment(request, "tenant-a", "a-clinic")
+    assert "replicas" not in md["spec"]
+    assert md["spec"]["autoscaling"] == {
+        "minReplicas": 0, "maxReplicas": 3, "target": {"metric": "waiting", "value": 4.0},
+        "scaleDownDelay": "90s",
+    }  # fmt: skip
+    parsed = parse_model_deployment(md)  # the operator takes it as it stands
+    assert parsed.spec.autoscaling is not None and parsed.spec.autoscaling.max_replicas == 3
+    md["status"] = {"desiredReplicas": 2}
+    assert mapping.to_deployment(md).replicas == 2  # what the autoscaler asks for now
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"replicas": 2, "autoscaling": {"max_replicas": 3}}, "replicas and autoscaling"),
+        ({"autoscaling": {"min_replicas": 3, "max_replicas": 2}}, "min_replicas"),
+        ({"autoscaling": {"max_replicas": 2, "target_value": 0}}, "autoscaling.target_value"),
+        ({"autoscaling": {"max_replicas": 0}}, "autoscaling.max_replicas"),
+        ({"autoscaling": {"min_replicas": 1}}, "autoscaling.max_replicas"),
+        ({"autoscaling": {"max_replicas": 2, "scale_down_delay": "5 minutes"}},
+         "autoscaling.scale_down_delay"),
+    ],
+)  # fmt: skip
+def test_bad_autoscaling_is_a_422_naming_the_field(body: dict[str, object], named: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        CreateDeployment.model_validate({"model_name": "a/b", **body})
+    error = RequestValidationError.from_pydantic(refused.value.errors())  # the handler's 422
+    assert error.status == 422 and named in error.message, error.message

@@ -56,6 +56,13 @@ class MDFactory:
         self._spec["replicas"] = replicas
         return self
 
+    def autoscaling(self, max_replicas: int, min_replicas: int = 1, **more: Any) -> MDFactory:
+        """``spec.autoscaling`` (camelCase keys in ``more``: target, scaleDownDelay, ...)."""
+        self._spec["autoscaling"] = {
+            "maxReplicas": max_replicas, "minReplicas": min_replicas, **more
+        }  # fmt: skip
+        return self
+
     def gpus(self, count: int) -> MDFactory:
         self._spec["useGpu"] = True
         self._spec.setdefault("gpu", {})["count"] = count
@@ -133,6 +140,11 @@ class MDFactory:
         if tpm is not None:
             limits["tokensPerMinute"] = tpm
         self._spec["rateLimits"] = limits
+        return self
+
+    def routing(self, **fields: Any) -> MDFactory:
+        """``spec.routing`` (camelCase names: strategy, prefixLength, loadBound)."""
+        self._spec["routing"] = dict(fields)
         return self
 
     # --- results --------------------------------------------------------------------------

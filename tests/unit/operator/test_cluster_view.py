@@ -10,7 +10,13 @@ from typing import Any
 
 from paitient_common.kubeapi import Obj
 from paitient_operator import handlers
-from paitient_operator.cluster_view import ApiView, IndexView, hpa_target, slice_endpoints
+from paitient_operator.cluster_view import (
+    ApiView,
+    IndexView,
+    hpa_target,
+    scaler_entry,
+    slice_endpoints,
+)
 
 
 def test_an_autoscaler_counts_only_when_it_scales_a_deployment() -> None:
@@ -19,6 +25,34 @@ def test_an_autoscaler_counts_only_when_it_scales_a_deployment() -> None:
         hpa_target({"spec": {"scaleTargetRef": {"kind": "ModelDeployment", "name": "m"}}}) is None
     )
     assert hpa_target({}) is None
+
+
+def test_hpas_and_scaled_objects_are_kept_by_what_they_scale_with_their_owner() -> None:
+    ours = {
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"namespace": "ns", "name": "m", "ownerReferences": [
+            {"kind": "ModelDeployment", "name": "m", "uid": "u1", "controller": True}]},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "m"}},
+    }  # fmt: skip
+    assert scaler_entry(ours) == (
+        ("ns", "m"),
+        {"kind": "HorizontalPodAutoscaler", "name": "m", "owner": "u1", "targetKind": "Deployment"},
+    )
+    theirs = {
+        "kind": "ScaledObject",
+        "metadata": {"namespace": "ns", "name": "mine"},
+        "spec": {"scaleTargetRef": {"name": "m"}},  # KEDA's default kind: a Deployment
+    }
+    assert scaler_entry(theirs) == (
+        ("ns", "m"),
+        {"kind": "ScaledObject", "name": "mine", "owner": None, "targetKind": "Deployment"},
+    )
+    on_md = {"kind": "HorizontalPodAutoscaler", "metadata": {"namespace": "ns", "name": "h"},
+             "spec": {"scaleTargetRef": {"kind": "ModelDeployment", "name": "m"}}}  # fmt: skip
+    assert scaler_entry(on_md)[1]["targetKind"] == "ModelDeployment"  # type: ignore[index]
+    job = {"metadata": {"namespace": "ns", "name": "j"},
+           "spec": {"scaleTargetRef": {"kind": "StatefulSet", "name": "m"}}}  # fmt: skip
+    assert scaler_entry(job) is None
 
 
 # -- the running operator's view against the API's, over the same objects ---------------------
@@ -93,6 +127,7 @@ def test_the_index_view_the_handlers_build_answers_as_the_api_does() -> None:
             "api_server_index": index_of(handlers.api_server_index, SLICES),
             "gateway_role_binding_index": {},
             "gateway_cluster_role_binding_index": {},
+            "scaled_object_index": {},
         }
     )
     api = ApiView(ListingKube(OBJECTS))  # type: ignore[arg-type]
@@ -113,6 +148,12 @@ def test_the_index_view_the_handlers_build_answers_as_the_api_does() -> None:
 
 def names(objs: list[Obj]) -> list[str]:
     return [str(o["metadata"]["name"]) for o in objs]
+
+
+def test_the_index_view_keeps_scaled_objects_beside_hpas() -> None:
+    entry = {"kind": "ScaledObject", "name": "s", "owner": None, "targetKind": "Deployment"}
+    keda = IndexView({}, {}, {}, scaled_object_index={("ns", "m"): [entry]})
+    assert keda.autoscalers("ns", "m") == [entry] and keda.autoscalers("ns", "x") == []
 
 
 def test_api_server_addresses_come_from_the_kubernetes_endpoint_slice() -> None:

@@ -182,8 +182,10 @@ def test_requests_and_memory_limit_from_spec(config: OperatorConfig) -> None:
 def test_replicas_follow_spec_unless_left_to_an_autoscaler(config: OperatorConfig) -> None:
     md = make_md("a").replicas(3).obj()
     assert build_deployment(md, config)["spec"]["replicas"] == 3
-    assert "replicas" not in build_deployment(md, config, include_replicas=False)["spec"]
+    assert "replicas" not in build_deployment(md, config, replicas=None)["spec"]
+    assert build_deployment(md, config, replicas=2)["spec"]["replicas"] == 2
     assert build_deployment(make_md("z").replicas(0).obj(), config)["spec"]["replicas"] == 0
+    assert build_deployment(make_md("u").obj(), config)["spec"]["replicas"] == 1  # unset: 1
 
 
 def test_gateway_env_tells_upstream_identity_and_limits(config: OperatorConfig) -> None:

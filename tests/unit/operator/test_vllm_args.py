@@ -112,3 +112,18 @@ def test_every_refused_entry_is_named_at_once() -> None:
     with pytest.raises(ForbiddenRuntimeArgument) as info:
         check_extra_args(["--host", "1", "--api-key", "k"])
     assert "--host" in str(info.value) and "--api-key" in str(info.value)
+
+
+def test_prefix_caching_and_cached_token_counts_are_on_by_default(config: OperatorConfig) -> None:
+    args = build_vllm_args(make_md("a").obj(), config)
+    assert "--enable-prefix-caching" in args and "--enable-prompt-tokens-details" in args
+
+
+@pytest.mark.parametrize("extra", [["--no-enable-prefix-caching"], ["--enable-prefix-caching"]])
+def test_extra_args_that_set_prefix_caching_either_way_are_the_only_say(
+    extra: list[str], config: OperatorConfig
+) -> None:
+    args = build_vllm_args(make_md("a").extra_args(*extra).obj(), config)
+    said = [a for a in args if a.endswith("enable-prefix-caching")]
+    assert said == extra  # never two values for one setting
+    assert "--enable-prompt-tokens-details" in args

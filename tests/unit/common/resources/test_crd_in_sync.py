@@ -103,7 +103,8 @@ def test_optional_fields_are_nullable_and_defaults_are_set() -> None:
     assert spec["model"]["properties"]["uri"]["nullable"] is True
     assert spec["gpu"]["nullable"] is True
     assert spec["runtime"]["properties"]["quantization"]["nullable"] is True
-    assert spec["replicas"]["default"] == 1
+    # No default: "replicas or autoscaling" can only be told apart if replicas stays unset.
+    assert "default" not in spec["replicas"] and spec["replicas"]["nullable"] is True
     assert spec["useGpu"]["default"] is True
     assert spec["runtime"]["default"] == {}  # nested defaults get applied
     assert spec["runtime"]["properties"]["gpuMemoryUtilization"] == {
@@ -156,7 +157,7 @@ def test_names_subresources_and_columns() -> None:
     default_columns = [
         c["name"] for c in version["additionalPrinterColumns"] if "priority" not in c
     ]
-    assert default_columns == ["Model", "GPUs", "Ready", "Phase", "Age"]
+    assert default_columns == ["Model", "GPUs", "Desired", "Ready", "Phase", "Age"]
     conditions = status["properties"]["conditions"]
     assert conditions["x-kubernetes-list-type"] == "map"
     assert conditions["x-kubernetes-list-map-keys"] == ["type"]

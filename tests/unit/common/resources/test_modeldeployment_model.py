@@ -183,3 +183,41 @@ def test_parse_turns_errors_into_invalid_resource_and_accepts_kopf_bodies() -> N
 def test_served_model_name() -> None:
     assert make_md("a").obj().served_model_name == "ZimaBlueAI/HuatuoGPT-o1-8B"
     assert make_md("my-model").uri("pvc://w/m").obj().served_model_name == "my-model"
+
+
+AUTOSCALING_REFUSALS = [
+    ({"replicas": 2, "autoscaling": {"maxReplicas": 3}},
+     "replicas and autoscaling cannot both be set"),
+    ({"autoscaling": {"minReplicas": 4, "maxReplicas": 3}},
+     "autoscaling.minReplicas must not be greater than autoscaling.maxReplicas"),
+    ({"autoscaling": {"engine": "hpa", "minReplicas": 0, "maxReplicas": 3}},
+     "autoscaling.minReplicas must be at least 1 with engine hpa"),
+    ({"autoscaling": {"maxReplicas": 3, "target": {"value": 0}}}, "target.value"),
+    ({"autoscaling": {"maxReplicas": 3, "target": {"value": -1}}}, "target.value"),
+    ({"autoscaling": {"maxReplicas": 0}}, "maxReplicas"),
+    ({"autoscaling": {"maxReplicas": 3, "scaleDownDelay": "soon"}}, "scaleDownDelay"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("spec", "named"), AUTOSCALING_REFUSALS)
+def test_bad_autoscaling_is_refused_naming_the_field(spec: dict[str, Any], named: str) -> None:
+    """The models refuse what the CRD refuses (CEL and bounds), and the message names the
+    field; tests/integration/test_autoscaling.py sends the same to the API server."""
+    manifest = make_md("m").manifest()
+    manifest["spec"].update(spec)
+    with pytest.raises(InvalidResource, match=named):
+        parse_model_deployment(manifest)
+
+
+def test_autoscaling_defaults() -> None:
+    md = make_md("m").autoscaling(3).obj()
+    assert md.spec.replicas is None and md.spec.autoscaling is not None
+    a = md.spec.autoscaling
+    assert (a.engine, a.min_replicas, a.target.metric, a.target.value) == (
+        "native",
+        1,
+        "inFlight",
+        10,
+    )
+    assert (a.scale_down_delay, a.stabilization_window) == ("5m", "30s")
+    assert md.spec.most_replicas == 3 and make_md("n").replicas(2).obj().spec.most_replicas == 2
