@@ -54,6 +54,7 @@ sys.path.insert(0, str(REPO))
 
 import aiohttp  # noqa: E402
 
+from benchmarks.summary import print_summary  # noqa: E402
 from paitient_cli import admin  # noqa: E402
 from paitient_common.kubeapi import Kube  # noqa: E402
 from paitient_common.resources.install import install_crds  # noqa: E402
@@ -474,7 +475,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     else:
         with real_scene() as scene:
             summary = run(scene, args.rounds, args.png or DEFAULT_PNG)
-    print(json.dumps(summary))
+    print_summary(__file__, args.smoke, **summary)
     return summary
 
 

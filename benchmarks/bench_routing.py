@@ -55,6 +55,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import routing_workload as workload  # noqa: E402
 
+from benchmarks.summary import print_summary  # noqa: E402
 from paitient_cli import admin  # noqa: E402
 from paitient_common.kubeapi import Kube  # noqa: E402
 from paitient_common.tls import client_context  # noqa: E402
@@ -348,7 +349,7 @@ def main() -> int:
         gain = round(rr / prefix, 2) if rr and prefix else None
         print(f"{model:6} TTFT p90, round robin over prefix: {gain}x", flush=True)
         summary["runs"][model] = {"strategies": rows, "ttft_p90_round_robin_over_prefix": gain}
-    print(json.dumps(summary))
+    print_summary(__file__, args.smoke, **summary)
     return 0
 
 

@@ -24,7 +24,15 @@ from tests.integration.operator_process import OperatorProcess
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-BENCHMARKS = sorted((REPO / "benchmarks").glob("bench_*.py"))
+# A benchmark whose smoke run needs the integration session's data plane, operator and front
+# door has its own test there (its file named here), which checks its claims too.
+OWN_SMOKE_TEST = {
+    "bench_autoscale": REPO / "tests/integration/test_bench_autoscale_smoke.py",
+    "bench_routing": REPO / "tests/integration/test_bench_routing_smoke.py",
+}
+BENCHMARKS = sorted(
+    p for p in (REPO / "benchmarks").glob("bench_*.py") if p.stem not in OWN_SMOKE_TEST
+)
 # Seconds a smoke run may take; a real vLLM pod needs its minute or two.
 LIMIT = {"bench_model_pod": 900.0}
 # The ones that start real vLLM run with the real-vLLM tests.
@@ -46,6 +54,8 @@ CLAIMS: dict[str, Callable[[dict[str, Any]], None]] = {"bench_limits": _limits_c
 
 def test_every_benchmark_is_found() -> None:
     assert {p.stem for p in BENCHMARKS} >= {"bench_gateway", "bench_limits", "bench_operator"}
+    for stem, test in OWN_SMOKE_TEST.items():
+        assert (REPO / "benchmarks" / f"{stem}.py").is_file() and test.is_file(), stem
 
 
 @pytest.mark.parametrize(

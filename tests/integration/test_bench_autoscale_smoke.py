@@ -28,6 +28,7 @@ def test_the_autoscaling_benchmark_runs(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr.decode()[-3000:]
     summary = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    assert summary["benchmark"] == "bench_autoscale" and summary["smoke"] is True
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for start in ("cold", "warm"):
         steps = summary[start]

@@ -25,6 +25,7 @@ def test_the_routing_benchmark_runs(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.splitlines()[-1])
+    assert summary["benchmark"] == "bench_routing" and summary["smoke"] is True
     rows = summary["runs"]["smoke"]["strategies"]
     assert [r["strategy"] for r in rows] == ["round-robin", "least-load", "prefix"]
     for row in rows:
