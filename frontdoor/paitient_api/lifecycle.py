@@ -6,7 +6,8 @@ while Kubernetes takes this pod out of its Service (``shutdown_delay``: the endp
 reaches every node's proxy in a moment, not at once). Then it stops accepting connections,
 closes the idle ones, and lets requests and streams in progress finish, for up to
 ``shutdown_timeout``; only what is still running then is cut. The pod's
-``terminationGracePeriodSeconds`` must cover both (the chart sizes it so).
+``terminationGracePeriodSeconds`` must cover both (the chart sizes it so). The steps are
+``paitient_common.draining``'s, which the gateway takes too.
 """
 
 from __future__ import annotations
@@ -17,25 +18,21 @@ import signal
 import ssl
 from dataclasses import dataclass
 
-from aiohttp import hdrs, web
+from aiohttp import web
+
+from paitient_common.draining import Draining, drain_and_stop
 
 log = logging.getLogger("paitient.api")
 
 
 @dataclass
-class Lifecycle:
-    """Whether this replica is leaving; ``/readyz`` and every response read it."""
-
-    draining: bool = False
+class Lifecycle(Draining):
+    """Whether this replica is leaving; ``/readyz`` and every response read it (kept in the
+    app: ``lifecycle_of``)."""
 
     def install(self, app: web.Application) -> None:
         app[LIFECYCLE] = self
-        app.on_response_prepare.append(self._close_when_draining)
-
-    async def _close_when_draining(self, _: web.Request, response: web.StreamResponse) -> None:
-        if self.draining:  # the client's next request opens a connection to another replica
-            response.force_close()
-            response.headers[hdrs.CONNECTION] = "close"  # the headers are written after this
+        super().install(app)
 
 
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
@@ -64,22 +61,19 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
     await runner.setup()
+    drained = False
     try:
         await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
         log.info(
             "front door listening on %s:%d (%s)", host, port, "https" if ssl_context else "http"
         )
         await stop.wait()
-        lifecycle_of(app).draining = True
-        log.info(
-            "stopping: not ready; serving %.0f s more while the Service lets go of this replica, "
-            "then finishing requests in progress (up to %.0f s)", shutdown_delay, shutdown_timeout,
-        )  # fmt: skip
-        await asyncio.sleep(shutdown_delay)
-    finally:
         # Stops listening, closes idle connections, waits for handlers (streams included) up
         # to shutdown_timeout, then runs the app's cleanup (watches, client sessions).
-        await runner.cleanup()
+        drained = True
+        await drain_and_stop([runner], lifecycle_of(app), shutdown_delay, log, "front door")
+    finally:
+        if not drained:  # start-up failed: nothing to drain
+            await runner.cleanup()
         for sig in signals:
             loop.remove_signal_handler(sig)
-    log.info("front door stopped")
