@@ -61,7 +61,7 @@ from paitient_common.resources.install import install_crds  # noqa: E402
 from paitient_localcluster.cluster import LocalCluster  # noqa: E402
 from paitient_localcluster.stack.tiny_model import MODEL_URI, fill_model_claim  # noqa: E402
 from tests.integration.autoscaling_load import FrontDoorLoad, pace_standin  # noqa: E402
-from tests.integration.frontdoor_process import ApiProcess  # noqa: E402
+from tests.integration.frontdoor_process import ApiProcess, client_trust  # noqa: E402
 from tests.integration.node_pods import kubectl  # noqa: E402
 from tests.integration.operator_process import OperatorProcess  # noqa: E402
 from tests.integration.release import installed_release  # noqa: E402
@@ -350,7 +350,9 @@ def session_scene(kubeconfig: Path, front_door: str, routes: Path | None) -> Ite
     kube = Kube.from_kubeconfig(str(kubeconfig))
     tenant = make_tenant(kube, tier="enterprise")
     try:
-        yield Scene(kube, kubeconfig, front_door, None, tenant, _gpu_spec, False, 120, routes)
+        yield Scene(
+            kube, kubeconfig, front_door, client_trust(), tenant, _gpu_spec, False, 120, routes
+        )
     finally:
         admin.delete_tenant(kube, tenant["name"], force=True)
 
@@ -375,7 +377,9 @@ def smoke_scene(kubeconfig: Path, work: Path) -> Iterator[Scene]:
             operator.start()
             api.start()
             tenant = make_tenant(kube, tier="enterprise")
-            yield Scene(kube, kubeconfig, api.root, None, tenant, _gpu_spec, False, 120, routes)
+            yield Scene(
+                kube, kubeconfig, api.root, client_trust(), tenant, _gpu_spec, False, 120, routes
+            )
     finally:
         if tenant is not None:
             admin.delete_tenant(kube, tenant["name"], force=True)

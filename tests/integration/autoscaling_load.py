@@ -14,6 +14,8 @@ from typing import Any
 
 import aiohttp
 
+from tests.integration.frontdoor_process import client_trust
+
 
 @dataclass
 class Answer:
@@ -33,7 +35,9 @@ class FrontDoorLoad:
     model: str
     clients: int
     max_tokens: int = 30
-    ssl: Any = None  # an SSLContext for an HTTPS front door
+    # The front door's CA: the session's HTTPS front door is trusted as the SDKs trust it (the
+    # bundle the environment names); an HTTPS front door elsewhere passes its own.
+    ssl: Any = field(default_factory=client_trust)
     timeout: float = 600.0
     answers: list[Answer] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
