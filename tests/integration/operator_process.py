@@ -25,10 +25,17 @@ class OperatorProcess:
     # the cluster at a time, so a test running an operator of its own pauses these.
     _running: ClassVar[list[OperatorProcess]] = []
 
-    def __init__(self, kubeconfig: Path, log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        log: Path,
+        env: dict[str, str] | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.log = log
         self.env = env or {}
+        self.extra_args = extra_args
         self.proc: subprocess.Popen[bytes] | None = None
         self.liveness_url = f"http://127.0.0.1:{free_port()}/healthz"
 
@@ -45,7 +52,8 @@ class OperatorProcess:
         env = {**os.environ, **self.env, "KUBECONFIG": str(self.kubeconfig)}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "paitient_operator.main", "--liveness", self.liveness_url],
+                [sys.executable, "-m", "paitient_operator.main", "--liveness", self.liveness_url,
+                 *self.extra_args],
                 stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
             )  # fmt: skip
         OperatorProcess._running.append(self)

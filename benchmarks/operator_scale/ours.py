@@ -1,0 +1,195 @@
+"""Our operator under a burst of GPU ModelDeployments: to all Ready, a quiet period, a restart
+with all of them Ready, and a second burst to twice as many (memory at 1,000).
+
+GPU deployments on the simulated H100 nodes: what this measures is the operator, and KWOK makes
+their pods Ready at once (no data plane runs 500 gateways here). CPU ones would ask the real
+node for vLLM's memory (more than 5Gi each), which no machine here has 500 times.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from paitient_common.kubeapi import Kube
+from paitient_localcluster.cluster import LocalCluster
+from paitient_localcluster.controlplane import audit
+from paitient_localcluster.host.processes import free_port
+from paitient_localcluster.simulated.nodes import GPU_PRODUCT
+from tests.integration.operator_process import OperatorProcess
+from tests.unit.operator.factories import make_md
+
+from .figures import Burst, Requests, prometheus_sum, rss_mib, scrape
+from .progress import BenchStopped, State, Waiter, model_deployment_state
+
+OPERATOR_USER = "paitient-operator"
+NAMESPACE = "bench"
+MD = ("paitient.ai/v1alpha1", "ModelDeployment")
+CREATE_WORKERS = 16
+SETTLE_S = 3.0  # after the last Ready: requests still in flight reach the audit log
+
+
+def md_manifest(i: int, namespace: str = NAMESPACE) -> dict[str, Any]:
+    """The i-th benchmark deployment: one simulated H100, a 1Gi cache on the encrypted class."""
+    manifest: dict[str, Any] = (
+        make_md(f"md-{i:04d}")
+        .namespace(namespace)
+        .gpus(1)
+        .product(GPU_PRODUCT)
+        .resources(cpu="100m", memory="1Gi")
+        .storage("1Gi", "encrypted-local")
+        .manifest()
+    )
+    return manifest
+
+
+def create_all(kube: Kube, manifests: Sequence[dict[str, Any]]) -> float:
+    """Create every object at once (``CREATE_WORKERS`` clients); the seconds it took."""
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=CREATE_WORKERS) as pool:
+        list(pool.map(kube.create, manifests))
+    return time.monotonic() - started
+
+
+def md_states(kube: Kube, namespace: str = NAMESPACE) -> list[State]:
+    return [model_deployment_state(m) for m in kube.list(*MD, namespace=namespace)]
+
+
+@dataclass
+class Operators:
+    """``replicas`` operator processes on the cluster, each with its metrics port."""
+
+    cluster: LocalCluster
+    work: Path
+    replicas: int = 1
+    procs: list[tuple[OperatorProcess, str]] = field(default_factory=list)
+    generation: int = 0
+
+    def start(self) -> None:
+        self.generation += 1
+        for n in range(self.replicas):
+            port = free_port()
+            proc = OperatorProcess(
+                self.cluster.layout.kubeconfig("operator"),
+                self.work / f"operator-{self.generation}-{n}.log",
+                extra_args=("--metrics-address", f"127.0.0.1:{port}"),
+            )
+            proc.start()
+            self.procs.append((proc, f"http://127.0.0.1:{port}/metrics"))
+
+    def stop(self) -> None:
+        for proc, _ in self.procs:
+            proc.stop()
+        self.procs.clear()
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Summed over the replicas (only the leader reconciles)."""
+        total = 0.0
+        for _, url in self.procs:
+            try:
+                total += prometheus_sum(scrape(url), name, **labels)
+            except OSError:
+                continue
+        return total
+
+    def reconciles(self) -> float:
+        return self.metric("paitient_operator_reconciles_total", kind="ModelDeployment")
+
+    def rss(self) -> dict[str, float]:
+        return {
+            f"operator {n}": rss_mib(proc.proc.pid)
+            for n, (proc, _) in enumerate(self.procs)
+            if proc.proc is not None
+        }
+
+
+def burst(
+    cluster: LocalCluster,
+    kube: Kube,
+    operators: Operators,
+    first: int,
+    count: int,
+    stall: float,
+    out: Callable[[str], None],
+) -> Burst:
+    """Create ModelDeployments ``first`` … ``first + count - 1`` at once; wait until every one in
+    the namespace is Ready; the figures of that stretch of the audit log."""
+    offset = audit.log_size(cluster.layout.audit_log)
+    before = operators.reconciles()
+    started = time.monotonic()
+    applied = create_all(kube, [md_manifest(i) for i in range(first, first + count)])
+    out(f"[operator] {count} ModelDeployments created in {applied:.1f} s")
+    wall = Waiter("operator", first + count, lambda: md_states(kube), stall=stall, out=out).wait(
+        started
+    )
+    time.sleep(SETTLE_S)
+    events = list(audit.read_events(cluster.layout.audit_log, offset))
+    return Burst(
+        count, applied, wall, Requests.of(events, [OPERATOR_USER]),
+        reconciles=operators.reconciles() - before, rss_mib=operators.rss(),
+    )  # fmt: skip
+
+
+def quiet_writes(cluster: LocalCluster, seconds: float) -> list[audit.AuditEvent]:
+    """The operator's writes during ``seconds`` with nothing changing (goal: none)."""
+    offset = audit.log_size(cluster.layout.audit_log)
+    time.sleep(seconds)
+    return audit.writes_by(audit.read_events(cluster.layout.audit_log, offset), OPERATOR_USER)
+
+
+@dataclass(frozen=True)
+class Restart:
+    """An operator restarted with ``count`` deployments Ready."""
+
+    count: int
+    verified_s: float  # from the new process's start until it reconciled every deployment
+    requests: Requests
+
+    def lines(self) -> list[str]:
+        writes = self.requests.writes
+        lines = [
+            f"restart with {self.count} Ready: all re-verified {self.verified_s:.1f} s after the "
+            f"new operator started; {self.requests.total} API requests, {len(writes)} writes"
+        ]
+        lines += [f"    write: {n:5d}  {w}" for w, n in self.requests.writes_by_resource().items()]
+        return lines
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "count": self.count,
+            "verified_s": round(self.verified_s, 1),
+            "requests": self.requests.total,
+            "writes": len(self.requests.writes),
+        }
+
+
+def restart(
+    cluster: LocalCluster, operators: Operators, count: int, stall: float,
+    out: Callable[[str], None],
+) -> Restart:  # fmt: skip
+    """Stop the operators, start them again, and time the new ones' reconciles of every
+    deployment (the resume pass), with the writes it made."""
+    operators.stop()
+    offset = audit.log_size(cluster.layout.audit_log)
+    started = time.monotonic()
+    operators.start()
+    best, moved = -1.0, time.monotonic()
+    while (done := operators.reconciles()) < count:
+        now = time.monotonic()
+        if done > best:
+            best, moved = done, now
+        if now - moved > stall:
+            raise BenchStopped(
+                f"restart: the new operator reconciled {done:.0f} of {count} and then nothing "
+                f"for {stall:.0f} s (log: {operators.procs[0][0].log})"
+            )
+        time.sleep(0.1)
+    verified = time.monotonic() - started
+    out(f"[operator] restarted: {count} re-verified after {verified:.1f} s")
+    time.sleep(SETTLE_S)
+    events = audit.read_events(cluster.layout.audit_log, offset)
+    return Restart(count, verified, Requests.of(events, [OPERATOR_USER]))
