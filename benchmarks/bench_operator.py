@@ -35,11 +35,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.operator_scale import ours  # noqa: E402
+from benchmarks.operator_scale import kubeai, ours, tenants  # noqa: E402
 from benchmarks.operator_scale.cluster import throwaway_cluster  # noqa: E402
+from benchmarks.operator_scale.figures import load_average  # noqa: E402
 from benchmarks.operator_scale.progress import BenchStopped  # noqa: E402
 
-SMOKE = {"count": 5, "quiet": 3.0, "tenants": 5, "stall": 60.0}
+SMOKE = {"count": 5, "quiet": 3.0, "tenants": 5, "stall": 60.0, "kubeai_timeout": 300.0}
 
 
 def run_ours(args: argparse.Namespace) -> dict[str, Any]:
@@ -74,6 +75,38 @@ def run_ours(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def run_kubeai(args: argparse.Namespace) -> dict[str, Any]:
+    print(f"== KubeAI's controller: {args.count} Models at once")
+    try:
+        peer = kubeai.KubeAI.locate(args.kubeai_src, args.kubeai_bin)
+    except kubeai.Unavailable as missing:
+        print(f"KubeAI skipped: {missing}")
+        return {"skipped": str(missing)}
+    with throwaway_cluster("paitient-bench-kubeai-", model_pods_ready_at_once=True) as (
+        cluster, kube, work,
+    ):  # fmt: skip
+        figures = kubeai.run(
+            cluster, kube, peer, args.keep_logs or work, args.count, args.stall,
+            args.kubeai_timeout, print,
+        )  # fmt: skip
+    for line in figures.lines(f"{args.count} KubeAI Models"):
+        print(line)
+    return figures.summary()
+
+
+def run_tenants(args: argparse.Namespace) -> dict[str, Any]:
+    print(f"== {args.tenants} Tenants at once")
+    with throwaway_cluster("paitient-bench-tenants-", model_pods_ready_at_once=False) as (
+        cluster, kube, work,
+    ):  # fmt: skip
+        figures = tenants.run(
+            cluster, kube, args.keep_logs or work, args.replicas, args.tenants, args.stall, print
+        )
+    for line in figures.lines():
+        print(line)
+    return figures.summary()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -87,6 +120,14 @@ def main() -> int:
     parser.add_argument("--replicas", type=int, default=1, help="operator processes")
     parser.add_argument("--smoke", action="store_true", help="a handful of each, in seconds")
     parser.add_argument("--keep-logs", type=Path, help="write the controllers' logs here")
+    parser.add_argument("--tenants", type=int, default=1000, help="Tenants at once (0: skip)")
+    parser.add_argument("--skip-ours", action="store_true", help="not our operator's part")
+    parser.add_argument("--skip-kubeai", action="store_true", help="not KubeAI's part")
+    parser.add_argument("--kubeai-src", type=Path,
+                        help=f"KubeAI's source tree at commit {kubeai.PIN}")  # fmt: skip
+    parser.add_argument("--kubeai-bin", type=Path, help="KubeAI's controller built from it")
+    parser.add_argument("--kubeai-timeout", type=float, default=3600.0,
+                        help="give up on KubeAI's burst after this long, seconds")  # fmt: skip
     args = parser.parse_args()
     if args.smoke:
         for key, value in SMOKE.items():
@@ -96,8 +137,17 @@ def main() -> int:
     # A SIGTERM (timeout, Ctrl-C in make) must still run the clean-up of each part.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     summary: dict[str, Any] = {"smoke": args.smoke, "count": args.count}
+    print(f"load average at the start: {load_average()}")
     try:
-        summary["ours"] = run_ours(args)
+        if not args.skip_ours:
+            summary["ours"] = run_ours(args)
+            print(f"load average after our operator's part: {load_average()}")
+        if not args.skip_kubeai:
+            summary["kubeai"] = run_kubeai(args)
+            print(f"load average after KubeAI's part: {load_average()}")
+        if args.tenants:
+            summary["tenants"] = run_tenants(args)
+            print(f"load average after the tenants' part: {load_average()}")
     except BenchStopped as stopped:
         print(f"STOPPED: {stopped}")
         print(json.dumps({**summary, "stopped": str(stopped)}))

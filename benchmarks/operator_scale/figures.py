@@ -69,6 +69,7 @@ class Burst:
     requests: Requests
     reconciles: float | None = None
     rss_mib: dict[str, float] = field(default_factory=dict)
+    cpu_s: dict[str, float] = field(default_factory=dict)  # CPU each process used meanwhile
 
     def per_object(self, n: int) -> float:
         return n / self.count if self.count else 0.0
@@ -90,6 +91,8 @@ class Burst:
             out["requests_per_reconcile"] = round(self.requests.total / self.reconciles, 2)
         if self.rss_mib:
             out["rss_mib"] = {k: round(v) for k, v in self.rss_mib.items()}
+        if self.cpu_s:
+            out["cpu_s"] = {k: round(v, 1) for k, v in self.cpu_s.items()}
         return out
 
     def lines(self, what: str) -> list[str]:
@@ -122,6 +125,12 @@ class Burst:
         lines += [f"    {n:6d}  {verb:<7} {res}" for verb, res, n in req.by_verb_and_resource()]
         for who, mib in self.rss_mib.items():
             lines.append(f"  resident memory of {who}: {mib:.0f} MiB")
+        if self.cpu_s:
+            lines.append(
+                "  CPU used meanwhile: "
+                + ", ".join(f"{who} {s:.1f} s" for who, s in self.cpu_s.items())
+                + f" (wall {self.wall_s:.1f} s, 2 cores)"
+            )
         return lines
 
 
@@ -144,6 +153,27 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds of named processes between ``start`` and ``read`` (a process that is gone
+    counts what it used while it ran)."""
+
+    pids: dict[str, int]
+    _start: dict[str, float] = field(default_factory=dict)
+
+    def start(self) -> CpuMeter:
+        self._start = {who: cpu_seconds(pid) for who, pid in self.pids.items()}
+        return self
+
+    def read(self) -> dict[str, float]:
+        return {who: cpu_seconds(pid) - self._start.get(who, 0.0) for who, pid in self.pids.items()}
+
+
+def load_average() -> str:
+    """The machine's 1/5/15-minute load averages, as /proc/loadavg says them."""
+    return " / ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def prometheus_sum(text: str, metric: str, **labels: str) -> float:

@@ -23,13 +23,15 @@ from paitient_localcluster.simulated.nodes import GPU_PRODUCT
 from tests.integration.operator_process import OperatorProcess
 from tests.unit.operator.factories import make_md
 
-from .figures import Burst, Requests, prometheus_sum, rss_mib, scrape
+from .figures import Burst, CpuMeter, Requests, prometheus_sum, rss_mib, scrape
 from .progress import BenchStopped, State, Waiter, model_deployment_state
 
 OPERATOR_USER = "paitient-operator"
 NAMESPACE = "bench"
 MD = ("paitient.ai/v1alpha1", "ModelDeployment")
 CREATE_WORKERS = 16
+# The cluster's processes whose CPU a burst shares with the controller under test.
+CLUSTER_PROCESSES = ("kube-apiserver", "etcd", "kube-controller-manager", "kube-scheduler", "kwok")
 SETTLE_S = 3.0  # after the last Ready: requests still in flight reach the audit log
 
 
@@ -47,11 +49,15 @@ def md_manifest(i: int, namespace: str = NAMESPACE) -> dict[str, Any]:
     return manifest
 
 
-def create_all(kube: Kube, manifests: Sequence[dict[str, Any]]) -> float:
+def create_all(
+    kube: Kube,
+    manifests: Sequence[dict[str, Any]],
+    create: Callable[[dict[str, Any]], object] | None = None,
+) -> float:
     """Create every object at once (``CREATE_WORKERS`` clients); the seconds it took."""
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=CREATE_WORKERS) as pool:
-        list(pool.map(kube.create, manifests))
+        list(pool.map(create or kube.create, manifests))
     return time.monotonic() - started
 
 
@@ -99,12 +105,24 @@ class Operators:
     def reconciles(self) -> float:
         return self.metric("paitient_operator_reconciles_total", kind="ModelDeployment")
 
+    def pids(self) -> dict[str, int]:
+        return {
+            f"operator {n}": proc.proc.pid
+            for n, (proc, _) in enumerate(self.procs)
+            if proc.proc is not None
+        }
+
     def rss(self) -> dict[str, float]:
         return {
             f"operator {n}": rss_mib(proc.proc.pid)
             for n, (proc, _) in enumerate(self.procs)
             if proc.proc is not None
         }
+
+
+def cluster_pids(cluster: LocalCluster) -> dict[str, int]:
+    pids = {name: cluster.process(name).read_pid() for name in CLUSTER_PROCESSES}
+    return {name: pid for name, pid in pids.items() if pid is not None}
 
 
 def burst(
@@ -120,6 +138,7 @@ def burst(
     the namespace is Ready; the figures of that stretch of the audit log."""
     offset = audit.log_size(cluster.layout.audit_log)
     before = operators.reconciles()
+    cpu = CpuMeter({**operators.pids(), **cluster_pids(cluster)}).start()
     started = time.monotonic()
     applied = create_all(kube, [md_manifest(i) for i in range(first, first + count)])
     out(f"[operator] {count} ModelDeployments created in {applied:.1f} s")
@@ -130,7 +149,7 @@ def burst(
     events = list(audit.read_events(cluster.layout.audit_log, offset))
     return Burst(
         count, applied, wall, Requests.of(events, [OPERATOR_USER]),
-        reconciles=operators.reconciles() - before, rss_mib=operators.rss(),
+        reconciles=operators.reconciles() - before, rss_mib=operators.rss(), cpu_s=cpu.read(),
     )  # fmt: skip
 
 
