@@ -36,6 +36,7 @@ from typing import Any
 import yaml
 
 from paitient_common.kubeapi import Kube, KubeError
+from paitient_common.resources.install import install_crds
 from paitient_localcluster.cluster import LocalCluster
 from paitient_localcluster.controlplane import audit
 from paitient_localcluster.controlplane.kubeconfig import write_kubeconfig
@@ -46,7 +47,6 @@ from paitient_localcluster.simulated.sa_kubeconfig import (
     service_account_user,
 )
 from paitient_localcluster.stack.chart import tool
-from paitient_operator.resources.install import install_crds
 
 from .figures import Burst, CpuMeter, Requests, rss_mib
 from .ours import SETTLE_S, cluster_pids, create_all

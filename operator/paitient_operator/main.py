@@ -14,7 +14,7 @@ import sys
 import kopf
 import prometheus_client
 
-from paitient_operator import handlers
+from paitient_operator import handlers  # noqa: F401 - registers kopf's handlers
 from paitient_operator.config import load_config
 
 
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    handlers.register_certificate_handlers(load_config().tls)
+    load_config()  # a bad configuration stops here, with its message, before kopf starts
     if args.metrics_address:
         host, _, port = args.metrics_address.rpartition(":")
         prometheus_client.start_http_server(int(port), addr=host or "0.0.0.0")  # noqa: S104

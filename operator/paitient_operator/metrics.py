@@ -5,7 +5,7 @@ Labels are bounded: a kind and an outcome, never an object's name.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 RECONCILES = Counter(
     "paitient_operator_reconciles_total",
@@ -25,4 +25,9 @@ RECONCILE_SECONDS = Histogram(
     "Wall time of one reconcile.",
     ["kind"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+STARTUP_VERIFIED_SECONDS = Gauge(
+    "paitient_operator_startup_verified_seconds",
+    "Seconds from the start of the ModelDeployment controller until it had reconciled every "
+    "ModelDeployment once (0 until then).",
 )

@@ -24,10 +24,9 @@ from paitient_common.resources.modeldeployment import (
 )
 from paitient_common.resources.shared import InvalidResource
 from paitient_operator import builders, metrics
-from paitient_operator.builders.gateway_rbac import cross_namespace_binding_name
-from paitient_operator.builders.metadata import selector_string
 from paitient_operator.certificates.issuer import ServingIssuer
 from paitient_operator.certificates.renewals import RenewalSchedule
+from paitient_operator.certificates.serving import serving_secret_reference
 from paitient_operator.children import adopt, sync_child
 from paitient_operator.cluster_view import ApiView, ClusterView
 from paitient_operator.config import OperatorConfig
@@ -59,8 +58,6 @@ class Reconciler:
     _locks_guard: threading.Lock = field(default_factory=threading.Lock)
     # uids of deleted ModelDeployments (insertion-ordered, oldest dropped first).
     _gone: dict[str, None] = field(default_factory=dict)
-    # (kind, name) of the gateway bindings outside a namespace known to exist.
-    _bindings_made: set[tuple[str, str]] = field(default_factory=set)
     certificates: ServingIssuer = field(init=False)
     # When each serving certificate is due (operator issuer), for the renewal worker.
     renewals: RenewalSchedule = field(default_factory=RenewalSchedule)
@@ -83,10 +80,6 @@ class Reconciler:
                 self._gone.pop(next(iter(self._gone)))
             self._written.pop(meta["uid"], None)
             self.renewals.forget(meta["namespace"], meta["name"])
-            name = cross_namespace_binding_name(meta["namespace"], meta["name"])
-            self._bindings_made.difference_update(
-                {("RoleBinding", name), ("ClusterRoleBinding", name)}
-            )
             delete_gateway_bindings(
                 self.kube,
                 self.config.system_namespace,
@@ -99,7 +92,7 @@ class Reconciler:
 
     def reconcile_named(self, namespace: str, name: str, view: ClusterView | None = None) -> None:
         """Reconcile by name (a child changed); nothing to do if the owner is gone."""
-        body = self.kube.get(API_VERSION, KIND, name, namespace=namespace)
+        body = (view or ApiView(self.kube)).model_deployment(namespace, name)
         if body is None:
             return
         if body["metadata"].get("deletionTimestamp"):
@@ -132,25 +125,22 @@ class Reconciler:
             except (InvalidResource, OperatorError) as error:
                 refusal = as_refusal(error)
                 new = refused_status(refusal, meta.get("generation"), previous, _now())
-                self._write_status(body, previous, new, refusal)
+                self._write_status(body, previous, new, refusal, view)
                 return new
             outcomes: dict[str, str] = {}
             live: dict[str, Obj] = {}
             try:
                 # First: the pod cannot start without the Secret it mounts.
-                certificate, certificate_live = self.certificates.desired(md, body)
+                certificate, certificate_live = self.certificates.desired(
+                    md, body, view.live(serving_secret_reference(md))
+                )
             except KubeError as exc:
                 if _going_away(exc):
                     return previous
                 raise
             for child in [certificate, *children]:
                 elsewhere = child["metadata"].get("namespace") != md.namespace
-                binding = (child["kind"], child["metadata"]["name"])
-                cached = view.gateway_binding(*binding) if elsewhere else False
-                if cached is None and binding in self._bindings_made:
-                    cached = False  # the index lags behind this operator's own create: ask
-                if child is certificate:
-                    cached = certificate_live
+                cached = certificate_live if child is certificate else view.live(child)
                 try:
                     outcome, obj = sync_child(self.kube, child, cached)
                 except KubeError as exc:
@@ -162,32 +152,29 @@ class Reconciler:
                             f"change: {exc.message}"
                         )
                         new = refused_status(immutable, meta.get("generation"), previous, _now())
-                        self._write_status(body, previous, new, immutable)
+                        self._write_status(body, previous, new, immutable, view)
                         return new
                     raise
                 outcomes[_describe(child, md.namespace)] = outcome
                 if outcome != "unchanged":
                     metrics.CHILD_WRITES.labels(child["kind"], outcome).inc()
-                if elsewhere:
-                    self._bindings_made.add(binding)
-                else:
+                    view.written(obj)
+                if not elsewhere:
                     live[child["kind"]] = obj
             self._announce(body, outcomes)
-            pods = self.kube.list(
-                "v1", "Pod", namespace=md.namespace, label_selector=selector_string(md)
-            )
+            pods = view.pods(md.namespace, md.name)
             served = self.certificates.state(md, live.get(certificate["kind"]))
             if self.certificates.by_operator:  # cert-manager renews its own
                 self.renewals.record(md.namespace, md.name, served.renew_after)
             new = observed_status(
                 md, live.get("Deployment"), pods, previous, self.config, _now(), served
             )
-            self._write_status(body, previous, new, None)
+            self._write_status(body, previous, new, None, view)
             return new
 
     def _render(self, md: ModelDeployment, body: Obj, view: ClusterView) -> list[Obj]:
         """Every child (owned ones adopted); raises OperatorError for what cannot be served."""
-        self._check_tier(md, body, view.tenant_of(md.namespace))
+        self._check_tier(md, body, view)
         classes = view.storage_classes()
         storage_class = resolve_storage_class(
             md.spec.storage.storage_class_name, classes, self.config
@@ -224,15 +211,16 @@ class Reconciler:
         secret = builders.build_store_secret(md, store, store.ca_pem())
         return [secret] if secret is not None else []
 
-    def _check_tier(self, md: ModelDeployment, body: Obj, tenant: Obj | None) -> None:
+    def _check_tier(self, md: ModelDeployment, body: Obj, view: ClusterView) -> None:
         """Tier rules, when the namespace belongs to a Tenant (other namespaces have none)."""
+        tenant = view.tenant_of(md.namespace)
         if tenant is None:
             return
         tier_name = str(tenant.get("spec", {}).get("tier", ""))
         tier = self.config.tiers.get(tier_name)
         if tier is None:
             raise TierLimitExceeded(f"the tenant's tier {tier_name!r} is not defined")
-        others = self.kube.list(API_VERSION, KIND, namespace=md.namespace)
+        others = view.model_deployments(md.namespace)
         created = str(body["metadata"].get("creationTimestamp", ""))
         check_tier(md, tier_name, tier, others, created)
 
@@ -247,7 +235,12 @@ class Reconciler:
             )
 
     def _write_status(
-        self, body: Obj, previous: Obj, new: Obj, refusal: OperatorError | None
+        self,
+        body: Obj,
+        previous: Obj,
+        new: Obj,
+        refusal: OperatorError | None,
+        view: ClusterView,
     ) -> None:
         changes = status_changes(previous, new)
         meta = body["metadata"]
@@ -260,7 +253,7 @@ class Reconciler:
         )  # fmt: skip
         metrics.STATUS_WRITES.labels(KIND).inc()
         try:
-            self.kube.patch(
+            patched = self.kube.patch(
                 API_VERSION,
                 KIND,
                 meta["name"],
@@ -272,6 +265,7 @@ class Reconciler:
             if _going_away(exc):
                 return
             raise
+        view.written(patched)
         if previous.get("phase") != new.get("phase"):
             kind = (
                 "Warning"
