@@ -250,6 +250,9 @@ def run(
         )  # fmt: skip
     finally:
         cluster.process(PROCESS).stop()
+        log = cluster.process(PROCESS).log_file
+        if log.is_file():
+            shutil.copy(log, work / "kubeai.log")
 
 
 def _create_model(kube: Kube) -> Callable[[dict[str, Any]], object]:

@@ -32,6 +32,8 @@ class ClusterView(Protocol):
 
     def pods(self, namespace: str, deployment: str) -> list[Obj]: ...
 
+    def namespace(self, name: str) -> Obj | None: ...
+
     def storage_classes(self) -> list[Obj]: ...
 
     def tenant_of(self, namespace: str) -> Obj | None: ...
@@ -86,6 +88,9 @@ class ApiView:
         return self.kube.list(
             "v1", "Pod", namespace=namespace, label_selector=f"{MD_LABEL}={deployment}"
         )
+
+    def namespace(self, name: str) -> Obj | None:
+        return self.kube.get("v1", "Namespace", name)
 
     def storage_classes(self) -> list[Obj]:
         return self.kube.list("storage.k8s.io/v1", "StorageClass")

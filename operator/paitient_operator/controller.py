@@ -53,7 +53,7 @@ def owners(watched: w.Watched, obj: Obj) -> list[Key]:
     if watched == w.AUTOSCALERS:
         target = hpa_target(obj)
         return [(namespace, target)] if target else []
-    if MD_NAMESPACE_LABEL in labels and MD_LABEL in labels:  # a binding outside the namespace
+    if MD_NAMESPACE_LABEL in labels and MD_LABEL in labels:  # an earlier operator's binding
         return [(labels[MD_NAMESPACE_LABEL], labels[MD_LABEL])]
     return [
         (namespace, ref["name"])
@@ -115,10 +115,14 @@ class Controller:
         self.queue.add((namespace, name))
 
     def enqueue_all(self, namespace: str | None = None) -> None:
-        for md in self.cache.values(w.MODEL_DEPLOYMENTS):
-            meta = md["metadata"]
-            if namespace is None or meta["namespace"] == namespace:
-                self.queue.add((meta["namespace"], meta["name"]))
+        """Every deployment, or every one in ``namespace``."""
+        deployments = (
+            self.cache.values(w.MODEL_DEPLOYMENTS)
+            if namespace is None
+            else self.cache.indexed(w.MODEL_DEPLOYMENTS, namespace)
+        )
+        for md in deployments:
+            self.queue.add((md["metadata"]["namespace"], md["metadata"]["name"]))
 
     # -- what the caches hear ----------------------------------------------------------------
 
@@ -130,6 +134,10 @@ class Controller:
             namespace = tenant_namespace(obj)
             if namespace:
                 self.enqueue_all(namespace)
+            return
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        if MD_NAMESPACE_LABEL in labels and MD_LABEL not in labels:  # a namespace's identity
+            self.enqueue_all(labels[MD_NAMESPACE_LABEL])
             return
         if watched == w.MODEL_DEPLOYMENTS and kind in ("ADDED", "DELETED"):
             meta = obj["metadata"]
@@ -192,7 +200,7 @@ class Controller:
         if gone is not None and (
             body is None or body["metadata"]["uid"] != gone["metadata"]["uid"]
         ):
-            self.reconciler.deleted(gone)
+            self.reconciler.deleted(gone, self.view)
         if body is None:
             return
         if body["metadata"].get("deletionTimestamp"):

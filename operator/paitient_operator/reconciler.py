@@ -32,6 +32,7 @@ from paitient_operator.cluster_view import ApiView, ClusterView
 from paitient_operator.config import OperatorConfig
 from paitient_operator.errors import InvalidSpec, OperatorError, TierLimitExceeded, as_refusal
 from paitient_operator.gateway_bindings import delete_gateway_bindings
+from paitient_operator.namespace_identity import NamespaceIdentity
 from paitient_operator.status import observed_status, refused_status, status_changes
 from paitient_operator.storage_policy import resolve_storage_class
 from paitient_operator.tier_rules import check_tier
@@ -59,20 +60,23 @@ class Reconciler:
     # uids of deleted ModelDeployments (insertion-ordered, oldest dropped first).
     _gone: dict[str, None] = field(default_factory=dict)
     certificates: ServingIssuer = field(init=False)
+    identity: NamespaceIdentity = field(init=False)
     # When each serving certificate is due (operator issuer), for the renewal worker.
     renewals: RenewalSchedule = field(default_factory=RenewalSchedule)
 
     def __post_init__(self) -> None:
         self.certificates = ServingIssuer(self.kube, self.config)
+        self.identity = NamespaceIdentity(self.kube, self.config.system_namespace)
 
     def _lock(self, namespace: str, name: str) -> threading.Lock:
         with self._locks_guard:
             return self._locks.setdefault((namespace, name), threading.Lock())
 
-    def deleted(self, body: Obj) -> None:
-        """A ModelDeployment is gone: delete its bindings outside the namespace (nothing else
-        collects them) and drop what is kept about it. Under its lock, after any reconcile in
-        flight, and remembered, so a reconcile holding an older copy cannot put them back."""
+    def deleted(self, body: Obj, view: ClusterView | None = None) -> None:
+        """A ModelDeployment is gone: drop what is kept about it, delete the bindings an earlier
+        operator made for it outside the namespace, and the namespace's gateway identity if it
+        was the last. Under its lock, after any reconcile in flight, and remembered, so a
+        reconcile holding an older copy cannot put them back."""
         meta = body["metadata"]
         with self._lock(meta["namespace"], meta["name"]):
             self._gone[meta["uid"]] = None
@@ -87,6 +91,7 @@ class Reconciler:
                 meta["name"],
                 meta["uid"],
             )
+            self.identity.release(meta["namespace"], view or ApiView(self.kube))
         with self._locks_guard:
             self._locks.pop((meta["namespace"], meta["name"]), None)
 
@@ -138,6 +143,8 @@ class Reconciler:
                 if _going_away(exc):
                     return previous
                 raise
+            # The namespace's gateway identity (written by its first deployment only).
+            outcomes.update(self.identity.ensure(md.namespace, view))
             for child in [certificate, *children]:
                 elsewhere = child["metadata"].get("namespace") != md.namespace
                 cached = certificate_live if child is certificate else view.live(child)
@@ -162,6 +169,7 @@ class Reconciler:
                 if not elsewhere:
                     live[child["kind"]] = obj
             self._announce(body, outcomes)
+            self.identity.remove_legacy(md.namespace, md.name, meta["uid"], view)
             pods = view.pods(md.namespace, md.name)
             served = self.certificates.state(md, live.get(certificate["kind"]))
             if self.certificates.by_operator:  # cert-manager renews its own
@@ -179,13 +187,7 @@ class Reconciler:
         storage_class = resolve_storage_class(
             md.spec.storage.storage_class_name, classes, self.config
         )
-        uid = body["metadata"]["uid"]
         return [
-            adopt(builders.build_service_account(md), body),
-            adopt(builders.build_gateway_role_binding(md), body),
-            # Bindings outside the namespace cannot be owned by the ModelDeployment: they are
-            # labelled with its uid instead, and deleted by the operator when it goes.
-            *builders.build_gateway_cross_namespace_bindings(md, uid, self.config.system_namespace),
             *[adopt(secret, body) for secret in self._store_secret(md)],
             adopt(builders.build_pvc(md, self.config, storage_class), body),
             adopt(builders.build_service(md, self.config), body),

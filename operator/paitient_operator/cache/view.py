@@ -33,6 +33,9 @@ class CacheView:
     def pods(self, namespace: str, deployment: str) -> list[Obj]:
         return self.cache.indexed(w.PODS, f"{namespace}/{deployment}")
 
+    def namespace(self, name: str) -> Obj | None:
+        return self.cache.get(w.NAMESPACES, None, name)
+
     def storage_classes(self) -> list[Obj]:
         return self.cache.values(w.STORAGE_CLASSES)
 

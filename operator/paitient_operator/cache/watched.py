@@ -104,7 +104,7 @@ API_SERVER_SLICES: Final = Watched(
     f"{API_SERVER_SLICE_LABEL}=kubernetes",
     API_SERVER_SLICE_NAMESPACE,
 )
-NAMESPACES: Final = Watched("namespaces", "v1", "Namespace", MANAGED)
+NAMESPACES: Final = Watched("namespaces", "v1", "Namespace")
 QUOTAS: Final = Watched("resourcequotas", "v1", "ResourceQuota", MANAGED)
 KEY_SECRETS: Final = Watched("keysecrets", "v1", "Secret", f"{KEYS_LABEL}=true", keep=keep_metadata)
 USAGE_REPORTS: Final = Watched("usagereports", ur_res.API_VERSION, ur_res.KIND)
@@ -120,5 +120,5 @@ CHILDREN: Final = (
     CLUSTER_ROLE_BINDINGS,
     SERVING_SECRETS,
 )
-AROUND: Final = (STORAGE_CLASSES, TENANTS, AUTOSCALERS, API_SERVER_SLICES)
-TENANT_CHILDREN: Final = (NAMESPACES, QUOTAS, KEY_SECRETS, USAGE_REPORTS)
+AROUND: Final = (NAMESPACES, STORAGE_CLASSES, TENANTS, AUTOSCALERS, API_SERVER_SLICES)
+TENANT_CHILDREN: Final = (QUOTAS, KEY_SECRETS, USAGE_REPORTS)
