@@ -99,9 +99,12 @@ def run_tenants(args: argparse.Namespace) -> dict[str, Any]:
     with throwaway_cluster("paitient-bench-tenants-", model_pods_ready_at_once=False) as (
         cluster, kube, work,
     ):  # fmt: skip
+        # Longer than the minute between the controller's looks at every Tenant.
+        quiet = args.quiet if args.smoke else max(args.quiet, 70.0)
         figures = tenants.run(
-            cluster, kube, args.keep_logs or work, args.replicas, args.tenants, args.stall, print
-        )
+            cluster, kube, args.keep_logs or work, args.replicas, args.tenants, args.stall, quiet,
+            print,
+        )  # fmt: skip
     for line in figures.lines():
         print(line)
     return figures.summary()

@@ -2,8 +2,8 @@
 
 A benchmark that waits for what has already failed measures nothing. ``wait_all_ready`` prints
 how many are Ready every few seconds and stops at once when one object reports a failure that
-time will not fix (a refused spec, a pod that cannot be placed), or when no object has turned
-Ready for ``stall`` seconds, naming an object and the condition that holds it back. The state
+time will not fix (a refused spec, a pod that cannot be placed), or when no object's state has
+changed for ``stall`` seconds, naming an object and the condition that holds it back. The state
 functions (pure) read each kind's own way of saying Ready.
 """
 
@@ -114,11 +114,17 @@ class Waiter:
     def wait(self, started: float) -> float:
         """Seconds from ``started`` (a ``clock`` reading) until all are Ready; raises
         ``BenchStopped`` on a failure, a stall or the timeout."""
-        best, moved, said = -1, self.clock(), 0.0
+        seen: frozenset[tuple[str, bool, str]] = frozenset()
+        moved, said = self.clock(), 0.0
         while True:
             states = self.sample()
             now = self.clock()
             ready = sum(1 for s in states if s.ready)
+            # Progress is any object's state changing (created, a replica up to date, Ready):
+            # a burst may spend a while creating everything before the first turns Ready.
+            fingerprint = frozenset((s.name, s.ready, s.detail) for s in states)
+            if fingerprint != seen:
+                seen, moved = fingerprint, now
             failed = first_failure(states)
             if failed is not None:
                 raise BenchStopped(
@@ -128,8 +134,6 @@ class Waiter:
             if ready >= self.total:
                 self.out(f"[{self.what}] {now - started:6.1f} s: all {self.total} Ready")
                 return now - started
-            if ready > best:
-                best, moved = ready, now
             if now - said >= self.every:
                 said = now
                 self.out(
@@ -140,7 +144,7 @@ class Waiter:
                 pending = first_pending(states)
                 example = f"; {pending.name}: {pending.detail}" if pending else ""
                 why = (
-                    f"none turned Ready for {self.stall:.0f} s"
+                    f"nothing changed for {self.stall:.0f} s"
                     if now - moved > self.stall
                     else f"not all Ready within {self.timeout:.0f} s"
                 )

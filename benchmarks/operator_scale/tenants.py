@@ -35,6 +35,7 @@ from .ours import (
     create_all,
     md_manifest,
     md_states,
+    quiet_writes,
 )
 from .progress import BenchStopped, Waiter, tenant_state
 
@@ -60,6 +61,8 @@ class TenantFigures:
     front_door_mib: tuple[float, float]  # before the tenants, after every key is cached
     gateway_mib: float
     cached: dict[str, float]  # the front door's caches: objects held
+    quiet_writes: int = 0
+    quiet_s: float = 0.0
 
     def lines(self) -> list[str]:
         before, after = self.front_door_mib
@@ -85,6 +88,7 @@ class TenantFigures:
             "first_request_ms": {k: round(v, 1) for k, v in self.first_request_ms.items()},
             "front_door_mib": [round(m) for m in self.front_door_mib],
             "gateway_mib": round(self.gateway_mib),
+            "quiet_writes": self.quiet_writes,
         }
 
 
@@ -138,7 +142,7 @@ def _gateway_pid(plane_pid: int) -> int | None:
 
 def run(
     cluster: LocalCluster, kube: Kube, work: Path, replicas: int, count: int, stall: float,
-    out: Callable[[str], None],
+    quiet: float, out: Callable[[str], None],
 ) -> TenantFigures:  # fmt: skip
     operators = Operators(cluster, work, replicas)
     api = ApiProcess(
@@ -166,6 +170,9 @@ def run(
             reconciles=operators.metric("paitient_operator_reconciles_total", kind="Tenant") - before,
             rss_mib=operators.rss(), cpu_s=cpu.read(),
         )  # fmt: skip
+        # Before anything else happens (a gateway's usage report would rightly change a status).
+        quiet_count = len(quiet_writes(cluster, quiet))
+        out(f"[tenants] operator writes during a {quiet:.0f} s quiet period: {quiet_count}")
         tenants = sorted(kube.list(*TENANT), key=lambda t: t["metadata"]["name"])
         last = tenants[-1]
         namespace = last["status"]["namespace"]
@@ -186,11 +193,13 @@ def run(
             for cache in ("keys", "tenants")
         }
         gateway_pid = _gateway_pid(plane.pid)
-        return TenantFigures(
+        figures = TenantFigures(
             burst, keys_s, first,
             (front_before, rss_mib(api.proc.pid) if api.proc else 0.0),
             rss_mib(gateway_pid) if gateway_pid else 0.0, cached,
         )  # fmt: skip
+        figures.quiet_s, figures.quiet_writes = quiet, quiet_count
+        return figures
     finally:
         if plane is not None:
             plane.terminate()

@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol
 from paitient_common.kubeapi import Kube, Obj
 from paitient_common.resources import modeldeployment as md_res
 from paitient_common.resources import tenant as tenant_res
+from paitient_common.resources import usagereport as ur_res
 from paitient_operator.builders.metadata import MD_LABEL
 
 API_SERVER_SLICE_NAMESPACE = "default"
@@ -45,6 +46,14 @@ class ClusterView(Protocol):
     def written(self, obj: Obj) -> None:
         """The API's answer to a write the reconciler made (a cache keeps it)."""
         ...
+
+    # -- what the Tenant reconciler reads besides: every Tenant, every UsageReport ----------
+
+    def tenant(self, name: str) -> Obj | None: ...
+
+    def tenants(self) -> list[Obj]: ...
+
+    def usage_reports(self) -> list[Obj]: ...
 
 
 def slice_endpoints(endpoint_slice: Mapping[str, Any]) -> list[tuple[str, int]]:
@@ -114,3 +123,12 @@ class ApiView:
 
     def written(self, obj: Obj) -> None:
         return None
+
+    def tenant(self, name: str) -> Obj | None:
+        return self.kube.get(tenant_res.API_VERSION, tenant_res.KIND, name)
+
+    def tenants(self) -> list[Obj]:
+        return self.kube.list(tenant_res.API_VERSION, tenant_res.KIND)
+
+    def usage_reports(self) -> list[Obj]:
+        return self.kube.list(ur_res.API_VERSION, ur_res.KIND)

@@ -1,4 +1,4 @@
-"""The ModelDeployment controller: caches, a queue of deployments to reconcile, worker threads.
+"""The controller of ModelDeployments and Tenants: caches, queues of what to reconcile, workers.
 
 Every change the caches hear of (the ModelDeployment itself, one of its children or pods, the
 StorageClasses, Tenants, autoscalers or the API server's addresses it depends on) puts the
@@ -7,10 +7,14 @@ events, never two workers on one). Workers reconcile from the caches and feed th
 to them. At start, once every collection's first list is in, every deployment is queued: the
 re-verification after a restart, from memory alone, writing only what differs.
 
-kopf runs the Tenants and the operator's life (start-up, leader election, liveness); the
-deployments are here because kopf reads nothing from a cache and handles every event of every
-child on its own, where a burst of hundreds of deployments needs the events of each folded into
-one reconcile.
+Tenants have a queue and a worker of their own: a Tenant is reconciled when it changes, when
+its quota is counted, when a gateway reports usage for it, when a deployment appears in or leaves
+its namespace, and every minute (a billing period starts at a time, not on an event).
+
+kopf runs the operator's life (start-up, leader election, liveness) and holds a Tenant's
+deletion while it has deployments (its finalizer). The rest is here because kopf reads nothing
+from a cache and handles every event of every object on its own, where a burst of hundreds of
+objects needs the events of each folded into one reconcile.
 """
 
 from __future__ import annotations
@@ -31,11 +35,14 @@ from paitient_operator.cache.store import ClusterCache
 from paitient_operator.cache.view import CacheView
 from paitient_operator.cluster_view import hpa_target, tenant_namespace
 from paitient_operator.reconciler import Reconciler
+from paitient_operator.usage import tenants_in
 from paitient_operator.workqueue import ShutDown, WorkQueue
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]  # (namespace, name) of a ModelDeployment
 RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+TENANT_LOOK_SECONDS = 60.0  # every Tenant looked at this often (its billing period may roll)
+TENANT_LABEL = "paitient.ai/tenant"
 # Collections whose change may change every deployment (a StorageClass's encryption, the API
 # server's addresses in every NetworkPolicy).
 EVERYONE = (w.STORAGE_CLASSES, w.API_SERVER_SLICES)
@@ -69,8 +76,9 @@ class Controller:
     workers: int = 8
     kubeconfig: str | None = None
     extra: Sequence[w.Watched] = ()
-    # Reconciles a Tenant by name: its count of deployments changed (one thread, queued).
+    # Reconciles a Tenant by name (one thread, queued).
     reconcile_tenant: Callable[[str], object] = lambda _name: None
+    tenant_look_seconds: float = TENANT_LOOK_SECONDS
     queue: WorkQueue[Key] = field(default_factory=WorkQueue)
     tenants: WorkQueue[str] = field(default_factory=WorkQueue)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -78,9 +86,12 @@ class Controller:
     _tombstones: dict[Key, Obj] = field(default_factory=dict)
     _started: float = 0.0
     _verified: bool = False
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        collections = [w.MODEL_DEPLOYMENTS, *w.CHILDREN, w.PODS, *w.AROUND, *self.extra]
+        collections = [
+            w.MODEL_DEPLOYMENTS, *w.CHILDREN, w.PODS, *w.AROUND, *w.TENANT_CHILDREN, *self.extra,
+        ]  # fmt: skip
         self.cache = ClusterCache(
             collections, self.kubeconfig, on_object=self._heard, on_list=self._listed
         )
@@ -92,6 +103,7 @@ class Controller:
         self.cache.start()
         self.cache.wait_synced(sync_timeout)
         self.enqueue_all()
+        self.enqueue_tenants()
         log.info(
             "caches synced in %.1f s: %s", time.monotonic() - self._started,
             ", ".join(f"{n} {c}" for n, c in self.cache.count().items() if c),
@@ -100,11 +112,13 @@ class Controller:
             thread = threading.Thread(target=self._work, name=f"reconcile-{n}", daemon=True)
             thread.start()
             self._threads.append(thread)
-        thread = threading.Thread(target=self._count, name="tenant-counts", daemon=True)
-        thread.start()
-        self._threads.append(thread)
+        for target, name in ((self._tenant_work, "tenants"), (self._look, "tenant-periods")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self) -> None:
+        self._stopping.set()
         self.queue.shut_down()
         self.tenants.shut_down()
         for thread in self._threads:
@@ -124,6 +138,10 @@ class Controller:
         for md in deployments:
             self.queue.add((md["metadata"]["namespace"], md["metadata"]["name"]))
 
+    def enqueue_tenants(self) -> None:
+        for tenant in self.cache.values(w.TENANTS):
+            self.tenants.add(tenant["metadata"]["name"])
+
     # -- what the caches hear ----------------------------------------------------------------
 
     def _heard(self, watched: w.Watched, kind: str, obj: Obj) -> None:
@@ -131,9 +149,22 @@ class Controller:
             self.enqueue_all()
             return
         if watched == w.TENANTS:
+            if kind != "DELETED":
+                self.tenants.add(obj["metadata"]["name"])
             namespace = tenant_namespace(obj)
             if namespace:
                 self.enqueue_all(namespace)
+            return
+        if watched == w.QUOTAS:
+            tenant = ((obj.get("metadata") or {}).get("labels") or {}).get(TENANT_LABEL)
+            if tenant and kind != "DELETED":
+                self.tenants.add(tenant)
+            return
+        if watched == w.USAGE_REPORTS:
+            for tenant in sorted(tenants_in(obj)):
+                self.tenants.add(tenant)
+            return
+        if watched == w.KEY_SECRETS:
             return
         labels = (obj.get("metadata") or {}).get("labels") or {}
         if MD_NAMESPACE_LABEL in labels and MD_LABEL not in labels:  # a namespace's identity
@@ -153,6 +184,7 @@ class Controller:
         """A list (after a watch restart): anything may have changed meanwhile."""
         if self._verified:
             self.enqueue_all()
+            self.enqueue_tenants()
 
     # -- workers -----------------------------------------------------------------------------
 
@@ -177,7 +209,11 @@ class Controller:
                 self.queue.done(key)
                 self._note_verified()
 
-    def _count(self) -> None:
+    def _look(self) -> None:
+        while not self._stopping.wait(self.tenant_look_seconds):
+            self.enqueue_tenants()
+
+    def _tenant_work(self) -> None:
         while True:
             try:
                 name = self.tenants.get()

@@ -5,8 +5,8 @@
   change concerns (the deployment, a child, a pod, what it depends on); stopped at clean-up.
 - When a serving certificate is due for renewal, the renewal worker queues its deployment
   (operator issuer; with cert-manager, a change of its Certificate does).
-- Tenants: kopf's handlers run the Tenant reconciler (created, changed, found at start-up, a
-  period rolled over, usage reported, a quota counted).
+- Tenants are reconciled by the controller too; kopf holds a Tenant's deletion while it has
+  ModelDeployments (its finalizer) and forgets a deleted one.
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ import kopf
 
 from paitient_common.kubeapi import Kube, Obj
 from paitient_common.resources import tenant as tn
-from paitient_common.resources import usagereport as ur
-from paitient_common.resources.modeldeployment import GROUP
-from paitient_common.resources.shared import plain
+from paitient_common.resources.shared import GROUP, plain
 from paitient_operator.bootstrap import ensure_system_objects
 from paitient_operator.builders.metadata import MANAGED_BY
 from paitient_operator.cache import watched
@@ -32,7 +30,6 @@ from paitient_operator.events import EventPoster
 from paitient_operator.gateway_bindings import sweep_gateway_bindings
 from paitient_operator.reconciler import Reconciler
 from paitient_operator.tenant_reconciler import TenantReconciler
-from paitient_operator.usage import tenants_in
 
 MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
 
@@ -68,6 +65,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         extra=(watched.CERTIFICATES,) if by_cert_manager else (),
         reconcile_tenant=memo.tenants.reconcile_named,
     )
+    memo.tenants.view = memo.controller.view
     memo.controller.start()
     memo.renewals = RenewalWorker(
         reconciler.renewals, memo.controller.enqueue, config.tls.renewal_check_seconds
@@ -89,20 +87,6 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 
 # -- Tenants -----------------------------------------------------------------------------------
-
-
-@kopf.on.resume(tn.GROUP, tn.VERSION, tn.PLURAL)
-@kopf.on.create(tn.GROUP, tn.VERSION, tn.PLURAL)
-@kopf.on.update(tn.GROUP, tn.VERSION, tn.PLURAL)
-def reconcile_tenant(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo.tenants.reconcile(_plain(body))
-
-
-@kopf.timer(tn.GROUP, tn.VERSION, tn.PLURAL, interval=60, idle=30)
-def roll_tenant_period(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """A new billing period starts at a time, not on an event: look once a minute (no write
-    unless the status changes)."""
-    memo.tenants.reconcile_named(body["metadata"]["name"])
 
 
 @kopf.on.event(tn.GROUP, tn.VERSION, tn.PLURAL)
@@ -127,21 +111,6 @@ def refuse_deleting_a_tenant_in_use(body: kopf.Body, memo: kopf.Memo, retry: int
         if retry == 0:  # once when the hold begins, not on every retry of a hold that lasts
             memo.events.post(_plain(body), "Warning", "DeletionHeld", why)
         raise kopf.TemporaryError(why, delay=15)
-
-
-@kopf.on.event(ur.GROUP, ur.VERSION, ur.PLURAL)
-def usage_reported(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    if event.get("type") is None:
-        return
-    for tenant in sorted(tenants_in(_plain(body))):
-        memo.tenants.reconcile_named(tenant)
-
-
-@kopf.on.event("", "v1", "resourcequotas", labels={"paitient.ai/tenant": kopf.PRESENT, **MANAGED})
-def quota_changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """A tenant is Ready only once its quota is counted: look again when the quota changes."""
-    if event.get("type") in ("ADDED", "MODIFIED"):
-        memo.tenants.reconcile_named(body["metadata"]["labels"]["paitient.ai/tenant"])
 
 
 def _plain(body: kopf.Body) -> Obj:

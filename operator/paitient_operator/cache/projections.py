@@ -7,8 +7,8 @@ A thousand ModelDeployments mean thousands of children and pods; a full copy of 
   (the operator's own entries stay: Server-Side Apply's "unchanged" reads them);
 - a pod: its name, labels and whether the scheduler could place it (``status.unschedulable_reason``
   reads nothing else);
-- a tenant's key Secret: its metadata, not the key records (the operator renders none: the admin
-  CLI writes them).
+- a tenant's key Secret: its type and metadata, not the key records (the operator renders none:
+  the admin CLI writes them).
 """
 
 from __future__ import annotations
@@ -54,6 +54,6 @@ def keep_pod(pod: Obj) -> Obj:
 
 
 def keep_metadata(obj: Obj) -> Obj:
-    """apiVersion, kind and metadata (the operator's managedFields only)."""
-    slim = keep_object({k: obj[k] for k in ("apiVersion", "kind", "metadata") if k in obj})
-    return slim
+    """apiVersion, kind, type and metadata (the operator's managedFields only): a Secret
+    without its data."""
+    return keep_object({k: obj[k] for k in ("apiVersion", "kind", "type", "metadata") if k in obj})

@@ -55,3 +55,13 @@ class CacheView:
 
     def written(self, obj: Obj) -> None:
         self.cache.written(obj)
+
+    def tenant(self, name: str) -> Obj | None:
+        found = self.cache.get(w.TENANTS, None, name)
+        return copy.deepcopy(found) if found is not None else None
+
+    def tenants(self) -> list[Obj]:
+        return self.cache.values(w.TENANTS)
+
+    def usage_reports(self) -> list[Obj]:
+        return self.cache.values(w.USAGE_REPORTS)

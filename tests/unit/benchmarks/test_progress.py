@@ -92,8 +92,18 @@ def test_wait_stops_at_the_first_failure_with_its_name_and_condition() -> None:
         w.wait(0.0)
 
 
-def test_wait_stops_when_nothing_turns_ready_for_the_stall_time() -> None:
+def test_wait_stops_when_nothing_changes_for_the_stall_time() -> None:
     stuck = [State("a", True), State("b", False, detail="phase Progressing, 0/1 ready")]
     w, _ = waiter([stuck], Clock(), stall=10.0)
-    with pytest.raises(BenchStopped, match=r"none turned Ready for 10 s .*b: phase Progressing"):
+    with pytest.raises(BenchStopped, match=r"nothing changed for 10 s .*b: phase Progressing"):
         w.wait(0.0)
+
+
+def test_a_state_that_moves_without_turning_ready_is_progress() -> None:
+    clock = Clock()
+    samples: list[Sequence[State]] = [
+        [State("a", False, detail=f"step {n}"), State("b", False)] for n in range(30)
+    ]
+    samples.append([State("a", True), State("b", True)])
+    w, _ = waiter(samples, clock, stall=10.0, interval=1.0)
+    assert w.wait(0.0) == 30.0
