@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import collections
 import os
-import urllib.request
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,19 +173,3 @@ class CpuMeter:
 def load_average() -> str:
     """The machine's 1/5/15-minute load averages, as /proc/loadavg says them."""
     return " / ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def prometheus_sum(text: str, metric: str, **labels: str) -> float:
-    """The sum of a metric's samples whose labels include ``labels`` (pure)."""
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(metric + "{") and not line.startswith(metric + " "):
-            continue
-        head, _, value = line.rpartition(" ")
-        if all(f'{k}="{v}"' in head for k, v in labels.items()):
-            total += float(value)
-    return total
-
-
-def scrape(url: str) -> str:
-    return urllib.request.urlopen(url, timeout=5).read().decode()

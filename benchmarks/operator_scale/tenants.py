@@ -23,9 +23,10 @@ from paitient_localcluster.cluster import LocalCluster
 from paitient_localcluster.controlplane import audit
 from tests.integration.frontdoor_process import ApiProcess, call
 from tests.integration.gateway_tls import Gateway, gateway
+from tests.integration.metrics_text import metric_sum, scrape
 from tests.integration.stack_helpers import start_data_plane
 
-from .figures import Burst, CpuMeter, Requests, prometheus_sum, rss_mib, scrape
+from .figures import Burst, CpuMeter, Requests, rss_mib
 from .ours import (
     CREATE_WORKERS,
     OPERATOR_USER,
@@ -189,7 +190,7 @@ def run(
         time.sleep(2)
         metrics = scrape(f"{api.root}/metrics")
         cached = {
-            cache: prometheus_sum(metrics, "paitient_cache_objects", cache=cache)
+            cache: metric_sum(metrics, "paitient_cache_objects", cache=cache)
             for cache in ("keys", "tenants")
         }
         gateway_pid = _gateway_pid(plane.pid)

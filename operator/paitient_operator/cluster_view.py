@@ -47,6 +47,14 @@ class ClusterView(Protocol):
         """The API's answer to a write the reconciler made (a cache keeps it)."""
         ...
 
+    def fetched(self, obj: Obj) -> None:
+        """An object the reconciler read from the API (``live`` said False)."""
+        ...
+
+    def forget(self, obj: Obj) -> None:
+        """An object the reconciler deleted."""
+        ...
+
     # -- what the Tenant reconciler reads besides: every Tenant, every UsageReport ----------
 
     def tenant(self, name: str) -> Obj | None: ...
@@ -122,6 +130,12 @@ class ApiView:
         return sorted({e for s in slices for e in slice_endpoints(s)})
 
     def written(self, obj: Obj) -> None:
+        return None
+
+    def fetched(self, obj: Obj) -> None:
+        return None
+
+    def forget(self, obj: Obj) -> None:
         return None
 
     def tenant(self, name: str) -> Obj | None:

@@ -89,8 +89,10 @@ class Controller:
     _stopping: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
+        self.key_secrets = w.key_secrets(self.reconciler.config.system_namespace)
         collections = [
-            w.MODEL_DEPLOYMENTS, *w.CHILDREN, w.PODS, *w.AROUND, *w.TENANT_CHILDREN, *self.extra,
+            w.MODEL_DEPLOYMENTS, *w.CHILDREN, w.PODS, *w.AROUND, *w.TENANT_CHILDREN,
+            self.key_secrets, *self.extra,
         ]  # fmt: skip
         self.cache = ClusterCache(
             collections, self.kubeconfig, on_object=self._heard, on_list=self._listed
@@ -104,6 +106,7 @@ class Controller:
         self.cache.wait_synced(sync_timeout)
         self.enqueue_all()
         self.enqueue_tenants()
+        self._release_idle_identities()
         log.info(
             "caches synced in %.1f s: %s", time.monotonic() - self._started,
             ", ".join(f"{n} {c}" for n, c in self.cache.count().items() if c),
@@ -138,6 +141,16 @@ class Controller:
         for md in deployments:
             self.queue.add((md["metadata"]["namespace"], md["metadata"]["name"]))
 
+    def _release_idle_identities(self) -> None:
+        """The gateway identity of each namespace whose last deployment went while no operator
+        ran: deleted now (a reconcile makes it again if a deployment comes)."""
+        for binding in self.cache.values(w.CLUSTER_ROLE_BINDINGS):
+            labels = binding["metadata"].get("labels") or {}
+            namespace = labels.get(MD_NAMESPACE_LABEL)
+            idle = namespace and not self.cache.indexed(w.MODEL_DEPLOYMENTS, namespace)
+            if idle and MD_LABEL not in labels:
+                self.reconciler.identity.release(str(namespace), self.view)
+
     def enqueue_tenants(self) -> None:
         for tenant in self.cache.values(w.TENANTS):
             self.tenants.add(tenant["metadata"]["name"])
@@ -164,7 +177,7 @@ class Controller:
             for tenant in sorted(tenants_in(obj)):
                 self.tenants.add(tenant)
             return
-        if watched == w.KEY_SECRETS:
+        if watched == self.key_secrets:
             return
         labels = (obj.get("metadata") or {}).get("labels") or {}
         if MD_NAMESPACE_LABEL in labels and MD_LABEL not in labels:  # a namespace's identity

@@ -1,6 +1,6 @@
 """The gateways' shared identity in each namespace (``builders/gateway_identity.py``): made with
-the namespace's first ModelDeployment, deleted with its last, and the per-deployment objects of
-earlier operators removed as their deployments are reconciled.
+the namespace's first ModelDeployment, its bindings outside the namespace deleted with its last,
+and the per-deployment objects of earlier operators removed as their deployments are reconciled.
 
 Made under a lock per namespace, so a burst of deployments in one namespace writes the four
 objects once: the first reconcile writes them, and the caches answer the rest.
@@ -30,13 +30,13 @@ MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
 
 
 def legacy_objects(namespace: str, name: str, system_namespace: str) -> list[Obj]:
-    """How an earlier operator's per-deployment identity is looked up (pure): a ServiceAccount
-    and a RoleBinding named after the deployment and owned by it, two bindings elsewhere."""
+    """How an earlier operator's per-deployment bindings are looked up (pure): a RoleBinding
+    named after the deployment and owned by it, and two bindings elsewhere labelled with its
+    uid. Its per-deployment ServiceAccount, owned by the deployment too, grants nothing without
+    them and goes with the deployment (the operator has no right to delete ServiceAccounts)."""
     elsewhere = cross_namespace_binding_name(namespace, name)
     gateway = {**MANAGED, GATEWAY_BINDING_LABEL: "true"}
     return [
-        {"apiVersion": "v1", "kind": "ServiceAccount",
-         "metadata": {"name": name, "namespace": namespace, "labels": MANAGED}},
         {"apiVersion": RBAC_API, "kind": "RoleBinding",
          "metadata": {"name": name, "namespace": namespace, "labels": MANAGED}},
         {"apiVersion": RBAC_API, "kind": "RoleBinding",
@@ -79,12 +79,15 @@ class NamespaceIdentity:
         return outcomes
 
     def release(self, namespace: str, view: ClusterView) -> int:
-        """Delete the four objects if no ModelDeployment is left in the namespace; how many."""
+        """Delete the two bindings outside the namespace (the rights beyond it) if no
+        ModelDeployment is left in it; how many went. The ServiceAccount and its RoleBinding in
+        the namespace stay until the namespace goes (the operator has no right to delete a
+        ServiceAccount, and they grant nothing outside it)."""
         with self._lock(namespace):
             if view.model_deployments(namespace):
                 return 0
             deleted = 0
-            for obj in build_gateway_identity(namespace, None, self.system_namespace):
+            for obj in build_gateway_identity(namespace, None, self.system_namespace)[2:]:
                 meta = obj["metadata"]
                 if self.kube.delete(
                     obj["apiVersion"], obj["kind"], meta["name"], namespace=meta.get("namespace")

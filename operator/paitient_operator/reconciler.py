@@ -136,9 +136,10 @@ class Reconciler:
             live: dict[str, Obj] = {}
             try:
                 # First: the pod cannot start without the Secret it mounts.
-                certificate, certificate_live = self.certificates.desired(
-                    md, body, view.live(serving_secret_reference(md))
-                )
+                cached_secret = view.live(serving_secret_reference(md))
+                certificate, certificate_live = self.certificates.desired(md, body, cached_secret)
+                if cached_secret is False and certificate_live:  # read from the API just now
+                    view.fetched(certificate_live)
             except KubeError as exc:
                 if _going_away(exc):
                     return previous

@@ -225,8 +225,9 @@ def test_rbac_grants_what_the_code_needs_and_nothing_beyond(release: Release) ->
             ("watch", "pods", "--all-namespaces"),
             ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
             ("create", "namespaces"),
+            ("watch", "namespaces"),  # the controller's cache of namespaces
             ("create", "events", "-n", "any-tenant"),
-            # the gateways' roles and, per ModelDeployment, their bindings
+            # the gateways' roles and, per namespace, their bindings
             ("patch", "clusterroles.rbac.authorization.k8s.io/paitient-gateway"),
             ("patch", "roles.rbac.authorization.k8s.io/paitient-gateway-keys", "-n", ns),
             ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
@@ -261,7 +262,6 @@ def test_rbac_grants_what_the_code_needs_and_nothing_beyond(release: Release) ->
             ("create", "pods", "-n", "any-tenant"),
             ("create", md, "-n", "any-tenant"),
             ("update", md, "-n", "any-tenant"),
-            ("list", "namespaces"),
             ("bind", "clusterroles.rbac.authorization.k8s.io"),
             ("escalate", "clusterroles.rbac.authorization.k8s.io"),
             ("patch", "clusterroles.rbac.authorization.k8s.io/admin"),

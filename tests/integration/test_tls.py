@@ -393,7 +393,7 @@ def test_the_ca_key_is_where_no_gateway_or_front_door_can_read_it(
     ca_namespace = f"{SYSTEM}-ca"
     assert kube.get("v1", "Secret", CA_SECRET, namespace=SYSTEM) is None
     assert kube.get("v1", "Secret", CA_SECRET, namespace=ca_namespace) is not None
-    gateway_user = f"system:serviceaccount:{stack_tenant['namespace']}:deployment-123"
+    gateway_user = f"system:serviceaccount:{stack_tenant['namespace']}:paitient-gateway"
     assert _may(kube, gateway_user, "list", SYSTEM)  # the key records: why the CA is elsewhere
     assert not _may(kube, gateway_user, "list", ca_namespace)
     assert not _may(kube, gateway_user, "get", ca_namespace, CA_SECRET)
@@ -458,6 +458,9 @@ def test_with_cert_manager_the_operator_asks_it_for_the_certificate(
                 ),
                 what="the deployment's status to show the issued certificate",
             )  # fmt: skip
+            # Checked while only this operator runs: the session's (operator issuer) comes
+            # back after this block and would issue a Secret for the deployment it finds.
+            assert kube.get("v1", "Secret", f"{name}-tls", namespace=namespace) is None
             bad = {**cert, "metadata": {"name": "bad", "namespace": namespace}}
             bad["spec"] = {**cert["spec"], "privateKey": {"algorithm": "DSA"}}
             with pytest.raises(KubeError, match="algorithm"):
@@ -473,7 +476,6 @@ def test_with_cert_manager_the_operator_asks_it_for_the_certificate(
         "group": "cert-manager.io",
     }
     assert cert["metadata"]["ownerReferences"][0]["kind"] == "ModelDeployment"
-    assert kube.get("v1", "Secret", f"{name}-tls", namespace=namespace) is None  # cert-manager's
     volumes = deployment["spec"]["template"]["spec"]["volumes"]
     assert {"secretName": f"{name}-tls", "defaultMode": 0o440} in [v.get("secret") for v in volumes]
     assert status["servingCertificate"] == {

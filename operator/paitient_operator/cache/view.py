@@ -1,19 +1,35 @@
-"""The reconciler's reads answered from the operator's caches (``cluster_view.ClusterView``)."""
+"""The reconciler's reads answered from the operator's caches (``cluster_view.ClusterView``).
+
+A kind no cache watches (the serving Secrets: the operator may not list Secrets outside its own
+namespace) is answered from what the operator last wrote or read of it, for ``REMEMBER_SECONDS``:
+within that time a reconcile sends no GET for it; after it, one GET refreshes it. A Secret
+deleted by hand is thus put back by a reconcile at most that long after, as it was put back at
+the next reconcile when every reconcile read it.
+"""
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from paitient_common.kubeapi import Obj
 from paitient_operator.cache import watched as w
 from paitient_operator.cache.store import ClusterCache
 from paitient_operator.cluster_view import Live, hpa_target, slice_endpoints
 
+REMEMBER_SECONDS = 300.0
+
 
 @dataclass
 class CacheView:
     cache: ClusterCache
+    remember_seconds: float = REMEMBER_SECONDS
+    clock: Callable[[], float] = time.monotonic
+    _remembered: dict[tuple[str, str, str, str], tuple[float, Obj]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def model_deployment(self, namespace: str, name: str) -> Obj | None:
         found = self.cache.get(w.MODEL_DEPLOYMENTS, namespace, name)
@@ -25,10 +41,14 @@ class CacheView:
 
     def live(self, desired: Obj) -> Live:
         watched = self.cache.holding(desired)
-        if watched is None or watched not in self.cache.informers:
-            return False  # not a kind the caches keep: the API answers
         meta = desired["metadata"]
-        return self.cache.get(watched, meta.get("namespace"), meta["name"])
+        if watched is not None:
+            return self.cache.get(watched, meta.get("namespace"), meta["name"])
+        with self._lock:
+            held = self._remembered.get(_key(desired))
+        if held is None or self.clock() - held[0] > self.remember_seconds:
+            return False  # not a kind the caches keep, nothing fresh remembered: ask the API
+        return held[1]
 
     def pods(self, namespace: str, deployment: str) -> list[Obj]:
         return self.cache.indexed(w.PODS, f"{namespace}/{deployment}")
@@ -54,7 +74,20 @@ class CacheView:
         return sorted({e for s in slices for e in slice_endpoints(s)})
 
     def written(self, obj: Obj) -> None:
-        self.cache.written(obj)
+        if self.cache.holding(obj) is not None:
+            self.cache.written(obj)
+        else:
+            self.fetched(obj)
+
+    def fetched(self, obj: Obj) -> None:
+        if self.cache.holding(obj) is not None:
+            return  # the cache has it from the watch
+        with self._lock:
+            self._remembered[_key(obj)] = (self.clock(), obj)
+
+    def forget(self, obj: Obj) -> None:
+        with self._lock:
+            self._remembered.pop(_key(obj), None)
 
     def tenant(self, name: str) -> Obj | None:
         found = self.cache.get(w.TENANTS, None, name)
@@ -65,3 +98,8 @@ class CacheView:
 
     def usage_reports(self) -> list[Obj]:
         return self.cache.values(w.USAGE_REPORTS)
+
+
+def _key(obj: Obj) -> tuple[str, str, str, str]:
+    meta = obj["metadata"]
+    return (obj["apiVersion"], obj["kind"], meta.get("namespace") or "", meta["name"])

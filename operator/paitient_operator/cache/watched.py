@@ -15,7 +15,6 @@ from paitient_common.secrets import KEYS_LABEL
 from paitient_operator.builders.gateway_rbac import GATEWAY_BINDING_LABEL
 from paitient_operator.builders.metadata import MANAGED_BY, MD_LABEL
 from paitient_operator.cache.projections import keep_metadata, keep_object, keep_pod, with_kind
-from paitient_operator.certificates.serving import CERTIFICATE_LABEL
 from paitient_operator.cluster_view import (
     API_SERVER_SLICE_LABEL,
     API_SERVER_SLICE_NAMESPACE,
@@ -89,7 +88,6 @@ CLUSTER_ROLE_BINDINGS: Final = Watched(
     "ClusterRoleBinding",
     f"{GATEWAY_BINDING_LABEL}=true",
 )
-SERVING_SECRETS: Final = Watched("servingsecrets", "v1", "Secret", f"{CERTIFICATE_LABEL}=serving")
 CERTIFICATES: Final = Watched("certificates", "cert-manager.io/v1", "Certificate", MANAGED)
 PODS: Final = Watched("pods", "v1", "Pod", MD_LABEL, keep=keep_pod, index=deployment_of_pod)
 STORAGE_CLASSES: Final = Watched("storageclasses", "storage.k8s.io/v1", "StorageClass")
@@ -106,7 +104,16 @@ API_SERVER_SLICES: Final = Watched(
 )
 NAMESPACES: Final = Watched("namespaces", "v1", "Namespace")
 QUOTAS: Final = Watched("resourcequotas", "v1", "ResourceQuota", MANAGED)
-KEY_SECRETS: Final = Watched("keysecrets", "v1", "Secret", f"{KEYS_LABEL}=true", keep=keep_metadata)
+
+
+def key_secrets(system_namespace: str) -> Watched:
+    """The tenants' key Secrets, in the system namespace (the one namespace whose Secrets the
+    operator may list), without their records."""
+    return Watched(
+        "keysecrets", "v1", "Secret", f"{KEYS_LABEL}=true", system_namespace, keep=keep_metadata
+    )
+
+
 USAGE_REPORTS: Final = Watched("usagereports", ur_res.API_VERSION, ur_res.KIND)
 
 # A ModelDeployment's owned children, by kind, in the order the reconciler looks them up.
@@ -118,7 +125,6 @@ CHILDREN: Final = (
     NETWORK_POLICIES,
     ROLE_BINDINGS,
     CLUSTER_ROLE_BINDINGS,
-    SERVING_SECRETS,
 )
 AROUND: Final = (NAMESPACES, STORAGE_CLASSES, TENANTS, AUTOSCALERS, API_SERVER_SLICES)
-TENANT_CHILDREN: Final = (QUOTAS, KEY_SECRETS, USAGE_REPORTS)
+TENANT_CHILDREN: Final = (QUOTAS, USAGE_REPORTS)  # and key_secrets(system namespace)
