@@ -16,8 +16,10 @@ from typing import Any
 
 Obj = Mapping[str, Any]
 # Reasons of a ModelDeployment's Ready condition the benchmark cannot wait out: its nodes have
-# room for every pod, so a pod that cannot be placed is a broken set-up, not a slow one.
-UNPLACEABLE = frozenset({"GPUCapacity", "Unschedulable"})
+# room for every pod's GPU, so a pod no node can take is a broken set-up, not a slow one.
+# ("Unschedulable" is not among them: the scheduler says so for a while of a pod whose claim is
+# not bound yet; if that lasts, the stall stops the run.)
+UNPLACEABLE = frozenset({"GPUCapacity"})
 
 
 class BenchStopped(RuntimeError):

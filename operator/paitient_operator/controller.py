@@ -119,6 +119,7 @@ class Controller:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
+        self._note_verified()  # nothing to verify when there is no deployment
 
     def stop(self) -> None:
         self._stopping.set()

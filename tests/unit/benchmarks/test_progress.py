@@ -38,8 +38,11 @@ def test_a_refused_model_deployment_is_a_failure_that_names_its_reason() -> None
     assert "InvalidSpec" in state.failure and "256Mi" in state.failure
 
 
-def test_a_pod_that_cannot_be_placed_is_a_failure_progressing_is_not() -> None:
+def test_a_pod_no_gpu_node_can_take_is_a_failure_progressing_is_not() -> None:
     assert model_deployment_state(md("a", "Pending", "GPUCapacity", "0/5 nodes")).failure
+    # The scheduler's word while the pod's claim is being bound: wait (the stall bounds it).
+    unbound = "0/8 nodes are available: pod has unbound immediate PersistentVolumeClaims"
+    assert model_deployment_state(md("u", "Pending", "Unschedulable", unbound)).failure is None
     progressing = model_deployment_state(md("b", "Progressing", "Progressing", "0/1 ready"))
     assert progressing.failure is None and not progressing.ready
     assert model_deployment_state(md("c", "Ready", "Ready")).ready
