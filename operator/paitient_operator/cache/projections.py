@@ -16,8 +16,8 @@ from __future__ import annotations
 from typing import Any, Final
 
 from paitient_common.kubeapi import Obj
+from paitient_operator.children import FIELD_MANAGER
 
-FIELD_MANAGER: Final = "paitient-operator"
 _POD_META: Final = ("name", "namespace", "uid", "resourceVersion", "labels", "deletionTimestamp")
 
 

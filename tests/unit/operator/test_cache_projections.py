@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from paitient_common.resources.tenant import parse_tenant
-from paitient_operator.builders.tenant import build_keys_secret
 from paitient_operator.cache.projections import keep_metadata, keep_object, keep_pod, with_kind
-from paitient_operator.children import is_subset
 
 
 def test_only_the_operators_own_managed_fields_are_kept() -> None:
@@ -32,13 +29,18 @@ def test_a_pod_keeps_its_name_labels_phase_and_whether_it_was_placed() -> None:
     }  # fmt: skip
 
 
-def test_a_key_secret_without_its_records_still_matches_what_the_operator_renders() -> None:
-    tenant = parse_tenant({"apiVersion": "paitient.ai/v1alpha1", "kind": "Tenant",
-                           "metadata": {"name": "acme"},
-                           "spec": {"clientId": "acme-clinic", "tier": "standard"}})  # fmt: skip
-    desired = build_keys_secret(tenant, "paitient-system")
-    listed = {k: v for k, v in desired.items() if k not in ("apiVersion", "kind")}
-    live = {**listed, "data": {"key-1": "c2VjcmV0"}}  # a list item: no apiVersion, kind
-    kept = keep_metadata(with_kind(live, "v1", "Secret"))
+def test_a_key_secret_keeps_what_an_apply_is_judged_by_not_its_records() -> None:
+    ours = {"manager": "paitient-operator", "operation": "Apply", "fieldsV1": {"f:type": {}}}
+    theirs = {"manager": "paitient-cli", "operation": "Update", "fieldsV1": {"f:data": {}}}
+    listed = {  # a list item: no apiVersion, kind
+        "type": "Opaque",
+        "metadata": {"name": "paitient-api-keys-acme", "namespace": "paitient-system",
+                     "annotations": {"paitient.ai/spec-hash": "abc"},
+                     "managedFields": [ours, theirs]},
+        "data": {"key-1": "c2VjcmV0"},
+    }  # fmt: skip
+    kept = keep_metadata(with_kind(listed, "v1", "Secret"))
     assert "data" not in kept
-    assert is_subset(desired, kept)  # nothing to write on a resync
+    assert kept["apiVersion"] == "v1" and kept["kind"] == "Secret" and kept["type"] == "Opaque"
+    assert kept["metadata"]["annotations"] == {"paitient.ai/spec-hash": "abc"}
+    assert kept["metadata"]["managedFields"] == [ours]
