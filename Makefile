@@ -90,7 +90,7 @@ bench-images: setup image-tools ## cold and warm `make images` into a scratch ca
 bench-control-plane: setup ## figures of the local control plane (add ARGS=--cold for a cold build)
 	$(PY) benchmarks/bench_control_plane.py $(ARGS)
 
-bench-operator: setup ## 500 ModelDeployments at once on a throwaway cluster
+bench-operator: setup ## 500 ModelDeployments at once, a restart, 1,000; KubeAI's controller beside it (when built: docs/benchmarks.md); 1,000 Tenants
 	$(PY) benchmarks/bench_operator.py $(ARGS)
 
 bench-keys: setup ## write -> effect of key changes (revoke, suspend, tier) at the front door and a gateway
