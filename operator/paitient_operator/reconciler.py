@@ -24,6 +24,8 @@ from paitient_common.resources.modeldeployment import (
 )
 from paitient_common.resources.shared import InvalidResource
 from paitient_operator import builders, metrics
+from paitient_operator.builders.metadata import serving_secret_name
+from paitient_operator.builders.store import store_secret_name
 from paitient_operator.certificates.issuer import ServingIssuer
 from paitient_operator.certificates.renewals import RenewalSchedule
 from paitient_operator.certificates.serving import serving_secret_reference
@@ -91,7 +93,10 @@ class Reconciler:
                 meta["name"],
                 meta["uid"],
             )
-            self.identity.release(meta["namespace"], view or ApiView(self.kube))
+            reads = view or ApiView(self.kube)
+            self.identity.release(meta["namespace"], reads)
+            for secret in _remembered_secrets(body):
+                reads.forget(secret)
         with self._locks_guard:
             self._locks.pop((meta["namespace"], meta["name"]), None)
 
@@ -287,6 +292,20 @@ def _describe(child: Obj, namespace: str) -> str:
         return str(child["kind"])
     where = f"{meta['namespace']}/" if meta.get("namespace") else ""
     return f"{child['kind']} {where}{meta['name']}"
+
+
+def _remembered_secrets(body: Obj) -> list[Obj]:
+    """The deployment's Secrets a view may remember (no cache watches Secrets), to forget once it
+    is gone; none for a body that never parsed (nothing was made for it)."""
+    try:
+        md = parse_model_deployment(body)
+    except InvalidResource:
+        return []
+    names = [serving_secret_name(md), store_secret_name(md)]
+    return [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": n, "namespace": md.namespace}}
+        for n in names
+    ]
 
 
 def _going_away(exc: KubeError) -> bool:
