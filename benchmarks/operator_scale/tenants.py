@@ -64,6 +64,7 @@ class TenantFigures:
     cached: dict[str, float]  # the front door's caches: objects held
     quiet_writes: int = 0
     quiet_s: float = 0.0
+    quiet_cpu_s: float = 0.0  # the operator's CPU meanwhile (its looks at every Tenant)
 
     def lines(self) -> list[str]:
         before, after = self.front_door_mib
@@ -90,6 +91,7 @@ class TenantFigures:
             "front_door_mib": [round(m) for m in self.front_door_mib],
             "gateway_mib": round(self.gateway_mib),
             "quiet_writes": self.quiet_writes,
+            "quiet_cpu_s": round(self.quiet_cpu_s, 1),
         }
 
 
@@ -172,7 +174,9 @@ def run(
             rss_mib=operators.rss(), cpu_s=cpu.read(),
         )  # fmt: skip
         # Before anything else happens (a gateway's usage report would rightly change a status).
+        idle = CpuMeter(operators.pids()).start()
         quiet_count = len(quiet_writes(cluster, quiet))
+        quiet_cpu = sum(idle.read().values())
         out(f"[tenants] operator writes during a {quiet:.0f} s quiet period: {quiet_count}")
         tenants = sorted(kube.list(*TENANT), key=lambda t: t["metadata"]["name"])
         last = tenants[-1]
@@ -199,7 +203,7 @@ def run(
             (front_before, rss_mib(api.proc.pid) if api.proc else 0.0),
             rss_mib(gateway_pid) if gateway_pid else 0.0, cached,
         )  # fmt: skip
-        figures.quiet_s, figures.quiet_writes = quiet, quiet_count
+        figures.quiet_s, figures.quiet_writes, figures.quiet_cpu_s = quiet, quiet_count, quiet_cpu
         return figures
     finally:
         if plane is not None:
