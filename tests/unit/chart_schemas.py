@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from paitient_localcluster.upstream.crd_modules import (
+    ARGO_CD,
     CERT_MANAGER,
     GATEWAY_API,
     PROMETHEUS_OPERATOR,
@@ -26,6 +27,7 @@ MODULES: dict[str, CrdModule] = {
     "cert-manager.io": CERT_MANAGER,
     "monitoring.coreos.com": PROMETHEUS_OPERATOR,
     "gateway.networking.k8s.io": GATEWAY_API,
+    "argoproj.io": ARGO_CD,
 }
 
 
@@ -34,7 +36,7 @@ def crd_schema(api_version: str, kind: str) -> Obj:
     """The openAPIV3Schema of ``kind`` at ``api_version`` in its project's own CRD."""
     group, _, version = api_version.partition("/")
     directory = MODULES[group].fetch()
-    for path in sorted(directory.glob(f"{group}_*.yaml")):
+    for path in sorted(directory.glob("*.yaml")):
         crd = yaml.safe_load(path.read_text())
         if crd["spec"]["names"]["kind"] != kind:
             continue

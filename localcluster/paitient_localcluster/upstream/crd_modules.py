@@ -100,3 +100,12 @@ GATEWAY_API = CrdModule(
         "gateway.networking.k8s.io_backendtlspolicies.yaml",
     ),
 )
+# Application and AppProject: the examples in examples/argocd/ are checked against them.
+ARGO_CD = CrdModule(
+    name="argo-cd-crds",
+    module="github.com/argoproj/argo-cd/v3",
+    version="v3.6.2",
+    zip_sha256="293c3849e19b57d5c753a093796b925f042083ed2f0c81aafa58e928d3a20229",
+    directory="manifests/crds",
+    files=("application-crd.yaml", "appproject-crd.yaml"),
+)
