@@ -168,11 +168,14 @@ def test_the_crds_are_templates_kept_on_uninstall_and_first_in_argo_cds_sync() -
         assert crd["metadata"]["annotations"] == {
             "helm.sh/resource-policy": "keep",
             "argocd.argoproj.io/sync-wave": "-1",
+            "argocd.argoproj.io/sync-options": "Delete=false",
         }
         labels = crd["metadata"]["labels"]
         assert labels["app.kubernetes.io/managed-by"] == "Helm"
         assert labels["app.kubernetes.io/part-of"] == "paitient"
         validate(crd, crd["metadata"]["name"])
     unkept = by_kind(render({"crds": {"keep": False}}), "CustomResourceDefinition")
-    assert all("helm.sh/resource-policy" not in c["metadata"]["annotations"] for c in unkept)
+    assert all(
+        c["metadata"]["annotations"] == {"argocd.argoproj.io/sync-wave": "-1"} for c in unkept
+    )
     assert not by_kind(render({"crds": {"enabled": False}}), "CustomResourceDefinition")
