@@ -40,7 +40,7 @@ from paitient_localcluster.host.relay import PortMapping, relay_argv
 from paitient_localcluster.simulated.sa_kubeconfig import mint_token, service_account_kubeconfig
 from paitient_localcluster.stack.chart import CHART
 from paitient_localcluster.upstream.crd_modules import GATEWAY_API, PROMETHEUS_OPERATOR
-from tests.integration.chart_release import Release, installed_release, ready_pod
+from tests.integration.chart_release import KUBECTL, Release, installed_release, ready_pod, run
 from tests.integration.gateway_tls import Gateway, ca_bundle, route_entry
 from tests.integration.prometheus_server import Prometheus, running_prometheus
 from tests.integration.stack_helpers import tenant_ready
@@ -150,18 +150,22 @@ def test_the_api_server_accepts_the_monitors_the_rule_and_the_routes(
 ) -> None:
     release = monitored.release
     ns = release.namespace
-    for api_version, kind, name in (
-        ("monitoring.coreos.com/v1", "ServiceMonitor", release.api),
-        ("monitoring.coreos.com/v1", "PodMonitor", release.operator),
-        ("monitoring.coreos.com/v1", "PodMonitor", f"{release.name}-paitient-gateways"),
-        ("monitoring.coreos.com/v1", "PrometheusRule", f"{release.name}-paitient-alerts"),
-        ("gateway.networking.k8s.io/v1", "HTTPRoute", release.api),
-        ("gateway.networking.k8s.io/v1", "BackendTLSPolicy", release.api),
-        ("gateway.networking.k8s.io/v1", "TLSRoute", release.api),
-    ):
-        obj = kube.get(api_version, kind, name, namespace=ns)
-        assert obj is not None, f"{kind}/{name}"
-        assert obj["metadata"]["labels"].get("app.kubernetes.io/part-of") == "paitient"
+    found = run(
+        KUBECTL, "get", "-n", ns, "-o", "name",
+        "servicemonitors.monitoring.coreos.com,podmonitors.monitoring.coreos.com,"
+        "prometheusrules.monitoring.coreos.com,httproutes.gateway.networking.k8s.io,"
+        "backendtlspolicies.gateway.networking.k8s.io,tlsroutes.gateway.networking.k8s.io",
+        kubeconfig=release.kubeconfig,
+    ).split()  # fmt: skip
+    assert sorted(found) == sorted([
+        f"servicemonitor.monitoring.coreos.com/{release.api}",
+        f"podmonitor.monitoring.coreos.com/{release.operator}",
+        f"podmonitor.monitoring.coreos.com/{release.name}-paitient-gateways",
+        f"prometheusrule.monitoring.coreos.com/{release.name}-paitient-alerts",
+        f"httproute.gateway.networking.k8s.io/{release.api}",
+        f"backendtlspolicy.gateway.networking.k8s.io/{release.api}",
+        f"tlsroute.gateway.networking.k8s.io/{release.api}",
+    ])  # fmt: skip
     # The front door's certificate, issued by the operator, names the passthrough host too.
     secret = kube.get("v1", "Secret", f"{release.api}-tls", namespace=ns)
     assert secret is not None and secret["type"] == "kubernetes.io/tls"

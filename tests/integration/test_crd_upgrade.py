@@ -92,7 +92,10 @@ def test_helm_upgrade_upgrades_the_crds_and_uninstall_keeps_them(
             run(KUBECTL, "annotate", "crd", name, f"meta.helm.sh/release-name={release}",
                 f"meta.helm.sh/release-namespace={namespace}", "--overwrite",
                 kubeconfig=kubeconfig)  # fmt: skip
-        run(HELM, "install", release, str(CHART), *flags, "--wait", kubeconfig=kubeconfig)
+        # Helm 4 applies server-side: fields another client wrote (here the cluster's own
+        # install) are taken over only when forced.
+        run(HELM, "install", release, str(CHART), *flags, "--wait", "--force-conflicts",
+            kubeconfig=kubeconfig)  # fmt: skip
         before = kube.get(*CRD, "usagereports.paitient.ai") or {}
         assert before["metadata"]["labels"]["helm.sh/chart"] == "paitient-0.2.0"
         assert before["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
@@ -100,7 +103,7 @@ def test_helm_upgrade_upgrades_the_crds_and_uninstall_keeps_them(
         assert "note" not in pruned["spec"], "0.2.0's schema has no such field: pruned"
 
         run(HELM, "upgrade", release, str(_next_version(tmp_path)), *flags, "--wait",
-            kubeconfig=kubeconfig)  # fmt: skip
+            "--force-conflicts", kubeconfig=kubeconfig)  # fmt: skip
         after = kube.get(*CRD, "usagereports.paitient.ai") or {}
         assert after["metadata"]["labels"]["helm.sh/chart"] == "paitient-0.2.1"
         spec = after["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
