@@ -201,6 +201,8 @@ class StoreConfig(_Settings):
     def ca_pem(self) -> str:
         """The CA's PEM, read now (a rotated file is picked up at the next reconcile)."""
         return Path(self.ca_file).read_text(encoding="utf-8") if self.ca_file else ""
+
+
 class FrontDoorCertificateConfig(_Settings):
     """The front door's HTTPS certificate, when the operator issues it with its own CA (the Helm
     chart's default). Empty ``secretName``: the operator issues none."""
