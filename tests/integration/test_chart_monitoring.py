@@ -264,7 +264,7 @@ def test_prometheus_scrapes_front_door_operator_and_gateway_and_the_usage_alert_
                 return [r for g in prometheus.api("rules")["groups"] for r in g["rules"]]
 
             wait_for(lambda: all(r["health"] == "ok" for r in rules()), what="rules evaluated")
-            assert len(rules()) == 10
+            assert len(rules()) == 11
             # The front door's series: the certificate it serves is the one the operator issued.
             for job, secret_name, where in (
                 ("front-door", f"{release.api}-tls", ns),
