@@ -163,8 +163,8 @@ class Controller:
             self.enqueue_all()
             return
         if watched == w.TENANTS:
-            if kind != "DELETED":
-                self.tenants.add(obj["metadata"]["name"])
+            # A deleted one too: its reconcile finds it gone and drops its usage series.
+            self.tenants.add(obj["metadata"]["name"])
             namespace = tenant_namespace(obj)
             if namespace:
                 self.enqueue_all(namespace)

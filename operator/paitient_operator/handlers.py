@@ -5,6 +5,8 @@
   change concerns (the deployment, a child, a pod, what it depends on); stopped at clean-up.
 - When a serving certificate is due for renewal, the renewal worker queues its deployment
   (operator issuer; with cert-manager, a change of its Certificate does).
+- The front door's certificate (``frontDoorCertificate``) is issued from the operator's CA
+  before anything else starts, and kept by a thread of its own.
 - Tenants are reconciled by the controller too; kopf holds a Tenant's deletion while it has
   ModelDeployments (its finalizer) and forgets a deleted one.
 """
@@ -22,12 +24,14 @@ from paitient_common.resources.shared import GROUP, plain
 from paitient_operator.bootstrap import ensure_system_objects
 from paitient_operator.builders.metadata import MANAGED_BY
 from paitient_operator.cache import watched
+from paitient_operator.certificates.front_door import FrontDoorCertificate
 from paitient_operator.certificates.renewals import RenewalWorker
 from paitient_operator.config import load_config
 from paitient_operator.controller import Controller
 from paitient_operator.diffbase import InMemoryDiffBaseStorage
 from paitient_operator.events import EventPoster
 from paitient_operator.gateway_bindings import sweep_gateway_bindings
+from paitient_operator.observed_metrics import OBSERVED
 from paitient_operator.reconciler import Reconciler
 from paitient_operator.tenant_reconciler import TenantReconciler
 
@@ -59,6 +63,11 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo.tenants = TenantReconciler(kube, config, memo.events.post)
     reconciler = Reconciler(kube, config, memo.events.post)
     reconciler.certificates.prepare()
+    # Before the front door pod can start (it mounts this Secret), and before the caches sync.
+    memo.front_door_tls = FrontDoorCertificate(kube, config, reconciler.certificates.authorities)
+    memo.front_door_tls.sync()
+    memo.front_door_tls.start()
+    OBSERVED.serving_renewal = reconciler.renewals.earliest
     by_cert_manager = config.tls.issuer == "cert-manager"
     memo.controller = Controller(
         reconciler,
@@ -75,7 +84,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
 
 @kopf.on.cleanup()
 def stop_workers(memo: kopf.Memo, **_: Any) -> None:
-    for part in ("renewals", "controller", "events"):  # absent when start-up failed before it
+    # absent when start-up failed before it
+    for part in ("renewals", "controller", "front_door_tls", "events"):
         worker = getattr(memo, part, None)
         if worker is not None:
             worker.stop()

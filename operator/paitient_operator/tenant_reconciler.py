@@ -23,6 +23,7 @@ from paitient_operator.children import adopt, sync_child
 from paitient_operator.cluster_view import ApiView, ClusterView
 from paitient_operator.config import OperatorConfig
 from paitient_operator.errors import InvalidSpec, OperatorError, as_refusal
+from paitient_operator.observed_metrics import OBSERVED
 from paitient_operator.status import status_changes
 from paitient_operator.usage import Totals, usage_by_period
 
@@ -51,7 +52,9 @@ class TenantReconciler:
 
     def reconcile_named(self, name: str) -> None:
         body = self._reads().tenant(name)
-        if body is not None and not body["metadata"].get("deletionTimestamp"):
+        if body is None:
+            OBSERVED.tenant_gone(name)
+        elif not body["metadata"].get("deletionTimestamp"):
             self.reconcile(body)
 
     def reconcile(self, body: Obj) -> Obj:
@@ -66,6 +69,7 @@ class TenantReconciler:
                 new = _refused(as_refusal(error), meta.get("generation"), previous, self.clock())
                 self._write_status(body, previous, new)
                 metrics.RECONCILES.labels(KIND, "refused").inc()
+                OBSERVED.tenant(meta["name"], new)
                 return new
             live: dict[str, Obj] = {}
             view = self._reads()
@@ -80,6 +84,7 @@ class TenantReconciler:
             new = self._observe(tenant, tier, previous, meta.get("generation"), counted)
             self._write_status(body, previous, new)
             metrics.RECONCILES.labels(KIND, "ok").inc()
+            OBSERVED.tenant(meta["name"], new)
             return new
 
     def deployments_of(self, tenant: Tenant) -> list[Obj]:
