@@ -1,19 +1,40 @@
-"""What the reconciler reads besides its own children: StorageClasses, the namespace's Tenant,
-autoscalers, the API server's addresses. Two ways to read them: straight from the API (``ApiView``: tools, tests), or from
-kopf's indices, in-memory copies kept current by watches (``IndexView``: the running operator,
-so a reconcile spends no request on them)."""
+"""What the reconciler reads: the ModelDeployment itself, its children and pods, and around them
+StorageClasses, the namespace's Tenant, autoscalers, the API server's addresses. Two ways to read
+them: straight from the API (``ApiView``: tools, tests), or from the operator's watch-fed caches
+(``CacheView``: the running operator, so a reconcile spends no request on a read), which the
+reconciler feeds its own writes (``written``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from paitient_common.kubeapi import Kube, Obj
+from paitient_common.resources import modeldeployment as md_res
 from paitient_common.resources import tenant as tenant_res
+from paitient_common.resources import usagereport as ur_res
+from paitient_operator.builders.metadata import MD_LABEL
+
+API_SERVER_SLICE_NAMESPACE = "default"
+API_SERVER_SLICE_LABEL = "kubernetes.io/service-name"  # = "kubernetes" for the API server
+
+Live = Obj | Literal[False] | None  # the object; None: absent; False: no copy here, ask the API
 
 
 class ClusterView(Protocol):
+    def model_deployment(self, namespace: str, name: str) -> Obj | None: ...
+
+    def model_deployments(self, namespace: str) -> list[Obj]: ...
+
+    def live(self, desired: Obj) -> Live:
+        """The live copy of a child the reconciler renders, as this view has it."""
+        ...
+
+    def pods(self, namespace: str, deployment: str) -> list[Obj]: ...
+
+    def namespace(self, name: str) -> Obj | None: ...
+
     def storage_classes(self) -> list[Obj]: ...
 
     def tenant_of(self, namespace: str) -> Obj | None: ...
@@ -22,14 +43,25 @@ class ClusterView(Protocol):
 
     def api_server_endpoints(self) -> list[tuple[str, int]]: ...
 
-    def gateway_binding(self, kind: str, name: str) -> Obj | Literal[False] | None:
-        """A gateway binding outside the deployment's namespace as last seen, None if absent,
-        False if this view has no copy (then the caller reads it from the API)."""
+    def written(self, obj: Obj) -> None:
+        """The API's answer to a write the reconciler made (a cache keeps it)."""
         ...
 
+    def fetched(self, obj: Obj) -> None:
+        """An object the reconciler read from the API (``live`` said False)."""
+        ...
 
-API_SERVER_SLICE_NAMESPACE = "default"
-API_SERVER_SLICE_LABEL = "kubernetes.io/service-name"  # = "kubernetes" for the API server
+    def forget(self, obj: Obj) -> None:
+        """An object the reconciler deleted."""
+        ...
+
+    # -- what the Tenant reconciler reads besides: every Tenant, every UsageReport ----------
+
+    def tenant(self, name: str) -> Obj | None: ...
+
+    def tenants(self) -> list[Obj]: ...
+
+    def usage_reports(self) -> list[Obj]: ...
 
 
 def slice_endpoints(endpoint_slice: Mapping[str, Any]) -> list[tuple[str, int]]:
@@ -52,25 +84,41 @@ def hpa_target(hpa: Mapping[str, Any]) -> str | None:
     return str(ref["name"]) if ref.get("kind") == "Deployment" and ref.get("name") else None
 
 
+def tenant_namespace(tenant: Mapping[str, Any]) -> str | None:
+    return (tenant.get("status") or {}).get("namespace")
+
+
 @dataclass
 class ApiView:
     kube: Kube
+
+    def model_deployment(self, namespace: str, name: str) -> Obj | None:
+        return self.kube.get(md_res.API_VERSION, md_res.KIND, name, namespace=namespace)
+
+    def model_deployments(self, namespace: str) -> list[Obj]:
+        return self.kube.list(md_res.API_VERSION, md_res.KIND, namespace=namespace)
+
+    def live(self, desired: Obj) -> Live:
+        return False
+
+    def pods(self, namespace: str, deployment: str) -> list[Obj]:
+        return self.kube.list(
+            "v1", "Pod", namespace=namespace, label_selector=f"{MD_LABEL}={deployment}"
+        )
+
+    def namespace(self, name: str) -> Obj | None:
+        return self.kube.get("v1", "Namespace", name)
 
     def storage_classes(self) -> list[Obj]:
         return self.kube.list("storage.k8s.io/v1", "StorageClass")
 
     def tenant_of(self, namespace: str) -> Obj | None:
         tenants = self.kube.list(tenant_res.API_VERSION, tenant_res.KIND)
-        return next(
-            (t for t in tenants if (t.get("status") or {}).get("namespace") == namespace), None
-        )
+        return next((t for t in tenants if tenant_namespace(t) == namespace), None)
 
     def autoscaled(self, namespace: str, deployment: str) -> bool:
         hpas = self.kube.list("autoscaling/v2", "HorizontalPodAutoscaler", namespace=namespace)
         return any(hpa_target(h) == deployment for h in hpas)
-
-    def gateway_binding(self, kind: str, name: str) -> Obj | Literal[False] | None:
-        return False
 
     def api_server_endpoints(self) -> list[tuple[str, int]]:
         slices = self.kube.list(
@@ -81,33 +129,20 @@ class ApiView:
         )
         return sorted({e for s in slices for e in slice_endpoints(s)})
 
+    def written(self, obj: Obj) -> None:
+        return None
 
-@dataclass
-class IndexView:
-    """Over kopf indices: ``storage_classes`` keyed by None, ``tenants`` by namespace,
-    ``autoscalers`` by (namespace, deployment), the API server's (ip, port) pairs by None, and
-    per kind (RoleBinding, ClusterRoleBinding) the gateway bindings by name."""
+    def fetched(self, obj: Obj) -> None:
+        return None
 
-    storage_class_index: Mapping[Any, Iterable[Obj]]
-    tenant_index: Mapping[Any, Iterable[Obj]]
-    autoscaler_index: Mapping[Any, Iterable[Obj]]
-    api_server_index: Mapping[Any, Iterable[tuple[str, int]]] = field(default_factory=dict)
-    gateway_binding_indices: Mapping[str, Mapping[Any, Iterable[Obj]]] | None = None
+    def forget(self, obj: Obj) -> None:
+        return None
 
-    def storage_classes(self) -> list[Obj]:
-        return [dict(sc) for sc in self.storage_class_index.get(None, ())]
+    def tenant(self, name: str) -> Obj | None:
+        return self.kube.get(tenant_res.API_VERSION, tenant_res.KIND, name)
 
-    def tenant_of(self, namespace: str) -> Obj | None:
-        return next((dict(t) for t in self.tenant_index.get(namespace, ())), None)
+    def tenants(self) -> list[Obj]:
+        return self.kube.list(tenant_res.API_VERSION, tenant_res.KIND)
 
-    def autoscaled(self, namespace: str, deployment: str) -> bool:
-        return any(True for _ in self.autoscaler_index.get((namespace, deployment), ()))
-
-    def api_server_endpoints(self) -> list[tuple[str, int]]:
-        return sorted(set(self.api_server_index.get(None, ())))
-
-    def gateway_binding(self, kind: str, name: str) -> Obj | Literal[False] | None:
-        if self.gateway_binding_indices is None or kind not in self.gateway_binding_indices:
-            return False
-        index = self.gateway_binding_indices[kind]
-        return next((dict(b) for b in index.get(name, ())), None)
+    def usage_reports(self) -> list[Obj]:
+        return self.kube.list(ur_res.API_VERSION, ur_res.KIND)

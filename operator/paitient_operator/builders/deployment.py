@@ -19,6 +19,7 @@ import math
 from typing import Any, Final
 
 from paitient_common.resources.modeldeployment import DEFAULT_MAX_CHOICES, ModelDeployment
+from paitient_operator.builders.gateway_identity import GATEWAY_ACCOUNT
 from paitient_operator.builders.metadata import (
     Manifest,
     common_labels,
@@ -312,7 +313,7 @@ def build_deployment(
     """The Deployment for ``md``. ``include_replicas=False`` leaves ``replicas`` out, for when
     an autoscaler owns it. Raises ``ForbiddenRuntimeArgument`` for a refused ``extraArgs``."""
     pod_spec: dict[str, Any] = {
-        "serviceAccountName": md.name,
+        "serviceAccountName": GATEWAY_ACCOUNT,  # the namespace's gateways share it
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,  # no env vars describing other Services in the namespace
         "securityContext": pod_security_context(config),
