@@ -3,13 +3,13 @@
 - kopf runs only in the replica that holds the operator's Lease (``main.py``, ``election/``):
   everything below, the controller's caches and workers included, runs in the leader alone.
 - Start-up: the system objects, the chart's store's certificate (``managed_store.py``), then the
-  ModelDeployment controller (``controller.py``: its
-  caches, its queue, its workers), which reconciles every deployment once and then each one a
-  change concerns (the deployment, a child, a pod, what it depends on); stopped at clean-up.
+  ModelDeployment controller (``controller.py``: its caches, its queue, its workers), which
+  reconciles every deployment once and then each one a change concerns (the deployment, a
+  child, a pod, what it depends on); stopped at clean-up.
 - When a serving certificate is due for renewal, the renewal worker queues its deployment
   (operator issuer; with cert-manager, a change of its Certificate does).
 - The front door's certificate (``frontDoorCertificate``) is issued from the operator's CA
-  before anything else starts, and kept by a thread of its own.
+  before the controller starts, and kept by a thread of its own.
 - Tenants are reconciled by the controller too; kopf holds a Tenant's deletion while it has
   ModelDeployments (its finalizer) and forgets a deleted one.
 """
