@@ -85,8 +85,11 @@ def test_helm_upgrade_upgrades_the_crds_and_uninstall_keeps_them(
 ) -> None:
     install_crds(kube)  # as the cluster (or chart 0.1.0's crds/) left them: not Helm's
     release = f"c{uuid.uuid4().hex[:6]}"
+    # Only the CRDs matter here: no operator, front door or store (whose pod would wait for the
+    # password Secret no operator makes, and --wait with it).
     flags = ("--namespace", namespace, "--set", "operator.replicas=0",
-             "--set", "frontDoor.enabled=false", "--set", "adminRole.create=false")  # fmt: skip
+             "--set", "frontDoor.enabled=false", "--set", "store.enabled=false",
+             "--set", "adminRole.create=false")  # fmt: skip
     try:
         # The one-time hand-over of existing CRDs to the release (docs/helm.md#crds).
         for name in _names():
