@@ -38,7 +38,7 @@ setup: $(VENV)/.installed $(BIN)/kubectl sdk/js/node_modules/.package-lock.json 
 node-packages: ## the real node's Debian packages: containerd, runc, CNI plugins, iptables, ipset (apt-get; quiet when done)
 	@scripts/install-node-packages.sh
 
-test-packages: ## the Debian packages tests run for real: redis-server (the shared store), wrk (bench_gateway's smoke run) (apt-get; quiet when done)
+test-packages: ## the Debian packages tests run for real: redis-server (the shared store), wrk (bench_gateway's smoke run), prometheus (the server and promtool, for the alert rules) (apt-get; quiet when done)
 	@scripts/install-test-packages.sh
 
 demo: setup images cluster-build ## everything on this machine: cluster with its real node, the chart; deploy (real vLLM on CPU) and generate via the SDK
@@ -93,7 +93,7 @@ bench-images: setup image-tools ## cold and warm `make images` into a scratch ca
 bench-control-plane: setup ## figures of the local control plane (add ARGS=--cold for a cold build)
 	$(PY) benchmarks/bench_control_plane.py $(ARGS)
 
-bench-operator: setup ## 500 ModelDeployments at once on a throwaway cluster
+bench-operator: setup ## 500 ModelDeployments at once, a restart, 1,000; KubeAI's controller beside it (when built: docs/benchmarks.md); 1,000 Tenants
 	$(PY) benchmarks/bench_operator.py $(ARGS)
 
 bench-keys: setup ## write -> effect of key changes (revoke, suspend, tier) at the front door and a gateway
@@ -134,8 +134,8 @@ unit: setup ## unit tests only (no cluster)
 integration: setup ## integration tests against the local control plane (started if needed)
 	$(REQUIRE_ALL) $(VENV)/bin/pytest tests/integration -q
 
-chart-lint: setup ## the Helm chart: helm lint --strict, rendered objects against the Kubernetes schemas, RBAC, Argo CD check
-	$(VENV)/bin/pytest tests/unit/test_helm_chart.py -q
+chart-lint: setup ## the Helm chart: helm lint --strict, rendered objects against the Kubernetes, Prometheus Operator and Gateway API schemas, RBAC, Argo CD check, promtool on the alerts
+	$(VENV)/bin/pytest tests/unit/test_helm_chart*.py tests/unit/monitoring -q
 
 sdk-test: setup ## the SDKs' own lint, types and tests (Python and JavaScript); the generated sync Python modules must match their async sources
 	cd sdk/python && ../../$(PY) scripts/unasync.py --check \

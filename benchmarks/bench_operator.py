@@ -1,230 +1,162 @@
-"""500 ModelDeployments applied at once on a throwaway local cluster, until all are Ready.
+"""Controllers at scale on throwaway local clusters: our operator, KubeAI beside it, tenants.
 
-    python benchmarks/bench_operator.py [--count 500] [--quiet 30] [--smoke]
+    python benchmarks/bench_operator.py [--count 500] [--smoke] [--kubeai-bin F --kubeai-src D]
 
-Prints: wall time until every ModelDeployment is Ready; the operator's API requests (from the
-API server's audit log) per ModelDeployment and per reconcile; its writes during a quiet period
-after all are Ready (goal: zero); its resident memory. CPU-only deployments with small requests
-on three large simulated nodes, so the scheduler has room for every pod: this throwaway cluster
-has KWOK nodes only (no real node), where pods turn Ready without running. ``--smoke``: 3
-ModelDeployments, a 1 s quiet period, and a failure (exit 1) unless all are Ready within 3
-minutes, so a refused manifest or a stuck reconcile shows (a test runs it). The last line is a
-JSON summary.
+Each part runs on a fresh cluster of KWOK nodes only (``operator_scale/cluster.py``: the same
+simulated H100 nodes each time, room for every pod), every API request counted from the API
+server's audit log by the identity that made it:
+
+1. Our operator: ``--count`` GPU ModelDeployments created at once until all are Ready; a quiet
+   period (its writes: goal none); the operator restarted with all of them Ready (time until it
+   has re-verified every one, and its writes); ``--count`` more, until all are Ready (memory at
+   twice the count).
+2. KubeAI's controller, the same burst of its ``Model`` resources (minReplicas 1, so it makes a
+   pod for each, on the same simulated GPUs): wall time, requests per model, memory. Needs its
+   binary and source (``operator_scale/kubeai.py`` says how to get them); skipped with the
+   reason when they are missing.
+3. ``--tenants`` Tenants created at once until all are Ready; a key in each; the last tenant's
+   key on its first request at the front door and at a gateway; the caches' memory.
+
+Progress is printed every few seconds; a failure (a refused spec, a pod that cannot be placed)
+or ``--stall`` seconds without progress stops the run at once with the object and its condition.
+``--smoke``: a handful of each, in seconds (tests/benchmarks/test_smoke.py runs it).
+The last line printed is its JSON summary (``benchmarks/summary.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
-import os
 import signal
-import subprocess
 import sys
-import tempfile
-import time
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.operator_scale import kubeai, ours, tenants  # noqa: E402
+from benchmarks.operator_scale.cluster import throwaway_cluster  # noqa: E402
+from benchmarks.operator_scale.figures import load_average  # noqa: E402
+from benchmarks.operator_scale.progress import BenchStopped  # noqa: E402
 from benchmarks.summary import print_summary  # noqa: E402
-from paitient_common.kubeapi import Kube  # noqa: E402
-from paitient_common.resources.install import install_crds  # noqa: E402
-from paitient_localcluster.cluster import LocalCluster  # noqa: E402
-from paitient_localcluster.controlplane import audit  # noqa: E402
-from paitient_localcluster.controlplane.ports import Ports, spare_ports  # noqa: E402
-from paitient_localcluster.simulated.nodes import build_node  # noqa: E402
 
-NAMESPACE = "bench"
-METRICS_PORT = 46499
+SMOKE = {"count": 5, "quiet": 3.0, "tenants": 5, "stall": 60.0, "kubeai_timeout": 300.0}
 
 
-def manifest(i: int) -> dict[str, object]:
+def run_ours(args: argparse.Namespace) -> dict[str, Any]:
+    print(f"== our operator: {args.count} ModelDeployments at once ({args.replicas} replica(s))")
+    with throwaway_cluster("paitient-bench-op-", model_pods_ready_at_once=True) as (
+        cluster, kube, work,
+    ):  # fmt: skip
+        kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ours.NAMESPACE}})
+        operators = ours.Operators(cluster, args.keep_logs or work, args.replicas)
+        try:
+            operators.start()
+            first = ours.burst(cluster, kube, operators, 0, args.count, args.stall, print)
+            for line in first.lines(f"{args.count} ModelDeployments"):
+                print(line)
+            quiet = ours.quiet_writes(cluster, args.quiet)
+            print(f"operator writes during a {args.quiet:.0f} s quiet period: {len(quiet)}")
+            for e in quiet[:20]:
+                print(f"    quiet write: {e.verb} {e.resource} {e.namespace}/{e.name} -> {e.code}")
+            restarted = ours.restart(cluster, operators, args.count, args.stall, print)
+            for line in restarted.lines():
+                print(line)
+            second = ours.burst(cluster, kube, operators, args.count, args.count, args.stall, print)
+            for line in second.lines(f"{args.count} more ModelDeployments (to {2 * args.count})"):
+                print(line)
+        finally:
+            operators.stop()
     return {
-        "apiVersion": "paitient.ai/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": f"md-{i:04d}", "namespace": NAMESPACE},
-        "spec": {
-            "model": {"name": "ZimaBlueAI/HuatuoGPT-o1-8B"},
-            "useGpu": False,
-            # CPU vLLM needs its runtime reserve and a KV cache (vllm_cpu.py): 6Gi is the least
-            # a CPU deployment is served with; the nodes below hold 500 of them.
-            "resources": {"cpu": "100m", "memory": "6Gi"},
-            "storage": {"size": "1Gi", "storageClassName": "encrypted-local"},
-        },
+        "burst": first.summary(),
+        "quiet_writes": len(quiet),
+        "restart": restarted.summary(),
+        "second_burst": second.summary(),
     }
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def reconciles(url: str) -> float:
-    text = urllib.request.urlopen(url, timeout=5).read().decode()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("paitient_operator_reconciles_total{")
-    )
-
-
-def prepare(cluster: LocalCluster) -> Kube:
-    """Start the throwaway cluster with room for every pod, and the CRDs."""
-    cluster.up()
-    kube = Kube.from_kubeconfig(str(cluster.kubeconfig))
-    for n in range(3):
-        kube.create(build_node(f"bench-node-{n}", cpu="1000", memory="8Ti", pods=250))
-    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-    install_crds(kube)
-    time.sleep(5)  # let the new nodes turn Ready
-    return kube
-
-
-def start_operator(
-    cluster: LocalCluster, log_path: Path, verbose: bool = False
-) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "KUBECONFIG": str(cluster.layout.kubeconfig("operator"))}
-    with log_path.open("wb") as out:
-        operator = subprocess.Popen(
-            [sys.executable, "-m", "paitient_operator.main", "--metrics-address", f"127.0.0.1:{METRICS_PORT}"]
-            + (["--verbose"] if verbose else []),
-            stdout=out, stderr=subprocess.STDOUT, env=env,
+def run_kubeai(args: argparse.Namespace) -> dict[str, Any]:
+    print(f"== KubeAI's controller: {args.count} Models at once")
+    try:
+        peer = kubeai.KubeAI.locate(args.kubeai_src, args.kubeai_bin)
+    except kubeai.Unavailable as missing:
+        print(f"KubeAI skipped: {missing}")
+        return {"skipped": str(missing)}
+    with throwaway_cluster("paitient-bench-kubeai-", model_pods_ready_at_once=True) as (
+        cluster, kube, work,
+    ):  # fmt: skip
+        figures = kubeai.run(
+            cluster, kube, peer, args.keep_logs or work, args.count, args.stall,
+            args.kubeai_timeout, print,
         )  # fmt: skip
-    time.sleep(3)
-    return operator
+    for line in figures.lines(f"{args.count} KubeAI Models"):
+        print(line)
+    return figures.summary()
 
 
-def apply_and_wait(kube: Kube, count: int, limit: float) -> tuple[float, float, int]:
-    """Apply ``count`` ModelDeployments at once (a refused one raises); (seconds to apply,
-    seconds to Ready, how many are Ready), waiting at most ``limit`` seconds."""
-    started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        list(pool.map(lambda i: kube.create(manifest(i)), range(count)))
-    applied = time.monotonic() - started
-    ready = 0
-    while time.monotonic() - started < limit:
-        items = kube.list("paitient.ai/v1alpha1", "ModelDeployment", namespace=NAMESPACE)
-        ready = sum(1 for m in items if m.get("status", {}).get("phase") == "Ready")
-        if ready == count:
-            break
-        time.sleep(1)
-    return applied, time.monotonic() - started, ready
+def run_tenants(args: argparse.Namespace) -> dict[str, Any]:
+    print(f"== {args.tenants} Tenants at once")
+    with throwaway_cluster("paitient-bench-tenants-", model_pods_ready_at_once=False) as (
+        cluster, kube, work,
+    ):  # fmt: skip
+        # Longer than the minute between the controller's looks at every Tenant.
+        quiet = args.quiet if args.smoke else max(args.quiet, 70.0)
+        figures = tenants.run(
+            cluster, kube, args.keep_logs or work, args.replicas, args.tenants, args.stall, quiet,
+            print,
+        )  # fmt: skip
+    for line in figures.lines():
+        print(line)
+    return figures.summary()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--count", type=int, default=500)
-    parser.add_argument("--quiet", type=float, default=30.0, help="quiet period, seconds")
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
-        "--operator-log", type=Path, help="keep the operator's debug log at this path"
+        "--count", type=int, default=500, help="ModelDeployments (and Models) per burst"
     )
-    parser.add_argument("--smoke", action="store_true", help="3 objects, seconds")
+    parser.add_argument("--quiet", type=float, default=30.0, help="quiet period, seconds")
+    parser.add_argument("--stall", type=float, default=60.0,
+                        help="stop when nothing turned Ready for this long, seconds")  # fmt: skip
+    parser.add_argument("--replicas", type=int, default=1, help="operator processes")
+    parser.add_argument("--smoke", action="store_true", help="a handful of each, in seconds")
+    parser.add_argument("--keep-logs", type=Path, help="write the controllers' logs here")
+    parser.add_argument("--tenants", type=int, default=1000, help="Tenants at once (0: skip)")
+    parser.add_argument("--skip-ours", action="store_true", help="not our operator's part")
+    parser.add_argument("--skip-kubeai", action="store_true", help="not KubeAI's part")
+    parser.add_argument("--kubeai-src", type=Path,
+                        help=f"KubeAI's source tree at commit {kubeai.PIN}")  # fmt: skip
+    parser.add_argument("--kubeai-bin", type=Path, help="KubeAI's controller built from it")
+    parser.add_argument("--kubeai-timeout", type=float, default=3600.0,
+                        help="give up on KubeAI's burst after this long, seconds")  # fmt: skip
+    if "--smoke" in sys.argv[1:]:  # smaller defaults; an option given still wins
+        parser.set_defaults(**SMOKE)
     args = parser.parse_args()
-    count, quiet, limit = (3, 1.0, 180.0) if args.smoke else (args.count, args.quiet, 1800.0)
-    # A SIGTERM (timeout, Ctrl-C in make) must still run the clean-up below.
+    if args.keep_logs:
+        args.keep_logs.mkdir(parents=True, exist_ok=True)
+    # A SIGTERM (timeout, Ctrl-C in make) must still run the clean-up of each part.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-
-    with tempfile.TemporaryDirectory(prefix="paitient-bench-op-") as tmp:
-        # KWOK nodes only (no real node, whose two CPUs could not hold 500 pods), and no data plane
-        # runs 500 gateways here: KWOK reports model pods Ready itself, as it did before readiness
-        # was left to the data plane; this measures the operator alone.
-        cluster = LocalCluster(
-            run_dir=Path(tmp) / "cluster",
-            ports=spare_ports(reserved=Ports.from_env().every_port()),
-            log=lambda _m: None, real_node=False, model_pods_ready_at_once=True,
-        )  # fmt: skip
-        operator: subprocess.Popen[bytes] | None = None
-        try:
-            kube = prepare(cluster)
-            log_path = args.operator_log or Path(tmp) / "operator.log"
-            operator = start_operator(cluster, log_path, verbose=args.operator_log is not None)
-            offset = audit.log_size(cluster.layout.audit_log)
-            applied, wall, ready = apply_and_wait(kube, count, limit)
-            time.sleep(3)
-            settled = audit.log_size(cluster.layout.audit_log)
-            events = [
-                e
-                for e in audit.read_events(cluster.layout.audit_log, offset)
-                if e.user == "paitient-operator"
-            ]
-            count_reconciles = reconciles(f"http://127.0.0.1:{METRICS_PORT}/metrics")
-            time.sleep(quiet)
-            quiet_writes = audit.writes_by(
-                audit.read_events(cluster.layout.audit_log, settled), "paitient-operator"
-            )
-            report(
-                count,
-                applied,
-                wall,
-                ready,
-                events,
-                count_reconciles,
-                quiet_writes,
-                quiet,
-                operator.pid,
-                args.smoke,
-            )
-            if ready != count:
-                sys.exit(f"only {ready} of {count} ModelDeployments Ready within {limit:.0f} s")
-        finally:
-            try:
-                if operator is not None:
-                    operator.terminate()
-                    try:
-                        operator.wait(timeout=60)
-                    except subprocess.TimeoutExpired:
-                        print("operator did not stop within 60 s of SIGTERM: killed")
-                        operator.kill()
-                        operator.wait()
-            finally:
-                cluster.down(quiet=True)
-
-
-def report(
-    count: int,
-    applied: float,
-    wall: float,
-    ready: int,
-    events: list[audit.AuditEvent],
-    count_reconciles: float,
-    quiet_writes: list[audit.AuditEvent],
-    quiet: float,
-    pid: int,
-    smoke: bool,
-) -> None:
-    by_kind = collections.Counter(
-        (e.verb, e.resource + (f"/{e.subresource}" if e.subresource else "")) for e in events
-    )
-    print(f"ModelDeployments: {count} (applied in {applied:.1f} s)")
-    print(
-        f"all Ready after: {wall:.1f} s"
-        if ready == count
-        else f"only {ready} Ready after {wall:.0f} s"
-    )
-    print(f"operator API requests: {len(events)} = {len(events) / count:.1f} per ModelDeployment")
-    print(
-        f"reconciles: {count_reconciles:.0f} = {count_reconciles / count:.1f} per ModelDeployment; "
-        f"{len(events) / max(count_reconciles, 1):.1f} API requests per reconcile"
-    )
-    print(f"operator writes during {quiet:.0f} s quiet period after all Ready: {len(quiet_writes)}")
-    for e in quiet_writes[:20]:
-        print(
-            f"    quiet write: {e.verb} {e.resource}{'/' + e.subresource if e.subresource else ''} {e.namespace}/{e.name} -> {e.code}"
-        )
-    print(f"operator resident memory: {rss_mib(pid):.0f} MiB")
-    print("requests by verb and resource:")
-    for (verb, resource), n in by_kind.most_common():
-        print(f"  {n:6d}  {verb:<7} {resource}")
-    print_summary(
-        __file__, smoke, count=count, ready=ready, wall_s=round(wall, 1), requests=len(events),
-        reconciles=count_reconciles, quiet_writes=len(quiet_writes),
-    )  # fmt: skip
+    summary: dict[str, Any] = {"count": args.count}
+    print(f"load average at the start: {load_average()}")
+    try:
+        if not args.skip_ours:
+            summary["ours"] = run_ours(args)
+            print(f"load average after our operator's part: {load_average()}")
+        if not args.skip_kubeai:
+            summary["kubeai"] = run_kubeai(args)
+            print(f"load average after KubeAI's part: {load_average()}")
+        if args.tenants:
+            summary["tenants"] = run_tenants(args)
+            print(f"load average after the tenants' part: {load_average()}")
+    except BenchStopped as stopped:
+        print(f"STOPPED: {stopped}")
+        print_summary(__file__, args.smoke, **summary, stopped=str(stopped))
+        return 1
+    print_summary(__file__, args.smoke, **summary)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

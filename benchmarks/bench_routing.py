@@ -60,7 +60,7 @@ from paitient_cli import admin  # noqa: E402
 from paitient_common.kubeapi import Kube  # noqa: E402
 from paitient_common.tls import client_context  # noqa: E402
 from tests.integration.frontdoor_process import ApiProcess  # noqa: E402
-from tests.integration.metrics_text import metric  # noqa: E402
+from tests.integration.metrics_text import metric_sum  # noqa: E402
 from tests.integration.node_pods import exec_python  # noqa: E402
 from tests.integration.stack_helpers import make_tenant  # noqa: E402
 from tests.integration.waiting import wait_for  # noqa: E402
@@ -118,17 +118,17 @@ def picks(pages: list[str], strategy: str) -> dict[str, float]:
     """The front doors' picks for ``strategy``: all, those within the load bound, spilled."""
     ratio = "paitient_api_routing_load_ratio"
     return {
-        "picks": sum(metric(p, f"{ratio}_count", strategy=strategy) for p in pages),
-        "within": sum(metric(p, f"{ratio}_bucket", strategy=strategy, le="1.0") for p in pages),
+        "picks": sum(metric_sum(p, f"{ratio}_count", strategy=strategy) for p in pages),
+        "within": sum(metric_sum(p, f"{ratio}_bucket", strategy=strategy, le="1.0") for p in pages),
         "spilled": sum(
-            metric(p, "paitient_api_routing_picks_total", strategy=strategy, choice="spilled")
+            metric_sum(p, "paitient_api_routing_picks_total", strategy=strategy, choice="spilled")
             for p in pages
         ),
         "to_service": sum(
-            metric(p, "paitient_api_routing_fallbacks_total", reason="service") for p in pages
+            metric_sum(p, "paitient_api_routing_fallbacks_total", reason="service") for p in pages
         ),
         "refused": sum(
-            metric(p, "paitient_api_routing_fallbacks_total", reason="refused") for p in pages
+            metric_sum(p, "paitient_api_routing_fallbacks_total", reason="refused") for p in pages
         ),
     }
 

@@ -148,7 +148,20 @@ def create_key(
     """Add a key to the tenant's Secret, removing in the same write the records past
     ``retention``; refused with a message when the record is too large or the tenant full."""
     tenant = tenant_by_client_id(kube, client_id)
-    name = tenant["metadata"]["name"]
+    return create_key_for(kube, tenant, expires, description, system_namespace, retention)
+
+
+def create_key_for(
+    kube: Kube,
+    tenant: Obj,
+    expires: timedelta | None,
+    description: str,
+    system_namespace: str,
+    retention: timedelta = DEFAULT_RETENTION,
+) -> list[str]:
+    """``create_key`` for a tenant object the caller has (no search by client ID): the
+    plaintext first, then what to tell the user."""
+    name, client_id = tenant["metadata"]["name"], tenant["spec"]["clientId"]
     secret_name = keys_secret_name(name)
     not_ready = f"tenant {name} is not ready yet (no Secret {system_namespace}/{secret_name}); try again in a moment"
     now = datetime.now(UTC).replace(microsecond=0)

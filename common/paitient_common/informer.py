@@ -119,8 +119,15 @@ class Informer(Generic[T]):
         *,
         clock: Clock = time.monotonic,
         rng: random.Random | None = None,
+        on_object: Callable[[str, Obj], None] | None = None,
+        on_list: Callable[[], None] | None = None,
     ) -> None:
+        """For a controller that acts per object: ``on_object(type, obj)`` is told of each watch
+        event that changed the cache (``ADDED``, ``MODIFIED``, ``DELETED``), ``on_list`` of each
+        list (the first, and each after a restart: anything may have changed meanwhile)."""
         self.name = name
+        self.on_object = on_object
+        self.on_list = on_list
         self.kube = kube
         self.query = query
         self.parse = parse
@@ -214,10 +221,14 @@ class Informer(Generic[T]):
 
     def _apply(self, event: WatchEvent) -> bool:
         if event.type in ("ADDED", "MODIFIED"):
-            return self._put(event.object, authoritative=True)
-        if event.type == "DELETED":
-            return self._remove(event.object)
-        return False  # BOOKMARK: only the resourceVersion moves on
+            changed = self._put(event.object, authoritative=True)
+        elif event.type == "DELETED":
+            changed = self._remove(event.object)
+        else:
+            return False  # BOOKMARK: only the resourceVersion moves on
+        if changed and self.on_object is not None:
+            self._call(self.on_object, event.type, event.object)
+        return changed
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -254,8 +265,11 @@ class Informer(Generic[T]):
         return self.settings.backoff(failures, self.rng)
 
     def _notify(self) -> None:
+        self._call(self.on_change)
+
+    def _call(self, reader: Callable[..., None], *args: object) -> None:
         try:
-            self.on_change()
+            reader(*args)
         except Exception:  # a reader's failure must not stop the watch that feeds everyone
             log.exception("a reader of %s failed on a change", self.describe())
 
@@ -266,6 +280,8 @@ class Informer(Generic[T]):
         self._contact = self.clock()
         self._synced.set()
         self._notify()
+        if self.on_list is not None:
+            self._call(self.on_list)
 
     async def _watch(self) -> None:
         assert self.resource_version is not None

@@ -42,6 +42,7 @@ from paitient_common.store.connection import Store
 from paitient_common.store.health import StoreHealth, keep_probing
 from paitient_common.store.metrics import StoreMetrics
 from paitient_common.tls import ReloadingCertificate
+from paitient_common.tls_metrics import CertificateExpiryCollector
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.tls_cert_file is not None and args.tls_key_file is not None
         else None
     )
+    if certificate is not None:
+        REGISTRY.register(CertificateExpiryCollector(certificate))
 
     async def background(_: web.Application) -> AsyncIterator[None]:
         assert door.replicas is not None

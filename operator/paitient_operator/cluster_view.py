@@ -1,26 +1,46 @@
-"""What the reconciler reads besides its own children: StorageClasses, the namespace's Tenant,
-autoscalers, the API server's addresses. Two ways to read them: straight from the API (``ApiView``: tools, tests), or from
-kopf's indices, in-memory copies kept current by watches (``IndexView``: the running operator,
-so a reconcile spends no request on them)."""
+"""What the reconciler reads: the ModelDeployment itself, its children and pods, and around them
+StorageClasses, the namespace's Tenant, autoscalers, the API server's addresses. Two ways to read
+them: straight from the API (``ApiView``: tools, tests), or from the operator's watch-fed caches
+(``CacheView``: the running operator, so a reconcile spends no request on a read), which the
+reconciler feeds its own writes (``written``)."""
 
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from paitient_common.kubeapi import Kube, KubeError, Obj
+from paitient_common.resources import modeldeployment as md_res
 from paitient_common.resources import tenant as tenant_res
+from paitient_common.resources import usagereport as ur_res
+from paitient_operator.builders.autoscalers import HPA_API_VERSION, KEDA_API_VERSION, SCALED_OBJECT
+from paitient_operator.builders.metadata import MD_LABEL
+
+API_SERVER_SLICE_NAMESPACE = "default"
+API_SERVER_SLICE_LABEL = "kubernetes.io/service-name"  # = "kubernetes" for the API server
+
+Live = Obj | Literal[False] | None  # the object; None: absent; False: no copy here, ask the API
 
 
 class ClusterView(Protocol):
+    def model_deployment(self, namespace: str, name: str) -> Obj | None: ...
+
+    def model_deployments(self, namespace: str) -> list[Obj]: ...
+
+    def live(self, desired: Obj) -> Live:
+        """The live copy of a child the reconciler renders, as this view has it."""
+        ...
+
+    def pods(self, namespace: str, deployment: str) -> list[Obj]: ...
+
+    def namespace(self, name: str) -> Obj | None: ...
+
     def storage_classes(self) -> list[Obj]: ...
 
     def tenant_of(self, namespace: str) -> Obj | None: ...
-
-    def autoscaled(self, namespace: str, deployment: str) -> bool: ...
 
     def autoscalers(self, namespace: str, name: str) -> list[Obj]:
         """HPAs and KEDA ScaledObjects scaling the Deployment ``name`` or the ModelDeployment
@@ -29,15 +49,25 @@ class ClusterView(Protocol):
 
     def api_server_endpoints(self) -> list[tuple[str, int]]: ...
 
-    def gateway_binding(self, kind: str, name: str) -> Obj | Literal[False] | None:
-        """A gateway binding outside the deployment's namespace as last seen, None if absent,
-        False if this view has no copy (then the caller reads it from the API)."""
+    def written(self, obj: Obj) -> None:
+        """The API's answer to a write the reconciler made (a cache keeps it)."""
         ...
 
+    def fetched(self, obj: Obj) -> None:
+        """An object the reconciler read from the API (``live`` said False)."""
+        ...
 
-KEDA_API_VERSION = "keda.sh/v1alpha1"
-API_SERVER_SLICE_NAMESPACE = "default"
-API_SERVER_SLICE_LABEL = "kubernetes.io/service-name"  # = "kubernetes" for the API server
+    def forget(self, obj: Obj) -> None:
+        """An object the reconciler deleted."""
+        ...
+
+    # -- what the Tenant reconciler reads besides: every Tenant, every UsageReport ----------
+
+    def tenant(self, name: str) -> Obj | None: ...
+
+    def tenants(self) -> list[Obj]: ...
+
+    def usage_reports(self) -> list[Obj]: ...
 
 
 def slice_endpoints(endpoint_slice: Mapping[str, Any]) -> list[tuple[str, int]]:
@@ -52,12 +82,6 @@ def slice_endpoints(endpoint_slice: Mapping[str, Any]) -> list[tuple[str, int]]:
         for address in endpoint.get("addresses") or []
         for port in ports
     )
-
-
-def hpa_target(hpa: Mapping[str, Any]) -> str | None:
-    """The Deployment an autoscaler scales, if it scales one (pure)."""
-    ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
-    return str(ref["name"]) if ref.get("kind") == "Deployment" and ref.get("name") else None
 
 
 SCALED_KINDS = frozenset({"Deployment", "ModelDeployment"})
@@ -88,6 +112,17 @@ def scaler_entry(scaler: Mapping[str, Any]) -> tuple[tuple[str, str], Obj] | Non
         "targetKind": kind,
     }
     return (str(meta.get("namespace")), str(ref["name"])), entry
+
+
+def scaling(scalers: Iterable[Mapping[str, Any]], namespace: str, name: str) -> list[Obj]:
+    """The entries (``scaler_entry``) of the HPAs and ScaledObjects among ``scalers`` that scale
+    the deployment ``namespace/name`` (pure)."""
+    entries = [scaler_entry(s) for s in scalers]
+    return [e[1] for e in entries if e is not None and e[0] == (namespace, name)]
+
+
+def tenant_namespace(tenant: Mapping[str, Any]) -> str | None:
+    return (tenant.get("status") or {}).get("namespace")
 
 
 def keda_installed(kube: Kube) -> bool:
@@ -123,32 +158,44 @@ class ApiView:
     kube: Kube
     keda: KedaProbe | None = None  # whether ScaledObjects can exist (asked once a minute)
 
+    def model_deployment(self, namespace: str, name: str) -> Obj | None:
+        return self.kube.get(md_res.API_VERSION, md_res.KIND, name, namespace=namespace)
+
+    def model_deployments(self, namespace: str) -> list[Obj]:
+        return self.kube.list(md_res.API_VERSION, md_res.KIND, namespace=namespace)
+
+    def live(self, desired: Obj) -> Live:
+        return False
+
+    def pods(self, namespace: str, deployment: str) -> list[Obj]:
+        return self.kube.list(
+            "v1", "Pod", namespace=namespace, label_selector=f"{MD_LABEL}={deployment}"
+        )
+
+    def namespace(self, name: str) -> Obj | None:
+        return self.kube.get("v1", "Namespace", name)
+
     def storage_classes(self) -> list[Obj]:
         return self.kube.list("storage.k8s.io/v1", "StorageClass")
 
     def tenant_of(self, namespace: str) -> Obj | None:
         tenants = self.kube.list(tenant_res.API_VERSION, tenant_res.KIND)
-        return next(
-            (t for t in tenants if (t.get("status") or {}).get("namespace") == namespace), None
-        )
-
-    def autoscaled(self, namespace: str, deployment: str) -> bool:
-        hpas = self.kube.list("autoscaling/v2", "HorizontalPodAutoscaler", namespace=namespace)
-        return any(hpa_target(h) == deployment for h in hpas)
+        return next((t for t in tenants if tenant_namespace(t) == namespace), None)
 
     def autoscalers(self, namespace: str, name: str) -> list[Obj]:
-        found = self.kube.list("autoscaling/v2", "HorizontalPodAutoscaler", namespace=namespace)
-        if (self.keda or KedaProbe(self.kube)).installed():
-            try:
-                found += self.kube.list(KEDA_API_VERSION, "ScaledObject", namespace=namespace)
-            except KubeError as exc:
-                if exc.status != 404:  # KEDA's CRDs gone since the probe asked: no ScaledObject
-                    raise
-        entries = [scaler_entry(s) for s in found]
-        return [e[1] for e in entries if e is not None and e[0] == (namespace, name)]
+        hpas = self.kube.list(HPA_API_VERSION, "HorizontalPodAutoscaler", namespace=namespace)
+        return scaling([*hpas, *self.scaled_objects(namespace)], namespace, name)
 
-    def gateway_binding(self, kind: str, name: str) -> Obj | Literal[False] | None:
-        return False
+    def scaled_objects(self, namespace: str) -> list[Obj]:
+        """KEDA's ScaledObjects in ``namespace``; none where KEDA's CRDs are not served."""
+        if not (self.keda or KedaProbe(self.kube)).installed():
+            return []
+        try:
+            return self.kube.list(KEDA_API_VERSION, SCALED_OBJECT, namespace=namespace)
+        except KubeError as exc:
+            if exc.status != 404:  # KEDA's CRDs gone since the probe asked: no ScaledObject
+                raise
+            return []
 
     def api_server_endpoints(self) -> list[tuple[str, int]]:
         slices = self.kube.list(
@@ -159,42 +206,20 @@ class ApiView:
         )
         return sorted({e for s in slices for e in slice_endpoints(s)})
 
+    def written(self, obj: Obj) -> None:
+        return None
 
-@dataclass
-class IndexView:
-    """Over kopf indices: ``storage_classes`` keyed by None, ``tenants`` by namespace,
-    ``autoscalers`` by (namespace, deployment), the API server's (ip, port) pairs by None, and
-    per kind (RoleBinding, ClusterRoleBinding) the gateway bindings by name."""
+    def fetched(self, obj: Obj) -> None:
+        return None
 
-    storage_class_index: Mapping[Any, Iterable[Obj]]
-    tenant_index: Mapping[Any, Iterable[Obj]]
-    autoscaler_index: Mapping[Any, Iterable[Obj]]
-    api_server_index: Mapping[Any, Iterable[tuple[str, int]]] = field(default_factory=dict)
-    gateway_binding_indices: Mapping[str, Mapping[Any, Iterable[Obj]]] | None = None
-    scaled_object_index: Mapping[Any, Iterable[Obj]] = field(default_factory=dict)
+    def forget(self, obj: Obj) -> None:
+        return None
 
-    def storage_classes(self) -> list[Obj]:
-        return [dict(sc) for sc in self.storage_class_index.get(None, ())]
+    def tenant(self, name: str) -> Obj | None:
+        return self.kube.get(tenant_res.API_VERSION, tenant_res.KIND, name)
 
-    def tenant_of(self, namespace: str) -> Obj | None:
-        return next((dict(t) for t in self.tenant_index.get(namespace, ())), None)
+    def tenants(self) -> list[Obj]:
+        return self.kube.list(tenant_res.API_VERSION, tenant_res.KIND)
 
-    def autoscaled(self, namespace: str, deployment: str) -> bool:
-        # The index holds HPAs on the ModelDeployment too (scaler_entry): as ApiView, count
-        # only those scaling the Deployment itself.
-        entries = self.autoscaler_index.get((namespace, deployment), ())
-        return any(isinstance(e, Mapping) and e.get("targetKind") == "Deployment" for e in entries)
-
-    def autoscalers(self, namespace: str, name: str) -> list[Obj]:
-        key = (namespace, name)
-        found = [*self.autoscaler_index.get(key, ()), *self.scaled_object_index.get(key, ())]
-        return [dict(e) for e in found if isinstance(e, Mapping)]
-
-    def api_server_endpoints(self) -> list[tuple[str, int]]:
-        return sorted(set(self.api_server_index.get(None, ())))
-
-    def gateway_binding(self, kind: str, name: str) -> Obj | Literal[False] | None:
-        if self.gateway_binding_indices is None or kind not in self.gateway_binding_indices:
-            return False
-        index = self.gateway_binding_indices[kind]
-        return next((dict(b) for b in index.get(name, ())), None)
+    def usage_reports(self) -> list[Obj]:
+        return self.kube.list(ur_res.API_VERSION, ur_res.KIND)

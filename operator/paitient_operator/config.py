@@ -370,6 +370,30 @@ class DrainConfig(_Section):
         return self.shutdown_delay_seconds + self.shutdown_timeout_seconds + 30
 
 
+class FrontDoorCertificateConfig(_Section):
+    """The front door's HTTPS certificate, when the operator issues it with its own CA (the Helm
+    chart's default). Empty ``secretName``: the operator issues none."""
+
+    secret_name: str = Field(
+        default="",
+        max_length=253,
+        pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$",
+        description="kubernetes.io/tls Secret in the system namespace the operator keeps a "
+        "certificate in (tls.crt, tls.key, ca.crt), renewed like the gateways'.",
+    )
+    names: list[str] = Field(
+        default_factory=list,
+        description="DNS names (or IP addresses) of the certificate: the front door Service's, "
+        "and any public host name that reaches the front door without re-encryption.",
+    )
+
+    @model_validator(mode="after")
+    def _named(self) -> FrontDoorCertificateConfig:
+        if self.secret_name and not self.names:
+            raise ValueError("frontDoorCertificate.names is required with a secretName")
+        return self
+
+
 class OperatorConfig(Settings):
     """Everything the builders need besides the ModelDeployment itself."""
 
@@ -431,6 +455,10 @@ class OperatorConfig(Settings):
     drain: DrainConfig = Field(
         default_factory=DrainConfig, description="How a model pod stops without losing work."
     )
+    front_door_certificate: FrontDoorCertificateConfig = Field(
+        default_factory=FrontDoorCertificateConfig,
+        description="The front door's certificate from the operator's CA (set by the chart).",
+    )
     encrypted_storage_classes: list[str] = Field(
         default_factory=list,
         description="StorageClasses known to encrypt at rest (besides those labelled "
@@ -449,6 +477,15 @@ class OperatorConfig(Settings):
         "paitient-system",
         description="Namespace of the operator, the front door, the API-key Secrets and the pepper.",
     )
+
+    @model_validator(mode="after")
+    def _front_door_certificate_needs_the_ca(self) -> OperatorConfig:
+        if self.front_door_certificate.secret_name and self.tls.issuer != "operator":
+            raise ValueError(
+                "frontDoorCertificate needs tls.issuer operator (the operator's own CA); with "
+                "cert-manager, let cert-manager issue the front door's certificate too"
+            )
+        return self
 
     def startup_check(self) -> None:
         """A store that cannot work stops the operator now, saying why (never the password)."""

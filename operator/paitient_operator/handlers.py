@@ -1,84 +1,50 @@
-"""kopf wiring: which events run the reconciler. Thin by design; the work is in reconciler.py.
+"""kopf wiring: the operator's life and the Tenants. Thin by design.
 
-- A ModelDeployment created, changed or found at start-up is reconciled.
-- A change to one of its children (edited or deleted by hand, a Deployment's rollout progress)
-  or to one of its pods (scheduled, unschedulable, ready) reconciles the owning ModelDeployment,
-  which repairs drift and refreshes status.
-- When its serving certificate is due for renewal, the renewal worker reconciles it (operator
-  issuer; a thread started here, not a kopf timer, which would put a finalizer on every
-  ModelDeployment); with cert-manager, a change of its Certificate does
-  (``register_certificate_handlers``: the choice is configuration, registered by ``main``).
+- kopf runs only in the replica that holds the operator's Lease (``main.py``, ``election/``):
+  everything below, the controller's caches and workers included, runs in the leader alone.
+- Start-up: the system objects, the chart's store's certificate (``managed_store.py``), then the
+  ModelDeployment controller (``controller.py``: its caches, its queue, its workers), which
+  reconciles every deployment once and then each one a change concerns (the deployment, a
+  child, a pod, what it depends on); stopped at clean-up.
+- When a serving certificate is due for renewal, the renewal worker queues its deployment
+  (operator issuer; with cert-manager, a change of its Certificate does).
+- The native autoscaler's pass (``autoscaling/worker.py``) reads the controller's caches and
+  reconciles a deployment through it when its replicas' loads call for a change.
+- The front door's certificate (``frontDoorCertificate``) is issued from the operator's CA
+  before the controller starts, and kept by a thread of its own.
+- Tenants are reconciled by the controller too; kopf holds a Tenant's deletion while it has
+  ModelDeployments (its finalizer) and forgets a deleted one.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, cast
+from typing import Any
 
 import kopf
 
 from paitient_common.kubeapi import Kube, KubeError, Obj
 from paitient_common.resources import tenant as tn
-from paitient_common.resources import usagereport as ur
-from paitient_common.resources.modeldeployment import GROUP, KIND, PLURAL, VERSION
-from paitient_common.resources.shared import plain
+from paitient_common.resources.shared import GROUP, plain
 from paitient_operator.autoscaling.loads import GatewayAddresses, LoadReader
 from paitient_operator.autoscaling.worker import AutoscalerWorker
 from paitient_operator.bootstrap import ensure_system_objects
-from paitient_operator.builders.gateway_rbac import GATEWAY_BINDING_LABEL, MD_NAMESPACE_LABEL
-from paitient_operator.builders.metadata import MANAGED_BY, MD_LABEL
+from paitient_operator.builders.metadata import MANAGED_BY
+from paitient_operator.cache import watched
+from paitient_operator.certificates.front_door import FrontDoorCertificate
 from paitient_operator.certificates.renewals import RenewalWorker
-from paitient_operator.cluster_view import (
-    API_SERVER_SLICE_LABEL,
-    API_SERVER_SLICE_NAMESPACE,
-    IndexView,
-    scaler_entry,
-    slice_endpoints,
-)
-from paitient_operator.config import OperatorConfig, TLSConfig
+from paitient_operator.cluster_view import keda_installed
+from paitient_operator.config import OperatorConfig
+from paitient_operator.controller import Controller
 from paitient_operator.diffbase import InMemoryDiffBaseStorage
-from paitient_operator.event_objects import build_event
+from paitient_operator.events import EventPoster
 from paitient_operator.gateway_bindings import sweep_gateway_bindings
 from paitient_operator.managed_store import ManagedStore
+from paitient_operator.observed_metrics import OBSERVED
 from paitient_operator.reconciler import Reconciler
 from paitient_operator.tenant_reconciler import TenantReconciler
-from paitient_operator.usage import tenants_in
 
-CHILDREN = (
-    ("apps", "v1", "deployments"),
-    ("", "v1", "services"),
-    ("", "v1", "serviceaccounts"),
-    ("", "v1", "persistentvolumeclaims"),
-    ("networking.k8s.io", "v1", "networkpolicies"),
-    ("rbac.authorization.k8s.io", "v1", "rolebindings"),
-)
 MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
-GATEWAY_BINDINGS = {GATEWAY_BINDING_LABEL: "true"}
-
-
-def _post_event(body: Obj, type_: str, reason: str, message: str) -> None:
-    # kopf only reads apiVersion, kind and metadata from the body: a plain dict serves.
-    try:
-        kopf.event(cast(kopf.Body, body), type=type_, reason=reason, message=message[:1024])
-    except LookupError:  # not in one of kopf's handlers (the autoscaler's thread): directly
-        _EVENTS.post(body, type_, reason, message)
-
-
-class _DirectEvents:
-    """Events written through the API, for threads outside kopf's handlers."""
-
-    kube: Kube | None = None
-
-    def post(self, body: Obj, type_: str, reason: str, message: str) -> None:
-        if self.kube is None:
-            return
-        try:
-            self.kube.create(build_event(body, type_, reason, message))
-        except KubeError as exc:  # an Event is a courtesy: say so, and go on
-            logging.getLogger(__name__).warning("could not post Event %s: %s", reason, exc)
-
-
-_EVENTS = _DirectEvents()
 
 
 @kopf.on.startup()
@@ -99,31 +65,47 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.execution.max_workers = 16
     config: OperatorConfig = memo.config  # loaded and checked before kopf started (main.py)
     kube = Kube.from_kubeconfig()
-    _EVENTS.kube = kube
     ensure_system_objects(kube, config)
     swept = sweep_gateway_bindings(kube, config.system_namespace)
     if swept:
         logging.getLogger(__name__).info("deleted %d bindings of deleted ModelDeployments", swept)
-    memo.reconciler = Reconciler(kube, config, _post_event)
-    memo.reconciler.certificates.prepare()
+    memo.events = EventPoster(kube)
+    memo.tenants = TenantReconciler(kube, config, memo.events.post)
+    reconciler = Reconciler(kube, config, memo.events.post)
+    reconciler.certificates.prepare()
     if config.managed_store.tls_secret:
-        memo.store = ManagedStore(kube, config, memo.reconciler.certificates.authorities)
+        memo.store = ManagedStore(kube, config, reconciler.certificates.authorities)
         try:
             memo.store.sync()
         except KubeError as exc:  # the pass every renewal check tries again
             logging.getLogger(__name__).error("keeping the store's certificate failed: %s", exc)
         memo.store.start(config.tls.renewal_check_seconds)
+    # Before the front door pod can start (it mounts this Secret), and before the caches sync.
+    memo.front_door_tls = FrontDoorCertificate(kube, config, reconciler.certificates.authorities)
+    memo.front_door_tls.sync()
+    memo.front_door_tls.start()
+    OBSERVED.serving_renewal = reconciler.renewals.earliest
+    by_cert_manager = config.tls.issuer == "cert-manager"
+    memo.controller = Controller(
+        reconciler,
+        extra=(
+            *((watched.CERTIFICATES,) if by_cert_manager else ()),
+            *((watched.SCALED_OBJECTS,) if keda_installed(kube) else ()),
+        ),
+        reconcile_tenant=memo.tenants.reconcile_named,
+    )
+    memo.tenants.view = memo.controller.view
+    memo.controller.start()
     memo.renewals = RenewalWorker(
-        memo.reconciler.renewals,
-        memo.reconciler.reconcile_named,
-        config.tls.renewal_check_seconds,
+        reconciler.renewals, memo.controller.enqueue, config.tls.renewal_check_seconds
     )
     memo.renewals.start()
-    # The native autoscaler: runs where the handlers run (the leader, with leader election).
-    reconciler = memo.reconciler
+    cache = memo.controller.cache
     memo.autoscaler = AutoscalerWorker(
         kube,
-        lambda body, loads: reconciler.reconcile(body, None, loads),
+        lambda: cache.values(watched.MODEL_DEPLOYMENTS),
+        memo.controller.view.pods,
+        memo.controller.reconcile_with_loads,
         reconciler.last_status,
         config.system_namespace,
         config.autoscaling.interval_seconds,
@@ -131,13 +113,13 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         LoadReader(config.autoscaling.scrape_timeout_seconds),
         keda_installed=reconciler.keda.installed,
     ).start()
-    memo.tenants = TenantReconciler(kube, config, _post_event)
 
 
 @kopf.on.cleanup()
 def stop_workers(memo: kopf.Memo, **_: Any) -> None:
-    for part in ("autoscaler", "renewals", "store"):
-        worker = getattr(memo, part, None)  # absent when start-up failed before it, or no store
+    # absent when start-up failed before it (or no store)
+    for part in ("autoscaler", "renewals", "controller", "store", "front_door_tls", "events"):
+        worker = getattr(memo, part, None)
         if worker is not None:
             worker.stop()
     # kopf waits for its stop flag (main's threading.Event) in a thread of its loop's executor,
@@ -152,154 +134,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_kubeconfig(**kwargs) or kopf.login_with_service_account(**kwargs)
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL)
-def reconcile_model_deployment(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    memo.reconciler.reconcile(_plain(body), _view(kwargs))
-
-
-def _on_child_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    if event.get("type") is None:  # the initial listing: resume handlers cover it
-        return
-    for ref in body.get("metadata", {}).get("ownerReferences", []) or []:
-        if ref.get("kind") == KIND and ref.get("controller"):
-            memo.reconciler.reconcile_named(
-                body["metadata"]["namespace"], ref["name"], _view(kwargs)
-            )
-
-
-for _group, _version, _plural in CHILDREN:
-    kopf.on.event(_group, _version, _plural, labels=MANAGED)(_on_child_event)
-
-
-def _on_gateway_binding_event(
-    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **kwargs: Any
-) -> None:
-    """A gateway binding outside its deployment's namespace changed or went: reconcile the
-    deployment it names (if it is gone, nothing happens)."""
-    if event.get("type") is None:
-        return
-    labels = body["metadata"]["labels"]
-    memo.reconciler.reconcile_named(labels[MD_NAMESPACE_LABEL], labels[MD_LABEL], _view(kwargs))
-
-
-for _kind in ("rolebindings", "clusterrolebindings"):
-    kopf.on.event("rbac.authorization.k8s.io", "v1", _kind, labels=GATEWAY_BINDINGS)(
-        _on_gateway_binding_event
-    )
-
-
-def register_certificate_handlers(tls: TLSConfig) -> None:
-    """The handlers the TLS configuration asks for; call before ``kopf.run``. With
-    cert-manager the Certificate is a child: its Ready condition and times feed the status."""
-    if tls.issuer == "cert-manager":
-        kopf.on.event("cert-manager.io", "v1", "certificates", labels=MANAGED)(_on_child_event)
-
-
-@kopf.on.event("", "v1", "pods", labels={MD_LABEL: kopf.PRESENT})
-def pod_changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    if event.get("type") is None:
-        return
-    namespace, owner = body["metadata"]["namespace"], body["metadata"]["labels"][MD_LABEL]
-    memo.reconciler.reconcile_named(namespace, owner, _view(kwargs))
-
-
-# -- watch-fed indices: what reconciles read besides their children, without a request -------
-
-
-@kopf.index("storage.k8s.io", "v1", "storageclasses")
-def storage_class_index(body: kopf.Body, **_: Any) -> dict[None, Obj]:
-    return {None: _plain(body)}
-
-
-@kopf.index(tn.GROUP, tn.VERSION, tn.PLURAL)
-def tenant_index(body: kopf.Body, **_: Any) -> dict[str, Obj] | None:
-    namespace = (body.get("status") or {}).get("namespace")
-    return {namespace: _plain(body)} if namespace else None
-
-
-@kopf.index("autoscaling", "v2", "horizontalpodautoscalers")
-def autoscaler_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Obj] | None:
-    entry = scaler_entry(_plain(body))
-    return {entry[0]: entry[1]} if entry else None
-
-
-# Served only where KEDA's CRDs are installed (kopf warns once otherwise, and skips it).
-@kopf.index("keda.sh", "v1alpha1", "scaledobjects")
-def scaled_object_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Obj] | None:
-    entry = scaler_entry(_plain(body))
-    return {entry[0]: entry[1]} if entry else None
-
-
-def _on_autoscaler_event(
-    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **kwargs: Any
-) -> None:
-    """An HPA or ScaledObject came, changed or went: the deployment it scales (named like its
-    ModelDeployment) yields to it, or takes its replicas back."""
-    if event.get("type") is None:
-        return
-    entry = scaler_entry(_plain(body))
-    if entry is not None:
-        namespace, name = entry[0]
-        memo.reconciler.reconcile_named(namespace, name, _view(kwargs))
-
-
-kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers")(_on_autoscaler_event)
-kopf.on.event("keda.sh", "v1alpha1", "scaledobjects")(_on_autoscaler_event)
-
-
-@kopf.index(
-    "discovery.k8s.io",
-    "v1",
-    "endpointslices",
-    labels={API_SERVER_SLICE_LABEL: "kubernetes"},
-    when=lambda namespace, **_: namespace == API_SERVER_SLICE_NAMESPACE,
-)
-def api_server_index(body: kopf.Body, **_: Any) -> dict[None, list[tuple[str, int]]]:
-    return {None: slice_endpoints(_plain(body))}
-
-
-@kopf.index("rbac.authorization.k8s.io", "v1", "rolebindings", labels=GATEWAY_BINDINGS)
-def gateway_role_binding_index(body: kopf.Body, **_: Any) -> dict[str, Obj]:
-    return {str(body["metadata"]["name"]): _plain(body)}
-
-
-@kopf.index("rbac.authorization.k8s.io", "v1", "clusterrolebindings", labels=GATEWAY_BINDINGS)
-def gateway_cluster_role_binding_index(body: kopf.Body, **_: Any) -> dict[str, Obj]:
-    return {str(body["metadata"]["name"]): _plain(body)}
-
-
-def _view(kwargs: dict[str, Any]) -> IndexView:
-    endpoints = {None: [e for group in kwargs["api_server_index"].get(None, ()) for e in group]}
-    return IndexView(
-        kwargs["storage_class_index"],
-        kwargs["tenant_index"],
-        kwargs["autoscaler_index"],
-        endpoints,
-        {
-            "RoleBinding": kwargs["gateway_role_binding_index"],
-            "ClusterRoleBinding": kwargs["gateway_cluster_role_binding_index"],
-        },
-        kwargs["scaled_object_index"],
-    )
-
-
 # -- Tenants -----------------------------------------------------------------------------------
-
-
-@kopf.on.resume(tn.GROUP, tn.VERSION, tn.PLURAL)
-@kopf.on.create(tn.GROUP, tn.VERSION, tn.PLURAL)
-@kopf.on.update(tn.GROUP, tn.VERSION, tn.PLURAL)
-def reconcile_tenant(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo.tenants.reconcile(_plain(body))
-
-
-@kopf.timer(tn.GROUP, tn.VERSION, tn.PLURAL, interval=60, idle=30)
-def roll_tenant_period(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """A new billing period starts at a time, not on an event: look once a minute (no write
-    unless the status changes)."""
-    memo.tenants.reconcile_named(body["metadata"]["name"])
 
 
 @kopf.on.event(tn.GROUP, tn.VERSION, tn.PLURAL)
@@ -322,44 +157,8 @@ def refuse_deleting_a_tenant_in_use(body: kopf.Body, memo: kopf.Memo, retry: int
             "everything"
         )
         if retry == 0:  # once when the hold begins, not on every retry of a hold that lasts
-            _post_event(_plain(body), "Warning", "DeletionHeld", why)
+            memo.events.post(_plain(body), "Warning", "DeletionHeld", why)
         raise kopf.TemporaryError(why, delay=15)
-
-
-@kopf.on.event(ur.GROUP, ur.VERSION, ur.PLURAL)
-def usage_reported(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    if event.get("type") is None:
-        return
-    for tenant in sorted(tenants_in(_plain(body))):
-        memo.tenants.reconcile_named(tenant)
-
-
-@kopf.on.event(GROUP, VERSION, PLURAL)
-def model_deployment_deleted(
-    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any
-) -> None:
-    """Garbage collection takes the owned children; the operator removes the rest."""
-    if event.get("type") == "DELETED":
-        memo.diffbase.forget(body["metadata"]["uid"])
-        memo.reconciler.deleted(_plain(body))
-
-
-@kopf.on.event(GROUP, VERSION, PLURAL)
-def deployment_count_changed(
-    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **kwargs: Any
-) -> None:
-    if event.get("type") not in ("ADDED", "DELETED"):
-        return
-    tenant = _view(kwargs).tenant_of(body["metadata"]["namespace"])
-    if tenant is not None:
-        memo.tenants.reconcile_named(tenant["metadata"]["name"])
-
-
-@kopf.on.event("", "v1", "resourcequotas", labels={"paitient.ai/tenant": kopf.PRESENT, **MANAGED})
-def quota_changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """A tenant is Ready only once its quota is counted: look again when the quota changes."""
-    if event.get("type") in ("ADDED", "MODIFIED"):
-        memo.tenants.reconcile_named(body["metadata"]["labels"]["paitient.ai/tenant"])
 
 
 def _plain(body: kopf.Body) -> Obj:

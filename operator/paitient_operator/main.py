@@ -19,12 +19,13 @@ import prometheus_client
 
 from paitient_common.kubeapi import Kube
 from paitient_common.settings import load_or_exit
-from paitient_operator import handlers
+from paitient_operator import handlers  # noqa: F401 - registers kopf's handlers
 from paitient_operator.bootstrap import ensure_system_namespace
 from paitient_operator.config import OperatorCommand, OperatorConfig
 from paitient_operator.election import elect
 from paitient_operator.managed_store import adopt_store
 from paitient_operator.metrics import LEADER
+from paitient_operator.observed_metrics import ObservedCollector
 
 PROG = "paitient-operator"
 
@@ -50,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     ensure_system_namespace(kube, bootstrap)
     adopt_store(kube, bootstrap, os.environ)
     config = load_or_exit(OperatorConfig, [], prog=PROG, file=command.config_file)
-    handlers.register_certificate_handlers(config.tls)
     if command.metrics_address:
+        prometheus_client.REGISTRY.register(ObservedCollector())
         host, _, port = command.metrics_address.rpartition(":")
         prometheus_client.start_http_server(int(port), addr=host or "0.0.0.0")  # noqa: S104
     # Until kopf runs (and installs its own), SIGTERM and SIGINT end the wait for the Lease, and

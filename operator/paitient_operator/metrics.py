@@ -30,3 +30,8 @@ LEADER = Gauge(
     "paitient_operator_leader",
     "1 while this replica holds the operator's Lease and reconciles, 0 while it stands by.",
 )
+STARTUP_VERIFIED_SECONDS = Gauge(
+    "paitient_operator_startup_verified_seconds",
+    "Seconds from the start of the ModelDeployment controller until it had reconciled every "
+    "ModelDeployment once (0 until then).",
+)

@@ -32,15 +32,18 @@ from paitient_operator.builders.autoscalers import (
     KEDA_API_VERSION,
     SCALED_OBJECT,
 )
-from paitient_operator.builders.gateway_rbac import cross_namespace_binding_name
-from paitient_operator.builders.metadata import selector_string
+from paitient_operator.builders.metadata import serving_secret_name
+from paitient_operator.builders.store import store_secret_name
 from paitient_operator.certificates.issuer import ServingIssuer
 from paitient_operator.certificates.renewals import RenewalSchedule
+from paitient_operator.certificates.serving import serving_secret_reference
 from paitient_operator.children import adopt, sync_child
 from paitient_operator.cluster_view import ApiView, ClusterView, KedaProbe
 from paitient_operator.config import OperatorConfig
 from paitient_operator.errors import InvalidSpec, OperatorError, TierLimitExceeded, as_refusal
 from paitient_operator.gateway_bindings import delete_gateway_bindings
+from paitient_operator.namespace_identity import NamespaceIdentity
+from paitient_operator.observed_metrics import OBSERVED
 from paitient_operator.status import observed_status, refused_status, status_changes
 from paitient_operator.storage_policy import resolve_storage_class
 from paitient_operator.tier_rules import check_tier
@@ -67,26 +70,27 @@ class Reconciler:
     _locks_guard: threading.Lock = field(default_factory=threading.Lock)
     # uids of deleted ModelDeployments (insertion-ordered, oldest dropped first).
     _gone: dict[str, None] = field(default_factory=dict)
-    # (kind, name) of the gateway bindings outside a namespace known to exist.
-    _bindings_made: set[tuple[str, str]] = field(default_factory=set)
     certificates: ServingIssuer = field(init=False)
     # Whether KEDA's CRDs are served (engine keda), asked at most once a minute.
     keda: KedaProbe = field(init=False)
+    identity: NamespaceIdentity = field(init=False)
     # When each serving certificate is due (operator issuer), for the renewal worker.
     renewals: RenewalSchedule = field(default_factory=RenewalSchedule)
 
     def __post_init__(self) -> None:
         self.certificates = ServingIssuer(self.kube, self.config)
         self.keda = KedaProbe(self.kube)
+        self.identity = NamespaceIdentity(self.kube, self.config.system_namespace)
 
     def _lock(self, namespace: str, name: str) -> threading.Lock:
         with self._locks_guard:
             return self._locks.setdefault((namespace, name), threading.Lock())
 
-    def deleted(self, body: Obj) -> None:
-        """A ModelDeployment is gone: delete its bindings outside the namespace (nothing else
-        collects them) and drop what is kept about it. Under its lock, after any reconcile in
-        flight, and remembered, so a reconcile holding an older copy cannot put them back."""
+    def deleted(self, body: Obj, view: ClusterView | None = None) -> None:
+        """A ModelDeployment is gone: drop what is kept about it, delete the bindings an earlier
+        operator made for it outside the namespace, and the namespace's gateway identity if it
+        was the last. Under its lock, after any reconcile in flight, and remembered, so a
+        reconcile holding an older copy cannot put them back."""
         meta = body["metadata"]
         with self._lock(meta["namespace"], meta["name"]):
             self._gone[meta["uid"]] = None
@@ -94,10 +98,7 @@ class Reconciler:
                 self._gone.pop(next(iter(self._gone)))
             self._written.pop(meta["uid"], None)
             self.renewals.forget(meta["namespace"], meta["name"])
-            name = cross_namespace_binding_name(meta["namespace"], meta["name"])
-            self._bindings_made.difference_update(
-                {("RoleBinding", name), ("ClusterRoleBinding", name)}
-            )
+            OBSERVED.model_gone(meta["namespace"], meta["name"])
             delete_gateway_bindings(
                 self.kube,
                 self.config.system_namespace,
@@ -105,24 +106,22 @@ class Reconciler:
                 meta["name"],
                 meta["uid"],
             )
+            reads = view or ApiView(self.kube, self.keda)
+            self.identity.release(meta["namespace"], reads)
+            for secret in _remembered_secrets(body):
+                reads.forget(secret)
         with self._locks_guard:
             self._locks.pop((meta["namespace"], meta["name"]), None)
 
-    def reconcile_named(
-        self,
-        namespace: str,
-        name: str,
-        view: ClusterView | None = None,
-        loads: Sequence[ReplicaLoad] | None = None,
-    ) -> None:
+    def reconcile_named(self, namespace: str, name: str, view: ClusterView | None = None) -> None:
         """Reconcile by name (a child changed); nothing to do if the owner is gone."""
-        body = self.kube.get(API_VERSION, KIND, name, namespace=namespace)
+        body = (view or ApiView(self.kube, self.keda)).model_deployment(namespace, name)
         if body is None:
             return
         if body["metadata"].get("deletionTimestamp"):
             self._written.pop(body["metadata"]["uid"], None)
             return
-        self.reconcile(body, view, loads)
+        self.reconcile(body, view)
 
     def last_status(self, body: Obj) -> Obj:
         """The status this operator last wrote for ``body`` (else the one it carries)."""
@@ -145,6 +144,9 @@ class Reconciler:
                 raise
         result = "refused" if status.get("phase") == "Failed" else "ok"
         metrics.RECONCILES.labels(KIND, result).inc()
+        meta = body["metadata"]
+        if meta["uid"] not in self._gone:
+            OBSERVED.model(meta["namespace"], meta["name"], status)
         return status
 
     def _reconcile(self, body: Obj, view: ClusterView, loads: Sequence[ReplicaLoad] | None) -> Obj:
@@ -159,26 +161,26 @@ class Reconciler:
                 children = self._render(md, body, view, scaling)
                 # The autoscaler's decision is kept before the Deployment follows it: an
                 # operator stopped in between finds it in the status and carries it out.
-                previous = self._keep_decision(body, previous, scaling)
+                previous = self._keep_decision(body, previous, scaling, view)
             except (InvalidResource, OperatorError) as error:
-                return self._refuse(body, previous, as_refusal(error))
+                return self._refuse(body, previous, as_refusal(error), view)
             outcomes: dict[str, str] = {}
             live: dict[str, Obj] = {}
             try:
                 # First: the pod cannot start without the Secret it mounts.
-                certificate, certificate_live = self.certificates.desired(md, body)
+                cached_secret = view.live(serving_secret_reference(md))
+                certificate, certificate_live = self.certificates.desired(md, body, cached_secret)
+                if cached_secret is False and certificate_live:  # read from the API just now
+                    view.fetched(certificate_live)
             except KubeError as exc:
                 if _going_away(exc):
                     return previous
                 raise
+            # The namespace's gateway identity (written by its first deployment only).
+            outcomes.update(self.identity.ensure(md.namespace, view))
             for child in [certificate, *children]:
                 elsewhere = child["metadata"].get("namespace") != md.namespace
-                binding = (child["kind"], child["metadata"]["name"])
-                cached = view.gateway_binding(*binding) if elsewhere else False
-                if cached is None and binding in self._bindings_made:
-                    cached = False  # the index lags behind this operator's own create: ask
-                if child is certificate:
-                    cached = certificate_live
+                cached = certificate_live if child is certificate else view.live(child)
                 try:
                     outcome, obj = sync_child(self.kube, child, cached)
                 except KubeError as exc:
@@ -189,20 +191,18 @@ class Reconciler:
                             f"{child['kind']} {child['metadata']['name']} cannot take this "
                             f"change: {exc.message}"
                         )
-                        return self._refuse(body, previous, immutable)
+                        return self._refuse(body, previous, immutable, view)
                     raise
                 outcomes[_describe(child, md.namespace)] = outcome
                 if outcome != "unchanged":
                     metrics.CHILD_WRITES.labels(child["kind"], outcome).inc()
-                if elsewhere:
-                    self._bindings_made.add(binding)
-                else:
+                    view.written(obj)
+                if not elsewhere:
                     live[child["kind"]] = obj
             self._announce(body, outcomes)
             self._scaling_done(md, body, previous, view, scaling)
-            pods = self.kube.list(
-                "v1", "Pod", namespace=md.namespace, label_selector=selector_string(md)
-            )
+            self.identity.remove_legacy(md.namespace, md.name, meta["uid"], view)
+            pods = view.pods(md.namespace, md.name)
             served = self.certificates.state(md, live.get(certificate["kind"]))
             if self.certificates.by_operator:  # cert-manager renews its own
                 self.renewals.record(md.namespace, md.name, served.renew_after)
@@ -210,13 +210,13 @@ class Reconciler:
                 md, live.get("Deployment"), pods, previous, self.config, _now(), served,
                 scaling.condition, scaling.status,
             )  # fmt: skip
-            self._write_status(body, previous, new, None)
+            self._write_status(body, previous, new, None, view)
             return new
 
-    def _refuse(self, body: Obj, previous: Obj, refusal: OperatorError) -> Obj:
+    def _refuse(self, body: Obj, previous: Obj, refusal: OperatorError, view: ClusterView) -> Obj:
         """Phase Failed with the refusal's reason; nothing created (or changed)."""
         new = refused_status(refusal, body["metadata"].get("generation"), previous, _now())
-        self._write_status(body, previous, new, refusal)
+        self._write_status(body, previous, new, refusal, view)
         return new
 
     def _plan_scaling(
@@ -246,18 +246,12 @@ class Reconciler:
         self, md: ModelDeployment, body: Obj, view: ClusterView, scaling: ScalingPlan
     ) -> list[Obj]:
         """Every child (owned ones adopted); raises OperatorError for what cannot be served."""
-        self._check_tier(md, body, view.tenant_of(md.namespace))
+        self._check_tier(md, body, view)
         classes = view.storage_classes()
         storage_class = resolve_storage_class(
             md.spec.storage.storage_class_name, classes, self.config
         )
-        uid = body["metadata"]["uid"]
         return [
-            adopt(builders.build_service_account(md), body),
-            adopt(builders.build_gateway_role_binding(md), body),
-            # Bindings outside the namespace cannot be owned by the ModelDeployment: they are
-            # labelled with its uid instead, and deleted by the operator when it goes.
-            *builders.build_gateway_cross_namespace_bindings(md, uid, self.config.system_namespace),
             *[adopt(secret, body) for secret in self._store_secret(md)],
             adopt(builders.build_pvc(md, self.config, storage_class), body),
             adopt(builders.build_service(md, self.config), body),
@@ -280,14 +274,16 @@ class Reconciler:
         self._announce_scaling(body, previous, plan)
         self._remove_stale_autoscalers(md, body, view, plan)
 
-    def _keep_decision(self, body: Obj, previous: Obj, scaling: ScalingPlan) -> Obj:
+    def _keep_decision(
+        self, body: Obj, previous: Obj, scaling: ScalingPlan, view: ClusterView
+    ) -> Obj:
         """Write ``status.autoscaling`` now when a native decision changed the replicas; the
         status the reconcile started from, with it."""
         decision = scaling.decision
         if decision is None or not decision.changed or scaling.status is None:
             return previous
         kept = {**previous, "autoscaling": scaling.status}
-        self._write_status(body, previous, kept, None)
+        self._write_status(body, previous, kept, None, view)
         return kept
 
     def _autoscaler_objects(self, md: ModelDeployment, scaling: ScalingPlan) -> list[Obj]:
@@ -307,8 +303,9 @@ class Reconciler:
             scaler = Autoscaler.from_entry(entry, uid)
             if scaler.owned and scaler.kind != kept:
                 api_version = HPA_API_VERSION if scaler.kind != SCALED_OBJECT else KEDA_API_VERSION
-                self.kube.delete(api_version, scaler.kind, scaler.name, namespace=md.namespace)
-                self.post_event(body, "Normal", "Deleted", f"Deleted {scaler}: engine changed")
+                # (until the watch says so, the cache may still show one already deleted)
+                if self.kube.delete(api_version, scaler.kind, scaler.name, namespace=md.namespace):
+                    self.post_event(body, "Normal", "Deleted", f"Deleted {scaler}: engine changed")
 
     def _announce_scaling(self, body: Obj, previous: Obj, scaling: ScalingPlan) -> None:
         """An Event for each change of replicas the native autoscaler makes, and once when it
@@ -333,15 +330,16 @@ class Reconciler:
         secret = builders.build_store_secret(md, store, store.ca_pem())
         return [secret] if secret is not None else []
 
-    def _check_tier(self, md: ModelDeployment, body: Obj, tenant: Obj | None) -> None:
+    def _check_tier(self, md: ModelDeployment, body: Obj, view: ClusterView) -> None:
         """Tier rules, when the namespace belongs to a Tenant (other namespaces have none)."""
+        tenant = view.tenant_of(md.namespace)
         if tenant is None:
             return
         tier_name = str(tenant.get("spec", {}).get("tier", ""))
         tier = self.config.tiers.get(tier_name)
         if tier is None:
             raise TierLimitExceeded(f"the tenant's tier {tier_name!r} is not defined")
-        others = self.kube.list(API_VERSION, KIND, namespace=md.namespace)
+        others = view.model_deployments(md.namespace)
         created = str(body["metadata"].get("creationTimestamp", ""))
         check_tier(md, tier_name, tier, others, created)
 
@@ -356,7 +354,12 @@ class Reconciler:
             )
 
     def _write_status(
-        self, body: Obj, previous: Obj, new: Obj, refusal: OperatorError | None
+        self,
+        body: Obj,
+        previous: Obj,
+        new: Obj,
+        refusal: OperatorError | None,
+        view: ClusterView,
     ) -> None:
         changes = status_changes(previous, new)
         meta = body["metadata"]
@@ -369,7 +372,7 @@ class Reconciler:
         )  # fmt: skip
         metrics.STATUS_WRITES.labels(KIND).inc()
         try:
-            self.kube.patch(
+            patched = self.kube.patch(
                 API_VERSION,
                 KIND,
                 meta["name"],
@@ -381,6 +384,7 @@ class Reconciler:
             if _going_away(exc):
                 return
             raise
+        view.written(patched)
         if previous.get("phase") != new.get("phase"):
             kind = (
                 "Warning"
@@ -399,6 +403,20 @@ def _describe(child: Obj, namespace: str) -> str:
         return str(child["kind"])
     where = f"{meta['namespace']}/" if meta.get("namespace") else ""
     return f"{child['kind']} {where}{meta['name']}"
+
+
+def _remembered_secrets(body: Obj) -> list[Obj]:
+    """The deployment's Secrets a view may remember (no cache watches Secrets), to forget once it
+    is gone; none for a body that never parsed (nothing was made for it)."""
+    try:
+        md = parse_model_deployment(body)
+    except InvalidResource:
+        return []
+    names = [serving_secret_name(md), store_secret_name(md)]
+    return [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": n, "namespace": md.namespace}}
+        for n in names
+    ]
 
 
 def _going_away(exc: KubeError) -> bool:

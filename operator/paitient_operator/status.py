@@ -22,11 +22,17 @@ from paitient_operator.errors import OperatorError, StorageNotEncrypted
 Obj = dict[str, Any]
 
 
+# What the scheduler says of a pod whose claim the volume controller has not bound yet: a wait
+# of seconds (the model cache is being provisioned), not a pod that cannot be placed.
+CLAIM_NOT_BOUND_YET = "unbound immediate PersistentVolumeClaims"
+
+
 def unschedulable_reason(pods: Sequence[Mapping[str, Any]]) -> tuple[str, str] | None:
     """(reason, scheduler message) when a pod cannot be placed, else None.
 
     GPUCapacity when the scheduler's message is about GPUs (too few free, or no node of the
-    product asked for); Unschedulable for anything else it says.
+    product asked for); Unschedulable for anything else it says, but a claim not bound yet
+    (still Progressing: the status says it waits for its volume).
     """
     for pod in pods:
         for cond in pod.get("status", {}).get("conditions", []) or []:
@@ -34,6 +40,7 @@ def unschedulable_reason(pods: Sequence[Mapping[str, Any]]) -> tuple[str, str] |
                 cond.get("type") == "PodScheduled"
                 and cond.get("status") == "False"
                 and cond.get("reason") == "Unschedulable"
+                and CLAIM_NOT_BOUND_YET not in str(cond.get("message", ""))
             ):
                 message = str(cond.get("message", ""))
                 gpu = "nvidia.com/gpu" in message or "node affinity/selector" in message

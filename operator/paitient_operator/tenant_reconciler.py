@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from paitient_common.kubeapi import Kube, KubeError, Obj
-from paitient_common.resources import modeldeployment as md_res
-from paitient_common.resources import usagereport as ur_res
 from paitient_common.resources.shared import InvalidResource
 from paitient_common.resources.tenant import API_VERSION, KIND, Tenant, parse_tenant
 from paitient_common.tiers import Tier, format_time, period_bounds
@@ -22,8 +20,10 @@ from paitient_operator import conditions as c
 from paitient_operator import metrics
 from paitient_operator.builders import tenant as build
 from paitient_operator.children import adopt, sync_child
+from paitient_operator.cluster_view import ApiView, ClusterView
 from paitient_operator.config import OperatorConfig
 from paitient_operator.errors import InvalidSpec, OperatorError, as_refusal
+from paitient_operator.observed_metrics import OBSERVED
 from paitient_operator.status import status_changes
 from paitient_operator.usage import Totals, usage_by_period
 
@@ -42,12 +42,19 @@ class TenantReconciler:
     config: OperatorConfig
     post_event: EventSink
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # Where reads come from: the operator's caches once they run, the API until then.
+    view: ClusterView | None = None
     _written: dict[str, Obj] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def _reads(self) -> ClusterView:
+        return self.view or ApiView(self.kube)
+
     def reconcile_named(self, name: str) -> None:
-        body = self.kube.get(API_VERSION, KIND, name)
-        if body is not None and not body["metadata"].get("deletionTimestamp"):
+        body = self._reads().tenant(name)
+        if body is None:
+            OBSERVED.tenant_gone(name)
+        elif not body["metadata"].get("deletionTimestamp"):
             self.reconcile(body)
 
     def reconcile(self, body: Obj) -> Obj:
@@ -62,21 +69,26 @@ class TenantReconciler:
                 new = _refused(as_refusal(error), meta.get("generation"), previous, self.clock())
                 self._write_status(body, previous, new)
                 metrics.RECONCILES.labels(KIND, "refused").inc()
+                OBSERVED.tenant(meta["name"], new)
                 return new
             live: dict[str, Obj] = {}
+            view = self._reads()
             for child in self._render(tenant, tier):
-                outcome, obj = sync_child(self.kube, adopt(child, body))
+                adopted = adopt(child, body)
+                outcome, obj = sync_child(self.kube, adopted, view.live(adopted))
                 live[child["kind"]] = obj
                 if outcome != "unchanged":
                     metrics.CHILD_WRITES.labels(child["kind"], outcome).inc()
+                    view.written(obj)
             counted = quota_counted(live.get("ResourceQuota"))
             new = self._observe(tenant, tier, previous, meta.get("generation"), counted)
             self._write_status(body, previous, new)
             metrics.RECONCILES.labels(KIND, "ok").inc()
+            OBSERVED.tenant(meta["name"], new)
             return new
 
     def deployments_of(self, tenant: Tenant) -> list[Obj]:
-        return self.kube.list(md_res.API_VERSION, md_res.KIND, namespace=tenant.namespace)
+        return self._reads().model_deployments(tenant.namespace)
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -88,7 +100,7 @@ class TenantReconciler:
         return tier
 
     def _check_unique_client_id(self, tenant: Tenant) -> None:
-        for other in self.kube.list(API_VERSION, KIND):
+        for other in self._reads().tenants():
             if other["metadata"]["name"] == tenant.name:
                 continue
             if other.get("spec", {}).get("clientId") != tenant.spec.client_id:
@@ -115,7 +127,7 @@ class TenantReconciler:
     ) -> Obj:
         now = self.clock()
         start, end = period_bounds(now, tier.period)
-        reports = self.kube.list(ur_res.API_VERSION, ur_res.KIND)
+        reports = self._reads().usage_reports()
         by_period = usage_by_period(reports, tenant.name)
         current = by_period.get(format_time(start), Totals())
         history = [
@@ -183,13 +195,14 @@ class TenantReconciler:
         self._written[meta["uid"]] = new
         metrics.STATUS_WRITES.labels(KIND).inc()
         try:
-            self.kube.patch(
+            patched = self.kube.patch(
                 API_VERSION, KIND, meta["name"], {"status": changes}, subresource="status"
             )
         except KubeError as exc:
             if exc.status == 404:
                 return
             raise
+        self._reads().written(patched)
         if previous.get("message") != new.get("message") and new.get("conditions"):
             ready = c.get_condition(new["conditions"], c.TYPE_READY) or {}
             if ready.get("status") == "False":

@@ -34,7 +34,7 @@ BENCHMARKS = sorted(
     p for p in (REPO / "benchmarks").glob("bench_*.py") if p.stem not in OWN_SMOKE_TEST
 )
 # Seconds a smoke run may take; a real vLLM pod needs its minute or two.
-LIMIT = {"bench_model_pod": 900.0}
+LIMIT = {"bench_model_pod": 900.0, "bench_operator": 540.0}
 # The ones that start real vLLM run with the real-vLLM tests.
 MARKS = {"bench_model_pod": [pytest.mark.real_vllm, pytest.mark.timeout(960)]}
 
@@ -48,8 +48,20 @@ def _limits_claims(summary: dict[str, Any]) -> None:
         assert all(value > 0 for value in summary[key].values())
 
 
+def _operator_claims(summary: dict[str, Any]) -> None:
+    """Every part ran to its end: all Ready in each burst, requests seen in the audit log."""
+    ours = summary["ours"]
+    assert ours["burst"]["count"] == 5 and ours["burst"]["requests"] > 0
+    assert ours["restart"]["count"] == 5
+    assert ours["second_burst"]["count"] == 5
+    assert "stopped" not in summary
+
+
 # What a benchmark claims besides its figures, checked on its smoke summary.
-CLAIMS: dict[str, Callable[[dict[str, Any]], None]] = {"bench_limits": _limits_claims}
+CLAIMS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "bench_limits": _limits_claims,
+    "bench_operator": _operator_claims,
+}
 
 
 def test_every_benchmark_is_found() -> None:

@@ -110,7 +110,7 @@ def installed_release(
         missing(
             "`make up`'s release runs on this cluster (two operators would fight): `make down` first"
         )
-    install_crds(kube)  # usually there already: the chart's own copy is skipped (--skip-crds)
+    install_crds(kube)  # the cluster's own: the release leaves them alone (crds.enabled=false)
     suffix = uuid.uuid4().hex[:6]
     release = Release(f"{prefix}{suffix}", f"paitient-{prefix}-{suffix}", kubeconfig)
     kube.create({
@@ -122,7 +122,7 @@ def installed_release(
         try:
             run(
                 HELM, "install", release.name, str(CHART), "--namespace", release.namespace,
-                "--skip-crds", *local_values(kube), *values, kubeconfig=kubeconfig,
+                *local_values(kube), *values, kubeconfig=kubeconfig,
             )  # fmt: skip
             wait_release_ready(kube, release)
             yield release

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from paitient_localcluster.host.processes import free_port, wait_http_ok
+from tests.integration.metrics_text import metric_sum, scrape
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,6 +32,7 @@ class OperatorProcess:
         self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.liveness_url = f"http://127.0.0.1:{free_port()}/healthz"
+        self.metrics_address = f"127.0.0.1:{free_port()}"
 
     @classmethod
     def for_cluster(
@@ -45,7 +47,8 @@ class OperatorProcess:
         env = {**os.environ, **self.env, "KUBECONFIG": str(self.kubeconfig)}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "paitient_operator.main", "--liveness", self.liveness_url],
+                [sys.executable, "-m", "paitient_operator.main", "--liveness", self.liveness_url,
+                 "--metrics-address", self.metrics_address],
                 stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
             )  # fmt: skip
         OperatorProcess._running.append(self)
@@ -77,6 +80,13 @@ class OperatorProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         self._forget()
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of a metric's samples with these labels (0 when it has none yet)."""
+        return metric_sum(scrape(f"http://{self.metrics_address}/metrics"), name, **labels)
+
+    def reconciles(self, kind: str = "ModelDeployment") -> float:
+        return self.metric("paitient_operator_reconciles_total", kind=kind)
 
     def _forget(self) -> None:
         if self in OperatorProcess._running:

@@ -28,6 +28,7 @@ from paitient_common.secrets import (
     TIERS_CONFIGMAP,
     keys_secret_name,
 )
+from paitient_common.tls import client_context
 from paitient_images import image
 from paitient_localcluster.controlplane import audit
 from paitient_localcluster.controlplane.pki import NODE_NAME
@@ -39,6 +40,7 @@ from tests.integration.chart_release import (
     ready_pod,
     run,
 )
+from tests.integration.gateway_tls import ca_bundle
 from tests.integration.node_pods import exec_python
 from tests.integration.stack_helpers import tenant_ready
 from tests.integration.waiting import wait_for
@@ -50,8 +52,8 @@ MD = ("paitient.ai/v1alpha1", "ModelDeployment")
 
 @pytest.fixture(scope="module")
 def release(kubeconfig: Path, kube: Kube, dataplane: Path) -> Iterator[Release]:
-    """The chart installed (chart_release.py). ``dataplane``: model pods on the simulated GPU
-    nodes turn Ready once it runs their gateways."""
+    """The chart with its defaults (and the local cluster's values). ``dataplane``: model pods
+    on the simulated GPU nodes turn Ready once it runs their gateways."""
     with installed_release(kubeconfig, kube, "h") as installed:
         yield installed
 
@@ -156,8 +158,9 @@ def test_rbac_grants_what_the_code_needs_and_nothing_beyond(release: Release) ->
             ("watch", "pods", "--all-namespaces"),
             ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
             ("create", "namespaces"),
+            ("watch", "namespaces"),  # the controller's cache of namespaces
             ("create", "events", "-n", "any-tenant"),
-            # the gateways' roles and, per ModelDeployment, their bindings
+            # the gateways' roles and, per namespace, their bindings
             ("patch", "clusterroles.rbac.authorization.k8s.io/paitient-gateway"),
             ("patch", "roles.rbac.authorization.k8s.io/paitient-gateway-keys", "-n", ns),
             ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
@@ -196,7 +199,6 @@ def test_rbac_grants_what_the_code_needs_and_nothing_beyond(release: Release) ->
             ("create", "pods", "-n", "any-tenant"),
             ("create", md, "-n", "any-tenant"),
             ("update", md, "-n", "any-tenant"),
-            ("list", "namespaces"),
             ("bind", "clusterroles.rbac.authorization.k8s.io"),
             ("escalate", "clusterroles.rbac.authorization.k8s.io"),
             ("patch", "clusterroles.rbac.authorization.k8s.io/admin"),
@@ -255,10 +257,15 @@ def test_operator_and_front_door_do_their_job_with_the_charts_rbac_alone(
         assert kube.get("v1", kind, obj_name, namespace=release.namespace), obj_name
     assert kube.get("v1", "Secret", CA_SECRET, namespace=f"{release.namespace}-ca")
     assert not kube.get("v1", "Secret", CA_SECRET, namespace=release.namespace)
+    # TLS by default: the operator issued the front door's certificate (the local values add
+    # 127.0.0.1 to its names); the CA is the one it publishes in paitient-ca-bundle.
+    issued = kube.get("v1", "Secret", f"{release.api}-tls", namespace=release.namespace)
+    assert issued is not None and issued["type"] == "kubernetes.io/tls"
+    ca = ca_bundle(kube, release.namespace)
     port = free_port()
     forward = subprocess.Popen(
         [str(KUBECTL), "--kubeconfig", str(release.kubeconfig), "-n", release.namespace,
-         "port-forward", f"service/{release.api}", f"{port}:80"],
+         "port-forward", f"service/{release.api}", f"{port}:443"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -270,10 +277,13 @@ def test_operator_and_front_door_do_their_job_with_the_charts_rbac_alone(
             what="the tenant's key Secret in the release namespace",
         )
         key = admin.create_key(kube, client_id, None, "", release.namespace)[0]
-        assert wait_http_ok(f"http://127.0.0.1:{port}/readyz", 30), "the front door's Service"
-        client = sdk.SecureModelClient(
-            api_key=key, client_id=client_id, base_url=f"http://127.0.0.1:{port}/v1"
+        assert wait_http_ok(f"https://127.0.0.1:{port}/readyz", 30, context=client_context(ca)), (
+            "the front door's Service, over HTTPS verified against the operator's CA"
         )
+        client = sdk.SecureModelClient(
+            api_key=key, client_id=client_id, base_url=f"https://127.0.0.1:{port}/v1",
+            ca_bundle=ca,
+        )  # fmt: skip
         assert client.get_subscription().tier == "standard"
         client.deploy_model(
             model_name="ZimaBlueAI/HuatuoGPT-o1-8B", deployment_name="gpu-model", use_gpu=True
@@ -291,6 +301,10 @@ def test_operator_and_front_door_do_their_job_with_the_charts_rbac_alone(
         client.close()
         # Before the clean-up: deleting a namespace makes Event posts in it fail, on purpose.
         events = list(audit.read_events(audit_log, offset))
+        # The release's whole life: the operator's start-up writes (the pepper, the CA and its
+        # namespace) come before the test, as the front door's pod waits for the certificate
+        # the operator issues at start. Its account's name is this release's alone.
+        lifetime = list(audit.read_events(audit_log))
         logs = "".join(
             run(KUBECTL, "logs", "-n", release.namespace, f"deployment/{component}",
                 kubeconfig=release.kubeconfig, check=False)
@@ -312,8 +326,9 @@ def test_operator_and_front_door_do_their_job_with_the_charts_rbac_alone(
     refused = [e for e in events if e.user in (op_user, api_user) and e.refused_by_rbac]
     assert not refused
     # The work was done under the chart's accounts, not by someone else's operator.
-    op_writes = {(e.verb, e.resource, e.subresource) for e in audit.writes_by(events, op_user)}
-    # Children are created by Server-Side Apply: a PATCH, which RBAC also checks as "create".
+    op_writes = {(e.verb, e.resource, e.subresource) for e in audit.writes_by(lifetime, op_user)}
+    # Children are created by Server-Side Apply: a PATCH, which RBAC also checks as "create";
+    # the CA's namespace and Secret, and the pepper, by a create at start.
     assert {
         ("patch", "namespaces", ""),
         ("patch", "secrets", ""),

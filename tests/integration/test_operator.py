@@ -19,14 +19,15 @@ from tests.prerequisites import local_audit_log
 from tests.unit.operator.factories import make_md
 
 MD = ("paitient.ai/v1alpha1", "ModelDeployment")
+# Owned children named after their deployment (the serving Secret is <name>-tls); the gateway
+# identity (ServiceAccount paitient-gateway and its bindings) is the namespace's.
 CHILD_KINDS = [
     ("apps/v1", "Deployment"),
     ("v1", "Service"),
-    ("v1", "ServiceAccount"),
     ("v1", "PersistentVolumeClaim"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
 ]
+GATEWAY_ACCOUNT = "paitient-gateway"
 RBAC = "rbac.authorization.k8s.io/v1"
 SYSTEM_NAMESPACE = "paitient-system"
 REPO = Path(__file__).resolve().parents[2]
@@ -286,11 +287,14 @@ def test_drift_is_repaired_and_updates_roll(
     )  # fmt: skip
 
 
-def _gateway_bindings(kube: Kube, ns: str, name: str) -> list[dict[str, Any] | None]:
-    binding = f"paitient-gateway.{ns}.{name}"
+def _gateway_identity(kube: Kube, ns: str) -> list[dict[str, Any] | None]:
+    """The namespace's gateway account and its three bindings."""
+    elsewhere = f"{GATEWAY_ACCOUNT}.{ns}"
     return [
-        kube.get(RBAC, "RoleBinding", binding, namespace=SYSTEM_NAMESPACE),
-        kube.get(RBAC, "ClusterRoleBinding", binding),
+        kube.get("v1", "ServiceAccount", GATEWAY_ACCOUNT, namespace=ns),
+        kube.get(RBAC, "RoleBinding", GATEWAY_ACCOUNT, namespace=ns),
+        kube.get(RBAC, "RoleBinding", elsewhere, namespace=SYSTEM_NAMESPACE),
+        kube.get(RBAC, "ClusterRoleBinding", elsewhere),
     ]
 
 
@@ -314,14 +318,16 @@ def test_gateway_account_may_read_keys_and_write_its_usage_and_nothing_more(
         .storage("5Gi", "encrypted-local")
         .manifest(),
     )
-    md = _wait_phase(kube, tenant_ns, "guarded", "Ready")
-    for binding in _gateway_bindings(kube, tenant_ns, "guarded"):
+    _wait_phase(kube, tenant_ns, "guarded", "Ready")
+    account, in_namespace, keys, tenants = _gateway_identity(kube, tenant_ns)
+    assert account is not None and in_namespace is not None
+    namespace_uid = (kube.get("v1", "Namespace", tenant_ns) or {})["metadata"]["uid"]
+    for binding in (keys, tenants):  # outside the namespace: the Namespace's dependents
         assert binding is not None
-        assert (
-            binding["metadata"]["labels"]["paitient.ai/modeldeployment-uid"]
-            == md["metadata"]["uid"]
-        )
-    gateway = f"system:serviceaccount:{tenant_ns}:guarded"
+        assert [r["uid"] for r in binding["metadata"]["ownerReferences"]] == [namespace_uid]
+    deployment = kube.get("apps/v1", "Deployment", "guarded", namespace=tenant_ns) or {}
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == GATEWAY_ACCOUNT
+    gateway = f"system:serviceaccount:{tenant_ns}:{GATEWAY_ACCOUNT}"
     allowed = [
         ("get", "modeldeployments.paitient.ai/guarded", "-n", tenant_ns),
         ("create", "usagereports.paitient.ai", "-n", tenant_ns),
@@ -342,7 +348,7 @@ def test_gateway_account_may_read_keys_and_write_its_usage_and_nothing_more(
     ]
     assert [a for a in allowed if not _can(kubeconfig, gateway, *a)] == []
     assert [r for r in refused if _can(kubeconfig, gateway, *r)] == []
-    # Another deployment's account in the same namespace gets none of it through this one.
+    # Any other account in the namespace gets none of it.
     assert not _can(
         kubeconfig,
         f"system:serviceaccount:{tenant_ns}:default",
@@ -353,7 +359,7 @@ def test_gateway_account_may_read_keys_and_write_its_usage_and_nothing_more(
     )
 
 
-def test_bindings_of_a_deployment_deleted_while_the_operator_was_down_are_swept(
+def test_the_identity_of_a_namespace_emptied_while_the_operator_was_down_goes_at_start(
     operator: OperatorProcess, kube: Kube, tenant_ns: str
 ) -> None:
     _apply(
@@ -365,13 +371,13 @@ def test_bindings_of_a_deployment_deleted_while_the_operator_was_down_are_swept(
     try:
         kube.delete(*MD, "orphan", namespace=tenant_ns)
         wait_for(lambda: kube.get(*MD, "orphan", namespace=tenant_ns) is None, timeout=30)
-        assert all(b is not None for b in _gateway_bindings(kube, tenant_ns, "orphan"))
+        assert all(b is not None for b in _gateway_identity(kube, tenant_ns))
     finally:
         operator.start()
     wait_for(
-        lambda: _gateway_bindings(kube, tenant_ns, "orphan") == [None, None],
+        lambda: _gateway_identity(kube, tenant_ns)[2:] == [None, None],
         timeout=60,
-        what="bindings of the deleted deployment swept at start",
+        what="the gateway bindings outside the emptied namespace deleted at start",
     )
 
 
@@ -384,11 +390,12 @@ def test_deletion_leaves_nothing_behind(
     )
     _wait_phase(kube, tenant_ns, "doomed", "Ready")
     kube.delete(*MD, "doomed", namespace=tenant_ns)
-    # The bindings outside the namespace, which no owner reference can collect, go too.
+    # The namespace's last deployment: the gateway bindings outside the namespace, which no
+    # owner reference collects before the namespace itself goes, are deleted too.
     wait_for(
-        lambda: _gateway_bindings(kube, tenant_ns, "doomed") == [None, None],
+        lambda: _gateway_identity(kube, tenant_ns)[2:] == [None, None],
         timeout=60,
-        what="gateway bindings deleted",
+        what="the gateway bindings outside the namespace deleted",
     )
     for api_version, kind in CHILD_KINDS:
         wait_for(
@@ -430,6 +437,7 @@ def test_a_resync_of_an_unchanged_deployment_writes_nothing(
     offset = audit.log_size(log)
     # Events on every child make the operator reconcile; nothing it owns has changed.
     for api_version, kind in CHILD_KINDS:
+        before = operator.reconciles()
         kube.patch(
             api_version,
             kind,
@@ -437,23 +445,13 @@ def test_a_resync_of_an_unchanged_deployment_writes_nothing(
             {"metadata": {"annotations": {"touched": "yes"}}},
             namespace=tenant_ns,
         )
-
-    def operator_events() -> list[audit.AuditEvent]:
-        return [
-            e
-            for e in audit.read_events(log, offset)
-            if e.user == "paitient-operator" and e.namespace == tenant_ns
-        ]
-
-    # Each reconcile ends by listing the deployment's pods, then writes status if it changed.
-    wait_for(
-        lambda: (
-            sum(e.verb == "list" and e.resource == "pods" for e in operator_events())
-            >= len(CHILD_KINDS)
-        ),
-        what="a reconcile for every touched child",
-    )
-    assert [e for e in operator_events() if e.is_write] == []
+        wait_for(lambda b=before: operator.reconciles() > b, what=f"a reconcile for the {kind}")
+    writes = [
+        e
+        for e in audit.read_events(log, offset)
+        if e.user == "paitient-operator" and e.namespace == tenant_ns and e.is_write
+    ]
+    assert writes == []
 
 
 def test_operator_killed_mid_reconcile_converges_after_restart(
@@ -477,10 +475,10 @@ def test_operator_killed_mid_reconcile_converges_after_restart(
                     make_md("crash").namespace(tenant_ns).gpus(1).storage("5Gi", "encrypted-local").manifest(),
                 )  # fmt: skip
                 wait_for(
-                    lambda: kube.get("v1", "ServiceAccount", "crash", namespace=tenant_ns),
+                    lambda: kube.get("v1", "Secret", "crash-tls", namespace=tenant_ns),
                     timeout=60,
                     interval=0.02,
-                    what="the first child",
+                    what="the first child (its serving certificate)",
                 )
             finally:
                 slow.kill()

@@ -32,7 +32,7 @@ from paitient_common.kubeapi import Kube, KubeError
 from paitient_localcluster.host.processes import probe_context
 from tests.integration.frontdoor_process import ApiProcess, call
 from tests.integration.gateway_tls import route_entry
-from tests.integration.metrics_text import metric
+from tests.integration.metrics_text import metric_sum
 from tests.integration.stack_helpers import make_tenant
 from tests.integration.waiting import wait_for
 
@@ -72,7 +72,7 @@ def serving(kube: Kube, namespace: str) -> bool:
 
 def front_door_count(api: ApiProcess, reason: str) -> float:
     with urllib.request.urlopen(f"{api.root}/metrics", timeout=10) as response:
-        return metric(
+        return metric_sum(
             response.read().decode(), "paitient_api_routing_fallbacks_total", reason=reason
         )
 
@@ -85,7 +85,7 @@ def served(routes: Path, key: str) -> dict[str, float]:
             f"{replica['url']}/metrics", timeout=5, context=probe_context()
         ) as response:
             page = response.read().decode()
-        counts[replica["pod"]] = metric(
+        counts[replica["pod"]] = metric_sum(
             page, "paitient_gateway_requests_total", route="/v1/completions", status="200"
         )
     return counts

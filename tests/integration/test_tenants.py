@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import kopf
 import paitient_secure_model as sdk
 import pytest
 
@@ -28,8 +27,8 @@ from paitient_common.kubeapi import Kube
 from paitient_common.secrets import keys_secret_name
 from paitient_common.tiers import format_time, period_bounds
 from paitient_localcluster.controlplane import audit
-from paitient_operator import handlers
 from paitient_operator.config import OperatorConfig
+from paitient_operator.controller import TENANT_LOOK_SECONDS
 from paitient_operator.tenant_reconciler import TenantReconciler
 from tests.integration import key_leaks
 from tests.integration.frontdoor_process import ApiProcess, call
@@ -318,8 +317,8 @@ def test_a_new_period_starts_from_zero_on_the_timer_and_history_keeps_the_newest
     tenant: dict[str, str], kube: Kube
 ) -> None:
     """docs/tenants.md: a timer, not an event, starts a new period (from zero), and the periods
-    before stay in ``status.history``, newest first, 12 at most. The operator's own timer
-    handler runs on the real API server with the reconciler's clock at the next period's start
+    before stay in ``status.history``, newest first, 12 at most. What the controller's minute
+    look does runs on the real API server with the reconciler's clock at the next period's start
     (the session's operator is paused meanwhile, so no event intervenes)."""
     t, ns = tenant["name"], tenant["namespace"]
     now = datetime.now(UTC)
@@ -332,18 +331,14 @@ def test_a_new_period_starts_from_zero_on_the_timer_and_history_keeps_the_newest
     ]  # fmt: skip
     kube.create(_report("gw-history", ns, entries))
     wait_for(lambda: _status(kube, t).get("currentUsage") == 10, what="this period's usage")
-    # The one timer on Tenants: every minute, it reconciles the Tenant by name.
-    [timer] = [
-        h
-        for h in kopf.get_default_registry()._spawning._handlers
-        if h.fn is handlers.roll_tenant_period
-    ]
-    assert timer.interval == 60
+    # Every minute the controller queues every Tenant (tests/unit/operator/test_tenant_series.py)
+    # and its Tenant worker reconciles each by name: that, with the clock at the next period.
+    assert TENANT_LOOK_SECONDS == 60
     with OperatorProcess.others_paused():
         reconciler = TenantReconciler(
             kube, OperatorConfig(), lambda *_: None, clock=lambda: next_start + timedelta(seconds=5)
         )
-        handlers.roll_tenant_period(body=kube.get(*TENANT, t), memo=kopf.Memo(tenants=reconciler))
+        reconciler.reconcile_named(t)
         status = _status(kube, t)
     assert status["periodStart"] == format_time(next_start)
     assert (status["currentUsage"], status["promptTokens"], status["requests"]) == (0, 0, 0)

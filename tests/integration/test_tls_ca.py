@@ -87,7 +87,7 @@ def test_the_ca_key_is_where_no_gateway_or_front_door_can_read_it(
 ) -> None:
     assert kube.get("v1", "Secret", CA_SECRET, namespace=SYSTEM) is None
     assert kube.get("v1", "Secret", CA_SECRET, namespace=CA_NAMESPACE) is not None
-    gateway_user = f"system:serviceaccount:{stack_tenant['namespace']}:deployment-123"
+    gateway_user = f"system:serviceaccount:{stack_tenant['namespace']}:paitient-gateway"
     # Both read the key records in the system namespace: why the CA lives elsewhere.
     for user in (gateway_user, front_door_account):
         assert _may(kube, user, "list", SYSTEM), user

@@ -1,14 +1,14 @@
 """The native autoscaler's pass: every ``interval`` seconds, for each ModelDeployment with
-``spec.autoscaling.engine: native``, read its replicas' loads from their gateways and, when the
-decision function would change something (the replicas, or the window it waits out), reconcile
-the deployment with those loads. The decision and its memory are written in the status by that
+``spec.autoscaling.engine: native`` (from the controller's caches, as its pods), read its
+replicas' loads from their gateways and, when the decision function would change something (the
+replicas, or the window it waits out), reconcile the deployment with those loads. The decision and its memory are written in the status by that
 reconcile, under the deployment's lock, with the children: one writer, level-based. The same
 pass reconciles a deployment with ``engine: keda`` that waits for KEDA's CRDs once they are
 served (no event of the deployment says so).
 
-It runs where the operator's handlers run: started by kopf's start-up handler and stopped by its
+It runs where the controller runs: started by kopf's start-up handler and stopped by its
 clean-up, like the certificate renewals. With leader election (several operator replicas, one
-Lease) kopf runs on the leader only, and so does this pass; a leader that loses its Lease exits
+Lease) kopf runs on the leader only, and so do the controller and this pass; a leader that loses its Lease exits
 before another may take over, so two passes never act at once, and the next leader continues
 from the status.
 """
@@ -19,18 +19,13 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from paitient_common.kubeapi import Kube, KubeError, Obj
-from paitient_common.resources.modeldeployment import (
-    API_VERSION,
-    KIND,
-    ModelDeployment,
-    parse_model_deployment,
-)
+from paitient_common.resources.modeldeployment import ModelDeployment, parse_model_deployment
 from paitient_common.resources.shared import InvalidResource
 from paitient_common.secrets import CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY
 from paitient_common.tls import client_context
@@ -38,15 +33,16 @@ from paitient_common.wake import wake_token_of
 from paitient_operator.autoscaling.decision import ReplicaLoad
 from paitient_operator.autoscaling.loads import GatewayAddresses, LoadReader, serving_pods
 from paitient_operator.autoscaling.plan import plan_scaling
-from paitient_operator.builders.metadata import selector_string
 from paitient_operator.conditions import REASON_KEDA_NOT_INSTALLED, TYPE_AUTOSCALER_ACTIVE
 from paitient_operator.errors import OperatorError
 
 log = logging.getLogger(__name__)
 TRUST_REFRESH_SECONDS = 60.0
 
-# (body, loads) -> reconcile it with those loads.
-Reconcile = Callable[[Obj, Sequence[ReplicaLoad]], object]
+# (namespace, name, loads) -> reconcile that deployment with those loads.
+Reconcile = Callable[[str, str, Sequence[ReplicaLoad]], object]
+# (namespace, name) -> the deployment's pods.
+Pods = Callable[[str, str], Sequence[Mapping[str, Any]]]
 # body -> the status the operator last wrote for it.
 LastStatus = Callable[[Obj], Mapping[str, Any]]
 
@@ -77,7 +73,9 @@ def waits_for_keda(body: Mapping[str, Any]) -> bool:
 
 @dataclass
 class AutoscalerWorker:
-    kube: Kube
+    kube: Kube  # reads the gateways' CA bundle
+    deployments: Callable[[], Iterable[Obj]]  # every ModelDeployment
+    pods: Pods
     reconcile: Reconcile
     last_status: LastStatus
     system_namespace: str
@@ -114,16 +112,17 @@ class AutoscalerWorker:
     def tick(self) -> int:
         """One pass over every natively autoscaled deployment; how many were reconciled."""
         reconciled = 0
-        for body in self.kube.list(API_VERSION, KIND):
+        for body in self.deployments():
             if self._stop.is_set():
                 break
+            meta = body["metadata"]
             if waits_for_keda(body) and self.keda_installed():
-                self.reconcile(body, ())  # KEDA came: the ScaledObject is rendered now
+                # KEDA came: the ScaledObject is rendered now
+                self.reconcile(meta["namespace"], meta["name"], ())
                 reconciled += 1
                 continue
             if not natively_autoscaled(body):
                 continue
-            meta = body["metadata"]
             try:
                 reconciled += self.pass_one(body)
             except (KubeError, OperatorError, InvalidResource, OSError) as exc:
@@ -148,16 +147,13 @@ class AutoscalerWorker:
             plan.decision is not None and plan.decision.changed
         ):
             return 0
-        self.reconcile(body, loads)
+        self.reconcile(md.namespace, md.name, loads)
         return 1
 
     def loads_of(self, md: ModelDeployment) -> list[ReplicaLoad]:
         """Every replica's load: read from the Ready ones, unknown (NaN) for the ones still
         starting, which the decision then never removes."""
-        pods = self.kube.list(
-            "v1", "Pod", namespace=md.namespace, label_selector=selector_string(md)
-        )
-        ready, starting = serving_pods(pods)
+        ready, starting = serving_pods(self.pods(md.namespace, md.name))
         loads = []
         context = self._trust_context()
         if context is not None and ready:

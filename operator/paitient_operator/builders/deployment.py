@@ -19,6 +19,7 @@ import math
 from typing import Any, Final
 
 from paitient_common.resources.modeldeployment import DEFAULT_MAX_CHOICES, ModelDeployment
+from paitient_operator.builders.gateway_identity import GATEWAY_ACCOUNT
 from paitient_operator.builders.metadata import (
     Manifest,
     common_labels,
@@ -375,7 +376,7 @@ def build_deployment(
     if isinstance(replicas, _FromSpec):
         replicas = md.spec.fixed_replicas
     pod_spec: dict[str, Any] = {
-        "serviceAccountName": md.name,
+        "serviceAccountName": GATEWAY_ACCOUNT,  # the namespace's gateways share it
         "automountServiceAccountToken": False,
         # Draining (the gateway's delay and timeout) and flushing fit in the grace period.
         "terminationGracePeriodSeconds": config.drain.grace_period_seconds,

@@ -1,21 +1,17 @@
-"""What a model pod's gateway may do with the Kubernetes API, and the bindings that grant it.
+"""What a model pod's gateway may do with the Kubernetes API: the three roles it is bound to.
 
-The gateway runs as its ModelDeployment's ServiceAccount. It watches the key records, the pepper
-and the tiers in the operator's system namespace and the Tenants (client IDs, suspension), reads
-a key Secret or a Tenant its caches lack through by GET, watches its own ModelDeployment (access
-list, limits) by name and writes its UsageReport. Three roles hold those
-rights, each as narrow as RBAC allows; three bindings per ModelDeployment give them to exactly its
-ServiceAccount:
-
-- a RoleBinding in the deployment's namespace (its own ModelDeployment, its UsageReports), an
-  owned child like the others;
-- a RoleBinding in the system namespace (key Secrets, pepper, tiers) and a ClusterRoleBinding
-  (Tenants). Those cannot be owned by a namespaced ModelDeployment, so they carry its namespace,
-  name and uid in labels, and the operator deletes them when the ModelDeployment goes
-  (``gateway_bindings_to_delete``).
+The gateway watches the key records, the pepper and the tiers in the operator's system namespace
+and the Tenants (client IDs, suspension), reads a key Secret or a Tenant its caches lack by GET,
+watches its own ModelDeployment (access list, limits) by name and writes its UsageReport. Three
+roles hold those rights, each as narrow as RBAC allows; ``gateway_identity`` binds them to the
+ServiceAccount the gateways of one namespace share.
 
 The roles are static and the operator creates them at start (``bootstrap.py``); it may, without
 RBAC's escalate right, because it holds every right they grant.
+
+Earlier operators bound them to one ServiceAccount per ModelDeployment, with two bindings outside
+its namespace labelled with its uid (``build_gateway_cross_namespace_bindings``): those are
+recognised here so the operator can remove them (``gateway_bindings.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +22,7 @@ from typing import Any, Final
 from paitient_common.resources.modeldeployment import ModelDeployment
 from paitient_common.resources.shared import GROUP
 from paitient_common.secrets import TIERS_CONFIGMAP
-from paitient_operator.builders.metadata import MANAGED_BY, MD_LABEL, Manifest, object_meta
+from paitient_operator.builders.metadata import MANAGED_BY, MD_LABEL, Manifest
 
 RBAC_API: Final = "rbac.authorization.k8s.io/v1"
 NAMESPACE_ROLE: Final = "paitient-gateway"  # ClusterRole, bound per namespace
@@ -97,17 +93,6 @@ def _role_ref(kind: str, name: str) -> dict[str, str]:
     return {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name}
 
 
-def build_gateway_role_binding(md: ModelDeployment) -> Manifest:
-    """In the deployment's namespace, owned by it: its ModelDeployment, its UsageReports."""
-    return {
-        "apiVersion": RBAC_API,
-        "kind": "RoleBinding",
-        "metadata": object_meta(md),
-        "roleRef": _role_ref("ClusterRole", NAMESPACE_ROLE),
-        "subjects": _subject(md),
-    }
-
-
 def cross_namespace_binding_name(namespace: str, name: str) -> str:
     """``paitient-gateway.<namespace>.<name>``: a namespace name has no dots, so two
     ModelDeployments never share it."""
@@ -127,7 +112,8 @@ def _cross_namespace_labels(md: ModelDeployment, uid: str) -> dict[str, str]:
 def build_gateway_cross_namespace_bindings(
     md: ModelDeployment, uid: str, system_namespace: str
 ) -> list[Manifest]:
-    """The RoleBinding in the system namespace and the ClusterRoleBinding (pure)."""
+    """An earlier operator's RoleBinding in the system namespace and ClusterRoleBinding for one
+    deployment (pure): what ``gateway_bindings`` finds and removes."""
     name = cross_namespace_binding_name(md.namespace, md.name)
     labels = _cross_namespace_labels(md, uid)
     return [
@@ -151,11 +137,14 @@ def build_gateway_cross_namespace_bindings(
 def gateway_bindings_to_delete(
     bindings: Iterable[Mapping[str, Any]], live_uids: Iterable[str]
 ) -> list[Mapping[str, Any]]:
-    """The cross-namespace bindings whose ModelDeployment no longer exists (pure)."""
+    """An earlier operator's per-deployment bindings whose ModelDeployment no longer exists
+    (pure); a namespace's shared bindings carry no deployment's uid and are never among them."""
     alive = set(live_uids)
     return [
         b
         for b in bindings
-        if (b.get("metadata", {}).get("labels") or {}).get(GATEWAY_BINDING_LABEL) == "true"
-        and (b["metadata"]["labels"].get(MD_UID_LABEL) not in alive)
+        if (labels := b.get("metadata", {}).get("labels") or {}).get(GATEWAY_BINDING_LABEL)
+        == "true"
+        and MD_UID_LABEL in labels
+        and labels[MD_UID_LABEL] not in alive
     ]

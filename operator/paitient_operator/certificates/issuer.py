@@ -59,13 +59,20 @@ class ServingIssuer:
                 self.kube, self.config.system_namespace, self.config.tls.cert_manager.ca_bundle
             )
 
-    def desired(self, md: ModelDeployment, owner: Obj) -> tuple[Obj, Obj | Literal[False] | None]:
-        """The adopted child and, when it was read here, the live copy (for ``sync_child``)."""
+    def desired(
+        self, md: ModelDeployment, owner: Obj, cached: Obj | Literal[False] | None = False
+    ) -> tuple[Obj, Obj | Literal[False] | None]:
+        """The adopted child and, when it was read, the live copy (for ``sync_child``).
+        ``cached``: the live Secret as a cache has it (None: absent; False: none, ask)."""
         tls = self.config.tls
         if not self.by_operator:
             return adopt(serving.build_certificate(md, tls), owner), False
         name = serving_secret_name(md)
-        live = self.kube.get("v1", "Secret", name, namespace=md.namespace)
+        live = (
+            self.kube.get("v1", "Secret", name, namespace=md.namespace)
+            if cached is False
+            else cached
+        )
         pair = self._kept_or_issued(md, serving.keypair_of(live))
         return adopt(serving.build_serving_secret(md, pair, tls.renew_before), owner), live
 

@@ -101,6 +101,19 @@ def renew_after(cert: cx509.Certificate, renew_before: timedelta) -> datetime:
     return cert.not_valid_after_utc - renew_before
 
 
+def serving_secret_reference(md: ModelDeployment) -> Obj:
+    """Enough of the serving Secret to look it up in a cache: kind, name, namespace, label."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": serving_secret_name(md),
+            "namespace": md.namespace,
+            "labels": {CERTIFICATE_LABEL: "serving"},
+        },
+    }
+
+
 def build_serving_secret(md: ModelDeployment, pair: x509.KeyPair, renew_before: timedelta) -> Obj:
     """The ``kubernetes.io/tls`` Secret the gateway mounts (not adopted yet)."""
     cert = pair.cert

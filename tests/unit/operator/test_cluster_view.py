@@ -1,30 +1,38 @@
-"""The reads a reconcile makes besides its children: the view the running operator builds from
-kopf's indices (its own index handlers) answers as the API view does over the same objects."""
+"""The reads a reconcile makes, from the operator's caches (no cluster: the caches are fed by
+hand, as the operator's own writes feed them), answering as the API view does over the same
+objects, and the pure helpers behind them."""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from paitient_common.kubeapi import Obj
-from paitient_operator import handlers
-from paitient_operator.cluster_view import (
-    ApiView,
-    IndexView,
-    hpa_target,
-    scaler_entry,
-    slice_endpoints,
-)
+from paitient_operator.cache import watched as w
+from paitient_operator.cache.store import ClusterCache
+from paitient_operator.cache.view import CacheView
+from paitient_operator.cluster_view import ApiView, scaler_entry, slice_endpoints
+
+MANAGED = {"app.kubernetes.io/managed-by": "paitient-operator"}
 
 
-def test_an_autoscaler_counts_only_when_it_scales_a_deployment() -> None:
-    assert hpa_target({"spec": {"scaleTargetRef": {"kind": "Deployment", "name": "m"}}}) == "m"
-    assert (
-        hpa_target({"spec": {"scaleTargetRef": {"kind": "ModelDeployment", "name": "m"}}}) is None
-    )
-    assert hpa_target({}) is None
+def cache_of(*objs: dict[str, Any], keda: bool = False, api: ApiView | None = None) -> CacheView:
+    scaled = [w.SCALED_OBJECTS] if keda else []
+    cache = ClusterCache([w.MODEL_DEPLOYMENTS, *w.CHILDREN, w.PODS, *w.AROUND, *scaled])
+    for obj in objs:
+        cache.written(obj)
+    return CacheView(cache, api)
+
+
+def obj(api_version: str, kind: str, name: str, namespace: str | None = None, version: str = "1",
+        labels: dict[str, str] | None = None, **rest: Any) -> dict[str, Any]:  # fmt: skip
+    meta: dict[str, Any] = {"name": name, "resourceVersion": version}
+    if namespace:
+        meta["namespace"] = namespace
+    if labels:
+        meta["labels"] = labels
+    return {"apiVersion": api_version, "kind": kind, "metadata": meta, **rest}
 
 
 def test_hpas_and_scaled_objects_are_kept_by_what_they_scale_with_their_owner() -> None:
@@ -58,24 +66,26 @@ def test_hpas_and_scaled_objects_are_kept_by_what_they_scale_with_their_owner() 
 # -- the running operator's view against the API's, over the same objects ---------------------
 
 TENANTS = [
-    {"metadata": {"name": "acme"}, "status": {"namespace": "tenant-acme"}},
-    {"metadata": {"name": "beta"}, "status": {"namespace": "tenant-beta"}},
-    {"metadata": {"name": "new"}, "status": {}},  # not set up yet: owns no namespace
+    obj("paitient.ai/v1alpha1", "Tenant", "acme", status={"namespace": "tenant-acme"}),
+    obj("paitient.ai/v1alpha1", "Tenant", "beta", status={"namespace": "tenant-beta"}),
+    obj("paitient.ai/v1alpha1", "Tenant", "new", status={}),  # not set up yet: owns no namespace
 ]
-STORAGE_CLASSES = [{"metadata": {"name": "encrypted-local"}}, {"metadata": {"name": "plain"}}]
+STORAGE_CLASSES = [
+    obj("storage.k8s.io/v1", "StorageClass", "encrypted-local"),
+    obj("storage.k8s.io/v1", "StorageClass", "plain"),
+]
 HPAS = [
-    {"metadata": {"name": "h1", "namespace": "tenant-acme"},
-     "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "m"}}},
-    {"metadata": {"name": "h2", "namespace": "tenant-acme"},
-     "spec": {"scaleTargetRef": {"kind": "ModelDeployment", "name": "other"}}},
-    {"metadata": {"name": "h3", "namespace": "tenant-beta"},
-     "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "n"}}},
+    obj("autoscaling/v2", "HorizontalPodAutoscaler", "h1", "tenant-acme",
+        spec={"scaleTargetRef": {"kind": "Deployment", "name": "m"}}),
+    obj("autoscaling/v2", "HorizontalPodAutoscaler", "h2", "tenant-acme",
+        spec={"scaleTargetRef": {"kind": "ModelDeployment", "name": "other"}}),
+    obj("autoscaling/v2", "HorizontalPodAutoscaler", "h3", "tenant-beta",
+        spec={"scaleTargetRef": {"kind": "Deployment", "name": "n"}}),
 ]  # fmt: skip
 SLICES = [
-    {"metadata": {"name": "kubernetes", "namespace": "default",
-                  "labels": {"kubernetes.io/service-name": "kubernetes"}},
-     "ports": [{"port": 6443}],
-     "endpoints": [{"addresses": ["10.0.0.2"]}, {"addresses": ["10.0.0.1"]}]},
+    obj("discovery.k8s.io/v1", "EndpointSlice", "kubernetes", "default",
+        labels={"kubernetes.io/service-name": "kubernetes"}, ports=[{"port": 6443}],
+        endpoints=[{"addresses": ["10.0.0.2"]}, {"addresses": ["10.0.0.1"]}]),
 ]  # fmt: skip
 OBJECTS = {
     "Tenant": TENANTS,
@@ -90,70 +100,99 @@ class ListingKube:
     """The API as ``ApiView`` reads it: lists by kind, namespace and label (a unit-test fake)."""
 
     objects: dict[str, list[Obj]]
+    keda: bool = False  # whether KEDA's API group is served
+
+    def request(self, method: str, path: str) -> Obj:
+        assert (method, path) == ("GET", "/apis")
+        versions = [{"version": "v1alpha1"}]
+        return {"groups": [{"name": "keda.sh", "versions": versions}] if self.keda else []}
 
     def list(
         self, api_version: str, kind: str, namespace: str | None = None,
         label_selector: str | None = None,
     ) -> list[Obj]:  # fmt: skip
         found = []
-        for obj in self.objects.get(kind, []):
-            meta = obj["metadata"]
+        for item in self.objects.get(kind, []):
+            meta = item["metadata"]
             if namespace is not None and meta.get("namespace") != namespace:
                 continue
             if label_selector is not None:
                 key, _, value = label_selector.partition("=")
                 if (meta.get("labels") or {}).get(key) != value:
                     continue
-            found.append(copy.deepcopy(obj))
+            found.append(copy.deepcopy(item))
         return found
-
-
-def index_of(handler: Callable[..., dict[Any, Any] | None], objects: list[Obj]) -> dict[Any, Any]:
-    """What kopf keeps for an index handler: every key it returned, with the value of each
-    object that returned it."""
-    index: dict[Any, list[Any]] = {}
-    for obj in objects:
-        for key, value in (handler(body=copy.deepcopy(obj)) or {}).items():
-            index.setdefault(key, []).append(value)
-    return index
-
-
-def test_the_index_view_the_handlers_build_answers_as_the_api_does() -> None:
-    view = handlers._view(
-        {
-            "storage_class_index": index_of(handlers.storage_class_index, STORAGE_CLASSES),
-            "tenant_index": index_of(handlers.tenant_index, TENANTS),
-            "autoscaler_index": index_of(handlers.autoscaler_index, HPAS),
-            "api_server_index": index_of(handlers.api_server_index, SLICES),
-            "gateway_role_binding_index": {},
-            "gateway_cluster_role_binding_index": {},
-            "scaled_object_index": {},
-        }
-    )
-    api = ApiView(ListingKube(OBJECTS))  # type: ignore[arg-type]
-    for namespace in ("tenant-acme", "tenant-beta", "tenant-none", ""):
-        assert view.tenant_of(namespace) == api.tenant_of(namespace), namespace
-    assert view.tenant_of("tenant-beta") == TENANTS[1]
-    assert view.tenant_of("") is None  # the tenant without a namespace is nobody's
-    assert sorted(names(view.storage_classes())) == sorted(names(api.storage_classes()))
-    assert sorted(names(view.storage_classes())) == ["encrypted-local", "plain"]
-    for namespace, deployment in (
-        ("tenant-acme", "m"), ("tenant-acme", "other"), ("tenant-beta", "n"), ("tenant-beta", "m"),
-    ):  # fmt: skip
-        assert view.autoscaled(namespace, deployment) == api.autoscaled(namespace, deployment)
-    assert view.autoscaled("tenant-acme", "m") and not view.autoscaled("tenant-acme", "other")
-    assert view.api_server_endpoints() == api.api_server_endpoints()
-    assert view.api_server_endpoints() == [("10.0.0.1", 6443), ("10.0.0.2", 6443)]
 
 
 def names(objs: list[Obj]) -> list[str]:
     return [str(o["metadata"]["name"]) for o in objs]
 
 
-def test_the_index_view_keeps_scaled_objects_beside_hpas() -> None:
-    entry = {"kind": "ScaledObject", "name": "s", "owner": None, "targetKind": "Deployment"}
-    keda = IndexView({}, {}, {}, scaled_object_index={("ns", "m"): [entry]})
-    assert keda.autoscalers("ns", "m") == [entry] and keda.autoscalers("ns", "x") == []
+def names_of(entries: list[Obj]) -> list[str]:
+    return [str(e["name"]) for e in entries]
+
+
+def test_the_cache_view_answers_as_the_api_does() -> None:
+    view = cache_of(*(copy.deepcopy(o) for objs in OBJECTS.values() for o in objs))
+    api = ApiView(ListingKube(OBJECTS))  # type: ignore[arg-type]
+    for namespace in ("tenant-acme", "tenant-beta", "tenant-none", ""):
+        mine, theirs = view.tenant_of(namespace), api.tenant_of(namespace)
+        assert (mine and mine["metadata"]["name"]) == (theirs and theirs["metadata"]["name"])
+    beta = view.tenant_of("tenant-beta")
+    assert beta is not None and beta["metadata"]["name"] == "beta"
+    assert view.tenant_of("") is None  # the tenant without a namespace is nobody's
+    assert view.tenant_of("elsewhere") is None
+    assert sorted(names(view.storage_classes())) == sorted(names(api.storage_classes()))
+    assert sorted(names(view.storage_classes())) == ["encrypted-local", "plain"]
+    for namespace, deployment in (
+        ("tenant-acme", "m"), ("tenant-acme", "other"), ("tenant-beta", "n"), ("tenant-beta", "m"),
+    ):  # fmt: skip
+        assert view.autoscalers(namespace, deployment) == api.autoscalers(namespace, deployment)
+    assert names_of(view.autoscalers("tenant-acme", "m")) == ["h1"]
+    assert names_of(view.autoscalers("tenant-acme", "other")) == ["h2"]  # on the ModelDeployment
+    assert view.autoscalers("tenant-beta", "m") == []
+    assert view.api_server_endpoints() == api.api_server_endpoints()
+    assert view.api_server_endpoints() == [("10.0.0.1", 6443), ("10.0.0.2", 6443)]
+
+
+def test_children_pods_and_the_deployments_of_a_namespace_come_from_the_caches() -> None:
+    service = obj("v1", "Service", "m", "ns", labels=MANAGED)
+    pod = obj("v1", "Pod", "m-1", "ns", labels={"paitient.ai/modeldeployment": "m"},
+              status={"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]})  # fmt: skip
+    md = obj("paitient.ai/v1alpha1", "ModelDeployment", "m", "ns")
+    view = cache_of(service, pod, md)
+    assert view.live(obj("v1", "Service", "m", "ns", labels=MANAGED)) == service
+    assert view.live(obj("v1", "Service", "x", "ns", labels=MANAGED)) is None  # absent
+    assert view.live(obj("v1", "ConfigMap", "m", "ns")) is False  # not cached: ask the API
+    assert [p["metadata"]["name"] for p in view.pods("ns", "m")] == ["m-1"]
+    assert view.pods("ns", "m")[0]["status"]["conditions"][0]["type"] == "PodScheduled"
+    assert view.pods("ns", "other") == []
+    assert [m["metadata"]["name"] for m in view.model_deployments("ns")] == ["m"]
+    assert view.model_deployment("ns", "m") == md
+
+
+def test_a_write_through_never_rolls_the_cache_back() -> None:
+    newer = obj("v1", "Service", "m", "ns", "9", labels=MANAGED)
+    view = cache_of(newer, obj("v1", "Service", "m", "ns", "5", labels=MANAGED))
+    live = view.live(newer)
+    assert live and live["metadata"]["resourceVersion"] == "9"
+
+
+SCALED = obj("keda.sh/v1alpha1", "ScaledObject", "s", "ns", spec={"scaleTargetRef": {"name": "m"}})
+SCALED_ENTRY = {"kind": "ScaledObject", "name": "s", "owner": None, "targetKind": "Deployment"}
+
+
+def test_the_cache_view_keeps_scaled_objects_beside_hpas() -> None:
+    keda = cache_of(copy.deepcopy(SCALED), keda=True)
+    assert keda.autoscalers("ns", "m") == [SCALED_ENTRY] and keda.autoscalers("ns", "x") == []
+
+
+def test_scaled_objects_are_asked_of_the_api_when_keda_came_after_the_caches_started() -> None:
+    listing = ListingKube({"ScaledObject": [SCALED]}, keda=True)
+    view = cache_of(api=ApiView(listing))  # type: ignore[arg-type]
+    assert view.autoscalers("ns", "m") == [SCALED_ENTRY]
+    none = cache_of(api=ApiView(ListingKube({"ScaledObject": [SCALED]})))  # type: ignore[arg-type]
+    assert none.autoscalers("ns", "m") == []  # KEDA's API not served: nothing asked
 
 
 def test_api_server_addresses_come_from_the_kubernetes_endpoint_slice() -> None:
@@ -167,22 +206,10 @@ def test_api_server_addresses_come_from_the_kubernetes_endpoint_slice() -> None:
     }
     assert slice_endpoints(endpoint_slice) == [("10.0.0.11", 6443), ("10.0.0.12", 6443)]
     assert slice_endpoints({"metadata": {"name": "kubernetes"}}) == []  # loopback: none
-    view = IndexView({}, {}, {}, {None: [("10.0.0.11", 6443), ("10.0.0.11", 6443)]})
-    assert view.api_server_endpoints() == [("10.0.0.11", 6443)]
-    assert IndexView({}, {}, {}).api_server_endpoints() == []
-
-
-def test_gateway_bindings_come_from_their_index_when_the_view_has_one() -> None:
-    binding = {"kind": "ClusterRoleBinding", "metadata": {"name": "paitient-gateway.ns.m"}}
-    view = IndexView(
-        {},
-        {},
-        {},
-        {},
-        {"RoleBinding": {}, "ClusterRoleBinding": {"paitient-gateway.ns.m": [binding]}},
-    )
-    assert view.gateway_binding("ClusterRoleBinding", "paitient-gateway.ns.m") == binding
-    assert view.gateway_binding("RoleBinding", "paitient-gateway.ns.m") is None  # absent
-    assert (
-        IndexView({}, {}, {}).gateway_binding("RoleBinding", "x") is False
-    )  # no copy: ask the API
+    labelled = {"kubernetes.io/service-name": "kubernetes"}
+    view = cache_of(
+        obj("discovery.k8s.io/v1", "EndpointSlice", "kubernetes", "default", labels=labelled,
+            **endpoint_slice)
+    )  # fmt: skip
+    assert view.api_server_endpoints() == [("10.0.0.11", 6443), ("10.0.0.12", 6443)]
+    assert cache_of().api_server_endpoints() == []

@@ -47,7 +47,7 @@ def test_identity_labels_and_no_owner_references(config: OperatorConfig) -> None
     assert "app.kubernetes.io/name" in labels
     selector = d["spec"]["selector"]["matchLabels"]
     assert selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
-    assert pod(d)["serviceAccountName"] == "a"
+    assert pod(d)["serviceAccountName"] == "paitient-gateway"  # the namespace's gateways share it
 
 
 def test_only_the_gateway_has_ports(config: OperatorConfig) -> None:

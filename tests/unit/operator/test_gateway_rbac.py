@@ -1,14 +1,15 @@
-"""The gateway's roles and the bindings that give them to exactly one ServiceAccount (pure)."""
+"""The gateway's roles, the identity the gateways of a namespace share and the bindings that give
+it the roles, and an earlier operator's per-deployment bindings to remove (pure)."""
 
 from __future__ import annotations
 
+from paitient_operator.builders.gateway_identity import GATEWAY_ACCOUNT, build_gateway_identity
 from paitient_operator.builders.gateway_rbac import (
     KEYS_ROLE,
     MD_UID_LABEL,
     NAMESPACE_ROLE,
     TENANTS_ROLE,
     build_gateway_cross_namespace_bindings,
-    build_gateway_role_binding,
     build_gateway_roles,
     gateway_bindings_to_delete,
 )
@@ -45,16 +46,32 @@ def test_roles_grant_only_what_the_gateway_reads_and_writes() -> None:
     }
 
 
-def test_namespace_binding_gives_the_namespaced_role_to_the_deployments_account_only() -> None:
-    binding = build_gateway_role_binding(make_md("chat").obj())
-    assert binding["kind"] == "RoleBinding" and binding["metadata"]["name"] == "chat"
-    assert binding["roleRef"] == {
+def test_a_namespaces_gateways_share_one_account_bound_to_the_three_roles() -> None:
+    account, in_namespace, keys, tenants = build_gateway_identity("tenant-a", "ns-uid", "sys")
+    assert account["kind"] == "ServiceAccount"
+    assert account["metadata"] == {
+        "name": GATEWAY_ACCOUNT, "namespace": "tenant-a", "labels": account["metadata"]["labels"],
+    }  # fmt: skip
+    assert account["automountServiceAccountToken"] is False
+    subject = [{"kind": "ServiceAccount", "name": GATEWAY_ACCOUNT, "namespace": "tenant-a"}]
+    assert in_namespace["kind"] == "RoleBinding"
+    assert in_namespace["metadata"]["namespace"] == "tenant-a"
+    assert in_namespace["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAMESPACE_ROLE,
     }  # fmt: skip
-    namespace = binding["metadata"]["namespace"]
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "chat", "namespace": namespace}
-    ]
+    assert keys["kind"] == "RoleBinding" and keys["metadata"]["namespace"] == "sys"
+    assert keys["roleRef"]["kind"] == "Role" and keys["roleRef"]["name"] == KEYS_ROLE
+    assert tenants["kind"] == "ClusterRoleBinding" and "namespace" not in tenants["metadata"]
+    assert tenants["roleRef"]["name"] == TENANTS_ROLE
+    for binding in (in_namespace, keys, tenants):
+        assert binding["subjects"] == subject
+    # Outside the namespace: owned by the Namespace (deleted with it), named after it.
+    for binding in (keys, tenants):
+        assert binding["metadata"]["name"] == "paitient-gateway.tenant-a"
+        assert binding["metadata"]["ownerReferences"] == [
+            {"apiVersion": "v1", "kind": "Namespace", "name": "tenant-a", "uid": "ns-uid"}
+        ]
+        assert MD_UID_LABEL not in binding["metadata"]["labels"]
 
 
 def test_cross_namespace_bindings_are_labelled_with_their_deployment() -> None:
@@ -80,6 +97,7 @@ def test_only_bindings_of_deleted_deployments_are_deleted() -> None:
         *build_gateway_cross_namespace_bindings(alive, "uid-alive", "sys"),
         *build_gateway_cross_namespace_bindings(gone, "uid-gone", "sys"),
         {"metadata": {"name": "someone-elses", "labels": {"team": "x"}}},
+        *build_gateway_identity("tenant-a", "ns-uid", "sys")[2:],  # a namespace's: never
     ]
     doomed = gateway_bindings_to_delete(bindings, ["uid-alive"])
     assert [b["metadata"]["labels"][MD_UID_LABEL] for b in doomed] == ["uid-gone", "uid-gone"]

@@ -1,11 +1,10 @@
-"""PVC, ServiceAccount, labels and the spec hash."""
+"""PVC, labels and the spec hash."""
 
 from __future__ import annotations
 
 from paitient_operator import builders
 from paitient_operator.builders.metadata import SPEC_HASH_ANNOTATION, spec_hash, with_spec_hash
 from paitient_operator.builders.pvc import build_pvc
-from paitient_operator.builders.service_account import build_service_account
 from paitient_operator.config import OperatorConfig
 from tests.unit.operator.factories import make_md
 
@@ -19,12 +18,6 @@ def test_pvc_uses_the_resolved_class_and_spec_size(config: OperatorConfig) -> No
     assert "ownerReferences" not in pvc["metadata"]
 
 
-def test_service_account_never_automounts() -> None:
-    sa = build_service_account(make_md("a").obj())
-    assert sa["kind"] == "ServiceAccount" and sa["metadata"]["name"] == "a"
-    assert sa["automountServiceAccountToken"] is False
-
-
 def test_every_child_carries_the_common_labels(config: OperatorConfig) -> None:
     md = make_md("a").obj()
     children = [
@@ -32,7 +25,6 @@ def test_every_child_carries_the_common_labels(config: OperatorConfig) -> None:
         builders.build_service(md, config),
         builders.build_network_policy(md, config),
         builders.build_pvc(md, config, "encrypted-local"),
-        builders.build_service_account(md),
     ]
     for child in children:
         meta = child["metadata"]

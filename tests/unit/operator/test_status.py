@@ -131,6 +131,9 @@ def test_a_pod_waiting_for_placement_says_which_resource_is_missing() -> None:
         "GPUCapacity",
         affinity,
     )
+    # Its model cache claim not bound yet: a few seconds' wait, still Progressing.
+    unbound = "0/8 nodes are available: pod has unbound immediate PersistentVolumeClaims."
+    assert unschedulable_reason([pod("False", "Unschedulable", unbound)]) is None
 
 
 @pytest.mark.parametrize(
