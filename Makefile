@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 BIN := $(CURDIR)/.local/bin
 export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup node-packages test-packages demo up down cluster cluster-build cluster-down cluster-status cluster-clean-cache operator \
+.PHONY: help prerequisites setup node-packages test-packages demo up down cluster cluster-build cluster-down cluster-status cluster-clean-cache operator \
         images image-tools images-test images-clean-cache bench-images \
         bench-control-plane bench-operator bench-keys bench-gateway bench-reactions bench-model-pod bench-limits lint typecheck unit integration sdk-test sdk-unasync chart-lint test clean \
         vllm-flags vllm-test
@@ -134,7 +134,7 @@ sdk-test: setup ## the SDKs' own lint, types and tests (Python and JavaScript); 
 sdk-unasync: $(VENV)/.installed ## write the Python SDK's sync modules (_client.py, _streaming.py) from their async sources
 	cd sdk/python && ../../$(PY) scripts/unasync.py
 
-test: setup lint typecheck sdk-test images cluster-build ## lint, type checks, SDK tests, the images, and every test (starts the local cluster when none runs)
+test: prerequisites setup lint typecheck sdk-test images cluster-build ## lint, type checks, SDK tests, the images, and every test (starts the local cluster when none runs)
 	$(VENV)/bin/pytest -q
 
 vllm-test: images ## only the gateway's contract tests against real vLLM (the vllm-cpu image) and vLLM's parser on the operator's arguments
