@@ -38,20 +38,23 @@ node-packages: ## the real node's Debian packages: containerd, runc, CNI plugins
 test-packages: ## the Debian packages tests run for real: redis-server (the shared store) (apt-get; quiet when done)
 	@scripts/install-test-packages.sh
 
-demo: setup images cluster-build ## everything on this machine: cluster with its real node, the chart; deploy (real vLLM on CPU) and generate via the SDK
+prerequisites: ## can this machine run the local cluster? (root, Debian's apt, x86-64, namespaces, cgroups, overlayfs); names what is missing
+	@PYTHONPATH=localcluster $(PYTHON) -m paitient_localcluster.host.prerequisites
+
+demo: prerequisites setup images cluster-build ## everything on this machine: cluster with its real node, the chart; deploy (real vLLM on CPU) and generate via the SDK
 	@$(PY) -m paitient_localcluster.stack demo
 	@KUBECONFIG=$(CURDIR)/.local/cluster/admin.kubeconfig kubectl get nodes -L nvidia.com/gpu.product,nvidia.com/gpu.count
 	@KUBECONFIG=$(CURDIR)/.local/cluster/admin.kubeconfig kubectl get md -A
 	@KUBECONFIG=$(CURDIR)/.local/cluster/admin.kubeconfig kubectl get pods -o wide -n paitient-system
 	@KUBECONFIG=$(CURDIR)/.local/cluster/admin.kubeconfig kubectl get pods -o wide -n tenant-demo
 
-up: setup images cluster-build ## the cluster and the chart on its real node, the front door on 127.0.0.1 by a relay; prints how to call it
+up: prerequisites setup images cluster-build ## the cluster and the chart on its real node, the front door on 127.0.0.1 by a relay; prints how to call it
 	@$(PY) -m paitient_localcluster.stack up
 
 down: ## stop everything `make up` or `make demo` started (relay, cluster, its pods, namespaces, mounts, cgroups)
 	@$(PY) -m paitient_localcluster.stack down
 
-cluster: setup images cluster-build ## start (or reuse) the local cluster (control plane, real node, simulated GPU nodes); the last line is the kubeconfig path
+cluster: prerequisites setup images cluster-build ## start (or reuse) the local cluster (control plane, real node, simulated GPU nodes); the last line is the kubeconfig path
 	@$(VENV)/bin/paitient-localcluster up
 
 cluster-build: setup ## build the cluster's upstream programs from the Go module proxy, once per version (minutes cold, instant cached)
