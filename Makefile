@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 BIN := $(CURDIR)/.local/bin
 export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help prerequisites setup node-packages test-packages demo up down cluster cluster-build cluster-down cluster-status cluster-clean-cache operator \
+.PHONY: help prerequisites setup tiny-model node-packages test-packages demo up down cluster cluster-build cluster-down cluster-status cluster-clean-cache operator \
         images image-tools images-test images-clean-cache bench-images \
         bench-control-plane bench-operator bench-keys bench-gateway bench-reactions bench-model-pod bench-limits lint typecheck unit integration sdk-test sdk-unasync chart-lint test clean \
         vllm-flags vllm-test
@@ -50,6 +50,9 @@ demo: prerequisites setup images cluster-build ## everything on this machine: cl
 
 up: prerequisites setup images cluster-build ## the cluster and the chart on its real node, the front door on 127.0.0.1 by a relay; prints how to call it
 	@$(PY) -m paitient_localcluster.stack up
+
+tiny-model: ## the model that serves on `make up`'s stack (real vLLM, CPU) into a claim: make tiny-model NAMESPACE=tenant-<tenant>, then deploy pvc://tiny-model/tiny-llama
+	@$(PY) -m paitient_localcluster.stack tiny-model --namespace "$(NAMESPACE)"
 
 down: ## stop everything `make up` or `make demo` started (relay, cluster, its pods, namespaces, mounts, cgroups)
 	@$(PY) -m paitient_localcluster.stack down
