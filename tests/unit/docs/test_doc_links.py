@@ -42,3 +42,10 @@ def test_no_user_doc_links_to_a_missing_file_or_anchor() -> None:
     read: dict[Path, str] = {}
     found = [p for doc in user_docs() for p in broken(doc, doc.read_text(), read)]
     assert found == []
+
+
+def test_the_docs_index_lists_every_page() -> None:
+    index = user_docs()[0].parent / "docs" / "README.md"
+    listed = {target.partition("#")[0] for _, target in links(index.read_text())}
+    pages = {p.name for p in index.parent.glob("*.md")} - {"README.md"}
+    assert pages - listed == set(), "docs/README.md does not list these pages"
