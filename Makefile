@@ -35,7 +35,7 @@ setup: $(VENV)/.installed $(BIN)/kubectl sdk/js/node_modules/.package-lock.json 
 node-packages: ## the real node's Debian packages: containerd, runc, CNI plugins, iptables, ipset (apt-get; quiet when done)
 	@scripts/install-node-packages.sh
 
-test-packages: ## the Debian packages tests run for real: redis-server (the shared store) (apt-get; quiet when done)
+test-packages: ## the Debian packages tests run for real: redis-server (the shared store), prometheus (the server and promtool, for the alert rules) (apt-get; quiet when done)
 	@scripts/install-test-packages.sh
 
 prerequisites: ## can this machine run the local cluster? (root, Debian's apt, x86-64, namespaces, cgroups, overlayfs); names what is missing
@@ -128,8 +128,8 @@ unit: setup ## unit tests only (no cluster)
 integration: setup ## integration tests against the local control plane (started if needed)
 	$(VENV)/bin/pytest tests/integration -q
 
-chart-lint: setup ## the Helm chart: helm lint --strict, rendered objects against the Kubernetes schemas, RBAC, Argo CD check
-	$(VENV)/bin/pytest tests/unit/test_helm_chart.py -q
+chart-lint: setup ## the Helm chart: helm lint --strict, rendered objects against the Kubernetes, Prometheus Operator and Gateway API schemas, RBAC, Argo CD check, promtool on the alerts
+	$(VENV)/bin/pytest tests/unit/test_helm_chart*.py tests/unit/monitoring -q
 
 sdk-test: setup ## the SDKs' own lint, types and tests (Python and JavaScript); the generated sync Python modules must match their async sources
 	cd sdk/python && ../../$(PY) scripts/unasync.py --check \

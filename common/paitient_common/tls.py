@@ -24,8 +24,11 @@ import ssl
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Final
+
+from cryptography import x509
 
 log = logging.getLogger("paitient.tls")
 
@@ -58,6 +61,10 @@ def client_context(ca_bundle_pem: str) -> ssl.SSLContext:
     return ctx
 
 
+def _not_after(cert_pem: bytes) -> datetime:
+    return x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc
+
+
 def _identity(path: Path) -> tuple[int, int, int, int]:
     stat = path.stat()  # follows symlinks: the kubelet's ..data swap changes the inode
     return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
@@ -77,13 +84,17 @@ class ReloadingCertificate:
     on_reload: Callable[[], None] | None = None
     context: ssl.SSLContext = field(init=False)
     reloads: int = field(default=0, init=False)
+    # When the certificate being served expires (its first in the chain): exported as a metric.
+    not_after: datetime = field(init=False)
     _loaded: tuple[tuple[int, ...], tuple[int, ...]] = field(init=False)
     _failed: tuple[tuple[int, ...], tuple[int, ...]] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.cert_file, self.key_file = Path(self.cert_file), Path(self.key_file)
         loaded = self._identities()
-        self.context = server_context(*self._resolved())
+        cert_file, key_file = self._resolved()
+        self.context = server_context(cert_file, key_file)
+        self.not_after = _not_after(Path(cert_file).read_bytes())
         self._loaded = loaded
 
     def _identities(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -105,6 +116,7 @@ class ReloadingCertificate:
             key.write_bytes(Path(key_file).read_bytes())
             ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
             self.context.load_cert_chain(cert, key)
+            self.not_after = _not_after(cert.read_bytes())
 
     def check(self) -> bool:
         """Reload if the files changed; True when a new certificate was loaded."""

@@ -35,6 +35,7 @@ from paitient_common.store.health import StoreHealth, keep_probing
 from paitient_common.store.metrics import StoreMetrics
 from paitient_common.store.settings import StoreSettingsError, store_settings_from_env
 from paitient_common.tls import ReloadingCertificate
+from paitient_common.tls_metrics import CertificateExpiryCollector
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     certificate = (
         ReloadingCertificate(args.tls_cert_file, args.tls_key_file) if args.tls_cert_file else None
     )
+    if certificate is not None:
+        REGISTRY.register(CertificateExpiryCollector(certificate))
 
     async def background(_: web.Application) -> AsyncIterator[None]:
         tasks = [

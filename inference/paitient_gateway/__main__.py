@@ -24,6 +24,7 @@ from paitient_common.keycache.kubernetes_source import KubernetesKeySource
 from paitient_common.kubeapi import Kube
 from paitient_common.logs import quiet_http_parser_logs
 from paitient_common.tls import ReloadingCertificate
+from paitient_common.tls_metrics import CertificateExpiryCollector
 from paitient_gateway.app import create_app, create_metrics_app
 from paitient_gateway.config import GatewayConfig
 from paitient_gateway.state import Gateway
@@ -97,6 +98,7 @@ async def serve(gateway: Gateway) -> None:
     certificate = None
     if config.tls_cert_file is not None and config.tls_key_file is not None:
         certificate = ReloadingCertificate(config.tls_cert_file, config.tls_key_file)
+        gateway.metrics.registry.register(CertificateExpiryCollector(certificate))
     runners = [web.AppRunner(create_app(gateway), access_log=None, shutdown_timeout=30)]
     if config.metrics_port is not None:
         runners.append(web.AppRunner(create_metrics_app(gateway), access_log=None))

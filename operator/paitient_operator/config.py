@@ -203,6 +203,30 @@ class StoreConfig(_Settings):
         return Path(self.ca_file).read_text(encoding="utf-8") if self.ca_file else ""
 
 
+class FrontDoorCertificateConfig(_Settings):
+    """The front door's HTTPS certificate, when the operator issues it with its own CA (the Helm
+    chart's default). Empty ``secretName``: the operator issues none."""
+
+    secret_name: str = Field(
+        default="",
+        max_length=253,
+        pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$",
+        description="kubernetes.io/tls Secret in the system namespace the operator keeps a "
+        "certificate in (tls.crt, tls.key, ca.crt), renewed like the gateways'.",
+    )
+    names: list[str] = Field(
+        default_factory=list,
+        description="DNS names (or IP addresses) of the certificate: the front door Service's, "
+        "and any public host name that reaches the front door without re-encryption.",
+    )
+
+    @model_validator(mode="after")
+    def _named(self) -> FrontDoorCertificateConfig:
+        if self.secret_name and not self.names:
+            raise ValueError("frontDoorCertificate.names is required with a secretName")
+        return self
+
+
 class OperatorConfig(_Settings):
     """Everything the builders need besides the ModelDeployment itself."""
 
@@ -242,6 +266,10 @@ class OperatorConfig(_Settings):
         default_factory=StoreConfig,
         description="The shared store of the gateways' limits (set by the chart).",
     )
+    front_door_certificate: FrontDoorCertificateConfig = Field(
+        default_factory=FrontDoorCertificateConfig,
+        description="The front door's certificate from the operator's CA (set by the chart).",
+    )
     encrypted_storage_classes: list[str] = Field(
         default_factory=list,
         description="StorageClasses known to encrypt at rest (besides those labelled "
@@ -260,6 +288,15 @@ class OperatorConfig(_Settings):
         "paitient-system",
         description="Namespace of the operator, the front door, the API-key Secrets and the pepper.",
     )
+
+    @model_validator(mode="after")
+    def _front_door_certificate_needs_the_ca(self) -> OperatorConfig:
+        if self.front_door_certificate.secret_name and self.tls.issuer != "operator":
+            raise ValueError(
+                "frontDoorCertificate needs tls.issuer operator (the operator's own CA); with "
+                "cert-manager, let cert-manager issue the front door's certificate too"
+            )
+        return self
 
     @property
     def ca_namespace(self) -> str:
@@ -350,7 +387,7 @@ def _env_overrides(model: type[BaseModel], env: Mapping[str, str], prefix: str) 
 
 
 # The keys of nested settings models, merged key by key.
-_SECTIONS: Final = frozenset({"gateway", "tls", "certManager", "store"})
+_SECTIONS: Final = frozenset({"gateway", "tls", "certManager", "store", "frontDoorCertificate"})
 
 
 def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:

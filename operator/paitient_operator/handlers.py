@@ -25,6 +25,7 @@ from paitient_common.resources.shared import plain
 from paitient_operator.bootstrap import ensure_system_objects
 from paitient_operator.builders.gateway_rbac import GATEWAY_BINDING_LABEL, MD_NAMESPACE_LABEL
 from paitient_operator.builders.metadata import MANAGED_BY, MD_LABEL
+from paitient_operator.certificates.front_door import FrontDoorCertificate
 from paitient_operator.certificates.renewals import RenewalWorker
 from paitient_operator.cluster_view import (
     API_SERVER_SLICE_LABEL,
@@ -36,6 +37,7 @@ from paitient_operator.cluster_view import (
 from paitient_operator.config import TLSConfig, load_config
 from paitient_operator.diffbase import InMemoryDiffBaseStorage
 from paitient_operator.gateway_bindings import sweep_gateway_bindings
+from paitient_operator.observed_metrics import OBSERVED
 from paitient_operator.reconciler import Reconciler
 from paitient_operator.tenant_reconciler import TenantReconciler
 from paitient_operator.usage import tenants_in
@@ -80,20 +82,28 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         logging.getLogger(__name__).info("deleted %d bindings of deleted ModelDeployments", swept)
     memo.reconciler = Reconciler(kube, config, _post_event)
     memo.reconciler.certificates.prepare()
+    # Before the front door pod can start: it mounts this Secret.
+    memo.front_door_tls = FrontDoorCertificate(
+        kube, config, memo.reconciler.certificates.authorities
+    )
+    memo.front_door_tls.sync()
+    memo.front_door_tls.start()
     memo.renewals = RenewalWorker(
         memo.reconciler.renewals,
         memo.reconciler.reconcile_named,
         config.tls.renewal_check_seconds,
     )
     memo.renewals.start()
+    OBSERVED.serving_renewal = memo.reconciler.renewals.earliest
     memo.tenants = TenantReconciler(kube, config, _post_event)
 
 
 @kopf.on.cleanup()
 def stop_renewals(memo: kopf.Memo, **_: Any) -> None:
-    worker = getattr(memo, "renewals", None)  # absent when start-up failed before it
-    if worker is not None:
-        worker.stop()
+    for name in ("renewals", "front_door_tls"):
+        worker = getattr(memo, name, None)  # absent when start-up failed before it
+        if worker is not None:
+            worker.stop()
 
 
 @kopf.on.login()
@@ -230,6 +240,7 @@ def roll_tenant_period(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 def tenant_gone(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     if event.get("type") == "DELETED":
         memo.diffbase.forget(body["metadata"]["uid"])
+        OBSERVED.tenant_gone(body["metadata"]["name"])
 
 
 @kopf.on.delete(tn.GROUP, tn.VERSION, tn.PLURAL)

@@ -16,6 +16,7 @@ import prometheus_client
 
 from paitient_operator import handlers
 from paitient_operator.config import load_config
+from paitient_operator.observed_metrics import ObservedCollector
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     handlers.register_certificate_handlers(load_config().tls)
     if args.metrics_address:
+        prometheus_client.REGISTRY.register(ObservedCollector())
         host, _, port = args.metrics_address.rpartition(":")
         prometheus_client.start_http_server(int(port), addr=host or "0.0.0.0")  # noqa: S104
     # standalone: one operator per cluster, no peering objects (the Helm chart runs one replica).

@@ -33,6 +33,7 @@ from paitient_operator.cluster_view import ApiView, ClusterView
 from paitient_operator.config import OperatorConfig
 from paitient_operator.errors import InvalidSpec, OperatorError, TierLimitExceeded, as_refusal
 from paitient_operator.gateway_bindings import delete_gateway_bindings
+from paitient_operator.observed_metrics import OBSERVED
 from paitient_operator.status import observed_status, refused_status, status_changes
 from paitient_operator.storage_policy import resolve_storage_class
 from paitient_operator.tier_rules import check_tier
@@ -83,6 +84,7 @@ class Reconciler:
                 self._gone.pop(next(iter(self._gone)))
             self._written.pop(meta["uid"], None)
             self.renewals.forget(meta["namespace"], meta["name"])
+            OBSERVED.model_gone(meta["namespace"], meta["name"])
             name = cross_namespace_binding_name(meta["namespace"], meta["name"])
             self._bindings_made.difference_update(
                 {("RoleBinding", name), ("ClusterRoleBinding", name)}
@@ -118,6 +120,9 @@ class Reconciler:
                 raise
         result = "refused" if status.get("phase") == "Failed" else "ok"
         metrics.RECONCILES.labels(KIND, result).inc()
+        meta = body["metadata"]
+        if meta["uid"] not in self._gone:
+            OBSERVED.model(meta["namespace"], meta["name"], status)
         return status
 
     def _reconcile(self, body: Obj, view: ClusterView) -> Obj:

@@ -24,6 +24,7 @@ from paitient_operator.builders import tenant as build
 from paitient_operator.children import adopt, sync_child
 from paitient_operator.config import OperatorConfig
 from paitient_operator.errors import InvalidSpec, OperatorError, as_refusal
+from paitient_operator.observed_metrics import OBSERVED
 from paitient_operator.status import status_changes
 from paitient_operator.usage import Totals, usage_by_period
 
@@ -62,6 +63,7 @@ class TenantReconciler:
                 new = _refused(as_refusal(error), meta.get("generation"), previous, self.clock())
                 self._write_status(body, previous, new)
                 metrics.RECONCILES.labels(KIND, "refused").inc()
+                OBSERVED.tenant(meta["name"], new)
                 return new
             live: dict[str, Obj] = {}
             for child in self._render(tenant, tier):
@@ -73,6 +75,7 @@ class TenantReconciler:
             new = self._observe(tenant, tier, previous, meta.get("generation"), counted)
             self._write_status(body, previous, new)
             metrics.RECONCILES.labels(KIND, "ok").inc()
+            OBSERVED.tenant(meta["name"], new)
             return new
 
     def deployments_of(self, tenant: Tenant) -> list[Obj]:

@@ -13,16 +13,13 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import paitient_secure_model as sdk
 import pytest
 
 from paitient_cli import admin
 from paitient_common.kubeapi import Kube
-from paitient_common.resources.install import install_crds
 from paitient_common.secrets import (
     CA_BUNDLE_CONFIGMAP,
     CA_SECRET,
@@ -30,99 +27,27 @@ from paitient_common.secrets import (
     TIERS_CONFIGMAP,
     keys_secret_name,
 )
+from paitient_common.tls import client_context
 from paitient_images import image
 from paitient_localcluster.controlplane import audit
 from paitient_localcluster.controlplane.pki import NODE_NAME
-from paitient_localcluster.host.processes import Managed, free_port, wait_http_ok
-from paitient_localcluster.simulated.sa_kubeconfig import service_account_user
-from paitient_localcluster.stack.chart import CHART, local_values
-from paitient_localcluster.stack.lifecycle import FRONT_DOOR_RELAY
+from paitient_localcluster.host.processes import free_port, wait_http_ok
+from tests.integration.chart_release import KUBECTL, Release, installed_release, ready_pod, run
+from tests.integration.gateway_tls import ca_bundle
 from tests.integration.node_pods import exec_python
-from tests.integration.operator_process import OperatorProcess
 from tests.integration.stack_helpers import tenant_ready
 from tests.integration.waiting import wait_for
 
-REPO = Path(__file__).resolve().parents[2]
-HELM = REPO / ".local" / "bin" / "helm"
-KUBECTL = REPO / ".local" / "bin" / "kubectl"
 TENANT = ("paitient.ai/v1alpha1", "Tenant")
 MD = ("paitient.ai/v1alpha1", "ModelDeployment")
 
 
-@dataclass(frozen=True)
-class Release:
-    name: str
-    namespace: str
-    kubeconfig: Path
-
-    @property
-    def operator(self) -> str:
-        return f"{self.name}-paitient-operator"
-
-    @property
-    def api(self) -> str:
-        return f"{self.name}-paitient-api"
-
-    def user(self, service_account: str) -> str:
-        return service_account_user(self.namespace, service_account)
-
-
-def run(tool: Path, *args: str, kubeconfig: Path, check: bool = True) -> str:
-    if not tool.is_file():
-        pytest.fail(f"{tool} is missing: run `make setup`")
-    result = subprocess.run(
-        [str(tool), "--kubeconfig", str(kubeconfig), *args],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    if check and result.returncode != 0:
-        raise AssertionError(f"{tool.name} {' '.join(args)}: {result.stdout}{result.stderr}")
-    return result.stdout
-
-
 @pytest.fixture(scope="module")
 def release(kubeconfig: Path, kube: Kube, dataplane: Path) -> Iterator[Release]:
-    """The chart installed into a fresh namespace that enforces Pod Security ``restricted``,
-    its pods Ready; uninstalled and the namespace deleted afterwards. ``dataplane``: model pods
+    """The chart with its defaults (and the local cluster's values). ``dataplane``: model pods
     on the simulated GPU nodes turn Ready once it runs their gateways."""
-    if Managed(FRONT_DOOR_RELAY, kubeconfig.parent).read_pid() is not None:
-        pytest.skip("`make up`'s release runs on this cluster; two operators would fight")
-    install_crds(kube)  # usually there already: the chart's own copy is skipped (--skip-crds)
-    suffix = uuid.uuid4().hex[:6]
-    rel = Release(f"h{suffix}", f"paitient-helm-{suffix}", kubeconfig)
-    kube.create(
-        {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {
-                "name": rel.namespace,
-                "labels": {"pod-security.kubernetes.io/enforce": "restricted"},
-            },
-        }
-    )
-    with OperatorProcess.others_paused():
-        try:
-            run(
-                HELM, "install", rel.name, str(CHART), "--namespace", rel.namespace,
-                "--skip-crds", *local_values(kube), kubeconfig=kubeconfig,
-            )  # fmt: skip
-            for component in ("operator", "api"):
-                wait_for(lambda c=component: ready_pod(kube, rel, c), timeout=120,
-                         what=f"the chart's {component} pod Ready")  # fmt: skip
-            yield rel
-        finally:
-            run(HELM, "uninstall", rel.name, "--namespace", rel.namespace,
-                kubeconfig=kubeconfig, check=False)  # fmt: skip
-            kube.delete("v1", "Namespace", rel.namespace)
-            kube.delete("v1", "Namespace", f"{rel.namespace}-ca")  # the operator's, not Helm's
-
-
-def ready_pod(kube: Kube, release: Release, component: str) -> dict[str, Any] | None:
-    selector = f"app.kubernetes.io/instance={release.name},app.kubernetes.io/component={component}"
-    for pod in kube.list("v1", "Pod", namespace=release.namespace, label_selector=selector):
-        conditions = pod.get("status", {}).get("conditions") or []
-        if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
-            return pod
-    return None
+    with installed_release(kubeconfig, kube, "h") as installed:
+        yield installed
 
 
 def test_install_creates_every_object_and_its_pods_run_on_the_real_node(
@@ -316,10 +241,15 @@ def test_operator_and_front_door_do_their_job_with_the_charts_rbac_alone(
         assert kube.get("v1", kind, obj_name, namespace=release.namespace), obj_name
     assert kube.get("v1", "Secret", CA_SECRET, namespace=f"{release.namespace}-ca")
     assert not kube.get("v1", "Secret", CA_SECRET, namespace=release.namespace)
+    # TLS by default: the operator issued the front door's certificate (the local values add
+    # 127.0.0.1 to its names); the CA is the one it publishes in paitient-ca-bundle.
+    issued = kube.get("v1", "Secret", f"{release.api}-tls", namespace=release.namespace)
+    assert issued is not None and issued["type"] == "kubernetes.io/tls"
+    ca = ca_bundle(kube, release.namespace)
     port = free_port()
     forward = subprocess.Popen(
         [str(KUBECTL), "--kubeconfig", str(release.kubeconfig), "-n", release.namespace,
-         "port-forward", f"service/{release.api}", f"{port}:80"],
+         "port-forward", f"service/{release.api}", f"{port}:443"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -331,10 +261,13 @@ def test_operator_and_front_door_do_their_job_with_the_charts_rbac_alone(
             what="the tenant's key Secret in the release namespace",
         )
         key = admin.create_key(kube, client_id, None, "", release.namespace)[0]
-        assert wait_http_ok(f"http://127.0.0.1:{port}/readyz", 30), "the front door's Service"
-        client = sdk.SecureModelClient(
-            api_key=key, client_id=client_id, base_url=f"http://127.0.0.1:{port}/v1"
+        assert wait_http_ok(f"https://127.0.0.1:{port}/readyz", 30, context=client_context(ca)), (
+            "the front door's Service, over HTTPS verified against the operator's CA"
         )
+        client = sdk.SecureModelClient(
+            api_key=key, client_id=client_id, base_url=f"https://127.0.0.1:{port}/v1",
+            ca_bundle=ca,
+        )  # fmt: skip
         assert client.get_subscription().tier == "standard"
         client.deploy_model(
             model_name="ZimaBlueAI/HuatuoGPT-o1-8B", deployment_name="gpu-model", use_gpu=True

@@ -12,30 +12,29 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
 from lupa import lua51
 
 from paitient_common.tiers import Tier
-from paitient_localcluster.upstream.certmanager import fetch_crds
 from paitient_operator.builders.deployment import build_deployment
 from paitient_operator.builders.gateway_rbac import build_gateway_roles
 from paitient_operator.certificates import x509
 from paitient_operator.config import (
     CertManagerConfig,
+    FrontDoorCertificateConfig,
     GatewayConfig,
     OperatorConfig,
     TLSConfig,
     load_config,
 )
+from tests.unit.chart_schemas import KUBERNETES_VERSION, validate
 from tests.unit.operator.factories import make_md
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "paitient"
 HELM = REPO / ".local" / "bin" / "helm"
-KUBERNETES_VERSION = "1.34.0"  # the local control plane's
 NAMESPACE = "paitient-system"
 RELEASE = "paitient"
 
@@ -119,6 +118,7 @@ VARIANTS: dict[str, Obj] = {
     "custom": CUSTOM_VALUES,
     "cert-manager": CERT_MANAGER_VALUES,
     "front door tls secret": {"frontDoor": {"tls": {"existingSecret": "api-cert"}}},
+    "front door plain http": {"frontDoor": {"tls": {"enabled": False}}},
 }
 
 
@@ -175,34 +175,7 @@ def test_every_rendered_object_is_valid_kubernetes(variant: str, tmp_path: Path)
     objects = render(VARIANTS[variant])
     assert objects
     for obj in objects:
-        where = f"{obj['kind']}/{obj['metadata']['name']}"
-        if obj["apiVersion"] == "cert-manager.io/v1":
-            _validate_with_cert_managers_crd(obj, where)
-            continue
-        try:
-            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
-        except kubernetes_validate.ValidationError as exc:
-            path = ".".join(str(p) for p in exc.path)
-            pytest.fail(f"{variant}: {where} is invalid at {path}: {exc.message}")
-        except kubernetes_validate.SchemaNotFoundError as exc:
-            pytest.fail(f"{variant}: {where}: {exc.message}")
-
-
-@functools.cache
-def _cert_manager_schema(kind: str) -> Obj:
-    """The openAPIV3Schema of cert-manager's own CRD for ``kind`` (fetched and pinned)."""
-    plural = {"Certificate": "certificates"}[kind]
-    crd = yaml.safe_load((fetch_crds() / f"cert-manager.io_{plural}.yaml").read_text())
-    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
-    schema: Obj = version["schema"]["openAPIV3Schema"]
-    return schema
-
-
-def _validate_with_cert_managers_crd(obj: Obj, where: str) -> None:
-    try:
-        jsonschema.validate(obj, _cert_manager_schema(obj["kind"]))
-    except jsonschema.ValidationError as exc:
-        pytest.fail(f"{where} breaks cert-manager's schema at {list(exc.path)}: {exc.message}")
+        validate(obj, f"{variant}: {obj['kind']}/{obj['metadata']['name']}")
 
 
 def test_default_install_holds_crds_operator_and_front_door(tmp_path: Path) -> None:
@@ -223,6 +196,9 @@ def test_default_install_holds_crds_operator_and_front_door(tmp_path: Path) -> N
                 for kind in ("ServiceAccount", "Deployment", "Service", "NetworkPolicy",
                              "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
             ],
+            # The admin CLI's rights, bound to nobody until adminRole.subjects names someone.
+            ("ClusterRole", "paitient-admin"),
+            ("Role", "paitient-admin"),
         ]
     )  # fmt: skip
     for obj in objects:
@@ -234,17 +210,20 @@ def test_default_install_holds_crds_operator_and_front_door(tmp_path: Path) -> N
 def test_front_door_disabled_leaves_only_the_operator(tmp_path: Path) -> None:
     objects = render({"frontDoor": {"enabled": False}})
     names = {o["metadata"]["name"] for o in objects if o["kind"] != "CustomResourceDefinition"}
-    assert names == {"paitient-operator"}
+    assert names == {"paitient-operator", "paitient-admin"}
 
 
 def test_crds_in_the_chart_are_the_generated_ones() -> None:
     generated = sorted(p.name for p in (REPO / "crds").glob("*.yaml"))
-    shipped = sorted(p.name for p in (CHART / "crds").glob("*.yaml"))
+    shipped = sorted(p.name for p in (CHART / "files" / "crds").glob("*.yaml"))
     assert shipped == generated
     for name in generated:
-        assert (CHART / "crds" / name).read_bytes() == (REPO / "crds" / name).read_bytes(), (
-            f"charts/paitient/crds/{name} differs from crds/{name}: python -m paitient_common.resources.crd"
+        assert (CHART / "files" / "crds" / name).read_bytes() == (
+            REPO / "crds" / name
+        ).read_bytes(), (
+            f"charts/paitient/files/crds/{name} differs from crds/{name}: python -m paitient_common.resources.crd"
         )
+    assert not (CHART / "crds").exists(), "Helm never upgrades crds/: the CRDs are templates"
 
 
 # -- values.schema.json --------------------------------------------------------------------------
@@ -277,8 +256,10 @@ def test_schema_knows_every_operator_setting() -> None:
     def aliases(model: type[Any]) -> set[str]:
         return {f.alias or n for n, f in model.model_fields.items()}
 
-    # The chart sets these itself (the store's: PAITIENT_STORE_* from its Secret).
-    assert set(config["properties"]) == aliases(OperatorConfig) - {"systemNamespace", "store"}
+    # The chart sets these itself (the release namespace; the store's: PAITIENT_STORE_* from its
+    # Secret; the front door's certificate).
+    chart_set = {"systemNamespace", "store", "frontDoorCertificate"}
+    assert set(config["properties"]) == aliases(OperatorConfig) - chart_set
     assert set(config["properties"]["gateway"]["properties"]) == aliases(GatewayConfig) - {"image"}
     tls = config["properties"]["tls"]["properties"]
     assert set(tls) == aliases(TLSConfig)
@@ -302,6 +283,16 @@ def test_default_operator_config_is_the_operators_defaults_in_the_release_namesp
         front_door_namespace=NAMESPACE,
         gateway=GatewayConfig(
             image="ghcr.io/paitient/paitient-gateway:0.1.0",
+        ),
+        # TLS on the front door by default: the operator issues its certificate.
+        front_door_certificate=FrontDoorCertificateConfig(
+            secret_name="paitient-api-tls",
+            names=[
+                "paitient-api",
+                f"paitient-api.{NAMESPACE}",
+                f"paitient-api.{NAMESPACE}.svc",
+                f"paitient-api.{NAMESPACE}.svc.cluster.local",
+            ],
         ),
     )
     assert config == expected
@@ -385,7 +376,7 @@ def test_front_door_serves_the_release_namespace_and_follows_the_gateway_port(
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     service = one(objects, "Service", "pt-api")
-    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    assert service["spec"]["ports"][0]["targetPort"] == "https"
     assert (
         service["spec"]["selector"]
         == one(objects, "Deployment", "pt-api")["spec"]["selector"]["matchLabels"]
@@ -397,10 +388,11 @@ def test_front_door_serves_the_release_namespace_and_follows_the_gateway_port(
 def test_the_front_door_serves_https_from_an_existing_secret_or_cert_managers(
     tmp_path: Path,
 ) -> None:
-    plain = _pod(render({}), "paitient-api")["containers"][0]
-    assert not any(a.startswith("--tls-") for a in plain["args"])
-    assert plain["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
+    plain = _pod(render({"frontDoor": {"tls": {"enabled": False}}}), "paitient-api")
+    assert not any(a.startswith("--tls-") for a in plain["containers"][0]["args"])
+    assert plain["containers"][0]["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
     for values, secret in (
+        ({}, "paitient-api-tls"),  # the default: the operator issues it
         (VARIANTS["front door tls secret"], "api-cert"),
         (CERT_MANAGER_VALUES, "paitient-api-tls"),
     ):

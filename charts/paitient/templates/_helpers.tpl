@@ -82,17 +82,54 @@ app.kubernetes.io/component: {{ .component }}
 {{- $tls.issuer | default "operator" -}}
 {{- end -}}
 
-{{/* The Secret the front door serves HTTPS with; empty when it serves plain HTTP. */}}
-{{- define "paitient.frontDoor.tlsSecret" -}}
+{{/*
+Who gives the front door its HTTPS certificate: "existing" (frontDoor.tls.existingSecret),
+"cert-manager" (frontDoor.tls.certManager.issuerName, else the gateways' cert-manager issuer),
+"operator" (its own CA, the default), or "" (frontDoor.tls.enabled false: plain HTTP).
+*/}}
+{{- define "paitient.frontDoor.tlsIssuer" -}}
 {{- $tls := .Values.frontDoor.tls -}}
 {{- if and $tls.existingSecret $tls.certManager.issuerName -}}
 {{- fail "frontDoor.tls: set existingSecret or certManager.issuerName, not both" -}}
 {{- end -}}
-{{- if $tls.existingSecret -}}
-{{- $tls.existingSecret -}}
-{{- else if $tls.certManager.issuerName -}}
+{{- if not $tls.enabled -}}
+{{- if or $tls.existingSecret $tls.certManager.issuerName -}}
+{{- fail "frontDoor.tls: existingSecret or certManager.issuerName is set but tls.enabled is false" -}}
+{{- end -}}
+{{- else if $tls.existingSecret -}}existing
+{{- else if or $tls.certManager.issuerName (eq (include "paitient.tlsIssuer" .) "cert-manager") -}}cert-manager
+{{- else -}}operator
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret the front door serves HTTPS with; empty when it serves plain HTTP. */}}
+{{- define "paitient.frontDoor.tlsSecret" -}}
+{{- $issuer := include "paitient.frontDoor.tlsIssuer" . -}}
+{{- if eq $issuer "existing" -}}
+{{- .Values.frontDoor.tls.existingSecret -}}
+{{- else if $issuer -}}
 {{- printf "%s-tls" (include "paitient.frontDoor.fullname" .) -}}
 {{- end -}}
+{{- end -}}
+
+{{/* "true" when the front door's certificate chains to paitient-ca-bundle (the operator's CA, or
+the gateways' cert-manager issuer, whose CA the operator publishes there). */}}
+{{- define "paitient.frontDoor.trustedByBundle" -}}
+{{- $issuer := include "paitient.frontDoor.tlsIssuer" . -}}
+{{- if or (eq $issuer "operator") (and (eq $issuer "cert-manager") (not .Values.frontDoor.tls.certManager.issuerName)) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The names on the front door's certificate: frontDoor.tls.dnsNames (and the cert-manager
+list), a passthrough TLSRoute's hostnames (clients verify those), then the Service's own. */}}
+{{- define "paitient.frontDoor.dnsNames" -}}
+{{- $svc := include "paitient.frontDoor.fullname" . -}}
+{{- $ns := .Release.Namespace -}}
+{{- $names := concat .Values.frontDoor.tls.dnsNames .Values.frontDoor.tls.certManager.dnsNames -}}
+{{- if .Values.frontDoor.tlsRoute.enabled -}}
+{{- $names = concat $names .Values.frontDoor.tlsRoute.hostnames -}}
+{{- end -}}
+{{- $names = concat $names (list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns)) -}}
+{{- toYaml (uniq $names) -}}
 {{- end -}}
 
 {{/*
@@ -120,5 +157,9 @@ gateways are told so through their environment.
 {{- $gateway := deepCopy ($config.gateway | default dict) -}}
 {{- $_ := set $gateway "image" (include "paitient.image" (dict "ctx" . "image" .Values.gateway.image)) -}}
 {{- $_ := set $config "gateway" $gateway -}}
+{{- if and .Values.frontDoor.enabled (eq (include "paitient.frontDoor.tlsIssuer" .) "operator") -}}
+{{- $names := include "paitient.frontDoor.dnsNames" . | fromYamlArray -}}
+{{- $_ := set $config "frontDoorCertificate" (dict "secretName" (include "paitient.frontDoor.tlsSecret" .) "names" $names) -}}
+{{- end -}}
 {{- toYaml $config -}}
 {{- end -}}

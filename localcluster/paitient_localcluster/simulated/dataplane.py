@@ -34,7 +34,8 @@ certificate reaches the running gateway the way it does in a pod. Environment va
 mount path are pointed at that directory instead. The gateway serves TLS on 127.0.0.1 with a
 certificate for its Service name: the routes file gives the front door both, the URL to connect
 to and the name to verify (``{"url": "https://127.0.0.1:<port>", "serverName":
-"<name>.<namespace>.svc"}``).
+"<name>.<namespace>.svc"}``), and each replica's separate metrics port (``gateway.metricsPort``,
+the pod's own on a node, here a free one per gateway) as ``"metricsUrl"``.
 
 Token lifetime: the gateway reads its kubeconfig once, at start (the Python client keeps a static
 token; it re-reads only exec and auth-provider credentials), so rewriting the file would not
@@ -236,6 +237,8 @@ class Replica:
     url: str
     process: subprocess.Popen[bytes]
     ready: bool = False
+    # Its separate plain metrics port (gateway.metricsPort), when it has one.
+    metrics_url: str = ""
 
 
 @dataclass
@@ -433,6 +436,12 @@ class DataPlane:
         tls = bool(env.get("PAITIENT_TLS_CERT_FILE"))
         port = free_port()
         url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+        # In a pod the metrics port is the pod's own; here every gateway shares the host's
+        # loopback, so each gets a free one, published in the routes file (metricsUrl).
+        metrics_url = ""
+        if env.get("PAITIENT_METRICS_PORT"):
+            env["PAITIENT_METRICS_PORT"] = str(free_port())
+            metrics_url = f"http://127.0.0.1:{env['PAITIENT_METRICS_PORT']}"
         gw_env = {**os.environ, **env, "PAITIENT_UPSTREAM_URL": model.standin_url}
         gw_env.pop("KUBECONFIG", None)  # nothing to fall back on but its own kubeconfig
         logs = self.state_dir / "logs"
@@ -444,7 +453,7 @@ class DataPlane:
             ],
             gw_env, logs / f"gateway-{namespace}-{pod}.log",
         )  # fmt: skip
-        model.replicas[pod] = Replica(pod, url, process)
+        model.replicas[pod] = Replica(pod, url, process, metrics_url=metrics_url)
         probe = probe_context() if tls else None
         wait_http_ok(f"{url}/healthz/live", 30, context=probe)
         # Its caches list in well under a second: give it that, so the same sync can report the
@@ -466,12 +475,15 @@ class DataPlane:
         for key, model in sorted(self.pods.items()):
             if not model.replicas:
                 continue
-            ready = [r.url for r in model.replicas.values() if r.ready]
-            urls = ready or [r.url for r in model.replicas.values()]  # a route exists first
+            ready = [r for r in model.replicas.values() if r.ready]
+            replicas = ready or list(model.replicas.values())  # a route exists first
             table[key] = {
-                "url": urls[0],
+                "url": replicas[0].url,
                 "serverName": model.server_name,
-                "replicas": [{"url": u} for u in urls],
+                "replicas": [
+                    {"url": r.url, **({"metricsUrl": r.metrics_url} if r.metrics_url else {})}
+                    for r in replicas
+                ],
             }
         tmp = self.routes.with_suffix(".tmp")
         tmp.write_text(json.dumps(table, indent=2))

@@ -62,8 +62,14 @@ def image_digest_values() -> list[str]:
 
 def local_values(kube: Kube) -> list[str]:
     """Everything the local cluster needs besides the chart's defaults."""
-    # The front door creates ModelDeployments that name no class: the local encrypted one.
     return [
         *api_server_values(kube), *image_digest_values(),
+        # The front door creates ModelDeployments that name no class: the local encrypted one.
         "--set", "operator.config.defaultStorageClass=encrypted-local",
+        # The cluster installs the CRDs itself at start (the session's own operator needs them
+        # before any release), so a release must not take them over.
+        "--set", "crds.enabled=false",
+        # The host reaches the front door through a port-forward or a relay on 127.0.0.1: the
+        # certificate the operator issues it names that too.
+        "--set", "frontDoor.tls.dnsNames={127.0.0.1,localhost}",
     ]  # fmt: skip

@@ -34,6 +34,7 @@ from paitient_common.secrets import CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY, CA_SECRE
 from paitient_operator.certificates import x509
 from paitient_operator.children import sync_child
 from paitient_operator.config import TLSConfig
+from paitient_operator.observed_metrics import OBSERVED
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,8 @@ class AuthorityStore:
             if self._cached is None or fresh or not recent:
                 self._cached = self._read_or_make()
                 self._read_at = time.monotonic()
+                OBSERVED.certificate("ca", self._cached.signer.cert.not_valid_after_utc
+                                     - self.config.ca_renew_before)  # fmt: skip
                 if self._cached.bundle_pem != self._published:
                     publish_bundle(self.kube, self.bundle_namespace, self._cached.bundle_pem)
                     self._published = self._cached.bundle_pem

@@ -38,6 +38,11 @@ class RenewalSchedule:
     def forget(self, namespace: str, name: str) -> None:
         self.record(namespace, name, None)
 
+    def earliest(self) -> datetime | None:
+        """The first renewal time on the schedule (None: nothing scheduled)."""
+        with self._lock:
+            return min(self._due.values(), default=None)
+
     def due(self, now: datetime) -> list[Key]:
         with self._lock:
             return sorted(key for key, when in self._due.items() if now >= when)

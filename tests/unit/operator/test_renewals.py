@@ -42,3 +42,14 @@ def test_the_worker_thread_stops() -> None:
     worker.start()
     worker.stop()
     assert worker._thread is not None and not worker._thread.is_alive()
+
+
+def test_the_earliest_renewal_on_the_schedule() -> None:
+    schedule = RenewalSchedule()
+    assert schedule.earliest() is None
+    now = datetime(2026, 5, 1, tzinfo=UTC)
+    schedule.record("a", "x", now + timedelta(days=3))
+    schedule.record("b", "y", now + timedelta(days=1))
+    assert schedule.earliest() == now + timedelta(days=1)
+    schedule.forget("b", "y")
+    assert schedule.earliest() == now + timedelta(days=3)

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from paitient_images.cache import ImageArtifact
+from paitient_localcluster.errors import ClusterError
+from paitient_localcluster.node import runtime
 from paitient_localcluster.node.runtime import NodeImage, parse_image_list, refs_of, superseded_refs
 
 # What `ctr -n k8s.io images ls` printed on the real node (columns shortened): a name the import
@@ -46,3 +51,20 @@ def test_a_reimport_drops_the_old_versions_id_and_nothing_still_named() -> None:
     # An old manifest another name still points at is kept.
     shared = {**after, "ghcr.io/other/vllm:pinned": "sha256:674a"}
     assert superseded_refs(before, shared, [rebuilt]) == []
+
+
+def _artifact(name: str) -> ImageArtifact:
+    return ImageArtifact(
+        name, f"ghcr.io/x/{name}:1", f"/a/{name}.tar", "", f"sha256:{name}", 1, "k"
+    )
+
+
+def test_the_node_imports_only_the_images_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    built = {n: _artifact(n) for n in ("pause", "paitient-operator", "vllm-cpu")}
+    monkeypatch.setattr(runtime, "images", lambda: built)
+    monkeypatch.delenv("PAITIENT_NODE_IMAGES", raising=False)
+    assert set(runtime.built_images()) == {"pause", "paitient-operator", "vllm-cpu"}
+    monkeypatch.setenv("PAITIENT_NODE_IMAGES", "paitient-operator")
+    assert set(runtime.built_images()) == {"pause", "paitient-operator"}  # pause always
+    with pytest.raises(ClusterError, match="did not build: nope"):
+        runtime.built_images("nope,pause")

@@ -367,3 +367,20 @@ def test_a_pod_turns_ready_only_once_its_gateway_answers_and_its_route_is_writte
     assert {"type": "Ready", "status": "True"}.items() <= next(
         c for c in patch["status"]["conditions"] if c["type"] == "Ready"
     ).items()
+
+
+def test_a_gateway_with_a_metrics_port_gets_a_free_one_of_its_own_in_the_routes(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """In a pod, gateway.metricsPort is the pod's own port; on the host every gateway shares
+    one loopback, so each gets a free port, published per replica as metricsUrl."""
+    container = harness.kube.deployments[0]["spec"]["template"]["spec"]["containers"][0]
+    container["env"] = [{"name": "PAITIENT_METRICS_PORT", "value": "9090"}]
+    harness.plane.sync()
+    gateway_env = next(
+        e for a, e in zip(harness.spawned, harness.envs, strict=True) if "paitient_gateway" in a
+    )
+    port = gateway_env["PAITIENT_METRICS_PORT"]
+    assert port != "9090" and port.isdigit()
+    (replica,) = json.loads((tmp_path / "routes.json").read_text())["tenant-a/md-a"]["replicas"]
+    assert replica["metricsUrl"] == f"http://127.0.0.1:{port}"
