@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -30,7 +28,8 @@ from paitient_localcluster.host.processes import Managed, free_port
 from paitient_localcluster.stack import lifecycle
 from paitient_localcluster.stack.chart import helm
 from paitient_localcluster.stack.tiny_model import MODEL_URI
-from tests.docs.blocks import REPO, Block, all_blocks
+from tests.docs.blocks import all_blocks
+from tests.docs.runner import Ran, run_block
 from tests.integration.operator_process import OperatorProcess
 
 TENANT, NAMESPACE, DEPLOYMENT = "acme", "tenant-acme", "triage-assistant"
@@ -38,44 +37,6 @@ EXAMPLES_NAMESPACE = "tenant-demo"  # examples/00-namespace.yaml
 # What a user's fresh shell does not have: the docs set these themselves.
 UNSET = ("PAITIENT_BASE_URL", "PAITIENT_CA_BUNDLE", "PAITIENT_API_KEY", "PAITIENT_CLIENT_ID",
          "KUBECONFIG", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "PAITIENT_TEST_KUBECONFIG")  # fmt: skip
-SECONDS = {"bash": 1800, "sh": 600, "python": 900, "js": 300}  # make up may import images
-
-
-@dataclass
-class Ran:
-    block: Block
-    returncode: int
-    output: str  # stdout and stderr, interleaved
-
-
-def _run(block: Block, number: int, env: dict[str, str], work: Path) -> tuple[Ran, dict[str, str]]:
-    """Run one block as a user would (bash for shell, the project's Python, Node for JS) in the
-    checkout; for shell blocks, the environment it leaves is the next block's."""
-    env_file = work / f"env-{number}"
-    if block.lang in ("bash", "sh"):
-        script = f"set -eo pipefail\n{block.code}\nenv -0 > '{env_file}'\n"
-        argv = ["bash", "-c", script]
-    elif block.lang == "python":
-        source = work / f"block-{number}.py"
-        source.write_text(block.code)
-        argv = [str(REPO / ".venv" / "bin" / "python"), str(source)]
-    else:  # js: beside sdk/js's node_modules, where the `openai` package is installed
-        source = REPO / "sdk" / "js" / f".docs-test-block-{number}.mjs"
-        source.write_text(block.code)
-        argv = ["node", str(source)]
-    try:
-        done = subprocess.run(
-            argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            timeout=SECONDS[block.lang], check=False,
-        )  # fmt: skip
-    finally:
-        if block.lang == "js":
-            source.unlink(missing_ok=True)
-    after = dict(env)
-    if done.returncode == 0 and env_file.exists():
-        pairs = (e.partition("=") for e in env_file.read_text().split("\0") if "=" in e)
-        after = {k: v for k, _, v in pairs}
-    return Ran(block, done.returncode, done.stdout), after
 
 
 @contextlib.contextmanager
@@ -122,7 +83,7 @@ def test_every_command_and_program_in_the_docs_runs_on_make_up(
     env, ran = _fresh_shell_env(), []
     with OperatorProcess.others_paused(), _cleaned_up(kubeconfig, kube):
         for number, block in enumerate(blocks):
-            result, env = _run(block, number, env, tmp_path)
+            result, env = run_block(block, number, env, tmp_path)
             ran.append(result)
             assert result.returncode == 0, (
                 f"{block.where} ({block.lang}) exited {result.returncode}:\n{block.code}\n"
@@ -133,14 +94,14 @@ def test_every_command_and_program_in_the_docs_runs_on_make_up(
             "v1", "Pod", namespace=NAMESPACE, label_selector=f"{MD_LABEL}={DEPLOYMENT}"
         )
         assert [p["spec"]["nodeName"] for p in pods] == [NODE_NAME]
+        conditions = {c["type"]: c["status"] for c in pods[0]["status"]["conditions"]}
+        assert conditions["Ready"] == "True", conditions
         images = {c["name"]: c["image"] for c in pods[0]["spec"]["containers"]}
         assert any("vllm-cpu" in image for image in images.values()), images
         readme = _output_of(ran, "README.md", "client.generate(")
-        assert "current_usage" in readme and readme.splitlines()[0].strip(), readme
+        assert "Subscription(tier='standard', current_usage=" in readme, readme
         # kubectl get md names the pvc:// model; kubectl apply -f examples/ made both examples.
         operator = _output_of(ran, "docs/operator.md", "kubectl get md -A")
         assert operator.count(MODEL_URI) >= 2 and "huatuo-o1" in operator, operator
         # The OpenAI SDKs, LangChain and curl reached the deployment through the local CA.
         assert DEPLOYMENT in _output_of(ran, "docs/openai.md", "SSL_CERT_FILE"), ran
-    ran_where = {r.block.where for r in ran}
-    assert ran_where == {b.where for b in blocks}
