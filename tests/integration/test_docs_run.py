@@ -31,6 +31,7 @@ from paitient_localcluster.stack.tiny_model import MODEL_URI
 from tests.docs.blocks import all_blocks
 from tests.docs.runner import Ran, run_block
 from tests.integration.operator_process import OperatorProcess
+from tests.integration.waiting import wait_for
 
 TENANT, NAMESPACE, DEPLOYMENT = "acme", "tenant-acme", "triage-assistant"
 EXAMPLES_NAMESPACE = "tenant-demo"  # examples/00-namespace.yaml
@@ -50,6 +51,9 @@ def _cleaned_up(kubeconfig: Path, kube: Kube) -> Iterator[None]:
         with contextlib.suppress(admin.CliError):
             admin.delete_tenant(kube, TENANT, True)
         kube.delete("v1", "Namespace", EXAMPLES_NAMESPACE)
+        # Gone, not only Terminating: test_examples_apply applies the same examples.
+        wait_for(lambda: kube.get("v1", "Namespace", EXAMPLES_NAMESPACE) is None, timeout=180,
+                 what=f"namespace {EXAMPLES_NAMESPACE} deleted")  # fmt: skip
         helm(kubeconfig, "uninstall", lifecycle.RELEASE,
              "--namespace", lifecycle.SYSTEM_NAMESPACE, "--wait", "--ignore-not-found")  # fmt: skip
         kube.delete("v1", "Secret", lifecycle.TLS_SECRET, namespace=lifecycle.SYSTEM_NAMESPACE)

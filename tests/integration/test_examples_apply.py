@@ -13,6 +13,7 @@ import pytest
 from paitient_common.kubeapi import Kube
 from paitient_common.resources.install import install_crds
 from tests.integration.node_pods import KUBECTL, REPO, kubectl
+from tests.integration.waiting import wait_for
 
 NAMESPACE = "tenant-demo"  # examples/00-namespace.yaml
 
@@ -26,6 +27,9 @@ def examples_namespace_free(kube: Kube) -> Iterator[None]:
         yield
     finally:
         kube.delete("v1", "Namespace", NAMESPACE)
+        # Gone, not only Terminating: the docs test applies the same examples.
+        wait_for(lambda: kube.get("v1", "Namespace", NAMESPACE) is None, timeout=180,
+                 what=f"namespace {NAMESPACE} deleted")  # fmt: skip
 
 
 def test_kubectl_apply_examples_works_and_get_md_names_each_source(
