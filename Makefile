@@ -11,7 +11,7 @@ export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 # audit log) fails the run instead of skipping its tests (tests/prerequisites.py; CI=true does too).
 REQUIRE_ALL := PAITIENT_REQUIRE_ALL=1
 
-.PHONY: help setup node-packages test-packages demo up down cluster cluster-build cluster-down cluster-status cluster-clean-cache operator \
+.PHONY: help prerequisites setup tiny-model node-packages test-packages demo up down cluster cluster-build cluster-down cluster-status cluster-clean-cache operator \
         images image-tools images-test images-clean-cache bench-images \
         bench-control-plane bench-operator bench-keys bench-gateway bench-reactions bench-model-pod bench-limits bench-failover bench-autoscale bench-routing lint typecheck unit integration sdk-test sdk-unasync chart-lint test clean \
         vllm-flags vllm-test settings-tables
@@ -41,20 +41,26 @@ node-packages: ## the real node's Debian packages: containerd, runc, CNI plugins
 test-packages: ## the Debian packages tests run for real: redis-server (the shared store), wrk (bench_gateway's smoke run), prometheus (the server and promtool, for the alert rules) (apt-get; quiet when done)
 	@scripts/install-test-packages.sh
 
-demo: setup images cluster-build ## everything on this machine: cluster with its real node, the chart; deploy (real vLLM on CPU) and generate via the SDK
+prerequisites: ## can this machine run the local cluster? (root, Debian's apt, x86-64, namespaces, cgroups, overlayfs); names what is missing
+	@PYTHONPATH=localcluster $(PYTHON) -m paitient_localcluster.host.prerequisites
+
+demo: prerequisites setup images cluster-build ## everything on this machine: cluster with its real node, the chart; deploy (real vLLM on CPU) and generate via the SDK
 	@$(PY) -m paitient_localcluster.stack demo
 	@KUBECONFIG=$(CURDIR)/.local/cluster/admin.kubeconfig kubectl get nodes -L nvidia.com/gpu.product,nvidia.com/gpu.count
 	@KUBECONFIG=$(CURDIR)/.local/cluster/admin.kubeconfig kubectl get md -A
 	@KUBECONFIG=$(CURDIR)/.local/cluster/admin.kubeconfig kubectl get pods -o wide -n paitient-system
 	@KUBECONFIG=$(CURDIR)/.local/cluster/admin.kubeconfig kubectl get pods -o wide -n tenant-demo
 
-up: setup images cluster-build ## the cluster and the chart on its real node, the front door on 127.0.0.1 by a relay; prints how to call it
+up: prerequisites setup images cluster-build ## the cluster and the chart on its real node, the front door on 127.0.0.1 by a relay; prints how to call it
 	@$(PY) -m paitient_localcluster.stack up
+
+tiny-model: ## the model that serves on `make up`'s stack (real vLLM, CPU) into a claim: make tiny-model NAMESPACE=tenant-<tenant>, then deploy pvc://tiny-model/tiny-llama
+	@$(PY) -m paitient_localcluster.stack tiny-model --namespace "$(NAMESPACE)"
 
 down: ## stop everything `make up` or `make demo` started (relay, cluster, its pods, namespaces, mounts, cgroups)
 	@$(PY) -m paitient_localcluster.stack down
 
-cluster: setup images cluster-build ## start (or reuse) the local cluster (control plane, real node, simulated GPU nodes); the last line is the kubeconfig path
+cluster: prerequisites setup images cluster-build ## start (or reuse) the local cluster (control plane, real node, simulated GPU nodes); the last line is the kubeconfig path
 	@$(VENV)/bin/paitient-localcluster up
 
 cluster-build: setup ## build the cluster's upstream programs from the Go module proxy, once per version (minutes cold, instant cached)
@@ -146,7 +152,7 @@ sdk-test: setup ## the SDKs' own lint, types and tests (Python and JavaScript); 
 sdk-unasync: $(VENV)/.installed ## write the Python SDK's sync modules (_client.py, _streaming.py) from their async sources
 	cd sdk/python && ../../$(PY) scripts/unasync.py
 
-test: setup lint typecheck sdk-test images cluster-build ## lint, type checks, SDK tests, the images, and every test (starts the local cluster when none runs); a missing real component fails, never skips
+test: prerequisites setup lint typecheck sdk-test images cluster-build ## lint, type checks, SDK tests, the images, and every test (starts the local cluster when none runs); a missing real component fails, never skips
 	$(REQUIRE_ALL) $(VENV)/bin/pytest -q
 
 vllm-test: images ## only the gateway's contract tests against real vLLM (the vllm-cpu image) and vLLM's parser on the operator's arguments

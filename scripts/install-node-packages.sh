@@ -6,6 +6,10 @@
 # here, and the cluster runs containerd itself inside namespaces of its own.
 # Idempotent and quiet when everything is there; `apt-get update` runs first otherwise.
 set -euo pipefail
+if ! command -v apt-get >/dev/null || ! command -v dpkg-query >/dev/null; then
+    echo "error: no apt-get/dpkg: the node's packages come from Debian's archive; use Debian 12+ or Ubuntu 22.04+ (make prerequisites lists every requirement)" >&2
+    exit 1
+fi
 packages=(containerd runc containernetworking-plugins iptables ipset iproute2 util-linux)
 missing=()
 for pkg in "${packages[@]}"; do

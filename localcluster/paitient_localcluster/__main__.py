@@ -3,6 +3,8 @@
 ``build`` only builds (or finds cached) every upstream program the cluster runs, so that a cold
 machine's long Go builds happen before the tests start rather than inside a test's time limit.
 
+``check`` says whether this machine can run the cluster at all (root, apt, kernel features).
+
 ``up`` prints progress, then the absolute kubeconfig path as its last line, so scripts can do
 ``KUBECONFIG=$(paitient-localcluster up | tail -n1)``.
 """
@@ -14,6 +16,7 @@ import sys
 
 from .cluster import LocalCluster
 from .errors import ClusterError
+from .host.prerequisites import problems, read_facts, report
 from .upstream.build import ensure_built
 
 
@@ -23,11 +26,15 @@ def _log(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="paitient-localcluster", description=__doc__)
-    parser.add_argument("command", choices=["build", "up", "down", "status", "nodes"])
+    parser.add_argument("command", choices=["check", "build", "up", "down", "status", "nodes"])
     args = parser.parse_args(argv)
     cluster = LocalCluster(log=_log)
     try:
-        if args.command == "build":
+        if args.command == "check":
+            if found := problems(read_facts()):
+                raise ClusterError(report(found))
+            print("this machine can run the local cluster")
+        elif args.command == "build":
             ensure_built(_log)
         elif args.command == "up":
             print(cluster.up(), flush=True)

@@ -33,6 +33,7 @@ from .controlplane.pki import CLIENTS, NODE_NAME, ensure_pki
 from .controlplane.ports import Ports
 from .errors import ClusterError
 from .host.namespaces import HOLDER, ClusterNamespaces, cluster_name
+from .host.prerequisites import problems, read_facts, report
 from .host.processes import Managed, port_owner
 from .host.relay import PortMapping, relay_argv
 from .node import cluster_dns
@@ -147,6 +148,8 @@ class LocalCluster:
 
     def up(self) -> Path:
         """Start (or reuse) the cluster; return the admin kubeconfig path."""
+        if found := problems(read_facts()):
+            raise ClusterError(report(found))
         started = time.monotonic()
         components = CONTROL_PLANE + (NODE if self.real_node else ())
         binaries = ensure_built(self.log, components)

@@ -179,10 +179,9 @@ def modeldeployment_crd() -> CRD:
             "labelSelectorPath": ".status.selector",
         },
         printer_columns=[
+            # Exactly one of the two is set: both are shown, so every model names its source.
             printer_column("Model", ".spec.model.name", description="Hugging Face repo id"),
-            printer_column(
-                "URI", ".spec.model.uri", description="pvc:// or s3:// source", priority=1
-            ),
+            printer_column("URI", ".spec.model.uri", description="pvc:// or s3:// source"),
             printer_column("GPUs", ".spec.gpu.count", "integer", "GPUs per replica"),
             printer_column(
                 "Desired", ".status.desiredReplicas", "integer", "Replicas asked for now"

@@ -8,6 +8,7 @@ kind's port mappings). The front door serves HTTPS with a certificate of a local
 
     python -m paitient_localcluster.stack up      # prints export lines: base URL, CA bundle, kubeconfig
     python -m paitient_localcluster.stack demo    # up, then tenant, key, deploy, generate, usage
+    python -m paitient_localcluster.stack tiny-model --namespace tenant-acme   # the model that serves here
     python -m paitient_localcluster.stack down
 """
 
@@ -29,6 +30,7 @@ from ..host.processes import Managed, port_owner, probe_context, wait_http_ok
 from ..host.relay import PortMapping, relay_argv
 from .chart import CHART, helm, local_values
 from .local_tls import LocalCertificate, front_door_certificate
+from .tiny_model import CLAIM, MODEL_URI, fill_model_claim
 
 API_PORT = int(os.environ.get("PAITIENT_API_PORT", "18080"))
 RELEASE = "paitient"
@@ -108,6 +110,18 @@ def _system_namespace(kube: Kube, tls: LocalCertificate) -> None:
         kube.patch("v1", "Secret", TLS_SECRET, {"data": data}, namespace=SYSTEM_NAMESPACE)
 
 
+def tiny_model_into(namespace: str) -> None:
+    """The model that really serves on this stack (real vLLM on the real node's CPU) into the
+    claim ``tiny-model`` of ``namespace``: deploy it as ``pvc://tiny-model/tiny-llama``."""
+    kube = Kube.from_kubeconfig(str(LocalCluster(log=_log).kubeconfig))
+    if kube.get("v1", "Namespace", namespace) is None:
+        raise ClusterError(
+            f"no namespace {namespace}: create its tenant first (paitient tenants create)"
+        )
+    fill_model_claim(kube, namespace)
+    _log(f"[stack] the tiny model is in {namespace}'s claim {CLAIM}: model {MODEL_URI}")
+
+
 def down() -> None:
     cluster = LocalCluster(log=_log)
     if Managed(FRONT_DOOR_RELAY, cluster.run_dir).stop():
@@ -120,7 +134,7 @@ def how_to_call(base_url: str, ca_bundle: Path, kubeconfig: Path) -> str:
     return (
         "The stack runs: operator and front door are pods on the real node; the front door is "
         f"reached only through 127.0.0.1:{API_PORT} (HTTPS, certificate of a local CA).\n"
-        "Make a tenant and a key, then call it:\n"
+        'Make a tenant and a key, then call it (README.md, "Using it", serves a model too):\n'
         f"  export KUBECONFIG={kubeconfig}\n"
         "  .venv/bin/paitient tenants create my-clinic --client-id my-clinic\n"
         "  .venv/bin/paitient keys create --client-id my-clinic   # prints the key once: KEY=...\n"
@@ -136,11 +150,20 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["up", "down", "demo"])
+    parser.add_argument("command", choices=["up", "down", "demo", "tiny-model"])
+    parser.add_argument(
+        "--namespace",
+        help="tiny-model: the namespace (a tenant's) whose claim tiny-model gets the tiny model",
+    )
     args = parser.parse_args(argv)
+    if args.command == "tiny-model" and not args.namespace:
+        parser.error("tiny-model needs --namespace, e.g. --namespace tenant-acme")
     try:
         if args.command == "down":
             down()
+            return 0
+        if args.command == "tiny-model":
+            tiny_model_into(args.namespace)
             return 0
         base_url, ca_bundle, kubeconfig = up()
         if args.command == "demo":

@@ -157,7 +157,8 @@ def test_names_subresources_and_columns() -> None:
     default_columns = [
         c["name"] for c in version["additionalPrinterColumns"] if "priority" not in c
     ]
-    assert default_columns == ["Model", "GPUs", "Desired", "Ready", "Phase", "Age"]
+    # A model from pvc:// or s3:// shows in `kubectl get md` as well as a Hugging Face one.
+    assert default_columns == ["Model", "URI", "GPUs", "Desired", "Ready", "Phase", "Age"]
     conditions = status["properties"]["conditions"]
     assert conditions["x-kubernetes-list-type"] == "map"
     assert conditions["x-kubernetes-list-map-keys"] == ["type"]
