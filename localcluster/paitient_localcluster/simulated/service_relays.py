@@ -6,8 +6,8 @@ ClusterIP, where kube-proxy picks a ready endpoint as it would for the pod. The 
 that port in its store URL and the Service's DNS name to verify the store's certificate
 against (``PAITIENT_STORE_SERVER_NAME``): TLS is checked as in the pod, against the same name.
 
-The relay dials from the node's own address, which NetworkPolicies admit (kube-router lets a
-node reach its pods, for probes); a real pod is admitted by its labels instead.
+The relay dials from the node's own address, which NetworkPolicies admit (traffic from a pod's
+local node always is); a real pod is admitted by its labels instead.
 """
 
 from __future__ import annotations
