@@ -46,8 +46,8 @@ reach a running gateway. Tokens are therefore minted for 24 h, and once a pod's 
 half its life the data plane restarts that pod's processes with a fresh token on the next sync
 (the ledger directory, hence the usage counted, is kept).
 
-    python -m paitient_localcluster.simulated.dataplane --kubeconfig K --routes FILE --state-dir DIR
-        [--netns /run/netns/NAME]   # the node's network namespace; default: the local cluster's
+    python -m paitient_localcluster.simulated.dataplane --kubeconfig K --routes FILE --state-dir DIR \
+        --netns /run/netns/NAME     # the node's network namespace (LocalCluster().namespaces)
 """
 
 from __future__ import annotations
@@ -74,7 +74,6 @@ import yaml
 
 from paitient_common.kubeapi import Kube
 
-from ..cluster import LocalCluster
 from ..controlplane.kubeconfig import write_kubeconfig
 from ..host.processes import free_port, probe_context, wait_http_ok
 from .kwok_stages import MODEL_POD_LABEL
@@ -514,15 +513,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--routes", type=Path, required=True)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--interval", type=float, default=1.0)
-    parser.add_argument("--netns", type=Path, default=None)
+    parser.add_argument("--netns", type=Path, required=True)
     args = parser.parse_args(argv)
-    netns = args.netns or LocalCluster(log=lambda _m: None).namespaces.netns_path
     plane = DataPlane(
         Kube.from_kubeconfig(args.kubeconfig),
         args.kubeconfig,
         args.routes,
         args.state_dir,
-        netns=netns,
+        netns=args.netns,
     )
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
