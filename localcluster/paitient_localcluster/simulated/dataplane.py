@@ -332,6 +332,8 @@ class DataPlane:
                     self._start_replica(model, wanted[key], pod)
                 except Exception as exc:
                     failed.append(f"{key}/{pod}: {type(exc).__name__}: {exc}")
+        if self._relays is not None:
+            failed += self._relays.refresh()
         for model in self.pods.values():  # every probe first: the routes list the ready ones
             for replica in model.replicas.values():
                 replica.ready = probe_ready(replica.url)

@@ -62,7 +62,8 @@ class _Relay:
 @dataclass
 class ServiceRelays:
     """One relay per Service port, shared by every gateway that dials it; started when first
-    needed, started again when it died or the Service's ClusterIP changed."""
+    needed, and (``refresh``, every sync) started again on the same port when it died or the
+    Service's ClusterIP changed, so the gateways already given that port keep reaching it."""
 
     kube: Kube
     netns: Path
@@ -84,7 +85,8 @@ class ServiceRelays:
             if relay.process.poll() is None and target == (cluster_ip, port):
                 return relay.mapping.listen_port
             self._stop(relay)
-        mapping = PortMapping(free_port(), cluster_ip, port)
+        listen = relay.mapping.listen_port if relay is not None else free_port()
+        mapping = PortMapping(listen, cluster_ip, port)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / f"relay-{service.namespace}-{service.name}-{port}.log"
         with log.open("ab") as out:
@@ -94,6 +96,16 @@ class ServiceRelays:
         self.relays[(service, port)] = _Relay(mapping, process)
         _wait_listening(process, mapping.listen_port, log)
         return mapping.listen_port
+
+    def refresh(self) -> list[str]:
+        """Check every relay against its Service (see the class); what failed, for the sync."""
+        failed = []
+        for service, port in list(self.relays):
+            try:
+                self.local_port(service, port)
+            except Exception as exc:  # the Service gone, say: its gateways fail as in a pod
+                failed.append(f"relay to {service.namespace}/{service.name}: {exc}")
+        return failed
 
     def stop(self) -> None:
         for relay in self.relays.values():
