@@ -232,6 +232,9 @@ class Timeline:
         default_factory=list
     )  # t, asked, ready, clients
     answers: list[tuple[float, float]] = field(default_factory=list)  # t (start), seconds
+    # Each phase's (begin, end) as it ran: a phase ends once its clients' last answers are in,
+    # so the next one starts a little later than the nominal durations add up to.
+    phase_bounds: list[tuple[float, float]] = field(default_factory=list)
 
 
 async def step(scene: Scene, name: str, phases: list[tuple[int, float]]) -> Timeline:
@@ -252,6 +255,7 @@ async def step(scene: Scene, name: str, phases: list[tuple[int, float]]) -> Time
     try:
         for count, seconds in phases:
             clients = count
+            begin = time.monotonic() - line.started
             load = FrontDoorLoad(scene.root, scene.headers, name, clients=count,
                                  max_tokens=100 if scene.real else 30, ssl=scene.ssl)  # fmt: skip
             loads.append(load)
@@ -259,6 +263,7 @@ async def step(scene: Scene, name: str, phases: list[tuple[int, float]]) -> Time
             await asyncio.sleep(seconds)
             load.stop()
             await running
+            line.phase_bounds.append((begin, time.monotonic() - line.started))
     finally:
         sampler.cancel()
     for load in loads:
@@ -295,9 +300,7 @@ def step_figures(line: Timeline, phases: list[tuple[int, float]]) -> dict[str, A
     """Per phase: latency p50 and max, the most replicas Ready, and how long after the phase
     began the replicas reached their peak."""
     out = []
-    begin = 0.0
-    for clients, seconds in phases:
-        end = begin + seconds
+    for (clients, seconds), (begin, end) in zip(phases, line.phase_bounds, strict=True):
         answers = [a[1] for a in line.answers if begin <= a[0] < end]
         ready = [(s[0], s[2]) for s in line.samples if begin <= s[0] < end]
         peak = max((r for _, r in ready), default=0)
@@ -308,7 +311,6 @@ def step_figures(line: Timeline, phases: list[tuple[int, float]]) -> dict[str, A
             "max": max(answers) if answers else None,
             "most replicas Ready": peak, "peak reached after": reached,
         })  # fmt: skip
-        begin = end
     return {"phases": out}
 
 

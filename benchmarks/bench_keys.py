@@ -223,7 +223,8 @@ def main() -> None:
             with (work / "dataplane.log").open("wb") as log:
                 plane = subprocess.Popen(
                     [sys.executable, "-m", "paitient_localcluster.simulated.dataplane", "--kubeconfig", str(kubeconfig),
-                     "--routes", str(routes), "--state-dir", str(work / "dataplane")],
+                     "--routes", str(routes), "--state-dir", str(work / "dataplane"),
+                     "--netns", str(cluster.namespaces.netns_path)],
                     cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ},
                 )  # fmt: skip
             api = ApiProcess(kubeconfig, work / "api.log", gateway_url=f"file:{routes}")

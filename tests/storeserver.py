@@ -44,6 +44,8 @@ class RedisServer:
 
     directory: Path
     tls: bool = False
+    # The names its certificate carries (a Service's name, say, for a store reached by relay).
+    certificate_names: tuple[str, ...] = ("127.0.0.1", "localhost")
     password: str = field(default_factory=lambda: "pw-" + secrets.token_hex(12), repr=False)
     port: int = 0
     ca_file: Path | None = None
@@ -78,7 +80,7 @@ class RedisServer:
     def _write_certificates(self) -> None:
         now = datetime.now(UTC)
         ca = new_authority("paitient test store CA", timedelta(days=1), now)
-        leaf = issue(ca, ["127.0.0.1", "localhost"], timedelta(days=1), now)
+        leaf = issue(ca, list(self.certificate_names), timedelta(days=1), now)
         self.ca_file = self.directory / "ca.crt"
         self.ca_file.write_text(ca.cert_pem)
         (self.directory / "server.crt").write_text(leaf.cert_pem)

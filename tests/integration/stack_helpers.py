@@ -46,7 +46,8 @@ def start_data_plane(kubeconfig: Path, work: Path) -> tuple[subprocess.Popen[byt
     routes = work / "routes.json"
     plane = subprocess.Popen(
         [sys.executable, "-m", "paitient_localcluster.simulated.dataplane", "--kubeconfig", str(kubeconfig),
-         "--routes", str(routes), "--state-dir", str(work / "dataplane")],
+         "--routes", str(routes), "--state-dir", str(work / "dataplane"),
+         "--netns", str(LocalCluster(log=lambda _m: None).namespaces.netns_path)],
         cwd=REPO, stdout=(work / "dataplane.log").open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     return plane, routes

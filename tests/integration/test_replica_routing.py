@@ -30,7 +30,7 @@ import pytest
 from paitient_cli import admin
 from paitient_common.kubeapi import Kube, KubeError
 from paitient_localcluster.host.processes import probe_context
-from tests.integration.frontdoor_process import ApiProcess, call
+from tests.integration.frontdoor_process import ApiProcess, call, client_trust
 from tests.integration.gateway_tls import route_entry
 from tests.integration.metrics_text import metric_sum
 from tests.integration.stack_helpers import make_tenant
@@ -71,7 +71,9 @@ def serving(kube: Kube, namespace: str) -> bool:
 
 
 def front_door_count(api: ApiProcess, reason: str) -> float:
-    with urllib.request.urlopen(f"{api.root}/metrics", timeout=10) as response:
+    with urllib.request.urlopen(
+        f"{api.root}/metrics", timeout=10, context=client_trust()
+    ) as response:
         return metric_sum(
             response.read().decode(), "paitient_api_routing_fallbacks_total", reason=reason
         )

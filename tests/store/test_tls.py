@@ -1,6 +1,7 @@
 """A ``rediss://`` store: the gateway's client verifies the server against the CA in
 ``PAITIENT_STORE_CA_FILE`` and reserves through it; without that CA it refuses the server and
-says why (the TLS handshake), never falling back to plain text."""
+says why (the TLS handshake), never falling back to plain text. Reached through an address its
+certificate does not name (a relay), it is verified against ``PAITIENT_STORE_SERVER_NAME``."""
 
 from __future__ import annotations
 
@@ -60,3 +61,33 @@ def test_without_its_ca_the_server_is_refused_and_the_handshake_named(
     said = asyncio.run(attempt())
     assert "TLS handshake" in said and "CERTIFICATE_VERIFY_FAILED" in said
     assert tls_server.password not in said
+
+
+def test_a_store_behind_a_relay_is_verified_against_its_server_name(tmp_path: Path) -> None:
+    """The local data plane's case: the certificate names only the Service, the gateway dials
+    127.0.0.1. With the Service's name it verifies and answers; without it, or with another
+    name, the handshake fails, and no password is in the reason."""
+    service = "store.paitient-system.svc"
+    server = RedisServer(tmp_path / "redis-svc", tls=True, certificate_names=(service,)).start()
+
+    async def attempt(server_name: str | None) -> str:
+        settings = parse_store_url(
+            server.url, server.password, str(server.ca_file), server_name=server_name
+        )
+        store = Store(settings)
+        try:
+            await store.ping()
+        except StoreUnavailable as exc:
+            return str(exc)
+        finally:
+            await store.close()
+        return "answered"
+
+    try:
+        assert asyncio.run(attempt(service)) == "answered"
+        for name in (None, "other.paitient-system.svc"):
+            said = asyncio.run(attempt(name))
+            assert "TLS handshake" in said and "CERTIFICATE_VERIFY_FAILED" in said, said
+            assert server.password not in said
+    finally:
+        server.stop()

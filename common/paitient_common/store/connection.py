@@ -4,6 +4,8 @@ Scripts are registered once and sent by SHA (``EVALSHA``); redis-py loads a scri
 itself when the server answers ``NOSCRIPT`` (a restarted or failed-over store). The client never
 retries a call on its own: a reservation sent twice must not be taken twice, and a store that
 does not answer within the timeout is treated as unreachable at once (the caller falls back).
+A ``server_name`` in the settings is what the server's certificate is verified against when the
+address dialled is not that name (a relay in between).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, Final
 
 import redis.asyncio as aioredis
 from redis import exceptions as rexc
+from redis.asyncio.connection import ConnectionPool, SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -78,6 +81,18 @@ class Store:
         await self.client.aclose()
 
 
+class ServerNameSSLConnection(SSLConnection):
+    """A TLS connection that checks the server's certificate against ``server_hostname`` (also
+    sent as SNI) rather than the host it dials: redis-py has no option for it."""
+
+    def __init__(self, *, server_hostname: str, **kwargs: Any) -> None:
+        self.server_hostname = server_hostname
+        super().__init__(**kwargs)
+
+    def _connection_arguments(self) -> Any:
+        return {**super()._connection_arguments(), "server_hostname": self.server_hostname}
+
+
 def _client(settings: StoreSettings) -> aioredis.Redis:
     options: dict[str, Any] = {}
     if settings.tls:
@@ -89,7 +104,7 @@ def _client(settings: StoreSettings) -> aioredis.Redis:
         }
         if settings.ca_file is not None:
             options["ssl_ca_certs"] = str(settings.ca_file)
-    return aioredis.Redis(
+    client = aioredis.Redis(
         host=settings.host,
         port=settings.port,
         db=settings.db,
@@ -101,3 +116,11 @@ def _client(settings: StoreSettings) -> aioredis.Redis:
         client_name="paitient",
         **options,
     )
+    if settings.tls and settings.server_name:
+        # The same connection arguments, through the connection class that verifies the name.
+        pool = client.connection_pool
+        kwargs = {**pool.connection_kwargs, "server_hostname": settings.server_name}
+        client = aioredis.Redis.from_pool(
+            ConnectionPool(connection_class=ServerNameSSLConnection, **kwargs)
+        )
+    return client

@@ -4,7 +4,9 @@ their parsed, checked form (``StoreSettings``).
 ``PAITIENT_STORE_URL`` is ``redis://host:port/db`` (or ``rediss://`` for TLS); unset means no
 store: every component keeps today's per-process state and says so loudly at start.
 ``PAITIENT_STORE_PASSWORD`` comes from a Secret and is never logged nor put in a URL;
-``PAITIENT_STORE_CA_FILE`` is the PEM CA a ``rediss://`` server's certificate must chain to.
+``PAITIENT_STORE_CA_FILE`` is the PEM CA a ``rediss://`` server's certificate must chain to;
+``PAITIENT_STORE_SERVER_NAME`` the name that certificate must carry when the URL's host is not it
+(a relay or tunnel in between, as the local data plane's: ``rediss://127.0.0.1:<port>``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from paitient_common.settings import Env
 URL_ENV: Final = "PAITIENT_STORE_URL"
 PASSWORD_ENV: Final = "PAITIENT_STORE_PASSWORD"  # noqa: S105 - the variable's name
 CA_FILE_ENV: Final = "PAITIENT_STORE_CA_FILE"
+SERVER_NAME_ENV: Final = "PAITIENT_STORE_SERVER_NAME"
 TIMEOUT_ENV: Final = "PAITIENT_STORE_TIMEOUT_SECONDS"
 DEFAULT_PORT: Final = 6379
 # One round trip slower than this counts as the store being unreachable: the gateway then
@@ -30,6 +33,9 @@ DEFAULT_PORT: Final = 6379
 # network (a round trip is well under a millisecond).
 DEFAULT_TIMEOUT: Final = 1.0
 _HOST: Final = re.compile(r"[A-Za-z0-9.\-:]+")  # a DNS name, an IPv4 or (unbracketed) IPv6
+_DNS_NAME: Final = re.compile(
+    r"[A-Za-z0-9]([A-Za-z0-9\-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9\-]*[A-Za-z0-9])?)*"
+)
 
 
 class StoreSettingsError(ValueError):
@@ -48,6 +54,8 @@ class StoreSettings:
     ca_file: Path | None = None
     username: str | None = None
     timeout: float = DEFAULT_TIMEOUT
+    # The name the server's certificate is checked against, when not ``host`` (TLS only).
+    server_name: str | None = None
 
     def describe(self) -> str:
         """``rediss://store.paitient-system.svc:6379/0``: no password, ever."""
@@ -61,6 +69,7 @@ def parse_store_url(
     password: str | None = None,
     ca_file: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    server_name: str | None = None,
 ) -> StoreSettings:
     """Check ``url`` and the rest; ``StoreSettingsError`` says what is wrong, without echoing a
     password even when one was (wrongly) put in the URL."""
@@ -95,6 +104,10 @@ def parse_store_url(
         raise StoreSettingsError(f"{CA_FILE_ENV}: no such file {ca}")
     if timeout <= 0:
         raise StoreSettingsError(f"{TIMEOUT_ENV} must be positive")
+    if server_name and parts.scheme != "rediss":
+        raise StoreSettingsError(f"{SERVER_NAME_ENV} is set but {URL_ENV} is not rediss:// (TLS)")
+    if server_name and not _DNS_NAME.fullmatch(server_name):
+        raise StoreSettingsError(f"{SERVER_NAME_ENV} is not a DNS name (store.namespace.svc)")
     return StoreSettings(
         host=host,
         port=port or DEFAULT_PORT,
@@ -104,6 +117,7 @@ def parse_store_url(
         ca_file=ca,
         username=parts.username or None,
         timeout=timeout,
+        server_name=server_name or None,
     )
 
 
@@ -122,6 +136,11 @@ class SharedStoreSettings(BaseModel):
     store_ca_file: Annotated[str | None, Env(CA_FILE_ENV)] = Field(
         default=None, description="PEM CA a rediss:// store's certificate must chain to."
     )
+    store_server_name: Annotated[str | None, Env(SERVER_NAME_ENV)] = Field(
+        default=None,
+        description="The name a rediss:// store's certificate must carry, when the URL's host "
+        "is not it (a relay in between); unset: the URL's host.",
+    )
     store_timeout_seconds: Annotated[float, Env(TIMEOUT_ENV)] = Field(
         default=DEFAULT_TIMEOUT,
         gt=0,
@@ -135,7 +154,11 @@ class SharedStoreSettings(BaseModel):
             return None
         password = self.store_password.get_secret_value() if self.store_password else None
         return parse_store_url(
-            self.store_url, password, self.store_ca_file, self.store_timeout_seconds
+            self.store_url,
+            password,
+            self.store_ca_file,
+            self.store_timeout_seconds,
+            self.store_server_name,
         )
 
     def startup_check(self) -> None:

@@ -26,7 +26,11 @@ the data plane mints a token for that account (TokenRequest API) and hands the g
 kubeconfig of its own holding only that token (``<state-dir>/kubeconfigs/``, mode 0600). So a
 right the operator forgot to grant shows up here as a 403, as it would on a real cluster.
 Environment values from a Secret (``secretKeyRef``: the shared store's password) are read from
-that Secret as the kubelet reads them; a pod whose Secret is missing does not start.
+that Secret as the kubelet reads them; a pod whose Secret is missing does not start. A store
+URL that names a cluster Service (the chart's store on the real node) is reached as the pod
+would reach it, through a relay into the node's network namespace (``service_relays.py``): the
+gateway dials ``127.0.0.1:<relay port>`` and verifies the store's certificate against the
+Service's name.
 
 The Secret volumes of the gateway container (its serving certificate) are written as the
 kubelet writes them (``volumes.py``: payload directories swapped in by renaming ``..data``) under
@@ -44,7 +48,8 @@ reach a running gateway. Tokens are therefore minted for 24 h, and once a pod's 
 half its life the data plane restarts that pod's processes with a fresh token on the next sync
 (the ledger directory, hence the usage counted, is kept).
 
-    python -m paitient_localcluster.simulated.dataplane --kubeconfig K --routes FILE --state-dir DIR
+    python -m paitient_localcluster.simulated.dataplane --kubeconfig K --routes FILE --state-dir DIR \
+        --netns /run/netns/NAME     # the node's network namespace (LocalCluster().namespaces)
 """
 
 from __future__ import annotations
@@ -79,6 +84,7 @@ from .sa_kubeconfig import (
     mint_token,
     service_account_kubeconfig,
 )
+from .service_relays import ServiceRelays, relayed_store_env, store_service
 from .volumes import secret_files, write_atomically
 
 REPO = Path(__file__).resolve().parents[3]
@@ -327,9 +333,13 @@ class DataPlane:
     state_dir: Path
     token_lifetime_seconds: int = TOKEN_LIFETIME_SECONDS
     clock: Callable[[], datetime] = _now
+    # The node's network namespace, where cluster Services are reached (None: no relays, a
+    # Service's name is left to the gateway, which cannot resolve it).
+    netns: Path | None = None
     pods: dict[str, ModelPod] = field(default_factory=dict)
     retiring: list[Retiring] = field(default_factory=list)
     _admin: dict[str, Any] | None = field(default=None, init=False, repr=False)
+    _relays: ServiceRelays | None = field(default=None, init=False, repr=False)
 
     def sync(self) -> None:
         simulated = {
@@ -381,6 +391,8 @@ class DataPlane:
                     self._start_replica(model, wanted[key], pod)
                 except Exception as exc:
                     failed.append(f"{key}/{pod}: {type(exc).__name__}: {exc}")
+        if self._relays is not None:
+            failed += self._relays.refresh()
         for model in self.pods.values():  # every probe first: the routes list the ready ones
             for replica in model.replicas.values():
                 replica.ready = probe_ready(replica.url)
@@ -491,6 +503,7 @@ class DataPlane:
             gateway_env(deployment, pod_name=pod, secret_value=secret_value),
             {m.mount_path: model.volumes[m.secret][0] for m in mounts},
         )
+        env = self._reach_services(env)
         tls = bool(env.get("PAITIENT_TLS_CERT_FILE"))
         port = free_port()
         url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
@@ -523,6 +536,15 @@ class DataPlane:
             file=sys.stderr,
             flush=True,
         )
+
+    def _reach_services(self, env: dict[str, str]) -> dict[str, str]:
+        """``env`` with a store at a cluster Service reached through a relay into the node."""
+        service = store_service(env)
+        if service is None or self.netns is None:
+            return env
+        if self._relays is None:
+            self._relays = ServiceRelays(self.kube, self.netns, self.state_dir / "logs")
+        return relayed_store_env(env, self._relays.local_port(*service))
 
     def _spawn(self, argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         with log.open("ab") as out:
@@ -563,6 +585,8 @@ class DataPlane:
         for retiring in self.retiring:  # the data plane itself stops: no more waiting
             _stop_processes([*retiring.gateways, *retiring.after])
         self.retiring.clear()
+        if self._relays is not None:
+            self._relays.stop()
         with contextlib.suppress(OSError):
             self._write_routes()
 
@@ -573,9 +597,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--routes", type=Path, required=True)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--netns", type=Path, required=True)
     args = parser.parse_args(argv)
     plane = DataPlane(
-        Kube.from_kubeconfig(args.kubeconfig), args.kubeconfig, args.routes, args.state_dir
+        Kube.from_kubeconfig(args.kubeconfig),
+        args.kubeconfig,
+        args.routes,
+        args.state_dir,
+        netns=args.netns,
     )
 
     def stop(_signum: int, _frame: FrameType | None) -> None:

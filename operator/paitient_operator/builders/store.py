@@ -15,6 +15,7 @@ import ipaddress
 from typing import Any, Final
 
 from paitient_common.resources.modeldeployment import ModelDeployment
+from paitient_common.service_dns import service_of
 from paitient_operator.builders.metadata import Manifest, common_labels
 from paitient_operator.config import StoreConfig
 
@@ -90,13 +91,12 @@ def store_egress(store: StoreConfig) -> dict[str, Any] | None:
     if settings is None:
         return None
     ports = [{"protocol": "TCP", "port": settings.port}]
-    host = settings.host
-    labels = host.split(".")
-    if len(labels) >= 3 and labels[2] == "svc" and labels[3:] in ([], ["cluster", "local"]):
-        selector = {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: labels[1]}}}
+    service = service_of(settings.host)
+    if service is not None:
+        selector = {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: service.namespace}}}
         return {"to": [selector], "ports": ports}
     try:
-        address = ipaddress.ip_address(host)
+        address = ipaddress.ip_address(settings.host)
     except ValueError:
         return {"ports": ports}
     return {"to": [{"ipBlock": {"cidr": f"{address}/{address.max_prefixlen}"}}], "ports": ports}

@@ -90,6 +90,21 @@ def test_a_ca_file_needs_tls_and_must_exist(tmp_path: Path) -> None:
         )
 
 
+def test_a_server_name_is_a_dns_name_and_needs_tls() -> None:
+    settings = store_settings_from_env(
+        {
+            "PAITIENT_STORE_URL": "rediss://127.0.0.1:40123/0",
+            "PAITIENT_STORE_SERVER_NAME": "store.paitient-system.svc",
+        }
+    )
+    assert settings is not None and settings.server_name == "store.paitient-system.svc"
+    assert parse_store_url("rediss://h/0").server_name is None
+    with pytest.raises(StoreSettingsError, match="PAITIENT_STORE_SERVER_NAME is set but"):
+        parse_store_url("redis://127.0.0.1/0", server_name="store.ns.svc")
+    with pytest.raises(StoreSettingsError, match="PAITIENT_STORE_SERVER_NAME is not a DNS name"):
+        parse_store_url("rediss://127.0.0.1/0", server_name="store ns.svc")
+
+
 def test_key_names_are_prefixed_and_hide_caller_chosen_text() -> None:
     assert bucket_key(tenant_scope("acme"), "tokens") == "paitient:rl:t:acme:tokens"
     keys = period_keys("acme", "2026-12-01T00:00:00Z")
