@@ -127,8 +127,11 @@ def test_kubectl_shows_columns_and_waits_for_ready(
         capture_output=True,
         text=True,
     ).stdout.splitlines()
-    assert table[0].split() == ["NAME", "MODEL", "GPUS", "READY", "PHASE", "AGE"]
-    assert table[1].split()[:5] == ["columns", "ZimaBlueAI/HuatuoGPT-o1-8B", "1", "1", "Ready"]
+    header = ["NAME", "MODEL", "URI", "GPUS", "DESIRED", "READY", "PHASE", "AGE"]
+    assert table[0].split() == header
+    row = table[1].split()  # no URI for a Hugging Face model: the column is blank
+    assert row[:2] == ["columns", "ZimaBlueAI/HuatuoGPT-o1-8B"]
+    assert row[-5:-1] == ["1", "1", "1", "Ready"]  # GPUs, desired, ready, phase
 
 
 def test_a_cpu_deployment_is_placed_on_the_real_cpu_node_without_gpus(
