@@ -21,6 +21,7 @@ from paitient_localcluster.simulated.service_relays import (
     relayed_store_env,
     store_service,
 )
+from tests.prerequisites import missing
 
 STORE = "rediss://pt-paitient-store.paitient-system.svc:6379/0"
 
@@ -104,10 +105,11 @@ def _echo(port: int) -> bytes:
         return sock.recv(64)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the relay enters a network namespace (root)")
 def test_one_relay_per_service_restarted_on_the_same_port(tmp_path: Path) -> None:
     """A real relay process; the namespace it enters is this process's own, so "inside" is
     the host's loopback here, where an echo server plays the Service's ClusterIP."""
+    if os.geteuid() != 0:
+        missing("the relay enters a network namespace (root)")
     server = _echo_server()
     services = _Services()
     store = ServiceName("store", "ns")
