@@ -49,7 +49,7 @@ class ChatCompletionRequest(_Open):
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
-    n: int | None = Field(default=None, ge=1, le=MAX_CHOICES_CAP, description=CHOICES_DESCRIPTION)
+    n: int = Field(default=1, ge=1, le=MAX_CHOICES_CAP, description=CHOICES_DESCRIPTION)
     stream: bool = False
     stream_options: StreamOptions | None = None
 
@@ -61,7 +61,8 @@ class CompletionRequest(_Open):
     prompt: str | list[str] | list[int] = Field(description="Text, texts or token ids.")
     max_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
-    n: int | None = Field(default=None, ge=1, le=MAX_CHOICES_CAP, description=CHOICES_DESCRIPTION)
+    # Not nullable: vLLM 0.32's completions refuse a null n (400), as the stand-in does.
+    n: int = Field(default=1, ge=1, le=MAX_CHOICES_CAP, description=CHOICES_DESCRIPTION)
     best_of: int | None = Field(
         default=None, ge=1, le=MAX_CHOICES_CAP, description=CHOICES_DESCRIPTION
     )
