@@ -32,3 +32,13 @@ def parse_duration(text: str, *, maximum: timedelta | None = DEFAULT_MAXIMUM) ->
     if maximum is not None and value > maximum:
         raise ValueError(f"duration {text!r} is longer than the maximum of {maximum.days} days")
     return value
+
+
+def format_duration(value: timedelta) -> str:
+    """``timedelta(days=30)`` -> ``30d``: the largest unit that divides it (``parse_duration``'s
+    inverse for whole seconds)."""
+    seconds = int(value.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

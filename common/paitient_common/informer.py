@@ -27,7 +27,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -66,25 +66,6 @@ class WatchSettings:
     def backoff(self, failures: int, rng: random.Random) -> float:
         """Full jitter: uniform in [0, min(cap, base * 2^failures)]."""
         return rng.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** min(failures, 16)))
-
-
-def watch_settings_from_env(env: Mapping[str, str]) -> WatchSettings:
-    """``PAITIENT_WATCH_TIMEOUT_SECONDS`` (``15-25``, or one number), ``PAITIENT_WATCH_READ_GRACE_SECONDS``
-    (5) and ``PAITIENT_CACHE_STALE_SECONDS`` (45); a value that does not parse raises ValueError."""
-    default = WatchSettings()
-    low, _, high = env.get("PAITIENT_WATCH_TIMEOUT_SECONDS", "").strip().partition("-")
-    timeout_min = int(low) if low else default.timeout_min
-    timeout_max = int(high) if high else (int(low) if low else default.timeout_max)
-    grace = env.get("PAITIENT_WATCH_READ_GRACE_SECONDS", "").strip()
-    stale = env.get("PAITIENT_CACHE_STALE_SECONDS", "").strip()
-    if not 1 <= timeout_min <= timeout_max:
-        raise ValueError("PAITIENT_WATCH_TIMEOUT_SECONDS must be N or A-B with 1 <= A <= B")
-    return WatchSettings(
-        timeout_min=timeout_min,
-        timeout_max=timeout_max,
-        read_grace=float(grace) if grace else default.read_grace,
-        stale_after=float(stale) if stale else default.stale_after,
-    )
 
 
 def compare_versions(a: str, b: str) -> int | None:

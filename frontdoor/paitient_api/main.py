@@ -4,16 +4,15 @@ In a cluster it reads keys and tenants through the API (in-cluster config) and r
 to each deployment's gateway Service over TLS, trusting only the CA bundle in the ConfigMap
 ``--gateway-ca-configmap``; locally ``--kubeconfig`` and ``--gateway-url`` point it at the local
 cluster and a local gateway. With ``--tls-cert-file`` and ``--tls-key-file`` it serves HTTPS
-itself (the certificate is reloaded when the files change).
+itself (the certificate is reloaded when the files change). Every setting, with its flag and
+environment variable: docs/configuration.md.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import sys
 from collections.abc import AsyncIterator
 
@@ -23,58 +22,22 @@ from prometheus_client import REGISTRY
 from paitient_api.app import create_app
 from paitient_api.door import FrontDoor
 from paitient_api.gateway_client import GatewayTrust
-from paitient_api.routing import IN_CLUSTER, GatewayRoute
-from paitient_common.informer import watch_settings_from_env
+from paitient_api.routing import GatewayRoute
+from paitient_api.settings import FrontDoorSettings
 from paitient_common.keycache.directory import Directory
 from paitient_common.keycache.kubernetes_source import KubernetesKeySource
 from paitient_common.kubeapi import Kube
 from paitient_common.logs import quiet_http_parser_logs
-from paitient_common.secrets import CA_BUNDLE_CONFIGMAP
+from paitient_common.settings import load_or_exit
 from paitient_common.store.connection import Store
 from paitient_common.store.health import StoreHealth, keep_probing
 from paitient_common.store.metrics import StoreMetrics
-from paitient_common.store.settings import StoreSettingsError, store_settings_from_env
 from paitient_common.tls import ReloadingCertificate
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="paitient-api", description=__doc__)
-    parser.add_argument("--host", default=os.environ.get("PAITIENT_API_HOST", "0.0.0.0"))  # noqa: S104
-    parser.add_argument(
-        "--port", type=int, default=int(os.environ.get("PAITIENT_API_PORT", "8080"))
-    )
-    parser.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
-    parser.add_argument(
-        "--system-namespace", default=os.environ.get("PAITIENT_SYSTEM_NAMESPACE", "paitient-system")
-    )
-    parser.add_argument(
-        "--gateway-url",
-        default=os.environ.get("PAITIENT_API_GATEWAY_URL", IN_CLUSTER),
-        help="template of a deployment's gateway URL ({name}, {namespace}); default in-cluster Services",
-    )
-    parser.add_argument(
-        "--gateway-ca-configmap",
-        default=os.environ.get("PAITIENT_API_GATEWAY_CA_CONFIGMAP", CA_BUNDLE_CONFIGMAP),
-        help="ConfigMap (system namespace, key ca.crt) of the CAs the gateways' certificates "
-        "must chain to",
-    )
-    parser.add_argument(
-        "--tls-cert-file",
-        default=os.environ.get("PAITIENT_API_TLS_CERT_FILE"),
-        help="serve HTTPS with this certificate (PEM chain); plain HTTP without it",
-    )
-    parser.add_argument(
-        "--tls-key-file",
-        default=os.environ.get("PAITIENT_API_TLS_KEY_FILE"),
-        help="the certificate's private key (PEM)",
-    )
-    args = parser.parse_args(argv)
-    if bool(args.tls_cert_file) != bool(args.tls_key_file):
-        parser.error("--tls-cert-file and --tls-key-file go together")
-    try:
-        store_settings = store_settings_from_env()
-    except StoreSettingsError as exc:
-        parser.error(str(exc))
+    args = load_or_exit(FrontDoorSettings, argv, prog="paitient-api", description=__doc__)
+    store_settings = args.store
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     quiet_http_parser_logs()
     kube = Kube.from_kubeconfig(args.kubeconfig)
@@ -104,13 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     source = KubernetesKeySource(
         args.kubeconfig,
         args.system_namespace,
-        settings=watch_settings_from_env(os.environ),
+        settings=args.watch,
         store=store,
         store_health=health,
     )
     REGISTRY.register(source.collector())
     certificate = (
-        ReloadingCertificate(args.tls_cert_file, args.tls_key_file) if args.tls_cert_file else None
+        ReloadingCertificate(args.tls_cert_file, args.tls_key_file)
+        if args.tls_cert_file is not None and args.tls_key_file is not None
+        else None
     )
 
     async def background(_: web.Application) -> AsyncIterator[None]:

@@ -3,7 +3,8 @@
 build [NAME ...]   build every image (or the named ones) into the cache
 paths              JSON: each built image's reference, archive and SBOM, and the tiny model
 list               the images this repository builds, with their references
-lock               resolve the Python locks and Debian pins again (then commit images/locks)
+lock [--python]    resolve the Python locks and Debian pins again (then commit images/locks);
+                   --python: the Python locks only
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("names", nargs="*", metavar="NAME", help=", ".join(recipes()))
     sub.add_parser("paths", help="where the built images are (JSON)")
     sub.add_parser("list", help="the images and their references")
-    sub.add_parser("lock", help="resolve the locks again")
+    relock = sub.add_parser("lock", help="resolve the locks again")
+    relock.add_argument("--python", action="store_true", help="only the Python locks")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             for recipe in recipes().values():
                 print(f"{recipe.name:20} {recipe.reference}")
         else:
-            lock()
+            lock(python_only=args.python)
     except BuildError as exc:
         print(f"[images] FAILED: {exc}", file=sys.stderr)
         return 1

@@ -354,12 +354,15 @@ def build_images(names: list[str]) -> list[ImageArtifact]:
         builder.close()
 
 
-def lock() -> None:
-    """Resolve the Python locks and the Debian package pins again (what Debian serves today)."""
+def lock(python_only: bool = False) -> None:
+    """Resolve the Python locks and the Debian package pins again (what Debian serves today);
+    ``python_only``: the Python locks alone (a new dependency need not move a Debian pin)."""
     root = cache_dir() / "tmp" / "lock"
     for env in PYTHON_ENVS.values():
         with step(f"lock {env.lock.name} (uv pip compile)"):
             pythonenv.write_lock(env, root / env.name)
+    if python_only:
+        return
     for base in DEBIAN_BASES.values():
         target = root / f"debian-{base.name}"
         shutil.rmtree(target, ignore_errors=True)

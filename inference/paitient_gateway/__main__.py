@@ -5,16 +5,15 @@ It serves only TLS, with the certificate in ``PAITIENT_TLS_CERT_FILE`` / ``PAITI
 tests and benchmarks that carry no patient data. Local runs add ``--keys-file`` (keys, tenants
 and pepper from a JSON file instead of the API) and ``--ledger-dir``; without a keys file the
 gateway reads everything from the Kubernetes API (in-cluster config, or ``--kubeconfig``).
+Every setting, with its flag and environment variable: docs/configuration.md.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import signal
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from types import ModuleType
 
 from aiohttp import web
@@ -23,6 +22,7 @@ from paitient_common.keycache.directory import FileKeySource, KeySource
 from paitient_common.keycache.kubernetes_source import KubernetesKeySource
 from paitient_common.kubeapi import Kube
 from paitient_common.logs import quiet_http_parser_logs
+from paitient_common.settings import load_or_exit
 from paitient_common.tls import ReloadingCertificate
 from paitient_gateway.app import create_app, create_metrics_app
 from paitient_gateway.config import GatewayConfig
@@ -37,34 +37,7 @@ except ImportError:  # pragma: no cover - uvloop is a dependency, but not on eve
 log = logging.getLogger("paitient.gateway")
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="paitient_gateway", description=__doc__)
-    p.add_argument("--keys-file", type=Path, help="JSON keys file (local runs, tests)")
-    p.add_argument("--ledger-dir", type=Path, help="usage ledger directory")
-    p.add_argument("--kubeconfig", help="kubeconfig (default: in-cluster)")
-    p.add_argument("--host", help="listen address (default 0.0.0.0)")
-    p.add_argument("--port", type=int, help="listen port (default $PAITIENT_GATEWAY_PORT)")
-    p.add_argument("--upstream-url", help="vLLM base URL (default $PAITIENT_UPSTREAM_URL)")
-    p.add_argument("--served-model-name", help="default $PAITIENT_SERVED_MODEL_NAME")
-    p.add_argument(
-        "--insecure-plaintext",
-        action="store_true",
-        help="serve plain HTTP, no certificate (local tests only: never in a model pod)",
-    )
-    return p.parse_args(argv)
-
-
-def build(args: argparse.Namespace) -> Gateway:
-    config = GatewayConfig.from_env(
-        host=args.host,
-        port=args.port,
-        upstream_url=args.upstream_url,
-        served_model_name=args.served_model_name,
-        ledger_dir=args.ledger_dir,
-        keys_file=args.keys_file,
-        kubeconfig=args.kubeconfig,
-        insecure_plaintext=args.insecure_plaintext or None,
-    )
+def build(config: GatewayConfig) -> Gateway:
     kube: Kube | None = None
     source: KeySource
     if config.keys_file is not None:
@@ -121,11 +94,8 @@ async def serve(gateway: Gateway) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     quiet_http_parser_logs()
-    args = parse_args(argv)
-    try:
-        gateway = build(args)
-    except ValueError as exc:  # a setting that cannot work: say which, and stop
-        raise SystemExit(f"paitient-gateway: {exc}") from None
+    config = load_or_exit(GatewayConfig, argv, prog="paitient-gateway", description=__doc__)
+    gateway = build(config)
     factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
     if uvloop is not None:  # a faster event loop for the same code, where it is installed
         factory = uvloop.new_event_loop

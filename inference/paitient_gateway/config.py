@@ -1,120 +1,132 @@
-"""The gateway's settings: the environment the operator gives the sidecar, plus local flags."""
+"""The gateway's settings: the environment the operator renders for the sidecar
+(``paitient_operator.builders.deployment.gateway_env``), plus flags for local runs."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Annotated, Final
 
-from paitient_common.informer import WatchSettings, watch_settings_from_env
-from paitient_common.store.settings import StoreSettings, store_settings_from_env
+from pydantic import Field, model_validator
+
+from paitient_common.cache_settings import CacheSettings
+from paitient_common.settings import Env, Flag, Settings
+from paitient_common.store.settings import SharedStoreSettings
 
 DEFAULT_PORT: Final = 8443
 DEFAULT_BODY_LIMIT: Final = 1024 * 1024
 DEFAULT_LEDGER_DIR: Final = "/tmp/paitient-gateway/ledger"  # noqa: S108 - the pod's emptyDir
 DEFAULT_SYSTEM_NAMESPACE: Final = "paitient-system"
 
-
-def _int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    value = int(raw)
-    if value < 0:
-        raise ValueError(f"{name} must not be negative")
-    return value
+Port = Annotated[int, Field(ge=1, le=65535)]
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    return float(raw) if raw else default
+class GatewayConfig(CacheSettings, SharedStoreSettings, Settings):
+    """Everything the gateway needs to start (``paitient_common.settings.load`` builds it)."""
 
-
-def _path(env: Mapping[str, str], name: str) -> Path | None:
-    raw = env.get(name, "").strip()
-    return Path(raw) if raw else None
-
-
-@dataclass(frozen=True)
-class GatewayConfig:
-    """Everything the gateway needs to start; ``from_env`` reads the operator's contract."""
-
-    upstream_url: str
-    served_model_name: str
-    namespace: str
-    deployment: str
-    pod_name: str = "local"
-    host: str = "0.0.0.0"  # noqa: S104 - the pod's only listener; set 127.0.0.1 for local runs
-    port: int = DEFAULT_PORT
-    metrics_port: int | None = None
-    system_namespace: str = DEFAULT_SYSTEM_NAMESPACE
-    deployment_requests_per_minute: int | None = None
-    deployment_tokens_per_minute: int | None = None
-    body_limit: int = DEFAULT_BODY_LIMIT
-    connect_timeout: float = 5.0
-    # Between two bytes from vLLM: a long generation is fine, a silent one is not.
-    read_timeout: float = 120.0
-    upstream_pool_size: int = 256
-    default_max_tokens: int = 4096
-    # The model's context length when the spec sets it; else learnt from vLLM's /v1/models.
-    max_model_len: int | None = None
-    ledger_dir: Path = field(default_factory=lambda: Path(DEFAULT_LEDGER_DIR))
-    ledger_sync_interval: float = 0.05
-    ledger_sync_batch: int = 64
-    report_interval: float = 5.0
-    watch: WatchSettings = field(default_factory=WatchSettings)
-    keys_file: Path | None = None
-    kubeconfig: str | None = None
-    use_kubernetes: bool = True
+    upstream_url: Annotated[str, Flag("--upstream-url")] = Field(
+        default="http://127.0.0.1:8000", description="vLLM's base URL (in the pod: 127.0.0.1)."
+    )
+    served_model_name: Annotated[str, Flag("--served-model-name")] = Field(
+        default="model", description="The model name vLLM serves, which requests name."
+    )
+    namespace: Annotated[str, Env("PAITIENT_MODELDEPLOYMENT_NAMESPACE")] = Field(
+        default="default",
+        description="Namespace of this ModelDeployment: only the tenant that owns it (or one "
+        "its access list names) is let in.",
+    )
+    deployment: Annotated[str, Env("PAITIENT_MODELDEPLOYMENT_NAME")] = Field(
+        default="local", description="Name of this ModelDeployment (its UsageReports, its limits)."
+    )
+    pod_name: str = Field(
+        default="local",
+        description="This pod's name, which keys its usage counters (the operator sets it from "
+        "metadata.name).",
+    )
+    host: Annotated[str, Flag("--host"), Env("PAITIENT_GATEWAY_HOST")] = Field(
+        default="0.0.0.0",  # noqa: S104 - the pod's only listener; 127.0.0.1 for local runs
+        description="Listen address.",
+    )
+    port: Annotated[Port, Flag("--port"), Env("PAITIENT_GATEWAY_PORT")] = Field(
+        default=DEFAULT_PORT, description="Listen port (TLS unless --insecure-plaintext)."
+    )
+    metrics_port: Port | None = Field(
+        default=None,
+        description="A second, plain-HTTP port for Prometheus; metrics are on `port` as well.",
+    )
+    system_namespace: str = Field(
+        default=DEFAULT_SYSTEM_NAMESPACE,
+        description="Namespace of the key records, the pepper and the tiers (the operator's).",
+    )
+    deployment_requests_per_minute: Annotated[
+        int | None, Env("PAITIENT_RATE_LIMIT_REQUESTS_PER_MINUTE")
+    ] = Field(default=None, ge=0, description="Requests per minute for this deployment (all pods).")
+    deployment_tokens_per_minute: Annotated[
+        int | None, Env("PAITIENT_RATE_LIMIT_TOKENS_PER_MINUTE")
+    ] = Field(default=None, ge=0, description="Tokens per minute for this deployment (all pods).")
+    body_limit: Annotated[int, Env("PAITIENT_BODY_LIMIT_BYTES")] = Field(
+        default=DEFAULT_BODY_LIMIT, ge=0, description="Largest request body, in bytes."
+    )
+    connect_timeout: Annotated[float, Env("PAITIENT_UPSTREAM_CONNECT_TIMEOUT")] = Field(
+        default=5.0, gt=0, description="Seconds to connect to vLLM."
+    )
+    read_timeout: Annotated[float, Env("PAITIENT_UPSTREAM_READ_TIMEOUT")] = Field(
+        default=120.0,
+        gt=0,
+        # Between two bytes from vLLM: a long generation is fine, a silent one is not.
+        description="Seconds vLLM may stay silent between two bytes of a response.",
+    )
+    upstream_pool_size: int = Field(default=256, ge=1, description="Connections kept open to vLLM.")
+    default_max_tokens: int = Field(
+        default=4096, ge=0, description="max_tokens of a request that sets none."
+    )
+    max_model_len: int | None = Field(
+        default=None,
+        ge=0,
+        description="The model's context length (the spec's maxModelLen); learnt from vLLM's "
+        "/v1/models when unset.",
+    )
+    ledger_dir: Annotated[Path, Flag("--ledger-dir")] = Field(
+        default=Path(DEFAULT_LEDGER_DIR), description="Directory of the usage ledger."
+    )
+    ledger_sync_interval: float = Field(
+        default=0.05, gt=0, description="Seconds between two fsyncs of the ledger."
+    )
+    ledger_sync_batch: int = Field(
+        default=64, ge=1, description="Ledger lines that trigger an fsync before the interval."
+    )
+    report_interval: Annotated[float, Env("PAITIENT_USAGE_REPORT_INTERVAL")] = Field(
+        default=5.0, gt=0, description="Seconds between two UsageReport writes."
+    )
+    keys_file: Annotated[Path | None, Flag("--keys-file"), Env(None)] = Field(
+        default=None,
+        description="Keys, tenants and pepper from this JSON file instead of the API (local "
+        "runs, tests).",
+    )
+    kubeconfig: Annotated[str | None, Flag("--kubeconfig"), Env(None)] = Field(
+        default=None,
+        description="kubeconfig of the cluster (default in-cluster); with --keys-file, where "
+        "usage reports go (none when unset).",
+    )
     # The serving certificate (the operator mounts its Secret); plain HTTP only when asked for.
-    tls_cert_file: Path | None = None
-    tls_key_file: Path | None = None
-    insecure_plaintext: bool = False
-    # The shared store (PAITIENT_STORE_URL, _PASSWORD, _CA_FILE); None: limits per replica.
-    store: StoreSettings | None = None
-    # How often the gateway beats in the store (and learns N, the share of each limit).
-    store_heartbeat_interval: float = 1.0
+    tls_cert_file: Path | None = Field(
+        default=None, description="Serving certificate (PEM chain); reloaded when it changes."
+    )
+    tls_key_file: Path | None = Field(default=None, description="The certificate's private key.")
+    insecure_plaintext: Annotated[bool, Flag("--insecure-plaintext"), Env(None)] = Field(
+        default=False,
+        description="Serve plain HTTP without a certificate (local tests only: never in a "
+        "model pod).",
+    )
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> GatewayConfig:
-        env = os.environ if env is None else env
-        values: dict[str, object] = {
-            "upstream_url": env.get("PAITIENT_UPSTREAM_URL", "http://127.0.0.1:8000"),
-            "served_model_name": env.get("PAITIENT_SERVED_MODEL_NAME", "model"),
-            "namespace": env.get("PAITIENT_MODELDEPLOYMENT_NAMESPACE", "default"),
-            "deployment": env.get("PAITIENT_MODELDEPLOYMENT_NAME", "local"),
-            "pod_name": env.get("PAITIENT_POD_NAME", "local"),
-            "host": env.get("PAITIENT_GATEWAY_HOST", "0.0.0.0"),  # noqa: S104
-            "port": _int(env, "PAITIENT_GATEWAY_PORT", DEFAULT_PORT),
-            "metrics_port": _int(env, "PAITIENT_METRICS_PORT", None),
-            "system_namespace": env.get("PAITIENT_SYSTEM_NAMESPACE", DEFAULT_SYSTEM_NAMESPACE),
-            "deployment_requests_per_minute": _int(
-                env, "PAITIENT_RATE_LIMIT_REQUESTS_PER_MINUTE", None
-            ),
-            "deployment_tokens_per_minute": _int(
-                env, "PAITIENT_RATE_LIMIT_TOKENS_PER_MINUTE", None
-            ),
-            "body_limit": _int(env, "PAITIENT_BODY_LIMIT_BYTES", DEFAULT_BODY_LIMIT),
-            "connect_timeout": _float(env, "PAITIENT_UPSTREAM_CONNECT_TIMEOUT", 5.0),
-            "read_timeout": _float(env, "PAITIENT_UPSTREAM_READ_TIMEOUT", 120.0),
-            "default_max_tokens": _int(env, "PAITIENT_DEFAULT_MAX_TOKENS", 4096),
-            "max_model_len": _int(env, "PAITIENT_MAX_MODEL_LEN", None),
-            "ledger_dir": Path(env.get("PAITIENT_LEDGER_DIR", DEFAULT_LEDGER_DIR)),
-            "report_interval": _float(env, "PAITIENT_USAGE_REPORT_INTERVAL", 5.0),
-            "watch": watch_settings_from_env(env),
-            "tls_cert_file": _path(env, "PAITIENT_TLS_CERT_FILE"),
-            "tls_key_file": _path(env, "PAITIENT_TLS_KEY_FILE"),
-            "store": store_settings_from_env(env),
-            "store_heartbeat_interval": _float(env, "PAITIENT_STORE_HEARTBEAT_SECONDS", 1.0),
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        config = cls(**values)  # type: ignore[arg-type]
-        config.check_transport()
-        return config
+    store_heartbeat_interval: Annotated[float, Env("PAITIENT_STORE_HEARTBEAT_SECONDS")] = Field(
+        default=1.0,
+        gt=0,
+        description="Seconds between two heartbeats in the shared store, by which the gateway "
+        "learns N, the replicas sharing each limit.",
+    )
 
-    def check_transport(self) -> None:
+    @model_validator(mode="after")
+    def _transport(self) -> GatewayConfig:
         """TLS needs both files; without them the gateway starts only if told to go plain."""
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("PAITIENT_TLS_CERT_FILE and PAITIENT_TLS_KEY_FILE go together")
@@ -124,3 +136,4 @@ class GatewayConfig:
                 "(the operator mounts them in every model pod), or pass --insecure-plaintext "
                 "for a local run that carries no patient data"
             )
+        return self

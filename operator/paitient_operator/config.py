@@ -1,46 +1,88 @@
-"""The operator's own settings: images, gateway sidecar, storage policy, network defaults.
+"""The operator's settings: its command line (``OperatorCommand``) and its configuration
+(``OperatorConfig``: images, gateway sidecar, storage policy, network defaults).
 
-Loaded once at start-up from a YAML file (path in ``PAITIENT_OPERATOR_CONFIG``) and then
-environment overrides: every top-level key ``fooBar`` can be set as ``PAITIENT_FOO_BAR`` and every
-key of a section as ``PAITIENT_<SECTION>_FOO_BAR`` (``PAITIENT_GATEWAY_PORT``,
-``PAITIENT_TLS_CERTIFICATE_LIFETIME``). Lists are comma-separated (or JSON), maps JSON.
-Every default below is usable as is; images are pinned so a restart never changes what runs.
+The configuration is a YAML file (``--config`` or ``PAITIENT_OPERATOR_CONFIG``) with environment
+variables on top: every key ``fooBar`` is also ``PAITIENT_FOO_BAR`` and every key of a section
+``PAITIENT_<SECTION>_FOO_BAR`` (``PAITIENT_GATEWAY_PORT``, ``PAITIENT_TLS_CERTIFICATE_LIFETIME``).
+Lists are comma-separated (or JSON), maps JSON. Every default below is usable as is; images are
+pinned so a restart never changes what runs. The table: docs/configuration.md.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal, get_origin
+from typing import Annotated, Any, ClassVar, Final, Literal
 
-import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
+from pydantic_settings import SettingsConfigDict
 
 from paitient_common.durations import parse_duration
-from paitient_common.store.settings import StoreSettings, parse_store_url
+from paitient_common.settings import Env, Flag, Settings, ShownDefault, load
+from paitient_common.store.settings import StoreSettings, StoreSettingsError, parse_store_url
 from paitient_common.tiers import DEFAULT_TIERS, Tier
 
 CONFIG_PATH_ENV: Final = "PAITIENT_OPERATOR_CONFIG"
-ENV_PREFIX: Final = "PAITIENT_"
 
 
-class _Settings(BaseModel):
+class _Section(BaseModel):
+    # File keys in camelCase, settable by their Python names too; a misspelt key stops the
+    # operator rather than vanish.
     model_config = ConfigDict(
         alias_generator=to_camel,
         validate_by_name=True,
         validate_by_alias=True,
         serialize_by_alias=True,
-        extra="forbid",  # a misspelt key in the config file should stop the operator, not vanish
+        extra="forbid",
         frozen=True,
     )
 
 
-class GatewayConfig(_Settings):
+def _host_port(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"[^:]*:[0-9]{1,5}", value):
+        raise ValueError("expected HOST:PORT, e.g. 0.0.0.0:8081")
+    return value
+
+
+class OperatorCommand(Settings):
+    """How the operator process runs: which cluster, which configuration file, its probes."""
+
+    kubeconfig: Annotated[str | None, Flag("--kubeconfig"), Env("KUBECONFIG")] = Field(
+        default=None, description="kubeconfig of the cluster; in-cluster credentials when unset."
+    )
+    config_file: Annotated[str | None, Flag("--config"), Env(CONFIG_PATH_ENV)] = Field(
+        default=None,
+        description="The configuration file (YAML; the keys below): defaults for every key it "
+        "leaves out.",
+    )
+    liveness: Annotated[str | None, Flag("--liveness"), Env(None)] = Field(
+        default=None,
+        description="Serve kopf's liveness probe at this URL, e.g. http://0.0.0.0:8080/healthz.",
+    )
+    metrics_address: Annotated[
+        str | None, AfterValidator(_host_port), Flag("--metrics-address"), Env(None)
+    ] = Field(
+        default=None,
+        description="Serve Prometheus metrics at HOST:PORT (e.g. 0.0.0.0:8081); off when unset.",
+    )
+    verbose: Annotated[bool, Flag("--verbose"), Env(None)] = Field(
+        default=False, description="Debug logging."
+    )
+
+
+class GatewayConfig(_Section):
     """The gateway sidecar: the only listener in a model pod."""
 
     image: str = Field(
@@ -91,7 +133,7 @@ def _duration(value: Any) -> Any:
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
-class CertManagerConfig(_Settings):
+class CertManagerConfig(_Section):
     """Where cert-manager is asked for serving certificates (``tls.issuer: cert-manager``)."""
 
     issuer_name: str = Field(
@@ -113,7 +155,7 @@ class CertManagerConfig(_Settings):
     )
 
 
-class TLSConfig(_Settings):
+class TLSConfig(_Section):
     """Serving certificates of the gateways: who issues them, how long they live."""
 
     issuer: Literal["operator", "cert-manager"] = Field(
@@ -172,7 +214,7 @@ class TLSConfig(_Settings):
         return self
 
 
-class StoreConfig(_Settings):
+class StoreConfig(_Section):
     """The shared store every gateway reserves its limits in (``PAITIENT_STORE_URL``,
     ``_PASSWORD``, ``_CA_FILE``, as the front door reads them): the operator renders them
     into every gateway, the password and CA through a Secret of the ModelDeployment's own."""
@@ -191,8 +233,8 @@ class StoreConfig(_Settings):
 
     def settings(self) -> StoreSettings | None:
         """The parsed settings; ``StoreSettingsError`` (which names the variable and why,
-        never echoing a value) when they cannot work. Checked by ``load_config``, outside
-        pydantic, whose errors would print the password they were given."""
+        never echoing a value) when they cannot work. Checked when the configuration is
+        loaded (``OperatorConfig.startup_check``): the CA file must exist then, not in tests."""
         if not self.url:
             return None
         password = self.password.get_secret_value() if self.password else None
@@ -203,8 +245,16 @@ class StoreConfig(_Settings):
         return Path(self.ca_file).read_text(encoding="utf-8") if self.ca_file else ""
 
 
-class OperatorConfig(_Settings):
+class OperatorConfig(Settings):
     """Everything the builders need besides the ModelDeployment itself."""
+
+    model_config = SettingsConfigDict(  # as _Section's, and Settings' own
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
+    read_from_file: ClassVar[bool] = True
 
     vllm_image: str = Field(
         default="vllm/vllm-openai:v0.32.0", description="vLLM image for GPU deployments (pinned)."
@@ -261,12 +311,21 @@ class OperatorConfig(_Settings):
         description="Namespace of the operator, the front door, the API-key Secrets and the pepper.",
     )
 
+    def startup_check(self) -> None:
+        """A store that cannot work stops the operator now, saying why (never the password)."""
+        try:
+            self.store.settings()
+        except StoreSettingsError as e:
+            raise ValueError(f"store: {e} (file keys store.url, .password, .caFile)") from None
+
     @property
     def ca_namespace(self) -> str:
         """Where the operator's CA key lives: never where key records are listed."""
         return self.tls.ca_namespace or f"{self.system_namespace}-ca"
 
-    tiers: dict[str, Tier] = Field(
+    tiers: Annotated[
+        dict[str, Tier], ShownDefault("free, standard and enterprise (`paitient_common.tiers`)")
+    ] = Field(
         default_factory=lambda: dict(DEFAULT_TIERS),
         description="Subscription tiers by name (free, standard, enterprise by default).",
     )
@@ -311,73 +370,9 @@ class OperatorConfig(_Settings):
     )
 
 
-def _env_name(alias: str, prefix: str) -> str:
-    return prefix + re.sub(r"(?<!^)(?=[A-Z])", "_", alias).upper()
-
-
-def _parse_env_value(raw: str, annotation: Any) -> Any:
-    origin = get_origin(annotation) or annotation
-    if origin is list:
-        if raw.lstrip().startswith("["):
-            return json.loads(raw)
-        return [item.strip() for item in raw.split(",") if item.strip()]
-    if origin is dict:
-        return json.loads(raw)
-    return raw  # pydantic coerces "8443" to int, "" stays a string
-
-
-def _section(annotation: Any) -> type[_Settings] | None:
-    """The settings model of a nested section (gateway, tls, ...), else None."""
-    if isinstance(annotation, type) and issubclass(annotation, _Settings):
-        return annotation
-    return None
-
-
-def _env_overrides(model: type[BaseModel], env: Mapping[str, str], prefix: str) -> dict[str, Any]:
-    overrides: dict[str, Any] = {}
-    for field_name, field in model.model_fields.items():
-        alias = field.alias or field_name
-        section = _section(field.annotation)
-        if section is not None:
-            nested = _env_overrides(section, env, _env_name(alias, prefix) + "_")
-            if nested:
-                overrides[alias] = nested
-            continue
-        key = _env_name(alias, prefix)
-        if key in env:
-            overrides[alias] = _parse_env_value(env[key], field.annotation)
-    return overrides
-
-
-# The keys of nested settings models, merged key by key.
-_SECTIONS: Final = frozenset({"gateway", "tls", "certManager", "store"})
-
-
-def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    # Settings are replaced whole (an env map replaces the file's map); only the nested
-    # sections are merged key by key, as their keys are overridden one by one.
-    merged = dict(base)
-    for key, value in top.items():
-        nested = merged.get(key)
-        if key in _SECTIONS and isinstance(nested, Mapping) and isinstance(value, Mapping):
-            merged[key] = _merge(dict(nested), value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def load_config(env: Mapping[str, str] | None = None) -> OperatorConfig:
-    """The configuration from the file named by ``PAITIENT_OPERATOR_CONFIG`` (if set) with
-    ``PAITIENT_*`` environment overrides on top; defaults for everything left out."""
+def load_config(env: Mapping[str, str] | None = None, path: str | None = None) -> OperatorConfig:
+    """The configuration from the file ``path`` (else the one ``PAITIENT_OPERATOR_CONFIG`` names,
+    if any) with ``PAITIENT_*`` variables of ``env`` (default ``os.environ``) on top; defaults for
+    everything left out. Raises ``SettingsError`` naming each bad setting."""
     env = os.environ if env is None else env
-    data: dict[str, Any] = {}
-    path = env.get(CONFIG_PATH_ENV)
-    if path:
-        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: the operator configuration must be a YAML mapping")
-        data = loaded
-    data = _merge(data, _env_overrides(OperatorConfig, env, ENV_PREFIX))
-    config = OperatorConfig.model_validate(data)
-    config.store.settings()  # a store that cannot work stops the operator now, saying why
-    return config
+    return load(OperatorConfig, env=env, file=path or env.get(CONFIG_PATH_ENV) or None)

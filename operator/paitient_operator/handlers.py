@@ -33,7 +33,7 @@ from paitient_operator.cluster_view import (
     hpa_target,
     slice_endpoints,
 )
-from paitient_operator.config import TLSConfig, load_config
+from paitient_operator.config import OperatorConfig, TLSConfig
 from paitient_operator.diffbase import InMemoryDiffBaseStorage
 from paitient_operator.gateway_bindings import sweep_gateway_bindings
 from paitient_operator.reconciler import Reconciler
@@ -73,7 +73,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.persistence.diffbase_storage = memo.diffbase
     settings.watching.server_timeout = 300
     settings.execution.max_workers = 16
-    kube, config = Kube.from_kubeconfig(), load_config()
+    config: OperatorConfig = memo.config  # loaded and checked before kopf started (main.py)
+    kube = Kube.from_kubeconfig()
     ensure_system_objects(kube, config)
     swept = sweep_gateway_bindings(kube, config.system_namespace)
     if swept:

@@ -11,13 +11,20 @@ import sys
 import uuid
 from dataclasses import dataclass
 
+from paitient_common.settings import Settings, load
 from paitient_common.store import limits
 from paitient_common.store.connection import Store
 from paitient_common.store.keys import period_keys
 from paitient_common.store.limits import Bucket, Period
-from paitient_common.store.settings import store_settings_from_env
+from paitient_common.store.settings import SharedStoreSettings
 
 PERIOD_START = "2026-12-01T00:00:00Z"
+
+
+class _StoreOnly(SharedStoreSettings, Settings):
+    """The store's settings alone, as a component reads them."""
+
+
 EXPIRE_AT_MS = 4_102_444_800_000  # 2100: far enough for a test
 
 
@@ -66,7 +73,7 @@ async def run_burst(store: Store, burst: Burst) -> dict[str, int]:
 
 
 async def _main() -> None:
-    settings = store_settings_from_env()
+    settings = load(_StoreOnly).store  # PAITIENT_STORE_* of the worker's environment
     assert settings is not None
     store = Store(settings)
     try:

@@ -18,6 +18,8 @@ import pytest
 import yaml
 from lupa import lua51
 
+from paitient_api.settings import FrontDoorSettings
+from paitient_common.settings import load, load_or_exit
 from paitient_common.tiers import Tier
 from paitient_localcluster.upstream.certmanager import fetch_crds
 from paitient_operator.builders.deployment import build_deployment
@@ -26,6 +28,7 @@ from paitient_operator.certificates import x509
 from paitient_operator.config import (
     CertManagerConfig,
     GatewayConfig,
+    OperatorCommand,
     OperatorConfig,
     TLSConfig,
     load_config,
@@ -360,6 +363,38 @@ def test_operator_pod_mounts_its_config_and_probes_kopfs_liveness(tmp_path: Path
         http = container[probe]["httpGet"]
         assert http["path"] == "/healthz" and ports[http["port"]] == 8080
     assert pod["serviceAccountName"] == "paitient-operator"
+
+
+def test_the_operator_reads_its_pods_arguments_environment_and_file(tmp_path: Path) -> None:
+    """The container as the chart renders it, read by the operator's own settings models: flags,
+    then environment (extraEnv), then the mounted file."""
+    pod = _pod(render(CUSTOM_VALUES), "pt-operator")
+    (container,) = pod["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    command = load_or_exit(OperatorCommand, container["args"], prog="paitient-operator", env=env)
+    assert command.liveness == "http://0.0.0.0:8080/healthz"
+    assert command.metrics_address is None  # metrics disabled in these values
+    assert command.verbose is True
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "config")
+    assert command.config_file == f"{mount['mountPath']}/operator.yaml"
+    configmap = one(render(CUSTOM_VALUES), "ConfigMap", "pt-operator")
+    (tmp_path / "operator.yaml").write_text(configmap["data"]["operator.yaml"])
+    config = load(OperatorConfig, env=env, file=tmp_path / "operator.yaml")
+    assert config.vllm_port == 8001  # extraEnv over the file's default
+    assert config.gateway.port == 9443  # the file
+    assert config.encrypted_storage_classes == ["gp3-encrypted", "premium-cmk"]
+
+
+def test_the_front_door_reads_its_pods_arguments() -> None:
+    (container,) = _pod(render(VARIANTS["front door tls secret"]), "paitient-api")["containers"]
+    env = {e["name"]: e["value"] for e in container.get("env", [])}
+    settings = load_or_exit(FrontDoorSettings, container["args"], prog="paitient-api", env=env)
+    assert (settings.host, settings.port) == ("0.0.0.0", 8080)
+    assert settings.system_namespace == NAMESPACE
+    assert settings.gateway_url == "https://{name}.{namespace}.svc:8443"
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "tls")
+    assert settings.tls_cert_file == Path(mount["mountPath"]) / "tls.crt"
+    assert settings.tls_key_file == Path(mount["mountPath"]) / "tls.key"
 
 
 def test_config_change_restarts_the_operator(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Where the shared store is and how to reach it, read from the environment (pure).
+"""Where the shared store is and how to reach it: its settings (``SharedStoreSettings``) and
+their parsed, checked form (``StoreSettings``).
 
 ``PAITIENT_STORE_URL`` is ``redis://host:port/db`` (or ``rediss://`` for TLS); unset means no
 store: every component keeps today's per-process state and says so loudly at start.
@@ -8,13 +9,16 @@ store: every component keeps today's per-process state and says so loudly at sta
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Final
+from typing import Annotated, Final
 from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, SecretStr
+
+from paitient_common.settings import Env
 
 URL_ENV: Final = "PAITIENT_STORE_URL"
 PASSWORD_ENV: Final = "PAITIENT_STORE_PASSWORD"  # noqa: S105 - the variable's name
@@ -103,17 +107,36 @@ def parse_store_url(
     )
 
 
-def store_settings_from_env(env: Mapping[str, str] | None = None) -> StoreSettings | None:
-    """The store's settings, or None when ``PAITIENT_STORE_URL`` is unset (no store)."""
-    env = os.environ if env is None else env
-    url = env.get(URL_ENV, "").strip()
-    if not url:
-        return None
-    raw_timeout = env.get(TIMEOUT_ENV, "").strip()
-    try:
-        timeout = float(raw_timeout) if raw_timeout else DEFAULT_TIMEOUT
-    except ValueError:
-        raise StoreSettingsError(f"{TIMEOUT_ENV} must be a number of seconds") from None
-    return parse_store_url(
-        url, env.get(PASSWORD_ENV) or None, env.get(CA_FILE_ENV) or None, timeout
+class SharedStoreSettings(BaseModel):
+    """The shared store's settings as the gateway and the front door read them, mixed into their
+    settings models (the operator's are the ``store`` section of its configuration)."""
+
+    store_url: Annotated[str, Env(URL_ENV)] = Field(
+        default="",
+        description="redis://host:port/db, or rediss:// for TLS; unset: no store, each replica "
+        "keeps its own limits, idempotency records and negative key cache.",
     )
+    store_password: Annotated[SecretStr | None, Env(PASSWORD_ENV)] = Field(
+        default=None, description="The store's password (from a Secret; never logged)."
+    )
+    store_ca_file: Annotated[str | None, Env(CA_FILE_ENV)] = Field(
+        default=None, description="PEM CA a rediss:// store's certificate must chain to."
+    )
+    store_timeout_seconds: Annotated[float, Env(TIMEOUT_ENV)] = Field(
+        default=DEFAULT_TIMEOUT,
+        gt=0,
+        description="A round trip slower than this counts as the store unreachable.",
+    )
+
+    @cached_property
+    def store(self) -> StoreSettings | None:
+        """The checked address, None without a URL; ``StoreSettingsError`` when it cannot work."""
+        if not self.store_url.strip():
+            return None
+        password = self.store_password.get_secret_value() if self.store_password else None
+        return parse_store_url(
+            self.store_url, password, self.store_ca_file, self.store_timeout_seconds
+        )
+
+    def startup_check(self) -> None:
+        self.store  # noqa: B018 - parsed now, so a store that cannot work stops the start

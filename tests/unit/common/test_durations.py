@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from paitient_common.durations import parse_duration
+from paitient_common.durations import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(
@@ -54,3 +54,18 @@ def test_durations_have_a_ceiling() -> None:
     assert parse_duration("100000h", maximum=None) == timedelta(hours=100000)
     with pytest.raises(ValueError, match="maximum of 30 days"):
         parse_duration("31d", maximum=timedelta(days=30))
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (timedelta(days=30), "30d"),
+        (timedelta(days=14), "2w"),
+        (timedelta(hours=36), "36h"),
+        (timedelta(seconds=90), "90s"),
+        (timedelta(minutes=5), "5m"),
+    ],
+)
+def test_format_duration_is_parse_durations_inverse(value: timedelta, text: str) -> None:
+    assert format_duration(value) == text
+    assert parse_duration(text) == value

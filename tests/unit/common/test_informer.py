@@ -15,7 +15,6 @@ from paitient_common.informer import (
     Informer,
     WatchSettings,
     compare_versions,
-    watch_settings_from_env,
 )
 from paitient_common.kubeapi import KubeError
 from paitient_common.kubeasync import AsyncKube, Query, WatchEvent, parse_watch_line
@@ -85,20 +84,6 @@ def test_backoff_is_jittered_and_bounded() -> None:
     delays = [settings.backoff(n, rng) for n in range(40)]
     assert all(0 <= d <= min(10.0, 0.2 * 2**n) for n, d in enumerate(delays))
     assert len({round(d, 6) for d in delays}) == len(delays)
-
-
-def test_watch_settings_from_the_environment() -> None:
-    assert watch_settings_from_env({}) == WatchSettings()
-    settings = watch_settings_from_env(
-        {"PAITIENT_WATCH_TIMEOUT_SECONDS": "2-4", "PAITIENT_CACHE_STALE_SECONDS": "9",
-         "PAITIENT_WATCH_READ_GRACE_SECONDS": "0.5"}
-    )  # fmt: skip
-    assert (settings.timeout_min, settings.timeout_max, settings.stale_after) == (2, 4, 9.0)
-    assert settings.read_grace == 0.5
-    assert watch_settings_from_env({"PAITIENT_WATCH_TIMEOUT_SECONDS": "7"}).timeout_max == 7
-    for bad in ("0", "5-2", "soon"):
-        with pytest.raises(ValueError):
-            watch_settings_from_env({"PAITIENT_WATCH_TIMEOUT_SECONDS": bad})
 
 
 def test_watch_lines() -> None:

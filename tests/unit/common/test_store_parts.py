@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from paitient_common.settings import Settings, SettingsError, load
 from paitient_common.store.keys import (
     bucket_key,
     idempotency_key,
@@ -16,10 +17,19 @@ from paitient_common.store.keys import (
 )
 from paitient_common.store.limits import Bucket, parse_reserved
 from paitient_common.store.settings import (
+    SharedStoreSettings,
+    StoreSettings,
     StoreSettingsError,
     parse_store_url,
-    store_settings_from_env,
 )
+
+
+class StoreOnly(SharedStoreSettings, Settings):
+    """The store's settings alone, as the gateway's and the front door's models hold them."""
+
+
+def store_settings_from_env(env: dict[str, str]) -> StoreSettings | None:
+    return load(StoreOnly, env=env).store
 
 
 def test_no_url_means_no_store() -> None:
@@ -74,7 +84,7 @@ def test_a_ca_file_needs_tls_and_must_exist(tmp_path: Path) -> None:
         parse_store_url("redis://host/0", ca_file=str(tmp_path))
     with pytest.raises(StoreSettingsError, match="no such file"):
         parse_store_url("rediss://host/0", ca_file=str(tmp_path / "missing.crt"))
-    with pytest.raises(StoreSettingsError, match="seconds"):
+    with pytest.raises(SettingsError, match="PAITIENT_STORE_TIMEOUT_SECONDS: Input should be"):
         store_settings_from_env(
             {"PAITIENT_STORE_URL": "redis://h", "PAITIENT_STORE_TIMEOUT_SECONDS": "x"}
         )
@@ -97,3 +107,18 @@ def test_a_reservations_reply_as_data() -> None:
     assert refused.wait_seconds == 1.5 and (refused.used, refused.reserved) == (10, 20)
     assert refused.buckets[1][1].remaining == 3 and refused.buckets[1][1].reset_seconds == 58.5
     assert parse_reserved([1, 0, 0, 0, 0, 5, 1, 7, 2], buckets).refusing is None
+
+
+def test_a_store_that_cannot_work_stops_the_load_and_its_password_is_never_shown() -> None:
+    password = "never-shown-in-any-message"
+    env = {"PAITIENT_STORE_URL": f"redis://:{password}@store/0"}
+    with pytest.raises(SettingsError, match="carries a password") as refused:
+        store_settings_from_env(env)
+    assert password not in str(refused.value)
+    bad_port = {
+        "PAITIENT_STORE_URL": "redis://store:notaport/0",
+        "PAITIENT_STORE_PASSWORD": password,
+    }
+    with pytest.raises(SettingsError, match="is not a valid URL") as refused:
+        store_settings_from_env(bad_port)
+    assert password not in str(refused.value)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from paitient_common.store.settings import StoreSettingsError
+from paitient_common.settings import SettingsError
 from paitient_operator.builders import build_deployment, build_network_policy, build_store_secret
 from paitient_operator.config import OperatorConfig, load_config
 from tests.unit.operator.factories import make_md
@@ -112,8 +112,10 @@ def test_model_pods_may_reach_the_store_and_nothing_more(
 
 
 def test_a_store_that_cannot_work_stops_the_operator_with_a_clear_message() -> None:
-    with pytest.raises(StoreSettingsError, match="carries a password") as refused:
+    with pytest.raises(
+        SettingsError, match=r"^store: PAITIENT_STORE_URL carries a pass"
+    ) as refused:
         load_config({"PAITIENT_STORE_URL": f"redis://:{PASSWORD}@store/0"})
     assert PASSWORD not in str(refused.value)
-    with pytest.raises(StoreSettingsError, match="must start with redis://"):
+    with pytest.raises(SettingsError, match="must start with redis://"):
         load_config({"PAITIENT_STORE_URL": "https://store", "PAITIENT_STORE_PASSWORD": PASSWORD})
