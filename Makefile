@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 BIN := $(CURDIR)/.local/bin
+# A missing real component fails instead of skipping (tests/prerequisites.py); CI=true does the same.
+REQUIRE_ALL := PAITIENT_REQUIRE_ALL=1
 export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help setup node-packages test-packages demo up down cluster cluster-build cluster-down cluster-status cluster-clean-cache operator \
@@ -135,7 +137,7 @@ sdk-unasync: $(VENV)/.installed ## write the Python SDK's sync modules (_client.
 	cd sdk/python && ../../$(PY) scripts/unasync.py
 
 test: setup lint typecheck sdk-test images cluster-build ## lint, type checks, SDK tests, the images, and every test (starts the local cluster when none runs)
-	$(VENV)/bin/pytest -q
+	$(REQUIRE_ALL) $(VENV)/bin/pytest -q
 
 vllm-test: images ## only the gateway's contract tests against real vLLM (the vllm-cpu image) and vLLM's parser on the operator's arguments
 	$(VENV)/bin/pytest -q -m real_vllm tests/vllm

@@ -17,6 +17,7 @@ from paitient_operator.children import FIELD_MANAGER
 from paitient_operator.ownership import owned_fields, owns
 from tests.integration.operator_process import OperatorProcess
 from tests.integration.waiting import wait_for
+from tests.prerequisites import local_audit_log
 from tests.unit.operator.factories import make_md
 
 MD = ("paitient.ai/v1alpha1", "ModelDeployment")
@@ -55,10 +56,7 @@ HAS_TOLERATIONS_BUT_NOT_THEIRS = (
 
 @pytest.fixture
 def audit_log(kubeconfig: Path) -> Path:
-    log = kubeconfig.parent / "logs" / "audit.log"
-    if not log.is_file():
-        pytest.skip("needs the local cluster's audit log")
-    return log
+    return local_audit_log(kubeconfig)
 
 
 @pytest.fixture

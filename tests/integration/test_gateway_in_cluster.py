@@ -8,8 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from paitient_cli import admin
 from paitient_common.kubeapi import Kube
 from paitient_common.secrets import PEPPER_SECRET, TIERS_CONFIGMAP
@@ -20,6 +18,7 @@ from tests.integration.frontdoor_process import ApiProcess
 from tests.integration.gateway_tls import Gateway, gateway
 from tests.integration.stack_helpers import make_tenant
 from tests.integration.waiting import wait_for
+from tests.prerequisites import local_audit_log
 
 SYSTEM = "paitient-system"
 TENANT = ("paitient.ai/v1alpha1", "Tenant")
@@ -135,9 +134,7 @@ def test_the_gateway_uses_only_its_pods_service_account_and_is_never_refused(
     ModelDeployment, its UsageReport) is made as ``system:serviceaccount:<ns>:<sa>``, the
     account its Deployment names, and the API server allows every one: the rights the operator
     grants that account are enough, as they must be on a real cluster."""
-    log = kubeconfig.parent / "logs" / "audit.log"
-    if not log.is_file():
-        pytest.skip("needs the local cluster's audit log")
+    log = local_audit_log(kubeconfig)
     offset = audit.log_size(log)
     tenant = make_tenant(kube)
     namespace, name = tenant["namespace"], "audited"

@@ -15,6 +15,7 @@ from paitient_localcluster.controlplane import audit
 from tests.integration.operator_process import OperatorProcess
 from tests.integration.relay import relay_to_api_server, relayed_kubeconfig
 from tests.integration.waiting import wait_for
+from tests.prerequisites import local_audit_log
 from tests.unit.operator.factories import make_md
 
 MD = ("paitient.ai/v1alpha1", "ModelDeployment")
@@ -411,9 +412,7 @@ def test_deletion_leaves_nothing_behind(
 def test_a_resync_of_an_unchanged_deployment_writes_nothing(
     operator: OperatorProcess, kube: Kube, tenant_ns: str, kubeconfig: Path
 ) -> None:
-    log = kubeconfig.parent / "logs" / "audit.log"
-    if not log.is_file():
-        pytest.skip("needs the local cluster's audit log")
+    log = local_audit_log(kubeconfig)
     _apply(
         kube,
         make_md("quiet").namespace(tenant_ns).gpus(1).storage("5Gi", "encrypted-local").manifest(),
