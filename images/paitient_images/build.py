@@ -22,6 +22,7 @@ from paitient_images.cache import (
     ImageArtifact,
     TinyModel,
     cache_dir,
+    forget_missing,
     key_of,
     record_image,
     record_model,
@@ -353,6 +354,8 @@ class Builder:
                         entry
                     ) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
         shutil.rmtree(self.root / "tmp", ignore_errors=True)
+        if forgotten := forget_missing():
+            log(f"pruned from the index (archives gone): {', '.join(forgotten)}")
 
     def close(self) -> None:
         if self._syft is not None:

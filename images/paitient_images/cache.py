@@ -18,9 +18,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
+
+from paitient_images.recipes import recipes
 
 INDEX_VERSION: Final = 1
 
@@ -107,9 +110,27 @@ def image(name: str) -> ImageArtifact:
     return ImageArtifact(**entry)
 
 
-def images() -> dict[str, ImageArtifact]:
-    """Every built image by name."""
-    return {name: image(name) for name in read_index()["images"]}
+def images(names: Iterable[str] | None = None) -> dict[str, ImageArtifact]:
+    """The built images ``names`` by name (every image this checkout's recipes make when not
+    given); NotBuilt names the first one missing. The index is shared by every checkout on the
+    machine: it may also name an image only another commit builds, whose archive a prune has
+    since deleted, and that is no concern of this checkout's."""
+    return {name: image(name) for name in (recipes() if names is None else names)}
+
+
+def forget_missing() -> list[str]:
+    """Drop the index entries whose archive (or model directory) is gone, as after a prune;
+    the names dropped."""
+    data = read_index()
+    gone = [n for n, e in data["images"].items() if not Path(e["archive"]).is_file()]
+    gone_models = [n for n, e in data["models"].items() if not Path(e["path"]).is_dir()]
+    for name in gone:
+        del data["images"][name]
+    for name in gone_models:
+        del data["models"][name]
+    if gone or gone_models:
+        write_index(data)
+    return gone + gone_models
 
 
 def tiny_model() -> TinyModel:

@@ -249,10 +249,44 @@ def test_index_tells_other_code_where_images_are(
     )
     cache.record_image(artifact)
     assert cache.image("paitient-gateway") == artifact
-    assert cache.images() == {"paitient-gateway": artifact}
+    assert cache.images(["paitient-gateway"]) == {"paitient-gateway": artifact}
     archive.unlink()
     with pytest.raises(cache.NotBuilt):
         cache.image("paitient-gateway")
+
+
+def test_an_image_only_another_checkout_builds_does_not_stop_this_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index is shared by every checkout on the machine: an image another commit built,
+    whose archive a prune later deleted, is neither this checkout's images nor an error; the
+    prune's ``forget_missing`` drops its entry."""
+    monkeypatch.setenv("PAITIENT_IMAGES_CACHE_DIR", str(tmp_path))
+
+    def record(name: str, archive: Path) -> cache.ImageArtifact:
+        artifact = cache.ImageArtifact(
+            name=name,
+            reference=f"example/{name}:1",
+            archive=str(archive),
+            sbom=str(tmp_path / f"{name}.spdx.json"),
+            manifest_digest="sha256:0",
+            size=0,
+            key="k",
+        )
+        cache.record_image(artifact)
+        return artifact
+
+    ours = {}
+    for name in recipes():
+        (tmp_path / f"{name}.oci.tar").write_bytes(b"")
+        ours[name] = record(name, tmp_path / f"{name}.oci.tar")
+    record("only-another-commit-builds", tmp_path / "pruned.oci.tar")  # its archive is gone
+    assert cache.images() == ours
+    assert cache.forget_missing() == ["only-another-commit-builds"]
+    assert "only-another-commit-builds" not in cache.read_index()["images"]
+    Path(ours["paitient-gateway"].archive).unlink()
+    with pytest.raises(cache.NotBuilt, match="paitient-gateway"):
+        cache.images()
 
 
 def test_every_layer_kind_has_a_step() -> None:
