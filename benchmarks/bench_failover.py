@@ -29,11 +29,12 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.summary import print_summary  # noqa: E402
 from paitient_common.kubeapi import Kube  # noqa: E402
 from paitient_common.resources.install import install_crds  # noqa: E402
 from paitient_localcluster.cluster import LocalCluster  # noqa: E402
@@ -87,7 +88,15 @@ def _handover_round(
     return handover.seconds, ready_after
 
 
-def operator_figures(kube: Kube, kubeconfig: Path, work: Path, rounds: int) -> None:
+def _figures(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {"median_s": round(statistics.median(ordered), 2), "min_s": round(ordered[0], 2),
+            "max_s": round(ordered[-1], 2), "n": len(ordered)}  # fmt: skip
+
+
+def operator_figures(kube: Kube, kubeconfig: Path, work: Path, rounds: int) -> dict[str, Any]:
+    """Handover and handover-to-Ready seconds after each signal, by signal name."""
+    found: dict[str, Any] = {}
     namespace = f"bench-failover-{uuid.uuid4().hex[:6]}"
     kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {
         "name": namespace, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})  # fmt: skip
@@ -104,8 +113,11 @@ def operator_figures(kube: Kube, kubeconfig: Path, work: Path, rounds: int) -> N
                       f"{summary([f[0] for f in figures])}")  # fmt: skip
                 print(f"operator {SIGNALS[how]} -> a ModelDeployment created then is Ready: "
                       f"{summary([f[1] for f in figures])}")  # fmt: skip
+                found[SIGNALS[how]] = {"handover": _figures([f[0] for f in figures]),
+                                       "ready": _figures([f[1] for f in figures])}  # fmt: skip
     finally:
         kube.delete("v1", "Namespace", namespace)
+    return found
 
 
 def _total(outcomes: list[Outcome]) -> str:
@@ -117,7 +129,9 @@ def _total(outcomes: list[Outcome]) -> str:
             f"({'; '.join(reasons) or 'none'}) over {len(outcomes)} rounds")  # fmt: skip
 
 
-def chart_figures(kube: Kube, kubeconfig: Path, rounds: int) -> None:
+def chart_figures(kube: Kube, kubeconfig: Path, rounds: int) -> dict[str, Any]:
+    """Calls and client errors under each disruption, and the leader's handover on the node."""
+    found: dict[str, Any] = {}
     with ha_stack(kubeconfig, kube, "bench") as ha:
         disruptions: dict[str, Callable[[], None]] = {
             "rolling upgrade of the front door (helm upgrade)": lambda: roll_front_door(
@@ -131,6 +145,8 @@ def chart_figures(kube: Kube, kubeconfig: Path, rounds: int) -> None:
         for what, disruption in disruptions.items():
             outcomes = [under_load(ha, disruption) for _ in range(rounds)]
             print(f"{what}, steady SDK load: {_total(outcomes)}")
+            found[what] = {"calls": sum(o.calls for o in outcomes),
+                           "client_errors": sum(len(o.errors) for o in outcomes)}  # fmt: skip
             for outcome in outcomes:
                 for error in outcome.errors[:5]:
                     print(f"  error: {error}")
@@ -141,6 +157,8 @@ def chart_figures(kube: Kube, kubeconfig: Path, rounds: int) -> None:
             wait_for(lambda: len(ready_pods(kube, ha.release, "operator")) == 2, timeout=180,
                      what="the killed operator back, as a standby")  # fmt: skip
         print(f"operator leader pod's process SIGKILLed, real node: handover {summary(handovers)}")
+        found["operator leader SIGKILLed on the real node"] = _figures(handovers)
+    return found
 
 
 def main() -> int:
@@ -164,15 +182,16 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="paitient-bench-failover-") as tmp:
             if not args.no_dataplane:
                 plane, _ = start_data_plane(kubeconfig, Path(tmp))
-            operator_figures(kube, kubeconfig, Path(tmp), rounds)
+            figures = {"operator": operator_figures(kube, kubeconfig, Path(tmp), rounds)}
             if args.chart and not args.smoke:
-                chart_figures(kube, kubeconfig, rounds)
+                figures["chart"] = chart_figures(kube, kubeconfig, rounds)
     finally:
         if plane is not None:
             plane.terminate()
             plane.wait(timeout=30)
         if not reused:
             cluster.down(quiet=True)
+    print_summary(__file__, args.smoke, **figures)
     return 0
 
 

@@ -137,13 +137,28 @@ class Routing(_Body):
 class CreateDeployment(_Body):
     """POST /v1/deployments."""
 
-    # The CRD's "gpu only with useGpu", said in the schema too, so clients see it.
+    # The CRD's "gpu only with useGpu" and "replicas or autoscaling, not both", said in the
+    # schema too, so clients (and a fuzzer) see them.
     model_config = ConfigDict(
         json_schema_extra={
-            "if": {"properties": {"use_gpu": {"const": False}}, "required": ["use_gpu"]},
-            "then": {
-                "properties": {"gpu_count": {"type": "null"}, "gpu_product": {"type": "null"}}
-            },
+            "allOf": [
+                {
+                    "if": {"properties": {"use_gpu": {"const": False}}, "required": ["use_gpu"]},
+                    "then": {
+                        "properties": {
+                            "gpu_count": {"type": "null"},
+                            "gpu_product": {"type": "null"},
+                        }
+                    },
+                },
+                {
+                    "if": {
+                        "properties": {"autoscaling": {"type": "object"}},
+                        "required": ["autoscaling"],
+                    },
+                    "then": {"not": {"required": ["replicas"]}},
+                },
+            ]
         }
     )
 

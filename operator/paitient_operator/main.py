@@ -24,7 +24,7 @@ from paitient_operator.bootstrap import ensure_system_namespace
 from paitient_operator.config import OperatorCommand, OperatorConfig
 from paitient_operator.election import elect
 from paitient_operator.managed_store import adopt_store
-from paitient_operator.metrics import LEADER
+from paitient_operator.metrics import set_leading
 from paitient_operator.observed_metrics import ObservedCollector
 
 PROG = "paitient-operator"
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         if elector is None:
             return 0
     else:
-        LEADER.set(1)
+        set_leading(True)
     try:
         # standalone: no kopf peering objects; the Lease decides which replica runs (kopf's
         # peering would freeze every replica of one Deployment: they share a priority).

@@ -5,6 +5,8 @@ Labels are bounded: a kind and an outcome, never an object's name.
 
 from __future__ import annotations
 
+import threading
+
 from prometheus_client import Counter, Gauge, Histogram
 
 RECONCILES = Counter(
@@ -30,6 +32,18 @@ LEADER = Gauge(
     "paitient_operator_leader",
     "1 while this replica holds the operator's Lease and reconciles, 0 while it stands by.",
 )
+# Set while this replica reconciles: only then does it report the observed state
+# (observed_metrics), so a standby's series never read as "0 deployments Ready".
+LEADING = threading.Event()
+
+
+def set_leading(leading: bool) -> None:
+    """This replica leads (reconciles) or stands by: the gauge and the flag together."""
+    LEADER.set(1 if leading else 0)
+    if leading:
+        LEADING.set()
+    else:
+        LEADING.clear()
 STARTUP_VERIFIED_SECONDS = Gauge(
     "paitient_operator_startup_verified_seconds",
     "Seconds from the start of the ModelDeployment controller until it had reconciled every "

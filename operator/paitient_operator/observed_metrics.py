@@ -26,6 +26,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from paitient_operator import conditions as c
+from paitient_operator.metrics import LEADING
 
 PHASES: Final = (
     c.PHASE_PENDING,
@@ -119,11 +120,19 @@ OBSERVED = ObservedState()
 class ObservedCollector(Collector):
     """The series above, from an ``ObservedState``."""
 
-    def __init__(self, state: ObservedState = OBSERVED) -> None:
+    def __init__(
+        self, state: ObservedState = OBSERVED, reconciling: Callable[[], bool] = LEADING.is_set
+    ) -> None:
         self.state = state
+        self.reconciling = reconciling
 
     def collect(self) -> Iterator[Metric]:
         models, usage, renewals = self.state.snapshot()
+        # A standby knows no deployment or tenant: no series from it, rather than zeros that
+        # would read as "none Ready" beside the leader's.
+        leading = self.reconciling()
+        if not leading:
+            models, usage = [], {}
         now = self.state.clock()
         count = GaugeMetricFamily(
             "paitient_operator_model_deployments",
@@ -136,7 +145,7 @@ class ObservedCollector(Collector):
             "(scaled-to-zero ones left out).",
             labels=["phase"],
         )
-        for phase in PHASES:
+        for phase in PHASES if leading else ():
             count.add_metric([phase], sum(1 for m in models if m.phase == phase))
             ages = [
                 (now - m.not_ready_since).total_seconds()

@@ -146,7 +146,9 @@ def test_operator_and_front_door_images_answer_their_probes(
     with OperatorProcess.others_paused():
         _start_operator(started, kube, tmp_path)
         port = free_port()
-        pod, container, _ = _chart_container({"frontDoor": {"port": port}}, "api")
+        # Plain HTTP: the probes are what is checked here (TLS: tests/integration/test_tls.py).
+        front_door = {"port": port, "tls": {"enabled": False}}
+        pod, container, _ = _chart_container({"frontDoor": front_door}, "api")
         assert container["command"] == ["paitient-api"]
         flags = [*pod_flags(pod, container, {}), "--volume", f"{kube}:/etc/kube:ro"]
         api = started(

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,12 +21,12 @@ import paitient_secure_model as sdk
 
 from paitient_cli import admin
 from paitient_common.kubeapi import Kube
+from paitient_common.tls import client_context
 from paitient_localcluster.cluster import LocalCluster
 from paitient_localcluster.host.processes import free_port, wait_http_ok
 from paitient_localcluster.host.relay import PortMapping, relay_argv
 from paitient_localcluster.stack.chart import CHART
 from paitient_localcluster.stack.tiny_model import MODEL_URI, fill_model_claim
-from paitient_operator.election import lease as leases
 from tests.integration import steady_load
 from tests.integration.chart_release import (
     HELM,
@@ -34,6 +36,8 @@ from tests.integration.chart_release import (
     ready_pods,
     run,
 )
+from tests.integration.failover import lease_holder
+from tests.integration.gateway_tls import ca_bundle
 from tests.integration.stack_helpers import tenant_ready
 from tests.integration.waiting import wait_for
 
@@ -47,6 +51,7 @@ class Stack:
 
     release: Release
     base_url: str
+    ca_bundle: Path  # the front door serves TLS with the operator's CA (paitient-ca-bundle)
     tenant: str
     client_id: str
     key: str
@@ -54,7 +59,8 @@ class Stack:
 
     def client(self) -> sdk.SecureModelClient:
         return sdk.SecureModelClient(api_key=self.key, client_id=self.client_id,
-                                     base_url=self.base_url, timeout=60)  # fmt: skip
+                                     base_url=self.base_url, ca_bundle=self.ca_bundle,
+                                     timeout=60)  # fmt: skip
 
     def load(self) -> steady_load.SteadyLoad:
         return steady_load.SteadyLoad(
@@ -76,16 +82,22 @@ def ha_stack(kubeconfig: Path, kube: Kube, prefix: str = "ha") -> Iterator[Stack
         relay = subprocess.Popen(relay_argv(LocalCluster().namespaces.netns_path, [mapping]),
                                  stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)  # fmt: skip
         name = f"ha{uuid.uuid4().hex[:6]}"
+        tmp = Path(tempfile.mkdtemp(prefix="paitient-ha-"))
         try:
-            base = f"http://127.0.0.1:{port}"
-            assert wait_http_ok(f"{base}/readyz", 60), "the front door through its Service"
+            base = f"https://127.0.0.1:{port}"
+            ca = ca_bundle(kube, release.namespace)
+            bundle = tmp / "ca.pem"
+            bundle.write_text(ca)
+            assert wait_http_ok(f"{base}/readyz", 60, context=client_context(ca)), (
+                "the front door through its Service"
+            )
             admin.create_tenant(kube, name, f"{name}-clinic", "enterprise", None, {"enterprise"})
             wait_for(lambda: tenant_ready(kube, name), timeout=60, what="tenant Ready")
             wait_for(lambda: kube.get("v1", "Secret", f"paitient-api-keys-{name}",
                                       namespace=release.namespace), what="key Secret")  # fmt: skip
             key = admin.create_key(kube, f"{name}-clinic", None, "", release.namespace)[0]
             fill_model_claim(kube, f"tenant-{name}")
-            ready = Stack(release, f"{base}/v1", name, f"{name}-clinic", key, "tiny")
+            ready = Stack(release, f"{base}/v1", bundle, name, f"{name}-clinic", key, "tiny")
             with ready.client() as client:
                 client.deploy_model(model_name=MODEL_URI, deployment_name="tiny", use_gpu=False,
                                     cpu="500m", memory="6Gi")  # fmt: skip
@@ -95,6 +107,7 @@ def ha_stack(kubeconfig: Path, kube: Kube, prefix: str = "ha") -> Iterator[Stack
         finally:
             relay.terminate()
             relay.wait(timeout=10)
+            shutil.rmtree(tmp, ignore_errors=True)
             _delete_tenant(kube, name)
 
 
@@ -195,26 +208,19 @@ def host_pid(pod: str, program: str) -> int:
     raise AssertionError(f"no {program} process of pod {pod} on this machine")
 
 
-def lease_holder(kube: Kube, release: Release) -> str:
-    """The identity holding the operators' Lease: "<pod>_<random>", a new random part for every
-    start of the operator, so a restarted container is a new candidate."""
-    lease = kube.get(leases.API_VERSION, leases.KIND, LEASE, namespace=release.namespace)
-    return leases.record_of(lease).holder if lease else ""
-
-
 def kill_operator_leader(kube: Kube, release: Release) -> tuple[str, str, float]:
     """SIGKILL the leading operator's process (nothing is released, as when its node is lost);
     (its identity, the new leader's, the seconds until the new one held the Lease). The new
     leader is the other pod's standby or, as often, the killed pod's own container restarted
     by the kubelet: both wait for the Lease to lapse, whichever asks first after that wins."""
     pods = {p["metadata"]["name"] for p in ready_pods(kube, release, "operator")}
-    old = lease_holder(kube, release)
+    old = lease_holder(kube, release.namespace)
     assert old.split("_")[0] in pods and len(pods) == 2, (old, pods)
     os.kill(host_pid(old.split("_")[0], "paitient-operator"), signal.SIGKILL)
     killed = time.monotonic()
 
     def another() -> str:
-        holder = lease_holder(kube, release)
+        holder = lease_holder(kube, release.namespace)
         return holder if holder != old else ""
 
     new = wait_for(another, timeout=60, interval=0.05, what="another operator holding the Lease")

@@ -35,6 +35,7 @@ from paitient_localcluster.cluster import LocalCluster
 from paitient_localcluster.stack import lifecycle
 from paitient_localcluster.stack.tiny_model import MODEL_URI, fill_model_claim
 from tests.integration.autoscaling_load import FrontDoorLoad
+from tests.integration.failover import lease_holder
 from tests.integration.release import Release, installed_release
 from tests.integration.stack_helpers import make_tenant
 from tests.integration.test_autoscaling import (
@@ -137,9 +138,12 @@ def test_the_story_of_an_elastic_deployment_with_real_vllm(
                 wait_for, lambda: deployment_replicas(kube, NAME, ns) == 2, START, 1.0,
                 "the decision to scale up",
             )  # fmt: skip
-            (pod,) = kube.list("v1", "Pod", namespace=lifecycle.SYSTEM_NAMESPACE,
-                               label_selector=operator_pods)  # fmt: skip
-            kube.delete("v1", "Pod", pod["metadata"]["name"], namespace=lifecycle.SYSTEM_NAMESPACE)
+            # The chart runs two operators; the one holding the Lease is the one deciding.
+            pods = {p["metadata"]["name"] for p in kube.list(
+                "v1", "Pod", namespace=lifecycle.SYSTEM_NAMESPACE, label_selector=operator_pods)}  # fmt: skip
+            leader = lease_holder(kube, lifecycle.SYSTEM_NAMESPACE).split("_")[0]
+            assert leader in pods, (leader, pods)
+            kube.delete("v1", "Pod", leader, namespace=lifecycle.SYSTEM_NAMESPACE)
             up = await asyncio.to_thread(
                 wait_for, lambda: scaled_to(kube, NAME, ns, 2), START, 2.0, "2 replicas Ready"
             )

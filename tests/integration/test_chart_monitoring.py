@@ -40,7 +40,14 @@ from paitient_localcluster.host.relay import PortMapping, relay_argv
 from paitient_localcluster.simulated.sa_kubeconfig import mint_token, service_account_kubeconfig
 from paitient_localcluster.stack.chart import CHART
 from paitient_localcluster.upstream.crd_modules import GATEWAY_API, PROMETHEUS_OPERATOR
-from tests.integration.chart_release import KUBECTL, Release, installed_release, ready_pod, run
+from tests.integration.chart_release import (
+    KUBECTL,
+    Release,
+    installed_release,
+    ready_pod,
+    ready_pods,
+    run,
+)
 from tests.integration.gateway_tls import Gateway, ca_bundle, route_entry
 from tests.integration.prometheus_server import Prometheus, running_prometheus
 from tests.integration.stack_helpers import tenant_ready
@@ -224,16 +231,19 @@ def test_prometheus_scrapes_front_door_operator_and_gateway_and_the_usage_alert_
         assert metrics_url, "the gateway has its own metrics port (gateway.metricsPort)"
         ca = ca_bundle(kube, ns)
         (ca_file := tmp_path / "ca.pem").write_text(ca)
-        api_pod, operator_pod = (
+        # Both operators are scraped, as the chart's PodMonitor has it: the leader reports the
+        # deployments and tenants, the standby only that it stands by.
+        api_pod, operator_pods = (
             ready_pod(kube, release, "api"),
-            ready_pod(kube, release, "operator"),
+            ready_pods(kube, release, "operator"),
         )
-        assert api_pod is not None and operator_pod is not None
+        assert api_pod is not None and len(operator_pods) == 2, operator_pods
         service = kube.get("v1", "Service", release.api, namespace=ns) or {}
-        api_port, operator_port = free_port(), free_port()
+        api_port, operator_ports = free_port(), [free_port(), free_port()]
         mappings = [
             PortMapping(api_port, service["spec"]["clusterIP"], service["spec"]["ports"][0]["port"]),
-            PortMapping(operator_port, operator_pod["status"]["podIP"], 8081),
+            *[PortMapping(port, pod["status"]["podIP"], 8081)
+              for port, pod in zip(operator_ports, operator_pods, strict=True)],
         ]  # fmt: skip
         # What the chart's monitors prescribe (port, scheme, path, TLS trust, target labels).
         scrape = [
@@ -242,9 +252,9 @@ def test_prometheus_scrapes_front_door_operator_and_gateway_and_the_usage_alert_
              "static_configs": [{"targets": [f"127.0.0.1:{api_port}"],
                                  "labels": {"namespace": ns, "pod": api_pod["metadata"]["name"]}}]},
             {"job_name": "operator", "scheme": "http", "metrics_path": "/metrics",
-             "static_configs": [{"targets": [f"127.0.0.1:{operator_port}"],
-                                 "labels": {"namespace": ns,
-                                            "pod": operator_pod["metadata"]["name"]}}]},
+             "static_configs": [{"targets": [f"127.0.0.1:{port}"],
+                                 "labels": {"namespace": ns, "pod": pod["metadata"]["name"]}}
+                                for port, pod in zip(operator_ports, operator_pods, strict=True)]},
             {"job_name": "gateways", "scheme": "http", "metrics_path": "/metrics",
              "static_configs": [{"targets": [metrics_url.removeprefix("http://")],
                                  "labels": {"namespace": tenant_ns, "modeldeployment": "model",
@@ -256,8 +266,8 @@ def test_prometheus_scrapes_front_door_operator_and_gateway_and_the_usage_alert_
             ), "the front door through its relay"
             up = wait_for(
                 lambda: {r["metric"]["job"]: r["value"][1] for r in prometheus.query("up")}
-                if len(prometheus.query("up == 1")) == 3 else None,
-                timeout=60, what="all three targets up",
+                if len(prometheus.query("up == 1")) == 4 else None,
+                timeout=60, what="all four targets up",
             )  # fmt: skip
             assert up == {"front-door": "1", "operator": "1", "gateways": "1"}
 
@@ -274,7 +284,9 @@ def test_prometheus_scrapes_front_door_operator_and_gateway_and_the_usage_alert_
                 expiry = f'paitient_tls_certificate_expiry_timestamp_seconds{{job="{job}"}}'
                 assert _value(prometheus, expiry) == _not_after(kube, secret_name, where), job
             assert _value(prometheus, 'paitient_cache_objects{job="front-door",cache="tenants"}')
-            assert _value(prometheus, 'paitient_operator_model_deployments{phase="Ready"}') == 1
+            assert _value(prometheus, "sum(paitient_operator_leader)") == 1
+            ready = prometheus.query('paitient_operator_model_deployments{phase="Ready"}')
+            assert [float(r["value"][1]) for r in ready] == [1], ready  # the leader's alone
             usage = f'paitient_operator_tenant_usage_tokens{{tenant="{name}"}}'
             assert wait_for(lambda: prometheus.query(usage), what="the tenant's usage series")
             assert not [a for a in prometheus.alerts("PaitientTenantUsageNearLimit")

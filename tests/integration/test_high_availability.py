@@ -96,7 +96,7 @@ def test_the_operator_leaders_death_hands_over_and_a_new_deployment_becomes_read
     # The killed container came back (a new candidate); the Lease stays with the new leader.
     wait_for(lambda: len(ready_pods(kube, release, "operator")) == 2, timeout=120,
              what="both operator pods Ready again")  # fmt: skip
-    assert lease_holder(kube, release) == leader != killed
+    assert lease_holder(kube, release.namespace) == leader != killed
 
 
 def _secret_pem(kube: Kube, namespace: str, name: str, key: str) -> str:

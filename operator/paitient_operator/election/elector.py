@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from paitient_common.kubeapi import Kube, KubeError, resource_path
 from paitient_operator.config import LeaderElectionConfig
 from paitient_operator.election import lease as leases
-from paitient_operator.metrics import LEADER
+from paitient_operator.metrics import set_leading
 
 log = logging.getLogger("paitient.operator.election")
 
@@ -125,7 +125,7 @@ class LeaderElector:
         if self._stop.is_set():
             return
         log.info("leading: this replica (%s) holds %s and reconciles", self.identity, self.where)
-        LEADER.set(1)
+        set_leading(True)
         self.leading.set()
         watchdog = threading.Thread(target=self._watch_deadline, name="lease-deadline", daemon=True)
         self._threads.append(watchdog)
@@ -154,7 +154,7 @@ class LeaderElector:
             return
         self.leading.clear()
         self._stop.set()  # a replica that lost the Lease never campaigns again: it exits
-        LEADER.set(0)
+        set_leading(False)
         log.error("lost %s (%s): stopping so that only the new leader writes", self.where, why)
         self.on_lost()
 
@@ -164,7 +164,7 @@ class LeaderElector:
         was_leading = self.leading.is_set()
         self._stop.set()
         self.leading.clear()
-        LEADER.set(0)
+        set_leading(False)
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout=self.config.retry_period_seconds * 3)

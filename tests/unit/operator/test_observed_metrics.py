@@ -23,9 +23,11 @@ def _status(phase: str, ready: str, reason: str, since: datetime) -> dict[str, o
     return {"phase": phase, "conditions": [condition]}
 
 
-def _scrape(state: ObservedState) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def _scrape(
+    state: ObservedState, leading: bool = True
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     registry = CollectorRegistry()
-    registry.register(ObservedCollector(state))
+    registry.register(ObservedCollector(state, reconciling=lambda: leading))
     text = generate_latest(registry).decode()
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -43,6 +45,18 @@ def test_a_scaled_to_zero_deployment_is_not_stuck() -> None:
     stuck = model_state(_status("Pending", "False", "GPUCapacity", since))
     assert (stuck.phase, stuck.not_ready_since) == ("Pending", since)
     assert model_state({}).phase == "Pending"
+
+
+def test_a_standby_reports_no_deployment_or_tenant_series() -> None:
+    """Two operators are scraped; the one standing by knows nothing, and a 0 from it beside the
+    leader's 1 would read as "none Ready" to a query that takes either series."""
+    state = ObservedState(clock=lambda: NOW)
+    state.model("a", "ready", _status("Ready", "True", "Ready", NOW))
+    state.tenant("t", {"currentUsage": 5, "usageLimit": 10})
+    leader, standby = _scrape(state), _scrape(state, leading=False)
+    assert leader[("paitient_operator_model_deployments", (("phase", "Ready"),))] == 1
+    assert leader[("paitient_operator_tenant_usage_tokens", (("tenant", "t"),))] == 5
+    assert not [name for name, _ in standby if "model_deployment" in name or "tenant" in name]
 
 
 def test_phases_are_counted_and_the_longest_wait_is_one_series_per_phase() -> None:
