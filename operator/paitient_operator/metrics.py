@@ -44,6 +44,8 @@ def set_leading(leading: bool) -> None:
         LEADING.set()
     else:
         LEADING.clear()
+
+
 STARTUP_VERIFIED_SECONDS = Gauge(
     "paitient_operator_startup_verified_seconds",
     "Seconds from the start of the ModelDeployment controller until it had reconciled every "
