@@ -9,7 +9,7 @@ answers.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,7 +37,7 @@ class StreamOptions(_Open):
 
 
 class ChatMessage(_Open):
-    role: str = Field(description="system, user, assistant, tool or developer.")
+    role: Literal["system", "user", "assistant", "tool", "developer"]
     content: str | list[dict[str, Any]] | None = None
 
 
@@ -58,7 +58,12 @@ class CompletionRequest(_Open):
     """POST /v1/completions: raw text continued, no chat template."""
 
     model: str = Field(min_length=1, description=MODEL_DESCRIPTION)
-    prompt: str | list[str] | list[int] = Field(description="Text, texts or token ids.")
+    # vLLM refuses an empty prompt (400): the schema says so, so a client is told before.
+    prompt: (
+        Annotated[str, Field(min_length=1)]
+        | Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+        | Annotated[list[int], Field(min_length=1)]
+    ) = Field(description="Text, texts or token ids.")
     max_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     # Not nullable: vLLM 0.32's completions refuse a null n (400), as the stand-in does.

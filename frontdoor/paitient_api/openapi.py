@@ -71,6 +71,20 @@ OPENAI_ERRORS = {
 }
 
 
+# One event of a stream, as OpenAPI 3.1 describes text/event-stream (per event: the fields the
+# HTML standard parses; ``data`` carries one JSON object, or the literal [DONE] at the end).
+SSE_EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "event": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer", "minimum": 0},
+    },
+}
+
+
 def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
@@ -89,7 +103,7 @@ def _op(
     status, model = ok
     responses: dict[str, Any] = {status: {"description": summary, **_json(model)}}
     if sse:
-        responses[status]["content"]["text/event-stream"] = {"schema": {"type": "string"}}
+        responses[status]["content"]["text/event-stream"] = {"schema": SSE_EVENT}
     errors, error_model = (
         (OPENAI_ERRORS, openai_schemas.OpenAIErrorBody) if openai else (ERRORS, schemas.ErrorBody)
     )

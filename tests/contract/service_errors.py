@@ -139,9 +139,12 @@ def credentials(which: str, good_key: str, good_client_id: str, **keys: str) -> 
 
 
 def answer_of(status: int, headers: Any, body: Any) -> dict[str, Any]:
-    """What a stand-in must answer: status, the headers that matter, the body without its id."""
+    """What a stand-in must answer: status, the headers that matter, the body without its id
+    (an answer that is no error, e.g. a 200 while waiting for one, keeps its body whole)."""
+    if not isinstance(body, dict) or "error" not in body:
+        return {"status": status, "headers": {}, "body": body}
     error = dict(body["error"])
-    error.pop("request_id")
+    error.pop("request_id", None)
     kept = {h: headers[h] for h in KEPT_HEADERS if h in headers}
     return {"status": status, "headers": kept, "body": {"error": error}}
 
