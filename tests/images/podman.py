@@ -49,6 +49,11 @@ class Container:
         fmt = "status={{.State.Status}} exit={{.State.ExitCode}} oom={{.State.OOMKilled}} {{.State.Error}}"
         return self.podman.run("inspect", "--format", fmt, self.name, check=False).stdout.strip()
 
+    def host_pid(self) -> int:
+        """The container's first process as this machine numbers it (0 once it has ended)."""
+        done = self.podman.run("inspect", "--format", "{{.State.Pid}}", self.name)
+        return int(done.stdout.strip() or 0)
+
     def running(self) -> bool:
         done = self.podman.run("inspect", "--format", "{{.State.Running}}", self.name, check=False)
         return done.stdout.strip() == "true"

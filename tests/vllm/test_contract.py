@@ -380,7 +380,17 @@ def test_a_model_server_killed_mid_request_is_a_502_and_the_ledger_stays_consist
             body = await whole_response.read()
             return events, Answer(whole_response.status, whole_response.headers, body)  # type: ignore[arg-type]
 
-    events, whole = run(scenario())
+    stack.upstream.arm_kill()
+    try:
+        events, whole = run(scenario())
+        _check_the_cut(stack, events, whole, stream_id, whole_id)
+    finally:
+        stack.ensure_upstream()  # the model server is the session's: leave it serving
+
+
+def _check_the_cut(
+    stack: Stack, events: list[Any], whole: Answer, stream_id: str, whole_id: str
+) -> None:
     last = json.loads(events[-1])
     assert last["error"]["type"] == "service_error"  # headers had gone: the error ends the stream
     assert set(last["error"]) == {"type", "message", "request_id"}
