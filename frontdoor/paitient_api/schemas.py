@@ -77,7 +77,10 @@ class Autoscaling(_Body):
     """Replicas that follow the load (the ModelDeployment's spec.autoscaling; docs/autoscaling.md)."""
 
     min_replicas: int = Field(
-        default=1, ge=0, le=1000, description="Fewest replicas; 0: idle deployments stop."
+        default=1,
+        ge=0,
+        le=1000,
+        description="Fewest replicas, at most max_replicas; 0: idle deployments stop.",
     )
     max_replicas: int = Field(ge=1, le=1000, description="Most replicas; your tier must hold them.")
     target_metric: Literal["in_flight", "waiting"] = Field(

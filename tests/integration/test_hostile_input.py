@@ -69,6 +69,18 @@ def _aimed_at_the_ready_deployment(case: schemathesis.Case) -> None:
     keeps its random target and must be refused there (404)."""
     if case.meta is not None and case.meta.generation.mode.is_negative:
         return
+    scaling = case.body.get("autoscaling") if isinstance(case.body, dict) else None
+    if isinstance(scaling, dict) and all(
+        isinstance(scaling.get(k), int | float) for k in ("min_replicas", "max_replicas")
+    ):
+        # minReplicas <= maxReplicas compares two fields, which JSON Schema cannot say (the
+        # field's description does; the server's 422 is tested in test_autoscaling).
+        low, high = sorted((scaling["min_replicas"], scaling["max_replicas"]))
+        scaling["min_replicas"], scaling["max_replicas"] = low, high
+    if isinstance(case.body, dict):  # within the tiny model's context, as a real client asks
+        for field in ("max_tokens", "max_completion_tokens"):
+            if isinstance(case.body.get(field), int):
+                case.body[field] = min(case.body[field], 16)
     if case.method == "GET" and case.path_parameters and "id" in case.path_parameters:
         case.path_parameters["id"] = READY
     if case.method == "POST" and isinstance(case.body, dict):
@@ -91,9 +103,15 @@ def test_fuzzed_requests_get_no_5xx_and_only_documented_answers(
     ANSWERED[case.method, case.path][response.status_code] += 1
     # 503 is documented for "not ready": any other 5xx is a bug.
     assert response.status_code < 500 or response.status_code == 503, response.text
+    # The OpenAI routes forward a body as sent (docs/openai.md): past `model`, what a valid
+    # schema still allows (e.g. a tool message without its call) is the model server's to
+    # refuse, with its 400; the schema's own rules are still checked on every answer.
+    excluded = [schemathesis.checks.not_a_server_error]
+    if case.path in ("/chat/completions", "/completions"):
+        excluded.append(schemathesis.checks.positive_data_acceptance)
     case.validate_response(
         response,
-        excluded_checks=[schemathesis.checks.not_a_server_error],
+        excluded_checks=excluded,
         transport_kwargs={"base_url": stack.base_url, "verify": bundle},
     )
 

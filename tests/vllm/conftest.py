@@ -78,10 +78,15 @@ class Stack:
     def ensure_upstream(self) -> None:
         """Restart the model server if a test killed it."""
         if not self.upstream.alive():
-            self.upstream.stop()
-            self.upstream.start()
-            self.upstream.wait_healthy(VLLM_START_TIMEOUT)
-            wait_http(self.url("/healthz/ready"), 30)
+            self.restart_upstream()
+
+    def restart_upstream(self) -> None:
+        """A new model server, serving, and the gateway ready on it (after a kill, whose
+        container may still read as running for a moment)."""
+        self.upstream.stop()
+        self.upstream.start()
+        self.upstream.wait_healthy(VLLM_START_TIMEOUT)
+        wait_http(self.url("/healthz/ready"), 30)
 
 
 @dataclass

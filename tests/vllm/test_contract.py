@@ -385,7 +385,7 @@ def test_a_model_server_killed_mid_request_is_a_502_and_the_ledger_stays_consist
         events, whole = run(scenario())
         _check_the_cut(stack, events, whole, stream_id, whole_id)
     finally:
-        stack.ensure_upstream()  # the model server is the session's: leave it serving
+        stack.restart_upstream()  # the model server is the session's: leave it serving
 
 
 def _check_the_cut(
