@@ -26,6 +26,9 @@ import (
 	_ "github.com/cert-manager/cert-manager/pkg/controller/certificates/trigger"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/clusterissuers"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/issuers"
+	// The CA issuer itself: its init registers "ca", without which the issuers controllers
+	// answer every CA Issuer with "issuer 'ca' not registered" and it is never Ready.
+	_ "github.com/cert-manager/cert-manager/pkg/issuer/ca"
 )
 
 // version is the cert-manager release this is built from (set with -ldflags -X).

@@ -6,6 +6,7 @@ the same machine reuses them and a version bump never runs a stale binary.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,10 +49,24 @@ class Component:
     packages: tuple[str, ...]  # Go packages built in one `go build` so they share compiled code
     binaries: tuple[str, ...]
     ldflags: str
+    # The wrapper holds a program of ours (not only upstream's packages): its source is part of
+    # the cache key, so an edit to it is rebuilt rather than served from the old build.
+    own_source: bool = False
 
     @property
     def directory(self) -> Path:
-        return cache_dir() / f"{self.key}-{self.version}"
+        if not self.own_source:
+            return cache_dir() / f"{self.key}-{self.version}"
+        return cache_dir() / f"{self.key}-{self.version}-{self.source_digest()}"
+
+    def source_digest(self) -> str:
+        """Short SHA-256 of the wrapper module's files (Go sources, go.mod, go.sum)."""
+        digest = hashlib.sha256()
+        folder = GOMOD_DIR / self.gomod
+        for path in sorted(folder.iterdir()):
+            if path.suffix in (".go", ".mod", ".sum"):
+                digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        return digest.hexdigest()[:12]
 
     @property
     def stamp(self) -> Path:
@@ -168,6 +183,7 @@ CERT_MANAGER_CONTROLLER = Component(
     packages=(".",),
     binaries=("cert-manager-controller",),
     ldflags=f"-s -w -X main.version={CERT_MANAGER_VERSION}",
+    own_source=True,
 )
 CONTROL_PLANE = (ETCD, KUBERNETES, KWOK)
 NODE = (KUBERNETES_NODE, COREDNS, KUBE_ROUTER)
