@@ -189,15 +189,21 @@ def test_two_operators_rotating_a_due_ca_at_once_rotate_it_once_and_trust_holds(
                 what="the new bundle published",
             )  # fmt: skip
 
-            def generated(deployment: str) -> bool:
+            def status(deployment: str) -> int:
                 answer = call("POST", f"{stack.base_url}/generate",
                               {**body, "deployment_id": deployment}, headers(stack_tenant))  # fmt: skip
-                return answer[0] == 200
+                return int(answer[0])
+
+            def generated(deployment: str) -> bool:
+                return status(deployment) == 200
 
             # The front door re-reads the bundle every few seconds: then, and every time after,
             # the old CA's gateway is reached.
             wait_for(lambda: generated("deployment-123"), what="the front door on the new bundle")
-            assert all(generated("deployment-123") for _ in range(5))
+            statuses = [status("deployment-123") for _ in range(5)]
+            # The statuses, and where the gateway was and is: a restarted one moved.
+            where = f"{stack_tenant['namespace']}/deployment-123"
+            assert statuses == [200] * 5, (statuses, served.url, gateway(routes, where, kube).url)
             still = served_certificate(served)
             kube.create(model_deployment(name, stack_tenant["namespace"]))
             fresh = gateway(routes, f"{stack_tenant['namespace']}/{name}", kube, timeout=120)
