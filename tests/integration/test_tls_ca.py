@@ -154,7 +154,12 @@ def test_two_processes_making_the_ca_at_once_end_with_one(
 
 
 def test_two_operators_rotating_a_due_ca_at_once_rotate_it_once_and_trust_holds(
-    stack: ApiProcess, stack_tenant: dict[str, str], kube: Kube, kubeconfig: Path, tmp_path: Path
+    stack: ApiProcess,
+    stack_tenant: dict[str, str],
+    kube: Kube,
+    kubeconfig: Path,
+    tmp_path: Path,
+    operator: OperatorProcess,
 ) -> None:
     """The CA is made due (a signer two days from its end, the CAs before it still in the
     bundle, as an earlier rotation would leave them); two operator processes start at once and
@@ -165,8 +170,11 @@ def test_two_operators_rotating_a_due_ca_at_once_rotate_it_once_and_trust_holds(
     routes = routes_of(stack)
     served = gateway(routes, f"{stack_tenant['namespace']}/deployment-123", kube)
     kept = served_certificate(served)
+    # Configured as the session's operator (`operator.env`): a different drain or autoscaling
+    # setting renders another pod template, which would roll deployment-123 for that reason.
     operators = [
-        OperatorProcess.for_cluster(kubeconfig, tmp_path / f"operator-{n}.log") for n in range(2)
+        OperatorProcess.for_cluster(kubeconfig, tmp_path / f"operator-{n}.log", operator.env)
+        for n in range(2)
     ]
     body = {"deployment_id": "deployment-123", "prompt": "hi", "max_tokens": 2}
     name = "after-rotation"
@@ -180,9 +188,13 @@ def test_two_operators_rotating_a_due_ca_at_once_rotate_it_once_and_trust_holds(
         try:
             with ThreadPoolExecutor(2) as pool:  # both start, and find it due, at once
                 list(pool.map(lambda o: o.start(), operators))
-            secret = kube.get("v1", "Secret", CA_SECRET, namespace=CA_NAMESPACE) or {}
-            after = parse_authority(secret)
-            rotations = sum(o.log.read_text().count("rotated the gateway CA") for o in operators)
+            # The one that wins the Lease rotates once it leads, after its start returned.
+            after = wait_for(
+                lambda: (a := parse_authority(
+                    kube.get("v1", "Secret", CA_SECRET, namespace=CA_NAMESPACE) or {}
+                )).signer.cert != due.cert and a,
+                what="the due CA rotated",
+            )  # fmt: skip
             published = wait_for(
                 lambda: (c := kube.get("v1", "ConfigMap", CA_BUNDLE_CONFIGMAP, namespace=SYSTEM))
                 and after.bundle_pem in c["data"][CA_BUNDLE_KEY] and c,
@@ -209,6 +221,7 @@ def test_two_operators_rotating_a_due_ca_at_once_rotate_it_once_and_trust_holds(
             fresh = gateway(routes, f"{stack_tenant['namespace']}/{name}", kube, timeout=120)
             issued = served_certificate(fresh)
             wait_for(lambda: generated(name), what="the new deployment through the front door")
+            rotations = sum(o.log.read_text().count("rotated the gateway CA") for o in operators)
         finally:
             for operator in operators:
                 operator.stop()
