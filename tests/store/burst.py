@@ -19,13 +19,11 @@ from paitient_common.store.limits import Bucket, Period
 from paitient_common.store.settings import SharedStoreSettings
 
 PERIOD_START = "2026-12-01T00:00:00Z"
+EXPIRE_AT_MS = 4_102_444_800_000  # 2100: far enough for a test
 
 
 class _StoreOnly(SharedStoreSettings, Settings):
     """The store's settings alone, as a component reads them."""
-
-
-EXPIRE_AT_MS = 4_102_444_800_000  # 2100: far enough for a test
 
 
 @dataclass(frozen=True)
