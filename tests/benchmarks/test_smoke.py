@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 # door has its own test there (its file named here), which checks its claims too.
 OWN_SMOKE_TEST = {
     "bench_autoscale": REPO / "tests/integration/test_bench_autoscale_smoke.py",
+    "bench_failover": REPO / "tests/integration/test_operator_failover.py",
     "bench_routing": REPO / "tests/integration/test_bench_routing_smoke.py",
 }
 BENCHMARKS = sorted(

@@ -14,6 +14,7 @@ from paitient_cli import admin
 from paitient_common.kubeapi import Kube
 from paitient_common.resources.install import install_crds
 from paitient_localcluster.cluster import LocalCluster
+from paitient_localcluster.simulated.dataplane import MD_LABEL
 from tests.integration.operator_process import OperatorProcess
 from tests.integration.waiting import wait_for
 
@@ -38,6 +39,26 @@ def make_tenant(kube: Kube, tier: str = "standard") -> dict[str, str]:
     )
     key = admin.create_key(kube, client_id, None, "", "paitient-system")[0]
     return {"name": name, "client_id": client_id, "key": key, "namespace": f"tenant-{name}"}
+
+
+def why_not_ready(kube: Kube, namespace: str, name: str, routes: Path) -> str:
+    """For a failure message: the ModelDeployment's pods as the API holds them (phase, node,
+    conditions) and the data plane's last lines that name it."""
+    pods = kube.list("v1", "Pod", namespace=namespace, label_selector=f"{MD_LABEL}={name}")
+    lines = [
+        f"pod {p['metadata']['name']}: {(p.get('status') or {}).get('phase')} on "
+        f"{(p.get('spec') or {}).get('nodeName')}; "
+        + ", ".join(
+            f"{c['type']}={c['status']}" + (f" ({c['reason']})" if c.get("reason") else "")
+            for c in (p.get("status") or {}).get("conditions") or []
+        )
+        for p in pods
+    ] or ["no pod"]
+    log = routes.parent / "dataplane.log"
+    if log.is_file():
+        named = [line for line in log.read_text(errors="replace").splitlines() if name in line]
+        lines += [f"data plane: {line}" for line in named[-10:]]
+    return "; ".join(lines)
 
 
 def start_data_plane(kubeconfig: Path, work: Path) -> tuple[subprocess.Popen[bytes], Path]:

@@ -6,6 +6,7 @@ takes is measured by benchmarks/bench_failover.py (its smoke mode runs here)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -138,3 +139,5 @@ def test_the_failover_benchmark_runs_in_its_smoke_mode(
     assert done.returncode == 0, done.stdout + done.stderr
     assert "operator handover after SIGKILL" in done.stdout
     assert "operator handover after SIGTERM" in done.stdout
+    summary = json.loads(done.stdout.strip().splitlines()[-1])  # benchmarks/summary.py's line
+    assert summary["benchmark"] == "bench_failover" and summary["smoke"] is True, summary

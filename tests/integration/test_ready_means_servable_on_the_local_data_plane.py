@@ -14,6 +14,7 @@ prove the kubelet's own probes: those run for real on the real node, where
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import paitient_secure_model as sdk
 import pytest
@@ -22,7 +23,7 @@ from paitient_cli import admin
 from paitient_common.kubeapi import Kube
 from tests.integration.frontdoor_process import ApiProcess
 from tests.integration.sdk_js import JsSdk
-from tests.integration.stack_helpers import make_tenant
+from tests.integration.stack_helpers import make_tenant, why_not_ready
 
 ROUNDS = 10  # per SDK
 
@@ -37,7 +38,7 @@ def seed_tenant(stack: ApiProcess, kube: Kube) -> Iterator[dict[str, str]]:
 
 
 def test_the_data_planes_ready_deploy_wait_until_ready_generate_20_rounds_in_two_sdks(
-    stack: ApiProcess, seed_tenant: dict[str, str]
+    stack: ApiProcess, seed_tenant: dict[str, str], kube: Kube, dataplane: Path
 ) -> None:
     errors: list[tuple[str, int, str]] = []
     key, client_id = seed_tenant["key"], seed_tenant["client_id"]
@@ -53,6 +54,9 @@ def test_the_data_planes_ready_deploy_wait_until_ready_generate_20_rounds_in_two
                 assert status.status == "ready"
                 client.generate(deployment_id=deployment.id, prompt="ping", max_tokens=2)
                 client.delete_deployment(deployment.id)
+            except sdk.WaitTimeoutError as exc:
+                why = why_not_ready(kube, seed_tenant["namespace"], f"py-{i}", dataplane)
+                errors.append(("python", i, f"{type(exc).__name__}: {exc} [{why}]"))
             except sdk.PaitientError as exc:
                 errors.append(("python", i, f"{type(exc).__name__}: {exc}"))
     with JsSdk(stack.base_url) as js:

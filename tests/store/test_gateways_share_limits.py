@@ -73,6 +73,9 @@ def test_a_burst_through_two_gateways_shares_one_tokens_per_minute_bucket(
     assert set(load.refusals) == {RATE_REFUSAL}
 
 
+OUTAGE = 6  # seconds: a hung store is given up on after 2 (two timeouts), then the shares refill
+
+
 @pytest.mark.parametrize("limit", ["rate", "usage"])
 @pytest.mark.parametrize("outage", ["frozen", "restarted"])
 def test_the_store_stopped_under_load_the_shares_hold_and_usage_reconciles(
@@ -80,8 +83,9 @@ def test_the_store_stopped_under_load_the_shares_hold_and_usage_reconciles(
 ) -> None:
     """Tokens per minute 600 (10/s), and a usage limit of 680 or none: the burst empties the
     bucket at once (600), then runs on its refill; after 3 s (about 630 used: little headroom
-    left) the store stops for 4 s (SIGSTOP: it hangs; or SIGTERM and a new, empty server: the
-    gateways rebuild it from their ledgers and their last minute), then runs 4 s more."""
+    left) the store stops for ``OUTAGE`` s (SIGSTOP: it hangs, and the gateways fall back after
+    two timeouts in a row, 2 s; or SIGTERM and a new, empty server: the gateways rebuild it from
+    their ledgers and their last minute), then runs 4 s more."""
     keys = tmp_path / "keys.json"
     usage_limit = 680 if limit == "usage" else None
     caller = write_tenant(keys, tokens_per_minute=600, usage_limit=usage_limit)
@@ -95,7 +99,7 @@ def test_the_store_stopped_under_load_the_shares_hold_and_usage_reconciles(
                 redis_server.freeze()
             else:
                 redis_server.stop()
-            await asyncio.sleep(4)
+            await asyncio.sleep(OUTAGE)
             if outage == "frozen":
                 redis_server.thaw()
             else:

@@ -208,3 +208,58 @@ def test_a_tier_change_keeps_the_level_and_takes_the_new_capacity(
 
     # 50 left of 100; the new capacity keeps that level (no free refill), capped by it.
     assert run(scenario()) == min(50, capacity) - 1
+
+
+def test_a_reservation_that_times_out_is_sent_again_and_taken_once(
+    redis_server: RedisServer,
+) -> None:
+    """A store frozen (SIGSTOP) past one timeout and thawed within the next: the reservation,
+    sent again under its id, is admitted and held once, though the server ran both sends."""
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    p = period(tenant)
+    tokens = Bucket(f"t:{tenant}", "tokens", 1000)
+
+    async def scenario() -> tuple[int, int, int, int]:
+        store = Store(parse_store_url(redis_server.url, redis_server.password, timeout=0.3))
+        try:
+            await store.ping()  # connected and authenticated before the freeze
+            calls_before = await evalsha_calls(store)
+            redis_server.freeze()
+            asyncio.get_running_loop().call_later(0.45, redis_server.thaw)
+            slow = await limits.reserve(store, p, "slow", 25, 100, 0, [(tokens, 25)])
+            held = int(await store.client.hget(p.keys.usage, "reserved"))
+            sends = await evalsha_calls(store) - calls_before
+            return slow.status, held, slow.buckets[0][1].remaining, sends
+        finally:
+            redis_server.thaw()
+            await store.close()
+
+    status, held, remaining, sends = run(scenario())
+    assert (status, held, remaining) == (limits.ADMITTED, 25, 1000 - 25)
+    assert sends >= 2  # the timed-out send ran too: without the id it would have taken twice
+
+
+def test_a_store_that_stays_frozen_times_out_after_every_attempt(
+    redis_server: RedisServer,
+) -> None:
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> float:
+        store = Store(parse_store_url(redis_server.url, redis_server.password, timeout=0.2))
+        try:
+            await store.ping()
+            redis_server.freeze()
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(limits.TIMEOUTS):
+                await limits.reserve(store, period(tenant), "r", 1, 100, 0, [])
+            return asyncio.get_running_loop().time() - started
+        finally:
+            redis_server.thaw()
+            await store.close()
+
+    assert run(scenario()) >= limits.RESERVE_ATTEMPTS * 0.2  # each attempt its own timeout
+
+
+async def evalsha_calls(store: Store) -> int:
+    stats = await store.client.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))

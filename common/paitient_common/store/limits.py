@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from redis import exceptions as rexc
+
 from paitient_common.store.connection import Store
 from paitient_common.store.keys import Kind, PeriodKeys, bucket_key
 
@@ -21,6 +23,11 @@ LEASE_SECONDS: Final = 60.0
 ADMITTED: Final = 1
 RATE_LIMITED: Final = 0
 OVER_USAGE_LIMIT: Final = -1
+# A store that is slow, not gone (a CPU-starved node), gets this many timeouts before the caller
+# falls back to its share: a reservation that timed out is sent again under the same id, which
+# reserve.lua answers without taking twice (the first may or may not have been taken).
+RESERVE_ATTEMPTS: Final = 2
+TIMEOUTS: Final = (rexc.TimeoutError, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -94,7 +101,10 @@ async def reserve(
     *,
     force: bool = False,
     lease_seconds: float = LEASE_SECONDS,
+    attempts: int = RESERVE_ATTEMPTS,
 ) -> Reserved:
+    """Reserve, or refuse and take nothing. A timed-out call is retried under the same id up
+    to ``attempts`` times in all; any other failure (refused, reset, TLS) is raised at once."""
     args: list[str | int] = [
         reservation_id,
         tokens,
@@ -107,7 +117,13 @@ async def reserve(
     for bucket, cost in costs:
         args += [bucket.capacity, cost]
     keys = [period.keys.usage, period.keys.leases, *(b.key for b, _ in costs)]
-    reply = await store.call("reserve", keys, args)
+    for attempt in range(1, max(1, attempts) + 1):
+        try:
+            reply = await store.call("reserve", keys, args)
+            break
+        except TIMEOUTS:
+            if attempt >= attempts:
+                raise
     return parse_reserved(reply, [b for b, _ in costs])
 
 

@@ -144,7 +144,8 @@ class SharedStoreSettings(BaseModel):
     store_timeout_seconds: Annotated[float, Env(TIMEOUT_ENV)] = Field(
         default=DEFAULT_TIMEOUT,
         gt=0,
-        description="A round trip slower than this counts as the store unreachable.",
+        description="A round trip slower than this is a timeout; a gateway counts the store "
+        "unreachable after two in a row (a reservation is sent again under its id).",
     )
 
     @cached_property
