@@ -9,9 +9,10 @@ unreachable, reconciled when it returns.
 - **Settle**: after the ledger line is written and before the client gets the bytes that carry
   the usage, ``settle.lua`` releases the reservation, gives back what was not used and raises
   this ledger's cumulative counter: usage a client received is in the store at once.
-- **Slow**: a reservation that times out is sent again under the same id (taken once at
-  most), and a heartbeat that times out is tried again next beat, up to
-  ``RESERVE_ATTEMPTS`` timeouts in a row: a CPU-starved store is not a lost one.
+- **A blip**: a reservation whose call fails (timed out, refused, reset) is sent again under
+  the same id (taken once at most), and a failed heartbeat is tried again next beat, up to
+  ``RESERVE_ATTEMPTS`` failures in a row: a starved node or a CNI re-syncing its rules is not
+  a lost store.
 - **Unreachable**: a failed call marks the store down (one log line, a metric); admission then
   takes this gateway's share of each limit (``fallback.py``), N from ``membership.py``. Settles
   that could not be sent wait. The heartbeat keeps trying; when it answers: the waiting settles
@@ -399,7 +400,7 @@ class SharedLimits:
     async def run(self, interval: float, counters_every: float) -> None:
         """Beat, recover, refresh, renew and push, every ``interval``, until cancelled."""
         last_push = last_renew = 0.0
-        slow_beats = 0
+        failed_beats = 0
         while True:
             try:
                 await self.membership.beat(self.store, self.served_namespaces())
@@ -413,12 +414,12 @@ class SharedLimits:
                 if now - last_push >= counters_every:
                     await self.push_counters()
                     last_push = now
-                slow_beats = 0
-            except shared.TIMEOUTS as exc:
-                # A slow store is not a lost one: as a reservation does, a beat falls back
-                # only after RESERVE_ATTEMPTS timeouts in a row.
-                slow_beats += 1
-                if slow_beats >= shared.RESERVE_ATTEMPTS:
+                failed_beats = 0
+            except UNREACHABLE as exc:
+                # A store that blips is not a lost one: as a reservation does, the beat gives
+                # up on it only after RESERVE_ATTEMPTS failures in a row.
+                failed_beats += 1
+                if failed_beats >= shared.RESERVE_ATTEMPTS or not self.health.available:
                     self.lost(exc)
             except FAILED as exc:
                 self.lost(exc)

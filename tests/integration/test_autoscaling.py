@@ -324,10 +324,15 @@ def test_a_step_of_load_scales_up_idle_scales_down_and_billing_is_exact(
 
         up = asyncio.run(step())
         decision = up["autoscaling"]["lastDecision"]
-        assert (decision["fromReplicas"], decision["toReplicas"]) == (1, 3)
-        assert decision["reason"] == "LoadAboveTarget"
+        assert decision["toReplicas"] == 3 and decision["reason"] == "LoadAboveTarget"
         assert decision["inputs"]["inFlight"] >= 5 and decision["inputs"]["target"] == 2
-        assert len(posted(kube, name, ns, "ScaledUp")) == 1
+        # 1 -> 3 at once, or 1 -> 2 -> 3 when a pass saw the clients still ramping up: an
+        # Event for each change, and never a step back.
+        assert decision["fromReplicas"] in (1, 2)
+        changes = 1 if decision["fromReplicas"] == 1 else 2
+        wait_for(lambda: len(events(kube, name, ns, "ScaledUp")) >= changes, what="the Events")
+        assert len(events(kube, name, ns, "ScaledUp")) == changes
+        assert not events(kube, name, ns, "ScaledDown")
         down = wait_for(lambda: scaled_to(kube, name, ns, 1), timeout=SCALE_WAIT, what="idle: 1")
         assert down["autoscaling"]["lastDecision"]["reason"] == "LoadBelowTarget"
         assert posted(kube, name, ns, "ScaledDown")

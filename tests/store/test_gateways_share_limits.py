@@ -73,7 +73,8 @@ def test_a_burst_through_two_gateways_shares_one_tokens_per_minute_bucket(
     assert set(load.refusals) == {RATE_REFUSAL}
 
 
-OUTAGE = 6  # seconds: a hung store is given up on after 2 (two timeouts), then the shares refill
+OUTAGE = 6  # seconds: a hung store is given up on after 3 timeouts of 0.5 s, then shares refill
+TIMEOUT = {"PAITIENT_STORE_TIMEOUT_SECONDS": "0.5"}
 
 
 @pytest.mark.parametrize("limit", ["rate", "usage"])
@@ -84,12 +85,12 @@ def test_the_store_stopped_under_load_the_shares_hold_and_usage_reconciles(
     """Tokens per minute 600 (10/s), and a usage limit of 680 or none: the burst empties the
     bucket at once (600), then runs on its refill; after 3 s (about 630 used: little headroom
     left) the store stops for ``OUTAGE`` s (SIGSTOP: it hangs, and the gateways fall back after
-    two timeouts in a row, 2 s; or SIGTERM and a new, empty server: the gateways rebuild it from
+    three timeouts in a row, 1.5 s; or SIGTERM and a new, empty server: the gateways rebuild it from
     their ledgers and their last minute), then runs 4 s more."""
     keys = tmp_path / "keys.json"
     usage_limit = 680 if limit == "usage" else None
     caller = write_tenant(keys, tokens_per_minute=600, usage_limit=usage_limit)
-    with gateways(tmp_path, keys, 2, redis_server.env()) as (_, procs):
+    with gateways(tmp_path, keys, 2, {**redis_server.env(), **TIMEOUT}) as (_, procs):
         load = burst(procs, caller.headers(), clients=12, pause_after_refusal=0.05)
 
         async def scenario() -> None:

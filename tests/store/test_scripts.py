@@ -263,3 +263,28 @@ def test_a_store_that_stays_frozen_times_out_after_every_attempt(
 async def evalsha_calls(store: Store) -> int:
     stats = await store.client.info("commandstats")
     return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+def test_a_reservation_refused_by_a_restarting_store_is_sent_again_to_the_new_one(
+    redis_server: RedisServer,
+) -> None:
+    """The store stopped (its connections reset, new ones refused) and started again while a
+    reservation is sent: the refused call is sent again after a pause and taken once."""
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    p = period(tenant)
+
+    async def scenario() -> tuple[int, int]:
+        store = store_of(redis_server)
+        try:
+            await store.ping()
+            redis_server.stop()
+            restarted = asyncio.create_task(asyncio.to_thread(redis_server.start))
+            # Enough calls to outlast the restart on a busy machine; each failed call pauses.
+            admitted = await limits.reserve(store, p, "r", 25, 100, 0, [], attempts=50)
+            await restarted
+            held = int(await store.client.hget(p.keys.usage, "reserved"))
+            return admitted.status, held
+        finally:
+            await store.close()
+
+    assert run(scenario()) == (limits.ADMITTED, 25)

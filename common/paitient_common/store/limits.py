@@ -8,6 +8,7 @@ docs/gateway.md#limits for the algorithm and its guarantees.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Final
 
 from redis import exceptions as rexc
 
-from paitient_common.store.connection import Store
+from paitient_common.store.connection import UNREACHABLE, Store
 from paitient_common.store.keys import Kind, PeriodKeys, bucket_key
 
 # A reservation whose gateway stopped renewing it (it died mid-request) is freed after this.
@@ -23,10 +24,13 @@ LEASE_SECONDS: Final = 60.0
 ADMITTED: Final = 1
 RATE_LIMITED: Final = 0
 OVER_USAGE_LIMIT: Final = -1
-# A store that is slow, not gone (a CPU-starved node), gets this many timeouts before the caller
-# falls back to its share: a reservation that timed out is sent again under the same id, which
-# reserve.lua answers without taking twice (the first may or may not have been taken).
-RESERVE_ATTEMPTS: Final = 2
+# A store that blips is not a lost one: a reservation whose call failed (timed out, refused,
+# reset: a CPU-starved node, a CNI re-syncing its rules) is sent again under the same id, which
+# reserve.lua answers without taking twice (the first may or may not have been taken), up to
+# this many calls in all; only then does the caller fall back to its share.
+RESERVE_ATTEMPTS: Final = 3
+# Before sending again after a failure that came at once (refused, reset), not after a timeout.
+RETRY_PAUSE_SECONDS: Final = 0.2
 TIMEOUTS: Final = (rexc.TimeoutError, TimeoutError)
 
 
@@ -103,8 +107,8 @@ async def reserve(
     lease_seconds: float = LEASE_SECONDS,
     attempts: int = RESERVE_ATTEMPTS,
 ) -> Reserved:
-    """Reserve, or refuse and take nothing. A timed-out call is retried under the same id up
-    to ``attempts`` times in all; any other failure (refused, reset, TLS) is raised at once."""
+    """Reserve, or refuse and take nothing. A call that fails as ``UNREACHABLE`` is sent again
+    under the same id, up to ``attempts`` calls in all; the last failure is raised."""
     args: list[str | int] = [
         reservation_id,
         tokens,
@@ -121,9 +125,11 @@ async def reserve(
         try:
             reply = await store.call("reserve", keys, args)
             break
-        except TIMEOUTS:
+        except UNREACHABLE as exc:
             if attempt >= attempts:
                 raise
+            if not isinstance(exc, TIMEOUTS):
+                await asyncio.sleep(RETRY_PAUSE_SECONDS)
     return parse_reserved(reply, [b for b, _ in costs])
 
 

@@ -145,7 +145,7 @@ class SharedStoreSettings(BaseModel):
         default=DEFAULT_TIMEOUT,
         gt=0,
         description="A round trip slower than this is a timeout; a gateway counts the store "
-        "unreachable after two in a row (a reservation is sent again under its id).",
+        "unreachable after three failed calls in a row (a reservation is sent again under its id).",
     )
 
     @cached_property
