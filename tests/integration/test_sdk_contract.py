@@ -301,6 +301,8 @@ def test_a_stream_cut_and_a_gateway_gone_are_the_recorded_answers(
         api_key=faulty["key"], client_id=faulty["client_id"], base_url=stack.base_url,
         max_retries=0,
     )  # fmt: skip
+    # As a client does: ready before the stream (the front door may not know of the route yet).
+    client.wait_until_ready("cut", timeout=120, poll_interval=0.25)
     events: list[Any] = []
     with pytest.raises(sdk.ServiceError) as cut:
         for chunk in client.generate_stream(deployment_id="cut", prompt="Hello", max_tokens=20):

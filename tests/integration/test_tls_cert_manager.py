@@ -128,8 +128,10 @@ def test_with_cert_manager_its_controllers_issue_what_the_operator_asks_for(
     with OperatorProcess.others_paused():
         operator.start()
         try:
-            # The bundle the front door trusts is now the issuer's.
-            assert ca_bundle(kube) == issuer_ca.cert_pem
+            # The bundle the front door trusts becomes the issuer's once this operator leads
+            # (it takes the Lease after the paused one's runs out).
+            wait_for(lambda: ca_bundle(kube) == issuer_ca.cert_pem, timeout=60,
+                     what="the issuer's CA as the bundle")  # fmt: skip
             kube.create(model_deployment(name, namespace))
             cert = wait_for(
                 lambda: kube.get(*CERTIFICATE, f"{name}-tls", namespace=namespace),
