@@ -13,7 +13,7 @@ unreachable, reconciled when it returns.
   the same id (taken once at most), and a failed heartbeat is tried again next beat, up to
   ``RESERVE_ATTEMPTS`` failures in a row: a starved node or a CNI re-syncing its rules is not
   a lost store.
-- **Unreachable**: a failed call marks the store down (one log line, a metric); admission then
+- **Unreachable**: the last of those failures marks the store down (one log line, a metric); admission then
   takes this gateway's share of each limit (``fallback.py``), N from ``membership.py``. Settles
   that could not be sent wait. The heartbeat keeps trying; when it answers: the waiting settles
   are sent, the shares' consumption is charged to the shared buckets, requests admitted locally

@@ -30,6 +30,12 @@ def store_of(server: RedisServer) -> Store:
     return Store(parse_store_url(server.url, server.password))
 
 
+async def evalsha_calls(store: Store) -> int:
+    """Scripts the server has run so far (``INFO commandstats``)."""
+    stats = await store.client.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
 def run(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(coro)
 
@@ -258,11 +264,6 @@ def test_a_store_that_stays_frozen_times_out_after_every_attempt(
             await store.close()
 
     assert run(scenario()) >= limits.RESERVE_ATTEMPTS * 0.2  # each attempt its own timeout
-
-
-async def evalsha_calls(store: Store) -> int:
-    stats = await store.client.info("commandstats")
-    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
 
 
 def test_a_reservation_refused_by_a_restarting_store_is_sent_again_to_the_new_one(

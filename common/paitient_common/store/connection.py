@@ -3,8 +3,8 @@
 Scripts are registered once and sent by SHA (``EVALSHA``); redis-py loads a script again by
 itself when the server answers ``NOSCRIPT`` (a restarted or failed-over store). The client never
 retries a call on its own: a reservation sent twice must not be taken twice. The callers decide:
-a reservation that timed out is sent again under its own id (``limits.reserve``), which the
-script answers without taking twice; any other failure counts as unreachable at once.
+a reservation whose call failed is sent again under its own id (``limits.reserve``), which the
+script answers without taking twice.
 A ``server_name`` in the settings is what the server's certificate is verified against when the
 address dialled is not that name (a relay in between).
 """
